@@ -1,0 +1,3 @@
+from vpscli.cli import run
+
+run()

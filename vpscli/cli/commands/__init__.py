@@ -1,0 +1,1 @@
+"""One module per ``vps`` subcommand; each exposes ``register(app)``."""

@@ -1,0 +1,1 @@
+"""Video and mask I/O, importable without the CLI."""
