@@ -12,13 +12,12 @@ import pkgutil
 import sys
 from typing import Optional
 
-import click
 import typer
 
 from vpscli import __version__
 from vpscli.cli import commands as _commands
-from vpscli.cli.console import err_console
-from vpscli.errors import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_USAGE, VpsError
+from vpscli.cli.console import set_debug
+from vpscli.errors import EXIT_ERROR
 
 app = typer.Typer(
     name="vps",
@@ -29,9 +28,6 @@ app = typer.Typer(
     rich_markup_mode="rich",
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-
-_state = {"debug": False}
-
 
 def _version_callback(value: bool) -> None:
     if value:
@@ -50,7 +46,7 @@ def _root(
 
     Exit codes: 0 success, 1 error, 2 usage error, 3 some inputs of a batch failed.
     """
-    _state["debug"] = debug
+    set_debug(debug)
 
 
 def _register_commands() -> None:
@@ -63,44 +59,17 @@ _register_commands()
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``vps`` console script; returns the exit code."""
-    args = list(sys.argv[1:] if argv is None else argv)
-    debug = "--debug" in args
-    command = typer.main.get_command(app)
+    """Entry point of the ``vps`` console script; returns the exit code.
+
+    Usage errors are Typer's (exit 2); errors inside commands are turned into one-line
+    messages by :func:`vpscli.cli.console.reports_errors`.
+    """
     try:
-        rv = command.main(args=args, prog_name="vps", standalone_mode=False)
-        code = rv if isinstance(rv, int) else 0
-    except click.exceptions.Exit as e:  # typer.Exit
-        code = e.exit_code
-    except click.exceptions.UsageError as e:
-        e.show(file=sys.stderr)
-        code = EXIT_USAGE
-    except click.exceptions.Abort:
-        err_console.print("[red]aborted[/]")
-        code = EXIT_INTERRUPTED
-    except KeyboardInterrupt:
-        err_console.print("[red]interrupted[/] — finished outputs are kept; run again with --resume to continue")
-        code = EXIT_INTERRUPTED
-    except VpsError as e:
-        if debug:
-            err_console.print_exception()
-        err_console.print(f"[bold red]error:[/] {e.one_line()}", highlight=False, soft_wrap=True)
-        code = e.exit_code
-    except click.exceptions.ClickException as e:
-        e.show(file=sys.stderr)
-        code = e.exit_code
-    except Exception as e:  # a bug in vps, not a user error
-        if debug:
-            err_console.print_exception()
-        else:
-            err_console.print(
-                f"[bold red]internal error:[/] {type(e).__name__}: {e} — "
-                "run again with --debug for the traceback and report it",
-                highlight=False,
-                soft_wrap=True,
-            )
-        code = EXIT_ERROR
-    return code
+        app(args=argv, prog_name="vps")
+    except SystemExit as e:
+        code = e.code
+        return code if isinstance(code, int) else (0 if code is None else EXIT_ERROR)
+    return 0
 
 
 def run() -> None:  # pragma: no cover - used by ``python -m vpscli``

@@ -1,13 +1,70 @@
-"""Shared Rich consoles: messages and progress go to stderr, machine output to stdout."""
+"""Shared Rich consoles and the error-reporting decorator of every command.
+
+Messages and progress go to stderr; machine output (``--json`` to stdout) to stdout.
+"""
 from __future__ import annotations
 
+import functools
+from typing import Callable, TypeVar
+
+import typer
 from rich.console import Console
+
+from vpscli.errors import EXIT_ERROR, EXIT_INTERRUPTED, VpsError
 
 out_console = Console(highlight=False, soft_wrap=True)
 err_console = Console(stderr=True, highlight=False)
+
+_debug = {"on": False}
+F = TypeVar("F", bound=Callable)
+
+
+def set_debug(on: bool) -> None:
+    _debug["on"] = on
 
 
 def notice(message: str, quiet: bool = False) -> None:
     """A one-line notice on stderr (suppressed by ``--quiet``)."""
     if not quiet:
         err_console.print(f"[yellow]note:[/] {message}", soft_wrap=True)
+
+
+def error_line(message: str) -> None:
+    err_console.print(f"[bold red]error:[/] {message}", soft_wrap=True, markup=True)
+
+
+def reports_errors(func: F) -> F:
+    """Turn exceptions raised by a command into the project's one-line messages and exit codes.
+
+    :class:`VpsError` → its message, exit code 1 (2 usage, 3 partial batch); Ctrl-C → 130;
+    any other exception is a bug in vps → one line asking for ``--debug``, exit 1.
+    ``--debug`` adds the traceback in every case.
+    """
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        try:
+            return func(*args, **kwargs)
+        except typer.Exit:
+            raise
+        except VpsError as e:
+            if _debug["on"]:
+                err_console.print_exception()
+            err_console.print("[bold red]error:[/] ", end="")
+            err_console.print(e.one_line(), markup=False, soft_wrap=True)
+            raise typer.Exit(e.exit_code) from None
+        except KeyboardInterrupt:
+            err_console.print("[red]interrupted[/] — finished outputs are kept")
+            raise typer.Exit(EXIT_INTERRUPTED) from None
+        except Exception as e:  # a bug in vps, not a user error
+            if _debug["on"]:
+                err_console.print_exception()
+            err_console.print("[bold red]internal error:[/] ", end="")
+            err_console.print(
+                f"{type(e).__name__}: {e} — run again with --debug for the traceback and report it",
+                markup=False,
+                soft_wrap=True,
+            )
+            raise typer.Exit(EXIT_ERROR) from None
+
+    return wrapper  # type: ignore[return-value]

@@ -1,1 +1,6 @@
 """Video and mask I/O, importable without the CLI."""
+import os as _os
+
+# OpenCV's bundled ffmpeg prints decoder chatter (e.g. on truncated files) straight to
+# stderr; vps reports such problems itself, in one line.
+_os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")

@@ -1,0 +1,70 @@
+"""``vps doctor``: versions, devices, encoders, weights and data — instant, no downloads."""
+from __future__ import annotations
+
+import json
+
+import typer
+
+from vpscli.cli.console import err_console, out_console, reports_errors
+
+
+def _yes(flag: bool) -> str:
+    return "[green]yes[/]" if flag else "[red]no[/]"
+
+
+@reports_errors
+def doctor(
+    as_json: bool = typer.Option(False, "--json", help="Print the report as JSON (for bug reports)."),
+    deep: bool = typer.Option(False, "--deep", help="Import torch and ask it about devices (slower)."),
+) -> None:
+    """Check the installation: versions, CPU/GPU, H.264 encoder, bundled weights, data folder.
+
+    Exits 1 when something vps needs is broken (a missing package, no H.264 encoder,
+    weights that fail verification).
+    """
+    from rich.table import Table
+
+    from vpscli.doctor import collect
+
+    r = collect(deep=deep)
+    if as_json:
+        out_console.print_json(json.dumps(r))
+        raise typer.Exit(0 if r["ok"] else 1)
+    t = Table(show_header=False, box=None, pad_edge=False)
+    t.add_column(style="bold")
+    t.add_column()
+    t.add_row("vps", f"{r['vps']} (Python {r['python']}, {r['platform']})")
+    for name, ver in r["packages"].items():
+        t.add_row(name, ver or "[red]not installed[/]")
+    tb = r["torch_build"]
+    t.add_row("torch build", f"CUDA {tb['cuda']}" if tb.get("cuda") else ("ROCm " + tb["hip"] if tb.get("hip") else "CPU only"))
+    c = r["cpu"]
+    t.add_row("CPU", f"{c['model']} — {c['threads']} threads, AVX-512 {_yes(c['avx512'])}, "
+                     f"AVX-512 BF16 {_yes(c['avx512_bf16'])}, AMX {_yes(c['amx_bf16'])}")
+    cu = r["cuda"]
+    if cu["devices"]:
+        for d in cu["devices"]:
+            t.add_row(f"cuda:{d['index']}", f"{d['name']}, {d['memory_mib']} MiB")
+    else:
+        t.add_row("CUDA", f"no GPU ({cu['source']}) — vps runs on the CPU")
+    f = r["ffmpeg"]
+    t.add_row("ffmpeg", f"{f['version']} — H.264 {_yes(f['h264'])} ({', '.join(f['h264_encoders']) or 'none'})")
+    w = r["weights"]
+    if w["entries"]:
+        for e in w["entries"]:
+            state = "[green]verified[/]" if e["verified"] else ("[red]sha256 mismatch[/]" if e["present"] else "[red]missing[/]")
+            t.add_row(f"weights {e['model']}", f"{e['file']} {state}")
+    else:
+        t.add_row("weights", f"none bundled in {w['dir']}")
+    d = r["data"]
+    t.add_row("data", f"{d['dir']} — " + (", ".join(d["datasets"]) if d["found"] else "not found (set VPS_DATA)"))
+    out_console.print(t)
+    for p in r["problems"]:
+        err_console.print(f"[bold red]problem:[/] {p}")
+    if not r["ok"]:
+        raise typer.Exit(1)
+    out_console.print("[green]all checks passed[/]")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("doctor")(doctor)

@@ -1,0 +1,258 @@
+"""Frame sources: video files and frame folders, and how command-line inputs map to them.
+
+A source streams :class:`~vpscli.io.frames.Frame` objects one at a time (memory does not
+depend on video length) and knows its :class:`~vpscli.io.probe.VideoProbe`.
+
+Inputs accepted by :func:`discover_sources`:
+
+- a video file (anything ffmpeg/OpenCV decodes: mp4, avi, mkv, mov, mpg, webm, ...);
+- a folder of frames (jpg/png/bmp/tif), sorted naturally (``img2`` before ``img10``);
+- a SUN-SEG-style root with ``Frame/<case>/`` (each case is one source);
+- a folder of videos (each video is one source);
+- a glob pattern (``"videos/*.mp4"``).
+"""
+from __future__ import annotations
+
+import glob as _glob
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from vpscli.errors import InputError
+from vpscli.io.frames import Frame
+from vpscli.io.naming import natural_sorted
+from vpscli.io.probe import VideoProbe, probe_video
+
+IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff"})
+VIDEO_EXTENSIONS = frozenset(
+    {".mp4", ".m4v", ".avi", ".mkv", ".mov", ".mpg", ".mpeg", ".webm", ".wmv", ".flv", ".ts", ".mts", ".3gp", ".ogv"}
+)
+#: frame rate assumed for frame folders unless the caller gives one
+DEFAULT_FOLDER_FPS = Fraction(25)
+
+
+@dataclass
+class Truncation:
+    """Decoding stopped before the frame count the probe announced."""
+
+    decoded: int
+    expected: int
+
+    def message(self, path: str) -> str:
+        return (
+            f"{path}: decoding stopped at frame {self.decoded} of {self.expected} "
+            f"(the file is truncated or damaged); the {self.decoded} decoded frames were used"
+        )
+
+
+class VideoFileSource:
+    """Frames of a video file, decoded by OpenCV (rotation applied, true PTS timestamps)."""
+
+    kind = "video"
+
+    def __init__(self, path: str | Path, name: str | None = None):
+        self.path = Path(path)
+        self.name = name or self.path.stem
+        self._probe: VideoProbe | None = None
+        #: set after a full iteration when fewer frames decoded than probed
+        self.truncation: Truncation | None = None
+        #: frames actually decoded by the last full iteration
+        self.decoded_count: int | None = None
+
+    def probe(self) -> VideoProbe:
+        if self._probe is None:
+            self._probe = probe_video(self.path)
+        return self._probe
+
+    def __iter__(self) -> Iterator[Frame]:
+        import cv2
+
+        probe = self.probe()
+        cap = cv2.VideoCapture(str(self.path))
+        if not cap.isOpened():
+            raise InputError("OpenCV cannot open this video", path=self.path, fix="re-encode it to H.264 MP4")
+        index = 0
+        try:
+            while True:
+                ok, bgr = cap.read()
+                if not ok or bgr is None:
+                    break
+                ts = cap.get(cv2.CAP_PROP_POS_MSEC) / 1000.0
+                rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB) if bgr.ndim == 3 else np.dstack([bgr] * 3)
+                yield Frame(index=index, timestamp=ts, image=rgb, name=f"{index:06d}")
+                index += 1
+        finally:
+            cap.release()
+        self.decoded_count = index
+        if index == 0:
+            raise InputError("no frame could be decoded", path=self.path, fix="the file is damaged; re-export it")
+        expected = probe.expected_frames
+        self.truncation = Truncation(index, expected) if index < expected else None
+
+    def __repr__(self) -> str:
+        return f"VideoFileSource({str(self.path)!r})"
+
+
+class FrameFolderSource:
+    """Frames stored as image files in one folder, in natural order.
+
+    Timestamps are ``index / fps`` (``fps`` defaults to 25, said in the probe). Every frame
+    must have the first frame's size.
+    """
+
+    kind = "frames"
+
+    def __init__(self, folder: str | Path, name: str | None = None, fps: float | Fraction | None = None):
+        self.path = Path(folder)
+        self.name = name or self.path.name
+        if not self.path.is_dir():
+            raise InputError("folder not found", path=self.path, fix="check the path")
+        self.files = natural_sorted(
+            p for p in self.path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS
+        )
+        if not self.files:
+            raise InputError(
+                "no frames in folder (expected jpg, png, bmp or tif files)",
+                path=self.path,
+                fix="pass the folder that holds the frame images",
+            )
+        self.fps = Fraction(fps).limit_denominator(1001) if fps else DEFAULT_FOLDER_FPS
+        self._probe: VideoProbe | None = None
+        self.truncation: Truncation | None = None
+        self.decoded_count: int | None = None
+
+    @property
+    def frame_names(self) -> list[str]:
+        return [p.stem for p in self.files]
+
+    def _read(self, file: Path) -> np.ndarray:
+        import cv2
+
+        bgr = cv2.imread(str(file), cv2.IMREAD_COLOR)
+        if bgr is None:
+            raise InputError("cannot read this image", path=file, fix="replace or remove the damaged frame")
+        return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+    def probe(self) -> VideoProbe:
+        if self._probe is None:
+            first = self._read(self.files[0])
+            n = len(self.files)
+            self._probe = VideoProbe(
+                path=str(self.path),
+                kind="frames",
+                width=first.shape[1],
+                height=first.shape[0],
+                fps=self.fps,
+                frame_count=n,
+                header_frame_count=n,
+                duration=n / float(self.fps),
+                rotation=0,
+                vfr=False,
+                codec=self.files[0].suffix.lower().lstrip("."),
+                pix_fmt="rgb24",
+            )
+        return self._probe
+
+    def __iter__(self) -> Iterator[Frame]:
+        probe = self.probe()
+        for i, file in enumerate(self.files):
+            img = self._read(file)
+            if (img.shape[1], img.shape[0]) != (probe.width, probe.height):
+                raise InputError(
+                    f"frame is {img.shape[1]}x{img.shape[0]} but the folder's first frame is "
+                    f"{probe.width}x{probe.height}",
+                    path=file,
+                    fix="all frames of a folder must have one size; resize or move this frame",
+                )
+            yield Frame(index=i, timestamp=i / float(self.fps), image=img, name=file.stem)
+        self.decoded_count = len(self.files)
+
+    def __repr__(self) -> str:
+        return f"FrameFolderSource({str(self.path)!r})"
+
+
+FrameSource = VideoFileSource | FrameFolderSource
+
+
+def _is_glob(text: str) -> bool:
+    return any(c in text for c in "*?[")
+
+
+def _folder_sources(folder: Path, fps) -> list[FrameSource]:
+    frame_root = folder / "Frame"
+    if frame_root.is_dir():  # SUN-SEG style root: Frame/<case>/
+        cases = natural_sorted(p for p in frame_root.iterdir() if p.is_dir())
+        if not cases:
+            raise InputError("Frame/ has no case folders", path=frame_root, fix="expected Frame/<case>/<frame>.jpg")
+        return [FrameFolderSource(c, name=c.name, fps=fps) for c in cases]
+    entries = [p for p in folder.iterdir() if p.is_file()]
+    if any(p.suffix.lower() in IMAGE_EXTENSIONS for p in entries):
+        return [FrameFolderSource(folder, fps=fps)]
+    videos = natural_sorted(p for p in entries if p.suffix.lower() in VIDEO_EXTENSIONS)
+    if videos:
+        return [VideoFileSource(v) for v in videos]
+    raise InputError(
+        "no frames, videos or Frame/<case>/ folders found",
+        path=folder,
+        fix="pass a video file, a folder of frame images, or a SUN-SEG root with Frame/<case>/",
+    )
+
+
+def open_source(path: str | Path, fps: float | None = None) -> FrameSource:
+    """Open one video file or frame folder as a source (see :func:`discover_sources` for more)."""
+    sources = discover_sources([str(path)], fps=fps)
+    if len(sources) != 1:
+        raise InputError(
+            f"holds {len(sources)} videos or cases, expected one",
+            path=path,
+            fix="pass one video or one frame folder",
+        )
+    return sources[0]
+
+
+def discover_sources(inputs: list[str], fps: float | None = None) -> list[FrameSource]:
+    """Map command-line inputs (files, folders, SUN-SEG roots, globs) to sources.
+
+    ``fps`` applies to frame folders. Raises :class:`InputError` for inputs that are
+    missing, empty or of an unsupported type. Output names are made unique by suffixing
+    ``-2``, ``-3``... where two inputs share a name.
+    """
+    sources: list[FrameSource] = []
+    for text in inputs:
+        if _is_glob(text) and not Path(text).exists():
+            matches = natural_sorted(Path(m) for m in _glob.glob(text, recursive=True))
+            if not matches:
+                raise InputError("no file matches this pattern", path=text, fix="check the pattern and quote it")
+            for m in matches:
+                if m.is_dir() or m.suffix.lower() in VIDEO_EXTENSIONS:
+                    sources.extend(discover_sources([str(m)], fps=fps))
+            continue
+        path = Path(text)
+        if not path.exists():
+            raise InputError("not found", path=path, fix="check the path")
+        if path.is_dir():
+            sources.extend(_folder_sources(path, fps))
+        elif path.suffix.lower() in IMAGE_EXTENSIONS:
+            raise InputError(
+                "is a single image, not a video",
+                path=path,
+                fix=f"pass its folder ({path.parent}) to use all frames in it",
+            )
+        elif path.suffix.lower() in VIDEO_EXTENSIONS:
+            sources.append(VideoFileSource(path))
+        else:
+            raise InputError(
+                f"unsupported file type '{path.suffix or '(none)'}'",
+                path=path,
+                fix="pass a video (" + ", ".join(sorted(e.lstrip('.') for e in VIDEO_EXTENSIONS)) + ") or a frame folder",
+            )
+    seen: dict[str, int] = {}
+    for s in sources:
+        n = seen.get(s.name, 0) + 1
+        seen[s.name] = n
+        if n > 1:
+            s.name = f"{s.name}-{n}"
+    return sources
