@@ -63,8 +63,8 @@ class PartialFailure(VpsError):
     def __init__(self, failures: dict[str, str], total: int):
         self.failures = dict(failures)
         self.total = total
-        first = next(iter(self.failures.items()), ("", ""))
+        names = ", ".join(list(self.failures)[:3]) + (" ..." if len(self.failures) > 3 else "")
         super().__init__(
-            f"{len(self.failures)} of {total} inputs failed (first: {first[0]}: {first[1]})",
-            fix="see the messages above; fix those inputs and run again (finished ones are kept)",
+            f"{len(self.failures)} of {total} inputs failed: {names}",
+            fix="see the errors above; fix those inputs and run again (finished ones are kept)",
         )

@@ -29,8 +29,16 @@ def notice(message: str, quiet: bool = False) -> None:
         err_console.print(f"[yellow]note:[/] {message}", soft_wrap=True)
 
 
-def error_line(message: str) -> None:
-    err_console.print(f"[bold red]error:[/] {message}", soft_wrap=True, markup=True)
+def error_line(message: str, label: str = "error") -> None:
+    """One unwrapped line on stderr: a red label, then ``message`` printed verbatim (no markup)."""
+    colour = "yellow" if label == "warning" else "red"
+    err_console.print(f"[bold {colour}]{label}:[/] ", end="")
+    err_console.print(message, markup=False, soft_wrap=True)
+
+
+def warning_line(message: str, quiet: bool = False) -> None:
+    if not quiet:
+        error_line(message, label="warning")
 
 
 def reports_errors(func: F) -> F:
@@ -50,8 +58,7 @@ def reports_errors(func: F) -> F:
         except VpsError as e:
             if _debug["on"]:
                 err_console.print_exception()
-            err_console.print("[bold red]error:[/] ", end="")
-            err_console.print(e.one_line(), markup=False, soft_wrap=True)
+            error_line(e.one_line())
             raise typer.Exit(e.exit_code) from None
         except KeyboardInterrupt:
             err_console.print("[red]interrupted[/] — finished outputs are kept")
@@ -59,12 +66,8 @@ def reports_errors(func: F) -> F:
         except Exception as e:  # a bug in vps, not a user error
             if _debug["on"]:
                 err_console.print_exception()
-            err_console.print("[bold red]internal error:[/] ", end="")
-            err_console.print(
-                f"{type(e).__name__}: {e} — run again with --debug for the traceback and report it",
-                markup=False,
-                soft_wrap=True,
-            )
+            error_line(f"{type(e).__name__}: {e} — run again with --debug for the traceback and report it",
+                       label="internal error")
             raise typer.Exit(EXIT_ERROR) from None
 
     return wrapper  # type: ignore[return-value]

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from vpscli.errors import InputError
-from vpscli.io.ffmpeg import last_error_line, run_ffmpeg
+from vpscli.io.ffmpeg import run_ffmpeg
 
 #: relative spread of frame durations above which a video counts as variable frame rate
 VFR_TOLERANCE = 0.02
@@ -79,8 +79,12 @@ _DUR_RE = re.compile(r"Duration: (\d+):(\d+):([\d.]+)")
 def _parse_header(path: Path, text: str) -> dict:
     video_lines = [ln for ln in text.splitlines() if "Video:" in ln and "Stream #" in ln]
     if not video_lines:
+        # ffmpeg -i without an output always ends with a complaint about that; skip it
+        reasons = [ln.strip() for ln in text.splitlines()
+                   if ln.strip() and "output file" not in ln and not ln.startswith(("Input #", "  "))]
+        reason = reasons[-1] if reasons else "no video stream found"
         raise InputError(
-            "not a readable video (no video stream found)",
+            f"not a readable video ({reason})",
             path=path,
             fix="check that the file is a complete video (mp4, avi, mkv, mov, mpg) or pass a frame folder",
         )
@@ -104,16 +108,22 @@ def _parse_header(path: Path, text: str) -> dict:
     }
 
 
-def packet_timestamps(path: str | Path) -> tuple[np.ndarray, Fraction, str | None] | None:
-    """Presentation timestamps (in ticks, display order) of every video packet, the time
-    base, and the first error ffmpeg reported while demuxing (``None`` if clean).
+NOPTS = -(2**63)
 
-    Demuxes without decoding. ``None`` when ffmpeg cannot list them at all.
+
+def packet_timestamps(path: str | Path) -> tuple[int, np.ndarray, Fraction, str | None] | None:
+    """List the video packets without decoding.
+
+    Returns the packet count, the valid presentation timestamps in display order (in
+    ticks; packets without one are counted but skipped), the time base, and the first
+    error ffmpeg reported while demuxing (``None`` if clean); ``None`` when ffmpeg cannot
+    list packets at all.
     """
     proc = run_ffmpeg(["-v", "error", "-i", str(path), "-map", "0:v:0", "-c", "copy", "-f", "framecrc", "-"])
     errors = [ln.strip() for ln in proc.stderr.decode(errors="replace").splitlines() if ln.strip()]
     first_error = errors[0] if errors else None
     tb = None
+    count = 0
     pts: list[int] = []
     for line in proc.stdout.decode(errors="replace").splitlines():
         if line.startswith("#tb 0:"):
@@ -122,13 +132,16 @@ def packet_timestamps(path: str | Path) -> tuple[np.ndarray, Fraction, str | Non
         elif line and not line.startswith("#"):
             fields = [f.strip() for f in line.split(",")]
             if len(fields) >= 3 and fields[0] == "0":
+                count += 1
                 try:
-                    pts.append(int(fields[2]))
-                except ValueError:  # NOPTS
+                    value = int(fields[2])
+                except ValueError:
                     continue
-    if tb is None or not pts:
+                if value != NOPTS:
+                    pts.append(value)
+    if tb is None or count == 0:
         return None
-    return np.sort(np.asarray(pts, dtype=np.int64)), tb, first_error
+    return count, np.sort(np.asarray(pts, dtype=np.int64)), tb, first_error
 
 
 def probe_video(path: str | Path) -> VideoProbe:
@@ -140,12 +153,6 @@ def probe_video(path: str | Path) -> VideoProbe:
         raise InputError("empty file (0 bytes)", path=path, fix="the copy or recording failed; get the video again")
     proc = run_ffmpeg(["-i", str(path)])
     text = proc.stderr.decode(errors="replace")
-    if "Invalid data found" in text or "could not find codec" in text.lower():
-        raise InputError(
-            f"not a readable video ({last_error_line(proc.stderr)})",
-            path=path,
-            fix="check that the file is a complete video (mp4, avi, mkv, mov, mpg) or pass a frame folder",
-        )
     header = _parse_header(path, text)
     if header["coded_size"] is None:
         raise InputError("video stream has no frame size", path=path, fix="the file is damaged; re-export it")
@@ -157,14 +164,13 @@ def probe_video(path: str | Path) -> VideoProbe:
     stream_error = None
     listed = packet_timestamps(path)
     if listed is not None:
-        pts, tb, stream_error = listed
-        n = len(pts)
+        n, pts, tb, stream_error = listed
         steps = np.diff(pts)
-        if n >= 2 and pts[-1] > pts[0]:
-            fps = Fraction(int(n - 1), 1) / (Fraction(int(pts[-1] - pts[0]), 1) * tb)
+        if len(pts) >= 2 and pts[-1] > pts[0]:
+            fps = Fraction(len(pts) - 1, 1) / (Fraction(int(pts[-1]) - int(pts[0]), 1) * tb)
             median = float(np.median(steps))
             vfr = bool(median > 0 and (steps.max() - steps.min()) / median > VFR_TOLERANCE)
-            duration = float((pts[-1] - pts[0]) * tb + 1 / fps)
+            duration = float(n / fps)
         else:
             fps = Fraction(header["fps"] or 25).limit_denominator(1001)
             vfr, duration = False, n / float(fps)

@@ -88,7 +88,9 @@ class VideoFileSource:
             cap.release()
         self.decoded_count = index
         if index == 0:
-            raise InputError("no frame could be decoded", path=self.path, fix="the file is damaged; re-export it")
+            raise InputError(f"no frame could be decoded (the container announces {probe.expected_frames}; "
+                             "the file is truncated or damaged)", path=self.path,
+                             fix="copy or export the video again")
         expected = probe.expected_frames
         self.truncation = Truncation(index, expected) if index < expected else None
 

@@ -1,0 +1,141 @@
+"""The CLI through a real subprocess: exit codes, one-line messages, --json schemas."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from vpscli.io.masks import read_mask
+from vpscli.io.sources import open_source
+
+
+def vps(*args, cwd=None):
+    env = {**os.environ, "COLUMNS": "200", "NO_COLOR": "1"}
+    return subprocess.run([sys.executable, "-m", "vpscli", *map(str, args)], capture_output=True, text=True,
+                          env=env, cwd=cwd, timeout=120)
+
+
+def test_version_and_help():
+    from vpscli import __version__
+
+    r = vps("--version")
+    assert r.returncode == 0 and r.stdout.strip() == f"vps {__version__}"
+    r = vps("--help")
+    assert r.returncode == 0
+    for command in ("doctor", "synth", "probe"):
+        assert command in r.stdout
+
+
+def test_usage_errors_exit_2():
+    r = vps("no-such-command")
+    assert r.returncode == 2 and "No such command" in r.stderr
+    r = vps("synth")  # missing OUT
+    assert r.returncode == 2
+
+
+def test_synth_cli_writes_clip_with_exact_gt(tmp_path):
+    r = vps("synth", tmp_path, "--frames", 6, "--size", "96x64", "--polyps", 2, "--seed", 3, "--quiet")
+    assert r.returncode == 0, r.stderr
+    assert "wrote 6 frames" in r.stderr
+    src = open_source(tmp_path / "synth.mp4")
+    assert src.probe().frame_count == 6 and (src.probe().width, src.probe().height) == (96, 64)
+    masks = sorted((tmp_path / "GT" / "synth").glob("*.png"))
+    assert len(masks) == 6 and read_mask(masks[0]).array.max() == 255
+    cfg = json.loads((tmp_path / "synth.json").read_text())
+    assert cfg["polyps"] == 2 and cfg["seed"] == 3
+    r = vps("synth", tmp_path / "neg", "--frames", 3, "--size", "64x48", "--negative", "--format", "frames", "-q")
+    assert r.returncode == 0, r.stderr
+    assert len(list((tmp_path / "neg" / "Frame" / "synth").glob("*.png"))) == 3
+    assert all(read_mask(p).array.max() == 0 for p in (tmp_path / "neg" / "GT" / "synth").glob("*.png"))
+
+
+@pytest.mark.parametrize("args,text", [
+    (["--size", "10"], "--size must look like WIDTHxHEIGHT"),
+    (["--frames", "0"], "--frames must be at least 1"),
+    (["--format", "gif"], "--format must be mp4 or frames"),
+])
+def test_synth_bad_options_one_line_exit_2(tmp_path, args, text):
+    r = vps("synth", tmp_path, *args)
+    assert r.returncode == 2
+    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error:") and text in lines[0]
+    assert "Traceback" not in r.stderr
+
+
+def test_input_errors_exit_1_partial_batch_exit_3_and_debug_traceback(tmp_path):
+    garbage = tmp_path / "garbage.mp4"
+    garbage.write_bytes(os.urandom(3000))
+    r = vps("probe", garbage)
+    assert r.returncode == 1
+    assert r.stderr.strip().splitlines() == [
+        f"error: {garbage}: not a readable video (Error opening input files: Invalid data found when processing "
+        "input) — fix: check that the file is a complete video (mp4, avi, mkv, mov, mpg) or pass a frame folder"]
+    assert vps("synth", tmp_path / "ok", "--frames", 3, "--size", "64x48", "-q").returncode == 0
+    r = vps("probe", garbage, tmp_path / "ok" / "synth.mp4", "--json")
+    assert r.returncode == 3
+    assert "1 of 2 inputs failed" in r.stderr
+    assert [p["frame_count"] for p in json.loads(r.stdout)] == [3]
+    r = vps("--debug", "probe", tmp_path / "missing.mp4")
+    assert r.returncode == 1 and "Traceback" in r.stderr and "not found" in r.stderr
+    assert "Traceback" not in vps("probe", tmp_path / "missing.mp4").stderr
+
+
+def test_probe_decode_reports_truncation(tmp_path):
+    assert vps("synth", tmp_path, "--frames", 30, "--size", "96x64", "-q").returncode == 0
+    data = (tmp_path / "synth.mp4").read_bytes()
+    (tmp_path / "cut.mp4").write_bytes(data[: len(data) * 3 // 4])
+    r = vps("probe", tmp_path / "cut.mp4", "--decode", "--json")
+    assert r.returncode == 0, r.stderr
+    info = json.loads(r.stdout)[0]
+    assert info["truncated"] and 0 < info["decoded_frames"] < 30
+    assert f"stopped at frame {info['decoded_frames']} of 30" in r.stderr
+
+
+def test_doctor_json_schema():
+    r = vps("doctor", "--json")
+    assert r.returncode == 0, r.stdout + r.stderr
+    d = json.loads(r.stdout)
+    assert set(d) >= {"vps", "python", "packages", "torch_build", "cpu", "cuda", "ffmpeg", "weights", "data",
+                      "problems", "ok"}
+    assert d["ok"] is True and d["problems"] == []
+    assert isinstance(d["cpu"]["threads"], int) and d["cpu"]["threads"] >= 1
+    assert isinstance(d["cpu"]["amx_bf16"], bool) and isinstance(d["cpu"]["bf16_native"], bool)
+    assert d["packages"]["torch"].startswith("2.") and d["packages"]["numpy"]
+    assert d["ffmpeg"]["h264"] is True and "libx264" in d["ffmpeg"]["h264_encoders"]
+    assert isinstance(d["cuda"]["available"], bool) and isinstance(d["cuda"]["devices"], list)
+    assert isinstance(d["weights"]["entries"], list) and d["weights"]["all_verified"] is True
+    assert isinstance(d["data"]["found"], bool)
+
+
+def test_doctor_reports_tampered_weights(tmp_path):
+    (tmp_path / "w.safetensors").write_bytes(b"12345")
+    (tmp_path / "manifest.json").write_text(json.dumps(
+        {"format": 1, "weights": [{"file": "w.safetensors", "model": "pns-plus", "sha256": "0" * 64}]}))
+    env_run = subprocess.run([sys.executable, "-m", "vpscli", "doctor", "--json"], capture_output=True, text=True,
+                             env={**os.environ, "VPS_WEIGHTS": str(tmp_path)}, timeout=60)
+    assert env_run.returncode == 1
+    d = json.loads(env_run.stdout)
+    assert d["weights"]["entries"][0]["present"] and not d["weights"]["entries"][0]["verified"]
+    assert d["problems"] == ["weights w.safetensors fail sha256 verification"]
+
+
+def test_weights_verification_api(tmp_path):
+    import hashlib
+
+    from vpscli.errors import InputError
+    from vpscli.weights import verified_weights_path
+
+    payload = np.arange(10, dtype=np.uint8).tobytes()
+    (tmp_path / "a.safetensors").write_bytes(payload)
+    (tmp_path / "manifest.json").write_text(json.dumps({"format": 1, "weights": [
+        {"file": "a.safetensors", "model": "pns-plus", "sha256": hashlib.sha256(payload).hexdigest()}]}))
+    assert verified_weights_path("pns-plus", tmp_path) == tmp_path / "a.safetensors"
+    with pytest.raises(InputError, match="no bundled weights for model 'cffm'"):
+        verified_weights_path("cffm", tmp_path)
+    (tmp_path / "a.safetensors").write_bytes(payload + b"x")
+    with pytest.raises(InputError, match="do not match their sha256"):
+        verified_weights_path("pns-plus", tmp_path)

@@ -1,0 +1,176 @@
+"""Video I/O: probe, readers and the H.264 writer, on files made by the bundled ffmpeg."""
+from __future__ import annotations
+
+import os
+from fractions import Fraction
+
+import numpy as np
+import pytest
+
+from tests._media import decode_with_ffmpeg, ffmpeg, make_testsrc, smooth_frames
+from vpscli.errors import InputError
+from vpscli.io.sources import FrameFolderSource, VideoFileSource, discover_sources, open_source
+from vpscli.io.writer import VideoWriter
+
+
+def write_video(path, frames, fps):
+    with VideoWriter(path, fps, (frames[0].shape[1], frames[0].shape[0])) as w:
+        for f in frames:
+            w.write(f)
+    return w
+
+
+def test_writer_round_trip_count_size_fps_and_fidelity(tmp_path):
+    frames = smooth_frames(12, 96, 64)
+    path = tmp_path / "out.mp4"
+    w = write_video(path, frames, Fraction(30000, 1001))
+    assert w.frames_written == 12 and not w.padded
+    src = open_source(path)
+    probe = src.probe()
+    assert (probe.width, probe.height, probe.frame_count) == (96, 64, 12)
+    assert probe.fps == Fraction(30000, 1001)  # exact rational rate, not 29.97
+    assert probe.codec == "h264" and probe.pix_fmt == "yuv420p" and not probe.vfr
+    decoded = list(src)
+    assert len(decoded) == 12 and src.truncation is None
+    err = np.mean([np.abs(d.image.astype(int) - f.astype(int)).mean() for d, f in zip(decoded, frames)])
+    assert err < 3.0, err
+    assert [d.name for d in decoded[:2]] == ["000000", "000001"]
+    assert decoded[3].timestamp == pytest.approx(3 * 1001 / 30000, abs=1e-3)
+    data = path.read_bytes()
+    assert 0 < data.find(b"moov") < data.find(b"mdat"), "+faststart: moov atom must precede the media data"
+    assert not list(tmp_path.glob(".*partial*")), "temporary file left behind"
+
+
+def test_odd_size_is_padded_never_rescaled(tmp_path):
+    frames = smooth_frames(6, 101, 75)
+    w = write_video(tmp_path / "odd.mp4", frames, 25)
+    assert w.padded
+    decoded = [f.image for f in open_source(tmp_path / "odd.mp4")]
+    assert len(decoded) == 6 and decoded[0].shape == (76, 102, 3)
+    # the original pixels keep their place (a rescale would shift the gradient); the pad is black
+    err = np.abs(decoded[2][:75, :101].astype(int) - frames[2].astype(int)).mean()
+    assert err < 3.0, err
+    assert decoded[2][75, :101].mean() < 40 and decoded[2][:75, 101].mean() < 40
+
+
+def test_rotation_metadata_is_applied_once(tmp_path):
+    plain = make_testsrc(tmp_path / "plain.mp4", 1, 10)
+    rotated = tmp_path / "rot.mp4"
+    ffmpeg("-display_rotation", "90", "-i", str(plain), "-c", "copy", str(rotated))
+    probe = open_source(rotated).probe()
+    assert probe.rotation == 90 and (probe.width, probe.height) == (120, 160)
+    ours = np.stack([f.image for f in open_source(rotated)])
+    reference = decode_with_ffmpeg(rotated, 120, 160)  # ffmpeg's own autorotation
+    assert ours.shape == reference.shape == (10, 160, 120, 3)
+    assert np.abs(ours.astype(int) - reference.astype(int)).mean() < 2.0
+
+
+def test_variable_frame_rate_detected_and_true_timestamps(tmp_path):
+    a = make_testsrc(tmp_path / "a.mp4", 1, 10, extra=["-video_track_timescale", "1000"])
+    b = make_testsrc(tmp_path / "b.mp4", 1, 25, extra=["-video_track_timescale", "1000"])
+    (tmp_path / "list.txt").write_text("file a.mp4\nfile b.mp4\n")
+    vfr = tmp_path / "vfr.mp4"
+    ffmpeg("-f", "concat", "-i", str(tmp_path / "list.txt"), "-c", "copy", str(vfr))
+    probe = open_source(vfr).probe()
+    assert probe.vfr and probe.frame_count == 35
+    ts = np.array([f.timestamp for f in open_source(vfr)])
+    assert len(ts) == 35
+    np.testing.assert_allclose(np.diff(ts[:10]), 0.1, atol=2e-3)
+    np.testing.assert_allclose(np.diff(ts[11:]), 0.04, atol=2e-3)
+    assert not open_source(a).probe().vfr
+
+
+@pytest.mark.parametrize("suffix,codec", [
+    ("avi", ["-c:v", "mjpeg", "-q:v", "3"]),
+    ("mkv", ["-c:v", "libx265", "-pix_fmt", "yuv420p", "-x265-params", "log-level=none"]),
+    ("webm", ["-c:v", "libvpx-vp9", "-b:v", "200k"]),
+    ("mov", ["-c:v", "libx264", "-pix_fmt", "yuv420p"]),
+    ("mpg", ["-c:v", "mpeg2video", "-q:v", "4"]),
+])
+def test_containers_and_codecs(tmp_path, suffix, codec):
+    path = make_testsrc(tmp_path / f"clip.{suffix}", 1, 25, codec=codec)
+    src = open_source(path)
+    frames = list(src)
+    assert len(frames) == 25 == src.probe().frame_count
+    assert frames[0].image.shape == (120, 160, 3)
+    reference = decode_with_ffmpeg(path, 160, 120)
+    assert np.abs(frames[5].image.astype(int) - reference[5].astype(int)).mean() < 4.0
+
+
+def test_truncated_video_decodes_what_is_there_and_reports_where_it_stopped(tmp_path):
+    rng = np.random.default_rng(0)
+    path = tmp_path / "full.mp4"
+    write_video(path, [rng.integers(0, 255, (64, 96, 3), dtype=np.uint8) for _ in range(40)], 25)
+    data = path.read_bytes()
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(data[: len(data) * 6 // 10])
+    src = open_source(cut)
+    n = sum(1 for _ in src)
+    assert 0 < n < 40
+    assert src.truncation is not None and src.truncation.decoded == n and src.truncation.expected == 40
+    assert f"stopped at frame {n} of 40" in src.truncation.message(str(cut))
+
+
+def test_garbage_empty_missing_and_unsupported_inputs(tmp_path):
+    garbage = tmp_path / "garbage.mp4"
+    garbage.write_bytes(os.urandom(4096))
+    empty = tmp_path / "empty.mp4"
+    empty.write_bytes(b"")
+    notes = tmp_path / "notes.txt"
+    notes.write_text("hello")
+    cases = {garbage: "not a readable video", empty: "empty file", tmp_path / "missing.mp4": "not found",
+             notes: "unsupported file type"}
+    for path, text in cases.items():
+        with pytest.raises(InputError) as e:
+            open_source(path).probe()
+        assert text in str(e.value) and str(path) in str(e.value) and "fix:" in str(e.value)
+
+
+def test_frame_folder_natural_order_timestamps_and_size_check(tmp_path):
+    import cv2
+
+    folder = tmp_path / "clip"
+    folder.mkdir()
+    for i in (1, 2, 10, 11, 3):
+        img = np.full((24, 32, 3), i * 10, np.uint8)
+        cv2.imwrite(str(folder / f"seq1_img{i}.png"), img)
+    (folder / "notes.txt").write_text("ignored")
+    src = FrameFolderSource(folder, fps=10)
+    frames = list(src)
+    assert [f.name for f in frames] == ["seq1_img1", "seq1_img2", "seq1_img3", "seq1_img10", "seq1_img11"]
+    assert [int(f.image[0, 0, 0]) for f in frames] == [10, 20, 30, 100, 110]
+    assert frames[3].timestamp == pytest.approx(0.3)
+    cv2.imwrite(str(folder / "seq1_img12.png"), np.zeros((10, 10, 3), np.uint8))
+    with pytest.raises(InputError, match=r"seq1_img12.png: frame is 10x10 but the folder's first frame is 32x24"):
+        list(FrameFolderSource(folder))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(InputError, match="no frames in folder"):
+        FrameFolderSource(tmp_path / "empty")
+    (folder / "seq1_img13.png").write_bytes(b"not a png")
+    (folder / "seq1_img12.png").unlink()
+    with pytest.raises(InputError, match="seq1_img13.png: cannot read this image"):
+        list(FrameFolderSource(folder))
+
+
+def test_discovery_sun_seg_root_video_folder_and_glob(tmp_path):
+    import cv2
+
+    for case in ("case10", "case2"):
+        d = tmp_path / "root" / "Frame" / case
+        d.mkdir(parents=True)
+        cv2.imwrite(str(d / "1.jpg"), np.zeros((8, 8, 3), np.uint8))
+    sources = discover_sources([str(tmp_path / "root")])
+    assert [s.name for s in sources] == ["case2", "case10"]
+    assert all(isinstance(s, FrameFolderSource) for s in sources)
+    vids = tmp_path / "vids"
+    vids.mkdir()
+    make_testsrc(vids / "b.mp4", 0.2, 10)
+    make_testsrc(vids / "a.mp4", 0.2, 10)
+    assert [s.name for s in discover_sources([str(vids)])] == ["a", "b"]
+    globbed = discover_sources([str(vids / "*.mp4"), str(vids / "a.mp4")])
+    assert [s.name for s in globbed] == ["a", "b", "a-2"]  # names stay unique
+    assert all(isinstance(s, VideoFileSource) for s in globbed)
+    with pytest.raises(InputError, match="no file matches"):
+        discover_sources([str(tmp_path / "*.mkv")])
+    with pytest.raises(InputError, match="single image"):
+        discover_sources([str(tmp_path / "root" / "Frame" / "case2" / "1.jpg")])

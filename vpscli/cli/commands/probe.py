@@ -1,0 +1,64 @@
+"""``vps probe``: what vps sees in videos and frame folders before segmenting them."""
+from __future__ import annotations
+
+import json
+from typing import List
+
+import typer
+
+from vpscli.cli.console import error_line, out_console, reports_errors, warning_line
+from vpscli.errors import PartialFailure, VpsError
+
+
+@reports_errors
+def probe(
+    inputs: List[str] = typer.Argument(..., help="Video files, frame folders, SUN-SEG roots or globs."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON (one object per source)."),
+    decode: bool = typer.Option(False, "--decode", help="Decode every frame: exact count, truncation check."),
+) -> None:
+    """Show size, fps, frame count, duration, rotation and variable-frame-rate of each input.
+
+    Exit code 3 when some inputs could be probed and others not.
+    """
+    from rich.table import Table
+
+    from vpscli.io.sources import discover_sources
+
+    sources, failures = [], {}
+    for text in inputs:
+        try:
+            sources.extend(discover_sources([text]))
+        except VpsError as e:
+            failures[text] = e
+    results = []
+    for src in sources:
+        try:
+            p = src.probe().to_json()
+            p["name"] = src.name
+            if decode:
+                p["decoded_frames"] = sum(1 for _ in src)
+                p["truncated"] = src.truncation is not None
+                if src.truncation:
+                    warning_line(src.truncation.message(str(src.path)))
+            results.append(p)
+        except VpsError as e:
+            failures[str(src.path)] = e
+    if failures and not results:
+        raise next(iter(failures.values()))
+    if as_json:
+        out_console.print_json(json.dumps(results))
+    else:
+        t = Table("name", "kind", "size", "fps", "frames", "duration", "rotation", "VFR", "codec")
+        for p in results:
+            frames = str(p["frame_count"]) + (f" (decoded {p['decoded_frames']})" if "decoded_frames" in p else "")
+            t.add_row(p["name"], p["kind"], f"{p['width']}x{p['height']}", f"{p['fps']:.3f}", frames,
+                      f"{p['duration']:.2f}s", str(p["rotation"]), "yes" if p["vfr"] else "no", p["codec"])
+        out_console.print(t)
+    if failures:
+        for e in failures.values():
+            error_line(e.one_line())
+        raise PartialFailure({k: e.message for k, e in failures.items()}, total=len(results) + len(failures))
+
+
+def register(app: typer.Typer) -> None:
+    app.command("probe")(probe)
