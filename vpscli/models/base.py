@@ -1,0 +1,264 @@
+"""The one contract between every model of the zoo and the inference/training driver.
+
+A model **declares** what it needs (:class:`ModelSpec`) and keeps **no hidden per-video
+state**: everything carried from one step to the next lives in an explicit
+:class:`VideoState` that the driver creates per video with :meth:`VideoModel.init_state`
+and passes through every call (the SAM 2 ``init_state`` → ``propagate_in_video`` pattern).
+One driver does the windowing for all models:
+
+.. code-block:: python
+
+    model = build_model("aen-cffm").eval()          # or load weights: load_checkpoint(model, path)
+    spec = model.spec                                # clip_length, input_size, needs_anchor, ...
+    state = model.init_state()                       # new video → new state (this *is* the reset)
+    for start in range(0, n_frames, spec.clip_length):   # driver: tail alignment / padding
+        idx = list(range(start, min(start + spec.clip_length, n_frames)))
+        clip = frames[idx]                           # T×3×H×W float RGB in [0, 1], H×W = spec.input_size
+        x = model.preprocess(clip[None])             # 1×T×3×H×W, the model's own normalisation
+        anchor = model.preprocess(frames[:1][None])[:, 0] if spec.needs_anchor else None
+        with torch.inference_mode():
+            logits, state = model(x, state, frame_indices=idx, anchor=anchor)
+        probs = logits.sigmoid()                     # 1×T×1×H×W, one map per frame of the clip
+
+Rules of the contract:
+
+- **Input**: ``clip`` is ``(B, T, 3, H, W)``, already resized to ``spec.input_size`` (any
+  size when ``spec.fixed_input_size`` is false) and normalised by :meth:`VideoModel.preprocess`.
+  ``B`` is a batch of *different videos* advancing in lockstep (one state holds all B).
+- **Output**: pre-sigmoid logits ``(B, T, 1, H, W)`` at the input size, one per clip frame:
+  every step owns all of its frames. The driver upsamples to the source resolution.
+- **Frames per step**: ``spec.clip_length`` is what the model was designed/trained for;
+  PNS-Net/PNS+ and CFFM accept any ``T ≥ 1``; AEN models accept ``1 ≤ T ≤ clip_length``.
+  Videos shorter than a window: pad by repeating the last frame and drop padded outputs.
+- **frame_indices**: the clip frames' indices in the video (ascending). CFFM uses them to
+  pick reference frames ``t−9, t−6, t−3`` from the state's feature cache; default: continue
+  from ``state.frames_seen``. Re-running an earlier index (an end-aligned tail window) is allowed.
+- **anchor** (``spec.needs_anchor``, PNS+): the video's first frame ``(B, 3, H, W)``,
+  preprocessed. Needed on the first step only (its features are kept in the state); when
+  omitted, the first clip's first frame is taken as the anchor.
+- **State**: updated in place and returned. ``init_state()`` for every new video.
+- Device/dtype follow the input (CPU, CUDA; bf16 autocast works); no ``.cuda()`` inside.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Sequence
+
+import torch
+from torch import Tensor, nn
+
+__all__ = [
+    "ModelSpec",
+    "VideoState",
+    "VideoModel",
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+    "PNS_MEAN",
+    "PNS_STD",
+    "legacy_column_normalize",
+]
+
+#: ImageNet statistics (RGB, [0, 1] scale): our normalisation for every Res2Net model we train.
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+#: PNS-Net/PNS+ statistics (``utils/statistics.pth``; RGB, [0, 1] scale).
+PNS_MEAN = (0.4732661, 0.44874457, 0.3948762)
+PNS_STD = (0.22674961, 0.22012031, 0.2238305)
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What a model needs from the driver. Everything a driver must know is here.
+
+    Attributes:
+        name: registry name (``aen-cffm``, ``cffm``, ``pns-plus``, ``aen-pns-plus``, ``pns-net``).
+        title: one-line human description.
+        clip_length: frames per step T the model was designed/trained for (all owned).
+        max_clip_length: largest T accepted (``None``: any).
+        input_size: native ``(H, W)`` of the network input.
+        fixed_input_size: when true, inputs must be exactly ``input_size`` (a layer's shape
+            depends on it: PNS LayerNorm, AEN region MLPs); else any size works.
+        mean, std: per-channel RGB normalisation on the [0, 1] scale (see :meth:`VideoModel.preprocess`).
+        needs_anchor: the model also looks at the video's first frame (PNS+).
+        ref_offsets: reference frames relative to each target (CFFM: ``(-9, -6, -3)``), taken
+            from the state's feature cache; empty when none.
+        memory_clips: clips kept in the state's memory (AEN: 3); 0 when none.
+        output_stride: stride of the network's own prediction before upsampling.
+        state: what the :class:`VideoState` carries for this model, in words.
+        official_weights: names of official checkpoints that load into this model.
+    """
+
+    name: str
+    title: str
+    clip_length: int
+    input_size: tuple[int, int]
+    fixed_input_size: bool
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
+    max_clip_length: int | None = None
+    needs_anchor: bool = False
+    ref_offsets: tuple[int, ...] = ()
+    memory_clips: int = 0
+    output_stride: int = 4
+    state: str = "none"
+    official_weights: tuple[str, ...] = ()
+
+    def window_text(self) -> str:
+        """The window in words, e.g. ``"anchor + 5 frames"``."""
+        parts = []
+        if self.needs_anchor:
+            parts.append("anchor (frame 0) +")
+        parts.append(f"{self.clip_length} frame" + ("s" if self.clip_length != 1 else ""))
+        if self.ref_offsets:
+            parts.append("+ cached refs " + ",".join(f"t{o:+d}" for o in self.ref_offsets))
+        if self.memory_clips:
+            parts.append(f"+ memory of {self.memory_clips} clips")
+        return " ".join(parts)
+
+    def as_dict(self) -> dict:
+        """JSON-friendly description (used by ``vps models --json``)."""
+        return {
+            "name": self.name,
+            "title": self.title,
+            "window": self.window_text(),
+            "clip_length": self.clip_length,
+            "max_clip_length": self.max_clip_length,
+            "input_size": list(self.input_size),
+            "fixed_input_size": self.fixed_input_size,
+            "mean": list(self.mean),
+            "std": list(self.std),
+            "needs_anchor": self.needs_anchor,
+            "ref_offsets": list(self.ref_offsets),
+            "memory_clips": self.memory_clips,
+            "output_stride": self.output_stride,
+            "state": self.state,
+            "official_weights": list(self.official_weights),
+        }
+
+    def with_input_size(self, size: tuple[int, int]) -> "ModelSpec":
+        return replace(self, input_size=(int(size[0]), int(size[1])))
+
+
+@dataclass
+class VideoState:
+    """Per-video inference state, created by :meth:`VideoModel.init_state`, passed through
+    every call and updated in place. A new video needs a new state (that is the reset).
+
+    Attributes:
+        frames_seen: one past the largest frame index processed so far.
+        anchor: PNS+: the anchor frame's high-level features ``(B, 1, 32, h16, w16)``.
+        feature_cache: CFFM: frame index → that frame's fused decoder features at stride 8,
+            ``(B, E, h8, w8)``; holds the last ``max(-ref_offsets)+1`` frames, so each frame is
+            encoded by the backbone once.
+        memory: AEN: embeddings of the last ``memory_clips`` clips, each ``(B, L, c·q, D)``,
+            detached (no gradient flows into earlier clips).
+        backbone_frames: frames encoded by the backbone for this video (for tests and profiling).
+    """
+
+    frames_seen: int = 0
+    anchor: Tensor | None = None
+    feature_cache: dict[int, Tensor] = field(default_factory=dict)
+    memory: list[Tensor] = field(default_factory=list)
+    backbone_frames: int = 0
+
+    def to(self, device: torch.device | str) -> "VideoState":
+        """Move every tensor to ``device`` (for example to park a paused video on the CPU)."""
+        self.anchor = None if self.anchor is None else self.anchor.to(device)
+        self.feature_cache = {k: v.to(device) for k, v in self.feature_cache.items()}
+        self.memory = [m.to(device) for m in self.memory]
+        return self
+
+
+def legacy_column_normalize(x: Tensor, mean: Sequence[float], std: Sequence[float]) -> Tensor:
+    """The official PNS-Net/PNS+ preprocessing bug, reproduced for their weights.
+
+    Their ``Normalize`` indexes ``img[:, :, i]`` on a C×H×W tensor: it normalises pixel
+    **columns** 0, 1, 2 (all channels) with the R, G, B statistics and leaves every other
+    column in raw [0, 1] (spec §2.3, GewelsJI/VPS#50).
+
+    Shape: ``(..., 3, H, W)`` → same.
+    """
+    x = x.clone()
+    for i in range(3):
+        x[..., i] = (x[..., i] - mean[i]) / std[i]
+    return x
+
+
+class VideoModel(nn.Module):
+    """Base class of every model: spec, state, preprocessing, and the step signature.
+
+    Subclasses implement :meth:`step`; ``forward`` checks the input against the spec.
+
+    Attributes:
+        spec: the model's :class:`ModelSpec` (input size as built).
+        legacy_norm: use :func:`legacy_column_normalize` in :meth:`preprocess` (set by
+            :func:`~vpscli.models.checkpoint.load_checkpoint` for official PNS weights).
+    """
+
+    spec: ModelSpec
+
+    def __init__(self, spec: ModelSpec):
+        super().__init__()
+        self.spec = spec
+        self.legacy_norm = False
+
+    def init_state(self) -> VideoState:
+        """A fresh per-video state (empty cache/memory, no anchor)."""
+        return VideoState()
+
+    def preprocess(self, frames: Tensor) -> Tensor:
+        """Normalise RGB frames in [0, 1] (float, or uint8 in [0, 255]) the way this model expects.
+
+        Resizing is the driver's job (to ``spec.input_size``). Shape: ``(..., 3, H, W)`` → same,
+        float32 (or the input's floating dtype).
+        """
+        if not frames.is_floating_point():
+            frames = frames.float() / 255.0
+        mean = torch.tensor(self.spec.mean, dtype=frames.dtype, device=frames.device)
+        std = torch.tensor(self.spec.std, dtype=frames.dtype, device=frames.device)
+        if self.legacy_norm:
+            return legacy_column_normalize(frames, mean, std)
+        return (frames - mean[:, None, None]) / std[:, None, None]
+
+    def forward(self, clip: Tensor, state: VideoState | None = None, *,
+                frame_indices: Sequence[int] | None = None, anchor: Tensor | None = None
+                ) -> tuple[Tensor, VideoState]:
+        """One step of the window contract (see the module docstring).
+
+        Args:
+            clip: ``(B, T, 3, H, W)`` preprocessed frames.
+            state: the video's state; ``None`` starts a new one (single-clip use).
+            frame_indices: the frames' indices in the video; default continues from
+                ``state.frames_seen``.
+            anchor: ``(B, 3, H, W)`` preprocessed first frame of the video (PNS+ models).
+
+        Returns:
+            ``(logits, state)``: logits ``(B, T, 1, H, W)`` before the sigmoid; the same state, updated.
+        """
+        if clip.dim() != 5 or clip.shape[2] != 3:
+            raise ValueError(f"expected a clip of shape (B, T, 3, H, W), got {tuple(clip.shape)}")
+        spec = self.spec
+        t = clip.shape[1]
+        if t < 1 or (spec.max_clip_length is not None and t > spec.max_clip_length):
+            raise ValueError(f"{spec.name} takes 1..{spec.max_clip_length} frames per step, got {t}")
+        if spec.fixed_input_size and tuple(clip.shape[-2:]) != tuple(spec.input_size):
+            raise ValueError(
+                f"{spec.name} was built for {spec.input_size[0]}×{spec.input_size[1]} inputs, got "
+                f"{clip.shape[-2]}×{clip.shape[-1]} (resize frames to spec.input_size)"
+            )
+        if state is None:
+            state = self.init_state()
+        if frame_indices is None:
+            indices = list(range(state.frames_seen, state.frames_seen + t))
+        else:
+            indices = [int(i) for i in frame_indices]
+            if len(indices) != t:
+                raise ValueError(f"frame_indices has {len(indices)} entries for {t} frames")
+            if any(b <= a for a, b in zip(indices, indices[1:])):
+                raise ValueError(f"frame_indices must be increasing, got {indices}")
+        logits = self.step(clip, state, indices, anchor)
+        state.frames_seen = max(state.frames_seen, indices[-1] + 1)
+        return logits, state
+
+    def step(self, clip: Tensor, state: VideoState, indices: list[int], anchor: Tensor | None) -> Tensor:
+        raise NotImplementedError

@@ -1,0 +1,189 @@
+"""Checkpoint I/O: our safetensors files and official PNS-Net/PNS+ ``.pth`` files.
+
+- ``.safetensors``: our format; metadata records the model name, input size and whether the
+  weights expect the legacy PNS column normalisation.
+- anything else: ``torch.load(..., weights_only=True)`` — tensors only, pickled code is
+  never executed; a file that needs code to load is refused with an :class:`InputError`.
+
+Official files are plain state dicts (possibly under ``state_dict``/``model``, possibly with
+DataParallel's ``module.`` prefix). Keys of modules the official networks build but never
+run (``squeeze.*``, ``feature_extractor.layer4.*``, ``feature_extractor.fc.*``) are skipped.
+Nothing here touches the network.
+"""
+from __future__ import annotations
+
+import pickle
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping
+
+import torch
+from torch import Tensor, nn
+
+from vpscli.errors import InputError
+
+__all__ = ["LoadReport", "read_state_dict", "load_checkpoint", "save_checkpoint", "OFFICIAL_UNUSED_PREFIXES"]
+
+#: Prefixes present in every official PNS checkpoint for modules that are never run.
+OFFICIAL_UNUSED_PREFIXES = ("squeeze.", "feature_extractor.layer4.", "feature_extractor.fc.")
+
+# Key families that identify an official checkpoint (used to name the right model in errors).
+_SIGNATURES = {
+    "NSB_global.": "pns-plus",
+    "NSB_1.": "pns-net",
+    "aen.": "aen-cffm or aen-pns-plus",
+    "decode_focal.": "cffm",
+}
+
+
+@dataclass
+class LoadReport:
+    """What :func:`load_checkpoint` did.
+
+    Attributes:
+        path: the file.
+        official: the file is an official (non-vps) checkpoint.
+        loaded: number of tensors loaded.
+        skipped: keys ignored because the official networks never use them.
+        legacy_norm: the model now uses the legacy PNS column normalisation.
+        metadata: safetensors metadata (empty for ``.pth``).
+    """
+
+    path: str
+    official: bool
+    loaded: int
+    skipped: list[str] = field(default_factory=list)
+    legacy_norm: bool = False
+    metadata: dict[str, str] = field(default_factory=dict)
+
+
+def read_state_dict(path: str | Path) -> tuple[dict[str, Tensor], dict[str, str], bool]:
+    """Read a checkpoint without building a model.
+
+    Returns:
+        ``(state_dict, metadata, official)``: ``module.`` prefixes stripped; ``official`` is
+        true for anything that is not one of our safetensors files.
+
+    Raises:
+        InputError: missing, unreadable, or not a state dict of tensors.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError("checkpoint not found", path=path, fix="check the path")
+    metadata: dict[str, str] = {}
+    if path.suffix == ".safetensors":
+        from safetensors import safe_open
+
+        try:
+            with safe_open(str(path), framework="pt", device="cpu") as f:
+                metadata = dict(f.metadata() or {})
+                state = {k: f.get_tensor(k) for k in f.keys()}
+        except Exception as e:  # safetensors raises its own error types
+            raise InputError(f"not a readable safetensors file ({e})", path=path,
+                             fix="re-create it with `vps weights import` or re-download it") from None
+        official = metadata.get("format") != "vps"
+    else:
+        try:
+            obj = torch.load(str(path), map_location="cpu", weights_only=True)
+        except pickle.UnpicklingError as e:
+            raise InputError(
+                "refusing to load: the file needs Python code to unpickle (only plain tensors are accepted)",
+                path=path,
+                fix="export a plain state dict (torch.save(model.state_dict(), ...)) from a trusted environment",
+            ) from e
+        except Exception as e:
+            raise InputError(f"not a readable PyTorch checkpoint ({type(e).__name__}: {e})", path=path,
+                             fix="check that the download is complete") from None
+        for wrapper in ("state_dict", "model", "net", "network"):
+            if isinstance(obj, Mapping) and wrapper in obj and isinstance(obj[wrapper], Mapping):
+                obj = obj[wrapper]
+                break
+        if not isinstance(obj, Mapping) or not all(isinstance(v, Tensor) for v in obj.values()):
+            raise InputError("not a state dict of tensors", path=path,
+                             fix="pass the model's weight file (e.g. PNSPlus.pth), not a training snapshot")
+        state = dict(obj)
+        official = True
+    state = {(k[len("module."):] if k.startswith("module.") else k): v for k, v in state.items()}
+    return state, metadata, official
+
+
+def _guess_model(keys) -> str | None:
+    for prefix, name in _SIGNATURES.items():
+        if any(k.startswith(prefix) for k in keys):
+            return name
+    return None
+
+
+def _list(keys: list[str], n: int = 4) -> str:
+    head = ", ".join(keys[:n])
+    return head + (f" (+{len(keys) - n} more)" if len(keys) > n else "")
+
+
+def load_checkpoint(model: nn.Module, path: str | Path, *, legacy_norm: bool | None = None) -> LoadReport:
+    """Load weights into ``model`` (strict: every parameter and buffer must be present).
+
+    Args:
+        model: a model from :func:`vpscli.models.build_model`.
+        path: ``.safetensors`` (ours) or an official ``.pth``.
+        legacy_norm: force the legacy PNS column normalisation on/off; default: on for
+            official PNS-Net/PNS+ files, as recorded in the metadata for ours.
+
+    Raises:
+        InputError: the file cannot be read safely, or does not fit the model (names the
+            missing/unexpected/mis-shaped keys and the model the file seems to be for).
+    """
+    state, metadata, official = read_state_dict(path)
+    spec = getattr(model, "spec", None)
+    name = spec.name if spec is not None else type(model).__name__
+    expected = model.state_dict()
+    skipped = [k for k in state if k not in expected and k.startswith(OFFICIAL_UNUSED_PREFIXES)]
+    for k in skipped:
+        del state[k]
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    mis_shaped = [f"{k} {tuple(state[k].shape)}≠{tuple(v.shape)}" for k, v in expected.items()
+                  if k in state and state[k].shape != v.shape]
+    if missing or unexpected or mis_shaped:
+        guess = _guess_model(state)
+        problems = []
+        if missing:
+            problems.append(f"{len(missing)} missing keys: {_list(missing)}")
+        if unexpected:
+            problems.append(f"{len(unexpected)} unexpected keys: {_list(unexpected)}")
+        if mis_shaped:
+            problems.append(f"{len(mis_shaped)} shape mismatches: {_list(mis_shaped, 2)}")
+        if guess and guess != name:
+            fix = f"this looks like a {guess} checkpoint; use that model"
+        elif mis_shaped:
+            fix = "build the model with the input size the weights were trained at (see the weights' metadata)"
+        else:
+            fix = f"pass a checkpoint trained for {name}"
+        raise InputError(f"does not fit model {name}: " + "; ".join(problems), path=path, fix=fix)
+    model.load_state_dict(state, strict=True)
+    if legacy_norm is None:
+        if official:
+            legacy_norm = name in ("pns-net", "pns-plus")
+        else:
+            legacy_norm = metadata.get("legacy_norm", "false") == "true"
+    if hasattr(model, "legacy_norm"):
+        model.legacy_norm = bool(legacy_norm)
+    return LoadReport(path=str(path), official=official, loaded=len(state), skipped=skipped,
+                      legacy_norm=bool(legacy_norm), metadata=metadata)
+
+
+def save_checkpoint(model: nn.Module, path: str | Path, metadata: Mapping[str, str] | None = None) -> Path:
+    """Write ``model``'s state dict as our safetensors format (contiguous, CPU) with metadata
+    ``format=vps``, ``model``, ``input_size``, ``legacy_norm`` plus ``metadata``."""
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    spec = getattr(model, "spec", None)
+    meta = {"format": "vps", "legacy_norm": "true" if getattr(model, "legacy_norm", False) else "false"}
+    if spec is not None:
+        meta["model"] = spec.name
+        meta["input_size"] = f"{spec.input_size[0]}x{spec.input_size[1]}"
+    meta.update({str(k): str(v) for k, v in (metadata or {}).items()})
+    tensors = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_file(tensors, str(path), metadata=meta)
+    return path

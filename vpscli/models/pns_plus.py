@@ -1,0 +1,99 @@
+"""PNS+ (Ji et al., MIR 2022): PNS-Net with a global NS block whose queries come from an
+anchor frame (the video's first frame) and a local NS block (spec §4).
+
+Parameter names equal the official ``lib/module/PNSPlusNetwork.py`` so ``PNSPlus.pth``
+loads (``module.`` prefixes stripped; unused ``squeeze``, ``layer4``, ``fc`` skipped).
+
+Differences from the official code, none of which changes its outputs:
+
+- the number of local frames is any T ≥ 1 (the official code hard-codes 5);
+- the anchor's features are computed on the first step of a video and kept in the
+  :class:`~vpscli.models.base.VideoState` instead of re-encoding frame 0 with every clip
+  (in eval mode the result is identical; in training mode the anchor is encoded in the
+  same backbone batch as the clip, as the official code does, so BatchNorm sees the same
+  statistics);
+- the global block's queries (one anchor frame repeated T times) are computed once and
+  broadcast — its output is identical for all frames in the original too (spec §4.1).
+"""
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from vpscli.models.base import PNS_MEAN, PNS_STD, ModelSpec, VideoState
+from vpscli.models.ns import NSBlock
+from vpscli.models.pns_net import PNSTrunk
+
+__all__ = ["PNSPlus", "PNS_PLUS_SPEC"]
+
+PNS_PLUS_SPEC = ModelSpec(
+    name="pns-plus",
+    title="PNS+ (MIR 2022): global (anchor) + local NS blocks, official weights importable",
+    clip_length=5,
+    input_size=(256, 448),
+    fixed_input_size=True,
+    mean=PNS_MEAN,
+    std=PNS_STD,
+    needs_anchor=True,
+    output_stride=8,
+    state="anchor-frame features (first frame of the video)",
+    official_weights=("PNSPlus.pth",),
+)
+
+
+class PNSPlus(PNSTrunk):
+    """PNS+ network.
+
+    Args:
+        input_size: network input ``(H, W)``; 256×448 for the official weights.
+        out_channels: SegNIN output channels (1; the AEN uses q proposal maps).
+        spec: override the spec (used by AEN+PNS+).
+
+    Shape:
+        - clip: ``(B, T, 3, H, W)`` local frames (5 in the official setting).
+        - anchor: ``(B, 3, H, W)``, first step of a video only.
+        - Output: logits ``(B, T, 1, H, W)``.
+    """
+
+    def __init__(self, input_size: tuple[int, int] = (256, 448), out_channels: int = 1,
+                 spec: ModelSpec | None = None):
+        super().__init__((spec or PNS_PLUS_SPEC).with_input_size(input_size), out_channels)
+        size = self.ns_feature_size
+        self.NSB_global = NSBlock(32, size, dilation=(3, 4, 3, 4))
+        self.NSB_local = NSBlock(32, size, dilation=(1, 2, 1, 2))
+
+    def features(self, clip: Tensor, state: VideoState, anchor: Tensor | None) -> dict[str, Tensor]:
+        """Every intermediate the PNS+ forward computes (AEN+PNS+ reads them).
+
+        Returns a dict of per-frame tensors, frames flattened into the batch (N = B·T):
+        ``stages`` (layer1..layer3), ``low`` ``(N, 24, h8, w8)``, ``high`` (after the NS
+        blocks) ``(N, 32, h16, w16)``, ``decoded`` ``(N, 16, h8, w8)``.
+        """
+        b, t = clip.shape[:2]
+        frames = clip.flatten(0, 1)
+        new_anchor = state.anchor is None
+        if new_anchor:
+            # The anchor joins the clip's backbone batch, exactly as the official forward does.
+            first = clip[:, 0] if anchor is None else anchor
+            frames = torch.cat([first, frames], 0)
+        stages = self.encode_stages(frames)
+        state.backbone_frames += frames.shape[0]
+        low, high = self.Low_RFB(stages[1]), self.High_RFB(stages[2])
+        if new_anchor:
+            # This step keeps the gradient through the anchor; later steps reuse it detached.
+            global_query = high[:b].unsqueeze(1)
+            state.anchor = global_query.detach()
+            stages, low, high = [s[b:] for s in stages], low[b:], high[b:]
+        else:
+            global_query = state.anchor
+        local = high.view(b, t, *high.shape[1:])
+        h1 = self.NSB_global(global_query.to(local.dtype), local) + local
+        h2 = self.NSB_local(h1, h1) + h1
+        high = (h2 + local).flatten(0, 1)
+        decoded = self.decode(low, high)
+        return {"stages": stages, "low": low, "high": high, "decoded": decoded}
+
+    def step(self, clip: Tensor, state: VideoState, indices: list[int], anchor: Tensor | None) -> Tensor:
+        b, t = clip.shape[:2]
+        logits = self.head(self.features(clip, state, anchor)["decoded"], clip.shape[-2:])
+        return logits.view(b, t, *logits.shape[1:])

@@ -1,0 +1,150 @@
+"""Model names → specs and builders; parameter and FLOP summaries for ``vps models``."""
+from __future__ import annotations
+
+import json
+from typing import Callable
+
+import torch
+
+from vpscli.errors import UsageError
+from vpscli.models.base import ModelSpec, VideoModel
+
+__all__ = ["DEFAULT_MODEL", "available_models", "get_spec", "build_model", "count_parameters",
+           "gflops_per_frame", "describe_models"]
+
+#: The model ``vps`` uses when none is named.
+DEFAULT_MODEL = "aen-cffm"
+
+
+def _build_aen_cffm(**kw) -> VideoModel:
+    from vpscli.models.aen import AENCFFM
+
+    return AENCFFM(**kw)
+
+
+def _build_cffm(**kw) -> VideoModel:
+    from vpscli.models.cffm import CFFM
+
+    return CFFM(**kw)
+
+
+def _build_pns_plus(**kw) -> VideoModel:
+    from vpscli.models.pns_plus import PNSPlus
+
+    return PNSPlus(**kw)
+
+
+def _build_aen_pns_plus(**kw) -> VideoModel:
+    from vpscli.models.aen import AENPNSPlus
+
+    return AENPNSPlus(**kw)
+
+
+def _build_pns_net(**kw) -> VideoModel:
+    from vpscli.models.pns_net import PNSNet
+
+    return PNSNet(**kw)
+
+
+_BUILDERS: dict[str, Callable[..., VideoModel]] = {
+    "aen-cffm": _build_aen_cffm,
+    "cffm": _build_cffm,
+    "pns-plus": _build_pns_plus,
+    "aen-pns-plus": _build_aen_pns_plus,
+    "pns-net": _build_pns_net,
+}
+
+
+def _spec_of(name: str) -> ModelSpec:
+    if name == "aen-cffm":
+        from vpscli.models.aen import AEN_CFFM_SPEC as spec
+    elif name == "cffm":
+        from vpscli.models.cffm import CFFM_SPEC as spec
+    elif name == "pns-plus":
+        from vpscli.models.pns_plus import PNS_PLUS_SPEC as spec
+    elif name == "aen-pns-plus":
+        from vpscli.models.aen import AEN_PNS_PLUS_SPEC as spec
+    else:
+        from vpscli.models.pns_net import PNS_NET_SPEC as spec
+    return spec
+
+
+def available_models() -> list[str]:
+    """Registered model names, the default first."""
+    return list(_BUILDERS)
+
+
+def _check(name: str) -> str:
+    if name not in _BUILDERS:
+        raise UsageError(f"unknown model '{name}'", fix="choose one of: " + ", ".join(available_models()))
+    return name
+
+
+def get_spec(name: str) -> ModelSpec:
+    """The :class:`ModelSpec` of a registered model at its native input size."""
+    return _spec_of(_check(name))
+
+
+def build_model(name: str = DEFAULT_MODEL, **kwargs) -> VideoModel:
+    """Build a registered model with fresh (untrained) weights, on the CPU, in train mode.
+
+    Args:
+        name: one of :func:`available_models`.
+        **kwargs: model options, e.g. ``input_size=(H, W)`` (every model). Weights are loaded
+            separately with :func:`vpscli.models.load_checkpoint`.
+
+    Raises:
+        UsageError: unknown name.
+    """
+    return _BUILDERS[_check(name)](**kwargs)
+
+
+def count_parameters(model: torch.nn.Module) -> int:
+    """Number of parameters (every one of them is used by the forward pass)."""
+    return sum(p.numel() for p in model.parameters())
+
+
+def gflops_per_frame(model: VideoModel, frames: int | None = None) -> float:
+    """GFLOPs (2×multiply-accumulate, ``torch.utils.flop_counter``) per output frame for one
+    step at the model's input size, counted on the ``meta`` device (no compute, no memory).
+
+    For models with a feature cache (CFFM) the step is a steady-state one: reference
+    frames come from the cache, so each frame is encoded once.
+    """
+    from copy import deepcopy
+
+    from torch.utils.flop_counter import FlopCounterMode
+
+    spec = model.spec
+    t = frames or spec.clip_length
+    meta = deepcopy(model).to("meta").eval()
+    h, w = spec.input_size
+    state = meta.init_state()
+    with torch.no_grad():
+        if spec.ref_offsets:  # warm the cache so the counted step reads references
+            warm = max(-o for o in spec.ref_offsets)
+            meta(torch.zeros(1, warm, 3, h, w, device="meta"), state)
+        counter = FlopCounterMode(display=False)
+        with counter:
+            anchor = torch.zeros(1, 3, h, w, device="meta") if spec.needs_anchor else None
+            meta(torch.zeros(1, t, 3, h, w, device="meta"), state, anchor=anchor)
+    return counter.get_total_flops() / t / 1e9
+
+
+def describe_models(with_flops: bool = True, weights_dir=None) -> list[dict]:
+    """One JSON-friendly dict per model: ``name``, ``params``, ``gflops_per_frame``,
+    ``input_size``, ``window``, ``weights`` (bundled weight files) and the whole spec."""
+    from vpscli.models.weights import bundled_weights
+
+    bundled = bundled_weights(weights_dir)
+    rows = []
+    for name in available_models():
+        model = build_model(name)
+        spec = model.spec
+        row = spec.as_dict()
+        row["params"] = count_parameters(model)
+        row["gflops_per_frame"] = round(gflops_per_frame(model), 2) if with_flops else None
+        row["weights"] = [e["file"] for e in bundled if e.get("model") == name]
+        row["default"] = name == DEFAULT_MODEL
+        rows.append(row)
+    return json.loads(json.dumps(rows))
