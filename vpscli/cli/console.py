@@ -13,7 +13,7 @@ from rich.console import Console
 from vpscli.errors import EXIT_ERROR, EXIT_INTERRUPTED, VpsError
 
 out_console = Console(highlight=False, soft_wrap=True)
-err_console = Console(stderr=True, highlight=False)
+err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 _debug = {"on": False}
 F = TypeVar("F", bound=Callable)
