@@ -1,0 +1,218 @@
+"""``vps evaluate``: score predicted maps against ground truth with the SUN-SEG / PNS-Net metric suite.
+
+Parsing and reporting only; the computation lives in :mod:`vpscli.metrics`.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from vpscli.cli.console import err_console, notice, out_console, reports_errors
+from vpscli.errors import UsageError
+
+#: Show a progress bar from this many frame evaluations on.
+PROGRESS_MIN_FRAMES = 50
+
+
+@reports_errors
+def evaluate(
+    pred: Path = typer.Argument(..., help="Predictions: PRED/[<method>/][<split>/]<case>/<frame>.png (or vps segment output)."),
+    gt: Path = typer.Argument(..., help="Ground truth: a GT/ folder of cases, a dataset root with <split>/GT/, or one case."),
+    metrics: Optional[str] = typer.Option(
+        None, "--metrics", "-m",
+        help="Comma-separated keys, 'all', 'published' or 'default' "
+        "(default: Smeasure,meanEm,wFmeasure,meanFm,maxDice,meanSen,maxIoU,MAE).",
+    ),
+    keep_ends: bool = typer.Option(False, "--keep-ends", help="Keep the first and last frame of each sequence."),
+    sort: str = typer.Option(
+        "auto", "--sort",
+        help="Frame order before trimming: auto (toolbox: numeric, else SUN-SEG), legacy (pre-2025 SUN-SEG "
+        "rule of the published tables), sunseg, natural, name.",
+    ),
+    per_sequence: bool = typer.Option(False, "--per-sequence", help="Also print a table per sequence."),
+    json_path: Optional[str] = typer.Option(None, "--json", help="Write unrounded results as JSON ('-': stdout)."),
+    csv_path: Optional[Path] = typer.Option(None, "--csv", help="Write unrounded results as CSV."),
+    plot_path: Optional[Path] = typer.Option(None, "--plot", help="Draw Dice/IoU/Sen/Spe/E/F and PR curves (PNG)."),
+    workers: int = typer.Option(0, "--workers", "-j", min=0, help="Processes (0: one per CPU for large sets)."),
+    allow_missing: bool = typer.Option(False, "--allow-missing", help="Score missing predictions as all-zero maps."),
+    matched_only: bool = typer.Option(False, "--matched-only", help="Leave out GT cases that have no predictions."),
+    method: Optional[List[str]] = typer.Option(None, "--method", help="Only these method folders (repeatable)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or notes."),
+) -> None:
+    """Score predictions against ground truth exactly as the SUN-SEG benchmark toolbox does.
+
+    GT > 128 is foreground; predictions are read as 8-bit grayscale, resized to the GT size and min-max normalised; each sequence drops its first and last frame; scores are averaged per sequence, then over sequences. Values match GewelsJI/VPS eval/ to 1e-9.
+    """
+    from vpscli.metrics import build_plan, default_workers, evaluate_plan, parse_metrics
+    from vpscli.metrics.ordering import SORT_RULES
+
+    keys = parse_metrics(metrics)
+    if sort not in SORT_RULES:
+        raise UsageError(f"unknown --sort {sort!r}", fix=f"use one of: {', '.join(SORT_RULES)}")
+    if plot_path is not None and plot_path.suffix.lower() != ".png":
+        raise UsageError("--plot writes a PNG file", path=plot_path, fix="give a file name ending in .png")
+
+    plan = build_plan(
+        pred, gt, sort_rule=sort, keep_ends=keep_ends, allow_missing=allow_missing,
+        matched_only=matched_only, methods=method or None,
+    )
+    _print_matched(plan, quiet)
+    for note in plan.notes:
+        notice(note, quiet)
+
+    n_jobs = plan.n_frames
+    n_workers = workers or default_workers(n_jobs * len(plan.methods))
+    extra = ("emeasure", "fmeasure", "medical") if plot_path is not None else ()
+    if quiet or n_jobs * len(plan.methods) < PROGRESS_MIN_FRAMES:
+        result = evaluate_plan(plan, keys, workers=n_workers, extra_families=extra)
+    else:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        columns = (TextColumn("evaluating"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+        with Progress(*columns, console=err_console, transient=True) as progress:
+            task = progress.add_task("frames", total=n_jobs)
+            result = evaluate_plan(
+                plan, keys, workers=n_workers, extra_families=extra,
+                on_frame=lambda n: progress.advance(task, n),
+            )
+    for note in _result_notes(result):
+        notice(note, quiet)
+
+    tables_console = err_console if json_path == "-" else out_console
+    _print_tables(result, tables_console, per_sequence)
+
+    from vpscli.metrics import report
+
+    if json_path is not None:
+        text = report.write_json(result, json_path)
+        if json_path == "-":
+            out_console.print(text, markup=False, highlight=False)
+    if csv_path is not None:
+        report.write_csv(result, csv_path)
+    if plot_path is not None:
+        from vpscli.metrics.plot import write_plot
+
+        write_plot(result, plot_path)
+    for label, path in (("JSON", json_path), ("CSV", csv_path), ("plot", plot_path)):
+        if path is not None and str(path) != "-":
+            notice(f"{label} written to {path}", quiet)
+
+
+def _print_matched(plan, quiet: bool) -> None:
+    if quiet:
+        return
+    methods = "predictions without a method level" if plan.methods == ["."] else (
+        f"{len(plan.methods)} method(s): {', '.join(plan.methods)}"
+    )
+    err_console.print(f"[bold]matched[/] {len(plan.splits)} split(s), {methods}", soft_wrap=True)
+    for split in plan.splits:
+        n_all = sum(len(q.frames) for q in split.sequences)
+        n_eval = sum(len(q.evaluated) for q in split.sequences)
+        err_console.print(
+            f"  {split.name}: {len(split.sequences)} case(s), {n_all} frame(s), {n_eval} evaluated "
+            f"(GT {split.cases_dir})",
+            markup=False, soft_wrap=True,
+        )
+
+
+def _result_notes(result) -> list[str]:
+    from vpscli.metrics.keys import split_key
+
+    notes: list[str] = []
+    keys = result.metrics
+    medical = [k for k in keys if split_key(k)[1] in ("Dice", "IoU", "Sen", "Spe")]
+    for (split, method), issue in result.issues.items():
+        where = ("" if split == "." else f"{split}: ") + ("" if method == "." else f"{method}: ")
+        if issue.nan:
+            bad = sorted({k for _, ks in issue.nan for k in ks})
+            affected = [k for k in keys if (split_key(k)[1] or k) in bad]
+            if affected:
+                frames = ", ".join(name for name, _ in issue.nan[:5])
+                why = " (Spe is 0/0 on a full-foreground GT)" if "Spe" in bad else ""
+                notes.append(
+                    f"{where}{', '.join(affected)} = NaN: {len(issue.nan)} frame(s) give NaN{why}: "
+                    f"{frames}{' …' if len(issue.nan) > 5 else ''}"
+                )
+        if issue.empty_gt and medical:
+            notes.append(
+                f"{where}{len(issue.empty_gt)} frame(s) have an empty GT, where Dice/IoU/Sen/Spe are 0 at every "
+                f"threshold (toolbox rule): {', '.join(issue.empty_gt[:3])}{' …' if len(issue.empty_gt) > 3 else ''}"
+            )
+        if issue.resized:
+            notes.append(f"{where}{issue.resized} prediction(s) resized to the GT size (bilinear, as the toolbox)")
+    for (split, method), sequences in result.sequences.items():
+        short = [s.name for s in sequences if s.n_frames == 0]
+        if short and method == result.plan.methods[0]:
+            where = "" if split == "." else f"{split}: "
+            notes.append(
+                f"{where}{len(short)} sequence(s) have no frame left after dropping the first and last "
+                f"(the toolbox crashes on them) and are left out of the means: {', '.join(short[:5])}"
+                f"{' …' if len(short) > 5 else ''} — --keep-ends keeps all frames"
+            )
+    return notes
+
+
+def _print_tables(result, console, per_sequence: bool) -> None:
+    from rich.table import Table
+
+    from vpscli.metrics.report import format_value, protocol_line
+
+    keys = result.metrics
+    for split in result.plan.splits:
+        methods = [m for m in result.plan.methods if (split.name, m) in result.datasets]
+        if not methods:
+            continue
+        title = "Dataset " + _split_label(split)
+        table = Table(title=title, title_justify="left")
+        table.add_column("Method")
+        for key in keys:
+            table.add_column(key, justify="right")
+        for method in methods:
+            dataset = result.datasets[(split.name, method)]
+            label = "predictions" if method == "." else method
+            table.add_row(label, *(format_value(dataset.value(k)) for k in keys))
+        _print_wide(console, table)
+        if per_sequence:
+            seq_table = Table(title=f"{title} — per sequence", title_justify="left")
+            if len(methods) > 1:
+                seq_table.add_column("Method")
+            seq_table.add_column("Sequence")
+            seq_table.add_column("frames", justify="right")
+            for key in keys:
+                seq_table.add_column(key, justify="right")
+            for method in methods:
+                for seq in result.sequences[(split.name, method)]:
+                    cells = [seq.name, str(seq.n_frames), *(format_value(seq.value(k)) for k in keys)]
+                    seq_table.add_row(*(([method] if len(methods) > 1 else []) + cells))
+            _print_wide(console, seq_table)
+    console.print(protocol_line(result), style="dim", markup=False, soft_wrap=True)
+
+
+def _split_label(split) -> str:
+    """The toolbox's dataset label (``TestEasyDataset-Seen``); a single split is named after its folder."""
+    if split.name != ".":
+        return split.name.replace("/", "-")
+    folder = split.cases_dir
+    return folder.parent.name if folder.name == "GT" and folder.parent.name else folder.name
+
+
+def _print_wide(console, table) -> None:
+    """Print a table without squeezing its columns, even when wider than the terminal (or piped)."""
+    from rich.console import Console
+    from rich.measure import Measurement
+
+    width = Measurement.get(console, console.options.update(max_width=100_000), table).maximum
+    if width <= console.width:
+        console.print(table)
+        return
+    wide = Console(
+        file=console.file, width=width, highlight=False, force_terminal=console.is_terminal,
+        color_system=console.color_system, no_color=console.no_color,
+    )  # fmt: skip
+    wide.print(table)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("evaluate")(evaluate)

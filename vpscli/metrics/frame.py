@@ -1,0 +1,133 @@
+"""One (prediction, ground truth) pair, read and prepared exactly as the reference toolbox does.
+
+Preparation (GewelsJI/VPS ``eval/``, identical for every measure):
+
+1. both maps are read with ``cv2.imread(path, IMREAD_GRAYSCALE)`` -> uint8 (RGB/RGBA: OpenCV luma, alpha
+   dropped; 16-bit: high byte; palette: expanded to colour first);
+2. a prediction of another size is resized to the GT size with ``cv2.resize`` defaults (bilinear, on uint8);
+   the GT is never resized;
+3. the GT is binarised at ``> 128`` (so a 0/1-valued GT is empty);
+4. the prediction becomes ``p = pred / 255`` in float64, then ``(p - min p) / (max p - min p)`` unless it is
+   constant (a constant map keeps ``v / 255``).
+
+Because the prediction is 8-bit, the normalised map takes at most 256 values. :class:`PreparedFrame` keeps
+the uint8 map plus a 256-entry table ``levels`` with the float64 value of each level — computed with the
+same float operations as the reference, so ``levels[pred]`` is bit-identical to the reference's map — and
+the per-level pixel counts on the GT foreground and background. Most measures need nothing else.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property, lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from vpscli.errors import InputError
+
+#: GT pixels strictly above this value are foreground.
+GT_THRESHOLD = 128
+
+
+@dataclass(frozen=True)
+class PreparedFrame:
+    """A prepared pair. Shapes: ``pred`` and ``gt`` are (H, W); ``levels`` and the histograms are (256,)."""
+
+    pred: np.ndarray  #: uint8 (H, W): the prediction as read (and resized to the GT size)
+    gt: np.ndarray  #: bool (H, W): GT > 128
+    joint: np.ndarray  #: uint16 (H, W): ``pred + 256 * gt``, the index of a pixel in a (fg, level) histogram
+    levels: np.ndarray  #: float64 (256,): the normalised value of each uint8 level
+    fg_hist: np.ndarray  #: int64 (256,): GT-foreground pixels per prediction level
+    bg_hist: np.ndarray  #: int64 (256,): GT-background pixels per prediction level
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.gt.shape  # type: ignore[return-value]
+
+    @property
+    def n_pixels(self) -> int:
+        return int(self.gt.size)
+
+    @property
+    def n_fg(self) -> int:
+        """Number of GT-foreground pixels."""
+        return int(self.fg_hist.sum())
+
+    @cached_property
+    def hist(self) -> np.ndarray:
+        """int64 (256,): all pixels per prediction level."""
+        return self.fg_hist + self.bg_hist
+
+    @cached_property
+    def present(self) -> np.ndarray:
+        """bool (256,): levels that occur in the prediction."""
+        return self.hist > 0
+
+    @cached_property
+    def pred_map(self) -> np.ndarray:
+        """float64 (H, W): the normalised prediction, bit-identical to the reference's ``pred``."""
+        return self.levels[self.pred]
+
+
+@lru_cache(maxsize=4096)
+def normalised_levels(lo: int, hi: int) -> np.ndarray:
+    """float64 (256,): the normalised value of every uint8 level for a map whose levels span [lo, hi].
+
+    Same float operations as the reference (``x / 255`` first, then min-max on those floats), so each
+    entry is bit-identical to the reference's value for a pixel of that level.
+    """
+    levels = np.arange(256, dtype=np.float64) / 255
+    if hi != lo:  # a constant map stays v / 255 (MATLAB mapminmax leaves constant rows untouched)
+        low, high = levels[lo], levels[hi]
+        levels = (levels - low) / (high - low)
+    levels.flags.writeable = False  # cached and shared between frames
+    return levels
+
+
+def prepare_frame(pred: np.ndarray, gt: np.ndarray) -> PreparedFrame:
+    """Prepare a uint8 (H, W) prediction (already at the GT size) and a uint8 (H, W) GT."""
+    if pred.shape != gt.shape:
+        raise ValueError(f"prediction {pred.shape} and GT {gt.shape} differ; resize first (read_pair does)")
+    pred = np.ascontiguousarray(pred, dtype=np.uint8)
+    gt_bool = np.ascontiguousarray(gt) > GT_THRESHOLD
+    joint = pred | (gt_bool.view(np.uint8).astype(np.uint16) << 8)
+    bg_hist, fg_hist = split_joint_hist(joint)
+    nz = np.flatnonzero(bg_hist + fg_hist)
+    levels = normalised_levels(int(nz[0]), int(nz[-1]))
+    return PreparedFrame(pred=pred, gt=gt_bool, joint=joint, levels=levels, fg_hist=fg_hist, bg_hist=bg_hist)
+
+
+def split_joint_hist(joint: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(background, foreground) per-level pixel counts, int64 (256,) each, of a ``joint`` index array."""
+    counts = np.bincount(joint.ravel(), minlength=512).astype(np.int64)
+    return counts[:256], counts[256:]
+
+
+def read_gray(path: str | Path) -> np.ndarray:
+    """Read an image as 8-bit grayscale exactly as the toolbox does; :class:`InputError` if unreadable."""
+    import cv2
+
+    image = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+    if image is None or image.size == 0:
+        raise InputError(
+            "cannot be read as an image", path=path, fix="replace or remove the file (PNG, 8 or 16 bit)"
+        )
+    return image
+
+
+def read_pair(gt_path: str | Path, pred_path: str | Path | None) -> tuple[np.ndarray, np.ndarray, bool]:
+    """Read a GT and its prediction as uint8 (H, W) arrays of the GT's size.
+
+    ``pred_path=None`` stands for a missing prediction scored as an all-zero map (``--allow-missing``).
+    Returns ``(pred, gt, resized)``; ``resized`` says the prediction had another size and was resized
+    with ``cv2.resize`` defaults (bilinear on uint8, no anti-aliasing), as the toolbox does.
+    """
+    gt = read_gray(gt_path)
+    if pred_path is None:
+        return np.zeros_like(gt), gt, False
+    pred = read_gray(pred_path)
+    if pred.shape != gt.shape:
+        import cv2
+
+        return cv2.resize(pred, (gt.shape[1], gt.shape[0])), gt, True
+    return pred, gt, False

@@ -1,0 +1,397 @@
+"""Finding the ground truth and matching predictions to it: what gets evaluated.
+
+Ground truth (``GT`` argument), any of:
+
+- a ``GT/`` folder of case folders (one split, named ``.``);
+- a dataset root holding ``GT/`` folders at any depth: SUN-SEG ``TestEasyDataset/Seen/GT/<case>/``,
+  ``TestHardDataset/Unseen/GT/...``, or ``<split>/GT/<case>``; each ``GT`` folder is a split named by its
+  parent's path relative to the root (``TestEasyDataset/Seen``);
+- a folder of case folders not named ``GT``, or one case folder of PNGs (a single sequence).
+
+Predictions (``PRED`` argument) mirror the splits, with or without a method level:
+``PRED/<split>/<case>/<frame>.png`` or ``PRED/<method>/<split>/<case>/<frame>.png`` (several methods at
+once). Each case may also be ``<case>/masks/`` (what ``vps segment`` writes) and each split may hold a
+``Pred/`` level (the PNS-Net MATLAB layout); a flat folder of PNGs (one ``masks/`` folder) is matched to GT
+frames by file name. A prediction has the GT frame's file name.
+
+Only ``*.png`` files (not hidden) are frames, as in the toolbox. Stray files and empty folders next to the
+cases, which crash the toolbox, are skipped and reported.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from vpscli.errors import InputError
+from vpscli.io.naming import natural_key
+from vpscli.metrics.ordering import evaluated_frames, sort_frames
+
+GT_FOLDER = "GT"
+#: Optional level between a split and its cases in prediction trees (PNS-Net MATLAB layout).
+PRED_FOLDER = "Pred"
+#: Per-case subfolder that ``vps segment`` writes.
+MASKS_FOLDER = "masks"
+#: How deep below the GT root ``GT`` folders are searched for.
+MAX_SPLIT_DEPTH = 4
+#: How many names an error message lists.
+LIST_LIMIT = 8
+
+
+@dataclass
+class Sequence:
+    """One case (video) of a split: its GT folder and frames."""
+
+    name: str
+    gt_dir: Path
+    frames: list[str]  #: every GT frame file name, in sequence order
+    evaluated: list[str]  #: the frames that are scored (first and last dropped unless --keep-ends)
+    sort_rule: str  #: the rule that ordered the frames (see :func:`~vpscli.metrics.ordering.sort_frames`)
+
+
+@dataclass
+class Split:
+    """A set of cases averaged together; ``name`` is its path relative to the GT root (``.`` for one)."""
+
+    name: str
+    cases_dir: Path
+    sequences: list[Sequence]
+
+
+@dataclass
+class Plan:
+    """What will be evaluated: splits, methods, and the prediction folder of every (split, method, case)."""
+
+    gt_root: Path
+    pred_root: Path
+    splits: list[Split]
+    methods: list[str]  #: method folder names, or ``["."]`` when predictions have no method level
+    #: (split name, method) -> case name -> prediction folder (None: no predictions for that case)
+    pred_dirs: dict[tuple[str, str], dict[str, Path | None]]
+    sort_rule: str = "auto"
+    keep_ends: bool = False
+    missing: list[Path] = field(default_factory=list)  #: evaluated frames without a prediction file
+    notes: list[str] = field(default_factory=list)  #: things the user should know, in plain words
+
+    def pairs(self) -> list[tuple[str, str]]:
+        """(split, method) pairs that have predictions, in report order."""
+        return [(s.name, m) for s in self.splits for m in self.methods if (s.name, m) in self.pred_dirs]
+
+    def frame_jobs(self):
+        """Yield ``(split, case, frame, gt_path, {method: pred_path or None})`` for every evaluated frame.
+
+        A frame is read once for all methods. A ``None`` prediction is a missing file (``--allow-missing``).
+        """
+        missing = set(self.missing)
+        for split in self.splits:
+            methods = [m for m in self.methods if (split.name, m) in self.pred_dirs]
+            for seq in split.sequences:
+                for name in seq.evaluated:
+                    preds: dict[str, Path | None] = {}
+                    for method in methods:
+                        folder = self.pred_dirs[(split.name, method)].get(seq.name)
+                        path = None if folder is None else folder / name
+                        preds[method] = None if path is None or path in missing else path
+                    yield split.name, seq.name, name, seq.gt_dir / name, preds
+
+    @property
+    def n_frames(self) -> int:
+        """Evaluated GT frames (each scored once per method)."""
+        return sum(len(q.evaluated) for s in self.splits for q in s.sequences)
+
+
+def _listdir(folder: Path) -> list[os.DirEntry]:
+    try:
+        with os.scandir(folder) as it:
+            return list(it)
+    except OSError as e:
+        raise InputError(f"cannot list folder ({e.strerror})", path=folder) from None
+
+
+def _is_frame(entry: os.DirEntry) -> bool:
+    """A frame as the toolbox's ``glob('*.png')`` sees it: a non-hidden file ending in ``.png``."""
+    return entry.name.endswith(".png") and not entry.name.startswith(".") and entry.is_file()
+
+
+def list_frames(folder: Path) -> list[str]:
+    """PNG frame names of ``folder`` in directory order (the order the toolbox's stable sort starts from)."""
+    return [e.name for e in _listdir(folder) if _is_frame(e)]
+
+
+def _has_frames(folder: Path) -> bool:
+    return any(_is_frame(e) for e in _listdir(folder))
+
+
+def _subdirs(folder: Path) -> list[os.DirEntry]:
+    return [e for e in _listdir(folder) if e.is_dir() and not e.name.startswith(".")]
+
+
+def find_splits(gt_root: Path) -> list[tuple[str, Path]]:
+    """(split name, folder of case folders) for every split under ``gt_root``; see the module docstring."""
+    if not gt_root.exists():
+        raise InputError("ground-truth folder not found", path=gt_root)
+    if not gt_root.is_dir():
+        raise InputError("ground truth must be a folder of case folders (or a dataset root)", path=gt_root)
+    if gt_root.name == GT_FOLDER:
+        return [(".", gt_root)]
+    found: list[tuple[str, Path]] = []
+
+    def walk(folder: Path, depth: int) -> None:
+        children = _subdirs(folder)
+        for child in children:
+            if child.name == GT_FOLDER:
+                rel = folder.relative_to(gt_root).as_posix()
+                found.append((rel if rel else ".", Path(child.path)))
+        if depth >= MAX_SPLIT_DEPTH:
+            return
+        for child in children:
+            if child.name != GT_FOLDER and not _has_frames(Path(child.path)):
+                walk(Path(child.path), depth + 1)
+
+    walk(gt_root, 0)
+    if found:
+        return sorted(found, key=lambda s: natural_key(s[0]))
+    if any(_has_frames(Path(d.path)) for d in _subdirs(gt_root)):
+        return [(".", gt_root)]
+    if _has_frames(gt_root):
+        return [(".", gt_root)]  # a single case folder
+    raise InputError(
+        "no ground truth found: expected GT/<case>/*.png, <split>/GT/<case>/*.png or <case>/*.png",
+        path=gt_root,
+        fix="point GT at a GT folder, a dataset root with GT folders, or a folder of case folders of PNG masks",
+    )
+
+
+def load_split(name: str, cases_dir: Path, sort_rule: str, keep_ends: bool, notes: list[str]) -> Split:
+    """Read a split's cases and frames (sorted and trimmed)."""
+    entries = _listdir(cases_dir)
+    if any(_is_frame(e) for e in entries) and not any(e.is_dir() for e in entries):
+        case_dirs = [(cases_dir.name, cases_dir)]  # one case folder given directly
+    else:
+        stray = [e.name for e in entries if not e.is_dir() and not e.name.startswith(".")]
+        if stray:
+            notes.append(
+                f"{_where(name)}ignored {len(stray)} file(s) beside the case folders in {cases_dir} "
+                f"(e.g. {stray[0]}); only folders are cases"
+            )
+        case_dirs = [(e.name, Path(e.path)) for e in entries if e.is_dir() and not e.name.startswith(".")]
+    sequences: list[Sequence] = []
+    empty: list[str] = []
+    fallback: list[str] = []
+    for case, folder in sorted(case_dirs, key=lambda c: natural_key(c[0])):
+        names = list_frames(folder)
+        if not names:
+            empty.append(case)
+            continue
+        ordered, used = sort_frames(case, names, sort_rule)
+        if used == "natural" and sort_rule in ("auto", "legacy"):
+            fallback.append(case)
+        sequences.append(Sequence(case, folder, ordered, evaluated_frames(ordered, keep_ends), used))
+    if empty:
+        notes.append(f"{_where(name)}skipped {len(empty)} case folder(s) without PNG frames: {_names(empty)}")
+    if fallback:
+        notes.append(
+            f"{_where(name)}{len(fallback)} case(s) have names that fit neither toolbox sort rule (numeric, "
+            f"SUN-SEG) and were sorted naturally: {_names(fallback)}"
+        )
+    return Split(name, cases_dir, sequences)
+
+
+def _where(split: str) -> str:
+    return "" if split == "." else f"{split}: "
+
+
+def _names(names: list[str], limit: int = LIST_LIMIT) -> str:
+    shown = ", ".join(names[:limit])
+    return shown + (f", … ({len(names)} in all)" if len(names) > limit else "")
+
+
+def _case_folder(base: Path, case: str, subdirs: dict[str, Path]) -> Path | None:
+    folder = subdirs.get(case)
+    if folder is None:
+        return None
+    masks = folder / MASKS_FOLDER
+    return masks if masks.is_dir() else folder
+
+
+def _match_split(root: Path, split: Split) -> tuple[dict[str, Path | None], int, list[str]]:
+    """Prediction folder of each case of ``split`` under ``root`` (a method folder or the prediction root).
+
+    Returns (case -> folder or None, number of cases matched, prediction folders that are not GT cases).
+    """
+    base = root if split.name == "." else root / split.name
+    best: tuple[dict[str, Path | None], int, list[str]] = ({q.name: None for q in split.sequences}, 0, [])
+    for candidate in (base, base / PRED_FOLDER):
+        if not candidate.is_dir():
+            continue
+        subdirs = {e.name: Path(e.path) for e in _subdirs(candidate)}
+        folders = {q.name: _case_folder(candidate, q.name, subdirs) for q in split.sequences}
+        matched = sum(f is not None for f in folders.values())
+        if matched == 0 and _has_frames(candidate):
+            # A flat folder of predictions: frames are matched by file name across all cases.
+            names = set(list_frames(candidate))
+            folders = {q.name: candidate if names.intersection(q.frames) else None for q in split.sequences}
+            matched = sum(f is not None for f in folders.values())
+            extra: list[str] = []
+        else:
+            gt_cases = {q.name for q in split.sequences}
+            extra = sorted((n for n in subdirs if n not in gt_cases and n != PRED_FOLDER), key=natural_key)
+        if matched > best[1]:
+            best = (folders, matched, extra)
+    return best
+
+
+def _method_folders(pred_root: Path) -> list[str]:
+    return sorted((e.name for e in _subdirs(pred_root)), key=natural_key)
+
+
+def build_plan(
+    pred_root: str | Path,
+    gt_root: str | Path,
+    *,
+    sort_rule: str = "auto",
+    keep_ends: bool = False,
+    allow_missing: bool = False,
+    matched_only: bool = False,
+    methods: list[str] | None = None,
+) -> Plan:
+    """Discover the GT, match the predictions, and check that every evaluated frame has a prediction.
+
+    Raises :class:`InputError` when nothing matches (showing both case lists) or when predictions are
+    missing (listing the first ones), unless ``allow_missing`` (missing maps are scored as all-zero) or
+    ``matched_only`` (GT cases without any prediction folder are left out).
+    """
+    pred_root, gt_root = Path(pred_root), Path(gt_root)
+    if not pred_root.exists():
+        raise InputError("prediction folder not found", path=pred_root)
+    if not pred_root.is_dir():
+        raise InputError("predictions must be a folder", path=pred_root)
+    notes: list[str] = []
+    splits = [load_split(n, d, sort_rule, keep_ends, notes) for n, d in find_splits(gt_root)]
+    splits = [s for s in splits if s.sequences]
+    if not splits:
+        raise InputError("no case folder with PNG frames found in the ground truth", path=gt_root)
+
+    def match(root: Path) -> tuple[dict[tuple[str, str], dict[str, Path | None]], int, list[str]]:
+        found, total, extra = {}, 0, []
+        for split in splits:
+            folders, matched, extra_here = _match_split(root, split)
+            if matched:
+                found[split.name] = folders
+                total += matched
+                extra += [f"{_where(split.name)}{e}" for e in extra_here]
+        return found, total, extra
+
+    pred_dirs: dict[tuple[str, str], dict[str, Path | None]] = {}
+    extra_cases: list[str] = []
+    flat, total, extra = match(pred_root)
+    if total and not methods:
+        method_names = ["."]
+        pred_dirs = {(s, "."): f for s, f in flat.items()}
+        extra_cases = extra
+    else:
+        candidates = _method_folders(pred_root)
+        if methods:
+            unknown = [m for m in methods if m not in candidates]
+            if unknown:
+                raise InputError(
+                    f"method folder(s) not found: {', '.join(unknown)}",
+                    path=pred_root,
+                    fix=f"choose among: {_names(candidates) or '(no folders)'}",
+                )
+            candidates = [m for m in candidates if m in methods]
+        method_names, unmatched = [], []
+        for method in candidates:
+            found, total, extra = match(pred_root / method)
+            if total:
+                method_names.append(method)
+                pred_dirs.update({(s, method): f for s, f in found.items()})
+                extra_cases += [f"{method}/{e}" for e in extra]
+            else:
+                unmatched.append(method)
+        if unmatched and method_names:
+            notes.append(f"ignored folder(s) without predictions for these GT cases: {_names(unmatched)}")
+    if not pred_dirs:
+        gt_cases = [f"{_where(s.name)}{q.name}" for s in splits for q in s.sequences]
+        found_names = _method_folders(pred_root) or list_frames(pred_root)[:LIST_LIMIT]
+        raise InputError(
+            f"no prediction matches the ground-truth cases. GT cases: {_names(gt_cases)}. "
+            f"Found in {pred_root}: {_names(found_names) or '(nothing)'}",
+            path=pred_root,
+            fix="predictions must be PRED/[<method>/][<split>/]<case>/<frame>.png with the GT file names",
+        )
+    if extra_cases:
+        notes.append(f"ignored {len(extra_cases)} prediction folder(s) that are not GT cases: {_names(extra_cases)}")
+
+    plan = Plan(gt_root, pred_root, splits, method_names, pred_dirs, sort_rule, keep_ends, notes=notes)
+    for split in splits:
+        for method in method_names:
+            if (split.name, method) not in pred_dirs and method != ".":
+                notes.append(f"{_where(split.name)}method {method} has no predictions for this split; skipped")
+    _check_frames(plan, allow_missing, matched_only)
+    plan.splits = [s for s in plan.splits if s.sequences]
+    if not plan.splits:
+        raise InputError("no GT case is left to evaluate", path=gt_root, fix="check --matched-only and the layout")
+    return plan
+
+
+def _check_frames(plan: Plan, allow_missing: bool, matched_only: bool) -> None:
+    """Fill ``plan.missing``, note extra predictions, and raise on missing ones unless allowed."""
+    if matched_only:
+        _drop_unmatched(plan)
+    missing: list[Path] = []
+    missing_cases: list[str] = []
+    listing: dict[Path, set[str]] = {}
+    gt_names: dict[Path, set[str]] = {}  # GT frames matched against each prediction folder
+    n_missing = 0
+    for split in plan.splits:
+        for method in plan.methods:
+            folders = plan.pred_dirs.get((split.name, method))
+            if folders is None:
+                continue
+            prefix = ("" if method == "." else f"{method}/") + _where(split.name)
+            for seq in split.sequences:
+                folder = folders.get(seq.name)
+                if folder is None:
+                    missing_cases.append(prefix + seq.name)
+                    n_missing += len(seq.evaluated)
+                    continue
+                if folder not in listing:
+                    listing[folder] = set(list_frames(folder))
+                gt_names.setdefault(folder, set()).update(seq.frames)
+                absent = [folder / n for n in seq.evaluated if n not in listing[folder]]
+                missing += absent
+                n_missing += len(absent)
+    extra = sum(len(listing[f] - names) for f, names in gt_names.items())
+    if extra:
+        plan.notes.append(f"ignored {extra} prediction file(s) without a GT frame")
+    if n_missing and not allow_missing:
+        msg = f"{n_missing} prediction(s) missing"
+        if missing_cases:
+            msg += f"; GT cases without a prediction folder: {_names(missing_cases)}"
+        if missing:
+            msg += f"; first missing files: {', '.join(str(p) for p in missing[:5])}"
+        raise InputError(
+            msg,
+            path=plan.pred_root,
+            fix="add them, or use --allow-missing to score them as all-zero maps"
+            + (", or --matched-only to leave out the cases without predictions" if missing_cases else ""),
+        )
+    plan.missing = missing
+    if n_missing:
+        plan.notes.append(f"{n_missing} missing prediction(s) scored as all-zero maps (--allow-missing)")
+
+
+def _drop_unmatched(plan: Plan) -> None:
+    """--matched-only: keep the cases that every method evaluated on the split has predictions for."""
+    for split in plan.splits:
+        tables = [plan.pred_dirs[(split.name, m)] for m in plan.methods if (split.name, m) in plan.pred_dirs]
+        if not tables:
+            continue
+        dropped = [q.name for q in split.sequences if any(t.get(q.name) is None for t in tables)]
+        if dropped:
+            split.sequences = [q for q in split.sequences if q.name not in dropped]
+            plan.notes.append(
+                f"{_where(split.name)}left out {len(dropped)} GT case(s) without predictions "
+                f"(--matched-only): {_names(dropped)}"
+            )

@@ -1,0 +1,136 @@
+"""Reports of an :class:`~vpscli.metrics.runner.EvaluationResult`: the toolbox-style rounded values, the
+protocol statement, JSON and CSV.
+
+- Tables round like the toolbox: ``format(numpy.round(v, 3), ".3f")`` (numpy rounds half to even on the
+  binary value), so they can be diffed against ``eval-result/*.txt``.
+- JSON holds unrounded float64 values with NaN as ``null``, shaped
+  ``{"protocol": {...}, "splits": {SPLIT: {METHOD: {"dataset": {KEY: v}, "per_sequence": {CASE:
+  {"n_frames": n, KEY: v}}}}}}``.
+- CSV has one row per (split, method, level, sequence): ``level`` is ``dataset`` or ``sequence``.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+
+from vpscli import __version__
+from vpscli.metrics.runner import EvaluationResult
+
+SORT_DESCRIPTIONS = {
+    "auto": "numeric, else SUN-SEG (toolbox 2025 rule), else natural",
+    "legacy": "numeric, else SUN-SEG without clip id (pre-2025 toolbox rule, the published tables)",
+    "sunseg": "SUN-SEG key",
+    "natural": "natural order",
+    "name": "character order (MATLAB dir)",
+}
+
+
+def format_value(value: float) -> str:
+    """The toolbox's table format: ``'%.3f' % numpy.round(v, 3)``; NaN prints as ``nan``."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "nan"
+    return format(np.round(value, 3), ".3f")
+
+
+def protocol(result: EvaluationResult) -> dict:
+    """What was computed, in words and settings (the JSON ``protocol`` object)."""
+    plan = result.plan
+    return {
+        "tool": f"vps {__version__}",
+        "reference": "GewelsJI/VPS eval/ (SUN-SEG benchmark toolbox)",
+        "metrics": list(result.metrics),
+        "gt": "GT > 128 is foreground",
+        "prediction": "8-bit grayscale (OpenCV); resized to the GT size with cv2.resize (bilinear); "
+        "min-max normalised per frame (constant maps kept as v/255)",
+        "thresholds": {
+            "Em, Fm": "256 thresholds, uint8-truncated histogram",
+            "Dice, IoU, Sen, Spe": "numpy.linspace(1, 0, 256), p >= t; all 0 where TP = 0",
+            "adpEm, adpFm": "p >= min(2 * mean(p), 1)",
+        },
+        "trim_ends": not plan.keep_ends,
+        "sort": plan.sort_rule,
+        "aggregation": "mean over frames per sequence, then mean over sequences; max/mean of the mean curve",
+        "gt_root": str(plan.gt_root),
+        "pred_root": str(plan.pred_root),
+        "notes": list(plan.notes),
+    }
+
+
+def protocol_line(result: EvaluationResult) -> str:
+    """One line stating the protocol under the tables."""
+    plan = result.plan
+    trim = "first and last frame of each sequence dropped" if not plan.keep_ends else "all frames kept"
+    return (
+        "protocol: GT > 128; prediction resized to GT (bilinear) and min-max normalised; "
+        "E/F: 256 uint8-histogram thresholds; Dice/IoU/Sen/Spe: linspace(1, 0, 256), p ≥ t, 0 when TP = 0; "
+        f"adaptive: 2·mean ≤ 1; {trim}; sort: {plan.sort_rule} ({SORT_DESCRIPTIONS[plan.sort_rule]}); "
+        "mean over frames → sequences → split"
+    )
+
+
+def _clean(value: float) -> float | None:
+    return None if value is None or math.isnan(value) else float(value)
+
+
+def to_dict(result: EvaluationResult) -> dict:
+    """The JSON document (NaN already turned into None)."""
+    splits: dict[str, dict] = {}
+    for (split, method), dataset in result.datasets.items():
+        per_sequence = {}
+        for seq in result.sequences[(split, method)]:
+            row = {"n_frames": seq.n_frames}
+            row.update({k: _clean(seq.value(k)) for k in result.metrics})
+            per_sequence[seq.name] = row
+        splits.setdefault(split, {})[method] = {
+            "dataset": {k: _clean(dataset.value(k)) for k in result.metrics},
+            "n_sequences": dataset.n_sequences,
+            "n_frames": dataset.n_frames,
+            "per_sequence": per_sequence,
+        }
+    return {"protocol": protocol(result), "splits": splits}
+
+
+def write_json(result: EvaluationResult, path: str | Path) -> str:
+    """Write the JSON report to ``path`` (``-``: return the text for stdout)."""
+    text = json.dumps(to_dict(result), indent=2, allow_nan=False)
+    if str(path) != "-":
+        _write_text(Path(path), text + "\n")
+    return text
+
+
+def csv_rows(result: EvaluationResult) -> list[list]:
+    """Header plus one row per dataset and per sequence; unrounded values, NaN as an empty cell."""
+    rows: list[list] = [["split", "method", "level", "sequence", "n_frames", *result.metrics]]
+
+    def cells(values):
+        return ["" if math.isnan(v) else repr(float(v)) for v in values]
+
+    for (split, method), dataset in result.datasets.items():
+        rows.append([split, method, "dataset", "", dataset.n_frames, *cells(dataset.value(k) for k in result.metrics)])
+        for seq in result.sequences[(split, method)]:
+            rows.append([split, method, "sequence", seq.name, seq.n_frames, *cells(seq.value(k) for k in result.metrics)])
+    return rows
+
+
+def write_csv(result: EvaluationResult, path: str | Path) -> None:
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerows(csv_rows(result))
+    _write_text(Path(path), buffer.getvalue())
+
+
+def _write_text(path: Path, text: str) -> None:
+    from vpscli.errors import OutputError
+
+    try:
+        if path.parent and not path.parent.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(path)
+    except OSError as e:
+        raise OutputError(f"cannot write ({e.strerror})", path=path) from None

@@ -1,0 +1,158 @@
+"""Running a :class:`~vpscli.metrics.layout.Plan`: frames stream through the scorers, in order, into
+per-sequence accumulators, so memory stays bounded whatever the number of frames.
+
+With ``workers > 1`` frames are scored in a process pool (each GT frame is read once for all methods);
+results come back in frame order, so the averages are the same, bit for bit, as with one worker.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable
+
+import numpy as np
+
+from vpscli.metrics.aggregate import DatasetResult, SequenceAccumulator, SequenceResult, aggregate_sequences
+from vpscli.metrics.frame import prepare_frame, read_gray
+from vpscli.metrics.keys import families_for
+from vpscli.metrics.layout import Plan
+from vpscli.metrics.scoring import FrameScores, score_frame
+
+#: Frames per task sent to a worker: large enough to hide the pickling, small enough to balance.
+CHUNK_FRAMES = 8
+#: Below this many frames a process pool costs more than it saves.
+MIN_FRAMES_FOR_POOL = 48
+
+
+def score_gt_frame(gt_path: Path, pred_paths: list[Path | None], families: frozenset[str]) -> list[FrameScores]:
+    """Read one GT frame and score each prediction of it (None: missing, scored as an all-zero map)."""
+    gt = read_gray(gt_path)
+    results = []
+    for pred_path in pred_paths:
+        if pred_path is None:
+            pred, resized = np.zeros_like(gt), False
+        else:
+            pred = read_gray(pred_path)
+            resized = pred.shape != gt.shape
+            if resized:
+                import cv2
+
+                pred = cv2.resize(pred, (gt.shape[1], gt.shape[0]))
+        scores = score_frame(prepare_frame(pred, gt), families)
+        scores.resized, scores.missing = resized, pred_path is None
+        results.append(scores)
+    return results
+
+
+def _score_task(task: tuple[Path, list[Path | None], frozenset[str]]) -> list[FrameScores]:
+    return score_gt_frame(*task)
+
+
+def _init_worker() -> None:
+    import cv2
+
+    cv2.setNumThreads(1)  # one process per core already; OpenCV's own threads would oversubscribe
+
+
+@dataclass
+class FrameIssue:
+    """Frames of one (split, method) that a user should hear about."""
+
+    nan: list[tuple[str, list[str]]] = field(default_factory=list)  #: (case/frame, keys that are NaN)
+    empty_gt: list[str] = field(default_factory=list)
+    full_gt: list[str] = field(default_factory=list)
+    resized: int = 0
+    missing: int = 0
+
+
+@dataclass
+class EvaluationResult:
+    """Everything a report needs: per-sequence and per-split results for each (split, method)."""
+
+    plan: Plan
+    metrics: tuple[str, ...]
+    sequences: dict[tuple[str, str], list[SequenceResult]]
+    datasets: dict[tuple[str, str], DatasetResult]
+    issues: dict[tuple[str, str], FrameIssue]
+
+
+def default_workers(n_frames: int) -> int:
+    """One process for small sets, else one per CPU (at most 8)."""
+    if n_frames < MIN_FRAMES_FOR_POOL:
+        return 1
+    return max(1, min(8, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1))
+
+
+def evaluate_plan(
+    plan: Plan,
+    metrics: tuple[str, ...],
+    *,
+    workers: int = 1,
+    extra_families: Iterable[str] = (),
+    on_frame: Callable[[int], None] | None = None,
+) -> EvaluationResult:
+    """Score every evaluated frame of ``plan`` and average them.
+
+    ``extra_families`` adds measure families beyond those ``metrics`` need (curves for a plot);
+    ``on_frame(n)`` is called as frames complete (for a progress bar).
+    """
+    families = families_for(metrics) | frozenset(extra_families)
+    jobs = list(plan.frame_jobs())
+    pairs = plan.pairs()
+    accumulators: dict[tuple[str, str], dict[str, SequenceAccumulator]] = {p: {} for p in pairs}
+    issues = {p: FrameIssue() for p in pairs}
+    tasks = ((gt_path, list(preds.values()), families) for *_, gt_path, preds in jobs)
+
+    if workers > 1 and len(jobs) >= 2:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        executor = ProcessPoolExecutor(
+            max_workers=workers, mp_context=multiprocessing.get_context("spawn"), initializer=_init_worker
+        )
+        results = executor.map(_score_task, tasks, chunksize=CHUNK_FRAMES)
+    else:
+        executor = None
+        results = map(_score_task, tasks)
+    try:
+        for (split, case, frame, _, preds), scores_per_method in zip(jobs, results):
+            for method, scores in zip(preds, scores_per_method):
+                key = (split, method)
+                acc = accumulators[key].get(case)
+                if acc is None:
+                    acc = accumulators[key][case] = SequenceAccumulator(case)
+                acc.add(scores)
+                _note_frame(issues[key], f"{case}/{frame}", scores)
+            if on_frame is not None:
+                on_frame(1)
+    finally:
+        if executor is not None:
+            executor.shutdown(wait=True, cancel_futures=True)
+
+    sequences: dict[tuple[str, str], list[SequenceResult]] = {}
+    datasets: dict[tuple[str, str], DatasetResult] = {}
+    for split in plan.splits:
+        for method in plan.methods:
+            key = (split.name, method)
+            if key not in accumulators:
+                continue
+            results_here = []
+            for seq in split.sequences:
+                acc = accumulators[key].get(seq.name)
+                results_here.append(acc.result() if acc else SequenceResult(seq.name, 0, {}, {}))
+            sequences[key] = results_here
+            datasets[key] = aggregate_sequences(results_here)
+    return EvaluationResult(plan, tuple(metrics), sequences, datasets, issues)
+
+
+def _note_frame(issue: FrameIssue, name: str, scores: FrameScores) -> None:
+    bad = scores.nan_keys()
+    if bad:
+        issue.nan.append((name, bad))
+    if scores.empty_gt:
+        issue.empty_gt.append(name)
+    if scores.full_gt:
+        issue.full_gt.append(name)
+    issue.resized += scores.resized
+    issue.missing += scores.missing
