@@ -1,0 +1,200 @@
+"""``vps overlay`` end to end: MP4 frame count/size, PNG frames, contact sheet, VFR timecodes, mismatches."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from tests._media import ffmpeg, make_testsrc
+from vpscli.errors import InputError
+from vpscli.io.masks import write_mask, write_probability
+from vpscli.io.sources import open_source
+from vpscli.render.contact_sheet import GAP
+from vpscli.render.hud import FrameInfo, draw_hud
+from vpscli.render.review import ReviewOptions, output_size, render_review
+from vpscli.synth import SynthConfig, write_clip
+
+W, H, N = 96, 64, 12
+
+
+def vps(*args):
+    env = {**os.environ, "COLUMNS": "200", "NO_COLOR": "1"}
+    return subprocess.run([sys.executable, "-m", "vpscli", *map(str, args)], capture_output=True, text=True,
+                          env=env, timeout=120)
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory):
+    """A 12-frame 96x64 synthetic clip; GT doubles as the prediction."""
+    out = tmp_path_factory.mktemp("clip")
+    result = write_clip(out, SynthConfig(frames=N, width=W, height=H, seed=3, text=False), "mp4", "c")
+    return result.video, result.gt
+
+
+def test_mp4_has_source_frame_count_and_size_with_timeline(clip, tmp_path):
+    video, gt = clip
+    out = tmp_path / "o.mp4"
+    r = vps("overlay", video, gt, "--gt", gt, "-o", out, "-q")
+    assert r.returncode == 0, r.stderr
+    src = open_source(out)
+    frames = list(src)
+    assert len(frames) == N
+    # timeline strip: 2 tracks of 8 px + 2 px border = 18 px under the 64 px frame
+    assert frames[0].size == (W, H + 18) == output_size(W, H, side_by_side=False, timeline=True, with_gt=True)
+    assert abs(float(src.probe().fps) - 25.0) < 1e-6
+
+
+def test_side_by_side_no_timeline_and_frames_folder(clip, tmp_path):
+    video, gt = clip
+    r = vps("overlay", video, gt, "--side-by-side", "--no-timeline", "--frames", tmp_path / "png", "-q")
+    assert r.returncode == 0, r.stderr
+    pngs = sorted((tmp_path / "png").glob("*.png"))
+    assert [p.name for p in pngs] == [f"{i:06d}.png" for i in range(N)]
+    assert not (gt.parent / "c_overlay.mp4").exists(), "--frames alone writes no MP4"
+    frame = open_source(tmp_path / "png")
+    assert frame.probe().width == 2 * W and frame.probe().height == H
+    # left half is the raw frame: compare with the source (both decoded from the same H.264 file)
+    raw = next(iter(open_source(video))).image
+    left = next(iter(frame)).image[:, :W]
+    assert np.abs(left.astype(int) - raw.astype(int)).max() == 0
+
+
+def test_contact_sheet_dimensions(clip, tmp_path):
+    video, gt = clip
+    sheet = tmp_path / "sheet.png"
+    r = vps("overlay", video, gt, "--contact-sheet", sheet, "--sheet-frames", "6", "-q")
+    assert r.returncode == 0, r.stderr
+    import cv2
+
+    img = cv2.imread(str(sheet))
+    assert img.shape == (2 * H + 3 * GAP, 4 * W + 5 * GAP, 3)
+    r = vps("overlay", video, gt, "--contact-sheet", sheet, "--sheet-pick", "confident", "--sheet-frames", "3", "-q")
+    assert r.returncode == 0, r.stderr
+    assert cv2.imread(str(sheet)).shape == (H + 2 * GAP, 3 * W + 4 * GAP, 3)
+
+
+def test_count_mismatch_is_an_error_with_both_counts(clip, tmp_path):
+    video, gt = clip
+    short = tmp_path / "short"
+    short.mkdir()
+    for p in sorted(gt.glob("*.png"))[:10]:
+        (short / p.name).write_bytes(p.read_bytes())
+    r = vps("overlay", video, short, "-o", tmp_path / "x.mp4")
+    assert r.returncode == 1
+    msg = " ".join(r.stderr.split())
+    assert "SOURCE has 12 frames" in msg and "MASKS has 10 masks" in msg and "--allow-mismatch" in msg
+    assert "Traceback" not in r.stderr and not (tmp_path / "x.mp4").exists()
+    r = vps("overlay", video, gt, "--gt", short, "-o", tmp_path / "x.mp4")
+    assert r.returncode == 1 and "GT has 10 masks" in " ".join(r.stderr.split())
+
+
+def test_allow_mismatch_draws_missing_masks_as_no_mask(clip, tmp_path):
+    video, gt = clip
+    short = tmp_path / "short"
+    short.mkdir()
+    for p in sorted(gt.glob("*.png"))[:10]:
+        (short / p.name).write_bytes(p.read_bytes())
+    out = tmp_path / "x.mp4"
+    r = vps("overlay", video, short, "-o", out, "--allow-mismatch")
+    assert r.returncode == 0, r.stderr
+    assert "12 frames" in r.stderr and "10 masks" in " ".join(r.stderr.split())
+    assert sum(1 for _ in open_source(out)) == N
+    result = render_review(video, short, video_out=None, frames_out=tmp_path / "f",
+                           options=ReviewOptions(allow_mismatch=True))
+    assert result.missing_masks == [10, 11] and result.frames == N
+
+
+def test_size_mismatch_error_and_resize_note(clip, tmp_path):
+    video, _ = clip
+    other = tmp_path / "square"
+    for i in range(N):
+        write_mask(other / f"{i:06d}.png", np.ones((50, 50), bool))
+    with pytest.raises(InputError, match="size mismatch.*96x64.*50x50"):
+        render_review(video, other, frames_out=tmp_path / "f")
+    half = tmp_path / "half"
+    for i in range(N):
+        write_mask(half / f"{i:06d}.png", np.ones((32, 48), bool))
+    result = render_review(video, half, frames_out=tmp_path / "g")
+    assert any("resized (nearest)" in n for n in result.notes)
+
+
+def test_probability_folder_thresholded_and_run_json_read(clip, tmp_path):
+    video, _ = clip
+    masks = tmp_path / "run" / "masks"
+    for i in range(N):
+        p = np.zeros((H, W))
+        p[10:30, 10:40] = 0.3 if i < 6 else 0.8
+        write_probability(masks / f"{i:06d}.png", p)
+    (tmp_path / "run" / "run.json").write_text('{"model": "pns_plus", "threshold": 0.5}')
+    quiet = dict(timeline=False, info=False, timecode=False)  # keep the HUD off the probed pixel
+    result = render_review(video, masks, frames_out=tmp_path / "f", options=ReviewOptions(**quiet))
+    assert result.probability and result.threshold == 0.5 and result.run.model == "pns_plus"
+    low = render_review(video, masks, frames_out=tmp_path / "g",
+                        options=ReviewOptions(threshold=0.2, **quiet))
+    assert low.threshold == 0.2
+    import cv2
+
+    # frame 2 (p = 0.3): nothing above 0.5, drawn above 0.2
+    a = cv2.imread(str(tmp_path / "f" / "000002.png"))[20, 25]
+    b = cv2.imread(str(tmp_path / "g" / "000002.png"))[20, 25]
+    raw = cv2.cvtColor(list(open_source(video))[2].image, cv2.COLOR_RGB2BGR)[20, 25]
+    assert np.array_equal(a, raw) and not np.array_equal(b, raw)
+
+
+@pytest.fixture(scope="module")
+def vfr_clip(tmp_path_factory):
+    """35 frames: 10 at 10 fps then 25 at 25 fps, with 35 empty masks."""
+    d = tmp_path_factory.mktemp("vfr")
+    make_testsrc(d / "a.mp4", 1, 10, extra=["-video_track_timescale", "1000"])
+    make_testsrc(d / "b.mp4", 1, 25, extra=["-video_track_timescale", "1000"])
+    (d / "list.txt").write_text("file a.mp4\nfile b.mp4\n")
+    ffmpeg("-f", "concat", "-i", str(d / "list.txt"), "-c", "copy", str(d / "vfr.mp4"))
+    for i in range(35):
+        write_mask(d / "masks" / f"{i:06d}.png", np.zeros((120, 160), bool))
+    return d / "vfr.mp4", d / "masks"
+
+
+def _text(img, rect):
+    x, y, w, h = rect
+    return np.all(img[y:y + h, x:x + w] > 200, axis=2)
+
+
+def test_vfr_timecodes_come_from_true_timestamps(vfr_clip, tmp_path):
+    video, masks = vfr_clip
+    stamps = [f.timestamp for f in open_source(video)]
+    assert stamps[12] - stamps[0] == pytest.approx(1.08, abs=2e-3)  # a CFR guess (25 fps avg) would say 0.48
+    r = vps("overlay", video, masks, "--no-info", "--no-timeline", "--frames", tmp_path / "png",
+            "-o", tmp_path / "o.mp4", "-q")
+    assert r.returncode == 0, r.stderr
+    rect = draw_hud(np.zeros((120, 160, 3), np.uint8), FrameInfo(12, 35, stamps[12]), details=False)["timecode"]
+    import cv2
+
+    def png(i):
+        return cv2.cvtColor(cv2.imread(str(tmp_path / "png" / f"{i:06d}.png")), cv2.COLOR_BGR2RGB)
+
+    for i in (0, 5, 12, 30):
+        expected = np.zeros((120, 160, 3), np.uint8)
+        draw_hud(expected, FrameInfo(i, 35, stamps[i]), details=False)
+        assert np.array_equal(_text(png(i), rect), _text(expected, rect)), f"frame {i}"
+    wrong = np.zeros((120, 160, 3), np.uint8)
+    draw_hud(wrong, FrameInfo(12, 35, 12 / 25), details=False)
+    assert not np.array_equal(_text(png(12), rect), _text(wrong, rect))
+    # the decoded MP4: the digits region is drawn and differs between frames
+    decoded = [f.image for f in open_source(tmp_path / "o.mp4")]
+    assert len(decoded) == 35
+    region = [_text(decoded[i], rect) for i in (9, 10, 11)]
+    assert all(r.sum() > 20 for r in region)
+    assert not np.array_equal(region[0], region[1]) and not np.array_equal(region[1], region[2])
+
+
+def test_bad_options_are_usage_errors(clip, tmp_path):
+    video, gt = clip
+    r = vps("overlay", video, gt, "--style", "glow", "-o", tmp_path / "x.mp4")
+    assert r.returncode == 2 and "--style" in r.stderr
+    r = vps("overlay", video, gt, "--alpha", "2", "-o", tmp_path / "x.mp4")
+    assert r.returncode == 2 and "--alpha" in r.stderr
+    r = vps("overlay", video, tmp_path / "nope", "-o", tmp_path / "x.mp4")
+    assert r.returncode == 1 and "nope" in r.stderr

@@ -1,0 +1,123 @@
+"""Which mask file belongs to which frame, and what a mask folder says about its run.
+
+A mask folder is matched to a source's frames by frame name (``case1_0001.png`` for frame
+``case1_0001.jpg``), else by 0-based index (``000000.png``, the ``vps segment`` layout),
+else, when the counts agree, by natural order. A folder whose images hold values other
+than 0 and 255 is a probability folder (``floor(255·p)``), thresholded at ``threshold``.
+``run.json`` beside the masks folder (or inside it) gives model name and threshold;
+``frames.csv`` beside it gives per-frame ``max_prob`` for binary masks.
+"""
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from vpscli.errors import InputError
+from vpscli.io.masks import list_masks, read_mask
+
+
+@dataclass
+class RunInfo:
+    """What ``run.json``/``frames.csv`` beside a mask folder say (all optional)."""
+
+    model: str | None = None
+    threshold: float | None = None
+    #: frame index → max probability, from frames.csv
+    max_prob: dict[int, float] = field(default_factory=dict)
+
+
+def _model_name(value) -> str | None:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict):
+        name = value.get("name") or value.get("id")
+        version = value.get("version")
+        return f"{name}@{version}" if name and version else name
+    return None
+
+
+def read_run_info(mask_dir: Path) -> RunInfo:
+    """Model, threshold and per-frame confidence from ``run.json``/``frames.csv`` near ``mask_dir``."""
+    info = RunInfo()
+    for folder in (mask_dir.parent, mask_dir):
+        run = folder / "run.json"
+        if run.is_file():
+            try:
+                data = json.loads(run.read_text())
+            except (OSError, ValueError):
+                continue  # an unreadable run.json only costs the HUD its model line
+            info.model = _model_name(data.get("model")) or info.model
+            thr = data.get("threshold")
+            if isinstance(thr, (int, float)):
+                info.threshold = float(thr)
+            break
+    table = mask_dir.parent / "frames.csv"
+    if table.is_file():
+        try:
+            with table.open(newline="") as f:
+                for row in csv.DictReader(f):
+                    if row.get("index") not in (None, "") and row.get("max_prob") not in (None, ""):
+                        info.max_prob[int(row["index"])] = float(row["max_prob"])
+        except (OSError, ValueError, KeyError):
+            info.max_prob = {}
+    return info
+
+
+@dataclass
+class MaskMatch:
+    """Mask files matched to frames: ``files[i]`` is frame ``i``'s mask, or ``None``."""
+
+    folder: Path
+    files: list[Path | None]
+    n_masks: int
+    how: str  # "name", "index" or "order"
+
+    @property
+    def missing(self) -> list[int]:
+        return [i for i, f in enumerate(self.files) if f is None]
+
+
+def match_masks(folder: str | Path, frame_names: list[str]) -> MaskMatch:
+    """Match the mask files of ``folder`` to the frames named ``frame_names`` (source order)."""
+    folder = Path(folder)
+    masks = list_masks(folder)
+    if not masks:
+        raise InputError("no mask images in folder (expected png/bmp/tif/jpg)", path=folder,
+                         fix="pass the folder that holds the masks")
+    by_stem = {p.stem: p for p in masks}
+    candidates = {
+        "name": [by_stem.get(n) for n in frame_names],
+        "index": [by_stem.get(f"{i:06d}") for i in range(len(frame_names))],
+    }
+    how = max(candidates, key=lambda k: sum(f is not None for f in candidates[k]))
+    files = candidates[how]
+    if not any(files) or (len(masks) == len(frame_names) and any(f is None for f in files)):
+        how, files = "order", list(masks[: len(frame_names)]) + [None] * max(0, len(frame_names) - len(masks))
+    return MaskMatch(folder, files, len(masks), how)
+
+
+def is_probability(array: np.ndarray) -> bool:
+    """True when a ``(H, W)`` uint8 mask holds values other than 0 and 255."""
+    return bool(np.any((array > 0) & (array < 255)))
+
+
+def load_mask(path: Path, size: tuple[int, int]) -> tuple[np.ndarray, str | None]:
+    """Read ``path`` as ``(H, W)`` uint8 at ``size`` ``(width, height)``; nearest resize, with a note."""
+    import cv2
+
+    m = read_mask(path).array
+    w, h = size
+    if (m.shape[1], m.shape[0]) != (w, h):
+        note = f"{path}: mask is {m.shape[1]}x{m.shape[0]}, frame is {w}x{h}; resized (nearest)"
+        return cv2.resize(m, (w, h), interpolation=cv2.INTER_NEAREST), note
+    return m, None
+
+
+def aspect_mismatch(mask_size: tuple[int, int], frame_size: tuple[int, int], tolerance: float = 0.02) -> bool:
+    """True when ``(w, h)`` sizes differ in aspect ratio by more than ``tolerance`` (not just a rescale)."""
+    (mw, mh), (fw, fh) = mask_size, frame_size
+    return abs((mw / mh) / (fw / fh) - 1.0) > tolerance

@@ -1,0 +1,271 @@
+"""The review pipeline behind ``vps overlay``: source + masks (+ GT) → MP4, PNG frames, contact sheet.
+
+Two passes, both streaming (memory does not grow with video length):
+
+1. masks only: per-frame polyp area, confidence and presence (the timeline needs the
+   whole video before the first frame is drawn);
+2. frames: overlay, HUD, legend, optional side-by-side, timeline → writers.
+
+The output has the source's frame count and frame rate: frame ``i`` of the overlay is
+frame ``i`` of the source.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from vpscli.errors import InputError, UsageError
+from vpscli.render.contact_sheet import build_sheet, pick_frames, thumbnail, write_png
+from vpscli.render.hud import FrameInfo, draw_hud, draw_legend
+from vpscli.render.mask_set import (MaskMatch, RunInfo, aspect_mismatch, is_probability, load_mask, match_masks,
+                                    read_run_info)
+from vpscli.render.overlay import STYLES, draw_overlay
+from vpscli.render.palette import get_palette
+from vpscli.render.timeline import Timeline, strip_height
+
+DEFAULT_THRESHOLD = 0.5
+
+
+@dataclass
+class ReviewOptions:
+    """How to draw (the ``vps overlay`` options)."""
+
+    style: str = "both"
+    alpha: float = 0.4
+    palette: str = "default"
+    timecode: bool = True
+    info: bool = True
+    side_by_side: bool = False
+    timeline: bool = True
+    #: probability threshold; ``None``: run.json's, else 0.5
+    threshold: float | None = None
+    allow_mismatch: bool = False
+    sheet_frames: int = 12
+    sheet_pick: str = "even"
+
+    def validate(self) -> None:
+        if self.style not in STYLES:
+            raise UsageError(f"--style must be one of {', '.join(STYLES)}, got {self.style!r}")
+        if not 0.0 <= self.alpha <= 1.0:
+            raise UsageError(f"--alpha must be between 0 and 1, got {self.alpha}")
+        if self.threshold is not None and not 0.0 < self.threshold <= 1.0:
+            raise UsageError(f"--threshold must be in (0, 1], got {self.threshold}")
+        get_palette(self.palette)
+
+
+@dataclass
+class MaskStats:
+    """Per-frame numbers from the first pass, each ``(N,)``."""
+
+    present: np.ndarray  # bool
+    area: np.ndarray  # float, NaN where no mask
+    max_value: np.ndarray  # uint8 max of the mask, 0 where none
+    probability: bool  # the folder holds probabilities, not binary masks
+
+
+@dataclass
+class ReviewResult:
+    """What was written and what the user should be told."""
+
+    frames: int
+    size: tuple[int, int]
+    video: Path | None = None
+    frames_dir: Path | None = None
+    contact_sheet: Path | None = None
+    missing_masks: list[int] = field(default_factory=list)
+    missing_gt: list[int] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    run: RunInfo = field(default_factory=RunInfo)
+    threshold: float = DEFAULT_THRESHOLD
+    probability: bool = False
+
+
+def output_size(width: int, height: int, *, side_by_side: bool, timeline: bool, with_gt: bool) -> tuple[int, int]:
+    """``(width, height)`` of the rendered frames for a ``width x height`` source."""
+    return (2 * width if side_by_side else width,
+            height + (strip_height(height, 2 if with_gt else 1) if timeline else 0))
+
+
+def _frame_names(source, n: int) -> list[str]:
+    return list(source.frame_names) if hasattr(source, "frame_names") else [f"{i:06d}" for i in range(n)]
+
+
+def _check_counts(match: MaskMatch, n: int, label: str, allow: bool, notes: list[str]) -> None:
+    missing = match.missing
+    if match.n_masks == n and not missing:
+        return
+    what = (f"frame count mismatch: SOURCE has {n} frames, {label} has {match.n_masks} masks"
+            + (f" ({len(missing)} frames have no mask)" if missing else ""))
+    if not allow:
+        raise InputError(what, path=match.folder,
+                         fix=f"pass the {label} folder of this video, or --allow-mismatch to draw missing "
+                             "masks as 'no mask'")
+    notes.append(f"{match.folder}: {what}; missing masks drawn as 'no mask'"
+                 + (", extra masks ignored" if match.n_masks > n else ""))
+
+
+def _check_size(match: MaskMatch, size: tuple[int, int], label: str, allow: bool) -> None:
+    from vpscli.io.masks import read_mask
+
+    first = next((f for f in match.files if f is not None), None)
+    if first is None:
+        return
+    m = read_mask(first).array
+    if aspect_mismatch((m.shape[1], m.shape[0]), size) and not allow:
+        raise InputError(f"size mismatch: SOURCE frames are {size[0]}x{size[1]}, {label} masks are "
+                         f"{m.shape[1]}x{m.shape[0]} (another aspect ratio)", path=first,
+                         fix=f"pass the {label} folder of this video, or --allow-mismatch to resize them anyway")
+
+
+def mask_stats(match: MaskMatch, threshold: float) -> MaskStats:
+    """First pass: read each matched mask once; area fraction and max value per frame."""
+    from vpscli.io.masks import read_mask
+
+    n = len(match.files)
+    present, area = np.zeros(n, bool), np.full(n, np.nan)
+    max_value, probability = np.zeros(n, np.uint8), False
+    for i, path in enumerate(match.files):
+        if path is None:
+            continue
+        m = read_mask(path).array
+        probability = probability or is_probability(m)
+        fg = m.astype(np.float32) / 255.0 >= threshold
+        area[i] = float(fg.mean())
+        present[i] = bool(fg.any())
+        max_value[i] = int(m.max(initial=0))
+    return MaskStats(present, area, max_value, probability)
+
+
+def render_review(source: str | Path, masks: str | Path, gt: str | Path | None = None, *,
+                  video_out: str | Path | None = None, frames_out: str | Path | None = None,
+                  contact_sheet: str | Path | None = None, options: ReviewOptions | None = None,
+                  progress: Callable[[int, int], None] | None = None) -> ReviewResult:
+    """Render the review outputs of ``source`` with its prediction ``masks`` (and ``gt``).
+
+    Args:
+        source: video file or frame folder.
+        masks: prediction mask or probability folder.
+        gt: ground-truth mask folder, optional.
+        video_out: H.264 MP4 to write; frames_out: folder for PNG frames (named by frame
+            name); contact_sheet: PNG grid of chosen frames. At least one is required.
+        progress: called with ``(frames done, total)``.
+
+    Raises:
+        InputError: count or size mismatch (unless ``allow_mismatch``), unreadable inputs.
+    """
+    from vpscli.io.sources import open_source
+    from vpscli.io.writer import VideoWriter
+
+    options = options or ReviewOptions()
+    options.validate()
+    if video_out is None and frames_out is None and contact_sheet is None:
+        raise UsageError("nothing to write", fix="give -o OUT.mp4, --frames DIR or --contact-sheet FILE.png")
+    palette = get_palette(options.palette)
+    src = open_source(source)
+    probe = src.probe()
+    n, size = probe.frame_count, (probe.width, probe.height)
+    names = _frame_names(src, n)
+    mask_dir = Path(masks)
+    run = read_run_info(mask_dir)
+    threshold = options.threshold if options.threshold is not None else (run.threshold or DEFAULT_THRESHOLD)
+    result = ReviewResult(frames=0, size=(0, 0), run=run, threshold=threshold)
+    notes = result.notes
+
+    pred_match = match_masks(mask_dir, names)
+    _check_counts(pred_match, n, "MASKS", options.allow_mismatch, notes)
+    _check_size(pred_match, size, "MASKS", options.allow_mismatch)
+    gt_match = None
+    if gt is not None:
+        gt_match = match_masks(gt, names)
+        _check_counts(gt_match, n, "GT", options.allow_mismatch, notes)
+        _check_size(gt_match, size, "GT", options.allow_mismatch)
+    result.missing_masks = pred_match.missing
+    result.missing_gt = gt_match.missing if gt_match else []
+
+    stats = mask_stats(pred_match, threshold)
+    result.probability = stats.probability
+    gt_stats = mask_stats(gt_match, 0.5) if gt_match else None
+    if stats.probability:
+        confidence = stats.max_value.astype(np.float64) / 255.0
+    else:
+        confidence = np.array([run.max_prob.get(i, np.nan) for i in range(n)], np.float64)
+
+    out_w, out_h = output_size(*size, side_by_side=options.side_by_side, timeline=options.timeline,
+                               with_gt=gt_match is not None)
+    result.size = (out_w, out_h)
+    timeline = None
+    if options.timeline:
+        missing = np.zeros(n, bool)
+        missing[pred_match.missing] = True
+        timeline = Timeline(out_w, out_h - size[1], stats.present, palette,
+                            gt=gt_stats.present if gt_stats else None, missing=missing)
+    picks: set[int] = set()
+    if contact_sheet is not None:
+        scores = np.where(np.isnan(confidence), 0.0, confidence) if not np.isnan(confidence).all() \
+            else np.nan_to_num(stats.area)
+        picks = set(pick_frames(n, options.sheet_frames, options.sheet_pick, scores))
+    thumbs: dict[int, np.ndarray] = {}
+
+    writer = VideoWriter(video_out, probe.fps, (out_w, out_h)) if video_out is not None else None
+    frames_dir = Path(frames_out) if frames_out is not None else None
+    if frames_dir is not None:
+        frames_dir.mkdir(parents=True, exist_ok=True)
+    resize_notes: list[str] = []
+    try:
+        for frame in src:
+            i = frame.index
+            in_range = i < n
+            pred_path = pred_match.files[i] if in_range else None
+            pred = gt_mask = None
+            if pred_path is not None:
+                m, note = load_mask(pred_path, size)
+                pred = m.astype(np.float32) / 255.0 >= threshold
+                if note:
+                    resize_notes.append(note)
+            if gt_match is not None and in_range and gt_match.files[i] is not None:
+                g, note = load_mask(gt_match.files[i], size)
+                gt_mask = g > 127
+                if note:
+                    resize_notes.append(note)
+            panel = draw_overlay(frame.image, pred, gt_mask if gt_match is not None else None,
+                                 style=options.style, alpha=options.alpha, palette=palette)
+            conf = float(confidence[i]) if in_range and not np.isnan(confidence[i]) else None
+            area = float(stats.area[i]) if in_range and not np.isnan(stats.area[i]) else None
+            info = FrameInfo(index=i, total=n, timestamp=frame.timestamp, has_mask=pred is not None,
+                             area_fraction=area, confidence=conf, model=run.model,
+                             threshold=threshold if (run.threshold is not None or stats.probability
+                                                     or options.threshold is not None) else None)
+            draw_hud(panel, info, timecode=options.timecode, details=options.info)
+            draw_legend(panel, palette, with_gt=gt_match is not None)
+            parts = [frame.image, panel] if options.side_by_side else [panel]
+            composed = np.hstack(parts) if len(parts) > 1 else panel
+            if timeline is not None:
+                composed = np.vstack([composed, timeline.render(min(i, n - 1))])
+            if writer is not None:
+                writer.write(composed)
+            if frames_dir is not None:
+                write_png(frames_dir / f"{frame.name}.png", composed)
+            if i in picks:
+                thumbs[i] = thumbnail(panel)
+            result.frames += 1
+            if progress is not None:
+                progress(result.frames, n)
+    except BaseException:
+        if writer is not None:
+            writer.abort()
+        raise
+    if writer is not None:
+        writer.close()
+        result.video = Path(video_out)
+    result.frames_dir = frames_dir
+    if resize_notes:
+        notes.append(resize_notes[0] + (f" (and {len(resize_notes) - 1} more masks)" if len(resize_notes) > 1 else ""))
+    if src.truncation is not None:
+        notes.append(src.truncation.message(str(src.path)))
+    if contact_sheet is not None and thumbs:
+        write_png(contact_sheet, build_sheet([thumbs[k] for k in sorted(thumbs)]))
+        result.contact_sheet = Path(contact_sheet)
+    return result
