@@ -198,3 +198,38 @@ def test_bad_options_are_usage_errors(clip, tmp_path):
     assert r.returncode == 2 and "--alpha" in r.stderr
     r = vps("overlay", video, tmp_path / "nope", "-o", tmp_path / "x.mp4")
     assert r.returncode == 1 and "nope" in r.stderr
+
+
+def test_default_output_beside_the_masks_folder(clip, tmp_path):
+    video, gt = clip
+    masks = tmp_path / "c" / "masks"
+    masks.mkdir(parents=True)
+    for p in gt.glob("*.png"):
+        (masks / p.name).write_bytes(p.read_bytes())
+    r = vps("overlay", video, masks, "--style", "box", "--palette", "colorblind", "-q")
+    assert r.returncode == 0, r.stderr
+    out = tmp_path / "c" / "c_overlay.mp4"
+    assert out.is_file() and sum(1 for _ in open_source(out)) == N
+
+
+def test_frame_folder_source_with_masks_named_by_frame(tmp_path):
+    import cv2
+
+    cfg = SynthConfig(frames=5, width=W, height=H, seed=1, text=False)
+    res = write_clip(tmp_path / "d", cfg, "frames", "case")
+    frames_dir, masks = tmp_path / "frames", tmp_path / "masks"
+    frames_dir.mkdir()
+    masks.mkdir()
+    for i in range(5):  # frame names that are not indices: case_1.png ... case_5.png
+        (frames_dir / f"case_{i + 1}.png").write_bytes((res.frames / f"{i:06d}.png").read_bytes())
+        (masks / f"case_{i + 1}.png").write_bytes((res.gt / f"{i:06d}.png").read_bytes())
+    result = render_review(frames_dir, masks, masks, frames_out=tmp_path / "out",
+                           options=ReviewOptions(style="fill", alpha=1.0, info=False, timecode=False,
+                                                 timeline=False))
+    assert result.frames == 5 and not result.missing_masks
+    assert sorted(p.name for p in (tmp_path / "out").glob("*.png")) == [f"case_{i}.png" for i in range(1, 6)]
+    gt0 = cv2.imread(str(masks / "case_1.png"), 0) > 127
+    out0 = cv2.cvtColor(cv2.imread(str(tmp_path / "out" / "case_1.png")), cv2.COLOR_BGR2RGB)
+    ys, xs = np.nonzero(gt0)
+    inside = (ys[len(ys) // 2], xs[len(xs) // 2])
+    assert tuple(out0[inside]) == (255, 255, 0), "prediction = GT, so the polyp is overlap-yellow"

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from vpscli.errors import UsageError
-from vpscli.render.contact_sheet import GAP, build_sheet, pick_frames, sheet_size, thumbnail_size
+from vpscli.render.contact_sheet import GAP, build_sheet, label_thumbnail, pick_frames, sheet_size, thumbnail_size
 from vpscli.render.hud import FrameInfo, draw_hud, draw_legend, format_timecode
 from vpscli.render.mask_set import is_probability, match_masks, read_run_info
 from vpscli.render.overlay import draw_overlay
@@ -243,3 +243,11 @@ def test_run_info_and_probability_detection(tmp_path):
     assert info.model == "pns_plus@1.0" and info.threshold == 0.4 and info.max_prob == {0: 0.93}
     assert read_run_info(tmp_path / "nothing" / "masks").model is None
     assert is_probability(np.array([[0, 128]], np.uint8)) and not is_probability(np.array([[0, 255]], np.uint8))
+
+
+def test_thumbnail_label_marks_the_bottom_band_only():
+    thumb = np.full((64, 96, 3), 150, np.uint8)
+    out = label_thumbnail(thumb, "#7 00:00:00.280")
+    assert np.all(out[:40] == 150), "the picture above the band is untouched"
+    band = out[50:]
+    assert np.any(np.all(band > 200, axis=2)) and np.any(band < 100)

@@ -56,6 +56,21 @@ def thumbnail(image: np.ndarray) -> np.ndarray:
     return cv2.resize(image, (tw, th), interpolation=cv2.INTER_AREA)
 
 
+def label_thumbnail(thumb: np.ndarray, text: str) -> np.ndarray:
+    """Copy of ``thumb`` with ``text`` (frame index and timecode) on a dark band at the bottom,
+    so every tile says which frame it is even when the HUD is off or too small to read."""
+    import cv2
+
+    out = thumb.copy()
+    scale = 0.35 if out.shape[1] < 200 else 0.45
+    (tw, th), base = cv2.getTextSize(text, 0, scale, 1)
+    band = th + base + 4
+    y0 = max(0, out.shape[0] - band)
+    out[y0:] = (out[y0:].astype(np.float32) * 0.35).astype(np.uint8)
+    cv2.putText(out, text, (2, out.shape[0] - base - 2), 0, scale, (255, 255, 255), 1, cv2.LINE_AA)
+    return out
+
+
 def sheet_size(n: int, thumb: tuple[int, int], columns: int | None = None) -> tuple[int, int, int, int]:
     """``(columns, rows, width, height)`` of a sheet of ``n`` thumbnails of size ``thumb`` ``(tw, th)``."""
     cols = max(1, min(n, columns or 4))

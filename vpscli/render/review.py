@@ -18,8 +18,8 @@ from typing import Callable
 import numpy as np
 
 from vpscli.errors import InputError, UsageError
-from vpscli.render.contact_sheet import build_sheet, pick_frames, thumbnail, write_png
-from vpscli.render.hud import FrameInfo, draw_hud, draw_legend
+from vpscli.render.contact_sheet import build_sheet, label_thumbnail, pick_frames, thumbnail, write_png
+from vpscli.render.hud import FrameInfo, draw_hud, draw_legend, format_timecode
 from vpscli.render.mask_set import (MaskMatch, RunInfo, aspect_mismatch, is_probability, load_mask, match_masks,
                                     read_run_info)
 from vpscli.render.overlay import STYLES, draw_overlay
@@ -249,7 +249,7 @@ def render_review(source: str | Path, masks: str | Path, gt: str | Path | None =
             if frames_dir is not None:
                 write_png(frames_dir / f"{frame.name}.png", composed)
             if i in picks:
-                thumbs[i] = thumbnail(panel)
+                thumbs[i] = label_thumbnail(thumbnail(panel), f"#{i} {format_timecode(frame.timestamp)}")
             result.frames += 1
             if progress is not None:
                 progress(result.frames, n)
