@@ -249,7 +249,10 @@ def render_review(source: str | Path, masks: str | Path, gt: str | Path | None =
             if frames_dir is not None:
                 write_png(frames_dir / f"{frame.name}.png", composed)
             if i in picks:
-                thumbs[i] = label_thumbnail(thumbnail(panel), f"#{i} {format_timecode(frame.timestamp)}")
+                thumb = thumbnail(panel)
+                # the HUD already names the frame; without it, label the tile
+                thumbs[i] = thumb if options.info and options.timecode else \
+                    label_thumbnail(thumb, f"#{i} {format_timecode(frame.timestamp)}")
             result.frames += 1
             if progress is not None:
                 progress(result.frames, n)
