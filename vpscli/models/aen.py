@@ -1,0 +1,417 @@
+"""AEN, the appearance-embedding network of Fang et al. (AAAI 2024, "An embedding-unleashing
+video polyp segmentation framework via region linking and scale alignment"), on a CFFM or
+PNS+ proposal network (PGN).
+
+This follows the **paper**, equations (1)–(9), not the published EUVPS code (which does not
+run and, repaired, reduces to one scalar gain per window; spec §6). Notation: clip length
+L = 3, classes c = 1, region maps per scale S = 50, proposals q = 4S = 200, embedding D = 256,
+memory m = 3 clips, alignment iterations 3.
+
+1. **PGN** (eq. 2): the proposal network emits ``e1``: q proposal maps per frame at
+   stride 4, ``(B, L, q, H/4, W/4)``. It also exposes stage features F'_1..F'_4.
+2. **CRL** (eqs. 4–5), per scale i: F'_i is added to the backbone stage feature F_i, a 1×1
+   conv maps to the class dimension (c·S region maps), two 3×3 convs share spatial
+   information, and an MLP (H_i·W_i → D → D → D) embeds each flattened region map; the four
+   scales are concatenated into ``e2``: ``(B, L, c·q, D)``.
+3. **CSA** (eqs. 6–8): ``e_c = D2(e2, D1(E(e2)))`` — Transformer encoder over the clip's
+   tokens, a pixel decoder adding a learnable per-position embedding bias, a Transformer
+   decoder with e2 as queries; then the clip-level memory read (eq. 7, softmax-normalised
+   dot products against the last m clips), then 3 iterations of cross-attention (to e_c)
+   → self-attention over frames → FFN (eq. 8) → ``e3``.
+4. **Interaction** (eq. 9): ``P = σ(Σ_q Σ_d e1[q]·e3[c, q, d])`` at stride 4, upsampled to
+   the input (logits are returned; the sigmoid is the caller's).
+
+Choices where the paper is silent (documented per class below):
+
+- "Add F'_i to F_i, then a 1×1 conv" with different channel counts (CFFM's stage features
+  have 256 channels, Res2Net's 256…2048) is implemented as two 1×1 convs summed, one per
+  input: identical to mapping F'_i into F_i's space and adding before one conv, without
+  building that C_i-wide map. F'_i is bilinearly resized to F_i's size when they differ.
+- Region convs: 3×3 conv + BatchNorm + ReLU, twice; region MLP with ReLU between layers.
+- Attention: 8 heads, pre-norm residual layers, FFN width 2D = 512; 1 encoder layer and 1
+  decoder layer. These widths put the AEN at ≈ 8.4 M parameters on CFFM and ≈ 8.1 M on PNS+
+  (the paper's Table 4: +7.32 M and +8.92 M); see ``tests/test_models.py`` for the totals.
+- Positions: a learned embedding per token (region index) and per frame, added to queries
+  and keys of every attention (DETR style).
+- Pixel decoder D1: ``LN(x) + MLP(LN(x)) + B`` with B a learned per-position (frame ×
+  token) bias.
+- Memory (eq. 7): the memory holds e3 of the last m clips (detached). For each token (frame
+  l, index n) the read is ``Σ_j softmax_j(⟨W_q e_c[l,n], W_k M_j[n]⟩/√D) · W_v M_j[n]`` over
+  every stored frame j of the same token index n, added to e_c. With an empty memory (first
+  clip of a video) the read is skipped.
+- Self-attention "over frames" (eq. 8): per token index, across the L frames of the clip.
+- Interaction: the literal eq. 9 multiplied by the constant ``1/√(q·D)`` (no parameter) so
+  that logits start at O(1); ``interaction_scale=1.0`` gives the literal sum.
+- e3 has no final LayerNorm: with one, Σ_d e3 would be the LayerNorm bias sum at
+  initialisation, blocking the gradient to the PGN's proposals.
+
+Memory is carried from clip to clip through a video in the
+:class:`~vpscli.models.base.VideoState` and reset by ``init_state()``.
+"""
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from vpscli.models.backbone import STAGE_CHANNELS, stage_sizes
+from vpscli.models.base import ModelSpec, VideoModel, VideoState
+from vpscli.models.cffm import CFFM, CFFM_SPEC
+from vpscli.models.pns_plus import PNS_PLUS_SPEC, PNSPlus
+
+__all__ = ["CRLStage", "CRL", "CSA", "AEN", "AENCFFM", "AENPNSPlus", "AEN_CFFM_SPEC", "AEN_PNS_PLUS_SPEC"]
+
+AEN_CFFM_SPEC = ModelSpec(
+    name="aen-cffm",
+    title="AEN (CRL + CSA, AAAI 2024) on a CFFM proposal network, Res2Net-50",
+    clip_length=3,
+    max_clip_length=3,
+    input_size=(320, 448),
+    fixed_input_size=True,
+    ref_offsets=(-9, -6, -3),
+    memory_clips=3,
+    output_stride=4,
+    state="AEN memory of the last 3 clips + CFFM feature cache of the last 9 frames",
+)
+
+AEN_PNS_PLUS_SPEC = ModelSpec(
+    name="aen-pns-plus",
+    title="AEN (CRL + CSA, AAAI 2024) on a PNS+ proposal network, Res2Net-50",
+    clip_length=3,
+    max_clip_length=3,
+    input_size=(320, 448),
+    fixed_input_size=True,
+    needs_anchor=True,
+    memory_clips=3,
+    output_stride=4,
+    state="AEN memory of the last 3 clips + PNS+ anchor features",
+)
+
+
+class CRLStage(nn.Module):
+    """Cross-scale region linking for one scale (eq. 4).
+
+    Args:
+        backbone_channels: channels of F_i.
+        pgn_channels: channels of the PGN's stage feature F'_i.
+        regions: region maps c·S (50).
+        map_size: ``(h_i, w_i)`` of F_i (fixes the MLP's input width).
+        dim: embedding D (256).
+
+    Shape:
+        - backbone: ``(N, C_i, h_i, w_i)``; pgn: ``(N, C'_i, h', w')`` (resized to h_i×w_i).
+        - Output: ``(N, c·S, D)``.
+    """
+
+    def __init__(self, backbone_channels: int, pgn_channels: int, regions: int, map_size: tuple[int, int],
+                 dim: int = 256):
+        super().__init__()
+        self.map_size = tuple(map_size)
+        self.backbone_proj = nn.Conv2d(backbone_channels, regions, 1)
+        self.pgn_proj = nn.Conv2d(pgn_channels, regions, 1, bias=False)
+        self.share = nn.Sequential(
+            nn.Conv2d(regions, regions, 3, padding=1, bias=False), nn.BatchNorm2d(regions), nn.ReLU(inplace=True),
+            nn.Conv2d(regions, regions, 3, padding=1, bias=False), nn.BatchNorm2d(regions), nn.ReLU(inplace=True),
+        )
+        self.mlp = nn.Sequential(
+            nn.Linear(map_size[0] * map_size[1], dim), nn.ReLU(inplace=True),
+            nn.Linear(dim, dim), nn.ReLU(inplace=True),
+            nn.Linear(dim, dim),
+        )
+
+    def forward(self, backbone: Tensor, pgn: Tensor) -> Tensor:
+        if pgn.shape[-2:] != backbone.shape[-2:]:
+            pgn = F.interpolate(pgn, size=backbone.shape[-2:], mode="bilinear", align_corners=False)
+        regions = self.share(self.backbone_proj(backbone) + self.pgn_proj(pgn))
+        if tuple(regions.shape[-2:]) != self.map_size:
+            raise ValueError(f"CRL was built for {self.map_size} maps, got {tuple(regions.shape[-2:])}")
+        return self.mlp(regions.flatten(2))
+
+
+class CRL(nn.Module):
+    """All four scales of region linking, concatenated (eq. 5).
+
+    Shape: lists of 4 ``(N, C_i, ·)`` and ``(N, C'_i, ·)`` → ``e2`` ``(N, c·q, D)`` with tokens
+    ordered (class, scale, region).
+    """
+
+    def __init__(self, backbone_channels: Sequence[int], pgn_channels: Sequence[int],
+                 map_sizes: Sequence[tuple[int, int]], classes: int = 1, regions: int = 50, dim: int = 256):
+        super().__init__()
+        self.classes, self.regions = classes, regions
+        self.stages = nn.ModuleList(
+            CRLStage(cb, cp, classes * regions, size, dim)
+            for cb, cp, size in zip(backbone_channels, pgn_channels, map_sizes)
+        )
+
+    def forward(self, backbone: Sequence[Tensor], pgn: Sequence[Tensor]) -> Tensor:
+        per_scale = [stage(f, fp) for stage, f, fp in zip(self.stages, backbone, pgn)]
+        n, _, d = per_scale[0].shape
+        e2 = torch.stack([p.view(n, self.classes, self.regions, d) for p in per_scale], 2)  # N, c, 4, S, D
+        return e2.reshape(n, -1, d)
+
+
+class _Attention(nn.Module):
+    """Pre-norm residual multi-head attention: ``x + MHA(LN(x) + pos, kv + kv_pos, kv)``."""
+
+    def __init__(self, dim: int, heads: int):
+        super().__init__()
+        self.norm = nn.LayerNorm(dim)
+        self.attn = nn.MultiheadAttention(dim, heads, batch_first=True)
+
+    def forward(self, x: Tensor, pos: Tensor, kv: Tensor | None = None, kv_pos: Tensor | None = None) -> Tensor:
+        q = self.norm(x)
+        if kv is None:
+            kv, kv_pos = q, pos
+        return x + self.attn(q + pos, kv + kv_pos, kv, need_weights=False)[0]
+
+
+class _FFN(nn.Module):
+    """Pre-norm residual feed-forward: ``x + W2·ReLU(W1·LN(x))``."""
+
+    def __init__(self, dim: int, hidden: int):
+        super().__init__()
+        self.norm = nn.LayerNorm(dim)
+        self.fc1 = nn.Linear(dim, hidden)
+        self.fc2 = nn.Linear(hidden, dim)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x + self.fc2(F.relu(self.fc1(self.norm(x))))
+
+
+class _EncoderLayer(nn.Module):
+    def __init__(self, dim: int, heads: int, ffn: int):
+        super().__init__()
+        self.self_attn = _Attention(dim, heads)
+        self.ffn = _FFN(dim, ffn)
+
+    def forward(self, x: Tensor, pos: Tensor) -> Tensor:
+        return self.ffn(self.self_attn(x, pos))
+
+
+class _DecoderLayer(nn.Module):
+    def __init__(self, dim: int, heads: int, ffn: int):
+        super().__init__()
+        self.self_attn = _Attention(dim, heads)
+        self.cross_attn = _Attention(dim, heads)
+        self.ffn = _FFN(dim, ffn)
+
+    def forward(self, x: Tensor, pos: Tensor, memory: Tensor, memory_pos: Tensor) -> Tensor:
+        return self.ffn(self.cross_attn(self.self_attn(x, pos), pos, memory, memory_pos))
+
+
+class _PixelDecoder(nn.Module):
+    """D1 of eq. 6: refines encoded tokens and adds a learnable per-position embedding bias.
+
+    Shape: ``(B, L·N, D)`` → ``(B, L·N, D)`` for ``L ≤ clip_length``.
+    """
+
+    def __init__(self, dim: int, tokens: int, clip_length: int):
+        super().__init__()
+        self.norm = nn.LayerNorm(dim)
+        self.mlp = nn.Sequential(nn.Linear(dim, dim), nn.ReLU(inplace=True), nn.Linear(dim, dim))
+        self.position_bias = nn.Parameter(torch.zeros(clip_length * tokens, dim))
+        nn.init.trunc_normal_(self.position_bias, std=0.02)
+
+    def forward(self, x: Tensor) -> Tensor:
+        y = self.norm(x)
+        return y + self.mlp(y) + self.position_bias[: x.shape[1]]
+
+
+class _MemoryRead(nn.Module):
+    """Eq. 7: softmax-normalised dot products with the memory of earlier clips.
+
+    Shape: e_c ``(B, L, N, D)``, memory ``(B, M, N, D)`` (M stored frames) → ``(B, L, N, D)``.
+    """
+
+    def __init__(self, dim: int):
+        super().__init__()
+        self.query = nn.Linear(dim, dim)
+        self.key = nn.Linear(dim, dim)
+        self.value = nn.Linear(dim, dim)
+
+    def forward(self, e_c: Tensor, memory: Tensor) -> Tensor:
+        q, k, v = self.query(e_c), self.key(memory.to(e_c.dtype)), self.value(memory.to(e_c.dtype))
+        scores = torch.einsum("blnd,bmnd->blnm", q, k) / math.sqrt(q.shape[-1])
+        return e_c + torch.einsum("blnm,bmnd->blnd", scores.softmax(-1), v)
+
+
+class _AlignLayer(nn.Module):
+    """One iteration of eq. 8: cross-attention to e_c, self-attention over frames, FFN."""
+
+    def __init__(self, dim: int, heads: int, ffn: int):
+        super().__init__()
+        self.cross_attn = _Attention(dim, heads)
+        self.frame_attn = _Attention(dim, heads)
+        self.ffn = _FFN(dim, ffn)
+
+    def forward(self, x: Tensor, pos: Tensor, e_c: Tensor, frame_pos: Tensor) -> Tensor:
+        b, l, n, d = x.shape
+        x = self.cross_attn(x.reshape(b, l * n, d), pos, e_c.reshape(b, l * n, d), pos)
+        # frames as the sequence: (B·N, L, D)
+        xf = x.view(b, l, n, d).transpose(1, 2).reshape(b * n, l, d)
+        xf = self.frame_attn(xf, frame_pos[:l].unsqueeze(0))
+        x = xf.view(b, n, l, d).transpose(1, 2)
+        return self.ffn(x)
+
+
+class CSA(nn.Module):
+    """Cross-wise scale alignment (eqs. 6–8).
+
+    Args:
+        tokens: tokens per frame N = c·q (200).
+        clip_length: L (3); clips of 1..L frames are accepted.
+        dim, heads, ffn: D = 256, 8 heads, FFN width 512.
+        encoder_layers, decoder_layers: 1 and 1.
+        align_iterations: 3 (the paper's m in eq. 8).
+
+    Shape:
+        - e2: ``(B, L, N, D)``; memory: ``(B, M, N, D)`` or ``None``.
+        - Output: e3 ``(B, L, N, D)``.
+    """
+
+    def __init__(self, tokens: int = 200, clip_length: int = 3, dim: int = 256, heads: int = 8, ffn: int = 512,
+                 encoder_layers: int = 1, decoder_layers: int = 1, align_iterations: int = 3):
+        super().__init__()
+        self.token_pos = nn.Parameter(torch.zeros(tokens, dim))
+        self.frame_pos = nn.Parameter(torch.zeros(clip_length, dim))
+        nn.init.trunc_normal_(self.token_pos, std=0.02)
+        nn.init.trunc_normal_(self.frame_pos, std=0.02)
+        self.encoder = nn.ModuleList(_EncoderLayer(dim, heads, ffn) for _ in range(encoder_layers))
+        self.pixel_decoder = _PixelDecoder(dim, tokens, clip_length)
+        self.decoder = nn.ModuleList(_DecoderLayer(dim, heads, ffn) for _ in range(decoder_layers))
+        self.decoder_norm = nn.LayerNorm(dim)
+        self.memory_read = _MemoryRead(dim)
+        self.align = nn.ModuleList(_AlignLayer(dim, heads, ffn) for _ in range(align_iterations))
+
+    def forward(self, e2: Tensor, memory: Tensor | None) -> Tensor:
+        b, l, n, d = e2.shape
+        pos = (self.frame_pos[:l, None, :] + self.token_pos[None]).reshape(1, l * n, d)
+        tokens = e2.reshape(b, l * n, d)
+        enc = tokens
+        for layer in self.encoder:
+            enc = layer(enc, pos)
+        mem = self.pixel_decoder(enc)
+        x = tokens
+        for layer in self.decoder:
+            x = layer(x, pos, mem, pos)
+        e_c = self.decoder_norm(x).view(b, l, n, d)
+        e3 = e_c if memory is None else self.memory_read(e_c, memory)
+        for layer in self.align:
+            e3 = layer(e3, pos, e_c, self.frame_pos)
+        return e3
+
+
+class AEN(nn.Module):
+    """CRL + CSA + the parameter-free interaction (eq. 9).
+
+    Args:
+        backbone_channels, pgn_channels: channels of F_1..F_4 and F'_1..F'_4.
+        map_sizes: sizes of F_1..F_4 at the model's input size.
+        classes c (1), regions S (50), dim D (256), clip_length L (3), memory_clips m (3).
+        interaction_scale: constant factor of eq. 9 (default ``1/√(q·D)``).
+
+    Shape:
+        - backbone, pgn: per scale ``(B·L, C, h, w)``.
+        - proposals e1: ``(B, L, q, h4, w4)``.
+        - Output: logits ``(B, L, c, h4, w4)``; the state's memory gets this clip's e3.
+    """
+
+    def __init__(self, backbone_channels: Sequence[int], pgn_channels: Sequence[int],
+                 map_sizes: Sequence[tuple[int, int]], classes: int = 1, regions: int = 50, dim: int = 256,
+                 clip_length: int = 3, memory_clips: int = 3, interaction_scale: float | None = None, **csa_kw):
+        super().__init__()
+        self.classes, self.proposals = classes, 4 * regions
+        self.memory_clips = memory_clips
+        self.interaction_scale = (1.0 / math.sqrt(self.proposals * dim)) if interaction_scale is None \
+            else float(interaction_scale)
+        self.crl = CRL(backbone_channels, pgn_channels, map_sizes, classes, regions, dim)
+        self.csa = CSA(classes * self.proposals, clip_length, dim, **csa_kw)
+
+    def forward(self, backbone: Sequence[Tensor], pgn: Sequence[Tensor], proposals: Tensor,
+                state: VideoState) -> Tensor:
+        b, l = proposals.shape[:2]
+        e2 = self.crl(backbone, pgn)
+        e2 = e2.view(b, l, *e2.shape[1:])
+        memory = torch.cat(state.memory, 1) if state.memory else None
+        e3 = self.csa(e2, memory)
+        state.memory = (state.memory + [e3.detach()])[-self.memory_clips:] if self.memory_clips else []
+        e3 = e3.view(b, l, self.classes, self.proposals, -1)
+        logits = torch.einsum("blqhw,blcqd->blchw", proposals, e3.to(proposals.dtype))
+        return logits * self.interaction_scale
+
+
+class AENCFFM(VideoModel):
+    """AEN on a CFFM proposal network (the paper's headline model).
+
+    The PGN is :class:`~vpscli.models.cffm.CFFM` with q = 200 output maps (``pgn.*`` keys); its
+    stage features F' are the all-MLP decoder's per-stage embeddings (256 channels each).
+    CFFM's reference frames t−9, t−6, t−3 come from the per-video feature cache in the state
+    (earlier frames); training samples them with the clip (pass them as earlier frames of a
+    clip, or run the clip after them with the same state).
+
+    Args:
+        input_size: ``(H, W)``; the region MLPs fix it (320×448 in the paper).
+        **aen_kw: options of :class:`AEN` (``regions``, ``interaction_scale``, ``ffn``, …).
+
+    Shape: clip ``(B, T ≤ 3, 3, H, W)`` → logits ``(B, T, 1, H, W)``.
+    """
+
+    def __init__(self, input_size: tuple[int, int] = (320, 448), **aen_kw):
+        super().__init__(AEN_CFFM_SPEC.with_input_size(input_size))
+        regions = aen_kw.get("regions", 50)
+        self.pgn = CFFM(input_size, out_channels=4 * regions, spec=CFFM_SPEC)
+        self.aen = AEN(STAGE_CHANNELS, (256,) * 4, stage_sizes(*input_size), clip_length=self.spec.clip_length,
+                       memory_clips=self.spec.memory_clips, **aen_kw)
+
+    def step(self, clip: Tensor, state: VideoState, indices: list[int], anchor: Tensor | None) -> Tensor:
+        b, t = clip.shape[:2]
+        enc = self.pgn.encode(clip, state)
+        e1 = self.pgn.predict(enc, state, indices, b)
+        logits = self.aen(enc["stages"], enc["embeds"], e1.view(b, t, *e1.shape[1:]), state)
+        up = F.interpolate(logits.flatten(0, 1), size=clip.shape[-2:], mode="bilinear", align_corners=False)
+        return up.view(b, t, *up.shape[1:])
+
+
+class AENPNSPlus(VideoModel):
+    """AEN on a PNS+ proposal network (spec §7, adapted to the paper's parameter count).
+
+    The PGN is :class:`~vpscli.models.pns_plus.PNSPlus` with q = 200 SegNIN outputs (``pgn.*``
+    keys), anchor + L local frames. e1 = SegNIN logits at stride 8, bilinearly upsampled to
+    stride 4.
+
+    Scales (a choice): PNS+ never runs Res2Net's layer4, and computing it would add 15.0 M
+    parameters PNS+ never trained — the model would have ≈ 33 M parameters, far from the
+    paper's 18.71 M, which shows the paper did not use it either. So F_4 is layer3
+    average-pooled to stride 32 (same size as layer4 would be). Backbone features
+    F = (layer1, layer2, layer3, pooled layer3); PGN stage features F' = (decoder output
+    16 ch at stride 8, Low_RFB 24 ch, NS-refined High_RFB 32 ch, the same pooled).
+
+    Args:
+        input_size: ``(H, W)`` (320×448 as in the paper; the NS LayerNorm and the region
+            MLPs follow it, so official PNS+ weights do not load here unchanged).
+
+    Shape: clip ``(B, T ≤ 3, 3, H, W)`` (+ anchor on the first step) → logits ``(B, T, 1, H, W)``.
+    """
+
+    def __init__(self, input_size: tuple[int, int] = (320, 448), **aen_kw):
+        super().__init__(AEN_PNS_PLUS_SPEC.with_input_size(input_size))
+        regions = aen_kw.get("regions", 50)
+        self.pgn = PNSPlus(input_size, out_channels=4 * regions, spec=PNS_PLUS_SPEC)
+        self.aen = AEN((256, 512, 1024, 1024), (16, 24, 32, 32), stage_sizes(*input_size),
+                       clip_length=self.spec.clip_length, memory_clips=self.spec.memory_clips, **aen_kw)
+
+    def step(self, clip: Tensor, state: VideoState, indices: list[int], anchor: Tensor | None) -> Tensor:
+        b, t = clip.shape[:2]
+        f = self.pgn.features(clip, state, anchor)
+        x1, x2, x3 = f["stages"]
+        x4 = F.avg_pool2d(x3, 2, ceil_mode=True)
+        high4 = F.avg_pool2d(f["high"], 2, ceil_mode=True)
+        e1 = F.interpolate(self.pgn.SegNIN(f["decoded"]), size=x1.shape[-2:], mode="bilinear", align_corners=False)
+        logits = self.aen([x1, x2, x3, x4], [f["decoded"], f["low"], f["high"], high4],
+                          e1.view(b, t, *e1.shape[1:]), state)
+        up = F.interpolate(logits.flatten(0, 1), size=clip.shape[-2:], mode="bilinear", align_corners=False)
+        return up.view(b, t, *up.shape[1:])

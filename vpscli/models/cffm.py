@@ -1,0 +1,458 @@
+"""CFFM (Sun et al., CVPR 2022: coarse-to-fine feature mining) with a Res2Net-50 backbone
+and one output channel (spec §5).
+
+The head is the original ``CFFMHead_clips_resize1_8`` of ``GuoleiSun/VSS-CFFM``: a
+SegFormer all-MLP decoder per frame, then a CFFM transformer (2 focal blocks, 8 heads,
+window 7, focal level 2, focal window 5, expand 3, ``pool_method='fc'``, clip
+granularities [1, 2, 3] with unfold kernels [7, 5, 3]) at stride 8 in which the *target*
+frame attends to:
+
+- its own 7×7 window (49 tokens) and the 3-px ring around it (132 tokens, rolled
+  cyclically — ``torch.roll`` wraps at the borders, as in the original);
+- its windows pooled to one token each, 5×5 neighbourhood (25 tokens);
+- reference frames t−9, t−6, t−3 pooled at granularities 1, 2, 3 (49, 25, 9 tokens):
+  far frames coarse and wide, near frames fine and narrow.
+
+The prediction is ``linear_pred2(concat(target, enhanced target))`` at stride 8, resized to
+stride 4, then to the input. Frames 0–2 of a video have no references and use the
+per-frame auxiliary prediction ``linear_pred`` (the original's single-frame branch);
+frames 3–8 use the original's early-frame table (:func:`reference_frames`).
+
+**Per-frame feature cache.** Each frame's fused decoder features at stride 8 are kept in
+the :class:`~vpscli.models.base.VideoState` for 9 frames, so the backbone encodes every
+frame exactly once (the original re-encodes the 3 references for every target: 4
+backbone passes per frame).
+
+Choices where the original is not applicable: SyncBN → BatchNorm; no ``conv_seg``
+(built but never used by the original); a reference index missing from the cache (random
+access, sparse training clips) falls back to the nearest earlier frame available.
+"""
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from vpscli.models.backbone import STAGE_CHANNELS, Res2NetV1b
+from vpscli.models.base import ModelSpec, VideoModel, VideoState
+
+__all__ = ["CFFM", "CFFMHead", "CFFMTransformer", "CFFMBlock", "CFFMAttention", "reference_frames", "CFFM_SPEC"]
+
+CFFM_SPEC = ModelSpec(
+    name="cffm",
+    title="CFFM (CVPR 2022) on Res2Net-50: all-MLP decoder + coarse-to-fine transformer",
+    clip_length=1,
+    input_size=(320, 448),
+    fixed_input_size=False,
+    ref_offsets=(-9, -6, -3),
+    output_stride=4,
+    state="per-frame feature cache of the last 9 frames (each frame encoded once)",
+)
+
+#: The original's table for targets 3..8 (VSS-CFFM ``CustomDataset_video2_vps.prepare_test_img2``).
+_EARLY_REFS = {3: (0, 1, 2), 4: (0, 2, 3), 5: (0, 2, 4), 6: (0, 2, 4), 7: (0, 3, 5), 8: (0, 3, 6)}
+
+
+def reference_frames(t: int, offsets: Sequence[int] = (-9, -6, -3)) -> tuple[int, ...]:
+    """Reference frame indices of target ``t``, farthest first; empty for t < 3.
+
+    ``t ≥ 9``: ``t−9, t−6, t−3``; 3 ≤ t ≤ 8: the original's early-frame table.
+    """
+    if tuple(offsets) == (-9, -6, -3) and t in _EARLY_REFS:
+        return _EARLY_REFS[t]
+    refs = tuple(t + o for o in offsets)
+    return refs if all(r >= 0 for r in refs) else ()
+
+
+def _relative_position_index(q_size: int, k_size: int) -> Tensor:
+    """Index into a ``(q_size + k_size − 1)²`` bias table for every (query, key) pair of a
+    ``q_size²`` query window and a ``k_size²`` key window: ``(q², k²)`` long."""
+    qc = torch.stack(torch.meshgrid(torch.arange(q_size), torch.arange(q_size), indexing="ij")).flatten(1)
+    kc = torch.stack(torch.meshgrid(torch.arange(k_size), torch.arange(k_size), indexing="ij")).flatten(1)
+    rel = (qc[:, :, None] - kc[:, None, :]).permute(1, 2, 0) + (k_size - 1)
+    return rel[..., 0] * (q_size + k_size - 1) + rel[..., 1]
+
+
+def _windows(x: Tensor, size: int) -> Tensor:
+    """``(B, H, W, C)`` → ``(B·nWh·nWw, size², C)`` (row-major windows, H and W multiples of size)."""
+    b, h, w, c = x.shape
+    x = x.view(b, h // size, size, w // size, size, c).permute(0, 1, 3, 2, 4, 5)
+    return x.reshape(-1, size * size, c)
+
+
+def _pool_windows(x: Tensor, size: int, pool: nn.Linear) -> Tensor:
+    """Pool each ``size×size`` window to one token with a learned Linear(size²→1):
+    ``(B, H, W, C)`` → ``(B, H/size, W/size, C)``."""
+    b, h, w, c = x.shape
+    x = x.view(b, h // size, size, w // size, size, c).permute(0, 1, 3, 5, 2, 4)
+    return pool(x.reshape(b, h // size, w // size, c, size * size)).squeeze(-1)
+
+
+def _unfold_tokens(x: Tensor, kernel: int, stride: int, heads: int) -> Tensor:
+    """Neighbourhoods of a token map as attention keys.
+
+    ``(B, C, h, w)`` → ``(B·L, heads, kernel², C/heads)`` with zero padding kernel//2 (L = number
+    of output positions, row-major, matching the target's windows).
+    """
+    b, c = x.shape[:2]
+    cols = F.unfold(x, kernel_size=kernel, stride=stride, padding=kernel // 2)  # B, C·k², L
+    cols = cols.view(b, c, kernel * kernel, -1).permute(0, 3, 2, 1)  # B, L, k², C
+    return cols.reshape(-1, kernel * kernel, heads, c // heads).transpose(1, 2)
+
+
+def _padding_mask(h: int, w: int, kernel: int, stride: int, like: Tensor) -> Tensor:
+    """−100 where an unfolded neighbourhood reads zero padding, else 0: ``(L, kernel²)``."""
+    ones = like.new_ones(1, 1, h, w)
+    cols = F.unfold(ones, kernel_size=kernel, stride=stride, padding=kernel // 2)[0].t()
+    return (cols == 0).to(like.dtype) * -100.0
+
+
+class FocalMlp(nn.Module):
+    """Linear → GELU → Linear. Shape: ``(..., C)`` → ``(..., C)``."""
+
+    def __init__(self, dim: int, hidden: int):
+        super().__init__()
+        self.fc1 = nn.Linear(dim, hidden)
+        self.act = nn.GELU()
+        self.fc2 = nn.Linear(hidden, dim)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.fc2(self.act(self.fc1(x)))
+
+
+class CFFMAttention(nn.Module):
+    """Window attention of the target frame over fine, pooled and reference tokens
+    (the original ``WindowAttention3d3`` with focal level 2).
+
+    Args:
+        dim: channels E (256).
+        heads: 8.
+        window: 7.
+        expand: ring width around each window (3).
+        focal_window: neighbourhood of pooled target windows (5 → 25 tokens).
+        clip_levels: granularity l per reference frame ([1, 2, 3]).
+        clip_kernels: unfold kernel per reference frame ([7, 5, 3]).
+
+    Shape:
+        - target: ``(B, Hp, Wp, C)`` (Hp, Wp multiples of ``window``).
+        - pooled_target: ``(B, Hp/7, Wp/7, C)``.
+        - pooled_refs: per reference k, ``(B, l_k·Hp/7, l_k·Wp/7, C)``.
+        - Output: ``(B·nW, window², C)``.
+    """
+
+    def __init__(self, dim: int = 256, heads: int = 8, window: int = 7, expand: int = 3, focal_window: int = 5,
+                 clip_levels: Sequence[int] = (1, 2, 3), clip_kernels: Sequence[int] = (7, 5, 3)):
+        super().__init__()
+        self.dim, self.heads, self.window, self.expand = dim, heads, window, expand
+        self.focal_window = focal_window
+        self.clip_levels, self.clip_kernels = tuple(clip_levels), tuple(clip_kernels)
+        area = window * window
+        # Bias tables (parameter names as in the original).
+        self.relative_position_bias_table = nn.Parameter(torch.zeros((2 * window - 1) ** 2, heads))
+        ring = 4 * area - 4 * (window - expand) ** 2
+        self.relative_position_bias_table_to_neighbors = nn.Parameter(torch.zeros(1, heads, area, ring))
+        self.relative_position_bias_table_to_windows = nn.ParameterList(
+            [nn.Parameter(torch.zeros(heads, (window + focal_window - 1) ** 2))]
+        )
+        self.relative_position_bias_table_to_windows_clips = nn.ParameterList(
+            [nn.Parameter(torch.zeros(heads, (window + k - 1) ** 2)) for k in self.clip_kernels]
+        )
+        for p in [self.relative_position_bias_table_to_neighbors, *self.relative_position_bias_table_to_windows,
+                  *self.relative_position_bias_table_to_windows_clips]:
+            nn.init.trunc_normal_(p, std=0.02)
+        self.register_buffer("relative_position_index", _relative_position_index(window, window), persistent=False)
+        self.register_buffer("relative_position_index_0", _relative_position_index(window, focal_window),
+                             persistent=False)
+        for i, k in enumerate(self.clip_kernels):
+            self.register_buffer(f"relative_position_index_clips_{i}", _relative_position_index(window, k),
+                                 persistent=False)
+        # Ring positions kept from each of the 4 diagonally rolled windows: those not already
+        # inside the window (33 of 49 per direction for window 7, expand 3).
+        masks = []
+        for rows, cols in ((slice(None, -expand), slice(None, -expand)), (slice(None, -expand), slice(expand, None)),
+                           (slice(expand, None), slice(None, -expand)), (slice(expand, None), slice(expand, None))):
+            m = torch.ones(window, window)
+            m[rows, cols] = 0
+            masks.append(m)
+        self.register_buffer("valid_ind_rolled", torch.stack(masks).flatten().nonzero().view(-1), persistent=False)
+        self.qkv = nn.Linear(dim, dim * 3)
+        self.proj = nn.Linear(dim, dim)
+
+    def _bias(self) -> Tensor:
+        """Relative-position biases for all key groups: ``(heads, window², N_keys)``."""
+        area = self.window ** 2
+        parts = [
+            self.relative_position_bias_table[self.relative_position_index.reshape(-1)].view(area, area, -1)
+            .permute(2, 0, 1),
+            self.relative_position_bias_table_to_neighbors[0],
+            self.relative_position_bias_table_to_windows[0][:, self.relative_position_index_0.reshape(-1)]
+            .view(self.heads, area, -1),
+        ]
+        for i in range(len(self.clip_kernels)):
+            index = getattr(self, f"relative_position_index_clips_{i}")
+            parts.append(self.relative_position_bias_table_to_windows_clips[i][:, index.reshape(-1)]
+                         .view(self.heads, area, -1))
+        return torch.cat(parts, dim=-1)
+
+    def forward(self, target: Tensor, pooled_target: Tensor, pooled_refs: Sequence[Tensor]) -> Tensor:
+        b, hp, wp, c = target.shape
+        heads, hd, ws = self.heads, c // self.heads, self.window
+        nwh, nww = hp // ws, wp // ws
+        q, k, v = self.qkv(target).chunk(3, dim=-1)
+
+        def heads_first(t: Tensor) -> Tensor:  # (B·nW, n, C) → (B·nW, heads, n, hd)
+            return t.view(t.shape[0], t.shape[1], heads, hd).transpose(1, 2)
+
+        q_win = heads_first(_windows(q, ws))
+        keys, values = [heads_first(_windows(k, ws))], [heads_first(_windows(v, ws))]
+        e = self.expand
+        rolled_k, rolled_v = [], []
+        for shift in ((-e, -e), (-e, e), (e, -e), (e, e)):
+            rolled_k.append(_windows(torch.roll(k, shifts=shift, dims=(1, 2)), ws))
+            rolled_v.append(_windows(torch.roll(v, shifts=shift, dims=(1, 2)), ws))
+        keys.append(heads_first(torch.cat(rolled_k, 1)[:, self.valid_ind_rolled]))
+        values.append(heads_first(torch.cat(rolled_v, 1)[:, self.valid_ind_rolled]))
+        masks = [target.new_zeros(nwh * nww, keys[0].shape[2] + keys[1].shape[2])]
+
+        # Pooled target windows (stride 1), then each reference at its granularity (stride l).
+        groups = [(pooled_target, self.focal_window, 1)] + [
+            (r, kern, lvl) for r, kern, lvl in zip(pooled_refs, self.clip_kernels, self.clip_levels)
+        ]
+        for tokens, kernel, stride in groups:
+            _, kv_k, kv_v = self.qkv(tokens).permute(0, 3, 1, 2).chunk(3, dim=1)
+            keys.append(_unfold_tokens(kv_k.contiguous(), kernel, stride, heads))
+            values.append(_unfold_tokens(kv_v.contiguous(), kernel, stride, heads))
+            masks.append(_padding_mask(tokens.shape[1], tokens.shape[2], kernel, stride, target))
+        k_all, v_all = torch.cat(keys, 2), torch.cat(values, 2)
+        # (nW, N) padding mask repeated over the batch (windows are batch-major).
+        mask = torch.cat(masks, 1).repeat(b, 1)[:, None, None, :]
+        bias = (self._bias().to(q_win.dtype)[None] + mask.to(q_win.dtype))
+        out = F.scaled_dot_product_attention(q_win, k_all, v_all, attn_mask=bias)
+        return self.proj(out.transpose(1, 2).reshape(out.shape[0], ws * ws, c))
+
+
+class CFFMBlock(nn.Module):
+    """One CFFM transformer block (the original ``CffmTransformerBlock3d3``): only the
+    target (last) frame is updated; references pass through unchanged.
+
+    Shape: ``(B, F, H, W, C)`` with frames ``[ref_far, ref_mid, ref_near, target]`` → same.
+    """
+
+    def __init__(self, dim: int = 256, heads: int = 8, window: int = 7, mlp_ratio: float = 4.0,
+                 clip_levels: Sequence[int] = (1, 2, 3), clip_kernels: Sequence[int] = (7, 5, 3)):
+        super().__init__()
+        self.window = window
+        self.clip_levels = tuple(clip_levels)
+        self.norm1 = nn.LayerNorm(dim)
+        self.attn = CFFMAttention(dim, heads, window, clip_levels=clip_levels, clip_kernels=clip_kernels)
+        self.norm2 = nn.LayerNorm(dim)
+        self.mlp = FocalMlp(dim, int(dim * mlp_ratio))
+        # Learned window pooling, initialised to the mean (as in the original).
+        self.pool_layers = nn.ModuleList([nn.Linear(window * window, 1)])
+        self.pool_layers_clips = nn.ModuleList(
+            [nn.Linear((window // lvl) ** 2, 1) for lvl in self.clip_levels]
+        )
+        for pool in [*self.pool_layers, *self.pool_layers_clips]:
+            nn.init.constant_(pool.weight, 1.0 / pool.in_features)
+            nn.init.zeros_(pool.bias)
+
+    def forward(self, x: Tensor) -> Tensor:
+        b, f, h0, w0, c = x.shape
+        ws = self.window
+        xn = self.norm1(x)
+        pad_b, pad_r = (ws - h0 % ws) % ws, (ws - w0 % ws) % ws
+        if pad_b or pad_r:
+            xn = F.pad(xn, (0, 0, 0, pad_r, 0, pad_b))
+        hp, wp = h0 + pad_b, w0 + pad_r
+        target = xn[:, -1]
+        pooled_target = _pool_windows(target, ws, self.pool_layers[0])
+        pooled_refs = []
+        for k, lvl in enumerate(self.clip_levels):
+            size = ws // lvl
+            hk, wk = math.ceil(hp / ws) * lvl * size, math.ceil(wp / ws) * lvl * size
+            ref = xn[:, k]
+            if (hk, wk) != (hp, wp):
+                ref = F.interpolate(ref.permute(0, 3, 1, 2), size=(hk, wk), mode="bilinear",
+                                    align_corners=False).permute(0, 2, 3, 1)
+            pooled_refs.append(_pool_windows(ref.contiguous(), size, self.pool_layers_clips[k]))
+        out = self.attn(target, pooled_target, pooled_refs)  # (B·nW, ws², C)
+        out = out.view(b, hp // ws, wp // ws, ws, ws, c).permute(0, 1, 3, 2, 4, 5).reshape(b, hp, wp, c)
+        t = x[:, -1] + out[:, :h0, :w0]
+        t = t + self.mlp(self.norm2(t))
+        return torch.cat([x[:, :-1], t.unsqueeze(1)], 1)
+
+
+class CFFMTransformer(nn.Module):
+    """A stack of :class:`CFFMBlock` (the original ``BasicLayer3d3``, depth 2).
+
+    Shape: ``(B, 4, C, h, w)`` → ``(B, 4, C, h, w)`` (only the last frame changes).
+    """
+
+    def __init__(self, dim: int = 256, depth: int = 2, heads: int = 8):
+        super().__init__()
+        self.blocks = nn.ModuleList(CFFMBlock(dim, heads) for _ in range(depth))
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = x.permute(0, 1, 3, 4, 2)
+        for blk in self.blocks:
+            x = blk(x)
+        return x.permute(0, 1, 4, 2, 3)
+
+
+class _LinearEmbed(nn.Module):
+    """Per-pixel Linear C_in → E (the original ``MLP`` with its ``proj``): ``(N, C_in, h, w)`` → ``(N, E, h, w)``."""
+
+    def __init__(self, c_in: int, dim: int):
+        super().__init__()
+        self.proj = nn.Linear(c_in, dim)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.proj(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+
+
+class _ConvBNReLU(nn.Module):
+    """mmcv ``ConvModule`` (1×1 conv without bias, BN, ReLU); keys ``conv.*``, ``bn.*``."""
+
+    def __init__(self, c_in: int, c_out: int):
+        super().__init__()
+        self.conv = nn.Conv2d(c_in, c_out, 1, bias=False)
+        self.bn = nn.BatchNorm2d(c_out)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.relu(self.bn(self.conv(x)))
+
+
+class CFFMHead(nn.Module):
+    """All-MLP decoder + CFFM transformer + predictions (``CFFMHead_clips_resize1_8``).
+
+    Args:
+        in_channels: backbone stage channels (Res2Net-50: 256, 512, 1024, 2048).
+        dim: embedding E (256).
+        out_channels: prediction channels (1; q proposal maps inside AEN+CFFM).
+        depth: CFFM blocks (2).
+    """
+
+    def __init__(self, in_channels: Sequence[int] = STAGE_CHANNELS, dim: int = 256, out_channels: int = 1,
+                 depth: int = 2):
+        super().__init__()
+        self.linear_c1, self.linear_c2, self.linear_c3, self.linear_c4 = (_LinearEmbed(c, dim) for c in in_channels)
+        self.linear_fuse = _ConvBNReLU(4 * dim, dim)
+        self.dropout = nn.Dropout2d(0.1)
+        self.linear_pred = nn.Conv2d(dim, out_channels, 1)
+        self.linear_pred2 = nn.Conv2d(2 * dim, out_channels, 1)
+        self.decoder_focal = CFFMTransformer(dim, depth)
+
+    def embed(self, stages: Sequence[Tensor]) -> tuple[list[Tensor], Tensor, Tensor]:
+        """Per-frame decoder.
+
+        Shape: stages ``[(N, C_i, h_i, w_i)]`` → (per-stage embeddings ``[(N, E, h_i, w_i)]``,
+        fused ``(N, E, h4, w4)``, fused at stride 8 ``(N, E, ⌊h4/2⌋, ⌊w4/2⌋)``).
+        """
+        embeds = [lin(s) for lin, s in zip((self.linear_c1, self.linear_c2, self.linear_c3, self.linear_c4), stages)]
+        size = embeds[0].shape[-2:]
+        up = [embeds[0]] + [F.interpolate(e, size=size, mode="bilinear", align_corners=False) for e in embeds[1:]]
+        fused = self.linear_fuse(torch.cat(up[::-1], dim=1))  # order c4, c3, c2, c1 as in the original
+        fused8 = F.interpolate(fused, size=(size[0] // 2, size[1] // 2), mode="bilinear", align_corners=False)
+        return embeds, fused, fused8
+
+    def predict_single(self, fused: Tensor) -> Tensor:
+        """Per-frame (auxiliary) prediction at stride 4: ``(N, E, h4, w4)`` → ``(N, out, h4, w4)``."""
+        return self.linear_pred(self.dropout(fused))
+
+    def predict_clip(self, clip8: Tensor, size4: tuple[int, int]) -> Tensor:
+        """CFFM prediction for the last frame of ``clip8`` ``(N, 4, E, h8, w8)`` → ``(N, out, h4, w4)``."""
+        enhanced = self.decoder_focal(clip8)[:, -1]
+        x = self.linear_pred2(self.dropout(torch.cat([clip8[:, -1], enhanced], 1)))
+        return F.interpolate(x, size=size4, mode="bilinear", align_corners=False)
+
+
+class CFFM(VideoModel):
+    """CFFM on Res2Net-50 for one class.
+
+    Args:
+        input_size: default input ``(H, W)`` (any size works; 320×448 in the AEN paper).
+        out_channels: 1 (the AEN's proposal network uses q maps).
+        spec: override the spec (AEN+CFFM).
+
+    Shape:
+        - clip: ``(B, T, 3, H, W)``, consecutive frames in video order (any T ≥ 1).
+        - Output: logits ``(B, T, 1, H, W)``.
+    """
+
+    def __init__(self, input_size: tuple[int, int] = (320, 448), out_channels: int = 1,
+                 spec: ModelSpec | None = None):
+        super().__init__((spec or CFFM_SPEC).with_input_size(input_size))
+        self.backbone = Res2NetV1b(with_layer4=True)
+        self.decode_head = CFFMHead(STAGE_CHANNELS, 256, out_channels)
+        self.cache_frames = max(-o for o in self.spec.ref_offsets) if self.spec.ref_offsets else 9
+
+    def encode(self, clip: Tensor, state: VideoState) -> dict:
+        """Backbone + all-MLP decoder for each frame of the clip, counted in the state.
+
+        Returns ``stages`` (4 backbone features), ``embeds`` (4 per-stage E-channel maps),
+        ``fused`` (N, E, h4, w4) and ``fused8`` (N, E, h8, w8), frames flattened (N = B·T).
+        """
+        frames = clip.flatten(0, 1)
+        if frames.is_cuda:
+            frames = frames.contiguous(memory_format=torch.channels_last)
+        stages = self.backbone(frames)
+        state.backbone_frames += frames.shape[0]
+        embeds, fused, fused8 = self.decode_head.embed(stages)
+        return {"stages": stages, "embeds": embeds, "fused": fused, "fused8": fused8}
+
+    def predict(self, enc: dict, state: VideoState, indices: list[int], batch: int) -> Tensor:
+        """Stride-4 logits for every clip frame, reading references from the cache.
+
+        Updates the cache with the clip's stride-8 features and evicts frames older than
+        ``cache_frames`` before the newest. Returns ``(B·T, out, h4, w4)``.
+        """
+        t = len(indices)
+        fused, fused8 = enc["fused"], enc["fused8"]
+        f8 = fused8.view(batch, t, *fused8.shape[1:])
+        here = {idx: f8[:, j] for j, idx in enumerate(indices)}
+        cached = next(iter(state.feature_cache.values()), None)
+        if cached is not None and cached.shape != f8[:, 0].shape:
+            raise ValueError(
+                f"the state holds features of shape {tuple(cached.shape)} but this clip gives "
+                f"{tuple(f8[:, 0].shape)}: use model.init_state() for every new video"
+            )
+        available = {**state.feature_cache, **here}
+        size4 = tuple(fused.shape[-2:])
+        out = [None] * t
+        with_refs, stacks = [], []
+        for j, idx in enumerate(indices):
+            earlier = sorted(i for i in available if i < idx)
+            refs = reference_frames(idx, self.spec.ref_offsets) if self.spec.ref_offsets else ()
+            if not refs or not earlier:
+                continue
+            # Fallback for frames missing from the cache: the nearest earlier frame available.
+            chosen = [r if r in available else max([i for i in earlier if i <= r] or [earlier[0]]) for r in refs]
+            with_refs.append(j)
+            stacks.append(torch.stack([available[r] for r in chosen] + [here[idx]], 1))
+        fused_bt = fused.view(batch, t, *fused.shape[1:])
+        single = [j for j in range(t) if j not in with_refs]
+        if single:
+            pred = self.decode_head.predict_single(fused_bt[:, single].flatten(0, 1))
+            pred = pred.view(batch, len(single), *pred.shape[1:])
+            for n, j in enumerate(single):
+                out[j] = pred[:, n]
+        if with_refs:
+            pred = self.decode_head.predict_clip(torch.cat(stacks, 0), size4)  # (len·B, out, h4, w4)
+            pred = pred.view(len(with_refs), batch, *pred.shape[1:])
+            for n, j in enumerate(with_refs):
+                out[j] = pred[n]
+        newest = max(max(indices), max(state.feature_cache, default=-1))
+        state.feature_cache.update({i: f.detach() for i, f in here.items()})
+        for i in [i for i in state.feature_cache if i < newest - self.cache_frames]:
+            del state.feature_cache[i]
+        return torch.stack(out, 1).flatten(0, 1)
+
+    def step(self, clip: Tensor, state: VideoState, indices: list[int], anchor: Tensor | None) -> Tensor:
+        b, t = clip.shape[:2]
+        enc = self.encode(clip, state)
+        logits = F.interpolate(self.predict(enc, state, indices, b), size=clip.shape[-2:], mode="bilinear",
+                               align_corners=False)
+        return logits.view(b, t, *logits.shape[1:])
