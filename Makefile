@@ -17,12 +17,14 @@ $(BIN)/vps: pyproject.toml
 
 install: $(BIN)/vps
 
-# Until `vps segment` lands, the demo makes a synthetic clip with exact ground truth and
-# checks the installation.
+# Until `vps segment` lands (with trained weights), the demo makes a synthetic clip with exact
+# ground truth, draws that ground truth over the video for review, and checks the installation.
 demo: install
-	$(BIN)/vps synth demo --frames 48 --seed 0 --name demo-clip
+	$(BIN)/vps synth demo --frames 48 --seed 0 --name demo-clip --quiet
+	$(BIN)/vps overlay demo/demo-clip.mp4 demo/GT/demo-clip -o demo/demo-overlay.mp4 --contact-sheet demo/demo-sheet.png --quiet
 	$(BIN)/vps doctor
-	@echo "Demo outputs: demo/demo-clip.mp4 (video) and demo/GT/demo-clip/ (ground-truth masks)"
+	@echo "Demo outputs: demo/demo-clip.mp4 (video), demo/GT/demo-clip/ (ground-truth masks),"
+	@echo "              demo/demo-overlay.mp4 and demo/demo-sheet.png (masks drawn over the video)"
 
 test: install
 	$(BIN)/python -m pytest -q
