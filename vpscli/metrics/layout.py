@@ -214,7 +214,7 @@ def _case_folder(base: Path, case: str, subdirs: dict[str, Path]) -> Path | None
     return masks if masks.is_dir() else folder
 
 
-def _match_split(root: Path, split: Split) -> tuple[dict[str, Path | None], int, list[str]]:
+def _match_split(root: Path, split: Split, allow_flat: bool) -> tuple[dict[str, Path | None], int, list[str]]:
     """Prediction folder of each case of ``split`` under ``root`` (a method folder or the prediction root).
 
     Returns (case -> folder or None, number of cases matched, prediction folders that are not GT cases).
@@ -227,18 +227,44 @@ def _match_split(root: Path, split: Split) -> tuple[dict[str, Path | None], int,
         subdirs = {e.name: Path(e.path) for e in _subdirs(candidate)}
         folders = {q.name: _case_folder(candidate, q.name, subdirs) for q in split.sequences}
         matched = sum(f is not None for f in folders.values())
-        if matched == 0 and _has_frames(candidate):
-            # A flat folder of predictions: frames are matched by file name across all cases.
-            names = set(list_frames(candidate))
-            folders = {q.name: candidate if names.intersection(q.frames) else None for q in split.sequences}
+        extra: list[str] = []
+        if matched == 0 and allow_flat and _has_frames(candidate):
+            folders = _match_flat(candidate, split)
             matched = sum(f is not None for f in folders.values())
-            extra: list[str] = []
         else:
             gt_cases = {q.name for q in split.sequences}
             extra = sorted((n for n in subdirs if n not in gt_cases and n != PRED_FOLDER), key=natural_key)
         if matched > best[1]:
             best = (folders, matched, extra)
     return best
+
+
+def _match_flat(folder: Path, split: Split) -> dict[str, Path | None]:
+    """A flat folder of predictions (e.g. one ``vps segment`` ``masks/`` folder) against a split's cases.
+
+    A folder named after a case (or a ``masks/`` folder inside one) belongs to that case; otherwise its
+    files are matched to cases by file name, which must then be unambiguous.
+    """
+    hint = folder.parent.name if folder.name == MASKS_FOLDER else folder.name
+    cases = {q.name: q for q in split.sequences}
+    if hint in cases:
+        return {name: folder if name == hint else None for name in cases}
+    names = set(list_frames(folder))
+    hits = [q for q in split.sequences if names.intersection(q.frames)]
+    if len(hits) > 1:
+        seen: dict[str, str] = {}
+        for q in hits:
+            for n in names.intersection(q.frames):
+                if n in seen:
+                    raise InputError(
+                        f"frame name {n} occurs in GT cases {seen[n]} and {q.name}, so a flat folder of "
+                        "predictions cannot be matched by name",
+                        path=folder,
+                        fix="point GT at the matching case folder, or give predictions as PRED/<case>/<frame>.png",
+                    )
+                seen[n] = q.name
+    hit_names = {q.name for q in hits}
+    return {name: folder if name in hit_names else None for name in cases}
 
 
 def _method_folders(pred_root: Path) -> list[str]:
@@ -272,10 +298,10 @@ def build_plan(
     if not splits:
         raise InputError("no case folder with PNG frames found in the ground truth", path=gt_root)
 
-    def match(root: Path) -> tuple[dict[tuple[str, str], dict[str, Path | None]], int, list[str]]:
+    def match(root: Path, allow_flat: bool) -> tuple[dict[str, dict[str, Path | None]], int, list[str]]:
         found, total, extra = {}, 0, []
         for split in splits:
-            folders, matched, extra_here = _match_split(root, split)
+            folders, matched, extra_here = _match_split(root, split, allow_flat)
             if matched:
                 found[split.name] = folders
                 total += matched
@@ -284,7 +310,7 @@ def build_plan(
 
     pred_dirs: dict[tuple[str, str], dict[str, Path | None]] = {}
     extra_cases: list[str] = []
-    flat, total, extra = match(pred_root)
+    flat, total, extra = match(pred_root, True)
     if total and not methods:
         method_names = ["."]
         pred_dirs = {(s, "."): f for s, f in flat.items()}
@@ -302,7 +328,7 @@ def build_plan(
             candidates = [m for m in candidates if m in methods]
         method_names, unmatched = [], []
         for method in candidates:
-            found, total, extra = match(pred_root / method)
+            found, total, extra = match(pred_root / method, False)
             if total:
                 method_names.append(method)
                 pred_dirs.update({(s, method): f for s, f in found.items()})

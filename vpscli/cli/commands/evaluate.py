@@ -118,40 +118,54 @@ def _print_matched(plan, quiet: bool) -> None:
 
 
 def _result_notes(result) -> list[str]:
+    """Notes about degenerate frames; a note that holds for every method of a split is given once."""
     from vpscli.metrics.keys import split_key
 
-    notes: list[str] = []
     keys = result.metrics
     medical = [k for k in keys if split_key(k)[1] in ("Dice", "IoU", "Sen", "Spe")]
+    found: dict[tuple[str, str], list[str]] = {}  # (split, text) -> methods
     for (split, method), issue in result.issues.items():
-        where = ("" if split == "." else f"{split}: ") + ("" if method == "." else f"{method}: ")
+        texts = []
         if issue.nan:
             bad = sorted({k for _, ks in issue.nan for k in ks})
             affected = [k for k in keys if (split_key(k)[1] or k) in bad]
             if affected:
-                frames = ", ".join(name for name, _ in issue.nan[:5])
                 why = " (Spe is 0/0 on a full-foreground GT)" if "Spe" in bad else ""
-                notes.append(
-                    f"{where}{', '.join(affected)} = NaN: {len(issue.nan)} frame(s) give NaN{why}: "
-                    f"{frames}{' …' if len(issue.nan) > 5 else ''}"
+                texts.append(
+                    f"{', '.join(affected)} = NaN: {len(issue.nan)} frame(s) give NaN{why}: "
+                    f"{_first(name for name, _ in issue.nan)}"
                 )
         if issue.empty_gt and medical:
-            notes.append(
-                f"{where}{len(issue.empty_gt)} frame(s) have an empty GT, where Dice/IoU/Sen/Spe are 0 at every "
-                f"threshold (toolbox rule): {', '.join(issue.empty_gt[:3])}{' …' if len(issue.empty_gt) > 3 else ''}"
+            texts.append(
+                f"{len(issue.empty_gt)} frame(s) have an empty GT, where Dice/IoU/Sen/Spe are 0 at every "
+                f"threshold (toolbox rule): {_first(issue.empty_gt)}"
             )
         if issue.resized:
-            notes.append(f"{where}{issue.resized} prediction(s) resized to the GT size (bilinear, as the toolbox)")
+            texts.append(f"{issue.resized} prediction(s) resized to the GT size (bilinear, as the toolbox)")
+        for text in texts:
+            found.setdefault((split, text), []).append(method)
+    notes = []
+    for (split, text), methods in found.items():
+        n_methods = sum(1 for s, _ in result.datasets if s == split)
+        where = "" if split == "." else f"{split}: "
+        if len(methods) < n_methods or methods != ["."] and n_methods == 1:
+            where += ", ".join(methods) + ": "
+        notes.append(where + text)
     for (split, method), sequences in result.sequences.items():
         short = [s.name for s in sequences if s.n_frames == 0]
-        if short and method == result.plan.methods[0]:
+        if short and method == next(m for s, m in result.sequences if s == split):
             where = "" if split == "." else f"{split}: "
             notes.append(
                 f"{where}{len(short)} sequence(s) have no frame left after dropping the first and last "
-                f"(the toolbox crashes on them) and are left out of the means: {', '.join(short[:5])}"
-                f"{' …' if len(short) > 5 else ''} — --keep-ends keeps all frames"
+                f"(the toolbox crashes on them) and are left out of the means: {_first(short)} "
+                "— --keep-ends keeps all frames"
             )
     return notes
+
+
+def _first(names, limit: int = 3) -> str:
+    names = list(names)
+    return ", ".join(names[:limit]) + (f", … ({len(names)} in all)" if len(names) > limit else "")
 
 
 def _print_tables(result, console, per_sequence: bool) -> None:

@@ -1,0 +1,269 @@
+"""``vps evaluate`` end to end: layouts, outputs (table, JSON, CSV, plot), notes and bad input."""
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from tests import _metrics_oracle as oracle
+from vpscli.cli import main
+
+H, W = 24, 32
+
+
+def _gt(rng, kind="blob"):
+    gt = np.zeros((H, W), np.uint8)
+    if kind == "blob":
+        cv2.circle(gt, (int(rng.integers(8, 24)), int(rng.integers(8, 16))), int(rng.integers(3, 7)), 255, -1)
+    elif kind == "full":
+        gt[:] = 255
+    return gt
+
+
+def _pred(rng, gt):
+    pred = cv2.GaussianBlur(np.roll(gt, int(rng.integers(-3, 4)), axis=1), (0, 0), 2)
+    return np.clip(pred.astype(int) + rng.integers(-10, 20, gt.shape), 0, 255).astype(np.uint8)
+
+
+def make_tree(root: Path, cases: dict[str, int], *, methods=(".",), split="", seed=0, pred_sub="", gt_kind=None):
+    """GT under root/gt/<split>/GT/<case>/<i>.png; predictions under root/pred/<method>/<split>/<case>[/pred_sub]."""
+    rng = np.random.default_rng(seed)
+    truth: dict[str, list[tuple[str, np.ndarray, dict]]] = {}
+    for case, n in cases.items():
+        gdir = root / "gt" / split / "GT" / case
+        gdir.mkdir(parents=True, exist_ok=True)
+        for i in range(1, n + 1):
+            gt = _gt(rng, gt_kind(case, i) if gt_kind else "blob")
+            cv2.imwrite(str(gdir / f"{i}.png"), gt)
+            preds = {}
+            for method in methods:
+                pdir = root / "pred" / method / split / case / pred_sub
+                pdir.mkdir(parents=True, exist_ok=True)
+                preds[method] = _pred(rng, gt)
+                cv2.imwrite(str(pdir / f"{i}.png"), preds[method])
+            truth.setdefault(case, []).append((f"{i}.png", gt, preds))
+    return truth
+
+
+def expected_dataset(truth, method=".", keep_ends=False):
+    """Oracle per frame -> mean per sequence -> mean over sequences -> max/mean of the curve."""
+    seq_curves, seq_scalars = [], []
+    for frames in truth.values():
+        used = frames if keep_ends else frames[1:-1]
+        if not used:
+            continue
+        per = [oracle.all_measures(preds[method], gt) for _, gt, preds in used]
+        seq_curves.append({k: np.mean([f[k] for f in per], axis=0) for k in ("Dice", "IoU", "Sen", "Spe", "Em", "Fm")})
+        seq_scalars.append({k: np.mean([f[k] for f in per]) for k in ("Smeasure", "wFmeasure", "MAE", "adpEm", "adpFm")})
+    out = {k: float(np.mean([s[k] for s in seq_scalars])) for k in seq_scalars[0]}
+    for k in seq_curves[0]:
+        curve = np.mean([c[k] for c in seq_curves], axis=0)
+        out["max" + k], out["mean" + k] = float(curve.max()), float(curve.mean())
+    return out
+
+
+def run(args, capsys):
+    code = main(["evaluate", *map(str, args)])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_gt_folder_json_matches_oracle(tmp_path, capsys):
+    truth = make_tree(tmp_path, {"1": 5, "2": 4, "10": 3})
+    code, out, err = run([tmp_path / "pred", tmp_path / "gt" / "GT", "-m", "all", "--json", tmp_path / "r.json"], capsys)
+    assert code == 0, err
+    doc = json.loads((tmp_path / "r.json").read_text())
+    assert set(doc) == {"protocol", "splits"}
+    assert doc["protocol"]["trim_ends"] is True and doc["protocol"]["sort"] == "auto"
+    entry = doc["splits"]["."]["."]
+    assert list(entry["per_sequence"]) == ["1", "2", "10"]  # natural order of cases
+    assert entry["per_sequence"]["1"]["n_frames"] == 3 and entry["per_sequence"]["10"]["n_frames"] == 1
+    want = expected_dataset(truth)
+    for key, value in want.items():
+        assert entry["dataset"][key] == pytest.approx(value, abs=1e-9), key
+    assert "Smeasure" in out and "protocol:" in out and "matched 1 split(s)" in err
+    # the table shows the toolbox's 3-decimal rounding
+    assert format(np.round(want["Smeasure"], 3), ".3f") in out
+
+
+def test_keep_ends_and_per_sequence(tmp_path, capsys):
+    truth = make_tree(tmp_path, {"1": 4, "2": 3})
+    code, out, _ = run([tmp_path / "pred", tmp_path / "gt", "--keep-ends", "--per-sequence", "-m", "Smeasure,maxDice",
+                        "--json", tmp_path / "r.json"], capsys)
+    assert code == 0
+    entry = json.loads((tmp_path / "r.json").read_text())["splits"]["."]["."]
+    assert entry["per_sequence"]["1"]["n_frames"] == 4
+    assert entry["dataset"]["maxDice"] == pytest.approx(expected_dataset(truth, keep_ends=True)["maxDice"], abs=1e-9)
+    assert "per sequence" in out
+
+
+def test_dataset_root_with_splits_and_methods(tmp_path, capsys):
+    for split, seed in (("TestEasyDataset/Seen", 1), ("TestHardDataset/Unseen", 2)):
+        make_tree(tmp_path, {"case1": 4, "case2_1": 3}, methods=("PNSPlus", "UNet"), split=split, seed=seed)
+    (tmp_path / "pred" / "notes").mkdir()  # a folder that is not a method
+    code, out, err = run([tmp_path / "pred", tmp_path / "gt", "--json", tmp_path / "r.json", "--csv", tmp_path / "r.csv"], capsys)
+    assert code == 0, err
+    doc = json.loads((tmp_path / "r.json").read_text())
+    assert set(doc["splits"]) == {"TestEasyDataset/Seen", "TestHardDataset/Unseen"}
+    assert set(doc["splits"]["TestEasyDataset/Seen"]) == {"PNSPlus", "UNet"}
+    assert "TestEasyDataset-Seen" in out and "PNSPlus" in out and "UNet" in out
+    assert "2 method(s)" in err and "notes" in err
+    rows = list(csv.reader((tmp_path / "r.csv").open()))
+    assert rows[0][:5] == ["split", "method", "level", "sequence", "n_frames"]
+    assert len(rows) == 1 + 2 * 2 * (1 + 2)
+    dataset_rows = [r for r in rows if r[2] == "dataset"]
+    value = doc["splits"][dataset_rows[0][0]][dataset_rows[0][1]]["dataset"][rows[0][5]]
+    assert float(dataset_rows[0][5]) == value  # unrounded
+
+
+def test_segment_masks_layout_and_flat_folder(tmp_path, capsys):
+    truth = make_tree(tmp_path, {"a": 4, "b": 4}, pred_sub="masks")
+    code, _, err = run([tmp_path / "pred", tmp_path / "gt", "--json", tmp_path / "r.json"], capsys)
+    assert code == 0, err
+    whole = json.loads((tmp_path / "r.json").read_text())["splits"]["."]["."]
+    assert whole["dataset"]["Smeasure"] == pytest.approx(expected_dataset(truth)["Smeasure"], abs=1e-9)
+    # one masks/ folder against a GT folder of several cases: only with --matched-only
+    code, _, err = run([tmp_path / "pred" / "a" / "masks", tmp_path / "gt", "-q"], capsys)
+    assert code == 1 and "GT cases without a prediction folder: b" in err and "--matched-only" in err
+    code, _, err = run([tmp_path / "pred" / "a" / "masks", tmp_path / "gt", "--matched-only", "--json", tmp_path / "a.json"], capsys)
+    assert code == 0, err
+    assert "left out 1 GT case(s)" in err
+    per = json.loads((tmp_path / "a.json").read_text())["splits"]["."]["."]["per_sequence"]
+    assert list(per) == ["a"] and per["a"]["Smeasure"] == whole["per_sequence"]["a"]["Smeasure"]
+
+
+def test_matlab_pred_level(tmp_path, capsys):
+    make_tree(tmp_path, {"1": 3}, methods=("M",), split="CVC-300", pred_sub="")
+    src = tmp_path / "pred" / "M" / "CVC-300"
+    (src / "Pred").mkdir()
+    (src / "1").rename(src / "Pred" / "1")
+    code, out, err = run([tmp_path / "pred", tmp_path / "gt"], capsys)
+    assert code == 0, err
+    assert "CVC-300" in out
+
+
+def test_missing_predictions(tmp_path, capsys):
+    truth = make_tree(tmp_path, {"1": 5})
+    (tmp_path / "pred" / "1" / "3.png").unlink()
+    (tmp_path / "pred" / "1" / "1.png").unlink()  # first frame: not evaluated, so not needed
+    code, _, err = run([tmp_path / "pred", tmp_path / "gt"], capsys)
+    assert code == 1
+    assert "1 prediction(s) missing" in err and "3.png" in err and "--allow-missing" in err
+    code, _, err = run([tmp_path / "pred", tmp_path / "gt", "--allow-missing", "-m", "maxDice", "--json", tmp_path / "r.json"], capsys)
+    assert code == 0 and "scored as all-zero maps" in err
+    zero = {k: v for k, v in truth.items()}
+    name, gt, preds = zero["1"][2]
+    zero["1"][2] = (name, gt, {".": np.zeros_like(gt)})
+    got = json.loads((tmp_path / "r.json").read_text())["splits"]["."]["."]["dataset"]["maxDice"]
+    assert got == pytest.approx(expected_dataset(zero)["maxDice"], abs=1e-9)
+
+
+def test_no_intersection_shows_both_lists(tmp_path, capsys):
+    make_tree(tmp_path, {"case1": 3})
+    other = tmp_path / "other" / "caseX"
+    other.mkdir(parents=True)
+    cv2.imwrite(str(other / "1.png"), np.zeros((H, W), np.uint8))
+    code, _, err = run([tmp_path / "other", tmp_path / "gt"], capsys)
+    assert code == 1
+    assert "GT cases: case1" in err and "caseX" in err
+
+
+def test_unreadable_prediction_is_named(tmp_path, capsys):
+    make_tree(tmp_path, {"1": 3})
+    (tmp_path / "pred" / "1" / "2.png").write_bytes(b"garbage")
+    code, _, err = run([tmp_path / "pred", tmp_path / "gt"], capsys)
+    assert code == 1 and "2.png: cannot be read as an image" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("args, text", [
+    (["-m", "Dice"], "unknown metric"),
+    (["--sort", "random"], "unknown --sort"),
+    (["--plot", "curves.jpg"], "PNG"),
+])  # fmt: skip
+def test_usage_errors_exit_2(tmp_path, capsys, args, text):
+    make_tree(tmp_path, {"1": 3})
+    code, _, err = run([tmp_path / "pred", tmp_path / "gt", *args], capsys)
+    assert code == 2 and text in err
+
+
+def test_missing_folders(tmp_path, capsys):
+    make_tree(tmp_path, {"1": 3})
+    code, _, err = run([tmp_path / "nope", tmp_path / "gt"], capsys)
+    assert code == 1 and "prediction folder not found" in err
+    code, _, err = run([tmp_path / "pred", tmp_path / "nogt"], capsys)
+    assert code == 1 and "ground-truth folder not found" in err
+
+
+def test_notes_for_extra_stray_and_short_sequences(tmp_path, capsys):
+    make_tree(tmp_path, {"1": 4, "2": 2})
+    cv2.imwrite(str(tmp_path / "pred" / "1" / "99.png"), np.zeros((H, W), np.uint8))  # extra prediction
+    (tmp_path / "pred" / "3").mkdir()  # extra case folder
+    (tmp_path / "gt" / "GT" / ".DS_Store").write_bytes(b"")  # hidden: ignored silently
+    (tmp_path / "gt" / "GT" / "readme.txt").write_text("x")  # stray file: crashes the toolbox
+    (tmp_path / "gt" / "GT" / "empty").mkdir()
+    code, _, err = run([tmp_path / "pred", tmp_path / "gt", "--json", tmp_path / "r.json"], capsys)
+    assert code == 0, err
+    assert "ignored 1 prediction file(s) without a GT frame" in err
+    assert "not GT cases: 3" in err
+    assert "readme.txt" in err and "without PNG frames: empty" in err
+    assert "no frame left after dropping the first and last" in err and "--keep-ends" in err
+    doc = json.loads((tmp_path / "r.json").read_text())["splits"]["."]["."]
+    assert doc["per_sequence"]["2"] == {"n_frames": 0, **{k: None for k in doc["dataset"]}}
+    assert doc["n_sequences"] == 1
+    code, _, err = run([tmp_path / "pred", tmp_path / "gt", "-q"], capsys)
+    assert code == 0 and err == ""
+
+
+def test_nan_frames_are_reported(tmp_path, capsys):
+    make_tree(tmp_path, {"1": 4}, gt_kind=lambda case, i: "full" if i == 2 else "blob")
+    code, out, err = run([tmp_path / "pred", tmp_path / "gt", "-m", "meanSpe,maxDice", "--json", "-"], capsys)
+    assert code == 0
+    assert "meanSpe = NaN" in err and "1/2.png" in err
+    doc = json.loads(out)
+    assert doc["splits"]["."]["."]["dataset"]["meanSpe"] is None
+    assert doc["splits"]["."]["."]["dataset"]["maxDice"] > 0
+    assert "Dataset" in err  # with --json -, tables go to stderr and stdout stays JSON
+
+
+def test_plot_and_workers_give_identical_results(tmp_path):
+    make_tree(tmp_path, {str(i): 8 for i in range(1, 9)}, methods=("A", "B"))
+    base = [sys.executable, "-m", "vpscli", "evaluate", str(tmp_path / "pred"), str(tmp_path / "gt"), "-m", "all", "-q"]
+    one = subprocess.run(base + ["-j", "1", "--json", str(tmp_path / "1.json"), "--plot", str(tmp_path / "c.png")],
+                         capture_output=True, text=True)
+    assert one.returncode == 0, one.stderr
+    two = subprocess.run(base + ["-j", "2", "--json", str(tmp_path / "2.json")], capture_output=True, text=True)
+    assert two.returncode == 0, two.stderr
+    assert json.loads((tmp_path / "1.json").read_text())["splits"] == json.loads((tmp_path / "2.json").read_text())["splits"]
+    image = cv2.imread(str(tmp_path / "c.png"))
+    assert image is not None and image.shape[1] == 7 * 300 and image.std() > 10
+
+
+@pytest.mark.realdata
+def test_real_cvc_clips_against_the_oracle(vps_data, tmp_path, capsys):
+    """CVC-ClinicDB GT clips against shifted, blurred copies of themselves."""
+    src = vps_data / "cvc-clinicdb" / "valid" / "GT"
+    if not src.is_dir():
+        pytest.skip("cvc-clinicdb/valid/GT not found")
+    clips = sorted(p for p in src.iterdir() if p.is_dir())[:2]
+    truth = {}
+    for clip in clips:
+        frames = sorted(clip.glob("*.png"))[:6]
+        (tmp_path / "pred" / clip.name).mkdir(parents=True)
+        (tmp_path / "gt" / "GT" / clip.name).mkdir(parents=True)
+        for f in frames:
+            gt = cv2.imread(str(f), cv2.IMREAD_GRAYSCALE)
+            pred = cv2.GaussianBlur(np.roll(gt, 9, axis=0), (0, 0), 5)
+            cv2.imwrite(str(tmp_path / "gt" / "GT" / clip.name / f.name), gt)
+            cv2.imwrite(str(tmp_path / "pred" / clip.name / f.name), pred)
+            truth.setdefault(clip.name, []).append((f.name, gt, {".": pred}))
+    code, _, err = run([tmp_path / "pred", tmp_path / "gt", "-m", "all", "--json", tmp_path / "r.json"], capsys)
+    assert code == 0, err
+    got = json.loads((tmp_path / "r.json").read_text())["splits"]["."]["."]["dataset"]
+    for key, value in expected_dataset(truth).items():
+        assert got[key] == pytest.approx(value, abs=1e-9), key
