@@ -35,7 +35,6 @@ class PreparedFrame:
 
     pred: np.ndarray  #: uint8 (H, W): the prediction as read (and resized to the GT size)
     gt: np.ndarray  #: bool (H, W): GT > 128
-    joint: np.ndarray  #: uint16 (H, W): ``pred + 256 * gt``, the index of a pixel in a (fg, level) histogram
     levels: np.ndarray  #: float64 (256,): the normalised value of each uint8 level
     fg_hist: np.ndarray  #: int64 (256,): GT-foreground pixels per prediction level
     bg_hist: np.ndarray  #: int64 (256,): GT-background pixels per prediction level
@@ -90,17 +89,32 @@ def prepare_frame(pred: np.ndarray, gt: np.ndarray) -> PreparedFrame:
         raise ValueError(f"prediction {pred.shape} and GT {gt.shape} differ; resize first (read_pair does)")
     pred = np.ascontiguousarray(pred, dtype=np.uint8)
     gt_bool = np.ascontiguousarray(gt) > GT_THRESHOLD
-    joint = pred | (gt_bool.view(np.uint8).astype(np.uint16) << 8)
-    bg_hist, fg_hist = split_joint_hist(joint)
+    bg_hist, fg_hist = level_histograms(pred, gt_bool)
     nz = np.flatnonzero(bg_hist + fg_hist)
     levels = normalised_levels(int(nz[0]), int(nz[-1]))
-    return PreparedFrame(pred=pred, gt=gt_bool, joint=joint, levels=levels, fg_hist=fg_hist, bg_hist=bg_hist)
+    return PreparedFrame(pred=pred, gt=gt_bool, levels=levels, fg_hist=fg_hist, bg_hist=bg_hist)
 
 
-def split_joint_hist(joint: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(background, foreground) per-level pixel counts, int64 (256,) each, of a ``joint`` index array."""
-    counts = np.bincount(joint.ravel(), minlength=512).astype(np.int64)
-    return counts[:256], counts[256:]
+#: OpenCV histograms count in float32, exact below 2**24 pixels; larger images use numpy.
+_CV_HIST_LIMIT = 1 << 24
+
+
+def level_histograms(pred: np.ndarray, gt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(background, foreground) pixel counts per uint8 level, int64 (256,) each.
+
+    ``pred`` (uint8) and ``gt`` (bool) may be strided views of a larger frame (quadrants).
+    """
+    if pred.size == 0:
+        return np.zeros(256, np.int64), np.zeros(256, np.int64)
+    if pred.size < _CV_HIST_LIMIT:
+        import cv2
+
+        total = cv2.calcHist([pred], [0], None, [256], [0, 256]).ravel().astype(np.int64)
+        fg = cv2.calcHist([pred], [0], gt.view(np.uint8), [256], [0, 256]).ravel().astype(np.int64)
+        return total - fg, fg
+    total = np.bincount(pred.ravel(), minlength=256).astype(np.int64)
+    fg = np.bincount(pred[gt], minlength=256).astype(np.int64)
+    return total - fg, fg
 
 
 def read_gray(path: str | Path) -> np.ndarray:

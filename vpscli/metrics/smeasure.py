@@ -22,7 +22,7 @@ import math
 
 import numpy as np
 
-from vpscli.metrics.frame import PreparedFrame, split_joint_hist
+from vpscli.metrics.frame import PreparedFrame, level_histograms
 
 EPS = np.spacing(1)
 ALPHA = 0.5
@@ -80,7 +80,7 @@ def _region_score(frame: PreparedFrame) -> float:
     weights = weights + (1 - weights[0] - weights[1] - weights[2],)
     quadrants = ((0, y, 0, x), (0, y, x, w), (y, h, 0, x), (y, h, x, w))
     # Per-quadrant (background, foreground) level histograms; the last is the total minus the others.
-    hists = [split_joint_hist(frame.joint[r0:r1, c0:c1]) for r0, r1, c0, c1 in quadrants[:3]]
+    hists = [level_histograms(frame.pred[r0:r1, c0:c1], frame.gt[r0:r1, c0:c1]) for r0, r1, c0, c1 in quadrants[:3]]
     hists.append((
         frame.bg_hist - hists[0][0] - hists[1][0] - hists[2][0],
         frame.fg_hist - hists[0][1] - hists[1][1] - hists[2][1],

@@ -141,14 +141,15 @@ def _result_notes(result) -> list[str]:
                 f"threshold (toolbox rule): {_first(issue.empty_gt)}"
             )
         if issue.resized:
-            texts.append(f"{issue.resized} prediction(s) resized to the GT size (bilinear, as the toolbox)")
+            who = "" if method == "." else f"{method}: "
+            texts.append(f"{who}{issue.resized} prediction(s) resized to the GT size (bilinear, as the toolbox)")
         for text in texts:
             found.setdefault((split, text), []).append(method)
     notes = []
     for (split, text), methods in found.items():
         n_methods = sum(1 for s, _ in result.datasets if s == split)
         where = "" if split == "." else f"{split}: "
-        if len(methods) < n_methods or methods != ["."] and n_methods == 1:
+        if (len(methods) < n_methods or (methods != ["."] and n_methods == 1)) and "resized" not in text:
             where += ", ".join(methods) + ": "
         notes.append(where + text)
     for (split, method), sequences in result.sequences.items():
