@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from _export_fixtures import GAP, HEIGHT, N_FRAMES, WIDTH, copy_without, make_segmented_clip
+from _export_fixtures import HEIGHT, N_FRAMES, WIDTH, copy_without, make_segmented_clip
 from vpscli.errors import InputError, UsageError
 from vpscli.export.coco_rle import encode_coco_rle
 from vpscli.export.instances import TrackLinker, split_components
