@@ -132,7 +132,9 @@ class NSBlock(nn.Module):
             q = self.bn(q)
             logits = ns_relevance(q, k, self.radius[i], self.dilation[i]) * scale
             # Gate: the head's largest softmax probability (max_j softmax(x)_j = 1/Σ exp(x − max)).
-            gates.append(torch.softmax(logits.float(), dim=2).amax(dim=2))
+            # (softmax in at least float32: bf16/fp16 logits are upcast.)
+            gates.append(torch.softmax(logits, dim=2, dtype=torch.promote_types(logits.dtype, torch.float32))
+                         .amax(dim=2))
             outs.append(ns_aggregate(logits, v, self.radius[i], self.dilation[i]))
         gate = torch.stack(gates, 0).amax(0).to(x.dtype)  # B, Tq, H, W
         out = self._pointwise(self.output_Linear, torch.cat(outs, 2)) * gate.unsqueeze(2)

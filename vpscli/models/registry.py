@@ -117,16 +117,20 @@ def gflops_per_frame(model: VideoModel, frames: int | None = None) -> float:
 
     spec = model.spec
     t = frames or spec.clip_length
-    meta = deepcopy(model).to("meta").eval()
+    meta = deepcopy(model).to("meta").eval().requires_grad_(False)
     h, w = spec.input_size
     state = meta.init_state()
     with torch.no_grad():
-        if spec.ref_offsets:  # warm the cache so the counted step reads references
-            warm = max(-o for o in spec.ref_offsets)
-            meta(torch.zeros(1, warm, 3, h, w, device="meta"), state)
+        anchor = torch.zeros(1, 3, h, w, device="meta") if spec.needs_anchor else None
+        if spec.ref_offsets or spec.memory_clips:
+            # Warm the cache/memory so the counted step is a steady-state one.
+            warm = max([-o for o in spec.ref_offsets] + [spec.memory_clips * spec.clip_length])
+            for start in range(0, warm, t):
+                meta(torch.zeros(1, t, 3, h, w, device="meta"), state, anchor=anchor)
+            if spec.needs_anchor:
+                anchor = None  # kept in the state: a steady-state step does not re-encode it
         counter = FlopCounterMode(display=False)
         with counter:
-            anchor = torch.zeros(1, 3, h, w, device="meta") if spec.needs_anchor else None
             meta(torch.zeros(1, t, 3, h, w, device="meta"), state, anchor=anchor)
     return counter.get_total_flops() / t / 1e9
 
