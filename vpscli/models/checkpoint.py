@@ -29,10 +29,11 @@ OFFICIAL_UNUSED_PREFIXES = ("squeeze.", "feature_extractor.layer4.", "feature_ex
 
 # Key families that identify an official checkpoint (used to name the right model in errors).
 _SIGNATURES = {
+    "pgn.decode_head.": "aen-cffm",
+    "pgn.NSB_global.": "aen-pns-plus",
+    "decode_head.decoder_focal.": "cffm",
     "NSB_global.": "pns-plus",
     "NSB_1.": "pns-net",
-    "aen.": "aen-cffm or aen-pns-plus",
-    "decode_focal.": "cffm",
 }
 
 

@@ -104,12 +104,14 @@ def count_parameters(model: torch.nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def gflops_per_frame(model: VideoModel, frames: int | None = None) -> float:
+def gflops_per_frame(model: VideoModel, frames: int | None = None, steady_state: bool = True) -> float:
     """GFLOPs (2×multiply-accumulate, ``torch.utils.flop_counter``) per output frame for one
     step at the model's input size, counted on the ``meta`` device (no compute, no memory).
 
-    For models with a feature cache (CFFM) the step is a steady-state one: reference
-    frames come from the cache, so each frame is encoded once.
+    ``steady_state``: count a step in the middle of a video — CFFM references come from the
+    cache, AEN memory is full, the PNS+ anchor is already encoded (each frame is encoded
+    once). ``False`` counts a video's first step (PNS+: anchor + clip, which is what the
+    official code pays for every clip).
     """
     from copy import deepcopy
 
@@ -122,9 +124,9 @@ def gflops_per_frame(model: VideoModel, frames: int | None = None) -> float:
     state = meta.init_state()
     with torch.no_grad():
         anchor = torch.zeros(1, 3, h, w, device="meta") if spec.needs_anchor else None
-        if spec.ref_offsets or spec.memory_clips:
+        if steady_state and (spec.ref_offsets or spec.memory_clips or spec.needs_anchor):
             # Warm the cache/memory so the counted step is a steady-state one.
-            warm = max([-o for o in spec.ref_offsets] + [spec.memory_clips * spec.clip_length])
+            warm = max([-o for o in spec.ref_offsets] + [spec.memory_clips * spec.clip_length, 1])
             for start in range(0, warm, t):
                 meta(torch.zeros(1, t, 3, h, w, device="meta"), state, anchor=anchor)
             if spec.needs_anchor:
