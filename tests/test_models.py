@@ -270,7 +270,7 @@ def test_output_shapes(small_models, name):
 
 
 @pytest.mark.parametrize("name,size", [("cffm", (67, 101)), ("pns-net", (70, 98)), ("aen-cffm", (65, 97)),
-                                       ("aen-pns-plus", (66, 99))])
+                                       pytest.param("aen-pns-plus", (66, 99), marks=pytest.mark.slow)])
 def test_odd_input_sizes(name, size):
     model = build_model(name, input_size=size).eval()
     with torch.inference_mode():
@@ -285,7 +285,7 @@ def test_fixed_size_models_refuse_other_sizes(small_models):
         small_models("aen-cffm")(_clip(1, 4))
 
 
-@pytest.mark.parametrize("name", ["pns-plus", "cffm", "aen-cffm"])
+@pytest.mark.parametrize("name", ["pns-plus", "cffm", pytest.param("aen-cffm", marks=pytest.mark.slow)])
 def test_determinism(small_models, name):
     model = small_models(name)
     x = _clip(1, 3, seed=3)
@@ -409,7 +409,7 @@ def test_one_training_step_reaches_every_parameter(name):
     assert not dead, f"no gradient for {len(dead)} parameters, e.g. {dead[:5]}"
 
 
-@pytest.mark.parametrize("name", ["pns-plus", "aen-cffm"])
+@pytest.mark.parametrize("name", ["pns-plus", pytest.param("aen-cffm", marks=pytest.mark.slow)])
 def test_bf16_autocast(small_models, name):
     model = small_models(name)
     with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
