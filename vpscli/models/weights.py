@@ -12,18 +12,17 @@ Nothing is downloaded.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from pathlib import Path
 
 from vpscli.errors import InputError, OutputError
+# the manifest format and checksums are shared with `vps doctor`, which must not import torch
+from vpscli.weights import MANIFEST_NAME as MANIFEST
+from vpscli.weights import read_manifest, sha256_file
 
 __all__ = ["MANIFEST", "sha256_file", "read_manifest", "bundled_weights", "import_official",
            "verify_weights", "find_weights", "load_weights"]
-
-MANIFEST = "manifest.json"
-
 
 def _dir(weights_dir: str | Path | None) -> Path:
     if weights_dir is not None:
@@ -31,30 +30,6 @@ def _dir(weights_dir: str | Path | None) -> Path:
     from vpscli.paths import weights_dir as default
 
     return default()
-
-
-def sha256_file(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def read_manifest(weights_dir: str | Path | None = None) -> list[dict]:
-    """Entries of ``manifest.json`` (empty when the folder or the file does not exist)."""
-    path = _dir(weights_dir) / MANIFEST
-    if not path.is_file():
-        return []
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError) as e:
-        raise InputError(f"unreadable weights manifest ({e})", path=path,
-                         fix="repair the JSON or delete it and re-import the weights") from None
-    entries = data.get("weights") if isinstance(data, dict) else None
-    if not isinstance(entries, list):
-        raise InputError("weights manifest has no 'weights' list", path=path, fix="repair or delete the file")
-    return entries
 
 
 def bundled_weights(weights_dir: str | Path | None = None) -> list[dict]:

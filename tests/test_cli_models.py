@@ -1,0 +1,53 @@
+"""`vps models` and `vps weights import|list|verify` through the CLI."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import torch
+
+from tests.test_models import _official_state
+
+
+def vps(*args, env=None):
+    return subprocess.run([sys.executable, "-m", "vpscli", *map(str, args)], capture_output=True, text=True,
+                          env={**os.environ, "COLUMNS": "200", **(env or {})}, timeout=300)
+
+
+def test_weights_import_list_verify_and_tamper(tmp_path):
+    src = tmp_path / "PNSPlus.pth"
+    torch.save(_official_state("pns-plus"), src)  # official key names, DataParallel "module." prefix
+    folder = tmp_path / "w"
+    env = {"VPS_WEIGHTS": str(folder)}
+    r = vps("weights", "import", src, "--model", "pns-plus", env=env)
+    assert r.returncode == 0, r.stderr
+    assert "legacy PNS normalisation" in r.stderr
+    entries = json.loads(vps("weights", "list", "--json", env=env).stdout)
+    assert [(e["model"], e["input_size"]) for e in entries] == [("pns-plus", [256, 448])]
+    assert (folder / entries[0]["file"]).is_file()
+    r = vps("weights", "verify", env=env)
+    assert r.returncode == 0 and f"ok {entries[0]['file']}" in r.stdout
+    with open(folder / entries[0]["file"], "r+b") as f:  # flip bytes in the payload
+        f.seek(-16, os.SEEK_END)
+        f.write(b"\0" * 16)
+    r = vps("weights", "verify", env=env)
+    assert r.returncode == 1 and "sha256 mismatch" in r.stderr
+    r = vps("weights", "import", src, "--model", "pns-net", env=env)  # wrong model: clear error
+    assert r.returncode == 1 and str(src) in r.stderr and "Traceback" not in r.stderr
+    assert vps("weights", "import", tmp_path / "missing.pth", "--model", "pns-plus", env=env).returncode == 1
+
+
+def test_models_json_lists_every_model():
+    r = vps("models", "--json")
+    assert r.returncode == 0, r.stderr
+    rows = {row["name"]: row for row in json.loads(r.stdout)}
+    assert list(rows) == ["aen-cffm", "cffm", "pns-plus", "aen-pns-plus", "pns-net"]
+    for row in rows.values():
+        assert {"name", "params", "gflops_per_frame", "input_size", "window", "weights"} <= set(row)
+    assert rows["pns-plus"]["params"] == 9_793_731 and rows["pns-plus"]["input_size"] == [256, 448]
+    assert abs(rows["cffm"]["params"] / 26.49e6 - 1) < 0.10 and abs(rows["aen-cffm"]["params"] / 33.81e6 - 1) < 0.10
+    assert rows["aen-cffm"]["default"] and "memory of 3 clips" in rows["aen-cffm"]["window"]
+    r = vps("--help")
+    assert "models" in r.stdout and "weights" in r.stdout

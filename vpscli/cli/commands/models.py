@@ -1,0 +1,41 @@
+"""``vps models``: the model zoo — parameters, GFLOPs per frame, window, input size, weights."""
+from __future__ import annotations
+
+import json
+
+import typer
+
+from vpscli.cli.console import out_console, reports_errors
+
+
+@reports_errors
+def models(
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Also show normalisation, state and official weights."),
+    as_json: bool = typer.Option(False, "--json", help="Print a JSON list (name, params, gflops_per_frame, ...)."),
+) -> None:
+    """List the models with their parameters, GFLOPs per frame at the input size, window and weights."""
+    from rich.table import Table
+
+    from vpscli.models import describe_models
+
+    rows = describe_models()
+    if as_json:
+        out_console.print_json(json.dumps(rows))
+        return
+    t = Table("name", "params", "GFLOPs/frame", "input (H×W)", "window", "weights")
+    if verbose:
+        for col in ("state", "mean / std", "official weights"):
+            t.add_column(col)
+    for r in rows:
+        cells = [r["name"] + (" (default)" if r.get("default") else ""), f"{r['params'] / 1e6:.2f} M",
+                 f"{r['gflops_per_frame']:.1f}", "{}×{}".format(*r["input_size"]), r["window"],
+                 ", ".join(r["weights"]) or "none bundled"]
+        if verbose:
+            cells += [r["state"], f"{tuple(round(x, 3) for x in r['mean'])} / {tuple(round(x, 3) for x in r['std'])}",
+                      ", ".join(r["official_weights"]) or "-"]
+        t.add_row(*cells)
+    out_console.print(t)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("models")(models)

@@ -1,0 +1,81 @@
+"""``vps weights import|list|verify``: the weights folder (``$VPS_WEIGHTS`` or ``weights/``)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+from vpscli.cli.console import err_console, error_line, out_console, reports_errors
+
+weights_app = typer.Typer(help="Import, list and verify model weights (never downloads anything).",
+                          no_args_is_help=True)
+
+
+@weights_app.command("import")
+@reports_errors
+def import_(
+    file: Path = typer.Argument(..., help="Official checkpoint (.pth, loaded with weights_only=True) or safetensors."),
+    model: str = typer.Option(..., "--model", "-m", help="Model it belongs to (e.g. pns-plus, pns-net)."),
+    name: str = typer.Option(None, "--name", help="File name stem in the weights folder."),
+    weights_dir: Path = typer.Option(None, "--weights-dir", help="Target folder (default: $VPS_WEIGHTS or weights/)."),
+) -> None:
+    """Convert a checkpoint to safetensors and register it (sha256, model, input size) in manifest.json."""
+    from vpscli.models.weights import import_official
+
+    entry = import_official(file, model, weights_dir=weights_dir, name=name)
+    err_console.print(f"imported {file} as {entry['file']} for {entry['model']} (sha256 {entry['sha256'][:12]}…"
+                      + (", legacy PNS normalisation" if entry.get("legacy_norm") else "") + ")")
+
+
+@weights_app.command("list")
+@reports_errors
+def list_(
+    as_json: bool = typer.Option(False, "--json", help="Print the manifest entries as JSON."),
+    weights_dir: Path = typer.Option(None, "--weights-dir", help="Folder (default: $VPS_WEIGHTS or weights/)."),
+) -> None:
+    """List the registered weights."""
+    from rich.table import Table
+
+    from vpscli.paths import weights_dir as default_dir
+    from vpscli.weights import read_manifest
+
+    root = weights_dir or default_dir()
+    entries = read_manifest(root)
+    if as_json:
+        out_console.print_json(json.dumps(entries))
+        return
+    if not entries:
+        err_console.print(f"no weights registered in {root}")
+        return
+    t = Table("file", "model", "input", "dtype", "sha256", "source")
+    for e in entries:
+        size = e.get("input_size")
+        t.add_row(e["file"], e["model"], "{}×{}".format(*size) if size else "-", str(e.get("dtype", "-")),
+                  e["sha256"][:12] + "…", str(e.get("source", "-")))
+    out_console.print(t)
+
+
+@weights_app.command("verify")
+@reports_errors
+def verify(
+    weights_dir: Path = typer.Option(None, "--weights-dir", help="Folder (default: $VPS_WEIGHTS or weights/)."),
+) -> None:
+    """Check every registered file: present, sha256 as recorded, and loads into its model. Exit 1 on failure."""
+    from vpscli.models.weights import verify_weights
+
+    results = verify_weights(weights_dir)
+    if not results:
+        err_console.print("no weights registered")
+        return
+    for r in results:
+        if r["ok"]:
+            out_console.print(f"[green]ok[/] {r['file']} ({r['model']})")
+        else:
+            error_line(f"{r['file']} ({r['model']}): {r['problem']}")
+    if not all(r["ok"] for r in results):
+        raise typer.Exit(1)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(weights_app, name="weights")
