@@ -104,6 +104,9 @@ def evaluate_plan(
     issues = {p: FrameIssue() for p in pairs}
     tasks = ((gt_path, list(preds.values()), families) for *_, gt_path, preds in jobs)
 
+    import cv2
+
+    cv2_threads = cv2.getNumThreads()
     if workers > 1 and len(jobs) >= 2:
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
@@ -114,6 +117,7 @@ def evaluate_plan(
         results = executor.map(_score_task, tasks, chunksize=CHUNK_FRAMES)
     else:
         executor = None
+        cv2.setNumThreads(1)  # per-frame work is small: OpenCV's thread pool costs more than it gains
         results = map(_score_task, tasks)
     try:
         for (split, case, frame, _, preds), scores_per_method in zip(jobs, results):
@@ -127,6 +131,7 @@ def evaluate_plan(
             if on_frame is not None:
                 on_frame(1)
     finally:
+        cv2.setNumThreads(cv2_threads)
         if executor is not None:
             executor.shutdown(wait=True, cancel_futures=True)
 
