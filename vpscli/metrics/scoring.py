@@ -19,10 +19,6 @@ from vpscli.metrics.medical import medical_curves
 from vpscli.metrics.smeasure import smeasure
 from vpscli.metrics.wfmeasure import weighted_fmeasure
 
-#: Curves kept for the PR plot only (never a report key).
-PR_CURVES = ("Precision", "Recall")
-
-
 @dataclass
 class FrameScores:
     """The measures of one frame.
