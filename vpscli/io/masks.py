@@ -116,6 +116,14 @@ def probability_to_uint8(prob: np.ndarray) -> np.ndarray:
     return np.floor(np.clip(np.asarray(prob, dtype=np.float64), 0.0, 1.0) * 255.0).astype(np.uint8)
 
 
+def write_levels(path: str | Path, levels: np.ndarray) -> None:
+    """Write an ``(H, W)`` uint8 map (e.g. probabilities already quantised as ``floor(255·p)``)."""
+    levels = np.asarray(levels)
+    if levels.ndim != 2 or levels.dtype != np.uint8:
+        raise ValueError(f"expected a 2-D uint8 map, got {levels.shape} {levels.dtype}")
+    _atomic_png(Path(path), levels)
+
+
 def write_probability(path: str | Path, prob: np.ndarray) -> None:
     """Write a probability map in [0, 1] as an 8-bit PNG of ``floor(255·p)``."""
     prob = np.asarray(prob)

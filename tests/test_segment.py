@@ -1,0 +1,203 @@
+"""`vps segment` outputs: masks, probs, overlay, frames.csv, run.json, resume, batch errors."""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from vpscli.engine import Segmenter, SegmentOptions, segment_video
+from vpscli.errors import OutputError
+from vpscli.io.masks import read_mask
+from vpscli.io.sources import open_source
+from vpscli.models import build_model, save_checkpoint
+from vpscli.synth import SynthConfig, write_clip
+
+TINY = {"pns-plus": (64, 112), "aen-cffm": (64, 96), "cffm": (64, 96), "pns-net": (64, 112),
+        "aen-pns-plus": (64, 112)}
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory):
+    d = tmp_path_factory.mktemp("clip")
+    write_clip(d, SynthConfig(frames=11, width=96, height=64, seed=2), "mp4", "vid")
+    write_clip(d, SynthConfig(frames=6, width=101, height=75, seed=3), "frames", "odd")
+    return d
+
+
+@pytest.fixture(scope="module")
+def weights(tmp_path_factory):
+    d = tmp_path_factory.mktemp("w")
+    out = {}
+    for name, size in TINY.items():
+        torch_seed = 0
+        import torch
+
+        torch.manual_seed(torch_seed)
+        out[name] = save_checkpoint(build_model(name, input_size=size), d / f"{name}.safetensors")
+    return out
+
+
+def read_csv(path):
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.mark.parametrize("model", ["pns-plus", "aen-cffm"])
+def test_outputs_agree_with_each_other(clip, weights, tmp_path, model):
+    seg = Segmenter(model, weights[model], device="cpu", threshold=0.5)
+    rep = segment_video(seg, open_source(clip / "vid.mp4"), SegmentOptions(out_root=tmp_path, save_prob=True))
+    out = tmp_path / "vid"
+    masks = sorted((out / "masks").glob("*.png"))
+    assert rep.status == "complete" and rep.frames == 11
+    assert [p.stem for p in masks] == [f"{i:06d}" for i in range(11)]
+    rows = read_csv(out / "frames.csv")
+    assert [int(r["index"]) for r in rows] == list(range(11))
+    for row, path in zip(rows, masks):
+        m = read_mask(path).array
+        p = read_mask(out / "probs" / path.name).array
+        assert m.shape == (64, 96) and set(np.unique(m)) <= {0, 255}
+        np.testing.assert_array_equal(m > 0, p >= 128)  # mask = p ≥ 0.5 = floor(255p) ≥ 127.5
+        assert float(row["area_fraction"]) == pytest.approx((m > 0).mean(), abs=1e-6)
+        assert int(row["present"]) == int((m > 0).any())
+        assert float(row["max_prob"]) == pytest.approx(p.max() / 255, abs=1 / 255 + 1e-6)
+        if (m > 0).any():
+            ys, xs = np.nonzero(m)
+            assert (int(row["bbox_x"]), int(row["bbox_y"])) == (xs.min(), ys.min())
+            assert (int(row["bbox_w"]), int(row["bbox_h"])) == (xs.max() - xs.min() + 1, ys.max() - ys.min() + 1)
+    overlay = open_source(out / "overlay.mp4")
+    assert overlay.probe().frame_count == 11 and (overlay.probe().width, overlay.probe().height) == (96, 64)
+    assert sum(1 for _ in overlay) == 11
+    run = json.loads((out / "run.json").read_text())
+    assert run["status"] == "complete" and run["model"] == model and run["frames"] == 11
+    assert run["weights_sha256"] and run["device"] == "cpu" and run["threshold"] == 0.5
+    assert run["probe"]["frame_count"] == 11 and {"decode", "model", "upsample", "png", "overlay"} <= set(
+        run["timings_seconds"])
+
+
+def test_frame_folder_odd_size_names_and_no_overlay(clip, weights, tmp_path):
+    seg = Segmenter("cffm", weights["cffm"], device="cpu")
+    segment_video(seg, open_source(clip / "Frame" / "odd"), SegmentOptions(out_root=tmp_path, overlay=False))
+    masks = sorted((tmp_path / "odd" / "masks").glob("*.png"))
+    assert [p.name for p in masks] == [f"{i:06d}.png" for i in range(6)]  # frame names of the folder
+    assert all(read_mask(p).array.shape == (75, 101) for p in masks)
+    assert not (tmp_path / "odd" / "overlay.mp4").exists()
+
+
+def test_state_resets_between_videos(clip, weights, tmp_path):
+    """The same video twice in one run gives identical masks: nothing leaks from video 1 into 2."""
+    import shutil
+
+    shutil.copy(clip / "vid.mp4", tmp_path / "copy.mp4")
+    seg = Segmenter("aen-cffm", weights["aen-cffm"], device="cpu")
+    opts = SegmentOptions(out_root=tmp_path / "out", save_prob=True, overlay=False)
+    segment_video(seg, open_source(clip / "vid.mp4"), opts)
+    segment_video(seg, open_source(tmp_path / "copy.mp4"), opts)
+    for a in sorted((tmp_path / "out" / "vid" / "probs").glob("*.png")):
+        np.testing.assert_array_equal(read_mask(a).array, read_mask(tmp_path / "out" / "copy" / "probs" / a.name).array)
+
+
+def test_resume_after_interrupt_gives_identical_outputs(clip, weights, tmp_path):
+    seg = Segmenter("aen-cffm", weights["aen-cffm"], device="cpu")
+    clean = SegmentOptions(out_root=tmp_path / "clean", save_prob=True)
+    segment_video(seg, open_source(clip / "vid.mp4"), clean)
+
+    def stop_after_six(result):
+        if result.index == 5:
+            raise KeyboardInterrupt
+
+    opts = SegmentOptions(out_root=tmp_path / "cut", save_prob=True)
+    with pytest.raises(KeyboardInterrupt):
+        segment_video(seg, open_source(clip / "vid.mp4"), opts, on_frame=stop_after_six)
+    cut = tmp_path / "cut" / "vid"
+    assert json.loads((cut / "run.json").read_text())["status"] == "running"
+    assert not (cut / "overlay.mp4").exists() and not (cut / "frames.csv").exists()
+    assert not list(cut.rglob(".*partial*")), "no half-written file"
+    n_kept = len(list((cut / "masks").glob("*.png")))
+    assert 1 <= n_kept <= 6
+    with pytest.raises(OutputError, match="unfinished run"):
+        segment_video(seg, open_source(clip / "vid.mp4"), opts)
+    opts.resume = True
+    rep = segment_video(seg, open_source(clip / "vid.mp4"), opts)
+    assert rep.status == "complete" and rep.reused_masks == n_kept
+    for sub in ("masks", "probs"):
+        for a in sorted((tmp_path / "clean" / "vid" / sub).glob("*.png")):
+            np.testing.assert_array_equal(read_mask(a).array, read_mask(cut / sub / a.name).array)
+    assert read_csv(cut / "frames.csv") == read_csv(tmp_path / "clean" / "vid" / "frames.csv")
+    assert open_source(cut / "overlay.mp4").probe().frame_count == 11
+    assert segment_video(seg, open_source(clip / "vid.mp4"), opts).status == "skipped"
+
+
+def test_disk_full_while_writing_masks_stops_cleanly(clip, weights, tmp_path, monkeypatch):
+    import vpscli.engine.outputs as outputs
+
+    calls = {"n": 0}
+
+    def full_disk(path, mask):
+        calls["n"] += 1
+        if calls["n"] > 3:
+            raise OutputError("disk full while writing a mask", path=path, fix="free disk space")
+        return real(path, mask)
+
+    real = outputs.write_mask
+    monkeypatch.setattr(outputs, "write_mask", full_disk)
+    seg = Segmenter("pns-net", weights["pns-net"], device="cpu")
+    with pytest.raises(OutputError, match="disk full"):
+        segment_video(seg, open_source(clip / "vid.mp4"), SegmentOptions(out_root=tmp_path))
+    assert not (tmp_path / "vid" / "overlay.mp4").exists()
+    assert json.loads((tmp_path / "vid" / "run.json").read_text())["status"] == "running"
+
+
+def vps(*args, cwd):
+    return subprocess.run([sys.executable, "-m", "vpscli", *map(str, args)], capture_output=True, text=True,
+                          cwd=cwd, env={**os.environ, "COLUMNS": "200"}, timeout=300)
+
+
+def test_cli_batch_with_a_bad_input_finishes_the_others(clip, weights, tmp_path):
+    (tmp_path / "bad.mp4").write_bytes(os.urandom(2000))
+    r = vps("segment", clip / "vid.mp4", tmp_path / "bad.mp4", tmp_path / "missing.mp4", "-m", "pns-plus",
+            "-w", weights["pns-plus"], "-o", tmp_path / "out", "--device", "cpu", "-q", cwd=tmp_path)
+    assert r.returncode == 3, r.stderr
+    assert "bad.mp4: not a readable video" in r.stderr and "missing.mp4: not found" in r.stderr
+    assert "2 of 3 inputs failed" in r.stderr
+    assert len(list((tmp_path / "out" / "vid" / "masks").glob("*.png"))) == 11
+    r = vps("segment", clip / "vid.mp4", "-m", "pns-plus", "-w", weights["pns-plus"], "-o", tmp_path / "out",
+            "--device", "cpu", "-q", cwd=tmp_path)
+    assert r.returncode == 1 and "already segmented" in r.stderr and "--resume" in r.stderr
+    r = vps("segment", clip / "vid.mp4", "-m", "cffm", "-w", weights["pns-plus"], cwd=tmp_path)
+    assert r.returncode == 1 and "weights are for model 'pns-plus'" in r.stderr
+    r = vps("segment", clip / "vid.mp4", "-m", "nope", cwd=tmp_path)
+    assert r.returncode == 2 and "unknown model 'nope'" in r.stderr
+    (tmp_path / "afile").write_text("x")
+    r = vps("segment", clip / "vid.mp4", "-m", "pns-plus", "-w", weights["pns-plus"], "-o", tmp_path / "afile",
+            "--device", "cpu", "-q", cwd=tmp_path)
+    assert r.returncode == 1 and "cannot create the output folder" in r.stderr
+    assert "Traceback" not in r.stderr
+
+
+def test_cli_refuses_to_run_without_weights(clip, tmp_path):
+    r = subprocess.run([sys.executable, "-m", "vpscli", "segment", str(clip / "vid.mp4"), "-q"], capture_output=True,
+                       text=True, cwd=tmp_path, env={**os.environ, "VPS_WEIGHTS": str(tmp_path)}, timeout=120)
+    assert r.returncode == 1
+    assert "no trained weights for model 'aen-cffm' are bundled" in r.stderr and "--weights FILE" in r.stderr
+    assert not (tmp_path / "vps-out").exists()
+
+
+def test_bundled_weights_segment_a_synthetic_clip_well(clip, tmp_path):
+    from vpscli.models.weights import find_weights
+
+    entry = find_weights("aen-cffm")
+    if entry is None:
+        pytest.skip("no trained aen-cffm weights are bundled yet (see the README's model card)")
+    seg = Segmenter("aen-cffm", device="cpu")
+    segment_video(seg, open_source(clip / "vid.mp4"), SegmentOptions(out_root=tmp_path, overlay=False))
+    dice = []
+    for p in sorted((tmp_path / "vid" / "masks").glob("*.png")):
+        m = read_mask(p).array > 0
+        g = read_mask(clip / "GT" / "vid" / p.name).array > 0
+        dice.append(2 * (m & g).sum() / max(m.sum() + g.sum(), 1))
+    assert np.mean(dice) > 0.7

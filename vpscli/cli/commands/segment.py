@@ -1,0 +1,111 @@
+"""``vps segment``: segment whole videos clip by clip — masks, probabilities, overlay, summary."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from vpscli.cli.console import err_console, error_line, notice, out_console, reports_errors, warning_line
+from vpscli.errors import EXIT_INTERRUPTED, PartialFailure, VpsError
+
+
+@reports_errors
+def segment(
+    inputs: List[str] = typer.Argument(..., help="Video files, frame folders, SUN-SEG roots (Frame/<case>/) or globs."),
+    model: str = typer.Option("aen-cffm", "--model", "-m", help="aen-cffm, cffm, pns-plus, aen-pns-plus, pns-net."),
+    weights: Optional[Path] = typer.Option(None, "--weights", "-w", help="Checkpoint file (default: bundled weights)."),
+    out: Path = typer.Option(Path("vps-out"), "--out", "-o", help="Output root: OUT/<input name>/."),
+    threshold: float = typer.Option(0.5, "--threshold", "-t", help="Probability at or above which a pixel is polyp."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:N."),
+    precision: str = typer.Option("auto", "--precision", help="auto, fp32, bf16, fp16."),
+    batch: int = typer.Option(1, "--batch", help="Clips per forward pass (models without clip-to-clip state)."),
+    save_prob: bool = typer.Option(False, "--save-prob", help="Also write probability maps floor(255·p) to probs/."),
+    overlay: bool = typer.Option(True, "--overlay/--no-overlay", help="Write overlay.mp4."),
+    resume: bool = typer.Option(False, "--resume", help="Skip finished videos; continue unfinished ones."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Redo videos that already have outputs."),
+    compile_model: bool = typer.Option(False, "--compile", help="torch.compile the model (slow start, faster run)."),
+    fps: Optional[float] = typer.Option(None, "--fps", help="Frame rate of frame-folder inputs (default 25)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or summary table."),
+) -> None:
+    """Segment every frame of each input and write OUT/<name>/{masks/, probs/, overlay.mp4, frames.csv, run.json}.
+
+    Masks are 8-bit 0/255 PNGs at the source resolution, named 000000.png (0-based frame index) for videos
+    and by frame name for frame folders. Exit code 3 when some inputs failed and the others finished.
+    """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    from rich.table import Table
+
+    from vpscli.engine import Segmenter, SegmentOptions, segment_many
+    from vpscli.io.sources import discover_sources
+
+    if resume and overwrite:
+        from vpscli.errors import UsageError
+
+        raise UsageError("--resume and --overwrite exclude each other")
+    sources, failures = [], {}
+    for text in inputs:  # a missing input fails alone; the others still run
+        try:
+            sources.extend(discover_sources([text], fps=fps))
+        except VpsError as e:
+            failures[text] = e
+            error_line(e.one_line())
+    if not sources:
+        raise typer.Exit(next(iter(failures.values())).exit_code)
+    seg = Segmenter(model, weights, device=device, precision=precision, threshold=threshold, batch=batch,
+                    compile=compile_model)
+    for note in (seg.placement.note, seg.batch_note):
+        if note:
+            notice(note, quiet)
+    opts = SegmentOptions(out_root=out, save_prob=save_prob, overlay=overlay, resume=resume, overwrite=overwrite)
+    current = {"source": None}
+    progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                        TextColumn("{task.fields[fps]:.1f} frames/s"), TimeRemainingColumn(),
+                        console=err_console, disable=quiet, transient=True)
+
+    def on_start(source):
+        current["source"] = source
+        try:
+            total = source.probe().frame_count
+        except Exception:  # reported by segment_video
+            total = None
+        current["task"] = progress.add_task(source.name, total=total, fps=0.0)
+        current["t0"] = __import__("time").perf_counter()
+
+    def on_frame(result):
+        done = result.index + 1
+        elapsed = __import__("time").perf_counter() - current["t0"]
+        progress.update(current["task"], completed=done, fps=done / elapsed if elapsed > 0 else 0.0)
+
+    def on_done(source, report, error):
+        progress.remove_task(current["task"])
+        if error is not None:
+            error_line(error.one_line())
+        elif report is not None:
+            for w in report.warnings:
+                warning_line(w, quiet)
+
+    try:
+        with progress:
+            reports, failed = segment_many(seg, sources, opts, on_start, on_frame, on_done)
+        failures.update(failed)
+    except KeyboardInterrupt:
+        name = current["source"].name if current["source"] is not None else "the current video"
+        err_console.print(f"[red]interrupted[/] during {name}: finished frames are kept in {out}/ — run the same "
+                          "command with --resume to continue", soft_wrap=True)
+        raise typer.Exit(EXIT_INTERRUPTED) from None
+    if not quiet and reports:
+        t = Table("input", "status", "frames", "with polyp", "frames/s", "output")
+        for r in reports:
+            rate = f"{r.frames / r.seconds:.2f}" if r.seconds else "-"
+            t.add_row(r.name, r.status + (f" (kept {r.reused_masks} masks)" if r.reused_masks else ""),
+                      str(r.frames), str(r.frames_with_polyp), rate, str(r.out_dir))
+        out_console.print(t)
+    if failures:  # each was reported as it happened
+        if not reports:
+            raise typer.Exit(next(iter(failures.values())).exit_code)
+        raise PartialFailure({k: e.message for k, e in failures.items()}, total=len(reports) + len(failures))
+
+
+def register(app: typer.Typer) -> None:
+    app.command("segment")(segment)

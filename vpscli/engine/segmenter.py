@@ -1,0 +1,316 @@
+"""The inference driver: any model of the zoo over whole videos, clip by clip.
+
+:class:`Segmenter` holds a model on a device; :meth:`Segmenter.run` streams one source and
+yields a :class:`FrameResult` per source frame, in order, at the source resolution. The
+per-video state is explicit (:class:`VideoRun`, made by :meth:`Segmenter.init_state` —
+the model's :class:`~vpscli.models.base.VideoState` plus the decoder thread), so two videos
+never share state.
+
+Pipeline (bounded queues, so memory does not grow with the video's length)::
+
+    decoder thread: decode → resize to the model's input → queue ──▶ model: windows → batch
+    → forward (autocast) → sigmoid → bilinear upsampling to the source size → threshold ──▶ caller
+
+Windowing follows :func:`vpscli.engine.windows.clip_windows` for every model.
+"""
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from vpscli.engine.device import Placement, resolve_placement
+from vpscli.engine.windows import Window, clip_windows
+from vpscli.errors import InputError, UsageError
+from vpscli.io.frames import Frame
+
+#: decoded-and-resized frames buffered ahead of the model
+DECODE_QUEUE_FRAMES = 32
+_END = object()
+
+
+@dataclass(frozen=True)
+class FrameResult:
+    """The prediction for one source frame.
+
+    Attributes:
+        index, name, timestamp: from the source frame (name is the mask file stem).
+        image: the source frame ``(H, W, 3)`` uint8 RGB (for overlays).
+        prob: probability ``(H, W)`` uint8, ``floor(255·p)`` (the benchmark format).
+        mask: ``(H, W)`` bool, ``p ≥ threshold``.
+        max_prob: the frame's largest probability in [0, 1].
+    """
+
+    index: int
+    name: str
+    timestamp: float
+    image: np.ndarray = field(repr=False)
+    prob: np.ndarray = field(repr=False)
+    mask: np.ndarray = field(repr=False)
+    max_prob: float
+
+
+class Timings:
+    """Seconds spent per stage, summed over threads."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self.seconds: dict[str, float] = defaultdict(float)
+
+    def add(self, stage: str, seconds: float) -> None:
+        with self._lock:
+            self.seconds[stage] += seconds
+
+    def as_dict(self) -> dict[str, float]:
+        with self._lock:
+            return {k: round(v, 4) for k, v in self.seconds.items()}
+
+
+@dataclass
+class _Decoded:
+    frame: Frame
+    resized: np.ndarray  # (h, w, 3) uint8 at the model's input size
+
+    @property
+    def index(self) -> int:
+        return self.frame.index
+
+
+class VideoRun:
+    """Per-video inference state: the source, the model's state, the decoder thread, timings.
+
+    Made by :meth:`Segmenter.init_state`; consumed by :meth:`Segmenter.run`.
+    """
+
+    def __init__(self, source, model_state, input_hw: tuple[int, int]):
+        self.source = source
+        self.model_state = model_state
+        self.input_hw = input_hw
+        self.timings = Timings()
+        self.frames_out = 0
+        self._queue: queue.Queue = queue.Queue(maxsize=DECODE_QUEUE_FRAMES)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start_decoding(self) -> None:
+        self._thread = threading.Thread(target=self._decode, name=f"decode:{self.source.name}", daemon=True)
+        self._thread.start()
+
+    def _put(self, item) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _decode(self) -> None:
+        import cv2
+
+        h, w = self.input_hw
+        try:
+            it = iter(self.source)
+            while not self._stop.is_set():
+                t0 = time.perf_counter()
+                try:
+                    frame = next(it)
+                except StopIteration:
+                    break
+                t1 = time.perf_counter()
+                resized = cv2.resize(frame.image, (w, h), interpolation=cv2.INTER_LINEAR)
+                self.timings.add("decode", t1 - t0)
+                self.timings.add("preprocess", time.perf_counter() - t1)
+                if not self._put(_Decoded(frame, resized)):
+                    return
+            self._put(_END)
+        except BaseException as e:  # handed to the consumer, which re-raises it
+            self._put(e)
+
+    def decoded(self) -> Iterator[_Decoded]:
+        while True:
+            item = self._queue.get()
+            if item is _END:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+
+    def close(self) -> None:
+        """Stop the decoder (after an error or an interrupt) and wait for it."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+
+
+def checkpoint_metadata(path: str | Path) -> dict[str, str]:
+    """Metadata of one of our safetensors checkpoints (model, input size); ``{}`` for others."""
+    path = Path(path)
+    if path.suffix != ".safetensors" or not path.is_file():
+        return {}
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt", device="cpu") as f:
+            return dict(f.metadata() or {})
+    except Exception:  # unreadable files are reported by load_checkpoint
+        return {}
+
+
+class Segmenter:
+    """A model placed on a device, ready to segment videos.
+
+    Args:
+        model: a registry name (``aen-cffm``, ``cffm``, ``pns-plus``, ``aen-pns-plus``,
+            ``pns-net``) or a built :class:`~vpscli.models.base.VideoModel`.
+        weights: a checkpoint file (ours or an official ``.pth``); ``None`` uses the
+            verified bundled weights of the model and refuses to run without them.
+        device: ``auto``, ``cpu``, ``cuda``, ``cuda:N``.
+        precision: ``auto``, ``fp32``, ``bf16``, ``fp16`` (autocast).
+        threshold: probability at or above which a pixel is polyp.
+        batch: clips per forward pass, for models whose clips do not depend on each other
+            (no feature cache or memory); others run one clip at a time.
+        compile: wrap the model in ``torch.compile``.
+        random_weights: run with random initial weights (benchmarks and tests only).
+    """
+
+    def __init__(self, model="aen-cffm", weights: str | Path | None = None, *, device: str = "auto",
+                 precision: str = "auto", threshold: float = 0.5, batch: int = 1, compile: bool = False,
+                 random_weights: bool = False):
+        from vpscli.models import VideoModel, build_model, load_checkpoint
+        from vpscli.weights import sha256_file
+
+        if not 0.0 <= threshold <= 1.0:
+            raise UsageError(f"--threshold must be between 0 and 1, got {threshold}")
+        if batch < 1:
+            raise UsageError(f"--batch must be at least 1, got {batch}")
+        self.placement: Placement = resolve_placement(device, precision)
+        self.threshold = float(threshold)
+        self.weights_path: Path | None = None
+        self.weights_sha256: str | None = None
+        if isinstance(model, VideoModel):
+            net = model
+            if weights is not None:
+                load_checkpoint(net, weights)
+                self.weights_path = Path(weights)
+        else:
+            name = str(model)
+            if weights is not None:
+                meta = checkpoint_metadata(weights)
+                if meta.get("model") and meta["model"] != name:
+                    raise InputError(f"these weights are for model '{meta['model']}', not '{name}'", path=weights,
+                                     fix=f"pass --model {meta['model']}")
+                size = meta.get("input_size")
+                kwargs = {"input_size": tuple(int(v) for v in size.split("x"))} if size else {}
+                net = build_model(name, **kwargs)
+                load_checkpoint(net, weights)
+                self.weights_path = Path(weights)
+            elif random_weights:
+                net = build_model(name)
+            else:
+                net = build_model(name)
+                self.weights_path = self._bundled(name, net)
+        if self.weights_path is not None:
+            self.weights_sha256 = sha256_file(self.weights_path)
+        self.model = net.eval().to(self.placement.device)
+        if self.placement.device.type == "cuda":
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.spec = net.spec
+        self._forward = torch.compile(self.model) if compile else self.model
+        self.compiled = compile
+        stateful = bool(self.spec.ref_offsets) or self.spec.memory_clips > 0
+        self.batch = 1 if stateful else batch
+        self.batch_note = (f"--batch {batch} ignored: {self.spec.name} carries state from clip to clip"
+                           if stateful and batch > 1 else None)
+
+    @staticmethod
+    def _bundled(name: str, net) -> Path:
+        from vpscli.models.weights import find_weights, load_weights
+        from vpscli.paths import weights_dir
+
+        entry = find_weights(name)
+        if entry is None:
+            raise InputError(
+                f"no trained weights for model '{name}' are bundled with this vps",
+                path=weights_dir() / "manifest.json",
+                fix="pass --weights FILE (train one with `vps train`, or import official PNS weights with "
+                    "`vps weights import PNSPlus.pth --model pns-plus`)",
+            )
+        load_weights(net, entry)
+        return weights_dir() / entry["file"]
+
+    @property
+    def input_size(self) -> tuple[int, int]:
+        return tuple(self.spec.input_size)
+
+    def init_state(self, source) -> VideoRun:
+        """A fresh per-video state for ``source`` (a :mod:`vpscli.io.sources` source)."""
+        return VideoRun(source, self.model.init_state(), self.input_size)
+
+    def _tensor(self, items: list[_Decoded]) -> torch.Tensor:
+        """Window frames → ``(T, 3, h, w)`` normalised float on the device."""
+        x = torch.from_numpy(np.stack([it.resized for it in items])).to(self.placement.device, non_blocking=True)
+        return self.model.preprocess(x.permute(0, 3, 1, 2))
+
+    def _batches(self, windows: Iterator[Window[_Decoded]]) -> Iterator[list[Window[_Decoded]]]:
+        batch: list[Window[_Decoded]] = []
+        for w in windows:
+            batch.append(w)
+            if len(batch) == self.batch:
+                yield batch
+                batch = []
+        if batch:
+            yield batch
+
+    def run(self, source, state: VideoRun | None = None) -> Iterator[FrameResult]:
+        """Segment every frame of ``source``; yields one :class:`FrameResult` per frame, in order."""
+        run = state or self.init_state(source)
+        run.start_decoding()
+        spec = self.spec
+        anchor = None
+        try:
+            for batch in self._batches(clip_windows(run.decoded(), spec.clip_length)):
+                n_real = len(batch)
+                full = batch + [batch[-1]] * (self.batch - n_real)  # keep B constant (state shapes)
+                t0 = time.perf_counter()
+                clip = torch.stack([self._tensor(w.items) for w in full])  # (B, T, 3, h, w)
+                if spec.needs_anchor and anchor is None:
+                    # the video's first frame (the first window starts at frame 0), for every clip of the batch
+                    anchor = clip[:1, 0].expand(clip.shape[0], -1, -1, -1).contiguous()
+                with torch.inference_mode(), self.placement.autocast():
+                    logits, run.model_state = self._forward(clip, run.model_state, frame_indices=full[0].indices,
+                                                            anchor=anchor)
+                    if self.placement.device.type == "cuda":
+                        torch.cuda.synchronize(self.placement.device)
+                t1 = time.perf_counter()
+                run.timings.add("model", t1 - t0)
+                for b, window in enumerate(batch[:n_real]):
+                    yield from self._postprocess(run, window, logits[b])
+        finally:
+            run.close()
+
+    def _postprocess(self, run: VideoRun, window: Window[_Decoded], logits: torch.Tensor) -> Iterator[FrameResult]:
+        """Owned frames of one window: sigmoid, bilinear upsampling to the source size, threshold."""
+        t0 = time.perf_counter()
+        owned = window.owned
+        frames = [window.items[i].frame for i in owned]
+        h, w = frames[0].image.shape[:2]
+        with torch.inference_mode():
+            p = torch.sigmoid(logits[owned].float())  # (k, 1, h_in, w_in)
+            p = F.interpolate(p, size=(h, w), mode="bilinear", align_corners=False)[:, 0]
+            masks = (p >= self.threshold).cpu().numpy()
+            probs = torch.floor(p.clamp(0, 1) * 255).to(torch.uint8).cpu().numpy()
+            peaks = p.amax(dim=(1, 2)).cpu().tolist()
+        run.timings.add("upsample", time.perf_counter() - t0)
+        for k, frame in enumerate(frames):
+            run.frames_out += 1
+            yield FrameResult(frame.index, frame.name, frame.timestamp, frame.image, probs[k], masks[k],
+                              float(peaks[k]))
