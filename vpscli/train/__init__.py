@@ -1,0 +1,25 @@
+"""``vps train``: training the model zoo from scratch (or fine-tuning) on polyp videos and stills.
+
+One concept per module:
+
+- :mod:`~vpscli.train.sources` — data folders (videos, stills, negatives, synthetic clips);
+- :mod:`~vpscli.train.windows` — how each model is fed during training (CFFM refs, AEN memory, PNS+ anchor);
+- :mod:`~vpscli.train.augment` — whole-clip-consistent augmentation; per-frame motion for stills;
+- :mod:`~vpscli.train.dataset` — epochs of samples as tensors;
+- :mod:`~vpscli.train.loss` — 5·BCE + 2·Dice;
+- :mod:`~vpscli.train.schedule` — warm-up + poly learning rate;
+- :mod:`~vpscli.train.step` — one optimiser step;
+- :mod:`~vpscli.train.snapshot` — resumable snapshots;
+- :mod:`~vpscli.train.validate` — validation with the ``vps evaluate`` metrics;
+- :mod:`~vpscli.train.log` — ``log.csv`` and ``curves.png``;
+- :mod:`~vpscli.train.loop` — :func:`train`, the whole run.
+
+Typical use::
+
+    from vpscli.train import TrainConfig, train
+    result = train(TrainConfig(model="pns-plus", data=["data/cvc-clinicdb/train"],
+                               val=["data/cvc-clinicdb/valid"], out="runs/pns", epochs=20))
+"""
+from vpscli.train.loop import TrainConfig, TrainResult, resolve_device, train
+
+__all__ = ["TrainConfig", "TrainResult", "resolve_device", "train"]

@@ -1,0 +1,320 @@
+"""The training run: options (:class:`TrainConfig`), then :func:`train` — data, model,
+AdamW + poly/warm-up schedule, steps, snapshots, validation, best weights, log.
+
+Run folder (``config.out``)::
+
+    checkpoint.pt      resumable snapshot (every ``save_every`` steps, after validation, at the end)
+    last.safetensors   the latest weights (vps format; metadata: steps, data, metrics)
+    best.safetensors   the weights with the best ``best_metric`` on the validation clips
+    log.csv            see :data:`vpscli.train.log.LOG_COLUMNS`
+    curves.png         loss and validation curves
+    config.json        the options of the run
+    synth-data/        the synthetic clips mixed in (``synth_clips > 0``)
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+import torch
+from torch.utils.data import DataLoader
+
+from vpscli.errors import OutputError, UsageError
+from vpscli.models import build_model, get_spec, load_checkpoint, save_checkpoint
+from vpscli.train.augment import AugmentConfig
+from vpscli.train.dataset import TrainSet
+from vpscli.train.log import TrainLog, plot_curves
+from vpscli.train.schedule import poly_warmup_lr, set_lr
+from vpscli.train.snapshot import SNAPSHOT_NAME, load_snapshot, save_snapshot
+from vpscli.train.sources import DataSource, discover_source, synth_source
+from vpscli.train.step import train_step
+from vpscli.train.validate import HIGHER_IS_BETTER, validate
+from vpscli.train.windows import window_for
+
+__all__ = ["TrainConfig", "TrainResult", "Reporter", "train", "resolve_device"]
+
+DEFAULT_EPOCHS = 10
+
+
+@dataclass
+class TrainConfig:
+    """Every option of a run (the CLI maps its flags onto these).
+
+    Attributes:
+        model: registry name.
+        data: training folders (video, image or negative; see :mod:`vpscli.train.sources`).
+        out: run folder.
+        val: validation folders (SUN-SEG with GT; negative folders give ``neg_clean``).
+        epochs, iters: length of the run (``iters`` wins when both are set; default 10 epochs).
+        batch: samples per step (different clips advancing in lockstep).
+        lr, weight_decay: AdamW (paper: 1e-4, 0.1).
+        warmup: warm-up steps (default: 5 % of the run, at most 1000).
+        clip_grad: largest global gradient norm (0: no clipping).
+        input_size: network ``(H, W)``, multiples of 32 (default: the model's native size).
+        device: ``auto`` (CUDA when available), ``cpu``, ``cuda`` or ``cuda:N``.
+        amp: bf16 autocast on CUDA (never on the CPU).
+        seed: one seed for the initial weights, the sample order and the augmentation.
+        workers: data-loading processes (0: in the training process).
+        save_every: snapshot every N steps.
+        val_every: validate every N steps (default: every epoch) and at the end.
+        val_max_frames: validate on the first N frames of each case only (quick runs).
+        log_every: a ``train`` log row every N steps.
+        best_metric: validation key that picks ``best.safetensors``.
+        synth_clips, synth_frames: synthetic clips (``vps synth``) mixed into the training data.
+        aen_clips: AEN models: clips per sample (default memory_clips + 1).
+        augment: augmentation on (off: resize only).
+        init: weights to start from (fine-tuning), a vps ``.safetensors``.
+        resume: continue the run in ``out`` from its snapshot.
+        stop_after: stop (with a snapshot) after this many steps in this invocation.
+        time_limit_s: stop (with a snapshot) after this many seconds in this invocation.
+    """
+
+    model: str
+    data: list[str]
+    out: str
+    val: list[str] = field(default_factory=list)
+    epochs: int | None = None
+    iters: int | None = None
+    batch: int = 2
+    lr: float = 1e-4
+    weight_decay: float = 0.1
+    warmup: int | None = None
+    clip_grad: float = 1.0
+    input_size: tuple[int, int] | None = None
+    device: str = "auto"
+    amp: bool = True
+    seed: int = 0
+    workers: int = 0
+    save_every: int = 500
+    val_every: int | None = None
+    val_max_frames: int | None = None
+    log_every: int = 10
+    best_metric: str = "maxDice"
+    synth_clips: int = 0
+    synth_frames: int = 24
+    aen_clips: int | None = None
+    augment: bool = True
+    init: str | None = None
+    resume: bool = False
+    stop_after: int | None = None
+    time_limit_s: float | None = None
+
+
+@dataclass
+class TrainResult:
+    """What a run ended with."""
+
+    step: int
+    total_steps: int
+    finished: bool
+    best: dict
+    last_val: dict
+    out: Path
+    seconds: float
+    samples_per_s: float
+
+
+class Reporter(Protocol):
+    """Progress callbacks (the CLI draws a rich progress bar; tests pass nothing)."""
+
+    def start(self, total: int, done: int) -> None: ...
+
+    def update(self, step: int, values: dict) -> None: ...
+
+    def message(self, text: str) -> None: ...
+
+
+class _Silent:
+    def start(self, total, done):
+        pass
+
+    def update(self, step, values):
+        pass
+
+    def message(self, text):
+        pass
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` → CUDA when available, else CPU; a CUDA device that is not there is a UsageError."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise UsageError(f"unknown device {name!r}", fix="use auto, cpu, cuda or cuda:N") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UsageError("--device cuda but no CUDA device is available", fix="use --device cpu")
+    if device.type not in ("cpu", "cuda"):
+        raise UsageError(f"unsupported device {name!r}", fix="use auto, cpu, cuda or cuda:N")
+    return device
+
+
+def _check(cfg: TrainConfig) -> tuple[int, int]:
+    """Option checks that need no data; returns the input size."""
+    spec = get_spec(cfg.model)  # UsageError for an unknown model
+    if not cfg.data:
+        raise UsageError("no training data", fix="pass --data DIR (repeatable)")
+    for name, value, low in (("--batch", cfg.batch, 1), ("--epochs", cfg.epochs, 1), ("--iters", cfg.iters, 1),
+                             ("--save-every", cfg.save_every, 1), ("--log-every", cfg.log_every, 1),
+                             ("--val-every", cfg.val_every, 1), ("--workers", cfg.workers, 0),
+                             ("--synth", cfg.synth_clips, 0), ("--warmup", cfg.warmup, 0),
+                             ("--val-max-frames", cfg.val_max_frames, 3)):
+        if value is not None and value < low:
+            raise UsageError(f"{name} must be at least {low}, got {value}")
+    if not cfg.lr > 0:
+        raise UsageError(f"--lr must be positive, got {cfg.lr}")
+    if cfg.weight_decay < 0 or cfg.clip_grad < 0:
+        raise UsageError("--weight-decay and --clip-grad cannot be negative")
+    if cfg.best_metric not in HIGHER_IS_BETTER:
+        raise UsageError(f"unknown --best-metric {cfg.best_metric!r}", fix="choose one of: " + ", ".join(HIGHER_IS_BETTER))
+    size = tuple(cfg.input_size or spec.input_size)
+    if len(size) != 2 or any(s < 64 or s % 32 for s in size):
+        raise UsageError(f"--size must be HxW with both multiples of 32 and at least 64, got {size}")
+    return int(size[0]), int(size[1])
+
+
+def _jsonable(cfg: TrainConfig, size: tuple[int, int]) -> dict:
+    d = asdict(cfg)
+    d["input_size"] = list(size)
+    return d
+
+
+def train(cfg: TrainConfig, reporter: Reporter | None = None) -> TrainResult:
+    """Run (or resume) a training run; see the module doc for what it writes.
+
+    Raises:
+        UsageError: bad options; InputError: unusable data or snapshot; OutputError: the run
+        folder already holds a run (without ``resume``) or cannot be written.
+    """
+    reporter = reporter or _Silent()
+    size = _check(cfg)
+    device = resolve_device(cfg.device)
+    amp = cfg.amp and device.type == "cuda"
+    out = Path(cfg.out)
+    snapshot_path = out / SNAPSHOT_NAME
+    snapshot = None
+    if cfg.resume:
+        snapshot = load_snapshot(snapshot_path)
+        old = snapshot["config"]
+        if old.get("model") != cfg.model or list(old.get("input_size", [])) != list(size):
+            raise UsageError(f"the run in {out} trains {old.get('model')} at {old.get('input_size')}, not "
+                             f"{cfg.model} at {list(size)}", fix="resume with the same --model and --size")
+    elif snapshot_path.exists():
+        raise OutputError("this run folder already holds a run", path=out,
+                          fix="add --resume to continue it, or choose another --out")
+
+    sources: list[DataSource] = [discover_source(d) for d in cfg.data]
+    if cfg.synth_clips:
+        sources.append(synth_source(out / "synth-data", cfg.synth_clips, cfg.synth_frames,
+                                    (max(size[0], 256), max(size[1], 320)), seed=cfg.seed))
+    val_sources = [discover_source(d) for d in cfg.val]
+    for src in sources:
+        reporter.message(f"data: {src.describe()}")
+
+    torch.manual_seed(cfg.seed)
+    model = build_model(cfg.model, input_size=size)
+    if cfg.init and snapshot is None:
+        load_checkpoint(model, cfg.init)
+    model.to(device).train()
+    if device.type == "cuda":
+        model.to(memory_format=torch.channels_last)
+    window = window_for(model.spec, cfg.aen_clips)
+    dataset = TrainSet(sources, window, size, seed=cfg.seed, augment=AugmentConfig(enabled=cfg.augment))
+    per_epoch = len(dataset) // cfg.batch
+    if per_epoch == 0:
+        raise UsageError(f"--batch {cfg.batch} is larger than the {len(dataset)} samples of an epoch",
+                         fix="use a smaller --batch or add data")
+    total = cfg.iters or (cfg.epochs or DEFAULT_EPOCHS) * per_epoch
+    warmup = cfg.warmup if cfg.warmup is not None else min(1000, total // 20)
+    val_every = cfg.val_every or per_epoch
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    config = _jsonable(cfg, size)
+    step, best = 0, {}
+    if snapshot is not None:
+        model.load_state_dict(snapshot["model"])
+        optimizer.load_state_dict(snapshot["optimizer"])
+        torch.set_rng_state(snapshot["torch_rng"])
+        if device.type == "cuda" and snapshot["cuda_rng"]:
+            torch.cuda.set_rng_state_all(snapshot["cuda_rng"])
+        step, best = int(snapshot["step"]), dict(snapshot["best"])
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "config.json").write_text(json.dumps({**config, "total_steps": total, "warmup_steps": warmup,
+                                                 "samples_per_epoch": len(dataset)}, indent=2))
+    log = TrainLog(out / "log.csv", resume_step=step if snapshot is not None else None)
+    higher = HIGHER_IS_BETTER[cfg.best_metric]
+
+    def weights_metadata(metrics: dict) -> dict:
+        return {"steps": str(step), "data": json.dumps([str(s.root) for s in sources]),
+                "val_data": json.dumps(cfg.val), "val_metrics": json.dumps(metrics),
+                "recipe": f"AdamW lr {cfg.lr} wd {cfg.weight_decay}, poly 0.9 + {warmup} warm-up steps, "
+                          f"5·BCE+2·Dice, batch {cfg.batch}, {total} steps, seed {cfg.seed}"}
+
+    def snapshot_now(metrics: dict) -> None:
+        save_snapshot(snapshot_path, model=model, optimizer=optimizer, step=step, config=config, best=best)
+        save_checkpoint(model, out / "last.safetensors", weights_metadata(metrics))
+
+    reporter.start(total, step)
+    started = time.monotonic()
+    start_step, last_val = step, {}
+    sums, n_logged, log_t0, seen = {}, 0, time.monotonic(), 0
+    stop = False
+    while step < total and not stop:
+        epoch = step // per_epoch
+        dataset.set_epoch(epoch)
+        skip = step % per_epoch
+        loader = DataLoader(dataset, batch_size=cfg.batch, sampler=range(skip * cfg.batch, per_epoch * cfg.batch),
+                            num_workers=cfg.workers, drop_last=True, pin_memory=device.type == "cuda",
+                            persistent_workers=False,
+                            # Its own generator: creating an iterator must not draw from the global
+                            # RNG, or a resumed run would diverge from an uninterrupted one.
+                            generator=torch.Generator().manual_seed(cfg.seed * 1000003 + epoch))
+        for batch in loader:
+            batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+            lr = poly_warmup_lr(step, total, cfg.lr, warmup)
+            set_lr(optimizer, lr)
+            values = train_step(model, optimizer, batch, window, cfg.clip_grad or None, amp)
+            step += 1
+            seen += cfg.batch
+            for k, v in values.items():
+                sums[k] = sums.get(k, 0.0) + v
+            n_logged += 1
+            reporter.update(step, {**values, "lr": lr})
+            if step % cfg.log_every == 0 or step == total:
+                now = time.monotonic()
+                log.add(kind="train", step=step, epoch=step / per_epoch, lr=lr,
+                        **{k: v / n_logged for k, v in sums.items()},
+                        samples_per_s=n_logged * cfg.batch / max(now - log_t0, 1e-9),
+                        elapsed_s=now - started)
+                sums, n_logged, log_t0 = {}, 0, now
+            validated = False
+            if val_sources and (step % val_every == 0 or step == total):
+                result = validate(model, val_sources, device, amp, cfg.val_max_frames)
+                last_val = dict(result.metrics)
+                log.add(kind="val", step=step, epoch=step / per_epoch, elapsed_s=time.monotonic() - started,
+                        **{f"val_{k}": v for k, v in last_val.items()})
+                value = last_val.get(cfg.best_metric)
+                if value is not None and value == value and (
+                        not best or (value > best["value"] if higher else value < best["value"])):
+                    best = {"metric": cfg.best_metric, "value": value, "step": step, "metrics": last_val}
+                    save_checkpoint(model, out / "best.safetensors", weights_metadata(last_val))
+                reporter.message(f"step {step}: " + ", ".join(f"{k} {v:.4f}" for k, v in last_val.items()))
+                validated = True
+            if step % cfg.save_every == 0 or validated:
+                snapshot_now(last_val)
+                plot_curves(log.rows, out / "curves.png")
+            if step >= total:
+                break
+            if (cfg.stop_after and step - start_step >= cfg.stop_after) or (
+                    cfg.time_limit_s and time.monotonic() - started >= cfg.time_limit_s):
+                stop = True
+                break
+    snapshot_now(last_val)
+    plot_curves(log.rows, out / "curves.png")
+    seconds = time.monotonic() - started
+    return TrainResult(step=step, total_steps=total, finished=step >= total, best=best, last_val=last_val,
+                       out=out, seconds=seconds, samples_per_s=seen / max(seconds, 1e-9))
