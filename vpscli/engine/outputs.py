@@ -37,6 +37,7 @@ import numpy as np
 from vpscli import __version__
 from vpscli.engine.segmenter import FrameResult, Segmenter
 from vpscli.errors import OutputError, VpsError
+from vpscli.io.atomic import partial_path, write_text_atomic
 from vpscli.io.masks import write_levels, write_mask
 
 CSV_COLUMNS = ("index", "name", "timestamp", "present", "area_fraction", "max_prob", "bbox_x", "bbox_y", "bbox_w",
@@ -101,16 +102,6 @@ def _versions() -> dict:
 
     return {"vps": __version__, "python": platform.python_version(), "torch": torch.__version__,
             "opencv": cv2.__version__, "ffmpeg": ffmpeg_version(), "numpy": np.__version__}
-
-
-def _atomic_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.partial")
-    try:
-        tmp.write_text(text)
-        os.replace(tmp, path)
-    except OSError as e:
-        tmp.unlink(missing_ok=True)
-        raise OutputError(f"cannot write ({e.strerror})", path=path, fix="check free space and permissions") from None
 
 
 class _OverlayWriter:
@@ -224,10 +215,10 @@ def segment_video(segmenter: Segmenter, source, opts: SegmentOptions,
         "outputs": {"masks": "masks/", "probs": "probs/" if opts.save_prob else None,
                     "overlay": "overlay.mp4" if opts.overlay else None, "frames_csv": "frames.csv"},
     }
-    _atomic_text(out_dir / "run.json", json.dumps(record, indent=2) + "\n")
+    write_text_atomic(out_dir / "run.json", json.dumps(record, indent=2) + "\n")
 
     csv_path = out_dir / "frames.csv"
-    csv_tmp = out_dir / ".frames.csv.partial"
+    csv_tmp = partial_path(csv_path)
     overlay = None
     pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="png")
     pending: list[Future] = []
@@ -287,7 +278,7 @@ def segment_video(segmenter: Segmenter, source, opts: SegmentOptions,
         "frames_per_second": round(report.frames / report.seconds, 3) if report.seconds else None,
         "notes": [n for n in (segmenter.placement.note, segmenter.batch_note) if n] + report.warnings,
     })
-    _atomic_text(out_dir / "run.json", json.dumps(record, indent=2) + "\n")
+    write_text_atomic(out_dir / "run.json", json.dumps(record, indent=2) + "\n")
     return report
 
 

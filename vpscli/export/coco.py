@@ -21,7 +21,7 @@ from typing import Iterable
 
 from vpscli.export.coco_rle import encode_coco_rle
 from vpscli.export.instances import FrameInstances
-from vpscli.export.output_files import write_bytes_atomic
+from vpscli.io.atomic import write_bytes_atomic
 
 JSON_PATH = Path("annotations") / "instances_default.json"
 

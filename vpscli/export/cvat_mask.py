@@ -15,16 +15,15 @@ created from the same video.
 """
 from __future__ import annotations
 
-import os
 import zipfile
 from pathlib import Path
 from typing import Iterable
 
 import numpy as np
 
-from vpscli.errors import OutputError
 from vpscli.export.instances import FrameInstances
 from vpscli.export.output_files import make_folder, palette_png_bytes, voc_palette
+from vpscli.io.atomic import atomic_path
 
 ZIP_NAME = "segmentation_mask.zip"
 #: colour of the polyp label (VOC/DAVIS index-1 colour)
@@ -46,28 +45,19 @@ def write_cvat_mask(frames: Iterable[FrameInstances], out: Path, label: str = "p
     """Write ``OUT/segmentation_mask.zip``; returns its path."""
     make_folder(out)
     path = out / ZIP_NAME
-    tmp = path.with_name(path.name + ".tmp")
     class_palette = [(0, 0, 0), LABEL_COLOUR]
     object_palette = voc_palette()
     names = []
-    try:
-        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-            archive.writestr("labelmap.txt", labelmap_text(label))
-            for frame in frames:
-                name = cvat_frame_name(frame.index)
-                names.append(name)
-                archive.writestr(f"SegmentationClass/{name}.png",
-                                 palette_png_bytes(frame.mask.astype(np.uint8), class_palette))
-                objects = np.zeros(frame.mask.shape, dtype=np.uint8)
-                for k, inst in enumerate(frame.instances[:255], start=1):
-                    objects[inst.mask] = k
-                archive.writestr(f"SegmentationObject/{name}.png", palette_png_bytes(objects, object_palette))
-            archive.writestr("ImageSets/Segmentation/default.txt", "".join(f"{n}\n" for n in names))
-        os.replace(tmp, path)
-    except OSError as e:
-        tmp.unlink(missing_ok=True)
-        raise OutputError(f"cannot write ({e.strerror})", path=path, fix="check free space and permissions") from None
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp, zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("labelmap.txt", labelmap_text(label))
+        for frame in frames:
+            name = cvat_frame_name(frame.index)
+            names.append(name)
+            archive.writestr(f"SegmentationClass/{name}.png",
+                             palette_png_bytes(frame.mask.astype(np.uint8), class_palette))
+            objects = np.zeros(frame.mask.shape, dtype=np.uint8)
+            for k, inst in enumerate(frame.instances[:255], start=1):
+                objects[inst.mask] = k
+            archive.writestr(f"SegmentationObject/{name}.png", palette_png_bytes(objects, object_palette))
+        archive.writestr("ImageSets/Segmentation/default.txt", "".join(f"{n}\n" for n in names))
     return path

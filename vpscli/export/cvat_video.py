@@ -29,7 +29,7 @@ from typing import Iterable
 
 from vpscli.export.cvat_rle import encode_cvat_rle
 from vpscli.export.instances import FrameInstances, Instance
-from vpscli.export.output_files import write_bytes_atomic
+from vpscli.io.atomic import write_bytes_atomic
 
 XML_NAME = "annotations.xml"
 LABEL_COLOUR = "#800000"

@@ -12,7 +12,8 @@ from typing import Iterable
 import numpy as np
 
 from vpscli.export.instances import FrameInstances
-from vpscli.export.output_files import make_folder, palette_png_bytes, voc_palette, write_bytes_atomic
+from vpscli.export.output_files import make_folder, palette_png_bytes, voc_palette
+from vpscli.io.atomic import write_bytes_atomic
 
 
 def davis_frame_name(index: int) -> str:

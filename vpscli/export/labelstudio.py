@@ -25,7 +25,7 @@ from typing import Iterable
 
 from vpscli.export.instances import FrameInstances
 from vpscli.export.labelstudio_rle import encode_labelstudio_rle
-from vpscli.export.output_files import write_bytes_atomic
+from vpscli.io.atomic import write_bytes_atomic
 
 TASKS_NAME = "tasks.json"
 CONFIG_NAME = "labeling_config.xml"

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import io
-import os
 from pathlib import Path
 
 import numpy as np
@@ -18,19 +17,6 @@ def make_folder(folder: Path) -> Path:
         raise OutputError(f"cannot create folder ({e.strerror})", path=folder,
                           fix="choose another -o or check permissions") from None
     return folder
-
-
-def write_bytes_atomic(path: Path, data: bytes) -> Path:
-    """Write ``data`` to ``path`` via ``path.tmp`` + rename, so readers never see half a file."""
-    make_folder(path.parent)
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-    except OSError as e:
-        tmp.unlink(missing_ok=True)
-        raise OutputError(f"cannot write ({e.strerror})", path=path, fix="check free space and permissions") from None
-    return path
 
 
 def palette_png_bytes(indices: np.ndarray, palette: list[tuple[int, int, int]]) -> bytes:

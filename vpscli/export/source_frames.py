@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Callable
 
 from vpscli.errors import InputError
-from vpscli.export.output_files import make_folder, write_bytes_atomic
+from vpscli.export.output_files import make_folder
+from vpscli.io.atomic import write_bytes_atomic
 
 
 def write_source_frames(source, folder: Path, frame_stem: Callable[[int], str],

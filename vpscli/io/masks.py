@@ -11,13 +11,13 @@ foreground).
 """
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from vpscli.errors import InputError, OutputError
+from vpscli.errors import InputError
+from vpscli.io.atomic import atomic_path
 from vpscli.io.naming import natural_sorted
 
 MASK_EXTENSIONS = frozenset({".png", ".bmp", ".tif", ".tiff", ".jpg", ".jpeg"})
@@ -87,20 +87,9 @@ def list_masks(folder: str | Path) -> list[Path]:
 def _atomic_png(path: Path, array: np.ndarray) -> None:
     import cv2
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.partial.png")
-    try:
-        ok = cv2.imwrite(str(tmp), array)
-        if not ok:
-            raise OSError("OpenCV could not encode the PNG")
-        os.replace(tmp, path)
-    except OSError as e:
-        tmp.unlink(missing_ok=True)
-        if getattr(e, "errno", None) == 28:
-            raise OutputError("disk full while writing a mask", path=path,
-                              fix="free disk space or choose another output folder") from None
-        raise OutputError(f"cannot write the mask ({e})", path=path,
-                          fix="check the folder is writable and has space") from None
+    with atomic_path(path) as tmp:
+        if not cv2.imwrite(str(tmp), array):
+            raise OSError(f"OpenCV could not encode {path.name}")
 
 
 def write_mask(path: str | Path, mask: np.ndarray) -> None:

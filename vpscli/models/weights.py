@@ -13,13 +13,13 @@ Nothing is downloaded.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 from vpscli.errors import InputError, OutputError
 # the manifest format and checksums are shared with `vps doctor`, which must not import torch
 from vpscli.weights import MANIFEST_NAME as MANIFEST
 from vpscli.weights import read_manifest, sha256_file
+from vpscli.io.atomic import write_text_atomic
 
 __all__ = ["MANIFEST", "sha256_file", "read_manifest", "bundled_weights", "import_official",
            "verify_weights", "find_weights", "load_weights"]
@@ -39,13 +39,7 @@ def bundled_weights(weights_dir: str | Path | None = None) -> list[dict]:
 
 
 def _write_manifest(root: Path, entries: list[dict]) -> None:
-    tmp = root / (MANIFEST + ".tmp")
-    try:
-        tmp.write_text(json.dumps({"weights": entries}, indent=2) + "\n")
-        os.replace(tmp, root / MANIFEST)
-    except OSError as e:
-        raise OutputError(f"cannot write the weights manifest ({e.strerror})", path=root / MANIFEST,
-                          fix="check the folder's permissions and free space") from None
+    write_text_atomic(root / MANIFEST, json.dumps({"weights": entries}, indent=2) + "\n")
 
 
 def import_official(source: str | Path, model: str, *, weights_dir: str | Path | None = None,

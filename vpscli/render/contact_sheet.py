@@ -7,12 +7,12 @@ between them, so a sheet of ``n`` thumbnails of ``tw x th`` is
 from __future__ import annotations
 
 import math
-import os
 from pathlib import Path
 
 import numpy as np
 
-from vpscli.errors import OutputError, UsageError
+from vpscli.errors import UsageError
+from vpscli.io.atomic import atomic_path
 
 GAP = 4
 BACKGROUND = (24, 24, 24)
@@ -96,11 +96,6 @@ def write_png(path: str | Path, rgb: np.ndarray) -> None:
     """Write ``(H, W, 3)`` RGB as PNG, atomically."""
     import cv2
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.partial.png")
-    ok = cv2.imwrite(str(tmp), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
-    if not ok:
-        tmp.unlink(missing_ok=True)
-        raise OutputError("cannot write the PNG", path=path, fix="check the folder is writable and has space")
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        if not cv2.imwrite(str(tmp), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)):
+            raise OSError(f"OpenCV could not encode {Path(path).name}")

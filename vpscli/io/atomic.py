@@ -1,0 +1,65 @@
+"""Whole files or nothing: every output is written under a temporary name beside its
+target and renamed into place when complete, so an interrupt, a crash or a full disk never
+leaves a half-written file that a later run (or ``--resume``) would take for finished work.
+
+The temporary name is ``.<stem>.partial<suffix>``: hidden, and with the real suffix so that
+encoders that pick the format from the name (OpenCV, ffmpeg) still work.
+"""
+from __future__ import annotations
+
+import errno
+import os
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+from vpscli.errors import OutputError
+
+
+def partial_path(path: str | Path) -> Path:
+    """The temporary name used while ``path`` is being written."""
+    path = Path(path)
+    return path.with_name(f".{path.stem}.partial{path.suffix}")
+
+
+def output_error(path: Path, error: OSError) -> OutputError:
+    """The one-line error for a failed write (disk full named as such)."""
+    if error.errno == errno.ENOSPC:
+        return OutputError("disk full while writing", path=path, fix="free disk space or choose another output folder")
+    return OutputError(f"cannot write ({error.strerror or error})", path=path,
+                       fix="check that the folder is writable and has space")
+
+
+@contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """Yield the temporary path to write; on success it replaces ``path``.
+
+    On any failure the temporary file is removed; ``OSError`` becomes :class:`OutputError`.
+    """
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise output_error(path.parent, e) from None
+    tmp = partial_path(path)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise output_error(path, e) from None
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def write_bytes_atomic(path: str | Path, data: bytes) -> Path:
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+    return Path(path)
+
+
+def write_text_atomic(path: str | Path, text: str) -> Path:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+    return Path(path)
