@@ -237,6 +237,16 @@ def test_resume_matches_an_uninterrupted_run(tmp_path, video_dir, image_dir):
         assert [int(r["step"]) for r in csv.DictReader(f)] == [1, 2, 3, 4, 5]
 
 
+def test_snapshot_every_n_steps(tmp_path, video_dir, monkeypatch):
+    from vpscli.train import loop
+
+    saved = []
+    real = loop.save_snapshot
+    monkeypatch.setattr(loop, "save_snapshot", lambda path, **kw: saved.append(kw["step"]) or real(path, **kw))
+    train(_cfg(tmp_path, [video_dir], iters=5, save_every=2))
+    assert saved == [2, 4, 5]  # every 2 steps, and at the end
+
+
 def test_run_folder_contents(tmp_path, video_dir):
     train(_cfg(tmp_path, [video_dir], iters=2, val=[str(video_dir)], val_max_frames=4, log_every=1, val_every=1))
     run = tmp_path / "run"

@@ -55,7 +55,7 @@ def _panel(canvas: np.ndarray, x0: int, title: str, series: dict[str, tuple[list
     """Draw line series ``name → (steps, values)`` in the panel at column ``x0``."""
     h = canvas.shape[0]
     w = canvas.shape[1] // 2
-    left, right, top, bottom = x0 + 60, x0 + w - 20, 40, h - 40
+    left, right, top, bottom = x0 + 60, x0 + w - 20, 58, h - 40
     cv2.putText(canvas, title, (x0 + 60, 25), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (0, 0, 0), 1, cv2.LINE_AA)
     cv2.rectangle(canvas, (left, top), (right, bottom), (0, 0, 0), 1)
     points = [(s, v) for xs, ys in series.values() for s, v in zip(xs, ys) if np.isfinite(v)]
@@ -81,7 +81,8 @@ def _panel(canvas: np.ndarray, x0: int, title: str, series: dict[str, tuple[list
             cv2.polylines(canvas, [np.array(pts, np.int32)], False, colour, 2, cv2.LINE_AA)
         for p in pts if len(pts) < 40 else []:
             cv2.circle(canvas, p, 3, colour, -1, cv2.LINE_AA)
-        cv2.putText(canvas, name, (left + 8, top + 18 + 16 * n), cv2.FONT_HERSHEY_SIMPLEX, 0.45, colour, 1, cv2.LINE_AA)
+        # Legend in one row between the title and the plot, so it never hides a curve.
+        cv2.putText(canvas, name, (left + 95 * n, top - 8), cv2.FONT_HERSHEY_SIMPLEX, 0.45, colour, 1, cv2.LINE_AA)
 
 
 def plot_curves(rows: list[dict[str, str]], path: str | Path, size: tuple[int, int] = (420, 1100)) -> Path:

@@ -163,7 +163,8 @@ def _check(cfg: TrainConfig) -> tuple[int, int]:
                              ("--save-every", cfg.save_every, 1), ("--log-every", cfg.log_every, 1),
                              ("--val-every", cfg.val_every, 1), ("--workers", cfg.workers, 0),
                              ("--synth", cfg.synth_clips, 0), ("--warmup", cfg.warmup, 0),
-                             ("--val-max-frames", cfg.val_max_frames, 3)):
+                             ("--val-max-frames", cfg.val_max_frames, 3), ("--synth-frames", cfg.synth_frames, 1),
+                             ("--aen-clips", cfg.aen_clips, 1)):
         if value is not None and value < low:
             raise UsageError(f"{name} must be at least {low}, got {value}")
     if not cfg.lr > 0:

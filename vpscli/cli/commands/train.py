@@ -68,6 +68,8 @@ def train(
     log_every: int = typer.Option(10, "--log-every", help="A log.csv row every N steps."),
     synth: int = typer.Option(0, "--synth", help="Mix in N synthetic clips (vps synth; every 5th a negative)."),
     synth_frames: int = typer.Option(24, "--synth-frames", help="Frames per synthetic clip."),
+    aen_clips: Optional[int] = typer.Option(None, "--aen-clips", help="AEN models: clips per sample "
+                                            "(default memory + 1 = 4; fewer is cheaper, the memory is then not full)."),
     no_augment: bool = typer.Option(False, "--no-augment", help="Resize only (no flips, jitter, blur, highlights)."),
     init: Optional[Path] = typer.Option(None, "--init", help="Start from these weights (fine-tuning)."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its snapshot."),
@@ -93,7 +95,7 @@ def train(
         lr=lr, weight_decay=weight_decay, warmup=warmup, clip_grad=clip_grad, input_size=parse_input_size(size),
         device=device, amp=not no_amp, seed=seed, workers=workers, save_every=save_every, val_every=val_every,
         val_max_frames=val_max_frames, log_every=log_every, best_metric=best_metric, synth_clips=synth,
-        synth_frames=synth_frames, augment=not no_augment, init=None if init is None else str(init),
+        synth_frames=synth_frames, aen_clips=aen_clips, augment=not no_augment, init=None if init is None else str(init),
         resume=resume, time_limit_s=None if time_limit is None else time_limit * 60,
     )
     with Progress(TextColumn("train"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
