@@ -19,6 +19,7 @@ import torch
 
 from vpscli.errors import InputError, OutputError, UsageError
 from vpscli.models import build_model, get_spec
+from vpscli.models.cffm import reference_frames
 from vpscli.synth import SynthConfig, write_clip
 from vpscli.train import TrainConfig, train
 from vpscli.train.augment import AugmentConfig, augment_clip
@@ -97,11 +98,30 @@ def test_sources_errors(tmp_path, video_dir):
 def test_windows_per_model():
     cffm = window_for(get_spec("cffm"))
     assert cffm.positions == (0, 3, 6, 9) and cffm.steps == ((0, 3, 6, 9),) and cffm.span == 10
+    assert reference_frames(9) == (0, 3, 6)  # the target sees exactly its t−9, t−6, t−3 in the step
     aen = window_for(get_spec("aen-cffm"))
     assert aen.n_frames == 12 and aen.steps[3] == (9, 10, 11) and not aen.needs_anchor
     assert window_for(get_spec("aen-cffm"), aen_clips=2).steps == ((0, 1, 2), (3, 4, 5))
     pns = window_for(get_spec("pns-plus"))
     assert pns.positions == (0, 1, 2, 3, 4) and pns.needs_anchor and pns.columns(0) == [0, 1, 2, 3, 4]
+
+
+@pytest.mark.parametrize("name", ["cffm", "aen-cffm", "pns-plus", "aen-pns-plus", "pns-net"])
+def test_training_feed_reaches_every_parameter(name):
+    """The window's steps use every branch: CFFM references, AEN memory (2 clips), PNS+ anchor."""
+    from vpscli.train.step import sample_loss
+
+    torch.manual_seed(0)
+    model = build_model(name, input_size=SIZE).train()
+    window = window_for(model.spec, aen_clips=2)
+    n = window.n_frames
+    batch = {"frames": torch.rand(1, n, 3, *SIZE), "masks": (torch.rand(1, n, 1, *SIZE) > 0.5).float(),
+             "anchor": torch.rand(1, 3, *SIZE)}
+    loss, bce, dice = sample_loss(model, batch, window)
+    loss.backward()
+    assert torch.isfinite(loss) and loss.item() == pytest.approx(5 * bce.item() + 2 * dice.item(), rel=1e-5)
+    dead = [k for k, p in model.named_parameters() if p.grad is None or not torch.any(p.grad != 0)]
+    assert not dead, dead[:5]
 
 
 # ---------------------------------------------------------------- augmentation and samples
