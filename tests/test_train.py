@@ -244,6 +244,8 @@ def test_resume_matches_an_uninterrupted_run(tmp_path, video_dir, image_dir):
         train(_cfg(tmp_path / "b", data, iters=5, batch=2, seed=1))
     with pytest.raises(UsageError, match="same --model"):
         train(_cfg(tmp_path / "b", data, iters=5, batch=2, seed=1, resume=True, model="pns-plus"))
+    with pytest.raises(UsageError, match="--seed differ"):
+        train(_cfg(tmp_path / "b", data, iters=5, batch=2, seed=2, resume=True))
     resumed = train(_cfg(tmp_path / "b", data, iters=5, batch=2, seed=1, resume=True))
     assert resumed.finished and resumed.step == 5
     a, b = load_snapshot(tmp_path / "a" / "run" / "checkpoint.pt"), load_snapshot(tmp_path / "b" / "run" / "checkpoint.pt")

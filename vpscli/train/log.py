@@ -11,7 +11,9 @@ import numpy as np
 __all__ = ["LOG_COLUMNS", "TrainLog", "plot_curves"]
 
 #: Columns of ``log.csv``. ``kind`` is ``train`` (means over the steps since the last train row)
-#: or ``val`` (validation after ``step`` steps; ``val_*`` filled, train columns empty).
+#: or ``val`` (validation after ``step`` steps; ``val_*`` filled, train columns empty). ``epoch`` is
+#: fractional (steps / steps per epoch); ``elapsed_s`` counts from the start of this invocation
+#: (it restarts at 0 after ``--resume``); ``samples_per_s`` covers data loading and the step.
 LOG_COLUMNS = ("kind", "step", "epoch", "lr", "loss", "bce", "dice", "grad_norm", "samples_per_s",
                "elapsed_s", "val_maxDice", "val_meanDice", "val_Smeasure", "val_MAE", "val_maxIoU",
                "val_neg_clean")

@@ -205,6 +205,11 @@ def train(cfg: TrainConfig, reporter: Reporter | None = None) -> TrainResult:
         if old.get("model") != cfg.model or list(old.get("input_size", [])) != list(size):
             raise UsageError(f"the run in {out} trains {old.get('model')} at {old.get('input_size')}, not "
                              f"{cfg.model} at {list(size)}", fix="resume with the same --model and --size")
+        # Sample order and augmentation follow (seed, batch): changing them would not continue the run.
+        changed = [f"--{k}" for k in ("seed", "batch") if old.get(k) != getattr(cfg, k)]
+        if changed:
+            raise UsageError(f"{' and '.join(changed)} differ from the run in {out}",
+                             fix=f"resume with --seed {old.get('seed')} --batch {old.get('batch')}")
     elif snapshot_path.exists():
         raise OutputError("this run folder already holds a run", path=out,
                           fix="add --resume to continue it, or choose another --out")
