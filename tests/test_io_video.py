@@ -174,3 +174,19 @@ def test_discovery_sun_seg_root_video_folder_and_glob(tmp_path):
         discover_sources([str(tmp_path / "*.mkv")])
     with pytest.raises(InputError, match="single image"):
         discover_sources([str(tmp_path / "root" / "Frame" / "case2" / "1.jpg")])
+
+
+@pytest.mark.realdata
+def test_real_data_frame_folders(vps_data):
+    """PolypGen negatives need natural order; CVC-ClinicDB is a SUN-SEG root of 384×288 clips."""
+    seq = vps_data / "polypgen-negatives" / "Frame" / "seq1_neg"
+    src = FrameFolderSource(seq)
+    names = src.frame_names
+    numbers = [int(n.split("img")[1]) for n in names]
+    assert numbers == sorted(numbers) and names[:3] == ["seq1_img1", "seq1_img2", "seq1_img3"]
+    first = next(iter(src))
+    assert first.image.ndim == 3 and (src.probe().width, src.probe().height) == first.size
+    cases = discover_sources([str(vps_data / "cvc-clinicdb" / "valid")])
+    assert len(cases) == 6 and all(isinstance(c, FrameFolderSource) for c in cases)
+    assert sum(c.probe().frame_count for c in cases) == 123
+    assert {(c.probe().width, c.probe().height) for c in cases} == {(384, 288)}
