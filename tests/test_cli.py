@@ -123,19 +123,17 @@ def test_doctor_reports_tampered_weights(tmp_path):
     assert d["problems"] == ["weights w.safetensors fail sha256 verification"]
 
 
-def test_weights_verification_api(tmp_path):
+def test_weights_checksums_api(tmp_path):
     import hashlib
 
-    from vpscli.errors import InputError
-    from vpscli.weights import verified_weights_path
+    from vpscli.weights import verify_checksums
 
     payload = np.arange(10, dtype=np.uint8).tobytes()
     (tmp_path / "a.safetensors").write_bytes(payload)
     (tmp_path / "manifest.json").write_text(json.dumps({"format": 1, "weights": [
-        {"file": "a.safetensors", "model": "pns-plus", "sha256": hashlib.sha256(payload).hexdigest()}]}))
-    assert verified_weights_path("pns-plus", tmp_path) == tmp_path / "a.safetensors"
-    with pytest.raises(InputError, match="no bundled weights for model 'cffm'"):
-        verified_weights_path("cffm", tmp_path)
+        {"file": "a.safetensors", "model": "pns-plus", "sha256": hashlib.sha256(payload).hexdigest()},
+        {"file": "gone.safetensors", "model": "cffm", "sha256": "0" * 64}]}))
+    ok, gone = verify_checksums(tmp_path)
+    assert (ok.present, ok.verified, gone.present, gone.verified) == (True, True, False, False)
     (tmp_path / "a.safetensors").write_bytes(payload + b"x")
-    with pytest.raises(InputError, match="do not match their sha256"):
-        verified_weights_path("pns-plus", tmp_path)
+    assert not verify_checksums(tmp_path)[0].verified

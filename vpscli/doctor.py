@@ -115,11 +115,11 @@ def _ffmpeg() -> dict:
 
 
 def _weights() -> dict:
-    from vpscli.weights import verify_weights
+    from vpscli.weights import verify_checksums
 
     folder = weights_dir()
     try:
-        entries = [e.to_json() for e in verify_weights(folder)]
+        entries = [e.to_json() for e in verify_checksums(folder)]
         error = None
     except Exception as e:  # noqa: BLE001 - a malformed manifest is reported
         entries, error = [], str(e)

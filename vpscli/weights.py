@@ -6,7 +6,8 @@ The manifest lists every checkpoint vps ships::
       "sha256": "...", "input_size": [320, 448], ...}]}
 
 Nothing is ever downloaded: a checkpoint is usable only if it is in the folder and its
-sha256 matches the manifest.
+sha256 matches the manifest. This module stays free of torch so that ``vps doctor`` is
+instant; loading and importing weights live in :mod:`vpscli.models.weights`.
 """
 from __future__ import annotations
 
@@ -63,8 +64,11 @@ def read_manifest(folder: str | Path | None = None) -> list[dict]:
     return entries
 
 
-def verify_weights(folder: str | Path | None = None) -> list[WeightsEntry]:
-    """Check every manifest entry: is the file there, does its sha256 match."""
+def verify_checksums(folder: str | Path | None = None) -> list[WeightsEntry]:
+    """Check every manifest entry without importing torch: is the file there, does its sha256 match.
+
+    (``vpscli.models.weights.verify_weights`` also loads each file into its model.)
+    """
     folder = Path(folder) if folder is not None else weights_dir()
     result = []
     for e in read_manifest(folder):
@@ -73,19 +77,3 @@ def verify_weights(folder: str | Path | None = None) -> list[WeightsEntry]:
         verified = present and sha256_file(path) == e["sha256"].lower()
         result.append(WeightsEntry(e["file"], e["model"], e["sha256"], e, path, present, verified))
     return result
-
-
-def verified_weights_path(model: str, folder: str | Path | None = None) -> Path:
-    """The verified bundled checkpoint of ``model``; :class:`InputError` if missing or altered."""
-    entries = [e for e in verify_weights(folder) if e.model == model]
-    if not entries:
-        raise InputError(f"no bundled weights for model '{model}'", path=weights_dir() / MANIFEST_NAME,
-                         fix="pass --weights FILE, or train them with `vps train`")
-    entry = entries[0]
-    if not entry.present:
-        raise InputError("bundled weights file is missing", path=entry.path,
-                         fix="restore it from the repository (git checkout -- weights/)")
-    if not entry.verified:
-        raise InputError("bundled weights do not match their sha256 in the manifest", path=entry.path,
-                         fix="the file is damaged or was replaced; restore it from the repository")
-    return entry.path

@@ -1,13 +1,14 @@
 """``vps segment``: segment whole videos clip by clip — masks, probabilities, overlay, summary."""
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import List, Optional
 
 import typer
 
 from vpscli.cli.console import err_console, error_line, notice, out_console, reports_errors, warning_line
-from vpscli.errors import EXIT_INTERRUPTED, PartialFailure, VpsError
+from vpscli.errors import EXIT_INTERRUPTED, PartialFailure, UsageError, VpsError
 
 
 @reports_errors
@@ -40,8 +41,6 @@ def segment(
     from vpscli.io.sources import discover_sources
 
     if resume and overwrite:
-        from vpscli.errors import UsageError
-
         raise UsageError("--resume and --overwrite exclude each other")
     sources, failures = [], {}
     for text in inputs:  # a missing input fails alone; the others still run
@@ -70,11 +69,11 @@ def segment(
         except Exception:  # reported by segment_video
             total = None
         current["task"] = progress.add_task(source.name, total=total, fps=0.0)
-        current["t0"] = __import__("time").perf_counter()
+        current["t0"] = time.perf_counter()
 
     def on_frame(result):
         done = result.index + 1
-        elapsed = __import__("time").perf_counter() - current["t0"]
+        elapsed = time.perf_counter() - current["t0"]
         progress.update(current["task"], completed=done, fps=done / elapsed if elapsed > 0 else 0.0)
 
     def on_done(source, report, error):
