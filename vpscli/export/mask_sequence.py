@@ -10,13 +10,12 @@ A mask is foreground where its 8-bit value is > 127 (masks are 0/255 as ``vps se
 them; palette/1-bit/RGB masks are converted by :func:`vpscli.io.masks.read_mask`).
 
 Metadata (all optional): model name and threshold from ``run.json`` via
-:func:`vpscli.render.mask_set.read_run_info`, ``weights_sha256`` from the same ``run.json``,
+:func:`vpscli.render.mask_set.read_run_info` (with ``weights_sha256``),
 per-frame confidence (``max_prob``) from ``frames.csv``, and probability maps (``floor(255·p)``)
 from ``--probs`` or a ``probs/`` folder beside ``masks/``.
 """
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -102,24 +101,6 @@ def _mask_folder(path: Path) -> Path:
     return path
 
 
-def _weights_sha256(mask_dir: Path) -> str | None:
-    for folder in (mask_dir.parent, mask_dir):
-        run = folder / "run.json"
-        if run.is_file():
-            try:
-                data = json.loads(run.read_text())
-            except (OSError, ValueError):
-                return None
-            model = data.get("model")
-            for value in (data.get("weights_sha256"),
-                          model.get("weights_sha256") if isinstance(model, dict) else None,
-                          model.get("sha256") if isinstance(model, dict) else None):
-                if isinstance(value, str) and value:
-                    return value
-            return None
-    return None
-
-
 def _image_size(path: Path) -> tuple[int, int]:
     from PIL import Image, UnidentifiedImageError
 
@@ -188,5 +169,5 @@ def load_mask_sequence(masks: str | Path, probs: str | Path | None = None,
         probs_folder = folder.parent / "probs" if (folder.parent / "probs").is_dir() else None
     name = folder.parent.name if folder.name == "masks" else folder.name
     return MaskSequence(name=name or "video", folder=folder, frames=frames, width=width, height=height,
-                        frame_count=frame_count, model=info.model, weights_sha256=_weights_sha256(folder),
+                        frame_count=frame_count, model=info.model, weights_sha256=info.weights_sha256,
                         confidence=dict(info.max_prob), probs_folder=probs_folder)

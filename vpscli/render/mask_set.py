@@ -26,6 +26,7 @@ class RunInfo:
 
     model: str | None = None
     threshold: float | None = None
+    weights_sha256: str | None = None
     #: frame index → max probability, from frames.csv
     max_prob: dict[int, float] = field(default_factory=dict)
 
@@ -54,6 +55,10 @@ def read_run_info(mask_dir: Path) -> RunInfo:
             thr = data.get("threshold")
             if isinstance(thr, (int, float)):
                 info.threshold = float(thr)
+            model = data.get("model")
+            nested = model if isinstance(model, dict) else {}
+            sha = data.get("weights_sha256") or nested.get("weights_sha256") or nested.get("sha256")
+            info.weights_sha256 = sha if isinstance(sha, str) and sha else None
             break
     table = mask_dir.parent / "frames.csv"
     if table.is_file():
