@@ -44,6 +44,7 @@ def worker(model: str, video: str, device: str, precision: str, out: str, model_
     clip = torch.rand(1, spec.clip_length, 3, h, w, device=seg.placement.device)
     anchor = clip[:, 0] if spec.needs_anchor else None
     state = seg.model.init_state()
+    model_alone_steps = model_alone_steps or -(-10 // spec.clip_length)
     with torch.inference_mode(), seg.placement.autocast():
         seg.model(clip, state, anchor=anchor)  # warm-up (and PNS+ anchor encoding)
         t0 = time.perf_counter()
@@ -66,7 +67,7 @@ def main() -> None:
     ap.add_argument("--size", default="1280x720")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--precision", default="auto")
-    ap.add_argument("--steps", type=int, default=2, help="model-alone timed steps")
+    ap.add_argument("--steps", type=int, default=0, help="model-alone timed steps (default: ≥ 10 frames)")
     ap.add_argument("--worker", nargs=3, metavar=("MODEL", "VIDEO", "OUT"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:

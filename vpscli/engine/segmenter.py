@@ -32,8 +32,9 @@ from vpscli.engine.windows import Window, clip_windows
 from vpscli.errors import InputError, UsageError
 from vpscli.io.frames import Frame
 
-#: decoded-and-resized frames buffered ahead of the model
-DECODE_QUEUE_FRAMES = 32
+#: decoded-and-resized frames buffered ahead of the model (enough to hide decode jitter;
+#: each holds a full source frame, 6 MiB at 1080p, so more only costs memory)
+DECODE_QUEUE_FRAMES = 8
 _END = object()
 
 
