@@ -21,7 +21,7 @@ install: $(BIN)/vps
 # ground truth, draws that ground truth over the video for review, and checks the installation.
 demo: install
 	$(BIN)/vps synth demo --frames 48 --seed 0 --name demo-clip --quiet
-	$(BIN)/vps overlay demo/demo-clip.mp4 demo/GT/demo-clip -o demo/demo-overlay.mp4 --contact-sheet demo/demo-sheet.png --quiet
+	$(BIN)/vps overlay demo/demo-clip.mp4 demo/GT/demo-clip -o demo/demo-overlay.mp4 --contact-sheet demo/demo-sheet.png --mask-label "ground truth" --quiet
 	$(BIN)/vps doctor
 	@echo "Demo outputs: demo/demo-clip.mp4 (video), demo/GT/demo-clip/ (ground-truth masks),"
 	@echo "              demo/demo-overlay.mp4 and demo/demo-sheet.png (masks drawn over the video)"

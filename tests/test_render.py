@@ -251,3 +251,16 @@ def test_thumbnail_label_marks_the_bottom_band_only():
     assert np.all(out[:40] == 150), "the picture above the band is untouched"
     band = out[50:]
     assert np.any(np.all(band > 200, axis=2)) and np.any(band < 100)
+
+
+def test_legend_names_the_mask_layer():
+    from vpscli.render.hud import draw_legend
+    from vpscli.render.palette import get_palette
+
+    pal = get_palette("default")
+    assert pal.legend_entries(False) == [("prediction", pal.pred_only, False)]
+    assert pal.legend_entries(False, "ground truth")[0][0] == "ground truth"
+    assert [e[0] for e in pal.legend_entries(True, "model B")] == ["ground truth only", "model B only", "overlap"]
+    short = np.zeros((240, 320, 3), np.uint8)
+    wide = np.zeros((240, 320, 3), np.uint8)
+    assert draw_legend(wide, pal, False, "a much longer layer name")[2] > draw_legend(short, pal, False, "gt")[2]

@@ -133,14 +133,14 @@ def draw_hud(image: np.ndarray, info: FrameInfo, *, timecode: bool = True, detai
     return regions
 
 
-def draw_legend(image: np.ndarray, palette: Palette, with_gt: bool) -> Rect:
+def draw_legend(image: np.ndarray, palette: Palette, with_gt: bool, mask_label: str = "prediction") -> Rect:
     """Colour swatches with labels at the bottom left of ``image`` (in place); returns the panel rect."""
     import cv2
 
     h, w = image.shape[:2]
     scale, thick = text_scale(h, w)
     scale *= 0.85
-    entries = palette.legend_entries(with_gt)
+    entries = palette.legend_entries(with_gt, mask_label)
     sizes = [cv2.getTextSize(label, FONT, scale, thick) for label, _, _ in entries]
     pad = max(2, int(4 * scale))
     row = max(s[0][1] + s[1] for s in sizes) + pad

@@ -25,12 +25,12 @@ class Palette:
     #: draw ground-truth contours and boxes dashed (prediction stays solid)
     gt_dashed: bool
 
-    def legend_entries(self, with_gt: bool) -> list[tuple[str, RGB, bool]]:
-        """``(label, colour, dashed)`` rows of the legend."""
+    def legend_entries(self, with_gt: bool, mask_label: str = "prediction") -> list[tuple[str, RGB, bool]]:
+        """``(label, colour, dashed)`` rows of the legend; ``mask_label`` names the MASKS layer."""
         if not with_gt:
-            return [("prediction", self.pred_only, False)]
+            return [(mask_label, self.pred_only, False)]
         gt_label = "ground truth only" + (" (dashed)" if self.gt_dashed else "")
-        return [(gt_label, self.gt_only, self.gt_dashed), ("prediction only", self.pred_only, False),
+        return [(gt_label, self.gt_only, self.gt_dashed), (f"{mask_label} only", self.pred_only, False),
                 ("overlap", self.overlap, False)]
 
 

@@ -45,6 +45,8 @@ class ReviewOptions:
     allow_mismatch: bool = False
     sheet_frames: int = 12
     sheet_pick: str = "even"
+    #: legend name of the MASKS layer (e.g. "ground truth" when reviewing annotations alone)
+    mask_label: str = "prediction"
 
     def validate(self) -> None:
         if self.style not in STYLES:
@@ -239,7 +241,7 @@ def render_review(source: str | Path, masks: str | Path, gt: str | Path | None =
                              threshold=threshold if (run.threshold is not None or stats.probability
                                                      or options.threshold is not None) else None)
             draw_hud(panel, info, timecode=options.timecode, details=options.info)
-            draw_legend(panel, palette, with_gt=gt_match is not None)
+            draw_legend(panel, palette, with_gt=gt_match is not None, mask_label=options.mask_label)
             parts = [frame.image, panel] if options.side_by_side else [panel]
             composed = np.hstack(parts) if len(parts) > 1 else panel
             if timeline is not None:

@@ -36,6 +36,8 @@ def overlay(
                                    "confident frames)."),
     allow_mismatch: bool = typer.Option(False, "--allow-mismatch", help="Render even when mask and frame counts "
                                         "differ; missing masks are drawn as 'no mask'."),
+    mask_label: str = typer.Option("prediction", "--mask-label", help="Legend name of the MASKS layer (e.g. "
+                                   "'ground truth' to review annotations alone)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or notes."),
 ) -> None:
     """Draw predicted masks (and ground truth) over a video: MP4, PNG frames, contact sheet.
@@ -49,7 +51,8 @@ def overlay(
 
     options = ReviewOptions(style=style, alpha=alpha, palette=palette, timecode=timecode, info=info,
                             side_by_side=side_by_side, timeline=timeline, threshold=threshold,
-                            allow_mismatch=allow_mismatch, sheet_frames=sheet_frames, sheet_pick=sheet_pick)
+                            allow_mismatch=allow_mismatch, sheet_frames=sheet_frames, sheet_pick=sheet_pick,
+                            mask_label=mask_label)
     options.validate()
     if out is None and frames is None and contact_sheet is None:
         out = masks.parent / f"{source.stem if source.is_file() else source.name}_overlay.mp4"
