@@ -5,7 +5,10 @@ For each model (random weights — speed does not depend on them):
 - model alone: frames/s of forward passes on clip-shaped tensors already on the device;
 - end to end: frames/s of ``segment_video`` on an H.264 video (decode, resize, model,
   upsampling, mask PNGs, overlay MP4), split by stage;
-- peak RSS of a short clip and of a 10× longer one, each in a fresh process.
+- peak RSS of a short clip and of a 10× longer one, each in a fresh process, and the RSS of the
+  long run sampled once the pipeline is warm (after a third of the frames) and at its end:
+  the queues and PyTorch's allocator fill during the first frames, so "steady growth" is the
+  honest measure of whether memory depends on the video's length.
 
     python benchmarks/bench_segment.py [--models pns-net,pns-plus] [--frames 8] [--size 1280x720]
                                        [--device cpu] [--precision auto]
@@ -53,11 +56,21 @@ def worker(model: str, video: str, device: str, precision: str, out: str, model_
         if seg.placement.device.type == "cuda":
             torch.cuda.synchronize()
         alone = model_alone_steps * spec.clip_length / (time.perf_counter() - t0)
-    rep = segment_video(seg, open_source(video), SegmentOptions(out_root=Path(out), overwrite=True))
+    samples = {}
+    n_frames = open_source(video).probe().frame_count
+
+    def sample_rss(result):
+        if result.index in (n_frames // 3, n_frames - 1):
+            with open("/proc/self/statm") as f:
+                samples[result.index] = int(f.read().split()[1]) * resource.getpagesize() / 2**20
+
+    rep = segment_video(seg, open_source(video), SegmentOptions(out_root=Path(out), overwrite=True),
+                        on_frame=sample_rss)
     run = json.loads((Path(out) / Path(video).stem / "run.json").read_text())
     return {"model": model, "precision": seg.placement.precision, "frames": rep.frames, "model_alone_fps": alone,
             "end_to_end_fps": rep.frames / rep.seconds, "stages": run["timings_seconds"],
-            "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+            "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "rss_warm_mib": samples.get(n_frames // 3), "rss_end_mib": samples.get(n_frames - 1)}
 
 
 def main() -> None:
@@ -91,7 +104,7 @@ def main() -> None:
     print(f"\nvps segment on {args.size} H.264, device {args.device}, clips of {args.frames} and {args.frames * 10} "
           "frames, random weights\n")
     head = (f"{'model':<14}{'prec':>6}{'alone f/s':>11}{'e2e f/s':>10}{'e2e/alone':>11}{'decode':>8}{'model':>8}"
-            f"{'upsamp':>8}{'png':>7}{'overlay':>8}{'RSS short':>11}{'RSS long':>10}{'ratio':>7}")
+            f"{'upsamp':>8}{'png':>7}{'overlay':>8}{'RSS short':>11}{'RSS long':>10}{'ratio':>7}{'warm→end':>16}")
     print(head)
     print("-" * len(head))
     for res in rows:
@@ -100,8 +113,10 @@ def main() -> None:
         print(f"{lg['model']:<14}{lg['precision']:>6}{lg['model_alone_fps']:>11.3f}{lg['end_to_end_fps']:>10.3f}"
               f"{lg['end_to_end_fps'] / lg['model_alone_fps']:>11.2f}{st.get('decode', 0):>8.1f}{st.get('model', 0):>8.1f}"
               f"{st.get('upsample', 0):>8.1f}{st.get('png', 0):>7.1f}{st.get('overlay', 0):>8.1f}"
-              f"{s['peak_rss_mib']:>10.0f}M{lg['peak_rss_mib']:>9.0f}M{lg['peak_rss_mib'] / s['peak_rss_mib']:>7.2f}")
-    print("\nstage columns: seconds over the long clip (decode/upsample/png/overlay run beside the model, in threads)")
+              f"{s['peak_rss_mib']:>10.0f}M{lg['peak_rss_mib']:>9.0f}M{lg['peak_rss_mib'] / s['peak_rss_mib']:>7.2f}"
+              f"{lg['rss_warm_mib']:>8.0f}→{lg['rss_end_mib']:.0f}M")
+    print("\nstage columns: seconds over the long clip (decode/upsample/png/overlay run beside the model, in threads);"
+          "\nwarm→end: RSS of the long run after a third of its frames and at its last frame")
 
 
 if __name__ == "__main__":
