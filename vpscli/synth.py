@@ -19,6 +19,7 @@ the polyps left out (that is how the tests check the masks).
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 from dataclasses import asdict, dataclass
@@ -27,7 +28,7 @@ from typing import Iterator
 
 import numpy as np
 
-from vpscli.errors import UsageError
+from vpscli.errors import OutputError, UsageError
 
 #: world canvas size relative to the frame: room for camera drift and zoom-out
 WORLD_SCALE = 1.7
@@ -337,26 +338,18 @@ def write_clip(out: str | Path, cfg: SynthConfig, fmt: str = "mp4", name: str = 
     frame_dir = out / "Frame" / name if fmt == "frames" else None
     if frame_dir is not None:
         frame_dir.mkdir(parents=True, exist_ok=True)
-    writer = VideoWriter(video_path, cfg.fps, (cfg.width, cfg.height)) if video_path else None
     positives = 0
-    try:
+    # VideoWriter's context aborts (no file left) on an exception and finalises otherwise
+    video = VideoWriter(video_path, cfg.fps, (cfg.width, cfg.height)) if video_path else contextlib.nullcontext()
+    with video as writer:
         for i, (frame, mask) in enumerate(render_clip(cfg)):
             if writer is not None:
                 writer.write(frame)
-            else:
-                if not cv2.imwrite(str(frame_dir / f"{i:06d}.png"), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR)):
-                    from vpscli.errors import OutputError
-
-                    raise OutputError("cannot write a frame", path=frame_dir, fix="check free space and permissions")
+            elif not cv2.imwrite(str(frame_dir / f"{i:06d}.png"), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR)):
+                raise OutputError("cannot write a frame", path=frame_dir, fix="check free space and permissions")
             write_mask(gt_dir / f"{i:06d}.png", mask)
             positives += bool(mask.any())
             if progress is not None:
                 progress(i + 1)
-    except BaseException:
-        if writer is not None:
-            writer.abort()
-        raise
-    if writer is not None:
-        writer.close()
     (out / f"{name}.json").write_text(json.dumps({"generator": "vps synth", **asdict(cfg)}, indent=2) + "\n")
     return SynthOutput(name, video_path, frame_dir, gt_dir, cfg.frames, positives)

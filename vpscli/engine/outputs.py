@@ -165,25 +165,19 @@ class _OverlayWriter:
 
 def _prepare(out_dir: Path, opts: SegmentOptions) -> str:
     """Decide what to do with ``out_dir``: ``fresh``, ``resume`` or ``skip``."""
-    status = read_status(out_dir)
-    has_work = out_dir.exists() and any(out_dir.iterdir())
-    if status == "complete":
-        if opts.overwrite:
-            shutil.rmtree(out_dir)
-            return "fresh"
-        if opts.resume:
-            return "skip"
+    finished = read_status(out_dir) == "complete"
+    if not finished and not (out_dir.exists() and any(out_dir.iterdir())):
+        return "fresh"
+    if opts.overwrite:
+        shutil.rmtree(out_dir)
+        return "fresh"
+    if opts.resume:
+        return "skip" if finished else "resume"
+    if finished:
         raise OutputError("already segmented (run.json says complete)", path=out_dir,
                           fix="use --resume to skip finished videos, or --overwrite to redo them")
-    if has_work:
-        if opts.overwrite:
-            shutil.rmtree(out_dir)
-            return "fresh"
-        if opts.resume:
-            return "resume"
-        raise OutputError("holds an unfinished run", path=out_dir,
-                          fix="use --resume to continue it, or --overwrite to start again")
-    return "fresh"
+    raise OutputError("holds an unfinished run", path=out_dir,
+                      fix="use --resume to continue it, or --overwrite to start again")
 
 
 def segment_video(segmenter: Segmenter, source, opts: SegmentOptions,

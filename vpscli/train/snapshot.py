@@ -7,13 +7,13 @@ snapshot, and it loads with ``torch.load(weights_only=True)`` (tensors and plain
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from vpscli.errors import InputError, OutputError
+from vpscli.errors import InputError
+from vpscli.io.atomic import atomic_path
 
 __all__ = ["SNAPSHOT_NAME", "FORMAT", "save_snapshot", "load_snapshot"]
 
@@ -35,15 +35,9 @@ def save_snapshot(path: str | Path, *, model: torch.nn.Module, optimizer: torch.
         "config": dict(config),
         "best": dict(best) if best else {},
     }
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
         torch.save(payload, tmp)
-        os.replace(tmp, path)
-    except OSError as e:
-        raise OutputError(f"cannot write the training snapshot ({e.strerror or e})", path=path,
-                          fix="check free space and permissions") from None
-    return path
+    return Path(path)
 
 
 def load_snapshot(path: str | Path) -> dict[str, Any]:
