@@ -225,12 +225,12 @@ def test_legacy_column_normalisation():
 
 
 def test_weights_folder_import_list_verify(tmp_path):
-    from vpscli.models.weights import bundled_weights, import_official, load_weights, verify_weights
+    from vpscli.models.weights import bundled_weights, import_weights, load_weights, verify_weights
 
     src = tmp_path / "PNSPlus.pth"
     torch.save(_official_state("pns-plus"), src)
     folder = tmp_path / "weights"
-    entry = import_official(src, "pns-plus", weights_dir=folder, training_data="SUN-SEG (official)")
+    entry = import_weights(src, "pns-plus", weights_dir=folder, training_data="SUN-SEG (official)")
     assert (folder / entry["file"]).is_file() and entry["legacy_norm"] and entry["input_size"] == [256, 448]
     manifest = json.loads((folder / "manifest.json").read_text())
     assert manifest["weights"][0]["sha256"] == entry["sha256"]

@@ -152,9 +152,9 @@ def test_disk_full_while_writing_masks_stops_cleanly(clip, weights, tmp_path, mo
     assert json.loads((tmp_path / "vid" / "run.json").read_text())["status"] == "running"
 
 
-def vps(*args, cwd):
+def vps(*args, cwd, env=None):
     return subprocess.run([sys.executable, "-m", "vpscli", *map(str, args)], capture_output=True, text=True,
-                          cwd=cwd, env={**os.environ, "COLUMNS": "200"}, timeout=300)
+                          cwd=cwd, env={**os.environ, "COLUMNS": "200", **(env or {})}, timeout=300)
 
 
 def test_cli_batch_with_a_bad_input_finishes_the_others(clip, weights, tmp_path):
@@ -185,6 +185,58 @@ def test_cli_refuses_to_run_without_weights(clip, tmp_path):
     assert r.returncode == 1
     assert "no trained weights for model 'aen-cffm' are bundled" in r.stderr and "--weights FILE" in r.stderr
     assert not (tmp_path / "vps-out").exists()
+
+
+def test_imported_half_weights_are_bundled_at_their_trained_size(clip, weights, tmp_path, monkeypatch):
+    """`vps weights import --half` of a vps train checkpoint: float16 file, the trained input size and the
+    training record in the manifest; segment then uses it by default, at that size, and agrees with the
+    float32 checkpoint; a model without bundled weights names the ones that have them."""
+    import torch
+    from safetensors import safe_open
+
+    from vpscli.models.weights import import_weights
+
+    monkeypatch.setenv("VPS_WEIGHTS", str(tmp_path / "w"))
+    net = build_model("pns-plus", input_size=(64, 112))
+    torch.manual_seed(0)
+    trained = save_checkpoint(net, tmp_path / "best.safetensors", {
+        "steps": "7", "data": json.dumps(["/d/kvasir-seg", "/d/cvc-clinicdb/train"]),
+        "val_data": json.dumps(["/d/cvc-clinicdb/valid"]), "val_metrics": json.dumps({"maxDice": 0.61234}),
+        "recipe": "AdamW lr 0.0004"})
+    r = vps("weights", "import", trained, "--half", "--name", "pns-plus-test", "--note", "demo grade", cwd=tmp_path,
+            env={"VPS_WEIGHTS": str(tmp_path / "w")})
+    assert r.returncode == 0, r.stderr
+    assert "pns-plus-test.safetensors for pns-plus at 64×112, float16" in r.stderr
+    entry = json.loads((tmp_path / "w" / "manifest.json").read_text())["weights"][0]
+    assert entry["input_size"] == [64, 112] and entry["dtype"] == "float16" and entry["note"] == "demo grade"
+    assert entry["training_data"] == "kvasir-seg, cvc-clinicdb/train"
+    assert entry["metrics"] == {"validation_data": "cvc-clinicdb/valid", "maxDice": 0.6123}
+    assert entry["recipe"].startswith("7 steps done")
+    with safe_open(str(tmp_path / "w" / "pns-plus-test.safetensors"), "pt") as f:
+        dtypes = {k: f.get_tensor(k).dtype for k in f.keys()}
+    param_names = {k for k, _ in net.named_parameters()}
+    assert {dtypes[k] for k in param_names} == {torch.float16}
+    assert {dtypes[k] for k in dtypes.keys() - param_names} <= {torch.float32, torch.int64}
+    assert (tmp_path / "w" / "pns-plus-test.safetensors").stat().st_size < 0.55 * trained.stat().st_size
+
+    bundled = Segmenter("pns-plus", device="cpu", threshold=0.5)
+    assert bundled.input_size == (64, 112) and bundled.weights_entry["file"] == "pns-plus-test.safetensors"
+    with torch.no_grad():  # the float32 model with its parameters rounded through float16 is the bundled model
+        for p in net.parameters():
+            p.copy_(p.half().float())
+    rounded = save_checkpoint(net, tmp_path / "rounded.safetensors")
+    a = [r.prob for r in bundled.run(open_source(clip / "vid.mp4"))]
+    b = [r.prob for r in Segmenter("pns-plus", rounded, device="cpu").run(open_source(clip / "vid.mp4"))]
+    assert len(a) == len(b) == 11 and all(np.array_equal(x, y) for x, y in zip(a, b))
+
+    r = vps("segment", clip / "vid.mp4", "-m", "pns-plus", "--no-overlay", "--device", "cpu", cwd=tmp_path,
+            env={"VPS_WEIGHTS": str(tmp_path / "w")})
+    assert r.returncode == 0 and "weights pns-plus-test.safetensors: demo grade" in r.stderr
+    run = json.loads((tmp_path / "vps-out" / "vid" / "run.json").read_text())
+    assert run["weights_sha256"] == entry["sha256"]
+    r = vps("segment", clip / "vid.mp4", "-m", "cffm", "-q", cwd=tmp_path, env={"VPS_WEIGHTS": str(tmp_path / "w")})
+    assert r.returncode == 1 and "no trained weights for model 'cffm'" in r.stderr
+    assert "--model pns-plus" in r.stderr
 
 
 def test_bundled_weights_segment_a_synthetic_clip_well(clip, tmp_path):

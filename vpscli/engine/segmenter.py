@@ -152,20 +152,6 @@ class VideoRun:
             self._thread.join(timeout=10)
 
 
-def checkpoint_metadata(path: str | Path) -> dict[str, str]:
-    """Metadata of one of our safetensors checkpoints (model, input size); ``{}`` for others."""
-    path = Path(path)
-    if path.suffix != ".safetensors" or not path.is_file():
-        return {}
-    from safetensors import safe_open
-
-    try:
-        with safe_open(str(path), framework="pt", device="cpu") as f:
-            return dict(f.metadata() or {})
-    except Exception:  # unreadable files are reported by load_checkpoint
-        return {}
-
-
 class Segmenter:
     """A model placed on a device, ready to segment videos.
 
@@ -187,6 +173,7 @@ class Segmenter:
                  precision: str = "auto", threshold: float = 0.5, batch: int = 1, compile: bool = False,
                  random_weights: bool = False):
         from vpscli.models import VideoModel, build_model, load_checkpoint
+        from vpscli.models.weights import read_metadata
         from vpscli.weights import sha256_file
 
         if not 0.0 <= threshold <= 1.0:
@@ -197,6 +184,8 @@ class Segmenter:
         self.threshold = float(threshold)
         self.weights_path: Path | None = None
         self.weights_sha256: str | None = None
+        #: the manifest entry of bundled weights (model card: training data, metrics, note)
+        self.weights_entry: dict | None = None
         if isinstance(model, VideoModel):
             net = model
             if weights is not None:
@@ -205,7 +194,7 @@ class Segmenter:
         else:
             name = str(model)
             if weights is not None:
-                meta = checkpoint_metadata(weights)
+                meta = read_metadata(weights)
                 if meta.get("model") and meta["model"] != name:
                     raise InputError(f"these weights are for model '{meta['model']}', not '{name}'", path=weights,
                                      fix=f"pass --model {meta['model']}")
@@ -217,8 +206,7 @@ class Segmenter:
             elif random_weights:
                 net = build_model(name)
             else:
-                net = build_model(name)
-                self.weights_path = self._bundled(name, net)
+                net, self.weights_path, self.weights_entry = self._bundled(name)
         if self.weights_path is not None:
             self.weights_sha256 = sha256_file(self.weights_path)
         self.model = net.eval().to(self.placement.device)
@@ -233,20 +221,34 @@ class Segmenter:
                            if stateful and batch > 1 else None)
 
     @staticmethod
-    def _bundled(name: str, net) -> Path:
-        from vpscli.models.weights import find_weights, load_weights
+    def _bundled(name: str):
+        """The model built at its bundled weights' input size with those weights loaded."""
+        from vpscli.models import build_model
+        from vpscli.models.weights import bundled_weights, find_weights, load_weights
         from vpscli.paths import weights_dir
 
         entry = find_weights(name)
         if entry is None:
+            others = sorted({e["model"] for e in bundled_weights()})
+            alternative = (f"use a model with bundled weights (--model {' / '.join(others)}), or pass "
+                           if others else "pass ")
             raise InputError(
                 f"no trained weights for model '{name}' are bundled with this vps",
                 path=weights_dir() / "manifest.json",
-                fix="pass --weights FILE (train one with `vps train`, or import official PNS weights with "
-                    "`vps weights import PNSPlus.pth --model pns-plus`)",
+                fix=alternative + "--weights FILE (train one with `vps train`, or import official PNS weights "
+                    "with `vps weights import PNSPlus.pth --model pns-plus`)",
             )
+        size = entry.get("input_size")
+        net = build_model(name, **({"input_size": tuple(size)} if size else {}))
         load_weights(net, entry)
-        return weights_dir() / entry["file"]
+        return net, weights_dir() / entry["file"], entry
+
+    @property
+    def weights_note(self) -> str | None:
+        """The bundled weights' model-card line (what they are good for), if they carry one."""
+        if self.weights_entry and self.weights_entry.get("note"):
+            return f"weights {self.weights_entry['file']}: {self.weights_entry['note']}"
+        return None
 
     @property
     def input_size(self) -> tuple[int, int]:

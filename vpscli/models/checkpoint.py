@@ -172,9 +172,19 @@ def load_checkpoint(model: nn.Module, path: str | Path, *, legacy_norm: bool | N
                       legacy_norm=bool(legacy_norm), metadata=metadata)
 
 
-def save_checkpoint(model: nn.Module, path: str | Path, metadata: Mapping[str, str] | None = None) -> Path:
+def save_checkpoint(model: nn.Module, path: str | Path, metadata: Mapping[str, str] | None = None, *,
+                    half: bool = False) -> Path:
     """Write ``model``'s state dict as our safetensors format (contiguous, CPU) with metadata
-    ``format=vps``, ``model``, ``input_size``, ``legacy_norm`` plus ``metadata``."""
+    ``format=vps``, ``model``, ``input_size``, ``legacy_norm`` plus ``metadata``.
+
+    Args:
+        half: store floating-point parameters as float16 (half the file; loading casts them
+            back). Buffers (batch-norm statistics) stay float32: running variances can leave
+            float16's range, and they are a small part of the file.
+
+    Raises:
+        InputError: ``half`` and a parameter does not fit float16 (the file is not written).
+    """
     from safetensors.torch import save_file
 
     path = Path(path)
@@ -185,6 +195,16 @@ def save_checkpoint(model: nn.Module, path: str | Path, metadata: Mapping[str, s
         meta["input_size"] = f"{spec.input_size[0]}x{spec.input_size[1]}"
     meta.update({str(k): str(v) for k, v in (metadata or {}).items()})
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
+    if half:
+        params = {name for name, _ in model.named_parameters()}
+        for k in params & tensors.keys():
+            v = tensors[k]
+            if v.is_floating_point():
+                if not torch.isfinite(v).all() or v.abs().max() > torch.finfo(torch.float16).max:
+                    raise InputError(f"parameter {k} does not fit float16", path=path,
+                                     fix="store the weights in float32 (leave out --half)")
+                tensors[k] = v.half()
+        meta["dtype"] = "float16"
     path.parent.mkdir(parents=True, exist_ok=True)
     save_file(tensors, str(path), metadata=meta)
     return path

@@ -21,7 +21,7 @@ from vpscli.weights import MANIFEST_NAME as MANIFEST
 from vpscli.weights import read_manifest, sha256_file
 from vpscli.io.atomic import write_text_atomic
 
-__all__ = ["MANIFEST", "sha256_file", "read_manifest", "bundled_weights", "import_official",
+__all__ = ["MANIFEST", "sha256_file", "read_manifest", "bundled_weights", "import_weights", "read_metadata",
            "verify_weights", "find_weights", "load_weights"]
 
 def _dir(weights_dir: str | Path | None) -> Path:
@@ -42,27 +42,63 @@ def _write_manifest(root: Path, entries: list[dict]) -> None:
     write_text_atomic(root / MANIFEST, json.dumps({"weights": entries}, indent=2) + "\n")
 
 
-def import_official(source: str | Path, model: str, *, weights_dir: str | Path | None = None,
-                    name: str | None = None, training_data: str = "", metrics: dict | None = None) -> dict:
-    """Convert an official checkpoint into our format and register it in the manifest.
+def _summary_of_training(meta: dict[str, str]) -> tuple[str, dict, str]:
+    """``(training_data, validation metrics, recipe)`` recorded by ``vps train`` in a checkpoint."""
+    try:
+        data = ", ".join(Path(d).name if Path(d).name != "train" else f"{Path(d).parent.name}/train"
+                         for d in json.loads(meta.get("data", "[]")))
+        metrics = {k: round(float(v), 4) for k, v in json.loads(meta.get("val_metrics", "{}")).items()}
+        val = ", ".join(Path(d).parent.name + "/" + Path(d).name for d in json.loads(meta.get("val_data", "[]")))
+    except (ValueError, TypeError, AttributeError):
+        return "", {}, ""
+    if metrics and val:
+        metrics = {"validation_data": val, **metrics}
+    recipe = meta.get("recipe", "")
+    if meta.get("steps"):
+        recipe = f"{meta['steps']} steps done; {recipe}" if recipe else f"{meta['steps']} steps"
+    return data, metrics, recipe
 
-    The ``.pth`` is read with ``weights_only=True`` (no pickled code runs), checked against
-    the model (names and shapes), saved as ``<name>.safetensors`` with the legacy
-    normalisation flag, and added to (or replaced in) ``manifest.json``.
+
+def import_weights(source: str | Path, model: str | None = None, *, weights_dir: str | Path | None = None,
+                   name: str | None = None, half: bool = False, training_data: str = "",
+                   metrics: dict | None = None, note: str = "") -> dict:
+    """Register a checkpoint in the weights folder: ours from ``vps train`` or an official ``.pth``.
+
+    The file is read without executing code (safetensors, or ``torch.load(weights_only=True)``),
+    loaded strictly into its model (names and shapes) at the input size it was trained at (our
+    files record it), saved as ``<name>.safetensors`` and added to (or replaced in)
+    ``manifest.json`` with its sha256, model, input size, dtype, training data, validation
+    metrics and recipe (taken from ``vps train``'s metadata unless given) and ``note``.
+
+    Args:
+        model: the model; default: the one recorded in the checkpoint (required for ``.pth``).
+        half: store parameters as float16 (the form vps bundles: half the size).
+        note: a line for the model card, e.g. what the weights are good for.
 
     Returns:
         The manifest entry.
 
     Raises:
         InputError: the file cannot be read or does not fit ``model``.
-        UsageError: unknown model name.
+        UsageError: unknown model name, or no model given for a file that does not record one.
         OutputError: the weights folder cannot be written.
     """
+    from vpscli.errors import UsageError
     from vpscli.models.checkpoint import load_checkpoint, save_checkpoint
     from vpscli.models.registry import build_model
 
     source = Path(source)
-    net = build_model(model)
+    meta = read_metadata(source)
+    recorded = meta.get("model")
+    if model is None:
+        if not recorded:
+            raise UsageError(f"{source.name} does not record its model; pass --model (e.g. --model pns-plus)")
+        model = recorded
+    elif recorded and recorded != model:
+        raise InputError(f"these weights are for model '{recorded}', not '{model}'", path=source,
+                         fix=f"pass --model {recorded}")
+    size = meta.get("input_size")
+    net = build_model(model, **({"input_size": tuple(int(v) for v in size.split("x"))} if size else {}))
     report = load_checkpoint(net, source)
     root = _dir(weights_dir)
     try:
@@ -73,21 +109,40 @@ def import_official(source: str | Path, model: str, *, weights_dir: str | Path |
     file = f"{name or (model + '-' + source.stem.lower())}.safetensors"
     src_sha = sha256_file(source)
     origin = f"{source.name} ({'official' if report.official else 'vps'}, sha256 {src_sha[:12]})"
-    save_checkpoint(net, root / file, {"source": origin, "training_data": training_data})
+    trained_on, trained_metrics, recipe = _summary_of_training(meta)
+    training_data = training_data or trained_on
+    save_checkpoint(net, root / file, {"source": origin, "training_data": training_data}, half=half)
     entry = {
         "file": file,
         "model": model,
         "sha256": sha256_file(root / file),
-        "dtype": "float32",
+        "dtype": "float16" if half else "float32",
         "input_size": list(net.spec.input_size),
         "training_data": training_data,
-        "metrics": dict(metrics or {}),
+        "metrics": dict(metrics or trained_metrics),
+        "recipe": recipe,
         "source": origin,
         "legacy_norm": report.legacy_norm,
+        "note": note,
     }
     entries = [e for e in read_manifest(root) if e.get("file") != file] + [entry]
     _write_manifest(root, entries)
     return entry
+
+
+def read_metadata(path: str | Path) -> dict[str, str]:
+    """Metadata of one of our safetensors checkpoints (model, input size, training record);
+    ``{}`` for other files and unreadable ones (:func:`load_checkpoint` reports those)."""
+    path = Path(path)
+    if path.suffix != ".safetensors" or not path.is_file():
+        return {}
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt", device="cpu") as f:
+            return dict(f.metadata() or {})
+    except Exception:  # safetensors raises its own error types
+        return {}
 
 
 def verify_weights(weights_dir: str | Path | None = None) -> list[dict]:

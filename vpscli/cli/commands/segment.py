@@ -53,7 +53,7 @@ def segment(
         raise typer.Exit(next(iter(failures.values())).exit_code)
     seg = Segmenter(model, weights, device=device, precision=precision, threshold=threshold, batch=batch,
                     compile=compile_model)
-    for note in (seg.placement.note, seg.batch_note):
+    for note in (seg.placement.note, seg.batch_note, seg.weights_note):
         if note:
             notice(note, quiet)
     opts = SegmentOptions(out_root=out, save_prob=save_prob, overlay=overlay, resume=resume, overwrite=overwrite)

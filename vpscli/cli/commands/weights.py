@@ -15,17 +15,24 @@ weights_app = typer.Typer(help="Import, list and verify model weights (never dow
 @weights_app.command("import")
 @reports_errors
 def import_(
-    file: Path = typer.Argument(..., help="Official checkpoint (.pth, loaded with weights_only=True) or safetensors."),
-    model: str = typer.Option(..., "--model", "-m", help="Model it belongs to (e.g. pns-plus, pns-net)."),
+    file: Path = typer.Argument(..., help="A vps train checkpoint (.safetensors) or an official .pth "
+                                          "(loaded with weights_only=True)."),
+    model: str = typer.Option(None, "--model", "-m", help="Model it belongs to (default: the one the file records; "
+                                                          "required for .pth, e.g. pns-plus)."),
     name: str = typer.Option(None, "--name", help="File name stem in the weights folder."),
+    half: bool = typer.Option(False, "--half", help="Store parameters as float16 (how vps bundles weights)."),
+    note: str = typer.Option("", "--note", help="A line for the model card (what the weights are good for)."),
     weights_dir: Path = typer.Option(None, "--weights-dir", help="Target folder (default: $VPS_WEIGHTS or weights/)."),
 ) -> None:
-    """Convert a checkpoint to safetensors and register it (sha256, model, input size) in manifest.json."""
-    from vpscli.models.weights import import_official
+    """Convert a checkpoint to safetensors and register it in manifest.json (sha256, model, input size, dtype,
+    training data and validation metrics from vps train's record)."""
+    from vpscli.models.weights import import_weights
 
-    entry = import_official(file, model, weights_dir=weights_dir, name=name)
-    err_console.print(f"imported {file} as {entry['file']} for {entry['model']} (sha256 {entry['sha256'][:12]}…"
-                      + (", legacy PNS normalisation" if entry.get("legacy_norm") else "") + ")")
+    entry = import_weights(file, model, weights_dir=weights_dir, name=name, half=half, note=note)
+    size = "{}×{}".format(*entry["input_size"])
+    err_console.print(f"imported {file} as {entry['file']} for {entry['model']} at {size}, {entry['dtype']} "
+                      f"(sha256 {entry['sha256'][:12]}…" + (", legacy PNS normalisation" if entry.get("legacy_norm")
+                                                            else "") + ")")
 
 
 @weights_app.command("list")
@@ -48,11 +55,16 @@ def list_(
     if not entries:
         err_console.print(f"no weights registered in {root}")
         return
-    t = Table("file", "model", "input", "dtype", "sha256", "source")
+    t = Table("file", "model", "input (H×W)", "dtype", "sha256", "trained on", "validation")
     for e in entries:
         size = e.get("input_size")
+        metrics = e.get("metrics") or {}
+        val = ", ".join(f"{k} {v:.3f}" for k, v in metrics.items() if k in ("maxDice", "Smeasure", "MAE")
+                        and isinstance(v, (int, float)))
+        if val and metrics.get("validation_data"):
+            val += f" ({metrics['validation_data']})"
         t.add_row(e["file"], e["model"], "{}×{}".format(*size) if size else "-", str(e.get("dtype", "-")),
-                  e["sha256"][:12] + "…", str(e.get("source", "-")))
+                  e["sha256"][:12] + "…", str(e.get("training_data") or "-"), val or "-")
     out_console.print(t)
 
 
