@@ -4,6 +4,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -115,10 +116,12 @@ def test_resume_after_interrupt_gives_identical_outputs(clip, weights, tmp_path)
         segment_video(seg, open_source(clip / "vid.mp4"), opts, on_frame=stop_after_six)
     cut = tmp_path / "cut" / "vid"
     assert json.loads((cut / "run.json").read_text())["status"] == "running"
-    assert not (cut / "overlay.mp4").exists() and not (cut / "frames.csv").exists()
+    assert not (cut / "overlay.mp4").exists()
     assert not list(cut.rglob(".*partial*")), "no half-written file"
     n_kept = len(list((cut / "masks").glob("*.png")))
     assert 1 <= n_kept <= 6
+    # frames.csv keeps the rows of exactly the frames whose masks were written
+    assert read_csv(cut / "frames.csv") == read_csv(tmp_path / "clean" / "vid" / "frames.csv")[:n_kept]
     with pytest.raises(OutputError, match="unfinished run"):
         segment_video(seg, open_source(clip / "vid.mp4"), opts)
     opts.resume = True
@@ -130,6 +133,43 @@ def test_resume_after_interrupt_gives_identical_outputs(clip, weights, tmp_path)
     assert read_csv(cut / "frames.csv") == read_csv(tmp_path / "clean" / "vid" / "frames.csv")
     assert open_source(cut / "overlay.mp4").probe().frame_count == 11
     assert segment_video(seg, open_source(clip / "vid.mp4"), opts).status == "skipped"
+
+
+# pns-net in batches of two 5-frame clips: frames 10-19 form one batch, so 10 + the 4-frame tail are computed
+@pytest.mark.parametrize("model, batch, computed", [("pns-net", 2, 14), ("pns-plus", 1, 24 - 15),
+                                                    ("cffm", 1, 24 - 16 + 9), ("aen-pns-plus", 1, 24)])
+def test_resume_runs_the_model_only_where_outputs_are_missing(weights, tmp_path, model, batch, computed):
+    """A run stopped after 16 of 24 frames: the resumed run predicts the rest — plus the frames the model
+    needs to rebuild its state (CFFM: 9 for its feature cache; AEN: all, its memory feeds on itself) —
+    and its outputs are bit-identical to an uninterrupted run's."""
+    write_clip(tmp_path, SynthConfig(frames=24, width=96, height=64, seed=4), "mp4", "v24")
+    seg = Segmenter(model, weights[model], device="cpu", batch=batch)
+    clean = tmp_path / "clean" / "v24"
+    rep = segment_video(seg, open_source(tmp_path / "v24.mp4"), SegmentOptions(out_root=tmp_path / "clean",
+                                                                              save_prob=True, overlay=False))
+    assert json.loads((clean / "run.json").read_text())["frames_computed"] == 24 == rep.frames
+    cut = tmp_path / "cut" / "v24"
+    shutil.copytree(clean, cut)
+    rows = read_csv(clean / "frames.csv")
+    for name in [r["name"] for r in rows[16:]]:
+        (cut / "masks" / f"{name}.png").unlink()
+        (cut / "probs" / f"{name}.png").unlink()
+    with open(cut / "frames.csv", "w", newline="") as fh:  # 16 rows and a 17th cut short by a kill
+        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows[:16])
+        fh.write("16,000016,0.64")
+    record = json.loads((cut / "run.json").read_text())
+    (cut / "run.json").write_text(json.dumps({**record, "status": "running"}))
+    rep = segment_video(seg, open_source(tmp_path / "v24.mp4"), SegmentOptions(out_root=tmp_path / "cut",
+                        save_prob=True, overlay=False, resume=True))
+    record = json.loads((cut / "run.json").read_text())
+    assert rep.reused_masks == 16 and record["status"] == "complete"
+    assert record["frames_computed"] == computed
+    assert read_csv(cut / "frames.csv") == rows
+    for sub in ("masks", "probs"):
+        for a in sorted((clean / sub).glob("*.png")):
+            np.testing.assert_array_equal(read_mask(a).array, read_mask(cut / sub / a.name).array, err_msg=a.name)
 
 
 def test_disk_full_while_writing_masks_stops_cleanly(clip, weights, tmp_path, monkeypatch):

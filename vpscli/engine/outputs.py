@@ -11,14 +11,18 @@
   timings per stage, and ``status`` (``complete`` marks a finished video).
 
 Every file is written under a temporary name and renamed: an interrupt leaves only whole
-files. ``resume`` skips finished videos and, in a partial one, every mask already on disk
-(the model still runs from the first frame, because its state — feature cache, clip
-memory, anchor — depends on earlier frames; outputs are deterministic, so the result is
-the same as an uninterrupted run). Finished work is never overwritten silently.
+files, and ``frames.csv`` then holds the rows of the frames whose masks were written.
+``resume`` skips finished videos and continues a partial one from its written frames: a
+frame with its mask (and probability) PNG and its ``frames.csv`` row is not predicted
+again, and the model runs only where outputs are missing, plus the frames it needs to
+rebuild its state exactly (:meth:`~vpscli.models.base.ModelSpec.replay_frames`: none for
+PNS-Net/PNS+, 9 for CFFM's feature cache, all earlier frames for AEN's clip memory). The
+result is bit-identical to an uninterrupted run. Finished work is never overwritten silently.
 """
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
 import platform
@@ -27,7 +31,7 @@ import shutil
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
@@ -38,7 +42,7 @@ from vpscli import __version__
 from vpscli.engine.segmenter import FrameResult, Segmenter
 from vpscli.errors import OutputError, VpsError
 from vpscli.io.atomic import partial_path, write_text_atomic
-from vpscli.io.masks import write_levels, write_mask
+from vpscli.io.masks import read_mask, write_levels, write_mask
 
 CSV_COLUMNS = ("index", "name", "timestamp", "present", "area_fraction", "max_prob", "bbox_x", "bbox_y", "bbox_w",
                "bbox_h")
@@ -87,6 +91,27 @@ def frame_row(result: FrameResult) -> dict:
     return {"index": result.index, "name": result.name, "timestamp": f"{result.timestamp:.6f}",
             "present": int(present), "area_fraction": f"{mask.mean():.6f}", "max_prob": f"{result.max_prob:.6f}",
             "bbox_x": box[0], "bbox_y": box[1], "bbox_w": box[2], "bbox_h": box[3]}
+
+
+def read_rows(out_dir: Path) -> dict[str, dict]:
+    """``frames.csv`` rows an earlier run of ``out_dir`` left, by frame name: the saved file (an
+    interrupt writes the finished rows there) and the partial file of a killed run (its last
+    line may be cut; incomplete rows are dropped)."""
+    rows: dict[str, dict] = {}
+    csv_path = out_dir / "frames.csv"
+    for path in (csv_path, partial_path(csv_path)):
+        try:
+            text = path.read_text()
+        except (OSError, UnicodeDecodeError):
+            continue
+        text = text[:text.rfind("\n") + 1]  # a killed writer may have left its last line unfinished
+        try:
+            for row in csv.DictReader(io.StringIO(text)):
+                if None not in row and None not in row.values():
+                    rows[row["name"]] = row
+        except csv.Error:
+            continue
+    return rows
 
 
 def read_status(out_dir: Path) -> str | None:
@@ -216,6 +241,17 @@ def segment_video(segmenter: Segmenter, source, opts: SegmentOptions,
 
     csv_path = out_dir / "frames.csv"
     csv_tmp = partial_path(csv_path)
+    saved = read_rows(out_dir) if mode == "resume" else {}
+
+    def written(name: str) -> bool:
+        """The frame's PNGs are on disk (from an earlier run)."""
+        return mode == "resume" and (masks_dir / f"{name}.png").is_file() and (
+            not opts.save_prob or (probs_dir / f"{name}.png").is_file())
+
+    def finished(frame) -> bool:
+        """Nothing left to do for this frame: its PNGs and its frames.csv row exist."""
+        return frame.name in saved and written(frame.name)
+
     overlay = None
     pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="png")
     pending: list[Future] = []
@@ -228,22 +264,30 @@ def segment_video(segmenter: Segmenter, source, opts: SegmentOptions,
         with open(csv_tmp, "w", newline="") as fh:
             rows = csv.DictWriter(fh, fieldnames=CSV_COLUMNS)
             rows.writeheader()
-            for result in segmenter.run(source, run):
-                mask_path = masks_dir / f"{result.name}.png"
-                prob_path = probs_dir / f"{result.name}.png"
-                done = mode == "resume" and mask_path.is_file() and (not opts.save_prob or prob_path.is_file())
-                if done:
+            for result in segmenter.run(source, run, skip=finished if saved else None):
+                if finished(result):
+                    row = saved[result.name]
                     report.reused_masks += 1
+                    if overlay is not None:  # the overlay is drawn again from the mask on disk
+                        mask = read_mask(masks_dir / f"{result.name}.png").array > 0
+                        result = replace(result, mask=mask, max_prob=float(row["max_prob"]))
+                    present = row["present"] == "1"
                 else:
-                    pending.append(pool.submit(_write_pngs, mask_path, result.mask,
-                                               prob_path if opts.save_prob else None, result.prob, run.timings))
+                    if written(result.name):
+                        report.reused_masks += 1
+                    else:
+                        pending.append(pool.submit(_write_pngs, masks_dir / f"{result.name}.png", result.mask,
+                                                   probs_dir / f"{result.name}.png" if opts.save_prob else None,
+                                                   result.prob, run.timings))
+                    row = frame_row(result)
+                    present = bool(result.mask.any())
                 while len(pending) > PNG_INFLIGHT or (pending and pending[0].done()):
                     pending.pop(0).result()  # re-raises write errors (disk full)
-                rows.writerow(frame_row(result))
+                rows.writerow(row)
                 if overlay is not None:
                     overlay.put(result)
                 report.frames += 1
-                report.frames_with_polyp += bool(result.mask.any())
+                report.frames_with_polyp += present
                 if on_frame is not None:
                     on_frame(result)
         for f in pending:
@@ -259,7 +303,7 @@ def segment_video(segmenter: Segmenter, source, opts: SegmentOptions,
         pool.shutdown(wait=True)
         if overlay is not None:
             overlay.abort()
-        csv_tmp.unlink(missing_ok=True)
+        _keep_finished_rows(csv_tmp, csv_path, masks_dir, probs_dir if opts.save_prob else None)
         raise
     pool.shutdown(wait=True)
     report.seconds = time.perf_counter() - t_start
@@ -271,12 +315,38 @@ def segment_video(segmenter: Segmenter, source, opts: SegmentOptions,
         "truncated": None if source.truncation is None else {"decoded": source.truncation.decoded,
                                                              "expected": source.truncation.expected},
         "resumed_with_existing_masks": report.reused_masks,
+        "frames_computed": run.frames_computed,
         "timings_seconds": {**run.timings.as_dict(), "total": round(report.seconds, 4)},
         "frames_per_second": round(report.frames / report.seconds, 3) if report.seconds else None,
         "notes": [n for n in (segmenter.placement.note, segmenter.batch_note) if n] + report.warnings,
     })
     write_text_atomic(out_dir / "run.json", json.dumps(record, indent=2) + "\n")
     return report
+
+
+def _keep_finished_rows(csv_tmp: Path, csv_path: Path, masks_dir: Path, probs_dir: Path | None) -> None:
+    """After an interrupt: keep, in ``frames.csv``, the rows of the frames whose PNGs were written
+    (what ``--resume`` continues from), and remove the partial file. Best effort: on a full disk
+    the rows may be lost, and the resumed run then predicts those frames again."""
+    try:
+        with open(csv_tmp, newline="") as fh:
+            text = fh.read()
+        text = text[:text.rfind("\n") + 1]
+        reader = csv.DictReader(io.StringIO(text))
+        out = io.StringIO()
+        writer = csv.DictWriter(out, fieldnames=CSV_COLUMNS, lineterminator="\r\n")
+        writer.writeheader()
+        for row in reader:
+            if None in row or None in row.values():
+                continue
+            if (masks_dir / f"{row['name']}.png").is_file() and (
+                    probs_dir is None or (probs_dir / f"{row['name']}.png").is_file()):
+                writer.writerow(row)
+        write_text_atomic(csv_path, out.getvalue())
+    except (OSError, csv.Error):
+        pass
+    finally:
+        csv_tmp.unlink(missing_ok=True)
 
 
 def _write_pngs(mask_path: Path, mask: np.ndarray, prob_path: Path | None, prob: np.ndarray, timings) -> None:

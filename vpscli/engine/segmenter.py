@@ -18,10 +18,10 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from collections import defaultdict
+from collections import defaultdict, deque
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import numpy as np
 import torch
@@ -48,15 +48,18 @@ class FrameResult:
         prob: probability ``(H, W)`` uint8, ``floor(255·p)`` (the benchmark format).
         mask: ``(H, W)`` bool, ``p ≥ threshold``.
         max_prob: the frame's largest probability in [0, 1].
+        predicted: false for frames the caller asked to skip (resuming): ``prob`` and ``mask``
+            are then ``None`` and ``max_prob`` is NaN — the caller has them already.
     """
 
     index: int
     name: str
     timestamp: float
     image: np.ndarray = field(repr=False)
-    prob: np.ndarray = field(repr=False)
-    mask: np.ndarray = field(repr=False)
+    prob: np.ndarray | None = field(repr=False)
+    mask: np.ndarray | None = field(repr=False)
     max_prob: float
+    predicted: bool = True
 
 
 class Timings:
@@ -97,6 +100,8 @@ class VideoRun:
         self.input_hw = input_hw
         self.timings = Timings()
         self.frames_out = 0
+        #: frames the model ran on (owned frames of the clips computed; fewer than frames_out when resuming)
+        self.frames_computed = 0
         self._queue: queue.Queue = queue.Queue(maxsize=DECODE_QUEUE_FRAMES)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -223,10 +228,11 @@ class Segmenter:
     @staticmethod
     def _bundled(name: str):
         """The model built at its bundled weights' input size with those weights loaded."""
-        from vpscli.models import build_model
+        from vpscli.models import build_model, get_spec
         from vpscli.models.weights import bundled_weights, find_weights, load_weights
         from vpscli.paths import weights_dir
 
+        get_spec(name)  # an unknown name is a usage error before it is a missing-weights one
         entry = find_weights(name)
         if entry is None:
             others = sorted({e["model"] for e in bundled_weights()})
@@ -273,21 +279,69 @@ class Segmenter:
         if batch:
             yield batch
 
-    def run(self, source, state: VideoRun | None = None) -> Iterator[FrameResult]:
-        """Segment every frame of ``source``; yields one :class:`FrameResult` per frame, in order."""
+    def _plan(self, batches: Iterator[list[Window[_Decoded]]],
+              skip: Callable[[Frame], bool] | None) -> Iterator[tuple[list[Window[_Decoded]], str]]:
+        """Tag each batch ``predict``, ``replay`` (run only to rebuild the state for a later batch)
+        or ``skip`` (every owned frame is in ``skip`` and no later batch needs it).
+
+        Batches are formed before skipping, so a resumed run groups clips exactly as an
+        uninterrupted one and computes bit-identical outputs.
+        """
+        replay = self.spec.replay_frames()
+        if skip is None or replay is None:
+            for batch in batches:
+                yield batch, "predict"
+            return
+
+        def owned(batch):
+            return sum(len(w.owned) for w in batch)
+
+        held: deque[list[Window[_Decoded]]] = deque()  # skippable batches a later batch may still need
+        held_frames = 0
+        for batch in batches:
+            if all(skip(w.items[i].frame) for w in batch for i in w.owned):
+                held.append(batch)
+                held_frames += owned(batch)
+                while held and held_frames - owned(held[0]) >= replay:
+                    held_frames -= owned(held[0])
+                    yield held.popleft(), "skip"
+            else:
+                while held:
+                    yield held.popleft(), "replay"
+                held_frames = 0
+                yield batch, "predict"
+        while held:
+            yield held.popleft(), "skip"
+
+    def run(self, source, state: VideoRun | None = None,
+            skip: Callable[[Frame], bool] | None = None) -> Iterator[FrameResult]:
+        """Segment every frame of ``source``; yields one :class:`FrameResult` per frame, in order.
+
+        Args:
+            state: from :meth:`init_state` (default: a fresh one).
+            skip: frames whose outputs the caller already has (resuming an interrupted run). Clips
+                whose frames are all skipped are not run unless a later clip needs them to rebuild
+                the model's state (:meth:`ModelSpec.replay_frames`); skipped frames are yielded with
+                ``predicted=False``.
+        """
         run = state or self.init_state(source)
         run.start_decoding()
         spec = self.spec
-        anchor = None
+        anchor, first = None, None
         try:
-            for batch in self._batches(clip_windows(run.decoded(), spec.clip_length)):
+            for batch, mode in self._plan(self._batches(clip_windows(run.decoded(), spec.clip_length)), skip):
+                if first is None:
+                    first = batch[0].items[0]  # the video's frame 0 (the first window starts there)
+                if mode == "skip":
+                    yield from self._skipped(run, batch)
+                    continue
                 n_real = len(batch)
                 full = batch + [batch[-1]] * (self.batch - n_real)  # keep B constant (state shapes)
                 t0 = time.perf_counter()
                 clip = torch.stack([self._tensor(w.items) for w in full])  # (B, T, 3, h, w)
                 if spec.needs_anchor and anchor is None:
-                    # the video's first frame (the first window starts at frame 0), for every clip of the batch
-                    anchor = clip[:1, 0].expand(clip.shape[0], -1, -1, -1).contiguous()
+                    # frame 0 for every clip of the batch, even when the clips that hold it were skipped
+                    anchor = self._tensor([first]).expand(clip.shape[0], -1, -1, -1).contiguous()
                 with torch.inference_mode(), self.placement.autocast():
                     logits, run.model_state = self._forward(clip, run.model_state, frame_indices=full[0].indices,
                                                             anchor=anchor)
@@ -295,10 +349,23 @@ class Segmenter:
                         torch.cuda.synchronize(self.placement.device)
                 t1 = time.perf_counter()
                 run.timings.add("model", t1 - t0)
+                run.frames_computed += sum(len(w.owned) for w in batch)
+                if mode == "replay":
+                    yield from self._skipped(run, batch)
+                    continue
                 for b, window in enumerate(batch[:n_real]):
                     yield from self._postprocess(run, window, logits[b])
         finally:
             run.close()
+
+    @staticmethod
+    def _skipped(run: VideoRun, batch: list[Window[_Decoded]]) -> Iterator[FrameResult]:
+        for window in batch:
+            for i in window.owned:
+                frame = window.items[i].frame
+                run.frames_out += 1
+                yield FrameResult(frame.index, frame.name, frame.timestamp, frame.image, None, None, float("nan"),
+                                  predicted=False)
 
     def _postprocess(self, run: VideoRun, window: Window[_Decoded], logits: torch.Tensor) -> Iterator[FrameResult]:
         """Owned frames of one window: sigmoid, bilinear upsampling to the source size, threshold."""

@@ -115,6 +115,16 @@ class ModelSpec:
             parts.append(f"+ memory of {self.memory_clips} clips")
         return " ".join(parts)
 
+    def replay_frames(self) -> int | None:
+        """Frames before a given frame that must run through the model again to rebuild, exactly,
+        the state that frame is predicted with (resuming a video part-way): 0 without state, the
+        farthest reference of a per-frame feature cache (each cached entry depends on its own
+        frame only), ``None`` — every earlier frame — when a clip memory feeds on the model's own
+        outputs (AEN). The anchor (frame 0) is one frame and always re-encoded."""
+        if self.memory_clips:
+            return None
+        return max((-o for o in self.ref_offsets), default=0)
+
     def as_dict(self) -> dict:
         """JSON-friendly description (used by ``vps models --json``)."""
         return {
