@@ -140,9 +140,10 @@ def gflops_per_frame(model: VideoModel, frames: int | None = None, steady_state:
 def describe_models(with_flops: bool = True, weights_dir=None) -> list[dict]:
     """One JSON-friendly dict per model: ``name``, ``params``, ``gflops_per_frame``,
     ``input_size``, ``window``, ``weights`` (bundled weight files) and the whole spec."""
-    from vpscli.models.weights import bundled_weights
+    from vpscli.models.weights import bundled_weights, default_model
 
     bundled = bundled_weights(weights_dir)
+    default = default_model(weights_dir)
     rows = []
     for name in available_models():
         model = build_model(name)
@@ -151,6 +152,6 @@ def describe_models(with_flops: bool = True, weights_dir=None) -> list[dict]:
         row["params"] = count_parameters(model)
         row["gflops_per_frame"] = round(gflops_per_frame(model), 2) if with_flops else None
         row["weights"] = [e["file"] for e in bundled if e.get("model") == name]
-        row["default"] = name == DEFAULT_MODEL
+        row["default"] = name == default  # what `vps segment` uses when no model is named
         rows.append(row)
     return json.loads(json.dumps(rows))

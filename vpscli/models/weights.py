@@ -22,7 +22,8 @@ from vpscli.weights import read_manifest, sha256_file
 from vpscli.io.atomic import write_text_atomic
 
 __all__ = ["MANIFEST", "sha256_file", "read_manifest", "bundled_weights", "import_weights", "read_metadata",
-           "verify_weights", "find_weights", "load_weights"]
+           "verify_weights", "find_weights", "load_weights",
+           "default_model", "PREFERENCE"]
 
 def _dir(weights_dir: str | Path | None) -> Path:
     if weights_dir is not None:
@@ -172,6 +173,18 @@ def verify_weights(weights_dir: str | Path | None = None) -> list[dict]:
                 problem = str(err)
         results.append({"file": file, "model": model, "ok": problem is None, "problem": problem})
     return results
+
+
+#: Models from best to worst on the benchmarks of the AEN paper (Tables 1–2): the default
+#: model is the first one with bundled weights.
+PREFERENCE = ("aen-cffm", "aen-pns-plus", "cffm", "pns-plus", "pns-net")
+
+
+def default_model(weights_dir: str | Path | None = None) -> str:
+    """The model ``vps segment`` uses when none is named: the best one with bundled weights
+    (``aen-cffm`` when none has any — the error then says what to do)."""
+    bundled = {e.get("model") for e in bundled_weights(weights_dir)}
+    return next((m for m in PREFERENCE if m in bundled), PREFERENCE[0])
 
 
 def find_weights(model: str, weights_dir: str | Path | None = None) -> dict | None:

@@ -14,7 +14,8 @@ from vpscli.errors import EXIT_INTERRUPTED, PartialFailure, UsageError, VpsError
 @reports_errors
 def segment(
     inputs: List[str] = typer.Argument(..., help="Video files, frame folders, SUN-SEG roots (Frame/<case>/) or globs."),
-    model: str = typer.Option("aen-cffm", "--model", "-m", help="aen-cffm, cffm, pns-plus, aen-pns-plus, pns-net."),
+    model: Optional[str] = typer.Option(None, "--model", "-m", help="aen-cffm, cffm, pns-plus, aen-pns-plus, pns-net "
+                                        "(default: the one --weights records, else the best with bundled weights)."),
     weights: Optional[Path] = typer.Option(None, "--weights", "-w", help="Checkpoint file (default: bundled weights)."),
     out: Path = typer.Option(Path("vps-out"), "--out", "-o", help="Output root: OUT/<input name>/."),
     threshold: float = typer.Option(0.5, "--threshold", "-t", help="Probability at or above which a pixel is polyp."),
@@ -51,6 +52,10 @@ def segment(
             error_line(e.one_line())
     if not sources:
         raise typer.Exit(next(iter(failures.values())).exit_code)
+    if model is None:
+        from vpscli.models.weights import default_model, read_metadata
+
+        model = (read_metadata(weights).get("model") if weights is not None else None) or default_model()
     seg = Segmenter(model, weights, device=device, precision=precision, threshold=threshold, batch=batch,
                     compile=compile_model)
     for note in (seg.placement.note, seg.batch_note, seg.weights_note):
