@@ -17,14 +17,18 @@ $(BIN)/vps: pyproject.toml
 
 install: $(BIN)/vps
 
-# Until `vps segment` lands (with trained weights), the demo makes a synthetic clip with exact
-# ground truth, draws that ground truth over the video for review, and checks the installation.
+# The main job on a synthetic clip with exact ground truth (seed 7000: no training clip used it):
+# segment it with the bundled weights, score the masks against the ground truth, and render a review
+# overlay of prediction vs ground truth. Re-running it redoes the segmentation (--overwrite).
 demo: install
-	$(BIN)/vps synth demo --frames 48 --seed 0 --name demo-clip --quiet
-	$(BIN)/vps overlay demo/demo-clip.mp4 demo/GT/demo-clip -o demo/demo-overlay.mp4 --contact-sheet demo/demo-sheet.png --mask-label "ground truth" --quiet
 	$(BIN)/vps doctor
-	@echo "Demo outputs: demo/demo-clip.mp4 (video), demo/GT/demo-clip/ (ground-truth masks),"
-	@echo "              demo/demo-overlay.mp4 and demo/demo-sheet.png (masks drawn over the video)"
+	$(BIN)/vps synth demo --frames 48 --seed 7000 --name demo-clip --quiet
+	$(BIN)/vps segment demo/demo-clip.mp4 -o demo/segment --save-prob --overwrite
+	$(BIN)/vps evaluate demo/segment demo/GT --keep-ends --metrics Smeasure,maxDice,meanDice,MAE
+	$(BIN)/vps overlay demo/demo-clip.mp4 demo/segment/demo-clip/masks --gt demo/GT/demo-clip -o demo/demo-review.mp4 --contact-sheet demo/demo-sheet.png --quiet
+	@echo "Demo outputs: demo/segment/demo-clip/overlay.mp4   <- the overlay vps segment wrote (open it)"
+	@echo "              demo/segment/demo-clip/masks/, probs/, frames.csv, run.json"
+	@echo "              demo/demo-review.mp4, demo/demo-sheet.png (prediction vs ground truth)"
 
 test: install
 	$(BIN)/python -m pytest -q

@@ -11,6 +11,8 @@ frame ``i`` of the source.
 """
 from __future__ import annotations
 
+import contextlib
+
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -211,12 +213,13 @@ def render_review(source: str | Path, masks: str | Path, gt: str | Path | None =
         picks = set(pick_frames(n, options.sheet_frames, options.sheet_pick, scores))
     thumbs: dict[int, np.ndarray] = {}
 
-    writer = VideoWriter(video_out, probe.fps, (out_w, out_h)) if video_out is not None else None
     frames_dir = Path(frames_out) if frames_out is not None else None
     if frames_dir is not None:
         frames_dir.mkdir(parents=True, exist_ok=True)
     resize_notes: list[str] = []
-    try:
+    # the writer finishes the MP4 on success and removes it on any error or interrupt
+    with VideoWriter(video_out, probe.fps, (out_w, out_h)) if video_out is not None \
+            else contextlib.nullcontext() as writer:
         for frame in src:
             i = frame.index
             in_range = i < n
@@ -258,12 +261,7 @@ def render_review(source: str | Path, masks: str | Path, gt: str | Path | None =
             result.frames += 1
             if progress is not None:
                 progress(result.frames, n)
-    except BaseException:
-        if writer is not None:
-            writer.abort()
-        raise
-    if writer is not None:
-        writer.close()
+    if video_out is not None:
         result.video = Path(video_out)
     result.frames_dir = frames_dir
     if resize_notes:
