@@ -39,8 +39,8 @@ def test_weights_import_list_verify_and_tamper(tmp_path):
     assert vps("weights", "import", tmp_path / "missing.pth", "--model", "pns-plus", env=env).returncode == 1
 
 
-def test_models_json_lists_every_model():
-    r = vps("models", "--json")
+def test_models_json_lists_every_model(tmp_path):
+    r = vps("models", "--json", env={"VPS_WEIGHTS": str(tmp_path)})  # no weights: aen-cffm is the default
     assert r.returncode == 0, r.stderr
     rows = {row["name"]: row for row in json.loads(r.stdout)}
     assert list(rows) == ["aen-cffm", "cffm", "pns-plus", "aen-pns-plus", "pns-net"]
@@ -49,5 +49,14 @@ def test_models_json_lists_every_model():
     assert rows["pns-plus"]["params"] == 9_793_731 and rows["pns-plus"]["input_size"] == [256, 448]
     assert abs(rows["cffm"]["params"] / 26.49e6 - 1) < 0.10 and abs(rows["aen-cffm"]["params"] / 33.81e6 - 1) < 0.10
     assert rows["aen-cffm"]["default"] and "memory of 3 clips" in rows["aen-cffm"]["window"]
+    # with the repository's weights: the best model that has weights is the default, and lists them
+    rows = {row["name"]: row for row in json.loads(vps("models", "--json").stdout)}
+    from vpscli.models.weights import PREFERENCE, bundled_weights
+
+    have = {e["model"]: e["file"] for e in bundled_weights()}
+    if have:
+        best = next(m for m in PREFERENCE if m in have)
+        assert [n for n, row in rows.items() if row["default"]] == [best]
+        assert rows[best]["weights"] == [have[best]]
     r = vps("--help")
     assert "models" in r.stdout and "weights" in r.stdout

@@ -161,6 +161,15 @@ def test_resume_runs_the_model_only_where_outputs_are_missing(weights, tmp_path,
         fh.write("16,000016,0.64")
     record = json.loads((cut / "run.json").read_text())
     (cut / "run.json").write_text(json.dumps({**record, "status": "running"}))
+
+    def stop_at_three(result):
+        if result.index == 3:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):  # stopped again while passing over the finished frames
+        segment_video(seg, open_source(tmp_path / "v24.mp4"), SegmentOptions(
+            out_root=tmp_path / "cut", save_prob=True, overlay=False, resume=True), on_frame=stop_at_three)
+    assert read_csv(cut / "frames.csv") == rows[:16], "the earlier run's rows are kept"
     rep = segment_video(seg, open_source(tmp_path / "v24.mp4"), SegmentOptions(out_root=tmp_path / "cut",
                         save_prob=True, overlay=False, resume=True))
     record = json.loads((cut / "run.json").read_text())

@@ -95,8 +95,8 @@ def frame_row(result: FrameResult) -> dict:
 
 def read_rows(out_dir: Path) -> dict[str, dict]:
     """``frames.csv`` rows an earlier run of ``out_dir`` left, by frame name: the saved file (an
-    interrupt writes the finished rows there) and the partial file of a killed run (its last
-    line may be cut; incomplete rows are dropped)."""
+    interrupt writes the finished rows there) and, newer, the partial file of a killed run (its
+    last line may be cut short; incomplete rows are dropped)."""
     rows: dict[str, dict] = {}
     csv_path = out_dir / "frames.csv"
     for path in (csv_path, partial_path(csv_path)):
@@ -107,7 +107,7 @@ def read_rows(out_dir: Path) -> dict[str, dict]:
         text = text[:text.rfind("\n") + 1]  # a killed writer may have left its last line unfinished
         try:
             for row in csv.DictReader(io.StringIO(text)):
-                if None not in row and None not in row.values():
+                if None not in row and None not in row.values() and row["index"].isdigit():
                     rows[row["name"]] = row
         except csv.Error:
             continue
@@ -268,7 +268,7 @@ def segment_video(segmenter: Segmenter, source, opts: SegmentOptions,
                 if finished(result):
                     row = saved[result.name]
                     report.reused_masks += 1
-                    if overlay is not None:  # the overlay is drawn again from the mask on disk
+                    if overlay is not None and not result.predicted:  # drawn again from the mask on disk
                         mask = read_mask(masks_dir / f"{result.name}.png").array > 0
                         result = replace(result, mask=mask, max_prob=float(row["max_prob"]))
                     present = row["present"] == "1"
@@ -303,7 +303,7 @@ def segment_video(segmenter: Segmenter, source, opts: SegmentOptions,
         pool.shutdown(wait=True)
         if overlay is not None:
             overlay.abort()
-        _keep_finished_rows(csv_tmp, csv_path, masks_dir, probs_dir if opts.save_prob else None)
+        _keep_finished_rows(out_dir, masks_dir, probs_dir if opts.save_prob else None)
         raise
     pool.shutdown(wait=True)
     report.seconds = time.perf_counter() - t_start
@@ -324,29 +324,24 @@ def segment_video(segmenter: Segmenter, source, opts: SegmentOptions,
     return report
 
 
-def _keep_finished_rows(csv_tmp: Path, csv_path: Path, masks_dir: Path, probs_dir: Path | None) -> None:
-    """After an interrupt: keep, in ``frames.csv``, the rows of the frames whose PNGs were written
-    (what ``--resume`` continues from), and remove the partial file. Best effort: on a full disk
-    the rows may be lost, and the resumed run then predicts those frames again."""
+def _keep_finished_rows(out_dir: Path, masks_dir: Path, probs_dir: Path | None) -> None:
+    """After an interrupt: keep, in ``frames.csv``, the rows (of this run and of earlier ones) of
+    the frames whose PNGs are on disk — what ``--resume`` continues from — and remove the partial
+    file. Best effort: if the disk is full the rows are lost, and a resumed run predicts those
+    frames again."""
+    csv_path = out_dir / "frames.csv"
     try:
-        with open(csv_tmp, newline="") as fh:
-            text = fh.read()
-        text = text[:text.rfind("\n") + 1]
-        reader = csv.DictReader(io.StringIO(text))
+        rows = [r for r in read_rows(out_dir).values() if (masks_dir / f"{r['name']}.png").is_file()
+                and (probs_dir is None or (probs_dir / f"{r['name']}.png").is_file())]
         out = io.StringIO()
-        writer = csv.DictWriter(out, fieldnames=CSV_COLUMNS, lineterminator="\r\n")
+        writer = csv.DictWriter(out, fieldnames=CSV_COLUMNS)
         writer.writeheader()
-        for row in reader:
-            if None in row or None in row.values():
-                continue
-            if (masks_dir / f"{row['name']}.png").is_file() and (
-                    probs_dir is None or (probs_dir / f"{row['name']}.png").is_file()):
-                writer.writerow(row)
+        writer.writerows(sorted(rows, key=lambda r: int(r["index"])))
         write_text_atomic(csv_path, out.getvalue())
-    except (OSError, csv.Error):
+    except OSError:
         pass
     finally:
-        csv_tmp.unlink(missing_ok=True)
+        partial_path(csv_path).unlink(missing_ok=True)
 
 
 def _write_pngs(mask_path: Path, mask: np.ndarray, prob_path: Path | None, prob: np.ndarray, timings) -> None:
