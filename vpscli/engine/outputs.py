@@ -248,9 +248,13 @@ def segment_video(segmenter: Segmenter, source, opts: SegmentOptions,
         return mode == "resume" and (masks_dir / f"{name}.png").is_file() and (
             not opts.save_prob or (probs_dir / f"{name}.png").is_file())
 
+    answers: dict[str, bool] = {}  # the engine asks first (to plan); the loop below reuses the answer
+
     def finished(frame) -> bool:
         """Nothing left to do for this frame: its PNGs and its frames.csv row exist."""
-        return frame.name in saved and written(frame.name)
+        if frame.name not in answers:
+            answers[frame.name] = frame.name in saved and written(frame.name)
+        return answers[frame.name]
 
     overlay = None
     pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="png")
@@ -265,7 +269,9 @@ def segment_video(segmenter: Segmenter, source, opts: SegmentOptions,
             rows = csv.DictWriter(fh, fieldnames=CSV_COLUMNS)
             rows.writeheader()
             for result in segmenter.run(source, run, skip=finished if saved else None):
-                if finished(result):
+                is_finished = finished(result)
+                answers.pop(result.name, None)  # asked once per frame: keep the memo small
+                if is_finished:
                     row = saved[result.name]
                     report.reused_masks += 1
                     if overlay is not None and not result.predicted:  # drawn again from the mask on disk
