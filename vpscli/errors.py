@@ -14,6 +14,9 @@ EXIT_OK = 0
 EXIT_ERROR = 1  #: an input or runtime error
 EXIT_USAGE = 2  #: bad command line (also Click's code)
 EXIT_PARTIAL = 3  #: a batch finished but some of its inputs failed
+#: every input was processed, but some were partial (a truncated video: only its decodable frames
+#: have outputs); told apart from failure so that batch scripts can decide what to do
+EXIT_PARTIAL_INPUT = 4
 EXIT_INTERRUPTED = 130
 
 

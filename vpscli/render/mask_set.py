@@ -10,7 +10,6 @@ than 0 and 255 is a probability folder (``floor(255·p)``), thresholded at ``thr
 from __future__ import annotations
 
 import csv
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,6 +26,8 @@ class RunInfo:
     model: str | None = None
     threshold: float | None = None
     weights_sha256: str | None = None
+    #: run.json ``status`` (see :mod:`vpscli.io.run_record`)
+    status: str | None = None
     #: frame index → max probability, from frames.csv
     max_prob: dict[int, float] = field(default_factory=dict)
 
@@ -43,23 +44,20 @@ def _model_name(value) -> str | None:
 
 def read_run_info(mask_dir: Path) -> RunInfo:
     """Model, threshold and per-frame confidence from ``run.json``/``frames.csv`` near ``mask_dir``."""
+    from vpscli.io.run_record import read_run_record
+
     info = RunInfo()
-    for folder in (mask_dir.parent, mask_dir):
-        run = folder / "run.json"
-        if run.is_file():
-            try:
-                data = json.loads(run.read_text())
-            except (OSError, ValueError):
-                continue  # an unreadable run.json only costs the HUD its model line
-            info.model = _model_name(data.get("model")) or info.model
-            thr = data.get("threshold")
-            if isinstance(thr, (int, float)):
-                info.threshold = float(thr)
-            model = data.get("model")
-            nested = model if isinstance(model, dict) else {}
-            sha = data.get("weights_sha256") or nested.get("weights_sha256") or nested.get("sha256")
-            info.weights_sha256 = sha if isinstance(sha, str) and sha else None
-            break
+    data = read_run_record(mask_dir)  # an unreadable run.json only costs the HUD its model line
+    if data:
+        info.model = _model_name(data.get("model"))
+        thr = data.get("threshold")
+        if isinstance(thr, (int, float)):
+            info.threshold = float(thr)
+        model = data.get("model")
+        nested = model if isinstance(model, dict) else {}
+        sha = data.get("weights_sha256") or nested.get("weights_sha256") or nested.get("sha256")
+        info.weights_sha256 = sha if isinstance(sha, str) and sha else None
+        info.status = data.get("status") if isinstance(data.get("status"), str) else None
     table = mask_dir.parent / "frames.csv"
     if table.is_file():
         try:
