@@ -24,7 +24,7 @@ def set_debug(on: bool) -> None:
 
 
 def notice(message: str, quiet: bool = False) -> None:
-    """A one-line notice on stderr (suppressed by ``--quiet``)."""
+    """A one-line notice on stderr (suppressed by ``--quiet``): information, never a loss of data."""
     if not quiet:
         err_console.print(f"[yellow]note:[/] {message}", soft_wrap=True)
 
@@ -36,9 +36,10 @@ def error_line(message: str, label: str = "error") -> None:
     err_console.print(message, markup=False, soft_wrap=True)
 
 
-def warning_line(message: str, quiet: bool = False) -> None:
-    if not quiet:
-        error_line(message, label="warning")
+def warning_line(message: str) -> None:
+    """A one-line warning on stderr about lost, missing or partial data. Never silenced:
+    ``--quiet`` hides progress and notes, not what a batch script must not miss."""
+    error_line(message, label="warning")
 
 
 def reports_errors(func: F) -> F:

@@ -30,7 +30,7 @@ def export(
                           include_frames=include_frames)
     if result.frames_without_mask:
         warning_line(f"{result.frames_without_mask} source frames have no mask file and are not annotated "
-                     "in the export", quiet=quiet)
+                     "in the export")
     notice(f"{result.format}: {result.frames} frames, {result.instances} polyp instances in "
            f"{result.tracks} tracks → {result.path}", quiet=quiet)
     if result.frames_folder is not None:

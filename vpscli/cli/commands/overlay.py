@@ -64,7 +64,7 @@ def overlay(
                                                                                         total=total))
     for note in result.notes:
         if "mismatch" in note:
-            warning_line(note, quiet)
+            warning_line(note)
         else:
             notice(note, quiet)
     written = [str(p) for p in (result.video, result.frames_dir, result.contact_sheet) if p is not None]

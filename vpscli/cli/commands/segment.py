@@ -87,7 +87,7 @@ def segment(
             error_line(error.one_line())
         elif report is not None:
             for w in report.warnings:
-                warning_line(w, quiet)
+                warning_line(w)
 
     try:
         with progress:
