@@ -6,6 +6,7 @@ which build the models at their native size without running them (FLOPs on ``met
 """
 from __future__ import annotations
 
+import functools
 import json
 
 import pytest
@@ -25,25 +26,34 @@ from vpscli.models import (
 )
 from vpscli.models.backbone import Res2NetV1b
 from vpscli.models.cffm import reference_frames
+from tests._models import trained_like
+from vpscli.train.calibration import synthetic_frames
 
 SMALL = (64, 96)
 ALL = ["aen-cffm", "cffm", "pns-plus", "aen-pns-plus", "pns-net"]
 
 
+@functools.lru_cache(maxsize=None)
+def _video(size: tuple[int, int], frames: int, seed: int) -> torch.Tensor:
+    return synthetic_frames(size, frames, seed=seed)
+
+
 def _clip(b: int, t: int, size=SMALL, seed: int = 0) -> torch.Tensor:
-    g = torch.Generator().manual_seed(seed)
-    return torch.randn(b, t, 3, *size, generator=g)
+    """``b`` synthetic colonoscopy clips of ``t`` frames, normalised as the models expect:
+    ``(b, t, 3, H, W)`` (white noise would be far outside what any model sees)."""
+    clips = [_video(tuple(size), t, seed * 100 + k).float() / 255 for k in range(b)]
+    return (torch.stack(clips) - 0.45) / 0.225
 
 
 @pytest.fixture(scope="module")
 def small_models():
-    """Each model once at 64×96 in eval mode (built lazily, shared by the module)."""
+    """Each model once at 64×96 in eval mode with calibrated BatchNorm (built lazily, shared by
+    the module), so that its outputs are of a trained model's scale."""
     cache: dict[str, torch.nn.Module] = {}
 
     def get(name: str):
         if name not in cache:
-            torch.manual_seed(0)
-            cache[name] = build_model(name, input_size=SMALL).eval()
+            cache[name] = trained_like(name, SMALL)
         return cache[name]
 
     return get
@@ -293,8 +303,7 @@ def test_determinism(small_models, name):
         a, _ = model(x)
         b, _ = model(x)
     assert torch.equal(a, b)
-    torch.manual_seed(0)
-    twin = build_model(name, input_size=SMALL).eval()
+    twin = trained_like(name, SMALL)  # seeded weights and calibration are reproducible
     assert all(torch.equal(p, q) for p, q in zip(model.state_dict().values(), twin.state_dict().values()))
 
 
@@ -306,9 +315,8 @@ def _count_backbone_frames(model) -> list[int]:
     return seen
 
 
-def test_cffm_cache_encodes_each_frame_once_and_matches_any_chunking():
-    torch.manual_seed(0)
-    model = build_model("cffm", input_size=SMALL).eval()
+def test_cffm_cache_encodes_each_frame_once_and_matches_any_chunking(small_models):
+    model = small_models("cffm")
     calls = _count_backbone_frames(model)
     video = _clip(1, 14, seed=5)
     state = model.init_state()
@@ -350,10 +358,9 @@ def test_aen_memory_is_carried_across_clips_and_reset_per_video(small_models):
     assert torch.equal(again, out_a)
 
 
-def test_aen_memory_read_changes_output_on_its_own():
+def test_aen_memory_read_changes_output_on_its_own(small_models):
     """With the CFFM cache out of the picture (PNS+ PGN), only the memory differs."""
-    torch.manual_seed(0)
-    model = build_model("aen-pns-plus", input_size=SMALL).eval()
+    model = small_models("aen-pns-plus")
     anchor, a, b = _clip(1, 1, seed=7)[:, 0], _clip(1, 3, seed=8), _clip(1, 3, seed=9)
     with torch.inference_mode():
         state = model.init_state()
@@ -365,17 +372,41 @@ def test_aen_memory_read_changes_output_on_its_own():
     assert (with_memory - without).abs().max() > 1e-6
 
 
-def test_pnsplus_anchor_is_encoded_once_per_video(small_models):
+def test_pnsplus_anchor_is_encoded_once_per_video_and_alone(small_models):
     model = small_models("pns-plus")
     calls = _count_backbone_frames(model)
-    video = _clip(1, 10, seed=4)
+    video = _clip(1, 20, seed=4)
     with torch.inference_mode():
         state = model.init_state()
-        _, state = model(video[:, 0:5], state)  # anchor = frame 0
+        first, state = model(video[:, 0:5], state)  # anchor = frame 0
         second, state = model(video[:, 5:10], state)
         explicit, _ = model(video[:, 5:10], model.init_state(), anchor=video[:, 0])
-    assert calls[-3:] == [6, 5, 6]  # anchor + 5, then 5 (anchor from the state), then anchor + 5
-    torch.testing.assert_close(second, explicit, rtol=1e-4, atol=1e-4)
+        # a resumed run starts at a later clip: anchor + frames 15-19 in one step
+        resumed, _ = model(video[:, 15:20], model.init_state(), anchor=video[:, 0])
+        _, state = model(video[:, 10:15], state)
+        uninterrupted, _ = model(video[:, 15:20], state)
+    # The anchor is encoded once per video, on its own: 1 + 5, then 5 (anchor from the state).
+    assert calls[:3] == [1, 5, 5] and calls[3:7] == [1, 5, 1, 5]
+    # So a clip's numbers never depend on which step carried the anchor: bit for bit.
+    assert torch.equal(second, explicit) and torch.equal(resumed, uninterrupted)
+    assert 0.05 < torch.sigmoid(second).std() and (second - first).abs().max() > 1e-3  # real, distinct maps
+
+
+def test_pnsplus_shared_anchor_batch_equals_one_clip_at_a_time(small_models):
+    """``--batch``: B clips of one video share one anchor frame (encoded once, alone). Batching
+    changes the backbone's batch size, so numbers agree to rounding, not bit for bit: the bound
+    is a fraction of the logits' own spread."""
+    model = small_models("pns-plus")
+    video = _clip(1, 10, seed=6)
+    with torch.inference_mode():
+        state = model.init_state()
+        one, state = model(video[:, 0:5], state, anchor=video[:, 0])
+        two, _ = model(video[:, 5:10], state)
+        batched, _ = model(torch.cat([video[:, 0:5], video[:, 5:10]]), model.init_state(),
+                           anchor=video[:, 0])  # (1, 3, H, W): one anchor for both clips
+    scale = float(torch.cat([one, two]).std())
+    assert scale > 0.1
+    torch.testing.assert_close(batched, torch.cat([one, two]), rtol=0, atol=1e-4 * scale)
 
 
 # ---------------------------------------------------------------- training

@@ -340,8 +340,9 @@ class Segmenter:
                 t0 = time.perf_counter()
                 clip = torch.stack([self._tensor(w.items) for w in full])  # (B, T, 3, h, w)
                 if spec.needs_anchor and anchor is None:
-                    # frame 0 for every clip of the batch, even when the clips that hold it were skipped
-                    anchor = self._tensor([first]).expand(clip.shape[0], -1, -1, -1).contiguous()
+                    # frame 0, once for every clip of the batch (even when the clips that hold it
+                    # were skipped): the model encodes it alone and shares it across the batch
+                    anchor = self._tensor([first])
                 with torch.inference_mode(), self.placement.autocast():
                     logits, run.model_state = self._forward(clip, run.model_state, frame_indices=full[0].indices,
                                                             anchor=anchor)

@@ -34,7 +34,7 @@ Rules of the contract:
   pick reference frames ``t−9, t−6, t−3`` from the state's feature cache; default: continue
   from ``state.frames_seen``. Re-running an earlier index (an end-aligned tail window) is allowed.
 - **anchor** (``spec.needs_anchor``, PNS+): the video's first frame ``(B, 3, H, W)``,
-  preprocessed. Needed on the first step only (its features are kept in the state); when
+  preprocessed, or ``(1, 3, H, W)`` when the B clips come from one video. Needed on the first step only (its features are kept in the state); when
   omitted, the first clip's first frame is taken as the anchor.
 - **State**: updated in place and returned. ``init_state()`` for every new video.
 - Device/dtype follow the input (CPU, CUDA; bf16 autocast works); no ``.cuda()`` inside.
@@ -240,7 +240,8 @@ class VideoModel(nn.Module):
             state: the video's state; ``None`` starts a new one (single-clip use).
             frame_indices: the frames' indices in the video; default continues from
                 ``state.frames_seen``.
-            anchor: ``(B, 3, H, W)`` preprocessed first frame of the video (PNS+ models).
+            anchor: ``(B, 3, H, W)`` (or ``(1, 3, H, W)``, shared) preprocessed first frame of
+                the video (PNS+ models).
 
         Returns:
             ``(logits, state)``: logits ``(B, T, 1, H, W)`` before the sigmoid; the same state, updated.

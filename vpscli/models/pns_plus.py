@@ -8,10 +8,12 @@ Differences from the official code, none of which changes its outputs:
 
 - the number of local frames is any T ≥ 1 (the official code hard-codes 5);
 - the anchor's features are computed on the first step of a video and kept in the
-  :class:`~vpscli.models.base.VideoState` instead of re-encoding frame 0 with every clip
-  (in eval mode the result is identical; in training mode the anchor is encoded in the
-  same backbone batch as the clip, as the official code does, so BatchNorm sees the same
-  statistics);
+  :class:`~vpscli.models.base.VideoState` instead of re-encoding frame 0 with every clip.
+  In eval mode the anchor is encoded on its own (one frame, shared by a batch of clips of
+  the same video), so a clip's output does not depend on which step carried the anchor —
+  the same up to float rounding as the official joint batch, and bit-identical between a
+  resumed and an uninterrupted run; in training mode it is encoded in the same backbone
+  batch as the clip, as the official code does, so BatchNorm sees the same statistics;
 - the global block's queries (one anchor frame repeated T times) are computed once and
   broadcast — its output is identical for all frames in the original too (spec §4.1).
 """
@@ -51,7 +53,8 @@ class PNSPlus(PNSTrunk):
 
     Shape:
         - clip: ``(B, T, 3, H, W)`` local frames (5 in the official setting).
-        - anchor: ``(B, 3, H, W)``, first step of a video only.
+        - anchor: ``(B, 3, H, W)`` or ``(1, 3, H, W)`` (one frame for every clip of the
+          batch), first step of a video only.
         - Output: logits ``(B, T, 1, H, W)``.
     """
 
@@ -73,13 +76,23 @@ class PNSPlus(PNSTrunk):
         frames = clip.flatten(0, 1)
         new_anchor = state.anchor is None
         if new_anchor:
-            # The anchor joins the clip's backbone batch, exactly as the official forward does.
-            first = clip[:, 0] if anchor is None else anchor
-            frames = torch.cat([first, frames], 0)
+            anchor = clip[:, 0] if anchor is None else anchor  # (B, 3, H, W) or one frame (1, 3, H, W)
+            if self.training:
+                # The anchor joins the clip's backbone batch, exactly as the official forward
+                # does, so BatchNorm normalises anchor and clip with the same batch statistics.
+                frames = torch.cat([anchor.expand(b, -1, -1, -1), frames], 0)
+            else:
+                # Alone, so that the clip's numbers never depend on whether this step also
+                # carried the anchor: a resumed run (anchor + frames 15-19) then computes
+                # frames 15-19 exactly as an uninterrupted one (frames 15-19 alone). Batched
+                # matrix products are not bit-stable across batch sizes (MKL splits them by rows).
+                query = self.High_RFB(self.encode_stages(anchor)[2])
+                state.backbone_frames += anchor.shape[0]
+                state.anchor = query.unsqueeze(1).expand(b, -1, -1, -1, -1).contiguous()
         stages = self.encode_stages(frames)
         state.backbone_frames += frames.shape[0]
         low, high = self.Low_RFB(stages[1]), self.High_RFB(stages[2])
-        if new_anchor:
+        if new_anchor and self.training:
             # This step keeps the gradient through the anchor; later steps reuse it detached.
             global_query = high[:b].unsqueeze(1)
             state.anchor = global_query.detach()

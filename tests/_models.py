@@ -1,0 +1,19 @@
+"""Test models that behave like trained ones.
+
+Built with a fixed seed, then :func:`~vpscli.train.calibration.calibrate_batchnorm`: BatchNorm
+statistics measured on synthetic colonoscopy frames, fed as training feeds the model. Their
+logits are of order 1 (a fresh network's reach 10⁴–10⁷ in the PNS family), so probabilities
+lie strictly inside (0, 1) and comparisons of probabilities test something.
+"""
+from __future__ import annotations
+
+import torch
+
+from vpscli.models import build_model
+from vpscli.train.calibration import calibrate_batchnorm
+
+
+def trained_like(name: str, input_size: tuple[int, int], seed: int = 0):
+    """``name`` at ``input_size`` with seeded weights and calibrated BatchNorm, in eval mode."""
+    torch.manual_seed(seed)
+    return calibrate_batchnorm(build_model(name, input_size=input_size), samples=1)
