@@ -4,6 +4,7 @@ from __future__ import annotations
 import io
 import json
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -269,3 +270,149 @@ def test_cli_export_and_error_line(clip, tmp_path):
     assert r.returncode == 1 and "mask folder not found" in r.stderr and len(r.stderr.strip().splitlines()) == 1
     r = vps("export", clip.run_dir, "--format", "coco", "-o", tmp_path / "o", "--include-frames")
     assert r.returncode == 2 and "--include-frames needs --video" in r.stderr
+
+
+# --- frames without a mask are named; partial runs are said -----------------------------------
+
+def test_frame_ranges():
+    from vpscli.export.mask_sequence import frame_ranges
+
+    assert frame_ranges(list(range(52, 100))) == "52–99"
+    assert frame_ranges([2, 9]) == "2, 9"
+    assert frame_ranges([0, 1, 2, 5, 7, 8, 20, 30, 31, 40]) == "0–2, 5, 7–8, 20 and 3 more frames"
+    assert frame_ranges([0, 2, 4, 6, 8]) == "0, 2, 4, 6 and 1 more frame"
+
+
+def test_missing_frames_are_named(clip, tmp_path):
+    run = copy_without(clip.run_dir, tmp_path / "run", drop=[2, 3, 4, 5, 9])
+    result = export_masks(run, "coco", tmp_path / "o", video=clip.video)
+    assert result.frames_without_mask == 5 and result.missing_frames == [2, 3, 4, 5, 9]
+    assert result.warnings == [f"{run / 'masks'}: 5 source frames have no mask file and are not annotated in the "
+                               "export: frames 2–5, 9"]
+    from test_cli import vps
+
+    r = vps("export", run, "--format", "davis", "-o", tmp_path / "d", "--video", clip.video, "-q")
+    assert r.returncode == 0, r.stderr
+    assert r.stderr.strip() == f"warning: {result.warnings[0]}"  # --quiet does not hide lost frames
+
+
+@pytest.mark.parametrize("status", ["partial", "interrupted"])
+def test_partial_run_is_warned_about(clip, tmp_path, status):
+    from test_cli import vps
+    from vpscli.io.run_record import partial_warning
+
+    run = copy_without(clip.run_dir, tmp_path / "run", drop=[])
+    record = json.loads((run / "run.json").read_text())
+    record.update(status=status, frames=N_FRAMES,
+                  partial={"frames_expected": 30, "frames_decoded": N_FRAMES, "reason": "decoding stopped at frame 12"})
+    (run / "run.json").write_text(json.dumps(record))
+    expected = partial_warning(run)
+    assert expected and ("12 of 30 frames" in expected if status == "partial" else "interrupted" in expected)
+    result = export_masks(run / "masks", "coco", tmp_path / "o")  # the masks/ folder finds run.json beside it
+    assert result.warnings == [expected]
+    r = vps("export", run, "--format", "coco", "-o", tmp_path / "o2", "-q")
+    assert r.returncode == 0, r.stderr
+    assert r.stderr.strip() == f"warning: {expected}"
+
+
+def test_complete_run_has_no_warning(clip, tmp_path):
+    result = export_masks(clip.run_dir, "coco", tmp_path / "o")
+    assert result.warnings == [] and result.missing_frames == []
+
+
+# --- an existing export is never replaced silently, nor destroyed by a failing one -------------
+
+def _tree(folder):
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_existing_export_is_refused_then_replaced_with_overwrite(clip, tmp_path):
+    from vpscli.errors import OutputError
+
+    out = tmp_path / "o"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    first = export_masks(clip.run_dir, "coco", out)
+    export_masks(clip.run_dir, "cvat-video", out)  # another format's files do not conflict
+    before = _tree(out)
+    with pytest.raises(OutputError, match=r"o: already holds a coco export \(annotations/instances_default.json\)"
+                                          r" — fix: pass --overwrite"):
+        export_masks(clip.run_dir, "coco", out, min_area=50)
+    assert _tree(out) == before  # nothing written, nothing left behind
+    result = export_masks(clip.run_dir, "coco", out, min_area=10_000, overwrite=True)
+    assert result.path == first.path and result.replaced == [Path("annotations/instances_default.json")]
+    doc = json.loads(result.path.read_text())
+    assert doc["annotations"] == [] and len(doc["images"]) == N_FRAMES  # the new export, not the old one
+    after = _tree(out)
+    assert after["notes.txt"] == b"mine" and after["annotations.xml"] == before["annotations.xml"]
+    assert sorted(after) == sorted(before)  # no staging folder or backup left
+
+
+def test_overwrite_replaces_a_folder_whole(clip, tmp_path):
+    out = tmp_path / "o"
+    export_masks(clip.run_dir, "davis", out)
+    shorter = copy_without(clip.run_dir, tmp_path / "clip", drop=[10, 11])
+    result = export_masks(shorter, "davis", out, overwrite=True)
+    # frames 10 and 11 of the earlier export must not linger beside the new ones
+    assert sorted(p.name for p in result.path.iterdir()) == [f"{i:05d}.png" for i in range(10)]
+
+
+def test_failing_export_keeps_the_previous_one(clip, tmp_path, monkeypatch):
+    import vpscli.export.davis as davis
+
+    out = tmp_path / "o"
+    export_masks(clip.run_dir, "davis", out, video=clip.video, include_frames=True)
+    before = _tree(out)
+    real, calls = davis.palette_png_bytes, []
+
+    def fails_on_frame_5(*args):
+        calls.append(1)
+        if len(calls) == 5:
+            raise InputError("damaged mask", path="000004.png")
+        return real(*args)
+
+    monkeypatch.setattr(davis, "palette_png_bytes", fails_on_frame_5)
+    with pytest.raises(InputError, match="damaged mask"):
+        export_masks(clip.run_dir, "davis", out, video=clip.video, include_frames=True, overwrite=True)
+    assert _tree(out) == before  # every previous file, byte for byte
+    assert sorted(p.name for p in out.iterdir()) == ["Annotations", "JPEGImages"]  # no staging folder left
+    calls.clear()
+    fresh = tmp_path / "fresh"
+    with pytest.raises(InputError):
+        export_masks(clip.run_dir, "davis", fresh)
+    assert not fresh.exists()  # a failed export into a new folder leaves no empty folder
+
+
+def test_cli_refuses_existing_export_and_overwrites(clip, tmp_path):
+    from test_cli import vps
+
+    out = tmp_path / "o"
+    assert vps("export", clip.run_dir, "--format", "labelstudio", "-o", out).returncode == 0
+    r = vps("export", clip.run_dir, "--format", "labelstudio", "-o", out)
+    assert r.returncode == 1 and len(r.stderr.strip().splitlines()) == 1
+    assert f"{out}: already holds a labelstudio export (tasks.json, labeling_config.xml)" in r.stderr
+    assert "--overwrite" in r.stderr
+    r = vps("export", clip.run_dir, "--format", "labelstudio", "-o", out, "--overwrite", "--label", "lesion")
+    assert r.returncode == 0, r.stderr
+    assert "replaced the previous export" in r.stderr and "lesion" in (out / "labeling_config.xml").read_text()
+
+
+def test_failed_swap_puts_the_previous_export_back(clip, tmp_path, monkeypatch):
+    import os
+
+    from vpscli.errors import OutputError
+
+    out = tmp_path / "o"
+    export_masks(clip.run_dir, "labelstudio", out)
+    before = _tree(out)
+    real = os.replace
+
+    def replace(src, dst):  # the second file of the swap cannot be moved in
+        if ".vps-export-" in str(src) and ".replaced" not in str(src) and Path(dst) == out / "labeling_config.xml":
+            raise PermissionError(13, "Permission denied")
+        return real(src, dst)
+
+    monkeypatch.setattr(os, "replace", replace)
+    with pytest.raises(OutputError, match="cannot move the finished export into place"):
+        export_masks(clip.run_dir, "labelstudio", out, label="lesion", overwrite=True)
+    assert _tree(out) == before  # tasks.json, already swapped, is back to the previous version

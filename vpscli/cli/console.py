@@ -72,3 +72,82 @@ def reports_errors(func: F) -> F:
             raise typer.Exit(EXIT_ERROR) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def print_table(table, console: Console | None = None) -> None:
+    """Print a Rich table so that no value is ever cut.
+
+    On a terminal wide enough for the table's natural width, the Rich table is printed as is.
+    Rich squeezes a table that is too wide by wrapping and cutting cells ("320x2…"), which loses
+    values a user needs, so on a terminal that is too narrow — and whenever the output is not a
+    terminal (pipe, file, CI log), where boxes and colour are noise to ``grep``/``cut`` — the table
+    is printed as plain lines instead (:func:`plain_table_lines`).
+
+    Args:
+        table: a :class:`rich.table.Table`.
+        console: where to print (default: :data:`out_console`, i.e. stdout).
+    """
+    from rich.measure import Measurement
+    from rich.text import Text
+
+    console = console or out_console
+    if console.is_terminal:
+        # the width the table needs to show every cell whole (the measure of an unconstrained console)
+        needed = Measurement.get(console, console.options.update(max_width=1_000_000), table).maximum
+        if needed <= console.width:
+            console.print(table)
+            return
+    for line in plain_table_lines(table, console):
+        # Text, not str: no markup, emoji codes or highlighting can alter a value; soft_wrap: never wrapped
+        console.print(Text(line), soft_wrap=True, highlight=False)
+
+
+def plain_table_lines(table, console: Console | None = None) -> list[str]:
+    """A table as plain text lines: the title, a header line, then one line per row.
+
+    Columns are padded to their widest value (right-aligned where the table right-aligns them) and
+    separated by two spaces; no box drawing, colour codes or ellipsis, and no value is cut. Cell
+    markup is read as the Rich table reads it (``[green]yes[/]`` → ``yes``); line breaks inside a
+    cell become spaces, so each row stays one line.
+    """
+    from rich.cells import cell_len
+
+    console = console or out_console
+    columns = table.columns
+    rows = [[_plain_cell(console, cell) for cell in column.cells] for column in columns]
+    header = [_plain_cell(console, column.header) for column in columns]
+    widths = [max([cell_len(v) for v in cells] + ([cell_len(h)] if table.show_header else [0]))
+              for cells, h in zip(rows, header)]
+
+    def line(values: list[str]) -> str:
+        parts = []
+        for value, width, column in zip(values, widths, columns):
+            pad = " " * (width - cell_len(value))
+            parts.append(pad + value if column.justify == "right" else value + pad)
+        return "  ".join(parts).rstrip()
+
+    lines = []
+    if table.title:
+        lines.append(_plain_cell(console, table.title))
+    if table.show_header:
+        lines.append(line(header))
+    lines.extend(line([cells[i] for cells in rows]) for i in range(table.row_count))
+    if table.caption:
+        lines.append(_plain_cell(console, table.caption))
+    return lines
+
+
+def _plain_cell(console: Console, cell) -> str:
+    """The text a Rich table would show for ``cell``, on one line."""
+    from rich.text import Text
+
+    if cell is None:
+        return ""
+    if isinstance(cell, str):
+        text = console.render_str(cell).plain  # markup and emoji as the Rich table renders them
+    elif isinstance(cell, Text):
+        text = cell.plain
+    else:  # any other renderable: render it unconstrained and keep its characters
+        options = console.options.update(max_width=1_000_000, width=1_000_000, no_wrap=True)
+        text = "\n".join("".join(seg.text for seg in line) for line in console.render_lines(cell, options, pad=False))
+    return " ".join(text.split("\n")).rstrip()

@@ -69,6 +69,12 @@ class MaskSequence:
         """Number of source frames that have no mask file."""
         return self.frame_count - len(self.frames)
 
+    @property
+    def missing_indices(self) -> list[int]:
+        """The 0-based source frames that have no mask file, in order."""
+        present = {f.index for f in self.frames}
+        return [i for i in range(self.frame_count) if i not in present]
+
     def read_foreground(self, frame: FrameMask) -> np.ndarray:
         """Frame's mask as ``(H, W)`` bool (value > 127)."""
         return read_mask(frame.path).array > 127
@@ -92,6 +98,26 @@ class MaskSequence:
         """Yield ``(frame, (H, W) bool mask)`` in frame order, reading one mask at a time."""
         for frame in self.frames:
             yield frame, self.read_foreground(frame)
+
+
+def frame_ranges(indices: list[int], limit: int = 4) -> str:
+    """Sorted frame indices as runs of consecutive frames: ``52–99``, ``2, 9, 14–16``; past ``limit``
+    runs the rest is counted: ``2, 9, 14–16, 20 and 7 more frames``.
+
+    Runs, because masks go missing in runs (a cut video, an interrupted run) and a run is what the
+    user looks up in the video.
+    """
+    runs: list[list[int]] = []
+    for i in indices:
+        if runs and i == runs[-1][1] + 1:
+            runs[-1][1] = i
+        else:
+            runs.append([i, i])
+    text = ", ".join(f"{a}–{b}" if b > a else str(a) for a, b in runs[:limit])
+    if len(runs) > limit:
+        rest = sum(b - a + 1 for a, b in runs[limit:])
+        text += f" and {rest} more frame{'s' if rest != 1 else ''}"
+    return text
 
 
 def _mask_folder(path: Path) -> Path:

@@ -44,3 +44,101 @@ def voc_palette(n: int = 256) -> list[tuple[int, int, int]]:
             c >>= 3
         colours.append((r, g, b))
     return colours
+
+
+#: prefix of the hidden folder inside OUT where an export is written before it replaces anything
+STAGING_PREFIX = ".vps-export-"
+
+
+def existing_targets(out: Path, targets: list[Path]) -> list[Path]:
+    """The ``targets`` (paths relative to ``out``) that already exist in ``out``."""
+    return [t for t in targets if (out / t).exists() or (out / t).is_symlink()]
+
+
+class StagedExport:
+    """Write a whole export beside its destination, then swap it in.
+
+    ``with StagedExport(out, targets) as stage:`` yields a hidden folder inside ``out``; the writers
+    write there. Only when the block ends without an error is each target (a path relative to
+    ``out``: a file or a folder) moved into ``out``, replacing what was there, so an export that fails
+    half-way (bad mask, full disk, Ctrl-C) never destroys a previous one. A replaced folder is
+    replaced whole, so frames of a longer earlier export cannot linger beside the new ones. Whatever
+    goes wrong, the hidden folder is removed, and so is ``out`` when this export created it and left
+    it empty.
+    """
+
+    def __init__(self, out: Path, targets: list[Path]):
+        self.out = Path(out)
+        self.targets = [Path(t) for t in targets]
+        self.folder: Path | None = None
+        self._created_out = False
+
+    def __enter__(self) -> Path:
+        import tempfile
+
+        if self.out.exists() and not self.out.is_dir():
+            raise OutputError("is a file, not a folder", path=self.out, fix="choose a folder for -o")
+        self._created_out = not self.out.exists()
+        make_folder(self.out)
+        try:  # inside OUT: same file system, so the swap is a rename, never a copy
+            self.folder = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=self.out))
+        except OSError as e:
+            raise OutputError(f"cannot write in this folder ({e.strerror})", path=self.out,
+                              fix="check that the folder is writable, or choose another -o") from None
+        return self.folder
+
+    def __exit__(self, kind, error, tb) -> None:
+        try:
+            if kind is None:
+                self._swap()
+        finally:
+            self._clean()
+
+    def _swap(self) -> None:
+        import os
+
+        assert self.folder is not None
+        old_root = self.folder / ".replaced"
+        done: list[tuple[Path, Path | None]] = []  # (destination, where its previous version went)
+        try:
+            for target in self.targets:
+                new, dest = self.folder / target, self.out / target
+                if not (new.exists() or new.is_symlink()):
+                    continue  # this export did not write it (e.g. no frames to write)
+                old = None
+                if dest.exists() or dest.is_symlink():
+                    # moved aside rather than deleted: put back if a later rename fails
+                    old = old_root / target
+                    old.parent.mkdir(parents=True, exist_ok=True)
+                    os.replace(dest, old)
+                done.append((dest, old))
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(new, dest)
+        except OSError as e:
+            for dest, old in reversed(done):  # undo: the previous export stays as it was
+                try:
+                    _remove(dest)  # the new version, if it got there
+                    if old is not None:
+                        os.replace(old, dest)
+                except OSError:
+                    pass
+            raise OutputError(f"cannot move the finished export into place ({e.strerror or e})", path=self.out,
+                              fix="check that the folder is writable, then run the export again") from None
+
+    def _clean(self) -> None:
+        if self.folder is not None:
+            _remove(self.folder)
+        if self._created_out:
+            try:
+                self.out.rmdir()  # only succeeds when empty: nothing was exported
+            except OSError:
+                pass
+
+
+def _remove(path: Path) -> None:
+    import shutil
+
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    elif path.exists() or path.is_symlink():
+        path.unlink(missing_ok=True)

@@ -4,9 +4,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from vpscli.errors import UsageError
+from vpscli.errors import OutputError, UsageError
 from vpscli.export import FORMATS
-from vpscli.export.mask_sequence import MaskSequence, load_mask_sequence
+from vpscli.export.mask_sequence import MaskSequence, frame_ranges, load_mask_sequence
+from vpscli.export.output_files import StagedExport, existing_targets
 
 
 @dataclass
@@ -18,8 +19,12 @@ class ExportResult:
         path: the main file or folder written.
         frames: masks exported; instances/tracks: polyps found over them.
         frames_without_mask: source frames that had no mask file (not exported).
+        missing_frames: their 0-based indices.
         source_frames: frames written by ``--include-frames`` (0 without it).
         frames_folder: where those frames went.
+        warnings: one-line warnings about data the export lacks (a partial or unfinished
+            ``vps segment`` run, frames without a mask), for the caller to show.
+        replaced: the paths (relative to the output folder) of a previous export that this one replaced.
     """
 
     format: str
@@ -31,6 +36,9 @@ class ExportResult:
     source_frames: int = 0
     frames_folder: Path | None = None
     notes: list[str] = field(default_factory=list)
+    missing_frames: list[int] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    replaced: list[Path] = field(default_factory=list)
 
 
 class _Counting:
@@ -50,6 +58,21 @@ class _Counting:
             yield frame
 
 
+def export_targets(fmt: str, video: str, include_frames: bool) -> list[Path]:
+    """What an export of ``video`` as ``fmt`` writes, relative to the output folder (files and folders)."""
+    from vpscli.export.coco import JSON_PATH
+    from vpscli.export.cvat_mask import ZIP_NAME
+    from vpscli.export.cvat_video import XML_NAME
+    from vpscli.export.labelstudio import CONFIG_NAME, TASKS_NAME
+
+    targets = {"cvat-mask": [Path(ZIP_NAME)], "cvat-video": [Path(XML_NAME)], "coco": [JSON_PATH],
+               "labelstudio": [Path(TASKS_NAME), Path(CONFIG_NAME)],
+               "davis": [Path("Annotations") / video]}[fmt]
+    if include_frames:
+        targets.append(_frames_folder(fmt, Path(), video)[0])
+    return targets
+
+
 def _frames_folder(fmt: str, out: Path, video: str) -> tuple[Path, object]:
     from vpscli.export.cvat_mask import cvat_frame_name
     from vpscli.export.davis import davis_frame_name
@@ -61,22 +84,27 @@ def _frames_folder(fmt: str, out: Path, video: str) -> tuple[Path, object]:
 
 def export_masks(masks: str | Path, fmt: str, out: str | Path, *, video: str | Path | None = None,
                  probs: str | Path | None = None, label: str = "polyp", min_area: int = 0,
-                 include_frames: bool = False) -> ExportResult:
+                 include_frames: bool = False, overwrite: bool = False) -> ExportResult:
     """Export the masks under ``masks`` as ``fmt`` into the folder ``out``.
 
     Args:
         masks: ``vps segment`` output folder (``masks/``, ``frames.csv``, ``run.json``) or a mask folder.
         fmt: one of :data:`vpscli.export.FORMATS`.
-        out: output folder (created; files of a previous export are replaced).
+        out: output folder (created when missing). Other files in it are left alone.
         video: the source video/frame folder; checks mask size and frame count, and gives frames.
         probs: probability maps (``floor(255·p)``) for per-instance scores.
         label: the label name in the annotation tool.
         min_area: drop connected components smaller than this many pixels (every format).
         include_frames: also write the decoded frames of ``video``, named to match.
+        overwrite: replace the files of a previous export in ``out`` (see :func:`export_targets`);
+            without it they are an error. The new export is written in full beside them first, so a
+            failing export leaves the previous one as it was.
 
     Raises:
         UsageError: unknown format, ``--include-frames`` without ``--video``, bad ``--min-area``/``--label``.
         InputError: no masks, masks of different sizes or not fitting ``video``.
+        OutputError: ``out`` already holds what this export writes (without ``overwrite``), or
+            cannot be written.
     """
     if fmt not in FORMATS:
         raise UsageError(f"unknown --format {fmt!r}", fix=f"use one of: {', '.join(FORMATS)}")
@@ -96,16 +124,42 @@ def export_masks(masks: str | Path, fmt: str, out: str | Path, *, video: str | P
         video_size, video_frames = (probe.width, probe.height), probe.frame_count
     sequence = load_mask_sequence(masks, probs=probs, video_size=video_size, video_frame_count=video_frames)
     out = Path(out)
-    path = _write(sequence, fmt, out, label, min_area, counting := _Counting(_frames(sequence, min_area)))
-    result = ExportResult(fmt, path, counting.frames, counting.instances, len(counting.tracks),
-                          sequence.missing_frames)
-    if include_frames and source is not None:
-        from vpscli.export.source_frames import write_source_frames
+    targets = export_targets(fmt, sequence.name, include_frames)
+    existing = existing_targets(out, targets)
+    if existing and not overwrite:
+        # checked before any work: an export never replaces finished files the user did not ask to replace
+        raise OutputError(f"already holds a {fmt} export ({', '.join(map(str, existing))})", path=out,
+                          fix="pass --overwrite to replace it, or choose another -o")
+    with StagedExport(out, targets) as stage:
+        path = _write(sequence, fmt, stage, label, min_area, counting := _Counting(_frames(sequence, min_area)))
+        result = ExportResult(fmt, out / path.relative_to(stage), counting.frames, counting.instances,
+                              len(counting.tracks), sequence.missing_frames, replaced=existing)
+        if include_frames and source is not None:
+            from vpscli.export.source_frames import write_source_frames
 
-        folder, stem = _frames_folder(fmt, out, sequence.name)
-        result.source_frames = write_source_frames(source, folder, stem, (sequence.width, sequence.height))
-        result.frames_folder = folder
+            folder, stem = _frames_folder(fmt, stage, sequence.name)
+            result.source_frames = write_source_frames(source, folder, stem, (sequence.width, sequence.height))
+            result.frames_folder = out / folder.relative_to(stage)
+    result.missing_frames = sequence.missing_indices
+    result.warnings = _warnings(masks, sequence)
     return result
+
+
+def _warnings(masks: str | Path, sequence: MaskSequence) -> list[str]:
+    """What the export lacks, said so that the user can act: which run is incomplete, which frames."""
+    from vpscli.io.run_record import partial_warning
+
+    warnings = []
+    partial = partial_warning(masks)
+    if partial:
+        warnings.append(partial)
+    missing = sequence.missing_indices
+    if missing:
+        n = len(missing)
+        warnings.append(f"{sequence.folder}: {n} source frame{'s have' if n != 1 else ' has'} no mask file and "
+                        f"{'are' if n != 1 else 'is'} not annotated in the export: frame{'s' if n != 1 else ''} "
+                        f"{frame_ranges(missing)}")
+    return warnings
 
 
 def _frames(sequence: MaskSequence, min_area: int):

@@ -5,7 +5,7 @@ import json
 
 import typer
 
-from vpscli.cli.console import err_console, out_console, reports_errors
+from vpscli.cli.console import err_console, out_console, print_table, reports_errors
 
 
 def _yes(flag: bool) -> str:
@@ -58,7 +58,7 @@ def doctor(
         t.add_row("weights", f"none bundled in {w['dir']}")
     d = r["data"]
     t.add_row("data", f"{d['dir']} — " + (", ".join(d["datasets"]) if d["found"] else "not found (set VPS_DATA)"))
-    out_console.print(t)
+    print_table(t)
     for p in r["problems"]:
         err_console.print(f"[bold red]problem:[/] {p}")
     if not r["ok"]:

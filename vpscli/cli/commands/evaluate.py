@@ -9,7 +9,7 @@ from typing import List, Optional
 
 import typer
 
-from vpscli.cli.console import err_console, notice, out_console, reports_errors
+from vpscli.cli.console import err_console, notice, out_console, print_table, reports_errors
 from vpscli.errors import UsageError
 
 #: Show a progress bar from this many frame evaluations on.
@@ -188,7 +188,7 @@ def _print_tables(result, console, per_sequence: bool) -> None:
             dataset = result.datasets[(split.name, method)]
             label = "predictions" if method == "." else method
             table.add_row(label, *(format_value(dataset.value(k)) for k in keys))
-        _print_wide(console, table)
+        print_table(table, console)
         if per_sequence:
             seq_table = Table(title=f"{title} — per sequence", title_justify="left")
             if len(methods) > 1:
@@ -201,7 +201,7 @@ def _print_tables(result, console, per_sequence: bool) -> None:
                 for seq in result.sequences[(split.name, method)]:
                     cells = [seq.name, str(seq.n_frames), *(format_value(seq.value(k)) for k in keys)]
                     seq_table.add_row(*(([method] if len(methods) > 1 else []) + cells))
-            _print_wide(console, seq_table)
+            print_table(seq_table, console)
     console.print(protocol_line(result), style="dim", markup=False, soft_wrap=True)
 
 
@@ -211,22 +211,6 @@ def _split_label(split) -> str:
         return split.name.replace("/", "-")
     folder = split.cases_dir
     return folder.parent.name if folder.name == "GT" and folder.parent.name else folder.name
-
-
-def _print_wide(console, table) -> None:
-    """Print a table without squeezing its columns, even when wider than the terminal (or piped)."""
-    from rich.console import Console
-    from rich.measure import Measurement
-
-    width = Measurement.get(console, console.options.update(max_width=100_000), table).maximum
-    if width <= console.width:
-        console.print(table)
-        return
-    wide = Console(
-        file=console.file, width=width, highlight=False, force_terminal=console.is_terminal,
-        color_system=console.color_system, no_color=console.no_color,
-    )  # fmt: skip
-    wide.print(table)
 
 
 def register(app: typer.Typer) -> None:

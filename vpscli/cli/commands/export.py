@@ -20,17 +20,23 @@ def export(
     min_area: int = typer.Option(0, "--min-area", help="Drop connected components smaller than this many pixels."),
     include_frames: bool = typer.Option(False, "--include-frames",
                                         help="Also write the decoded --video frames, named to match."),
+    overwrite: bool = typer.Option(False, "--overwrite",
+                                   help="Replace the files of a previous export in OUT, once the new one is complete."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing on success."),
 ) -> None:
     """Export masks as CVAT Segmentation mask 1.1 zip, CVAT for video 1.1 XML tracks, COCO RLE JSON,
-    Label Studio brush tasks or DAVIS palette PNGs, named by 0-based frame index (frame_000123)."""
+    Label Studio brush tasks or DAVIS palette PNGs, named by 0-based frame index (frame_000123).
+
+    OUT may hold other files; files this export would write are an error unless --overwrite.
+    """
     from vpscli.export.runner import export_masks
 
     result = export_masks(masks, fmt.lower(), out, video=video, probs=probs, label=label, min_area=min_area,
-                          include_frames=include_frames)
-    if result.frames_without_mask:
-        warning_line(f"{result.frames_without_mask} source frames have no mask file and are not annotated "
-                     "in the export")
+                          include_frames=include_frames, overwrite=overwrite)
+    for warning in result.warnings:  # partial run, frames without a mask: never silenced by --quiet
+        warning_line(warning)
+    if result.replaced:
+        notice(f"replaced the previous export in {out}: {', '.join(map(str, result.replaced))}", quiet=quiet)
     notice(f"{result.format}: {result.frames} frames, {result.instances} polyp instances in "
            f"{result.tracks} tracks → {result.path}", quiet=quiet)
     if result.frames_folder is not None:

@@ -5,7 +5,7 @@ import json
 
 import typer
 
-from vpscli.cli.console import out_console, reports_errors
+from vpscli.cli.console import out_console, print_table, reports_errors
 
 
 @reports_errors
@@ -34,7 +34,7 @@ def models(
             cells += [r["state"], f"{tuple(round(x, 3) for x in r['mean'])} / {tuple(round(x, 3) for x in r['std'])}",
                       ", ".join(r["official_weights"]) or "-"]
         t.add_row(*cells)
-    out_console.print(t)
+    print_table(t)
 
 
 def register(app: typer.Typer) -> None:

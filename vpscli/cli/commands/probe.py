@@ -6,7 +6,7 @@ from typing import List
 
 import typer
 
-from vpscli.cli.console import error_line, out_console, reports_errors, warning_line
+from vpscli.cli.console import error_line, out_console, print_table, reports_errors, warning_line
 from vpscli.errors import PartialFailure, VpsError
 
 
@@ -53,7 +53,7 @@ def probe(
             frames = str(p["frame_count"]) + (f" (decoded {p['decoded_frames']})" if "decoded_frames" in p else "")
             t.add_row(p["name"], p["kind"], f"{p['width']}x{p['height']}", f"{p['fps']:.3f}", frames,
                       f"{p['duration']:.2f}s", str(p["rotation"]), "yes" if p["vfr"] else "no", p["codec"])
-        out_console.print(t)
+        print_table(t)
     if failures:
         for e in failures.values():
             error_line(e.one_line())

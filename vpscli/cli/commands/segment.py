@@ -7,7 +7,7 @@ from typing import List, Optional
 
 import typer
 
-from vpscli.cli.console import err_console, error_line, notice, out_console, reports_errors, warning_line
+from vpscli.cli.console import err_console, error_line, notice, print_table, reports_errors, warning_line
 from vpscli.errors import EXIT_INTERRUPTED, PartialFailure, UsageError, VpsError
 
 
@@ -104,7 +104,7 @@ def segment(
             rate = f"{r.frames / r.seconds:.2f}" if r.seconds else "-"
             t.add_row(r.name, r.status + (f" (kept {r.reused_masks} masks)" if r.reused_masks else ""),
                       str(r.frames), str(r.frames_with_polyp), rate, str(r.out_dir))
-        out_console.print(t)
+        print_table(t)
     if failures:  # each was reported as it happened
         if not reports:
             raise typer.Exit(next(iter(failures.values())).exit_code)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from vpscli.cli.console import err_console, error_line, out_console, reports_errors
+from vpscli.cli.console import err_console, error_line, out_console, print_table, reports_errors
 
 weights_app = typer.Typer(help="Import, list and verify model weights (never downloads anything).",
                           no_args_is_help=True)
@@ -65,7 +65,7 @@ def list_(
             val += f" ({metrics['validation_data']})"
         t.add_row(e["file"], e["model"], "{}×{}".format(*size) if size else "-", str(e.get("dtype", "-")),
                   e["sha256"][:12] + "…", str(e.get("training_data") or "-"), val or "-")
-    out_console.print(t)
+    print_table(t)
 
 
 @weights_app.command("verify")
