@@ -17,3 +17,7 @@ def trained_like(name: str, input_size: tuple[int, int], seed: int = 0):
     """``name`` at ``input_size`` with seeded weights and calibrated BatchNorm, in eval mode."""
     torch.manual_seed(seed)
     return calibrate_batchnorm(build_model(name, input_size=input_size), samples=1)
+
+#: the input size of each model in tests (small enough for a 2-core CPU)
+TINY = {"pns-plus": (64, 112), "aen-cffm": (64, 96), "cffm": (64, 96), "pns-net": (64, 112),
+        "aen-pns-plus": (64, 112)}

@@ -25,3 +25,26 @@ def vps_data():
     if not root.is_dir():
         pytest.skip(f"public data not found at {root} (set VPS_DATA)")
     return root
+
+
+@pytest.fixture(scope="session")
+def clip(tmp_path_factory):
+    """Synthetic clips with exact ground truth: ``vid.mp4`` (11 frames, 96×64) and the frame folder
+    ``Frame/odd`` (6 frames, 101×75)."""
+    from vpscli.synth import SynthConfig, write_clip
+
+    d = tmp_path_factory.mktemp("clip")
+    write_clip(d, SynthConfig(frames=11, width=96, height=64, seed=2), "mp4", "vid")
+    write_clip(d, SynthConfig(frames=6, width=101, height=75, seed=3), "frames", "odd")
+    return d
+
+
+@pytest.fixture(scope="session")
+def weights(tmp_path_factory):
+    """A checkpoint per model at a tiny size (``tests._models.TINY``): seeded weights with calibrated
+    BatchNorm, so that probabilities lie inside (0, 1) as a trained model's do."""
+    from tests._models import TINY, trained_like
+    from vpscli.models import save_checkpoint
+
+    d = tmp_path_factory.mktemp("w")
+    return {name: save_checkpoint(trained_like(name, size), d / f"{name}.safetensors") for name, size in TINY.items()}

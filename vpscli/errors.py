@@ -17,7 +17,8 @@ EXIT_PARTIAL = 3  #: a batch finished but some of its inputs failed
 #: every input was processed, but some were partial (a truncated video: only its decodable frames
 #: have outputs); told apart from failure so that batch scripts can decide what to do
 EXIT_PARTIAL_INPUT = 4
-EXIT_INTERRUPTED = 130
+EXIT_INTERRUPTED = 130  #: Ctrl-C (128 + SIGINT)
+EXIT_TERMINATED = 143  #: SIGTERM (128 + SIGTERM), handled like Ctrl-C
 
 
 class VpsError(Exception):
@@ -71,3 +72,7 @@ class PartialFailure(VpsError):
             f"{len(self.failures)} of {total} inputs failed: {names}",
             fix="see the errors above; fix those inputs and run again (finished ones are kept)",
         )
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread so that it stops a run exactly as Ctrl-C does."""

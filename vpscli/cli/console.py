@@ -4,13 +4,15 @@ Messages and progress go to stderr; machine output (``--json`` to stdout) to std
 """
 from __future__ import annotations
 
+import contextlib
 import functools
+import signal
 from typing import Callable, TypeVar
 
 import typer
 from rich.console import Console
 
-from vpscli.errors import EXIT_ERROR, EXIT_INTERRUPTED, VpsError
+from vpscli.errors import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_TERMINATED, Terminated, VpsError
 
 out_console = Console(highlight=False, soft_wrap=True)
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -61,9 +63,9 @@ def reports_errors(func: F) -> F:
                 err_console.print_exception()
             error_line(e.one_line())
             raise typer.Exit(e.exit_code) from None
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as e:
             err_console.print("[red]interrupted[/] — finished outputs are kept")
-            raise typer.Exit(EXIT_INTERRUPTED) from None
+            raise typer.Exit(EXIT_TERMINATED if isinstance(e, Terminated) else EXIT_INTERRUPTED) from None
         except Exception as e:  # a bug in vps, not a user error
             if _debug["on"]:
                 err_console.print_exception()
@@ -151,3 +153,22 @@ def _plain_cell(console: Console, cell) -> str:
         options = console.options.update(max_width=1_000_000, width=1_000_000, no_wrap=True)
         text = "\n".join("".join(seg.text for seg in line) for line in console.render_lines(cell, options, pad=False))
     return " ".join(text.split("\n")).rstrip()
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt():
+    """Inside the block, SIGTERM (``kill``, a scheduler's timeout, ``docker stop``) raises
+    :class:`~vpscli.errors.Terminated`, a ``KeyboardInterrupt``: the run stops as on Ctrl-C —
+    whole files kept, run.json saying ``interrupted`` — instead of dying mid-write."""
+    def _raise(signum, frame):
+        raise Terminated()
+
+    try:
+        previous = signal.signal(signal.SIGTERM, _raise)
+    except ValueError:  # not the main thread (an embedding application): leave its handler alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)

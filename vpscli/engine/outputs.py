@@ -8,16 +8,28 @@
 - ``overlay.mp4`` (``overlay``): H.264, the source's fps and frame count;
 - ``frames.csv``: index, name, timestamp, present, area fraction, max probability, bounding box;
 - ``run.json``: versions, model, weights sha256, device, precision, threshold, input probe,
-  timings per stage, and ``status`` (``complete`` marks a finished video).
+  the source's fingerprint, what the numbers depend on (``numerics``: torch build, CPU kernels,
+  threads, device, precision, batch), timings per stage, and ``status`` (see
+  :mod:`vpscli.io.run_record`): ``complete``; ``partial`` when the source ended early (a truncated
+  file: only its decodable frames have outputs); ``interrupted`` (Ctrl-C, SIGTERM) or ``failed``
+  (with the error) when the run stopped; ``running`` while it runs.
 
-Every file is written under a temporary name and renamed: an interrupt leaves only whole
-files, and ``frames.csv`` then holds the rows of the frames whose masks were written.
-``resume`` skips finished videos and continues a partial one from its written frames: a
-frame with its mask (and probability) PNG and its ``frames.csv`` row is not predicted
-again, and the model runs only where outputs are missing, plus the frames it needs to
-rebuild its state exactly (:meth:`~vpscli.models.base.ModelSpec.replay_frames`: none for
-PNS-Net/PNS+, 9 for CFFM's feature cache, all earlier frames for AEN's clip memory). The
-result is bit-identical to an uninterrupted run. Finished work is never overwritten silently.
+Every file is written under a temporary name, checked and renamed: an interrupt or a full disk
+leaves only whole files. A frame's ``frames.csv`` row is written (and flushed) only once its PNGs
+are on disk, so even a killed run leaves rows that describe real files.
+
+``resume`` skips finished videos and continues an unfinished one from its written frames: a frame
+with whole mask (and probability) PNGs and its ``frames.csv`` row is not predicted again, and the
+model runs only where outputs are missing, plus the frames it needs to rebuild its state exactly
+(:meth:`~vpscli.models.base.ModelSpec.replay_frames`: none for PNS-Net/PNS+, 9 for CFFM's feature
+cache, all earlier frames for AEN's clip memory). It refuses a folder made from another source
+(fingerprint), model, input size, weights or threshold. The result is bit-identical to an
+uninterrupted run on the same torch build, device, thread count, precision and batch size (equal
+``numerics``); otherwise it agrees to float rounding, and ``run.json`` says so.
+
+Finished work is never overwritten silently, and never lost to a failed redo: ``overwrite``
+writes the new run beside the old (``.<name>.overwrite/``) and replaces the old only when the new
+one has finished; if it fails or is interrupted, the old outputs stay as they were.
 """
 from __future__ import annotations
 
@@ -28,8 +40,10 @@ import os
 import platform
 import queue
 import shutil
+import tempfile
 import threading
 import time
+from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
@@ -40,9 +54,11 @@ import numpy as np
 
 from vpscli import __version__
 from vpscli.engine.segmenter import FrameResult, Segmenter
-from vpscli.errors import OutputError, VpsError
-from vpscli.io.atomic import partial_path, write_text_atomic
-from vpscli.io.masks import read_mask, write_levels, write_mask
+from vpscli.errors import InputError, OutputError, VpsError
+from vpscli.io.atomic import output_error, partial_path, write_text_atomic
+from vpscli.io.fingerprint import source_fingerprint
+from vpscli.io.masks import is_complete_png, read_mask, write_levels, write_mask
+from vpscli.io.run_record import FINISHED, RUN_JSON, read_run_record
 
 CSV_COLUMNS = ("index", "name", "timestamp", "present", "area_fraction", "max_prob", "bbox_x", "bbox_y", "bbox_w",
                "bbox_h")
@@ -70,7 +86,7 @@ class VideoReport:
 
     name: str
     out_dir: Path
-    status: str  # complete | skipped
+    status: str  # complete | partial (the source ended early) | skipped
     frames: int = 0
     frames_with_polyp: int = 0
     seconds: float = 0.0
@@ -112,14 +128,6 @@ def read_rows(out_dir: Path) -> dict[str, dict]:
         except csv.Error:
             continue
     return rows
-
-
-def read_status(out_dir: Path) -> str | None:
-    """``status`` recorded in ``out_dir/run.json`` (``None`` when absent or unreadable)."""
-    try:
-        return json.loads((out_dir / "run.json").read_text()).get("status")
-    except (OSError, ValueError):
-        return None
 
 
 def _versions() -> dict:
@@ -188,21 +196,117 @@ class _OverlayWriter:
         self.writer.abort()
 
 
-def _prepare(out_dir: Path, opts: SegmentOptions) -> str:
-    """Decide what to do with ``out_dir``: ``fresh``, ``resume`` or ``skip``."""
-    finished = read_status(out_dir) == "complete"
-    if not finished and not (out_dir.exists() and any(out_dir.iterdir())):
-        return "fresh"
+def numerics(segmenter: Segmenter) -> dict:
+    """What a bit-for-bit comparison of two runs depends on: torch build, CPU kernels, threads,
+    device, precision and batch. Outputs are bit-identical for equal records (same machine type);
+    otherwise they agree to float rounding."""
+    import torch
+
+    return {"torch": torch.__version__, "cuda": torch.version.cuda,
+            "cpu_capability": torch.backends.cpu.get_cpu_capability(), "threads": torch.get_num_threads(),
+            "device": str(segmenter.placement.device), "precision": segmenter.placement.precision,
+            "batch": segmenter.batch}
+
+
+def _identity(segmenter: Segmenter, fingerprint: str) -> dict:
+    """What must not change between a run and its ``--resume``: the source and what maps it to masks."""
+    return {"source_fingerprint": fingerprint, "model": segmenter.spec.name,
+            "input_size": list(segmenter.spec.input_size), "weights_sha256": segmenter.weights_sha256,
+            "threshold": segmenter.threshold}
+
+
+def _check_same_run(out_dir: Path, record: dict, identity: dict) -> None:
+    """Refuse to continue (or skip) an earlier run made from another source, model, weights or threshold."""
+    if not record:
+        raise OutputError("holds files but no readable run.json, so vps cannot tell what made them", path=out_dir,
+                          fix="use --overwrite to replace them, or choose another --out")
+    labels = {"source_fingerprint": "source file (size and content differ)", "model": "model",
+              "input_size": "input size", "weights_sha256": "weights (sha256 differs)", "threshold": "threshold"}
+    for key, label in labels.items():
+        if record.get(key) != identity[key]:
+            before = record.get("source") if key == "source_fingerprint" else record.get(key)
+            raise OutputError(f"holds a run of another {label}: {before}", path=out_dir,
+                              fix="use --overwrite to redo it with these settings, or choose another --out")
+
+
+def _prepare(out_dir: Path, opts: SegmentOptions, identity: dict) -> tuple[str, dict]:
+    """Decide what to do with ``out_dir``: ``fresh``, ``resume``, ``skip`` or ``replace`` (``--overwrite``
+    of existing outputs: written beside them, swapped in only when the new run is finished).
+    Returns the mode and the earlier run's record."""
+    if not (out_dir.exists() and any(out_dir.iterdir())):
+        return "fresh", {}
     if opts.overwrite:
-        shutil.rmtree(out_dir)
-        return "fresh"
+        return "replace", {}
+    record = read_run_record(out_dir)
+    finished = record.get("status") in FINISHED
     if opts.resume:
-        return "skip" if finished else "resume"
+        _check_same_run(out_dir, record, identity)
+        return ("skip" if finished else "resume"), record
     if finished:
-        raise OutputError("already segmented (run.json says complete)", path=out_dir,
+        raise OutputError(f"already segmented (run.json says {record['status']})", path=out_dir,
                           fix="use --resume to skip finished videos, or --overwrite to redo them")
     raise OutputError("holds an unfinished run", path=out_dir,
                       fix="use --resume to continue it, or --overwrite to start again")
+
+
+def _staging_dir(out_dir: Path) -> Path:
+    """Where ``--overwrite`` writes a new run before it replaces ``out_dir`` (hidden: no command
+    takes it for a result)."""
+    return out_dir.with_name(f".{out_dir.name}.overwrite")
+
+
+def _swap_in(staging: Path, out_dir: Path) -> None:
+    """Replace ``out_dir`` by the finished ``staging`` run: the old outputs go only once the new are whole."""
+    old = out_dir.with_name(f".{out_dir.name}.replaced")
+    shutil.rmtree(old, ignore_errors=True)
+    try:
+        os.replace(out_dir, old)
+        os.replace(staging, out_dir)
+    except OSError as e:
+        if old.exists() and not out_dir.exists():
+            os.replace(old, out_dir)  # put the earlier outputs back
+        raise output_error(out_dir, e) from None
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _make_writable(folders: list[Path]) -> None:
+    """Create the output folders and prove each takes a file, before any frame is decoded."""
+    for folder in folders:
+        if folder.exists() and not folder.is_dir():
+            raise OutputError("is a file, not a folder", path=folder, fix="remove it, or choose another --out")
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryFile(dir=folder):
+                pass
+        except OSError as e:
+            raise OutputError(f"cannot write in this folder ({e.strerror or e})", path=folder,
+                              fix="make it writable, or choose another --out") from None
+
+
+def check_output_root(out_root: str | Path) -> None:
+    """The output root (or, when it does not exist yet, the folder it will be made in) takes files:
+    checked before a model is loaded, and without creating anything."""
+    folder = Path(out_root).absolute()
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        raise OutputError("is a file, not a folder", path=folder, fix="remove it, or choose another --out")
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as e:
+        raise OutputError(f"cannot write in this folder ({e.strerror or e})", path=folder,
+                          fix="make it writable, or choose another --out") from None
+
+
+def _finish_record(out_dir: Path, record: dict, **fields) -> None:
+    """Best effort: the run's final status in run.json (the disk may be full; the status of a run
+    that could not say it stays ``running``, which ``--resume`` handles the same way)."""
+    record.update(fields, finished=datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    try:
+        write_text_atomic(out_dir / RUN_JSON, json.dumps(record, indent=2) + "\n")
+    except (OSError, VpsError):
+        pass
 
 
 def segment_video(segmenter: Segmenter, source, opts: SegmentOptions,
@@ -211,42 +315,95 @@ def segment_video(segmenter: Segmenter, source, opts: SegmentOptions,
 
     ``on_frame`` is called after each frame's outputs are queued (progress bars).
     """
-    out_dir = Path(opts.out_root) / source.name
-    mode = _prepare(out_dir, opts)
-    if mode == "skip":
-        return VideoReport(source.name, out_dir, "skipped")
-    probe = source.probe()  # unreadable inputs fail here, before any folder is made
-    masks_dir, probs_dir = out_dir / "masks", out_dir / "probs"
+    final_dir = Path(opts.out_root) / source.name
     try:
-        masks_dir.mkdir(parents=True, exist_ok=True)
-        if opts.save_prob:
-            probs_dir.mkdir(exist_ok=True)
+        identity = _identity(segmenter, source_fingerprint(source))
     except OSError as e:
-        raise OutputError(f"cannot create the output folder ({e.strerror})", path=out_dir,
-                          fix="choose a writable --out folder") from None
+        raise InputError(f"cannot read ({e.strerror or e})", path=source.path, fix="check the path") from None
+    mode, earlier = _prepare(final_dir, opts, identity)
+    if mode == "skip":
+        return VideoReport(source.name, final_dir, "skipped")
+    probe = source.probe()  # unreadable inputs fail here, before any folder is made
+    out_dir = _staging_dir(final_dir) if mode == "replace" else final_dir
+    if mode == "replace":
+        shutil.rmtree(out_dir, ignore_errors=True)  # left by an earlier --overwrite that was killed
+    masks_dir, probs_dir = out_dir / "masks", out_dir / "probs"
+    _make_writable([out_dir, masks_dir] + ([probs_dir] if opts.save_prob else []))
     spec = segmenter.spec
-    run = segmenter.init_state(source)
-    started = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    now = numerics(segmenter)
+    notes = [n for n in (segmenter.placement.note, segmenter.batch_note) if n]
+    if mode == "resume" and earlier.get("numerics") not in (None, now):
+        changed = [k for k in now if earlier["numerics"].get(k) != now[k]]
+        notes.append(f"resumed with another {', '.join(changed)} than the earlier run: frames computed now agree "
+                     "with an uninterrupted run to float rounding, not bit for bit")
     record = {
-        "status": "running", "started": started, "versions": _versions(),
-        "model": spec.name, "input_size": list(spec.input_size), "window": spec.window_text(),
-        "weights": str(segmenter.weights_path) if segmenter.weights_path else None,
-        "weights_sha256": segmenter.weights_sha256, "device": str(segmenter.placement.device),
-        "precision": segmenter.placement.precision, "threshold": segmenter.threshold, "batch": segmenter.batch,
-        "compile": segmenter.compiled, "source": str(source.path), "probe": probe.to_json(),
+        "status": "running", "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "versions": _versions(), "numerics": now, **identity,
+        "window": spec.window_text(), "weights": str(segmenter.weights_path) if segmenter.weights_path else None,
+        "device": str(segmenter.placement.device), "precision": segmenter.placement.precision,
+        "batch": segmenter.batch, "compile": segmenter.compiled, "source": str(source.path),
+        "probe": probe.to_json(),
         "outputs": {"masks": "masks/", "probs": "probs/" if opts.save_prob else None,
                     "overlay": "overlay.mp4" if opts.overlay else None, "frames_csv": "frames.csv"},
     }
-    write_text_atomic(out_dir / "run.json", json.dumps(record, indent=2) + "\n")
+    write_text_atomic(out_dir / RUN_JSON, json.dumps(record, indent=2) + "\n")
+    run = segmenter.init_state(source)
+    report = VideoReport(source.name, final_dir, "complete")
+    t_start = time.perf_counter()
+    try:
+        _stream(segmenter, source, run, out_dir, opts, probe, report, on_frame, resume=mode == "resume")
+    except KeyboardInterrupt:
+        _finish_record(out_dir, record, status="interrupted", frames=report.frames)
+        if mode == "replace":
+            shutil.rmtree(out_dir, ignore_errors=True)  # the earlier outputs stay as they were
+        raise
+    except BaseException as e:
+        message = e.one_line() if isinstance(e, VpsError) else f"{type(e).__name__}: {e}"
+        _finish_record(out_dir, record, status="failed", error=message, frames=report.frames)
+        if mode == "replace":
+            shutil.rmtree(out_dir, ignore_errors=True)
+        raise
+    report.seconds = time.perf_counter() - t_start
+    truncation = source.truncation
+    if truncation is not None:
+        report.status = "partial"
+        report.warnings.append(truncation.message(str(source.path)))
+    record.update({
+        "status": report.status, "frames": report.frames, "frames_with_polyp": report.frames_with_polyp,
+        "partial": None if truncation is None else {
+            "frames_expected": truncation.expected, "frames_decoded": truncation.decoded,
+            "reason": f"decoding stopped at frame {truncation.decoded} of {truncation.expected} (the file is "
+                      "truncated or damaged)"},
+        "resumed_with_existing_masks": report.reused_masks,
+        "frames_computed": run.frames_computed,
+        "timings_seconds": {**run.timings.as_dict(), "total": round(report.seconds, 4)},
+        "frames_per_second": round(report.frames / report.seconds, 3) if report.seconds else None,
+        "notes": notes + report.warnings,
+    })
+    _finish_record(out_dir, record)
+    if not (out_dir / RUN_JSON).is_file() or read_run_record(out_dir).get("status") != report.status:
+        raise OutputError("cannot record the finished run in run.json", path=out_dir / RUN_JSON,
+                          fix="free disk space and run the same command with --resume")
+    if mode == "replace":
+        _swap_in(out_dir, final_dir)
+    return report
 
+
+def _stream(segmenter: Segmenter, source, run, out_dir: Path, opts: SegmentOptions, probe, report: VideoReport,
+            on_frame, resume: bool) -> None:
+    """Run the model over ``source`` and write every frame's outputs (the body of :func:`segment_video`).
+
+    A frame's ``frames.csv`` row is written, and flushed, only once its PNGs are on disk, so a
+    killed run (``kill -9``, power cut aside) leaves rows that ``--resume`` can trust.
+    """
+    masks_dir, probs_dir = out_dir / "masks", out_dir / "probs"
     csv_path = out_dir / "frames.csv"
-    csv_tmp = partial_path(csv_path)
-    saved = read_rows(out_dir) if mode == "resume" else {}
+    saved = read_rows(out_dir) if resume else {}
 
     def written(name: str) -> bool:
-        """The frame's PNGs are on disk (from an earlier run)."""
-        return mode == "resume" and (masks_dir / f"{name}.png").is_file() and (
-            not opts.save_prob or (probs_dir / f"{name}.png").is_file())
+        """The frame's PNGs are on disk, whole (from an earlier run)."""
+        return resume and is_complete_png(masks_dir / f"{name}.png") and (
+            not opts.save_prob or is_complete_png(probs_dir / f"{name}.png"))
 
     answers: dict[str, bool] = {}  # the engine asks first (to plan); the loop below reuses the answer
 
@@ -258,76 +415,115 @@ def segment_video(segmenter: Segmenter, source, opts: SegmentOptions,
 
     overlay = None
     pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="png")
-    pending: list[Future] = []
-    report = VideoReport(source.name, out_dir, "complete")
-    t_start = time.perf_counter()
+    pending: deque[tuple[Future | None, dict]] = deque()  # frames in order: PNG job, frames.csv row
+    rows: _RowFile | None = None
+
+    def flush_rows(keep: int) -> None:
+        """Write the rows whose PNGs are on disk, in frame order, until at most ``keep`` are pending."""
+        while pending and (len(pending) > keep or pending[0][0] is None or pending[0][0].done()):
+            job, row = pending.popleft()
+            if job is not None:
+                job.result()  # re-raises a failed write (disk full) at once
+            rows.write(row)
+
     try:
         if opts.overlay:
             overlay = _OverlayWriter(out_dir / "overlay.mp4", probe.fps, (probe.width, probe.height),
-                                     probe.frame_count, spec.name, segmenter.threshold, run.timings)
-        with open(csv_tmp, "w", newline="") as fh:
-            rows = csv.DictWriter(fh, fieldnames=CSV_COLUMNS)
-            rows.writeheader()
-            for result in segmenter.run(source, run, skip=finished if saved else None):
-                is_finished = finished(result)
-                answers.pop(result.name, None)  # asked once per frame: keep the memo small
-                if is_finished:
-                    row = saved[result.name]
+                                     probe.frame_count, segmenter.spec.name, segmenter.threshold, run.timings)
+        rows = _RowFile(csv_path)
+        for result in segmenter.run(source, run, skip=finished if saved else None):
+            is_finished = finished(result)
+            answers.pop(result.name, None)  # asked once per frame: keep the memo small
+            job = None
+            if is_finished:
+                row = saved[result.name]
+                report.reused_masks += 1
+                if overlay is not None and not result.predicted:  # drawn again from the mask on disk
+                    mask = read_mask(masks_dir / f"{result.name}.png").array > 0
+                    result = replace(result, mask=mask, max_prob=float(row["max_prob"]))
+                present = row["present"] == "1"
+            else:
+                if written(result.name):
                     report.reused_masks += 1
-                    if overlay is not None and not result.predicted:  # drawn again from the mask on disk
-                        mask = read_mask(masks_dir / f"{result.name}.png").array > 0
-                        result = replace(result, mask=mask, max_prob=float(row["max_prob"]))
-                    present = row["present"] == "1"
                 else:
-                    if written(result.name):
-                        report.reused_masks += 1
-                    else:
-                        pending.append(pool.submit(_write_pngs, masks_dir / f"{result.name}.png", result.mask,
-                                                   probs_dir / f"{result.name}.png" if opts.save_prob else None,
-                                                   result.prob, run.timings))
-                    row = frame_row(result)
-                    present = bool(result.mask.any())
-                while len(pending) > PNG_INFLIGHT or (pending and pending[0].done()):
-                    pending.pop(0).result()  # re-raises write errors (disk full)
-                rows.writerow(row)
-                if overlay is not None:
-                    overlay.put(result)
-                report.frames += 1
-                report.frames_with_polyp += present
-                if on_frame is not None:
-                    on_frame(result)
-        for f in pending:
-            f.result()
-        pending.clear()
+                    job = pool.submit(_write_pngs, masks_dir / f"{result.name}.png", result.mask,
+                                      probs_dir / f"{result.name}.png" if opts.save_prob else None,
+                                      result.prob, run.timings)
+                row = frame_row(result)
+                present = bool(result.mask.any())
+            pending.append((job, row))
+            flush_rows(PNG_INFLIGHT)
+            if overlay is not None:
+                overlay.put(result)
+            report.frames += 1
+            report.frames_with_polyp += present
+            if on_frame is not None:
+                on_frame(result)
+        flush_rows(0)
         if overlay is not None:
             overlay.close()
             overlay = None
-        os.replace(csv_tmp, csv_path)
+        rows.commit()
     except BaseException:
-        for f in pending:
-            f.cancel()
+        for job, _ in pending:
+            if job is not None:
+                job.cancel()
         pool.shutdown(wait=True)
         if overlay is not None:
             overlay.abort()
+        if rows is not None:
+            _salvage_rows(pending, rows)
+            rows.discard()
         _keep_finished_rows(out_dir, masks_dir, probs_dir if opts.save_prob else None)
         raise
     pool.shutdown(wait=True)
-    report.seconds = time.perf_counter() - t_start
-    if source.truncation is not None:
-        report.warnings.append(source.truncation.message(str(source.path)))
-    record.update({
-        "status": "complete", "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "frames": report.frames, "frames_with_polyp": report.frames_with_polyp,
-        "truncated": None if source.truncation is None else {"decoded": source.truncation.decoded,
-                                                             "expected": source.truncation.expected},
-        "resumed_with_existing_masks": report.reused_masks,
-        "frames_computed": run.frames_computed,
-        "timings_seconds": {**run.timings.as_dict(), "total": round(report.seconds, 4)},
-        "frames_per_second": round(report.frames / report.seconds, 3) if report.seconds else None,
-        "notes": [n for n in (segmenter.placement.note, segmenter.batch_note) if n] + report.warnings,
-    })
-    write_text_atomic(out_dir / "run.json", json.dumps(record, indent=2) + "\n")
-    return report
+
+
+def _salvage_rows(pending: deque, rows: "_RowFile") -> None:
+    """After an error or interrupt: the rows of the frames whose PNG writes did finish, in order
+    (best effort), so that ``--resume`` keeps every frame that reached the disk."""
+    for job, row in pending:
+        if job is not None and (job.cancelled() or job.exception() is not None):
+            break
+        try:
+            rows.write(row)
+        except VpsError:
+            break
+
+
+class _RowFile:
+    """``frames.csv`` being written: under its temporary name, each row flushed as it is written,
+    renamed into place by :meth:`commit`. Every OS error is the one-line "disk full"/"cannot write"."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        try:
+            self._fh = open(partial_path(path), "w", newline="")
+            self._csv = csv.DictWriter(self._fh, fieldnames=CSV_COLUMNS)
+            self._csv.writeheader()
+        except OSError as e:
+            raise output_error(path, e) from None
+
+    def write(self, row: dict) -> None:
+        try:
+            self._csv.writerow(row)
+            self._fh.flush()  # on disk (in the OS) now: a killed run keeps it
+        except OSError as e:
+            raise output_error(self.path, e) from None
+
+    def commit(self) -> None:
+        try:
+            self._fh.close()
+            os.replace(partial_path(self.path), self.path)
+        except OSError as e:
+            raise output_error(self.path, e) from None
+
+    def discard(self) -> None:
+        """Close after an error (the rows stay in the temporary file for :func:`_keep_finished_rows`)."""
+        try:
+            self._fh.close()
+        except OSError:
+            pass
 
 
 def _keep_finished_rows(out_dir: Path, masks_dir: Path, probs_dir: Path | None) -> None:
@@ -337,14 +533,14 @@ def _keep_finished_rows(out_dir: Path, masks_dir: Path, probs_dir: Path | None) 
     frames again."""
     csv_path = out_dir / "frames.csv"
     try:
-        rows = [r for r in read_rows(out_dir).values() if (masks_dir / f"{r['name']}.png").is_file()
-                and (probs_dir is None or (probs_dir / f"{r['name']}.png").is_file())]
+        rows = [r for r in read_rows(out_dir).values() if is_complete_png(masks_dir / f"{r['name']}.png")
+                and (probs_dir is None or is_complete_png(probs_dir / f"{r['name']}.png"))]
         out = io.StringIO()
         writer = csv.DictWriter(out, fieldnames=CSV_COLUMNS)
         writer.writeheader()
         writer.writerows(sorted(rows, key=lambda r: int(r["index"])))
         write_text_atomic(csv_path, out.getvalue())
-    except OSError:
+    except (OSError, VpsError):
         pass
     finally:
         partial_path(csv_path).unlink(missing_ok=True)

@@ -157,6 +157,19 @@ class VideoRun:
             self._thread.join(timeout=10)
 
 
+def check_options(*, threshold: float = 0.5, batch: int = 1, fps: float | None = None) -> None:
+    """Refuse option values that cannot work, before any model is loaded or file written."""
+    import math
+
+    if not (math.isfinite(threshold) and 0.0 <= threshold <= 1.0):
+        raise UsageError(f"--threshold must be between 0 and 1, got {threshold}")
+    if batch < 1:
+        raise UsageError(f"--batch must be at least 1, got {batch}")
+    if fps is not None and not (math.isfinite(fps) and 0 < fps <= 1000):
+        raise UsageError(f"--fps must be a frame rate in (0, 1000], got {fps}",
+                         fix="give the frame rate the frames were recorded at, e.g. --fps 25")
+
+
 class Segmenter:
     """A model placed on a device, ready to segment videos.
 
@@ -181,10 +194,7 @@ class Segmenter:
         from vpscli.models.weights import read_metadata
         from vpscli.weights import sha256_file
 
-        if not 0.0 <= threshold <= 1.0:
-            raise UsageError(f"--threshold must be between 0 and 1, got {threshold}")
-        if batch < 1:
-            raise UsageError(f"--batch must be at least 1, got {batch}")
+        check_options(threshold=threshold, batch=batch)
         self.placement: Placement = resolve_placement(device, precision)
         self.threshold = float(threshold)
         self.weights_path: Path | None = None

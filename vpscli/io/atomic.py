@@ -54,8 +54,15 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
 
 
 def write_bytes_atomic(path: str | Path, data: bytes) -> Path:
+    """Write ``data`` to ``path`` whole or not at all: the bytes on disk are checked before the
+    rename, so a full disk never leaves a short file under the real name."""
     with atomic_path(path) as tmp:
-        tmp.write_bytes(data)
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            written = os.fstat(f.fileno()).st_size
+        if written != len(data):  # a short write that raised nothing (some network file systems)
+            raise OSError(errno.ENOSPC, f"only {written} of {len(data)} bytes reached the disk")
     return Path(path)
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from vpscli.errors import InputError
-from vpscli.io.atomic import atomic_path
+from vpscli.io.atomic import write_bytes_atomic
 from vpscli.io.naming import natural_sorted
 
 MASK_EXTENSIONS = frozenset({".png", ".bmp", ".tif", ".tiff", ".jpg", ".jpeg"})
@@ -84,12 +84,31 @@ def list_masks(folder: str | Path) -> list[Path]:
     return natural_sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in MASK_EXTENSIONS)
 
 
+#: the last 12 bytes of every complete PNG: the empty IEND chunk and its CRC
+PNG_END = b"\x00\x00\x00\x00IEND\xaeB`\x82"
+
+
 def _atomic_png(path: Path, array: np.ndarray) -> None:
+    """Encode in memory, then write the bytes atomically. ``cv2.imwrite`` is not used: it returns
+    True when libpng fails on a full disk, leaving a zero-byte or cut file under the real name."""
     import cv2
 
-    with atomic_path(path) as tmp:
-        if not cv2.imwrite(str(tmp), array):
-            raise OSError(f"OpenCV could not encode {path.name}")
+    ok, buffer = cv2.imencode(".png", array)
+    if not ok:
+        raise ValueError(f"OpenCV could not encode a {array.shape} {array.dtype} array as PNG")
+    write_bytes_atomic(path, buffer.tobytes())
+
+
+def is_complete_png(path: str | Path) -> bool:
+    """True when ``path`` is a PNG file that ends with its IEND chunk (a cheap check that a mask
+    was written whole; a cut or zero-byte file, e.g. left by an older vps on a full disk, is not)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(8)
+            f.seek(-len(PNG_END), 2)
+            return head == b"\x89PNG\r\n\x1a\n" and f.read() == PNG_END
+    except OSError:
+        return False
 
 
 def write_mask(path: str | Path, mask: np.ndarray) -> None:

@@ -21,7 +21,7 @@ from typing import Iterator
 
 import numpy as np
 
-from vpscli.errors import InputError
+from vpscli.errors import InputError, UsageError
 from vpscli.io.frames import Frame
 from vpscli.io.naming import natural_sorted
 from vpscli.io.probe import VideoProbe, probe_video
@@ -121,6 +121,8 @@ class FrameFolderSource:
                 path=self.path,
                 fix="pass the folder that holds the frame images",
             )
+        if fps is not None and not fps > 0:
+            raise UsageError(f"--fps must be positive, got {fps}", fix="give the frames' rate, e.g. --fps 25")
         self.fps = Fraction(fps).limit_denominator(1001) if fps else DEFAULT_FOLDER_FPS
         self._probe: VideoProbe | None = None
         self.truncation: Truncation | None = None
@@ -219,8 +221,8 @@ def discover_sources(inputs: list[str], fps: float | None = None) -> list[FrameS
     """Map command-line inputs (files, folders, SUN-SEG roots, globs) to sources.
 
     ``fps`` applies to frame folders. Raises :class:`InputError` for inputs that are
-    missing, empty or of an unsupported type. Output names are made unique by suffixing
-    ``-2``, ``-3``... where two inputs share a name.
+    missing, empty or of an unsupported type. Output names are made unique by
+    :func:`distinct_names`.
     """
     sources: list[FrameSource] = []
     for text in inputs:
@@ -251,10 +253,36 @@ def discover_sources(inputs: list[str], fps: float | None = None) -> list[FrameS
                 path=path,
                 fix="pass a video (" + ", ".join(sorted(e.lstrip('.') for e in VIDEO_EXTENSIONS)) + ") or a frame folder",
             )
-    seen: dict[str, int] = {}
+    return distinct_names(sources)
+
+
+def distinct_names(sources: list[FrameSource]) -> list[FrameSource]:
+    """Give every source its own output name (``OUT/<name>/``), whatever the order of the inputs.
+
+    A source is named after its file stem or folder. Where several sources share a name
+    (``dayA/x.mp4``, ``dayB/x.mp4``), each of them is named by its path below the folder they
+    have in common, joined with ``_`` (``dayA_x``, ``dayB_x``): the same inputs always get the same
+    names, however they are ordered, so ``--resume`` finds its folders again. The same file given
+    twice is kept once. Files of one name in one folder (``x.mp4``, ``x.avi``) keep their suffix
+    (``x_mp4``, ``x_avi``).
+    """
+    import os
+
+    unique: dict[Path, FrameSource] = {}
     for s in sources:
-        n = seen.get(s.name, 0) + 1
-        seen[s.name] = n
-        if n > 1:
-            s.name = f"{s.name}-{n}"
-    return sources
+        unique.setdefault(s.path.resolve(), s)
+    groups: dict[str, list[FrameSource]] = {}
+    for s in unique.values():
+        groups.setdefault(s.name, []).append(s)
+    for name, group in groups.items():
+        if len(group) < 2:
+            continue
+        paths = [s.path.resolve() for s in group]
+        common = Path(os.path.commonpath([p.parent for p in paths]))
+        relative = [p.relative_to(common).parts for p in paths]
+        names = ["_".join([*parts[:-1], name]) for parts in relative]
+        if len(set(names)) < len(names):  # x.mp4 and x.avi (or a folder x) side by side: keep the suffix
+            names = ["_".join(parts).replace(".", "_") for parts in relative]
+        for s, new_name in zip(group, names):
+            s.name = new_name
+    return list(unique.values())

@@ -7,8 +7,10 @@ from typing import List, Optional
 
 import typer
 
-from vpscli.cli.console import err_console, error_line, notice, print_table, reports_errors, warning_line
-from vpscli.errors import EXIT_INTERRUPTED, PartialFailure, UsageError, VpsError
+from vpscli.cli.console import (err_console, error_line, notice, print_table, reports_errors,
+                                sigterm_as_interrupt, warning_line)
+from vpscli.errors import (EXIT_INTERRUPTED, EXIT_PARTIAL_INPUT, EXIT_TERMINATED, PartialFailure, Terminated,
+                           UsageError, VpsError)
 
 
 @reports_errors
@@ -33,16 +35,24 @@ def segment(
     """Segment every frame of each input and write OUT/<name>/{masks/, probs/, overlay.mp4, frames.csv, run.json}.
 
     Masks are 8-bit 0/255 PNGs at the source resolution, named 000000.png (0-based frame index) for videos
-    and by frame name for frame folders. Exit code 3 when some inputs failed and the others finished.
+    and by frame name for frame folders. Exit codes: 3 when some inputs failed and the others finished;
+    4 when every input finished but some were partial (a truncated video: only its decodable frames);
+    130 on Ctrl-C and 143 on SIGTERM (finished frames kept; --resume continues).
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
     from rich.table import Table
 
     from vpscli.engine import Segmenter, SegmentOptions, segment_many
-    from vpscli.io.sources import discover_sources
+    from vpscli.engine.device import resolve_placement
+    from vpscli.engine.outputs import check_output_root
+    from vpscli.engine.segmenter import check_options
+    from vpscli.io.sources import discover_sources, distinct_names
 
+    # every option is checked before any input is read, model loaded or file written
     if resume and overwrite:
         raise UsageError("--resume and --overwrite exclude each other")
+    check_options(threshold=threshold, batch=batch, fps=fps)
+    resolve_placement(device, precision)
     sources, failures = [], {}
     for text in inputs:  # a missing input fails alone; the others still run
         try:
@@ -52,6 +62,8 @@ def segment(
             error_line(e.one_line())
     if not sources:
         raise typer.Exit(next(iter(failures.values())).exit_code)
+    sources = distinct_names(sources)  # across all inputs: dayA/x.mp4 and dayB/x.mp4 never share OUT/x
+    check_output_root(out)
     if model is None:
         from vpscli.models.weights import default_model, read_metadata
 
@@ -90,14 +102,19 @@ def segment(
                 warning_line(w)
 
     try:
-        with progress:
+        with sigterm_as_interrupt(), progress:
             reports, failed = segment_many(seg, sources, opts, on_start, on_frame, on_done)
         failures.update(failed)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:
         name = current["source"].name if current["source"] is not None else "the current video"
-        err_console.print(f"[red]interrupted[/] during {name}: finished frames are kept in {out}/ — run the same "
-                          "command with --resume to continue", soft_wrap=True)
-        raise typer.Exit(EXIT_INTERRUPTED) from None
+        if overwrite:
+            kept = f"the earlier outputs in {out}/{name}/ are unchanged (--overwrite replaces them only once a run " \
+                   "has finished); finished videos are kept — run the same command again to redo it"
+        else:
+            kept = f"finished frames are kept in {out}/ — run the same command with --resume to continue"
+        err_console.print(f"[red]{'terminated' if isinstance(e, Terminated) else 'interrupted'}[/] during {name}: "
+                          + kept, soft_wrap=True)
+        raise typer.Exit(EXIT_TERMINATED if isinstance(e, Terminated) else EXIT_INTERRUPTED) from None
     if not quiet and reports:
         t = Table("input", "status", "frames", "with polyp", "frames/s", "output")
         for r in reports:
@@ -109,6 +126,12 @@ def segment(
         if not reports:
             raise typer.Exit(next(iter(failures.values())).exit_code)
         raise PartialFailure({k: e.message for k, e in failures.items()}, total=len(reports) + len(failures))
+    partial = [r.name for r in reports if r.status == "partial"]
+    if partial:  # told apart from failure: the outputs exist, but cover only part of these videos
+        warning_line(f"{len(partial)} of {len(reports)} inputs were partial (the source ended early; outputs cover "
+                     f"its decodable frames, run.json says status partial): {', '.join(partial[:5])}"
+                     + (" ..." if len(partial) > 5 else "") + f" — exit code {EXIT_PARTIAL_INPUT}")
+        raise typer.Exit(EXIT_PARTIAL_INPUT)
 
 
 def register(app: typer.Typer) -> None:
