@@ -10,6 +10,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from PIL import Image
 
 from tests import _metrics_oracle as oracle
 from vpscli.cli import main
@@ -178,7 +179,7 @@ def test_unreadable_prediction_is_named(tmp_path, capsys):
     make_tree(tmp_path, {"1": 3})
     (tmp_path / "pred" / "1" / "2.png").write_bytes(b"garbage")
     code, _, err = run([tmp_path / "pred", tmp_path / "gt"], capsys)
-    assert code == 1 and "2.png: cannot be read as an image" in err and "Traceback" not in err
+    assert code == 1 and "2.png: cannot read this mask" in err and "Traceback" not in err
 
 
 @pytest.mark.parametrize("args, text", [
@@ -267,3 +268,73 @@ def test_real_cvc_clips_against_the_oracle(vps_data, tmp_path, capsys):
     got = json.loads((tmp_path / "r.json").read_text())["splits"]["."]["."]["dataset"]
     for key, value in expected_dataset(truth).items():
         assert got[key] == pytest.approx(value, abs=1e-9), key
+
+
+# --- one mask reader for every command ------------------------------------------------------------------
+
+
+def _rewrite_gt(root: Path, truth, write):
+    """Re-encode every GT frame of ``truth`` (under root/gt/GT/<case>/) with ``write(path, gt_0_255)``."""
+    for case, frames in truth.items():
+        for name, gt, _ in frames:
+            path = root / "gt" / "GT" / case / name
+            path.unlink()
+            write(path, gt)
+
+
+def _write_davis_case(path: Path, gt: np.ndarray) -> None:
+    # vps export --format davis's own writer: P-mode PNG, index 1 = polyp (DAVIS dark red 128,0,0)
+    from vpscli.export.davis import write_davis
+    from vpscli.export.instances import FrameInstances
+
+    folder = write_davis([FrameInstances(int(path.stem), gt > 0, [], None)], path.parent / "_davis", path.parent.name)
+    (folder / f"{int(path.stem):05d}.png").rename(path)
+
+
+@pytest.mark.parametrize("kind, write, note", [
+    ("davis", _write_davis_case, "GT mask(s) are palette images"),
+    ("0/1", lambda p, g: cv2.imwrite(str(p), (g > 0).astype(np.uint8)), "GT mask(s) are 0/1 masks"),
+    ("1-bit", lambda p, g: Image.fromarray(g > 0).convert("1").save(p), "GT mask(s) are 1-bit images"),
+])  # fmt: skip
+def test_gt_encodings_mean_what_read_mask_says(tmp_path, capsys, kind, write, note):
+    """A palette (vps's DAVIS export), 0/1 or 1-bit GT scores exactly like the 0/255 GT it encodes."""
+    truth = make_tree(tmp_path, {"1": 5, "2": 4})
+    _rewrite_gt(tmp_path, truth, write)
+    code, _, err = run([tmp_path / "pred", tmp_path / "gt", "-m", "all", "--json", tmp_path / "r.json"], capsys)
+    assert code == 0, err
+    doc = json.loads((tmp_path / "r.json").read_text())
+    got = doc["splits"]["."]["."]["dataset"]
+    for key, value in expected_dataset(truth).items():
+        assert got[key] == pytest.approx(value, abs=1e-9), key
+    assert got["maxDice"] > 0.5
+    assert f"5 {note}" in err  # evaluated frames: 3 + 2, reported once for the kind
+    assert "empty GT" not in err
+    conv = {"davis": "palette", "0/1": "0/1", "1-bit": "1-bit"}[kind]
+    assert doc["protocol"]["conversions"] == {"gt": {conv: 5}, "predictions": {}}
+
+
+def test_prediction_encodings_are_reported_once_per_kind(tmp_path, capsys):
+    """16-bit (v·257) and equal-channel RGB predictions read back as the 8-bit maps they hold."""
+    truth = make_tree(tmp_path, {"1": 6})
+    for i, (name, _, preds) in enumerate(truth["1"]):
+        path = tmp_path / "pred" / "1" / name
+        if i % 2:
+            cv2.imwrite(str(path), preds["."].astype(np.uint16) * 257)
+        else:
+            cv2.imwrite(str(path), np.dstack([preds["."]] * 3))
+    code, _, err = run([tmp_path / "pred", tmp_path / "gt", "-m", "Smeasure,maxDice,MAE", "--json", tmp_path / "r.json"], capsys)
+    assert code == 0, err
+    got = json.loads((tmp_path / "r.json").read_text())["splits"]["."]["."]["dataset"]
+    want = expected_dataset(truth)
+    for key in ("Smeasure", "maxDice", "MAE"):
+        assert got[key] == pytest.approx(want[key], abs=1e-9), key
+    assert "2 prediction(s) are 16-bit images" in err and "2 prediction(s) are RGB images with equal channels" in err
+    assert err.count("16-bit images") == 1
+
+
+def test_8bit_grey_inputs_have_no_conversion_note(tmp_path, capsys):
+    make_tree(tmp_path, {"1": 4})
+    code, _, err = run([tmp_path / "pred", tmp_path / "gt", "--json", tmp_path / "r.json"], capsys)
+    assert code == 0 and " are " not in err.replace("are 0 at every", "")
+    assert json.loads((tmp_path / "r.json").read_text())["protocol"]["conversions"] == {"gt": {}, "predictions": {}}
+

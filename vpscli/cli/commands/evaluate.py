@@ -118,12 +118,15 @@ def _print_matched(plan, quiet: bool) -> None:
 
 
 def _result_notes(result) -> list[str]:
-    """Notes about degenerate frames; a note that holds for every method of a split is given once."""
+    """Notes about degenerate frames and converted files; a note that holds for every method of a split is
+    given once."""
+    from vpscli.metrics.frame import conversion_note
     from vpscli.metrics.keys import split_key
 
     keys = result.metrics
     medical = [k for k in keys if split_key(k)[1] in ("Dice", "IoU", "Sen", "Spe")]
     found: dict[tuple[str, str], list[str]] = {}  # (split, text) -> methods
+    gt_wide: set[str] = set()
     for (split, method), issue in result.issues.items():
         texts = []
         if issue.nan:
@@ -143,13 +146,17 @@ def _result_notes(result) -> list[str]:
         if issue.resized:
             who = "" if method == "." else f"{method}: "
             texts.append(f"{who}{issue.resized} prediction(s) resized to the GT size (bilinear, as the toolbox)")
+        gt_texts = [conversion_note(kind, n, gt=True) for kind, n in issue.gt_kinds.items()]
+        gt_wide.update(gt_texts)  # about the GT files: the same for every method, never prefixed by one
+        texts += gt_texts + [conversion_note(kind, n, gt=False) for kind, n in issue.pred_kinds.items()]
         for text in texts:
             found.setdefault((split, text), []).append(method)
     notes = []
     for (split, text), methods in found.items():
         n_methods = sum(1 for s, _ in result.datasets if s == split)
         where = "" if split == "." else f"{split}: "
-        if (len(methods) < n_methods or (methods != ["."] and n_methods == 1)) and "resized" not in text:
+        if (len(methods) < n_methods or (methods != ["."] and n_methods == 1)) and "resized" not in text \
+                and text not in gt_wide:
             where += ", ".join(methods) + ": "
         notes.append(where + text)
     for (split, method), sequences in result.sequences.items():
