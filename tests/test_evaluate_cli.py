@@ -338,3 +338,17 @@ def test_8bit_grey_inputs_have_no_conversion_note(tmp_path, capsys):
     assert code == 0 and " are " not in err.replace("are 0 at every", "")
     assert json.loads((tmp_path / "r.json").read_text())["protocol"]["conversions"] == {"gt": {}, "predictions": {}}
 
+
+# --- sequences too short for the protocol ---------------------------------------------------------------
+
+
+def test_only_short_sequences_is_an_error_suggesting_keep_ends(tmp_path, capsys):
+    truth = make_tree(tmp_path, {"1": 2, "2": 1})
+    code, out, err = run([tmp_path / "pred", tmp_path / "gt"], capsys)
+    assert code == 1 and "nan" not in out
+    assert "all 2 sequence(s) have at most 2 frames" in err and "fix: use --keep-ends" in err
+    code, _, err = run([tmp_path / "pred", tmp_path / "gt", "--keep-ends", "-m", "maxDice", "--json", tmp_path / "r.json"], capsys)
+    assert code == 0, err
+    got = json.loads((tmp_path / "r.json").read_text())["splits"]["."]["."]["dataset"]["maxDice"]
+    assert got == pytest.approx(expected_dataset(truth, keep_ends=True)["maxDice"], abs=1e-9)
+

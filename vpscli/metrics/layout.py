@@ -283,9 +283,10 @@ def build_plan(
 ) -> Plan:
     """Discover the GT, match the predictions, and check that every evaluated frame has a prediction.
 
-    Raises :class:`InputError` when nothing matches (showing both case lists) or when predictions are
+    Raises :class:`InputError` when nothing matches (showing both case lists), when predictions are
     missing (listing the first ones), unless ``allow_missing`` (missing maps are scored as all-zero) or
-    ``matched_only`` (GT cases without any prediction folder are left out).
+    ``matched_only`` (GT cases without any prediction folder are left out), and when no frame is left to
+    score (every sequence has ≤ 2 frames and ``keep_ends`` is off).
     """
     pred_root, gt_root = Path(pred_root), Path(gt_root)
     if not pred_root.exists():
@@ -358,6 +359,15 @@ def build_plan(
     plan.splits = [s for s in plan.splits if s.sequences]
     if not plan.splits:
         raise InputError("no GT case is left to evaluate", path=gt_root, fix="check --matched-only and the layout")
+    if plan.n_frames == 0:
+        n_seq = sum(len(s.sequences) for s in plan.splits)
+        raise InputError(
+            f"nothing to score: all {n_seq} sequence(s) have at most 2 frames, and the benchmark protocol "
+            "drops the first and last frame of every sequence (the toolbox crashes here)",
+            path=gt_root,
+            fix="use --keep-ends to score every frame (not comparable with published tables), "
+            "or evaluate longer sequences",
+        )
     return plan
 
 
