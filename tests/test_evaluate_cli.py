@@ -352,3 +352,45 @@ def test_only_short_sequences_is_an_error_suggesting_keep_ends(tmp_path, capsys)
     got = json.loads((tmp_path / "r.json").read_text())["splits"]["."]["."]["dataset"]["maxDice"]
     assert got == pytest.approx(expected_dataset(truth, keep_ends=True)["maxDice"], abs=1e-9)
 
+
+# --- file names: extension case and other extensions ----------------------------------------------------
+
+
+def test_prediction_extension_in_upper_case_is_scored_with_a_note(tmp_path, capsys):
+    truth = make_tree(tmp_path, {"1": 5})
+    for name in ("2.png", "3.png"):
+        path = tmp_path / "pred" / "1" / name
+        path.rename(path.with_suffix(".PNG"))
+    code, _, err = run([tmp_path / "pred", tmp_path / "gt", "-m", "Smeasure", "--json", tmp_path / "r.json"], capsys)
+    assert code == 0, err
+    got = json.loads((tmp_path / "r.json").read_text())["splits"]["."]["."]["dataset"]["Smeasure"]
+    assert got == pytest.approx(expected_dataset(truth)["Smeasure"], abs=1e-9)
+    assert "2 prediction file(s) differ from the GT name only in the extension's letter case" in err
+    assert "ignored" not in err  # the .PNG files are not counted as extra predictions
+
+
+def test_prediction_with_another_extension_is_named_in_the_error(tmp_path, capsys):
+    make_tree(tmp_path, {"1": 5})
+    for name in ("2.png", "3.png", "4.png"):
+        path = tmp_path / "pred" / "1" / name
+        cv2.imwrite(str(path.with_suffix(".jpg")), cv2.imread(str(path), cv2.IMREAD_GRAYSCALE))
+        path.unlink()
+    code, _, err = run([tmp_path / "pred", tmp_path / "gt"], capsys)
+    assert code == 1
+    assert "3 prediction(s) missing" in err and "3 of them exist with another extension (e.g. 2.jpg)" in err
+    assert "fix: save the maps as PNG" in err and "2.jpg -> 2.png" in err
+
+
+def test_gt_in_upper_case_png_is_not_a_frame_and_says_so(tmp_path, capsys):
+    make_tree(tmp_path, {"1": 4, "2": 4})
+    for path in (tmp_path / "gt" / "GT" / "2").iterdir():
+        path.rename(path.with_suffix(".PNG"))
+    code, _, err = run([tmp_path / "pred", tmp_path / "gt"], capsys)
+    assert code == 0, err
+    assert "without PNG frames: 2" in err and "ignored 4 GT file(s) ending in .PNG" in err and "rename" in err
+    for case in ("1",):
+        for path in (tmp_path / "gt" / "GT" / case).iterdir():
+            path.rename(path.with_suffix(".PNG"))
+    code, _, err = run([tmp_path / "pred", tmp_path / "gt" / "GT"], capsys)
+    assert code == 1 and "fix: rename the GT files to lower-case .png" in err
+
