@@ -394,3 +394,57 @@ def test_gt_in_upper_case_png_is_not_a_frame_and_says_so(tmp_path, capsys):
     code, _, err = run([tmp_path / "pred", tmp_path / "gt" / "GT"], capsys)
     assert code == 1 and "fix: rename the GT files to lower-case .png" in err
 
+
+# --- vps segment outputs: probs/ before masks/, partial runs ----------------------------------------------
+
+
+def _segment_tree(root: Path, cases: dict[str, int], *, probs=True, masks=True):
+    """root/pred/<case>/{probs,masks}/ as vps segment writes them: probs soft, masks thresholded at 0.5."""
+    truth = make_tree(root, cases, pred_sub="probs")
+    binary = {}
+    for case, frames in truth.items():
+        out = root / "pred" / case
+        for name, gt, preds in frames:
+            mask = np.where(preds["."] >= 128, 255, 0).astype(np.uint8)
+            binary.setdefault(case, []).append((name, gt, {".": mask}))
+            if masks:
+                (out / "masks").mkdir(exist_ok=True)
+                cv2.imwrite(str(out / "masks" / name), mask)
+        if not probs:
+            for f in (out / "probs").iterdir():
+                f.unlink()
+            (out / "probs").rmdir()
+    return truth, binary
+
+
+def test_segment_folder_scores_probs_before_masks(tmp_path, capsys):
+    soft, binary = _segment_tree(tmp_path, {"a": 5, "b": 4})
+    args = [tmp_path / "pred", tmp_path / "gt", "-m", "maxDice,meanDice", "--json", tmp_path / "r.json"]
+    code, _, err = run(args, capsys)
+    assert code == 0, err
+    got = json.loads((tmp_path / "r.json").read_text())["splits"]["."]["."]["dataset"]
+    assert got["maxDice"] == pytest.approx(expected_dataset(soft)["maxDice"], abs=1e-9)
+    assert "scored probs/" in err and "2 vps segment folder(s) that also hold masks/" in err and "--use-masks" in err
+    assert expected_dataset(soft)["maxDice"] != pytest.approx(expected_dataset(binary)["maxDice"], abs=1e-6)
+
+    code, _, err = run(args + ["--use-masks"], capsys)
+    assert code == 0, err
+    got = json.loads((tmp_path / "r.json").read_text())["splits"]["."]["."]["dataset"]
+    assert got["maxDice"] == pytest.approx(expected_dataset(binary)["maxDice"], abs=1e-9)
+    assert "scored masks/ of 2 vps segment folder(s) (--use-masks)" in err and "nearly coincide" in err
+
+    # one segment case folder given directly, against one GT case
+    code, _, err = run([tmp_path / "pred" / "a", tmp_path / "gt" / "GT" / "a", "-m", "maxDice", "--json", tmp_path / "a.json"], capsys)
+    assert code == 0, err
+    per = json.loads((tmp_path / "a.json").read_text())["splits"]["."]["."]["dataset"]["maxDice"]
+    assert per == pytest.approx(expected_dataset({"a": soft["a"]})["maxDice"], abs=1e-9)
+
+
+def test_segment_folder_with_masks_only_says_binary_masks_are_scored(tmp_path, capsys):
+    _, binary = _segment_tree(tmp_path, {"a": 4}, probs=False)
+    code, _, err = run([tmp_path / "pred", tmp_path / "gt", "-m", "maxDice", "--json", tmp_path / "r.json"], capsys)
+    assert code == 0, err
+    got = json.loads((tmp_path / "r.json").read_text())["splits"]["."]["."]["dataset"]["maxDice"]
+    assert got == pytest.approx(expected_dataset(binary)["maxDice"], abs=1e-9)
+    assert "scored masks/ of 1 folder(s) without probs/" in err and "--save-prob" in err
+

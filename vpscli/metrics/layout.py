@@ -10,9 +10,13 @@ Ground truth (``GT`` argument), any of:
 
 Predictions (``PRED`` argument) mirror the splits, with or without a method level:
 ``PRED/<split>/<case>/<frame>.png`` or ``PRED/<method>/<split>/<case>/<frame>.png`` (several methods at
-once). Each case may also be ``<case>/masks/`` (what ``vps segment`` writes) and each split may hold a
-``Pred/`` level (the PNS-Net MATLAB layout); a flat folder of PNGs (one ``masks/`` folder) is matched to GT
-frames by file name. A prediction has the GT frame's file name.
+once). Each split may hold a ``Pred/`` level (the PNS-Net MATLAB layout); a flat folder of PNGs (one
+``masks/`` folder) is matched to GT frames by file name. A prediction has the GT frame's file name.
+
+``vps segment`` output: a case folder holding ``probs/`` (``--save-prob``: ``floor(255·p)``, what the
+benchmark scores) and/or ``masks/`` (thresholded 0/255) is scored from ``probs/`` when it exists, else from
+``masks/`` (``use_masks``, ``--use-masks``: ``masks/`` whenever it exists); the plan's notes say which, and
+that binary masks flatten every threshold curve.
 
 File names (the toolbox's rules, plus hints where it would fail):
 
@@ -41,8 +45,9 @@ from vpscli.metrics.ordering import evaluated_frames, sort_frames
 GT_FOLDER = "GT"
 #: Optional level between a split and its cases in prediction trees (PNS-Net MATLAB layout).
 PRED_FOLDER = "Pred"
-#: Per-case subfolder that ``vps segment`` writes.
+#: Per-case subfolders that ``vps segment`` writes: thresholded masks, and probabilities (``--save-prob``).
 MASKS_FOLDER = "masks"
+PROBS_FOLDER = "probs"
 #: How deep below the GT root ``GT`` folders are searched for.
 MAX_SPLIT_DEPTH = 4
 #: How many names an error message lists.
@@ -270,15 +275,27 @@ def _names(names: list[str], limit: int = LIST_LIMIT) -> str:
     return shown + (f", … ({len(names)} in all)" if len(names) > limit else "")
 
 
-def _case_folder(base: Path, case: str, subdirs: dict[str, Path]) -> Path | None:
+def _segment_subfolder(folder: Path, use_masks: bool) -> Path | None:
+    """The ``probs/`` or ``masks/`` folder of a ``vps segment`` case folder to score, if it has one.
+
+    Probabilities first: the benchmark's max/mean metrics sweep thresholds over a soft map, and on a
+    thresholded mask every threshold gives the same result. ``use_masks`` picks ``masks/`` when it exists.
+    """
+    masks, probs = folder / MASKS_FOLDER, folder / PROBS_FOLDER
+    order = (masks, probs) if use_masks else (probs, masks)
+    return next((f for f in order if f.is_dir()), None)
+
+
+def _case_folder(case: str, subdirs: dict[str, Path], use_masks: bool) -> Path | None:
     folder = subdirs.get(case)
     if folder is None:
         return None
-    masks = folder / MASKS_FOLDER
-    return masks if masks.is_dir() else folder
+    return _segment_subfolder(folder, use_masks) or folder
 
 
-def _match_split(root: Path, split: Split, allow_flat: bool) -> tuple[dict[str, Path | None], int, list[str]]:
+def _match_split(
+    root: Path, split: Split, allow_flat: bool, use_masks: bool = False
+) -> tuple[dict[str, Path | None], int, list[str]]:
     """Prediction folder of each case of ``split`` under ``root`` (a method folder or the prediction root).
 
     Returns (case -> folder or None, number of cases matched, prediction folders that are not GT cases).
@@ -289,11 +306,12 @@ def _match_split(root: Path, split: Split, allow_flat: bool) -> tuple[dict[str, 
         if not candidate.is_dir():
             continue
         subdirs = {e.name: Path(e.path) for e in _subdirs(candidate)}
-        folders = {q.name: _case_folder(candidate, q.name, subdirs) for q in split.sequences}
+        folders = {q.name: _case_folder(q.name, subdirs, use_masks) for q in split.sequences}
         matched = sum(f is not None for f in folders.values())
         extra: list[str] = []
-        if matched == 0 and allow_flat and _has_frames(candidate, any_case=True):
-            folders = _match_flat(candidate, split)
+        flat = _flat_folder(candidate, use_masks) if matched == 0 and allow_flat else None
+        if flat is not None:
+            folders = _match_flat(flat, split)
             matched = sum(f is not None for f in folders.values())
         else:
             gt_cases = {q.name for q in split.sequences}
@@ -303,13 +321,22 @@ def _match_split(root: Path, split: Split, allow_flat: bool) -> tuple[dict[str, 
     return best
 
 
+def _flat_folder(folder: Path, use_masks: bool) -> Path | None:
+    """``folder`` when it holds prediction PNGs, else the ``probs/`` or ``masks/`` folder of a ``vps segment``
+    case folder given directly; None when neither holds any."""
+    if _has_frames(folder, any_case=True):
+        return folder
+    sub = _segment_subfolder(folder, use_masks)
+    return sub if sub is not None and _has_frames(sub, any_case=True) else None
+
+
 def _match_flat(folder: Path, split: Split) -> dict[str, Path | None]:
     """A flat folder of predictions (e.g. one ``vps segment`` ``masks/`` folder) against a split's cases.
 
     A folder named after a case (or a ``masks/`` folder inside one) belongs to that case; otherwise its
     files are matched to cases by file name, which must then be unambiguous.
     """
-    hint = folder.parent.name if folder.name == MASKS_FOLDER else folder.name
+    hint = folder.parent.name if folder.name in (MASKS_FOLDER, PROBS_FOLDER) else folder.name
     cases = {q.name: q for q in split.sequences}
     if hint in cases:
         return {name: folder if name == hint else None for name in cases}
@@ -344,6 +371,7 @@ def build_plan(
     allow_missing: bool = False,
     matched_only: bool = False,
     methods: list[str] | None = None,
+    use_masks: bool = False,
 ) -> Plan:
     """Discover the GT, match the predictions, and check that every evaluated frame has a prediction.
 
@@ -351,6 +379,8 @@ def build_plan(
     missing (listing the first ones), unless ``allow_missing`` (missing maps are scored as all-zero) or
     ``matched_only`` (GT cases without any prediction folder are left out), and when no frame is left to
     score (every sequence has ≤ 2 frames and ``keep_ends`` is off).
+
+    ``use_masks``: score ``masks/`` rather than ``probs/`` of ``vps segment`` case folders holding both.
     """
     pred_root, gt_root = Path(pred_root), Path(gt_root)
     if not pred_root.exists():
@@ -373,7 +403,7 @@ def build_plan(
     def match(root: Path, allow_flat: bool) -> tuple[dict[str, dict[str, Path | None]], int, list[str]]:
         found, total, extra = {}, 0, []
         for split in splits:
-            folders, matched, extra_here = _match_split(root, split, allow_flat)
+            folders, matched, extra_here = _match_split(root, split, allow_flat, use_masks)
             if matched:
                 found[split.name] = folders
                 total += matched
@@ -431,6 +461,8 @@ def build_plan(
         for method in method_names:
             if (split.name, method) not in pred_dirs and method != ".":
                 notes.append(f"{_where(split.name)}method {method} has no predictions for this split; skipped")
+    folders = list(dict.fromkeys(f for table in pred_dirs.values() for f in table.values() if f is not None))
+    notes += _segment_notes(folders, pred_root)
     _check_frames(plan, allow_missing, matched_only)
     plan.splits = [s for s in plan.splits if s.sequences]
     if not plan.splits:
@@ -445,6 +477,41 @@ def build_plan(
             "or evaluate longer sequences",
         )
     return plan
+
+
+def _segment_notes(folders: list[Path], pred_root: Path) -> list[str]:
+    """Say which folder of ``vps segment`` case folders was scored, and what binary masks do to the metrics."""
+    probs_over_masks = [f for f in folders if f.name == PROBS_FOLDER and (f.parent / MASKS_FOLDER).is_dir()]
+    masks_only = [f for f in folders if f.name == MASKS_FOLDER and not (f.parent / PROBS_FOLDER).is_dir()]
+    with_probs = [f for f in folders if f.name == MASKS_FOLDER and (f.parent / PROBS_FOLDER).is_dir()]
+    given = [f for f in with_probs if f == pred_root]  # a masks/ folder named on the command line
+    masks_chosen = [f for f in with_probs if f != pred_root]
+    notes = []
+    binary = ("binary 0/255 maps give the same result at every threshold, so max and mean metrics "
+              "(maxDice/meanDice, maxEm/meanEm …) nearly coincide and fall below what probability maps score")
+    if probs_over_masks:
+        notes.append(
+            f"scored probs/ (probability maps, what the benchmark expects) of {len(probs_over_masks)} "
+            f"vps segment folder(s) that also hold masks/, e.g. {probs_over_masks[0].parent}; "
+            "--use-masks scores the thresholded masks/ instead"
+        )
+    if masks_chosen:
+        notes.append(
+            f"scored masks/ of {len(masks_chosen)} vps segment folder(s) (--use-masks), e.g. "
+            f"{masks_chosen[0].parent}: {binary}"
+        )
+    if given:
+        notes.append(
+            f"scored {given[0]} as given: {binary}; the probs/ folder beside it holds the probability maps "
+            f"the benchmark expects — pass {given[0].parent} to score them"
+        )
+    if masks_only:
+        notes.append(
+            f"scored masks/ of {len(masks_only)} folder(s) without probs/, e.g. {masks_only[0].parent}: vps "
+            f"segment writes thresholded masks there; {binary} — run vps segment with --save-prob for "
+            "benchmark numbers (its probs/ are then scored)"
+        )
+    return notes
 
 
 def _check_frames(plan: Plan, allow_missing: bool, matched_only: bool) -> None:

@@ -39,11 +39,15 @@ def evaluate(
     allow_missing: bool = typer.Option(False, "--allow-missing", help="Score missing predictions as all-zero maps."),
     matched_only: bool = typer.Option(False, "--matched-only", help="Leave out GT cases that have no predictions."),
     method: Optional[List[str]] = typer.Option(None, "--method", help="Only these method folders (repeatable)."),
+    use_masks: bool = typer.Option(
+        False, "--use-masks",
+        help="Score masks/ of vps segment folders that also hold probs/ (default: probs/, the benchmark's input).",
+    ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or notes."),
 ) -> None:
     """Score predictions against ground truth exactly as the SUN-SEG benchmark toolbox does.
 
-    GT > 128 is foreground; predictions are read as 8-bit grayscale, resized to the GT size and min-max normalised; each sequence drops its first and last frame; scores are averaged per sequence, then over sequences. Values match GewelsJI/VPS eval/ to 1e-9.
+    GT > 128 is foreground; predictions are resized to the GT size and min-max normalised; each sequence drops its first and last frame; scores are averaged per sequence, then over sequences. Values match GewelsJI/VPS eval/ to 1e-9 on its inputs (8-bit grey PNGs); palette, 1-bit, 0/1, 16-bit and RGB masks are read as every vps command reads them, with a note. vps segment folders are scored from probs/ when present, else masks/.
     """
     from vpscli.metrics import build_plan, default_workers, evaluate_plan, parse_metrics
     from vpscli.metrics.ordering import SORT_RULES
@@ -56,7 +60,7 @@ def evaluate(
 
     plan = build_plan(
         pred, gt, sort_rule=sort, keep_ends=keep_ends, allow_missing=allow_missing,
-        matched_only=matched_only, methods=method or None,
+        matched_only=matched_only, methods=method or None, use_masks=use_masks,
     )
     _print_matched(plan, quiet)
     for note in plan.notes:
