@@ -448,3 +448,22 @@ def test_segment_folder_with_masks_only_says_binary_masks_are_scored(tmp_path, c
     assert got == pytest.approx(expected_dataset(binary)["maxDice"], abs=1e-9)
     assert "scored masks/ of 1 folder(s) without probs/" in err and "--save-prob" in err
 
+
+@pytest.mark.parametrize("record, text", [
+    ({"status": "partial", "partial": {"frames_decoded": 3, "frames_expected": 9, "reason": "truncated file"}},
+     "partial run (3 of 9 frames): truncated file"),
+    ({"status": "interrupted", "frames": 4}, "was interrupted after 4 frames"),
+])  # fmt: skip
+def test_partial_segment_run_is_a_warning_even_when_quiet(tmp_path, capsys, record, text):
+    make_tree(tmp_path, {"a": 4, "b": 4}, pred_sub="masks")
+    (tmp_path / "pred" / "a" / "run.json").write_text(json.dumps(record))
+    (tmp_path / "pred" / "b" / "run.json").write_text(json.dumps({"status": "complete"}))
+    code, _, err = run([tmp_path / "pred", tmp_path / "gt", "-q", "--json", tmp_path / "r.json"], capsys)
+    assert code == 0
+    lines = [line for line in err.splitlines() if line.startswith("warning:")]
+    assert len(lines) == 1 and text in lines[0] and str(tmp_path / "pred" / "a") in lines[0]
+    assert json.loads((tmp_path / "r.json").read_text())["protocol"]["warnings"] == [lines[0][len("warning: "):]]
+    # said before the error when the run's missing frames stop the evaluation
+    (tmp_path / "pred" / "a" / "masks" / "2.png").unlink()
+    code, _, err = run([tmp_path / "pred", tmp_path / "gt", "-q"], capsys)
+    assert code == 1 and err.index("warning:") < err.index("error:")

@@ -16,7 +16,8 @@ once). Each split may hold a ``Pred/`` level (the PNS-Net MATLAB layout); a flat
 ``vps segment`` output: a case folder holding ``probs/`` (``--save-prob``: ``floor(255·p)``, what the
 benchmark scores) and/or ``masks/`` (thresholded 0/255) is scored from ``probs/`` when it exists, else from
 ``masks/`` (``use_masks``, ``--use-masks``: ``masks/`` whenever it exists); the plan's notes say which, and
-that binary masks flatten every threshold curve.
+that binary masks flatten every threshold curve. A run folder whose ``run.json`` says the run is partial or
+unfinished gets a warning (:attr:`Plan.warnings`).
 
 File names (the toolbox's rules, plus hints where it would fail):
 
@@ -36,10 +37,12 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 from vpscli.errors import InputError
 from vpscli.io.masks import MASK_EXTENSIONS
 from vpscli.io.naming import natural_key
+from vpscli.io.run_record import partial_warning
 from vpscli.metrics.ordering import evaluated_frames, sort_frames
 
 GT_FOLDER = "GT"
@@ -88,6 +91,8 @@ class Plan:
     keep_ends: bool = False
     missing: list[Path] = field(default_factory=list)  #: evaluated frames without a prediction file
     notes: list[str] = field(default_factory=list)  #: things the user should know, in plain words
+    #: lost or partial data (partial ``vps segment`` runs): to be shown even when notes are silenced
+    warnings: list[str] = field(default_factory=list)
     #: expected prediction path -> the file that stands for it (``0001.PNG`` for ``0001.png``)
     renamed: dict[Path, Path] = field(default_factory=dict)
 
@@ -372,6 +377,7 @@ def build_plan(
     matched_only: bool = False,
     methods: list[str] | None = None,
     use_masks: bool = False,
+    on_warning: Callable[[str], None] | None = None,
 ) -> Plan:
     """Discover the GT, match the predictions, and check that every evaluated frame has a prediction.
 
@@ -381,6 +387,8 @@ def build_plan(
     score (every sequence has ≤ 2 frames and ``keep_ends`` is off).
 
     ``use_masks``: score ``masks/`` rather than ``probs/`` of ``vps segment`` case folders holding both.
+    ``on_warning`` is called with each warning as soon as it is found — before an error about the same
+    predictions is raised — and the warnings are also kept in :attr:`Plan.warnings`.
     """
     pred_root, gt_root = Path(pred_root), Path(gt_root)
     if not pred_root.exists():
@@ -463,6 +471,12 @@ def build_plan(
                 notes.append(f"{_where(split.name)}method {method} has no predictions for this split; skipped")
     folders = list(dict.fromkeys(f for table in pred_dirs.values() for f in table.values() if f is not None))
     notes += _segment_notes(folders, pred_root)
+    for folder in folders:
+        warning = partial_warning(folder)
+        if warning is not None and warning not in plan.warnings:  # one per run folder
+            plan.warnings.append(warning)
+            if on_warning is not None:
+                on_warning(warning)
     _check_frames(plan, allow_missing, matched_only)
     plan.splits = [s for s in plan.splits if s.sequences]
     if not plan.splits:

@@ -61,6 +61,7 @@ def protocol(result: EvaluationResult) -> dict:
         "gt_root": str(plan.gt_root),
         "pred_root": str(plan.pred_root),
         "notes": list(plan.notes),
+        "warnings": list(plan.warnings),
     }
 
 

@@ -9,7 +9,7 @@ from typing import List, Optional
 
 import typer
 
-from vpscli.cli.console import err_console, notice, out_console, reports_errors
+from vpscli.cli.console import err_console, notice, out_console, reports_errors, warning_line
 from vpscli.errors import UsageError
 
 #: Show a progress bar from this many frame evaluations on.
@@ -61,6 +61,7 @@ def evaluate(
     plan = build_plan(
         pred, gt, sort_rule=sort, keep_ends=keep_ends, allow_missing=allow_missing,
         matched_only=matched_only, methods=method or None, use_masks=use_masks,
+        on_warning=warning_line,  # partial segment runs: said even under --quiet, and before any error
     )
     _print_matched(plan, quiet)
     for note in plan.notes:
