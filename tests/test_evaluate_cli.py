@@ -10,6 +10,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from PIL import Image
 
 from tests import _metrics_oracle as oracle
 from vpscli.cli import main
@@ -178,7 +179,7 @@ def test_unreadable_prediction_is_named(tmp_path, capsys):
     make_tree(tmp_path, {"1": 3})
     (tmp_path / "pred" / "1" / "2.png").write_bytes(b"garbage")
     code, _, err = run([tmp_path / "pred", tmp_path / "gt"], capsys)
-    assert code == 1 and "2.png: cannot be read as an image" in err and "Traceback" not in err
+    assert code == 1 and "2.png: cannot read this mask" in err and "Traceback" not in err
 
 
 @pytest.mark.parametrize("args, text", [
@@ -267,3 +268,202 @@ def test_real_cvc_clips_against_the_oracle(vps_data, tmp_path, capsys):
     got = json.loads((tmp_path / "r.json").read_text())["splits"]["."]["."]["dataset"]
     for key, value in expected_dataset(truth).items():
         assert got[key] == pytest.approx(value, abs=1e-9), key
+
+
+# --- one mask reader for every command ------------------------------------------------------------------
+
+
+def _rewrite_gt(root: Path, truth, write):
+    """Re-encode every GT frame of ``truth`` (under root/gt/GT/<case>/) with ``write(path, gt_0_255)``."""
+    for case, frames in truth.items():
+        for name, gt, _ in frames:
+            path = root / "gt" / "GT" / case / name
+            path.unlink()
+            write(path, gt)
+
+
+def _write_davis_case(path: Path, gt: np.ndarray) -> None:
+    # vps export --format davis's own writer: P-mode PNG, index 1 = polyp (DAVIS dark red 128,0,0)
+    from vpscli.export.davis import write_davis
+    from vpscli.export.instances import FrameInstances
+
+    folder = write_davis([FrameInstances(int(path.stem), gt > 0, [], None)], path.parent / "_davis", path.parent.name)
+    (folder / f"{int(path.stem):05d}.png").rename(path)
+
+
+@pytest.mark.parametrize("kind, write, note", [
+    ("davis", _write_davis_case, "GT mask(s) are palette images"),
+    ("0/1", lambda p, g: cv2.imwrite(str(p), (g > 0).astype(np.uint8)), "GT mask(s) are 0/1 masks"),
+    ("1-bit", lambda p, g: Image.fromarray(g > 0).convert("1").save(p), "GT mask(s) are 1-bit images"),
+])  # fmt: skip
+def test_gt_encodings_mean_what_read_mask_says(tmp_path, capsys, kind, write, note):
+    """A palette (vps's DAVIS export), 0/1 or 1-bit GT scores exactly like the 0/255 GT it encodes."""
+    truth = make_tree(tmp_path, {"1": 5, "2": 4})
+    _rewrite_gt(tmp_path, truth, write)
+    code, _, err = run([tmp_path / "pred", tmp_path / "gt", "-m", "all", "--json", tmp_path / "r.json"], capsys)
+    assert code == 0, err
+    doc = json.loads((tmp_path / "r.json").read_text())
+    got = doc["splits"]["."]["."]["dataset"]
+    for key, value in expected_dataset(truth).items():
+        assert got[key] == pytest.approx(value, abs=1e-9), key
+    assert got["maxDice"] > 0.5
+    assert f"5 {note}" in err  # evaluated frames: 3 + 2, reported once for the kind
+    assert "empty GT" not in err
+    conv = {"davis": "palette", "0/1": "0/1", "1-bit": "1-bit"}[kind]
+    assert doc["protocol"]["conversions"] == {"gt": {conv: 5}, "predictions": {}}
+
+
+def test_prediction_encodings_are_reported_once_per_kind(tmp_path, capsys):
+    """16-bit (v·257) and equal-channel RGB predictions read back as the 8-bit maps they hold."""
+    truth = make_tree(tmp_path, {"1": 6})
+    for i, (name, _, preds) in enumerate(truth["1"]):
+        path = tmp_path / "pred" / "1" / name
+        if i % 2:
+            cv2.imwrite(str(path), preds["."].astype(np.uint16) * 257)
+        else:
+            cv2.imwrite(str(path), np.dstack([preds["."]] * 3))
+    code, _, err = run([tmp_path / "pred", tmp_path / "gt", "-m", "Smeasure,maxDice,MAE", "--json", tmp_path / "r.json"], capsys)
+    assert code == 0, err
+    got = json.loads((tmp_path / "r.json").read_text())["splits"]["."]["."]["dataset"]
+    want = expected_dataset(truth)
+    for key in ("Smeasure", "maxDice", "MAE"):
+        assert got[key] == pytest.approx(want[key], abs=1e-9), key
+    assert "2 prediction(s) are 16-bit images" in err and "2 prediction(s) are RGB images with equal channels" in err
+    assert err.count("16-bit images") == 1
+
+
+def test_8bit_grey_inputs_have_no_conversion_note(tmp_path, capsys):
+    make_tree(tmp_path, {"1": 4})
+    code, _, err = run([tmp_path / "pred", tmp_path / "gt", "--json", tmp_path / "r.json"], capsys)
+    assert code == 0 and " are " not in err.replace("are 0 at every", "")
+    assert json.loads((tmp_path / "r.json").read_text())["protocol"]["conversions"] == {"gt": {}, "predictions": {}}
+
+
+# --- sequences too short for the protocol ---------------------------------------------------------------
+
+
+def test_only_short_sequences_is_an_error_suggesting_keep_ends(tmp_path, capsys):
+    truth = make_tree(tmp_path, {"1": 2, "2": 1})
+    code, out, err = run([tmp_path / "pred", tmp_path / "gt"], capsys)
+    assert code == 1 and "nan" not in out
+    assert "all 2 sequence(s) have at most 2 frames" in err and "fix: use --keep-ends" in err
+    code, _, err = run([tmp_path / "pred", tmp_path / "gt", "--keep-ends", "-m", "maxDice", "--json", tmp_path / "r.json"], capsys)
+    assert code == 0, err
+    got = json.loads((tmp_path / "r.json").read_text())["splits"]["."]["."]["dataset"]["maxDice"]
+    assert got == pytest.approx(expected_dataset(truth, keep_ends=True)["maxDice"], abs=1e-9)
+
+
+# --- file names: extension case and other extensions ----------------------------------------------------
+
+
+def test_prediction_extension_in_upper_case_is_scored_with_a_note(tmp_path, capsys):
+    truth = make_tree(tmp_path, {"1": 5})
+    for name in ("2.png", "3.png"):
+        path = tmp_path / "pred" / "1" / name
+        path.rename(path.with_suffix(".PNG"))
+    code, _, err = run([tmp_path / "pred", tmp_path / "gt", "-m", "Smeasure", "--json", tmp_path / "r.json"], capsys)
+    assert code == 0, err
+    got = json.loads((tmp_path / "r.json").read_text())["splits"]["."]["."]["dataset"]["Smeasure"]
+    assert got == pytest.approx(expected_dataset(truth)["Smeasure"], abs=1e-9)
+    assert "2 prediction file(s) differ from the GT name only in the extension's letter case" in err
+    assert "ignored" not in err  # the .PNG files are not counted as extra predictions
+
+
+def test_prediction_with_another_extension_is_named_in_the_error(tmp_path, capsys):
+    make_tree(tmp_path, {"1": 5})
+    for name in ("2.png", "3.png", "4.png"):
+        path = tmp_path / "pred" / "1" / name
+        cv2.imwrite(str(path.with_suffix(".jpg")), cv2.imread(str(path), cv2.IMREAD_GRAYSCALE))
+        path.unlink()
+    code, _, err = run([tmp_path / "pred", tmp_path / "gt"], capsys)
+    assert code == 1
+    assert "3 prediction(s) missing" in err and "3 of them exist with another extension (e.g. 2.jpg)" in err
+    assert "fix: save the maps as PNG" in err and "2.jpg -> 2.png" in err
+
+
+def test_gt_in_upper_case_png_is_not_a_frame_and_says_so(tmp_path, capsys):
+    make_tree(tmp_path, {"1": 4, "2": 4})
+    for path in (tmp_path / "gt" / "GT" / "2").iterdir():
+        path.rename(path.with_suffix(".PNG"))
+    code, _, err = run([tmp_path / "pred", tmp_path / "gt"], capsys)
+    assert code == 0, err
+    assert "without PNG frames: 2" in err and "ignored 4 GT file(s) ending in .PNG" in err and "rename" in err
+    for case in ("1",):
+        for path in (tmp_path / "gt" / "GT" / case).iterdir():
+            path.rename(path.with_suffix(".PNG"))
+    code, _, err = run([tmp_path / "pred", tmp_path / "gt" / "GT"], capsys)
+    assert code == 1 and "fix: rename the GT files to lower-case .png" in err
+
+
+# --- vps segment outputs: probs/ before masks/, partial runs ----------------------------------------------
+
+
+def _segment_tree(root: Path, cases: dict[str, int], *, probs=True, masks=True):
+    """root/pred/<case>/{probs,masks}/ as vps segment writes them: probs soft, masks thresholded at 0.5."""
+    truth = make_tree(root, cases, pred_sub="probs")
+    binary = {}
+    for case, frames in truth.items():
+        out = root / "pred" / case
+        for name, gt, preds in frames:
+            mask = np.where(preds["."] >= 128, 255, 0).astype(np.uint8)
+            binary.setdefault(case, []).append((name, gt, {".": mask}))
+            if masks:
+                (out / "masks").mkdir(exist_ok=True)
+                cv2.imwrite(str(out / "masks" / name), mask)
+        if not probs:
+            for f in (out / "probs").iterdir():
+                f.unlink()
+            (out / "probs").rmdir()
+    return truth, binary
+
+
+def test_segment_folder_scores_probs_before_masks(tmp_path, capsys):
+    soft, binary = _segment_tree(tmp_path, {"a": 5, "b": 4})
+    args = [tmp_path / "pred", tmp_path / "gt", "-m", "maxDice,meanDice", "--json", tmp_path / "r.json"]
+    code, _, err = run(args, capsys)
+    assert code == 0, err
+    got = json.loads((tmp_path / "r.json").read_text())["splits"]["."]["."]["dataset"]
+    assert got["maxDice"] == pytest.approx(expected_dataset(soft)["maxDice"], abs=1e-9)
+    assert "scored probs/" in err and "2 vps segment folder(s) that also hold masks/" in err and "--use-masks" in err
+    assert expected_dataset(soft)["maxDice"] != pytest.approx(expected_dataset(binary)["maxDice"], abs=1e-6)
+
+    code, _, err = run(args + ["--use-masks"], capsys)
+    assert code == 0, err
+    got = json.loads((tmp_path / "r.json").read_text())["splits"]["."]["."]["dataset"]
+    assert got["maxDice"] == pytest.approx(expected_dataset(binary)["maxDice"], abs=1e-9)
+    assert "scored masks/ of 2 vps segment folder(s) (--use-masks)" in err and "nearly coincide" in err
+
+    # one segment case folder given directly, against one GT case
+    code, _, err = run([tmp_path / "pred" / "a", tmp_path / "gt" / "GT" / "a", "-m", "maxDice", "--json", tmp_path / "a.json"], capsys)
+    assert code == 0, err
+    per = json.loads((tmp_path / "a.json").read_text())["splits"]["."]["."]["dataset"]["maxDice"]
+    assert per == pytest.approx(expected_dataset({"a": soft["a"]})["maxDice"], abs=1e-9)
+
+
+def test_segment_folder_with_masks_only_says_binary_masks_are_scored(tmp_path, capsys):
+    _, binary = _segment_tree(tmp_path, {"a": 4}, probs=False)
+    code, _, err = run([tmp_path / "pred", tmp_path / "gt", "-m", "maxDice", "--json", tmp_path / "r.json"], capsys)
+    assert code == 0, err
+    got = json.loads((tmp_path / "r.json").read_text())["splits"]["."]["."]["dataset"]["maxDice"]
+    assert got == pytest.approx(expected_dataset(binary)["maxDice"], abs=1e-9)
+    assert "scored masks/ of 1 folder(s) without probs/" in err and "--save-prob" in err
+
+
+@pytest.mark.parametrize("record, text", [
+    ({"status": "partial", "partial": {"frames_decoded": 3, "frames_expected": 9, "reason": "truncated file"}},
+     "partial run (3 of 9 frames): truncated file"),
+    ({"status": "interrupted", "frames": 4}, "was interrupted after 4 frames"),
+])  # fmt: skip
+def test_partial_segment_run_is_a_warning_even_when_quiet(tmp_path, capsys, record, text):
+    make_tree(tmp_path, {"a": 4, "b": 4}, pred_sub="masks")
+    (tmp_path / "pred" / "a" / "run.json").write_text(json.dumps(record))
+    (tmp_path / "pred" / "b" / "run.json").write_text(json.dumps({"status": "complete"}))
+    code, _, err = run([tmp_path / "pred", tmp_path / "gt", "-q", "--json", tmp_path / "r.json"], capsys)
+    assert code == 0
+    lines = [line for line in err.splitlines() if line.startswith("warning:")]
+    assert len(lines) == 1 and text in lines[0] and str(tmp_path / "pred" / "a") in lines[0]
+    assert json.loads((tmp_path / "r.json").read_text())["protocol"]["warnings"] == [lines[0][len("warning: "):]]
+    # said before the error when the run's missing frames stop the evaluation
+    (tmp_path / "pred" / "a" / "masks" / "2.png").unlink()
+    code, _, err = run([tmp_path / "pred", tmp_path / "gt", "-q"], capsys)
+    assert code == 1 and err.index("warning:") < err.index("error:")

@@ -10,28 +10,47 @@ Ground truth (``GT`` argument), any of:
 
 Predictions (``PRED`` argument) mirror the splits, with or without a method level:
 ``PRED/<split>/<case>/<frame>.png`` or ``PRED/<method>/<split>/<case>/<frame>.png`` (several methods at
-once). Each case may also be ``<case>/masks/`` (what ``vps segment`` writes) and each split may hold a
-``Pred/`` level (the PNS-Net MATLAB layout); a flat folder of PNGs (one ``masks/`` folder) is matched to GT
-frames by file name. A prediction has the GT frame's file name.
+once). Each split may hold a ``Pred/`` level (the PNS-Net MATLAB layout); a flat folder of PNGs (one
+``masks/`` folder) is matched to GT frames by file name. A prediction has the GT frame's file name.
 
-Only ``*.png`` files (not hidden) are frames, as in the toolbox. Stray files and empty folders next to the
-cases, which crash the toolbox, are skipped and reported.
+``vps segment`` output: a case folder holding ``probs/`` (``--save-prob``: ``floor(255·p)``, what the
+benchmark scores) and/or ``masks/`` (thresholded 0/255) is scored from ``probs/`` when it exists, else from
+``masks/`` (``use_masks``, ``--use-masks``: ``masks/`` whenever it exists); the plan's notes say which, and
+that binary masks flatten every threshold curve. A run folder whose ``run.json`` says the run is partial or
+unfinished gets a warning (:attr:`Plan.warnings`).
+
+File names (the toolbox's rules, plus hints where it would fail):
+
+- GT frames are the non-hidden files whose name ends in ``.png`` — lower case, as the toolbox's
+  ``glob('*.png')`` sees them on Linux. ``0001.PNG`` in a GT folder is not a frame; it is reported, with
+  the fix (rename it).
+- A prediction is the GT frame's name in the prediction folder. Its extension may differ in letter case
+  (``0001.PNG`` for ``0001.png``): it is used, and a note says so — the toolbox opens the GT name in the
+  prediction folder, which finds ``0001.PNG`` on case-insensitive file systems (macOS, Windows) and
+  fails on Linux. Another extension (``0001.jpg``) is not a prediction: the missing-predictions error
+  names such files and says to save the maps as PNG (JPEG is lossy).
+
+Stray files and empty folders next to the cases, which crash the toolbox, are skipped and reported.
 """
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 from vpscli.errors import InputError
+from vpscli.io.masks import MASK_EXTENSIONS
 from vpscli.io.naming import natural_key
+from vpscli.io.run_record import partial_warning
 from vpscli.metrics.ordering import evaluated_frames, sort_frames
 
 GT_FOLDER = "GT"
 #: Optional level between a split and its cases in prediction trees (PNS-Net MATLAB layout).
 PRED_FOLDER = "Pred"
-#: Per-case subfolder that ``vps segment`` writes.
+#: Per-case subfolders that ``vps segment`` writes: thresholded masks, and probabilities (``--save-prob``).
 MASKS_FOLDER = "masks"
+PROBS_FOLDER = "probs"
 #: How deep below the GT root ``GT`` folders are searched for.
 MAX_SPLIT_DEPTH = 4
 #: How many names an error message lists.
@@ -72,6 +91,10 @@ class Plan:
     keep_ends: bool = False
     missing: list[Path] = field(default_factory=list)  #: evaluated frames without a prediction file
     notes: list[str] = field(default_factory=list)  #: things the user should know, in plain words
+    #: lost or partial data (partial ``vps segment`` runs): to be shown even when notes are silenced
+    warnings: list[str] = field(default_factory=list)
+    #: expected prediction path -> the file that stands for it (``0001.PNG`` for ``0001.png``)
+    renamed: dict[Path, Path] = field(default_factory=dict)
 
     def pairs(self) -> list[tuple[str, str]]:
         """(split, method) pairs that have predictions, in report order."""
@@ -91,6 +114,7 @@ class Plan:
                     for method in methods:
                         folder = self.pred_dirs[(split.name, method)].get(seq.name)
                         path = None if folder is None else folder / name
+                        path = self.renamed.get(path, path) if path is not None else None
                         preds[method] = None if path is None or path in missing else path
                     yield split.name, seq.name, name, seq.gt_dir / name, preds
 
@@ -113,13 +137,48 @@ def _is_frame(entry: os.DirEntry) -> bool:
     return entry.name.endswith(".png") and not entry.name.startswith(".") and entry.is_file()
 
 
+def _is_png_any_case(entry: os.DirEntry) -> bool:
+    """A prediction file: a non-hidden file ending in ``.png`` in any letter case (``.PNG``)."""
+    return entry.name[-4:].lower() == ".png" and not entry.name.startswith(".") and entry.is_file()
+
+
 def list_frames(folder: Path) -> list[str]:
     """PNG frame names of ``folder`` in directory order (the order the toolbox's stable sort starts from)."""
     return [e.name for e in _listdir(folder) if _is_frame(e)]
 
 
-def _has_frames(folder: Path) -> bool:
-    return any(_is_frame(e) for e in _listdir(folder))
+def _has_frames(folder: Path, any_case: bool = False) -> bool:
+    test = _is_png_any_case if any_case else _is_frame
+    return any(test(e) for e in _listdir(folder))
+
+
+@dataclass
+class PredListing:
+    """The files of a prediction folder, by the GT frame name each would stand for."""
+
+    files: dict[str, str]  #: ``<stem>.png`` -> file name (``0001.png``, else ``0001.PNG``)
+    others: dict[str, str]  #: ``<stem>.png`` -> image file with another extension (``0001.jpg``)
+
+
+def list_predictions(folder: Path) -> PredListing:
+    """Index a prediction folder: PNGs by name (an exact ``.png`` name wins over ``.PNG``), other images
+    by the PNG name they were probably meant to have (for the missing-predictions hint)."""
+    files: dict[str, str] = {}
+    others: dict[str, str] = {}
+    for entry in _listdir(folder):
+        name = entry.name
+        if name.startswith(".") or not entry.is_file():
+            continue
+        stem, dot, ext = name.rpartition(".")
+        if not dot:
+            continue
+        key = stem + ".png"
+        if ext.lower() == "png":
+            if name == key or key not in files:
+                files[key] = name
+        elif "." + ext.lower() in MASK_EXTENSIONS:
+            others.setdefault(key, name)
+    return PredListing(files, others)
 
 
 def _subdirs(folder: Path) -> list[os.DirEntry]:
@@ -155,10 +214,14 @@ def find_splits(gt_root: Path) -> list[tuple[str, Path]]:
         return [(".", gt_root)]
     if _has_frames(gt_root):
         return [(".", gt_root)]  # a single case folder
+    upper = _has_frames(gt_root, any_case=True) or any(_has_frames(Path(d.path), True) for d in _subdirs(gt_root))
     raise InputError(
-        "no ground truth found: expected GT/<case>/*.png, <split>/GT/<case>/*.png or <case>/*.png",
+        "no ground truth found: expected GT/<case>/*.png, <split>/GT/<case>/*.png or <case>/*.png"
+        + (" (the files here end in .PNG; GT frames must end in lower-case .png, as the toolbox globs *.png)"
+           if upper else ""),
         path=gt_root,
-        fix="point GT at a GT folder, a dataset root with GT folders, or a folder of case folders of PNG masks",
+        fix="rename the GT files to lower-case .png" if upper else
+        "point GT at a GT folder, a dataset root with GT folders, or a folder of case folders of PNG masks",
     )
 
 
@@ -178,8 +241,13 @@ def load_split(name: str, cases_dir: Path, sort_rule: str, keep_ends: bool, note
     sequences: list[Sequence] = []
     empty: list[str] = []
     fallback: list[str] = []
+    off_case: dict[str, int] = {}  # case -> GT files ending in .PNG (not frames, as for the toolbox)
     for case, folder in sorted(case_dirs, key=lambda c: natural_key(c[0])):
-        names = list_frames(folder)
+        listing = _listdir(folder)
+        names = [e.name for e in listing if _is_frame(e)]
+        upper = sum(1 for e in listing if _is_png_any_case(e) and not _is_frame(e))
+        if upper:
+            off_case[case] = upper
         if not names:
             empty.append(case)
             continue
@@ -189,6 +257,12 @@ def load_split(name: str, cases_dir: Path, sort_rule: str, keep_ends: bool, note
         sequences.append(Sequence(case, folder, ordered, evaluated_frames(ordered, keep_ends), used))
     if empty:
         notes.append(f"{_where(name)}skipped {len(empty)} case folder(s) without PNG frames: {_names(empty)}")
+    if off_case:
+        notes.append(
+            f"{_where(name)}ignored {sum(off_case.values())} GT file(s) ending in .PNG (upper case) in "
+            f"{_names(list(off_case))}: GT frames are *.png, as the toolbox globs them — rename them to "
+            ".png to score them"
+        )
     if fallback:
         notes.append(
             f"{_where(name)}{len(fallback)} case(s) have names that fit neither toolbox sort rule (numeric, "
@@ -206,15 +280,27 @@ def _names(names: list[str], limit: int = LIST_LIMIT) -> str:
     return shown + (f", … ({len(names)} in all)" if len(names) > limit else "")
 
 
-def _case_folder(base: Path, case: str, subdirs: dict[str, Path]) -> Path | None:
+def _segment_subfolder(folder: Path, use_masks: bool) -> Path | None:
+    """The ``probs/`` or ``masks/`` folder of a ``vps segment`` case folder to score, if it has one.
+
+    Probabilities first: the benchmark's max/mean metrics sweep thresholds over a soft map, and on a
+    thresholded mask every threshold gives the same result. ``use_masks`` picks ``masks/`` when it exists.
+    """
+    masks, probs = folder / MASKS_FOLDER, folder / PROBS_FOLDER
+    order = (masks, probs) if use_masks else (probs, masks)
+    return next((f for f in order if f.is_dir()), None)
+
+
+def _case_folder(case: str, subdirs: dict[str, Path], use_masks: bool) -> Path | None:
     folder = subdirs.get(case)
     if folder is None:
         return None
-    masks = folder / MASKS_FOLDER
-    return masks if masks.is_dir() else folder
+    return _segment_subfolder(folder, use_masks) or folder
 
 
-def _match_split(root: Path, split: Split, allow_flat: bool) -> tuple[dict[str, Path | None], int, list[str]]:
+def _match_split(
+    root: Path, split: Split, allow_flat: bool, use_masks: bool = False
+) -> tuple[dict[str, Path | None], int, list[str]]:
     """Prediction folder of each case of ``split`` under ``root`` (a method folder or the prediction root).
 
     Returns (case -> folder or None, number of cases matched, prediction folders that are not GT cases).
@@ -225,11 +311,12 @@ def _match_split(root: Path, split: Split, allow_flat: bool) -> tuple[dict[str, 
         if not candidate.is_dir():
             continue
         subdirs = {e.name: Path(e.path) for e in _subdirs(candidate)}
-        folders = {q.name: _case_folder(candidate, q.name, subdirs) for q in split.sequences}
+        folders = {q.name: _case_folder(q.name, subdirs, use_masks) for q in split.sequences}
         matched = sum(f is not None for f in folders.values())
         extra: list[str] = []
-        if matched == 0 and allow_flat and _has_frames(candidate):
-            folders = _match_flat(candidate, split)
+        flat = _flat_folder(candidate, use_masks) if matched == 0 and allow_flat else None
+        if flat is not None:
+            folders = _match_flat(flat, split)
             matched = sum(f is not None for f in folders.values())
         else:
             gt_cases = {q.name for q in split.sequences}
@@ -239,17 +326,26 @@ def _match_split(root: Path, split: Split, allow_flat: bool) -> tuple[dict[str, 
     return best
 
 
+def _flat_folder(folder: Path, use_masks: bool) -> Path | None:
+    """``folder`` when it holds prediction PNGs, else the ``probs/`` or ``masks/`` folder of a ``vps segment``
+    case folder given directly; None when neither holds any."""
+    if _has_frames(folder, any_case=True):
+        return folder
+    sub = _segment_subfolder(folder, use_masks)
+    return sub if sub is not None and _has_frames(sub, any_case=True) else None
+
+
 def _match_flat(folder: Path, split: Split) -> dict[str, Path | None]:
     """A flat folder of predictions (e.g. one ``vps segment`` ``masks/`` folder) against a split's cases.
 
     A folder named after a case (or a ``masks/`` folder inside one) belongs to that case; otherwise its
     files are matched to cases by file name, which must then be unambiguous.
     """
-    hint = folder.parent.name if folder.name == MASKS_FOLDER else folder.name
+    hint = folder.parent.name if folder.name in (MASKS_FOLDER, PROBS_FOLDER) else folder.name
     cases = {q.name: q for q in split.sequences}
     if hint in cases:
         return {name: folder if name == hint else None for name in cases}
-    names = set(list_frames(folder))
+    names = set(list_predictions(folder).files)
     hits = [q for q in split.sequences if names.intersection(q.frames)]
     if len(hits) > 1:
         seen: dict[str, str] = {}
@@ -280,12 +376,19 @@ def build_plan(
     allow_missing: bool = False,
     matched_only: bool = False,
     methods: list[str] | None = None,
+    use_masks: bool = False,
+    on_warning: Callable[[str], None] | None = None,
 ) -> Plan:
     """Discover the GT, match the predictions, and check that every evaluated frame has a prediction.
 
-    Raises :class:`InputError` when nothing matches (showing both case lists) or when predictions are
+    Raises :class:`InputError` when nothing matches (showing both case lists), when predictions are
     missing (listing the first ones), unless ``allow_missing`` (missing maps are scored as all-zero) or
-    ``matched_only`` (GT cases without any prediction folder are left out).
+    ``matched_only`` (GT cases without any prediction folder are left out), and when no frame is left to
+    score (every sequence has ≤ 2 frames and ``keep_ends`` is off).
+
+    ``use_masks``: score ``masks/`` rather than ``probs/`` of ``vps segment`` case folders holding both.
+    ``on_warning`` is called with each warning as soon as it is found — before an error about the same
+    predictions is raised — and the warnings are also kept in :attr:`Plan.warnings`.
     """
     pred_root, gt_root = Path(pred_root), Path(gt_root)
     if not pred_root.exists():
@@ -296,12 +399,19 @@ def build_plan(
     splits = [load_split(n, d, sort_rule, keep_ends, notes) for n, d in find_splits(gt_root)]
     splits = [s for s in splits if s.sequences]
     if not splits:
-        raise InputError("no case folder with PNG frames found in the ground truth", path=gt_root)
+        upper = [n for n in notes if "ending in .PNG" in n]
+        raise InputError(
+            "no case folder with PNG frames found in the ground truth"
+            + (" (its files end in .PNG; GT frames must end in lower-case .png, as the toolbox globs *.png)"
+               if upper else ""),
+            path=gt_root,
+            fix="rename the GT files to lower-case .png" if upper else None,
+        )
 
     def match(root: Path, allow_flat: bool) -> tuple[dict[str, dict[str, Path | None]], int, list[str]]:
         found, total, extra = {}, 0, []
         for split in splits:
-            folders, matched, extra_here = _match_split(root, split, allow_flat)
+            folders, matched, extra_here = _match_split(root, split, allow_flat, use_masks)
             if matched:
                 found[split.name] = folders
                 total += matched
@@ -339,12 +449,17 @@ def build_plan(
             notes.append(f"ignored folder(s) without predictions for these GT cases: {_names(unmatched)}")
     if not pred_dirs:
         gt_cases = [f"{_where(s.name)}{q.name}" for s in splits for q in s.sequences]
-        found_names = _method_folders(pred_root) or list_frames(pred_root)[:LIST_LIMIT]
+        here = list_predictions(pred_root)
+        found_names = _method_folders(pred_root) or sorted({*here.files.values(), *here.others.values()},
+                                                           key=natural_key)
+        not_png = not here.files and here.others and not _method_folders(pred_root)
         raise InputError(
             f"no prediction matches the ground-truth cases. GT cases: {_names(gt_cases)}. "
-            f"Found in {pred_root}: {_names(found_names) or '(nothing)'}",
+            f"Found in {pred_root}: {_names(found_names) or '(nothing)'}"
+            + (" (not PNG files: only .png predictions are read)" if not_png else ""),
             path=pred_root,
-            fix="predictions must be PRED/[<method>/][<split>/]<case>/<frame>.png with the GT file names",
+            fix="predictions must be PRED/[<method>/][<split>/]<case>/<frame>.png with the GT file names"
+            + (" (save the maps as PNG)" if not_png else ""),
         )
     if extra_cases:
         notes.append(f"ignored {len(extra_cases)} prediction folder(s) that are not GT cases: {_names(extra_cases)}")
@@ -354,21 +469,75 @@ def build_plan(
         for method in method_names:
             if (split.name, method) not in pred_dirs and method != ".":
                 notes.append(f"{_where(split.name)}method {method} has no predictions for this split; skipped")
+    folders = list(dict.fromkeys(f for table in pred_dirs.values() for f in table.values() if f is not None))
+    notes += _segment_notes(folders, pred_root)
+    for folder in folders:
+        warning = partial_warning(folder)
+        if warning is not None and warning not in plan.warnings:  # one per run folder
+            plan.warnings.append(warning)
+            if on_warning is not None:
+                on_warning(warning)
     _check_frames(plan, allow_missing, matched_only)
     plan.splits = [s for s in plan.splits if s.sequences]
     if not plan.splits:
         raise InputError("no GT case is left to evaluate", path=gt_root, fix="check --matched-only and the layout")
+    if plan.n_frames == 0:
+        n_seq = sum(len(s.sequences) for s in plan.splits)
+        raise InputError(
+            f"nothing to score: all {n_seq} sequence(s) have at most 2 frames, and the benchmark protocol "
+            "drops the first and last frame of every sequence (the toolbox crashes here)",
+            path=gt_root,
+            fix="use --keep-ends to score every frame (not comparable with published tables), "
+            "or evaluate longer sequences",
+        )
     return plan
 
 
+def _segment_notes(folders: list[Path], pred_root: Path) -> list[str]:
+    """Say which folder of ``vps segment`` case folders was scored, and what binary masks do to the metrics."""
+    probs_over_masks = [f for f in folders if f.name == PROBS_FOLDER and (f.parent / MASKS_FOLDER).is_dir()]
+    masks_only = [f for f in folders if f.name == MASKS_FOLDER and not (f.parent / PROBS_FOLDER).is_dir()]
+    with_probs = [f for f in folders if f.name == MASKS_FOLDER and (f.parent / PROBS_FOLDER).is_dir()]
+    given = [f for f in with_probs if f == pred_root]  # a masks/ folder named on the command line
+    masks_chosen = [f for f in with_probs if f != pred_root]
+    notes = []
+    binary = ("binary 0/255 maps give the same result at every threshold, so max and mean metrics "
+              "(maxDice/meanDice, maxEm/meanEm …) nearly coincide and fall below what probability maps score")
+    if probs_over_masks:
+        notes.append(
+            f"scored probs/ (probability maps, what the benchmark expects) of {len(probs_over_masks)} "
+            f"vps segment folder(s) that also hold masks/, e.g. {probs_over_masks[0].parent}; "
+            "--use-masks scores the thresholded masks/ instead"
+        )
+    if masks_chosen:
+        notes.append(
+            f"scored masks/ of {len(masks_chosen)} vps segment folder(s) (--use-masks), e.g. "
+            f"{masks_chosen[0].parent}: {binary}"
+        )
+    if given:
+        notes.append(
+            f"scored {given[0]} as given: {binary}; the probs/ folder beside it holds the probability maps "
+            f"the benchmark expects — pass {given[0].parent} to score them"
+        )
+    if masks_only:
+        notes.append(
+            f"scored masks/ of {len(masks_only)} folder(s) without probs/, e.g. {masks_only[0].parent}: vps "
+            f"segment writes thresholded masks there; {binary} — run vps segment with --save-prob for "
+            "benchmark numbers (its probs/ are then scored)"
+        )
+    return notes
+
+
 def _check_frames(plan: Plan, allow_missing: bool, matched_only: bool) -> None:
-    """Fill ``plan.missing``, note extra predictions, and raise on missing ones unless allowed."""
+    """Fill ``plan.missing`` and ``plan.renamed``, note extra predictions, and raise on missing ones unless
+    allowed — saying when a missing file is there under another extension."""
     if matched_only:
         _drop_unmatched(plan)
     missing: list[Path] = []
     missing_cases: list[str] = []
-    listing: dict[Path, set[str]] = {}
+    listing: dict[Path, PredListing] = {}
     gt_names: dict[Path, set[str]] = {}  # GT frames matched against each prediction folder
+    other_ext: list[str] = []  # missing predictions present as .jpg etc.
     n_missing = 0
     for split in plan.splits:
         for method in plan.methods:
@@ -383,25 +552,46 @@ def _check_frames(plan: Plan, allow_missing: bool, matched_only: bool) -> None:
                     n_missing += len(seq.evaluated)
                     continue
                 if folder not in listing:
-                    listing[folder] = set(list_frames(folder))
+                    listing[folder] = list_predictions(folder)
+                found = listing[folder]
                 gt_names.setdefault(folder, set()).update(seq.frames)
-                absent = [folder / n for n in seq.evaluated if n not in listing[folder]]
-                missing += absent
-                n_missing += len(absent)
-    extra = sum(len(listing[f] - names) for f, names in gt_names.items())
+                for name in seq.evaluated:
+                    actual = found.files.get(name)
+                    if actual is None:
+                        missing.append(folder / name)
+                        n_missing += 1
+                        if name in found.others:
+                            other_ext.append(found.others[name])
+                    elif actual != name:
+                        plan.renamed[folder / name] = folder / actual
+    extra = sum(len(set(listing[f].files) - names) for f, names in gt_names.items())
     if extra:
         plan.notes.append(f"ignored {extra} prediction file(s) without a GT frame")
+    if plan.renamed:
+        example = next(iter(plan.renamed.items()))
+        plan.notes.append(
+            f"{len(plan.renamed)} prediction file(s) differ from the GT name only in the extension's letter "
+            f"case (e.g. {example[1].name} for {example[0].name}) and are scored; the toolbox finds them only "
+            "on case-insensitive file systems (macOS, Windows) — rename them to .png for a portable layout"
+        )
     if n_missing and not allow_missing:
         msg = f"{n_missing} prediction(s) missing"
         if missing_cases:
             msg += f"; GT cases without a prediction folder: {_names(missing_cases)}"
         if missing:
             msg += f"; first missing files: {', '.join(str(p) for p in missing[:5])}"
+        fix = "add them, or use --allow-missing to score them as all-zero maps"
+        if other_ext:
+            ext = other_ext[0].rpartition(".")[2]
+            msg += (f"; {len(other_ext)} of them exist with another extension (e.g. {other_ext[0]}), which is not "
+                    "read: predictions are PNG files named like the GT frames")
+            fix = (f"save the maps as PNG with the GT's names (convert the .{ext} files, e.g. "
+                   f"{other_ext[0]} -> {Path(other_ext[0]).stem}.png; JPEG is lossy, so re-export from the "
+                   "model's maps where you can), or use --allow-missing to score them as all-zero maps")
         raise InputError(
             msg,
             path=plan.pred_root,
-            fix="add them, or use --allow-missing to score them as all-zero maps"
-            + (", or --matched-only to leave out the cases without predictions" if missing_cases else ""),
+            fix=fix + (", or --matched-only to leave out the cases without predictions" if missing_cases else ""),
         )
     plan.missing = missing
     if n_missing:

@@ -47,6 +47,9 @@ def protocol(result: EvaluationResult) -> dict:
         "gt": "GT > 128 is foreground",
         "prediction": "8-bit grayscale (OpenCV); resized to the GT size with cv2.resize (bilinear); "
         "min-max normalised per frame (constant maps kept as v/255)",
+        "reading": "8-bit grey PNGs as the toolbox reads them (cv2.imread grayscale); palette (index > 0), "
+        "1-bit, 0/1, 16-bit and RGB masks converted by vps's mask reader (counted in 'conversions')",
+        "conversions": conversions(result),
         "thresholds": {
             "Em, Fm": "256 thresholds, uint8-truncated histogram",
             "Dice, IoU, Sen, Spe": "numpy.linspace(1, 0, 256), p >= t; all 0 where TP = 0",
@@ -58,7 +61,24 @@ def protocol(result: EvaluationResult) -> dict:
         "gt_root": str(plan.gt_root),
         "pred_root": str(plan.pred_root),
         "notes": list(plan.notes),
+        "warnings": list(plan.warnings),
     }
+
+
+def conversions(result: EvaluationResult) -> dict[str, dict[str, int]]:
+    """Files read with a conversion (:data:`vpscli.io.masks.CONVERSIONS`), by kind: ``{"gt": {kind: n},
+    "predictions": {kind: n}}``; a GT file is counted once, however many methods are scored against it."""
+    gt: dict[str, int] = {}
+    preds: dict[str, int] = {}
+    seen_splits: set[str] = set()
+    for (split, _), issue in result.issues.items():
+        if split not in seen_splits:  # every method of a split reads the same GT frames
+            seen_splits.add(split)
+            for kind, n in issue.gt_kinds.items():
+                gt[kind] = gt.get(kind, 0) + n
+        for kind, n in issue.pred_kinds.items():
+            preds[kind] = preds.get(kind, 0) + n
+    return {"gt": gt, "predictions": preds}
 
 
 def protocol_line(result: EvaluationResult) -> str:

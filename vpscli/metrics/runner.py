@@ -11,13 +11,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
 
-import numpy as np
-
 from vpscli.metrics.aggregate import DatasetResult, SequenceAccumulator, SequenceResult, aggregate_sequences
-from vpscli.metrics.frame import prepare_frame, read_gray
 from vpscli.metrics.keys import families_for
 from vpscli.metrics.layout import Plan
-from vpscli.metrics.scoring import FrameScores, score_frame
+from vpscli.metrics.scoring import FrameScores, score_paths
 
 #: Frames per task sent to a worker: large enough to hide the pickling, small enough to balance.
 CHUNK_FRAMES = 8
@@ -25,28 +22,8 @@ CHUNK_FRAMES = 8
 MIN_FRAMES_FOR_POOL = 48
 
 
-def score_gt_frame(gt_path: Path, pred_paths: list[Path | None], families: frozenset[str]) -> list[FrameScores]:
-    """Read one GT frame and score each prediction of it (None: missing, scored as an all-zero map)."""
-    gt = read_gray(gt_path)
-    results = []
-    for pred_path in pred_paths:
-        if pred_path is None:
-            pred, resized = np.zeros_like(gt), False
-        else:
-            pred = read_gray(pred_path)
-            resized = pred.shape != gt.shape
-            if resized:
-                import cv2
-
-                pred = cv2.resize(pred, (gt.shape[1], gt.shape[0]))
-        scores = score_frame(prepare_frame(pred, gt), families)
-        scores.resized, scores.missing = resized, pred_path is None
-        results.append(scores)
-    return results
-
-
 def _score_task(task: tuple[Path, list[Path | None], frozenset[str]]) -> list[FrameScores]:
-    return score_gt_frame(*task)
+    return score_paths(*task)
 
 
 def _init_worker() -> None:
@@ -64,6 +41,9 @@ class FrameIssue:
     full_gt: list[str] = field(default_factory=list)
     resized: int = 0
     missing: int = 0
+    #: conversion kind (:data:`vpscli.io.masks.CONVERSIONS`) -> number of GT / prediction files read so
+    gt_kinds: dict[str, int] = field(default_factory=dict)
+    pred_kinds: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -161,3 +141,7 @@ def _note_frame(issue: FrameIssue, name: str, scores: FrameScores) -> None:
         issue.full_gt.append(name)
     issue.resized += scores.resized
     issue.missing += scores.missing
+    if scores.gt_kind is not None:
+        issue.gt_kinds[scores.gt_kind] = issue.gt_kinds.get(scores.gt_kind, 0) + 1
+    if scores.pred_kind is not None:
+        issue.pred_kinds[scores.pred_kind] = issue.pred_kinds.get(scores.pred_kind, 0) + 1

@@ -13,7 +13,7 @@ import numpy as np
 
 from vpscli.metrics.emeasure import adaptive_emeasure, emeasure_curve
 from vpscli.metrics.fmeasure import adaptive_fmeasure, fmeasure_curves
-from vpscli.metrics.frame import PreparedFrame, prepare_frame, read_pair
+from vpscli.metrics.frame import PreparedFrame, prepare_frame, read_map
 from vpscli.metrics.mae import mae
 from vpscli.metrics.medical import medical_curves
 from vpscli.metrics.smeasure import smeasure
@@ -34,6 +34,8 @@ class FrameScores:
     full_gt: bool = False
     resized: bool = False
     missing: bool = False
+    gt_kind: str | None = None  #: how the GT file was converted (see :func:`~vpscli.metrics.frame.read_map`)
+    pred_kind: str | None = None  #: how the prediction file was converted
 
     def nan_keys(self) -> list[str]:
         """Names of the scalars and curves that hold a NaN."""
@@ -74,10 +76,25 @@ def score_arrays(pred: np.ndarray, gt: np.ndarray, families: frozenset[str] | se
     return scores
 
 
+def score_paths(gt_path: str | Path, pred_paths: list[Path | None], families: frozenset[str] | set[str]) -> list[FrameScores]:
+    """Read one GT frame once and score each prediction of it (None: missing, scored as an all-zero map).
+
+    Each result records how its files were converted (``gt_kind``, ``pred_kind``) and whether the
+    prediction was resized (bilinear ``cv2.resize`` defaults, as the toolbox does).
+    """
+    gt, gt_kind = read_map(gt_path)
+    results = []
+    for pred_path in pred_paths:
+        if pred_path is None:
+            pred, pred_kind = np.zeros_like(gt), None
+        else:
+            pred, pred_kind = read_map(pred_path)
+        scores = score_arrays(pred, gt, families)
+        scores.missing, scores.gt_kind, scores.pred_kind = pred_path is None, gt_kind, pred_kind
+        results.append(scores)
+    return results
+
+
 def score_files(gt_path: str | Path, pred_path: str | Path | None, families: frozenset[str] | set[str]) -> FrameScores:
     """Read and score one pair; ``pred_path=None`` scores a missing prediction as an all-zero map."""
-    pred, gt, resized = read_pair(gt_path, pred_path)
-    scores = score_frame(prepare_frame(pred, gt), families)
-    scores.resized = resized
-    scores.missing = pred_path is None
-    return scores
+    return score_paths(gt_path, [pred_path], families)[0]

@@ -9,7 +9,7 @@ from typing import List, Optional
 
 import typer
 
-from vpscli.cli.console import err_console, notice, out_console, print_table, reports_errors
+from vpscli.cli.console import err_console, notice, out_console, print_table, reports_errors, warning_line
 from vpscli.errors import UsageError
 
 #: Show a progress bar from this many frame evaluations on.
@@ -39,11 +39,15 @@ def evaluate(
     allow_missing: bool = typer.Option(False, "--allow-missing", help="Score missing predictions as all-zero maps."),
     matched_only: bool = typer.Option(False, "--matched-only", help="Leave out GT cases that have no predictions."),
     method: Optional[List[str]] = typer.Option(None, "--method", help="Only these method folders (repeatable)."),
+    use_masks: bool = typer.Option(
+        False, "--use-masks",
+        help="Score masks/ of vps segment folders that also hold probs/ (default: probs/, the benchmark's input).",
+    ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or notes."),
 ) -> None:
     """Score predictions against ground truth exactly as the SUN-SEG benchmark toolbox does.
 
-    GT > 128 is foreground; predictions are read as 8-bit grayscale, resized to the GT size and min-max normalised; each sequence drops its first and last frame; scores are averaged per sequence, then over sequences. Values match GewelsJI/VPS eval/ to 1e-9.
+    GT > 128 is foreground; predictions are resized to the GT size and min-max normalised; each sequence drops its first and last frame; scores are averaged per sequence, then over sequences. Values match GewelsJI/VPS eval/ to 1e-9 on its inputs (8-bit grey PNGs); palette, 1-bit, 0/1, 16-bit and RGB masks are read as every vps command reads them, with a note. vps segment folders are scored from probs/ when present, else masks/.
     """
     from vpscli.metrics import build_plan, default_workers, evaluate_plan, parse_metrics
     from vpscli.metrics.ordering import SORT_RULES
@@ -56,7 +60,8 @@ def evaluate(
 
     plan = build_plan(
         pred, gt, sort_rule=sort, keep_ends=keep_ends, allow_missing=allow_missing,
-        matched_only=matched_only, methods=method or None,
+        matched_only=matched_only, methods=method or None, use_masks=use_masks,
+        on_warning=warning_line,  # partial segment runs: said even under --quiet, and before any error
     )
     _print_matched(plan, quiet)
     for note in plan.notes:
@@ -118,12 +123,15 @@ def _print_matched(plan, quiet: bool) -> None:
 
 
 def _result_notes(result) -> list[str]:
-    """Notes about degenerate frames; a note that holds for every method of a split is given once."""
+    """Notes about degenerate frames and converted files; a note that holds for every method of a split is
+    given once."""
+    from vpscli.metrics.frame import conversion_note
     from vpscli.metrics.keys import split_key
 
     keys = result.metrics
     medical = [k for k in keys if split_key(k)[1] in ("Dice", "IoU", "Sen", "Spe")]
     found: dict[tuple[str, str], list[str]] = {}  # (split, text) -> methods
+    gt_wide: set[str] = set()
     for (split, method), issue in result.issues.items():
         texts = []
         if issue.nan:
@@ -143,13 +151,17 @@ def _result_notes(result) -> list[str]:
         if issue.resized:
             who = "" if method == "." else f"{method}: "
             texts.append(f"{who}{issue.resized} prediction(s) resized to the GT size (bilinear, as the toolbox)")
+        gt_texts = [conversion_note(kind, n, gt=True) for kind, n in issue.gt_kinds.items()]
+        gt_wide.update(gt_texts)  # about the GT files: the same for every method, never prefixed by one
+        texts += gt_texts + [conversion_note(kind, n, gt=False) for kind, n in issue.pred_kinds.items()]
         for text in texts:
             found.setdefault((split, text), []).append(method)
     notes = []
     for (split, text), methods in found.items():
         n_methods = sum(1 for s, _ in result.datasets if s == split)
         where = "" if split == "." else f"{split}: "
-        if (len(methods) < n_methods or (methods != ["."] and n_methods == 1)) and "resized" not in text:
+        if (len(methods) < n_methods or (methods != ["."] and n_methods == 1)) and "resized" not in text \
+                and text not in gt_wide:
             where += ", ".join(methods) + ": "
         notes.append(where + text)
     for (split, method), sequences in result.sequences.items():
