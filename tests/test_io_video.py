@@ -7,7 +7,7 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from tests._media import decode_with_ffmpeg, ffmpeg, make_testsrc, smooth_frames
+from tests._media import decode_with_ffmpeg, ffmpeg, make_testsrc, make_truncated_clip, smooth_frames
 from vpscli.errors import InputError
 from vpscli.io.sources import FrameFolderSource, VideoFileSource, discover_sources, open_source
 from vpscli.io.writer import VideoWriter
@@ -109,6 +109,51 @@ def test_truncated_video_decodes_what_is_there_and_reports_where_it_stopped(tmp_
     assert 0 < n < 40
     assert src.truncation is not None and src.truncation.decoded == n and src.truncation.expected == 40
     assert f"stopped at frame {n} of 40" in src.truncation.message(str(cut))
+
+
+def test_truncated_constant_rate_file_keeps_its_rate_and_is_reported_damaged(tmp_path):
+    import av
+
+    full, cut = make_truncated_clip(tmp_path)
+    with av.open(str(cut)) as c:  # the cut leaves holes among the reordered frames' timestamps
+        pts = np.sort([p.pts for p in c.demux(c.streams.video[0]) if p.pts is not None])
+    assert np.diff(pts).max() > np.diff(pts).min(), "precondition: timestamps with holes"
+    probe = open_source(cut).probe()
+    assert probe.fps == Fraction(25) and not probe.vfr
+    assert probe.damaged and probe.header_frame_count == 100 and probe.expected_frames == 100
+    assert "index lists 100 frames" in probe.stream_error and probe.frame_count < 100
+    assert str(cut) in probe.damage_message() and "--decode" in probe.damage_message()
+    clean = open_source(full).probe()
+    assert clean.fps == Fraction(25) and not clean.vfr and not clean.damaged and clean.damage_message() is None
+    src = open_source(cut)
+    stamps = [f.timestamp for f in src]
+    assert src.truncation is not None and src.truncation.expected == 100
+    np.testing.assert_allclose(stamps, np.arange(len(stamps)) / 25, atol=1e-9)  # exact pts × time base
+
+
+def test_millisecond_time_base_at_29_97_fps_is_constant_rate(tmp_path):
+    path = make_testsrc(tmp_path / "ntsc.mkv", 3, "30000/1001")  # Matroska: 1 ms ticks, steps of 33 and 34
+    probe = open_source(path).probe()
+    assert not probe.vfr and probe.fps == Fraction(30000, 1001) and probe.time_base == Fraction(1, 1000)
+    assert probe.frame_count == 90 and probe.header_frame_count is None  # Matroska has no frame count
+    stamps = np.array([f.timestamp for f in open_source(path)])
+    assert set(np.round(np.diff(stamps) * 1000).astype(int)) == {33, 34}
+    np.testing.assert_allclose(stamps, np.arange(90) * 1001 / 30000, atol=0.6e-3)
+
+
+def test_reorder_depth_and_timing_rule():
+    from vpscli.io.probe import PacketListing, reorder_depth, timing
+
+    assert reorder_depth(np.array([0, 1, 2, 3])) == 0
+    assert reorder_depth(np.array([0, 4, 2, 1, 3, 8, 6, 5, 7])) == 2  # B-pyramid: P4 and B2 wait for B1
+    # a cut after P8: 5, 6, 7 are lost; 8 is set aside with the last reordered timestamps
+    listing = PacketListing(6, np.array([0, 4, 2, 1, 3, 8]) * 40, Fraction(1, 1000), ())
+    fps, vfr, used = timing(listing, damaged=True, declared=None)
+    assert (fps, vfr, list(used)) == (Fraction(25), False, [0, 40, 80, 120])
+    fps, vfr, _ = timing(listing, damaged=False, declared=None)
+    assert vfr and fps < 25  # what the holes would say if they were taken for frame durations
+    vfr_list = PacketListing(7, np.array([0, 100, 200, 300, 340, 380, 420]), Fraction(1, 1000), ())
+    assert timing(vfr_list, damaged=False, declared=Fraction(25))[1]
 
 
 def test_garbage_empty_missing_and_unsupported_inputs(tmp_path):
