@@ -53,6 +53,59 @@ def test_odd_size_is_padded_never_rescaled(tmp_path):
     assert decoded[2][75, :101].mean() < 40 and decoded[2][:75, 101].mean() < 40
 
 
+def decoded_timestamps(path) -> list[float]:
+    """Every frame's presentation time (pts × time base, from the stream's start), decoded by PyAV."""
+    import av
+
+    with av.open(str(path)) as c:
+        stream = c.streams.video[0]
+        start = stream.start_time or 0
+        return [float((f.pts - start) * stream.time_base) for f in c.decode(stream)]
+
+
+def test_writer_keeps_per_frame_timestamps(tmp_path):
+    """Variable frame rate out: each frame is shown at its own time (10 fps, then 25 fps, then a pause)."""
+    stamps = [i / 10 for i in range(10)] + [1.0 + i / 25 for i in range(10)] + [2.5, 2.54]
+    frames = smooth_frames(len(stamps), 101, 75)  # odd size: padded, as without timestamps
+    path = tmp_path / "vfr.mp4"
+    with VideoWriter(path, 25, (101, 75)) as w:
+        for f, t in zip(frames, stamps):
+            w.write(f, timestamp=t + 7.0)  # counted from the first frame: the video starts at 0
+    assert w.frames_written == len(stamps) and w.padded and w.timestamped
+    np.testing.assert_allclose(decoded_timestamps(path), stamps, atol=1e-3)
+    probe = open_source(path).probe()
+    assert probe.vfr and probe.codec == "h264" and probe.pix_fmt == "yuv420p" and (probe.width, probe.height) == (102, 76)
+    decoded = [f.image for f in open_source(path)]
+    assert np.abs(decoded[12][:75, :101].astype(int) - frames[12].astype(int)).mean() < 3.0
+    data = path.read_bytes()
+    assert 0 < data.find(b"moov") < data.find(b"mdat") and not list(tmp_path.glob(".*partial*"))
+
+
+def test_writer_timestamps_all_or_none(tmp_path):
+    w = VideoWriter(tmp_path / "x.mp4", 25, (32, 32))
+    w.write(np.zeros((32, 32, 3), np.uint8), timestamp=0.0)
+    with pytest.raises(ValueError, match="every frame or with none"):
+        w.write(np.zeros((32, 32, 3), np.uint8))
+    w.abort()
+    assert not list(tmp_path.iterdir()), "abort leaves nothing behind"
+
+
+@pytest.mark.parametrize("timestamped", [False, True])
+def test_writer_disk_full_is_one_line_error_and_leaves_nothing(tmp_path, timestamped):
+    from vpscli.errors import OutputError
+
+    if not os.path.exists("/dev/full"):
+        pytest.skip("needs /dev/full")
+    w = VideoWriter(tmp_path / "x.mp4", 25, (64, 48))
+    w._tmp.symlink_to("/dev/full")  # every write to the temporary file fails with ENOSPC
+    with pytest.raises(OutputError, match="disk full") as e:
+        for i, frame in enumerate(smooth_frames(30, 64, 48)):
+            w.write(frame, timestamp=i / 25 if timestamped else None)
+        w.close()
+    assert str(tmp_path / "x.mp4") in str(e.value) and "fix:" in str(e.value)
+    assert not list(tmp_path.iterdir())
+
+
 def test_rotation_metadata_is_applied_once(tmp_path):
     plain = make_testsrc(tmp_path / "plain.mp4", 1, 10)
     rotated = tmp_path / "rot.mp4"
