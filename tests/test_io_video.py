@@ -274,6 +274,30 @@ def test_discovery_sun_seg_root_video_folder_and_glob(tmp_path):
         discover_sources([str(tmp_path / "root" / "Frame" / "case2" / "1.jpg")])
 
 
+def test_folder_of_case_folders_is_one_source_per_case(tmp_path):
+    """``TestDataset/Frame/`` given directly works like its parent (SUN-SEG root)."""
+    import cv2
+
+    for case in ("case10", "case2", "case1"):
+        for sub in ("Frame", "GT"):
+            d = tmp_path / "TestDataset" / sub / case
+            d.mkdir(parents=True)
+            cv2.imwrite(str(d / "1.png"), np.zeros((8, 8, 3), np.uint8))
+    direct = discover_sources([str(tmp_path / "TestDataset" / "Frame")])
+    assert [s.name for s in direct] == ["case1", "case2", "case10"]
+    assert all(isinstance(s, FrameFolderSource) for s in direct)
+    assert [s.path for s in direct] == [s.path for s in discover_sources([str(tmp_path / "TestDataset")])]
+    (tmp_path / "TestDataset" / "Frame" / "case3").mkdir()  # a case without frames: named, as from the root
+    for given in ("TestDataset", "TestDataset/Frame"):
+        with pytest.raises(InputError, match=r"Frame/case3: no frames in folder"):
+            discover_sources([str(tmp_path / given)])
+    with pytest.raises(InputError, match=r"ground-truth folder.*fix: pass .*TestDataset/Frame"):
+        discover_sources([str(tmp_path / "TestDataset" / "GT")])
+    (tmp_path / "empty" / "sub").mkdir(parents=True)
+    with pytest.raises(InputError, match="no frames, videos or case folders of frames found"):
+        discover_sources([str(tmp_path / "empty")])
+
+
 @pytest.mark.realdata
 def test_real_data_frame_folders(vps_data):
     """PolypGen negatives need natural order; CVC-ClinicDB is a SUN-SEG root of 384×288 clips."""
@@ -286,5 +310,7 @@ def test_real_data_frame_folders(vps_data):
     assert first.image.ndim == 3 and (src.probe().width, src.probe().height) == first.size
     cases = discover_sources([str(vps_data / "cvc-clinicdb" / "valid")])
     assert len(cases) == 6 and all(isinstance(c, FrameFolderSource) for c in cases)
+    direct = discover_sources([str(vps_data / "cvc-clinicdb" / "valid" / "Frame")])
+    assert [c.path for c in direct] == [c.path for c in cases]
     assert sum(c.probe().frame_count for c in cases) == 123
     assert {(c.probe().width, c.probe().height) for c in cases} == {(384, 288)}

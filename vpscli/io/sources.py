@@ -7,7 +7,8 @@ Inputs accepted by :func:`discover_sources`:
 
 - a video file (anything FFmpeg decodes: mp4, avi, mkv, mov, mpg, webm, ...), decoded by PyAV;
 - a folder of frames (jpg/png/bmp/tif), sorted naturally (``img2`` before ``img10``);
-- a SUN-SEG-style root with ``Frame/<case>/`` (each case is one source);
+- a SUN-SEG-style root with ``Frame/<case>/``, or a folder of case folders such as that
+  ``Frame/`` itself (each case is one source, in natural order);
 - a folder of videos (each video is one source);
 - a glob pattern (``"videos/*.mp4"``).
 """
@@ -238,18 +239,37 @@ def _folder_sources(folder: Path, fps) -> list[FrameSource]:
         cases = natural_sorted(p for p in frame_root.iterdir() if p.is_dir())
         if not cases:
             raise InputError("Frame/ has no case folders", path=frame_root, fix="expected Frame/<case>/<frame>.jpg")
-        return [FrameFolderSource(c, name=c.name, fps=fps) for c in cases]
+        return _case_sources(cases, fps)
     entries = [p for p in folder.iterdir() if p.is_file()]
     if any(p.suffix.lower() in IMAGE_EXTENSIONS for p in entries):
         return [FrameFolderSource(folder, fps=fps)]
     videos = natural_sorted(p for p in entries if p.suffix.lower() in VIDEO_EXTENSIONS)
     if videos:
         return [VideoFileSource(v) for v in videos]
+    frames = folder.parent / "Frame"
+    if folder.name == "GT" and frames.is_dir():  # its case folders hold masks, which would pass for frames
+        raise InputError("is the ground-truth folder of a SUN-SEG root, not frames", path=folder,
+                         fix=f"pass {frames} or {folder.parent}")
+    # a folder of case folders (a SUN-SEG Frame/ given directly, or any such collection): read
+    # as a SUN-SEG root reads its Frame/, so a case folder without frames is an error either way
+    cases = natural_sorted(p for p in folder.iterdir() if p.is_dir())
+    if any(_holds_images(c) for c in cases):
+        return _case_sources(cases, fps)
     raise InputError(
-        "no frames, videos or Frame/<case>/ folders found",
+        "no frames, videos or case folders of frames found",
         path=folder,
-        fix="pass a video file, a folder of frame images, or a SUN-SEG root with Frame/<case>/",
+        fix="pass a video file, a folder of frame images, a folder of such folders (one per case), "
+            "or a SUN-SEG root with Frame/<case>/",
     )
+
+
+def _case_sources(cases: list[Path], fps) -> list[FrameSource]:
+    """One frame-folder source per case folder, named after it."""
+    return [FrameFolderSource(c, name=c.name, fps=fps) for c in cases]
+
+
+def _holds_images(folder: Path) -> bool:
+    return any(p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file() for p in folder.iterdir())
 
 
 def open_source(path: str | Path, fps: float | None = None) -> FrameSource:
