@@ -139,6 +139,7 @@ def test_variable_frame_rate_detected_and_true_timestamps(tmp_path):
     ("webm", ["-c:v", "libvpx-vp9", "-b:v", "200k"]),
     ("mov", ["-c:v", "libx264", "-pix_fmt", "yuv420p"]),
     ("mpg", ["-c:v", "mpeg2video", "-q:v", "4"]),
+    ("mp4", ["-c:v", "libx265", "-pix_fmt", "yuv420p10le", "-tag:v", "hvc1", "-x265-params", "log-level=none"]),
 ])
 def test_containers_and_codecs(tmp_path, suffix, codec):
     path = make_testsrc(tmp_path / f"clip.{suffix}", 1, 25, codec=codec)
@@ -148,6 +149,13 @@ def test_containers_and_codecs(tmp_path, suffix, codec):
     assert frames[0].image.shape == (120, 160, 3)
     reference = decode_with_ffmpeg(path, 160, 120)
     assert np.abs(frames[5].image.astype(int) - reference[5].astype(int)).mean() < 4.0
+
+
+def test_odd_sized_stream_decodes_at_its_size(tmp_path):
+    path = make_testsrc(tmp_path / "odd.avi", 0.4, 25, size="161x121", codec=["-c:v", "mjpeg", "-q:v", "3"])
+    frames = [f.image for f in open_source(path)]
+    assert len(frames) == 10 and frames[0].shape == (121, 161, 3)
+    assert np.abs(frames[4].astype(int) - decode_with_ffmpeg(path, 161, 121)[4].astype(int)).mean() < 2.0
 
 
 def test_truncated_video_decodes_what_is_there_and_reports_where_it_stopped(tmp_path):
