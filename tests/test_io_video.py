@@ -74,7 +74,8 @@ def test_writer_keeps_per_frame_timestamps(tmp_path):
     assert w.frames_written == len(stamps) and w.padded and w.timestamped
     np.testing.assert_allclose(decoded_timestamps(path), stamps, atol=1e-3)
     probe = open_source(path).probe()
-    assert probe.vfr and probe.codec == "h264" and probe.pix_fmt == "yuv420p" and (probe.width, probe.height) == (102, 76)
+    assert probe.vfr and probe.codec == "h264" and probe.pix_fmt == "yuv420p"
+    assert (probe.width, probe.height) == (102, 76)
     decoded = [f.image for f in open_source(path)]
     assert np.abs(decoded[12][:75, :101].astype(int) - frames[12].astype(int)).mean() < 3.0
     data = path.read_bytes()

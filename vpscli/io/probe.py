@@ -161,7 +161,8 @@ def open_container(path: Path):
         # PyAV: scripts that match the message keep working
         raise _open_error(path, f"Error opening input files: {e.strerror or e}") from None
     except OSError as e:
-        raise InputError(f"cannot open ({e.strerror or e})", path=path, fix="check the path and its permissions") from None
+        raise InputError(f"cannot open ({e.strerror or e})", path=path,
+                         fix="check the path and its permissions") from None
 
 
 def video_stream(container, path: Path):
@@ -197,7 +198,7 @@ def list_packets(container, stream) -> tuple[PacketListing, object | None]:
     """
     import av
 
-    count, pts, dts, problems = 0, [], [], []
+    count, pts, dts, problems, corrupt = 0, [], [], [], []
     first, fed = None, 0
     try:
         for packet in container.demux(stream):
@@ -207,7 +208,7 @@ def list_packets(container, stream) -> tuple[PacketListing, object | None]:
                 continue
             count += 1
             if packet.is_corrupt:
-                problems.append(f"packet #{count} is cut short or corrupt")
+                corrupt.append(count)
             pts.append(packet.pts)
             dts.append(packet.dts)
             if first is None and fed < _FIRST_FRAME_PACKETS:
@@ -219,6 +220,9 @@ def list_packets(container, stream) -> tuple[PacketListing, object | None]:
                 first = frames[0] if frames else None
     except av.error.FFmpegError as e:
         problems.append(f"reading stopped after {count} packets: {e.strerror or e}")
+    if corrupt:  # one line however many: a damaged recording can have thousands
+        problems.insert(0, f"packet #{corrupt[0]} is cut short or corrupt" if len(corrupt) == 1 else
+                        f"{len(corrupt)} packets are cut short or corrupt (first: #{corrupt[0]})")
     if first is None and fed:
         try:  # short videos: the decoder may still hold the first frame back
             frames = stream.codec_context.decode(None)
@@ -291,7 +295,8 @@ def probe_video(path: str | Path) -> VideoProbe:
         header_count = int(stream.frames) or None
         codec = ctx.name or "unknown"
         pix_fmt = ctx.pix_fmt or (first.format.name if first is not None else "unknown")
-        w, h = ctx.width or (first.width if first is not None else 0), ctx.height or (first.height if first is not None else 0)
+        w = ctx.width or (first.width if first is not None else 0)
+        h = ctx.height or (first.height if first is not None else 0)
         declared = _declared_rate(stream)
         start = stream.start_time
     finally:
