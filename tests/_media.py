@@ -38,3 +38,18 @@ def smooth_frames(n: int, width: int, height: int) -> list[np.ndarray]:
         b = np.full_like(xx, 40 + 15 * i % 200)
         frames.append(np.clip(np.stack([r, g, b], -1), 0, 255).astype(np.uint8))
     return frames
+
+
+def make_truncated_clip(folder: Path, frames: int = 100, keep: float = 0.55) -> tuple[Path, Path]:
+    """A constant 25 fps H.264 clip with B-frames in every GOP (index at the front,
+    ``+faststart``) and a copy cut after ``keep`` of its bytes: ``(full, cut)``.
+
+    One encoder thread and fixed B-frame placement make the bytes, and so the cut, the same
+    on every machine. Cut there, the reordered frames leave holes among the last timestamps.
+    """
+    full, cut = folder / "full.mp4", folder / "cut.mp4"
+    make_testsrc(full, frames / 25, 25, extra=["-x264-params", "bframes=3:b-adapt=0:threads=1",
+                                                "-movflags", "+faststart"])
+    data = full.read_bytes()
+    cut.write_bytes(data[: int(len(data) * keep)])
+    return full, cut

@@ -95,6 +95,24 @@ def test_probe_decode_reports_truncation(tmp_path):
     assert f"stopped at frame {info['decoded_frames']} of 30" in r.stderr
 
 
+def test_probe_without_decode_warns_about_a_truncated_file(tmp_path):
+    from tests._media import make_truncated_clip
+
+    full, cut = make_truncated_clip(tmp_path)
+    r = vps("probe", cut, full, "--json")
+    assert r.returncode == 0, r.stderr
+    warnings = [ln for ln in r.stderr.splitlines() if ln.startswith("warning:")]
+    assert len(warnings) == 1 and str(cut) in warnings[0] and "--decode" in warnings[0]
+    assert "index lists 100 frames" in warnings[0]
+    info = {p["name"]: p for p in json.loads(r.stdout)}
+    assert info["cut"]["damaged"] and not info["full"]["damaged"]
+    assert info["cut"]["fps_rational"] == "25/1" and not info["cut"]["vfr"]  # not 22.66 fps "VFR"
+    r = vps("probe", cut)
+    assert r.returncode == 0 and f"{info['cut']['frame_count']} of 100 (damaged)" in r.stdout
+    r = vps("probe", cut, "--decode")
+    assert "decoding stopped at frame" in r.stderr and "--decode for the exact" not in r.stderr
+
+
 def test_doctor_json_schema():
     r = vps("doctor", "--json")
     assert r.returncode == 0, r.stdout + r.stderr

@@ -188,6 +188,79 @@ def test_vfr_timecodes_come_from_true_timestamps(vfr_clip, tmp_path):
     region = [_text(decoded[i], rect) for i in (9, 10, 11)]
     assert all(r.sum() > 20 for r in region)
     assert not np.array_equal(region[0], region[1]) and not np.array_equal(region[1], region[2])
+    # and the MP4 plays each frame at the source frame's time (not at a constant average rate)
+    np.testing.assert_allclose(_pts_seconds(tmp_path / "o.mp4"), stamps, atol=1e-3)
+
+
+def _pts_seconds(path) -> list[float]:
+    """Presentation time of every frame, decoded by PyAV (independent of vps's reader)."""
+    import av
+
+    with av.open(str(path)) as c:
+        stream = c.streams.video[0]
+        start = stream.start_time or 0
+        return [float((f.pts - start) * stream.time_base) for f in c.decode(stream)]
+
+
+def _partial_segment_run(folder, n_masks: int, decoded: int, expected: int):
+    """The layout vps segment leaves for a truncated source: masks 0..n-1, run.json status partial."""
+    import json
+
+    for i in range(n_masks):
+        m = np.zeros((120, 160), bool)
+        m[40:80, 50:90] = True
+        write_mask(folder / "masks" / f"{i:06d}.png", m)
+    (folder / "run.json").write_text(json.dumps({
+        "status": "partial", "model": "pns-plus", "threshold": 0.5, "frames": decoded,
+        "partial": {"frames_expected": expected, "frames_decoded": decoded,
+                    "reason": "the source is truncated or damaged"}}))
+    return folder / "masks"
+
+
+def test_overlay_of_a_truncated_source_with_its_segment_masks(tmp_path):
+    from tests._media import make_truncated_clip
+
+    _, cut = make_truncated_clip(tmp_path)
+    decoded = sum(1 for _ in open_source(cut))
+    packets = open_source(cut).probe().frame_count
+    assert decoded < packets < 100, "precondition: fewer frames decode than there are packets"
+    masks = _partial_segment_run(tmp_path / "seg" / "cut", decoded, decoded, 100)
+    out = tmp_path / "o.mp4"
+    r = vps("overlay", cut, masks, "-o", out, "-q")
+    assert r.returncode == 0, r.stderr
+    warnings = [ln for ln in r.stderr.splitlines() if ln.startswith("warning:")]  # shown despite -q
+    assert any("partial run" in w and f"({decoded} of 100 frames)" in w for w in warnings), r.stderr
+    assert any(f"decoding stopped at frame {decoded} of 100" in w for w in warnings), r.stderr
+    probe = open_source(out).probe()
+    assert probe.frame_count == decoded and probe.fps == 25 and not probe.vfr
+    # a mask missing inside the run: refused, naming the frame
+    (masks / "000003.png").unlink()
+    r = vps("overlay", cut, masks, "-o", tmp_path / "gap.mp4")
+    assert r.returncode == 1 and "no mask for frame 3 but has one for frame 4" in " ".join(r.stderr.split())
+    assert not (tmp_path / "gap.mp4").exists()
+    # masks that stop before the decodable frames do: found while decoding, nothing written
+    short = _partial_segment_run(tmp_path / "seg2" / "cut", decoded - 2, decoded, 100)
+    r = vps("overlay", cut, short, "-o", tmp_path / "short.mp4")
+    msg = " ".join(r.stderr.split())
+    assert r.returncode == 1 and f"more than the {decoded - 2} frames MASKS has masks for" in msg
+    assert not (tmp_path / "short.mp4").exists() and not list(tmp_path.glob(".*partial*"))
+    result = render_review(cut, short, frames_out=tmp_path / "png", options=ReviewOptions(allow_mismatch=True))
+    assert result.frames == decoded and result.missing_masks == [decoded - 2, decoded - 1]
+
+
+def test_count_mismatch_fix_points_to_resume_for_an_unfinished_run(clip, tmp_path):
+    import json
+
+    video, gt = clip
+    run = tmp_path / "run"
+    for p in sorted(gt.glob("*.png"))[:7]:
+        (run / "masks").mkdir(parents=True, exist_ok=True)
+        (run / "masks" / p.name).write_bytes(p.read_bytes())
+    (run / "run.json").write_text(json.dumps({"status": "interrupted", "frames": 7}))
+    with pytest.raises(InputError, match="did not finish: complete it with --resume"):
+        render_review(video, run / "masks", frames_out=tmp_path / "f")
+    result = render_review(video, run / "masks", frames_out=tmp_path / "f", options=ReviewOptions(allow_mismatch=True))
+    assert any("was interrupted after 7 frames" in w for w in result.warnings)
 
 
 def test_bad_options_are_usage_errors(clip, tmp_path):

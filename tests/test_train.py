@@ -82,6 +82,15 @@ def test_sources_recognise_the_three_kinds(video_dir, image_dir, negative_dir):
     assert [p.name for p in neg.sequences[0].frames] == ["seq1_img1.jpg", "seq1_img2.jpg", "seq1_img10.jpg"]
 
 
+def test_sources_accept_a_frame_folder_given_directly(video_dir, negative_dir):
+    """``DIR/Frame`` (as ``TestDataset/Frame``): the cases of DIR, masks from ``DIR/GT``; negatives without it."""
+    direct = discover_source(video_dir / "Frame")
+    via_root = discover_source(video_dir)
+    assert direct.kind == "video" and direct.sequences == via_root.sequences and direct.root == video_dir / "Frame"
+    neg = discover_source(negative_dir / "Frame")
+    assert neg.kind == "negative" and neg.sequences == discover_source(negative_dir).sequences
+
+
 def test_sources_errors(tmp_path, video_dir):
     with pytest.raises(InputError, match="data folder not found"):
         discover_source(tmp_path / "missing")
@@ -379,3 +388,5 @@ def test_shared_data_is_recognised(vps_data):
     assert kvasir.kind == "image" and kvasir.n_frames == 1000
     neg = discover_source(vps_data / "polypgen-negatives")
     assert neg.kind == "negative" and neg.n_frames == 250 and len(neg.sequences) == 7
+    assert discover_source(vps_data / "cvc-clinicdb" / "valid" / "Frame").sequences == valid.sequences
+    assert discover_source(vps_data / "polypgen-negatives" / "Frame").sequences == neg.sequences

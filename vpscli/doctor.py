@@ -19,8 +19,8 @@ from pathlib import Path
 from vpscli import __version__
 from vpscli.paths import data_dir, weights_dir
 
-PACKAGES = ("torch", "opencv-python-headless", "numpy", "imageio-ffmpeg", "scikit-image", "safetensors", "typer",
-            "rich", "tqdm", "pillow")
+PACKAGES = ("torch", "opencv-python-headless", "av", "numpy", "imageio-ffmpeg", "scikit-image", "safetensors",
+            "typer", "rich", "tqdm", "pillow")
 
 
 def _pkg_version(name: str) -> str | None:

@@ -1,7 +1,7 @@
 """The ffmpeg binary vps uses (imageio-ffmpeg's, or ``IMAGEIO_FFMPEG_EXE``) and what it can do.
 
-OpenCV decodes; this ffmpeg encodes H.264 (OpenCV's wheels cannot) and lists packets
-for exact frame counts and timestamps without decoding.
+PyAV (FFmpeg's libraries) probes and decodes; this ffmpeg program encodes H.264 (OpenCV's
+wheels cannot), fed raw frames through a pipe.
 """
 from __future__ import annotations
 

@@ -1,13 +1,43 @@
-"""What a video is before decoding it: size, fps, frame count, duration, rotation, VFR.
+"""What a video is before decoding it: size, fps, frame count, duration, rotation, VFR, damage.
 
-Header fields lie (frame counts after re-muxing, fps of variable-frame-rate files), so the
-probe also lists the video packets with ffmpeg (demuxing only, no decoding): their count
-is the frame count and their presentation timestamps tell constant from variable frame
-rate. The decoded count stays the final truth; readers report when decoding stops early.
+Everything is read as values through PyAV (FFmpeg's own libraries): the container's
+streams, every video packet (demuxing only, no decoding), their timestamps and time base,
+the codec and pixel format, and the display-matrix rotation. Header fields lie (frame
+counts after re-muxing, fps of variable-frame-rate files), so the packets decide; the
+decoded count stays the final truth, and readers report when decoding stops early.
+
+The rules, in order:
+
+1. **Frame count** = video packets the demuxer delivers (packets flagged *discard*, which an
+   edit list hides, are not counted). ``header_frame_count`` is what the container's index
+   announces (MP4/MOV/AVI do; Matroska/WebM/MPEG do not: ``None``).
+2. **Damage** (``stream_error``): demuxing stopped on an error, a packet came out cut short
+   or flagged corrupt (a file truncated inside a packet), or the file holds fewer packets
+   than its index announces (a truncated file whose index sits at the front, ``+faststart``).
+3. **Timestamps** = the packets' presentation timestamps (decode timestamps where a
+   container stores none), sorted into display order. In a damaged file the last *d* of
+   them are set aside, *d* being the encoder's reordering depth measured on the packets
+   (how many earlier-decoded frames are shown after a frame, at most; B-frames make it 1–3):
+   a frame lost at the cut is shown before at most *d* frames that did arrive, so what is
+   left has no holes. Without this, the holes a truncation leaves among reordered frames
+   read as long frame durations: a variable, too low frame rate.
+4. **Constant or variable**: constant when every timestamp lies within one time-base tick
+   plus 2 % of a frame (:data:`VFR_TOLERANCE`) of the straight line through the first and the
+   last one. Rounding to a coarse time base therefore never makes a file variable (29.97 fps
+   in a millisecond time base steps 33 and 34 ms), while a file whose frame durations really
+   change (a 10 fps part then a 25 fps part) is far off that line.
+5. **fps** = (timestamps − 1) / (last − first), exact in the time base. When the rate the
+   container declares lies within that measurement's rounding (one tick over the span) it
+   is reported instead, being the exact rational the timestamps were rounded from
+   (30000/1001, not 89/2.970 s). With fewer than two timestamps: the declared rate, else 25.
+6. **Duration** = frame count / fps.
+7. **Rotation**: the display-matrix side data, read from the first decoded frame (PyAV gives
+   a stream's side data to its frames only; one frame is decoded for it), as degrees
+   counter-clockwise. Angles more than 1° away from a multiple of 90 are not applied (0),
+   as ffmpeg's own autorotation does.
 """
 from __future__ import annotations
 
-import re
 from dataclasses import asdict, dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -15,10 +45,16 @@ from pathlib import Path
 import numpy as np
 
 from vpscli.errors import InputError
-from vpscli.io.ffmpeg import run_ffmpeg
 
-#: relative spread of frame durations above which a video counts as variable frame rate
+#: a timestamp this far off the constant-rate line (as a share of one frame, on top of one
+#: time-base tick of rounding) makes a video variable frame rate
 VFR_TOLERANCE = 0.02
+#: frame rate assumed when a video declares none and has fewer than two timestamps
+FALLBACK_FPS = Fraction(25)
+#: packets fed to the decoder, at most, to get the first frame (for its rotation)
+_FIRST_FRAME_PACKETS = 64
+#: how far back in decode order reordering is looked for (B-frame pyramids reach 3–4)
+_REORDER_WINDOW = 32
 
 
 @dataclass(frozen=True)
@@ -28,16 +64,18 @@ class VideoProbe:
     Attributes:
         width, height: displayed size (after rotation metadata is applied).
         fps: average frame rate, exact where packet timestamps allow (e.g. 30000/1001).
-        frame_count: frames in the stream (packet count; header count if packets cannot
-            be listed; file count for frame folders).
-        header_frame_count: what the container header claims (``None`` if unknown).
+        frame_count: frames in the stream (packet count; file count for frame folders).
+        header_frame_count: what the container's index announces (``None`` if it says nothing).
         duration: seconds.
         rotation: display rotation metadata in degrees counter-clockwise (0, 90, 180, 270).
-        vfr: variable frame rate detected from packet timestamps.
+        vfr: variable frame rate detected from packet timestamps (module doc, rule 4).
         codec, pix_fmt: stream codec and pixel format (``"png"``/``"rgb24"`` style names
             for frame folders).
-        stream_error: the first error ffmpeg met while listing packets (a truncated or
-            damaged file), else ``None``.
+        stream_error: what is wrong with the file when the packet listing shows damage or
+            truncation (module doc, rule 2), else ``None``.
+        time_base: seconds per timestamp tick (``None`` for frame folders).
+        start_time: presentation time of the first frame in seconds; frame timestamps
+            count from it.
     """
 
     path: str
@@ -53,6 +91,13 @@ class VideoProbe:
     codec: str
     pix_fmt: str
     stream_error: str | None = None
+    time_base: Fraction | None = None
+    start_time: float = 0.0
+
+    @property
+    def damaged(self) -> bool:
+        """The packet listing showed damage or truncation: fewer frames may decode than listed."""
+        return self.stream_error is not None
 
     @property
     def expected_frames(self) -> int:
@@ -62,145 +107,231 @@ class VideoProbe:
             return max(self.frame_count, self.header_frame_count)
         return self.frame_count
 
+    def damage_message(self, decode_hint: bool = True) -> str | None:
+        """One line for a damaged file (naming it), else ``None``; ``decode_hint`` points to
+        ``vps probe --decode`` for the exact number of frames that decode."""
+        if not self.damaged:
+            return None
+        hint = "; run vps probe --decode for the exact number of frames that decode" if decode_hint else ""
+        return f"{self.path}: the file is damaged or truncated ({self.stream_error}){hint}"
+
     def to_json(self) -> dict:
         d = asdict(self)
         d["fps"] = float(self.fps)
         d["fps_rational"] = f"{self.fps.numerator}/{self.fps.denominator}"
+        d["time_base"] = None if self.time_base is None else f"{self.time_base.numerator}/{self.time_base.denominator}"
+        d["damaged"] = self.damaged
         return d
 
 
-_STREAM_RE = re.compile(r"Stream #\d+:\d+.*?: Video: (?P<codec>\w+)[^,]*, (?P<pixfmt>[\w]+)")
-_SIZE_RE = re.compile(r", (\d{2,5})x(\d{2,5})[ ,]")
-_FPS_RE = re.compile(r", ([\d.]+k?) fps")
-_ROT_RE = re.compile(r"rotation of (-?[\d.]+) degrees")
-_DUR_RE = re.compile(r"Duration: (\d+):(\d+):([\d.]+)")
+@dataclass(frozen=True)
+class PacketListing:
+    """The video packets of a file, demuxed but not decoded.
 
-
-def _parse_header(path: Path, text: str) -> dict:
-    video_lines = [ln for ln in text.splitlines() if "Video:" in ln and "Stream #" in ln]
-    if not video_lines:
-        # ffmpeg -i without an output always ends with a complaint about that; skip it
-        reasons = [ln.strip() for ln in text.splitlines()
-                   if ln.strip() and "output file" not in ln and not ln.startswith(("Input #", "  "))]
-        reason = reasons[-1] if reasons else "no video stream found"
-        raise InputError(
-            f"not a readable video ({reason})",
-            path=path,
-            fix="check that the file is a complete video (mp4, avi, mkv, mov, mpg) or pass a frame folder",
-        )
-    line = video_lines[0]
-    m = _STREAM_RE.search(line)
-    size = _SIZE_RE.search(line)
-    fps = _FPS_RE.search(line)
-    rot = _ROT_RE.search(text)
-    dur = _DUR_RE.search(text)
-    fps_val = None
-    if fps:
-        s = fps.group(1)
-        fps_val = float(s[:-1]) * 1000 if s.endswith("k") else float(s)
-    return {
-        "codec": m.group("codec") if m else "unknown",
-        "pix_fmt": m.group("pixfmt") if m else "unknown",
-        "coded_size": (int(size.group(1)), int(size.group(2))) if size else None,
-        "fps": fps_val,
-        "rotation": int(round(float(rot.group(1)))) % 360 if rot else 0,
-        "duration": int(dur.group(1)) * 3600 + int(dur.group(2)) * 60 + float(dur.group(3)) if dur else None,
-    }
-
-
-NOPTS = -(2**63)
-
-
-def packet_timestamps(path: str | Path) -> tuple[int, np.ndarray, Fraction, str | None] | None:
-    """List the video packets without decoding.
-
-    Returns the packet count, the valid presentation timestamps in display order (in
-    ticks; packets without one are counted but skipped), the time base, and the first
-    error ffmpeg reported while demuxing (``None`` if clean); ``None`` when ffmpeg cannot
-    list packets at all.
+    Attributes:
+        count: packets delivered (discard-flagged ones excluded).
+        timestamps: ``(T,)`` int64 presentation timestamps in ticks, in decode order; packets
+            without one are counted in ``count`` but absent here (``T <= count``).
+        time_base: seconds per tick.
+        problems: what went wrong while demuxing (read error, corrupt packets), in order.
     """
-    proc = run_ffmpeg(["-v", "error", "-i", str(path), "-map", "0:v:0", "-c", "copy", "-f", "framecrc", "-"])
-    errors = [ln.strip() for ln in proc.stderr.decode(errors="replace").splitlines() if ln.strip()]
-    first_error = errors[0] if errors else None
-    tb = None
-    count = 0
-    pts: list[int] = []
-    for line in proc.stdout.decode(errors="replace").splitlines():
-        if line.startswith("#tb 0:"):
-            num, den = line.split(":", 1)[1].strip().split("/")
-            tb = Fraction(int(num), int(den))
-        elif line and not line.startswith("#"):
-            fields = [f.strip() for f in line.split(",")]
-            if len(fields) >= 3 and fields[0] == "0":
-                count += 1
+
+    count: int
+    timestamps: np.ndarray
+    time_base: Fraction
+    problems: tuple[str, ...]
+
+
+def _open_error(path: Path, reason: str) -> InputError:
+    return InputError(
+        f"not a readable video ({reason})",
+        path=path,
+        fix="check that the file is a complete video (mp4, avi, mkv, mov, mpg) or pass a frame folder",
+    )
+
+
+def open_container(path: Path):
+    """``av.open`` for reading, with every failure turned into a one-line :class:`InputError`."""
+    import av
+
+    try:
+        return av.open(str(path), mode="r", metadata_errors="replace")
+    except av.error.FFmpegError as e:
+        # worded as ffmpeg's command line words it, which is what vps said before it used
+        # PyAV: scripts that match the message keep working
+        raise _open_error(path, f"Error opening input files: {e.strerror or e}") from None
+    except OSError as e:
+        raise InputError(f"cannot open ({e.strerror or e})", path=path,
+                         fix="check the path and its permissions") from None
+
+
+def video_stream(container, path: Path):
+    """The first video stream of an open container; :class:`InputError` when there is none."""
+    if not container.streams.video:
+        container.close()
+        raise _open_error(path, "no video stream found")
+    return container.streams.video[0]
+
+
+def reorder_depth(decode_order: np.ndarray) -> int:
+    """Most frames decoded before a frame yet shown after it (0 without B-frames).
+
+    ``decode_order``: ``(T,)`` presentation timestamps in decode order. Looks back
+    :data:`_REORDER_WINDOW` packets, far more than any encoder reorders.
+    """
+    t = np.asarray(decode_order, dtype=np.int64)
+    if len(t) < 2:
+        return 0
+    w = min(_REORDER_WINDOW, len(t) - 1)
+    padded = np.concatenate([np.full(w, np.iinfo(np.int64).min), t])
+    # row k: the w timestamps decoded just before t[k]
+    before = np.lib.stride_tricks.sliding_window_view(padded[:-1], w)
+    return int((before > t[:, None]).sum(axis=1).max())
+
+
+def list_packets(container, stream) -> tuple[PacketListing, object | None]:
+    """Demux every packet of ``stream`` and list counts, timestamps and problems.
+
+    Nothing is decoded except the first frame (for its display matrix, rule 7): the
+    first packets go to the decoder as they pass until a frame comes out. Returns the
+    listing and that frame (``None`` if none came out of the first packets).
+    """
+    import av
+
+    count, pts, dts, problems, corrupt = 0, [], [], [], []
+    first, fed = None, 0
+    try:
+        for packet in container.demux(stream):
+            if packet.size == 0 and packet.pts is None and packet.dts is None:
+                continue  # the empty packet PyAV yields at the end to flush decoders
+            if packet.is_discard:
+                continue
+            count += 1
+            if packet.is_corrupt:
+                corrupt.append(count)
+            pts.append(packet.pts)
+            dts.append(packet.dts)
+            if first is None and fed < _FIRST_FRAME_PACKETS:
+                fed += 1
                 try:
-                    value = int(fields[2])
-                except ValueError:
-                    continue
-                if value != NOPTS:
-                    pts.append(value)
-    if tb is None or count == 0:
-        return None
-    return count, np.sort(np.asarray(pts, dtype=np.int64)), tb, first_error
+                    frames = stream.codec_context.decode(packet)
+                except av.error.FFmpegError:
+                    frames = []  # a damaged first packet: the next ones may still decode
+                first = frames[0] if frames else None
+    except av.error.FFmpegError as e:
+        problems.append(f"reading stopped after {count} packets: {e.strerror or e}")
+    if corrupt:  # one line however many: a damaged recording can have thousands
+        problems.insert(0, f"packet #{corrupt[0]} is cut short or corrupt" if len(corrupt) == 1 else
+                        f"{len(corrupt)} packets are cut short or corrupt (first: #{corrupt[0]})")
+    if first is None and fed:
+        try:  # short videos: the decoder may still hold the first frame back
+            frames = stream.codec_context.decode(None)
+            first = frames[0] if frames else None
+        except av.error.FFmpegError:
+            pass
+    with_pts = [p for p in pts if p is not None]
+    # containers without presentation timestamps (some AVI) still have decode timestamps,
+    # which equal them when frames are not reordered
+    chosen = with_pts if 2 * len(with_pts) >= len(pts) else [d for d in dts if d is not None]
+    listing = PacketListing(count, np.asarray(chosen, dtype=np.int64), Fraction(stream.time_base), tuple(problems))
+    return listing, first
+
+
+def _rotation(frame) -> int:
+    """Display rotation (degrees counter-clockwise, 0/90/180/270) from a decoded frame's matrix."""
+    if frame is None:
+        return 0
+    angle = float(frame.rotation)
+    nearest = round(angle / 90) * 90
+    return int(nearest) % 360 if abs(angle - nearest) <= 1.0 else 0
+
+
+def timing(listing: PacketListing, damaged: bool, declared: Fraction | None) -> tuple[Fraction, bool, np.ndarray]:
+    """Rules 3–5 of the module doc: ``(fps, vfr, timestamps used)``.
+
+    Args:
+        listing: the packets.
+        damaged: rule 2 found damage (the last reordered timestamps are set aside).
+        declared: the rate the container declares (``None`` if none).
+    """
+    ticks = np.sort(listing.timestamps)
+    if damaged:
+        drop = reorder_depth(listing.timestamps)
+        ticks = ticks[: len(ticks) - drop] if drop else ticks
+    fallback = declared if declared else FALLBACK_FPS
+    if len(ticks) < 2 or ticks[-1] <= ticks[0]:
+        return fallback, False, ticks
+    tb = listing.time_base
+    steps = len(ticks) - 1
+    span = int(ticks[-1]) - int(ticks[0])
+    frame_ticks = span / steps
+    line = ticks[0] + frame_ticks * np.arange(len(ticks))
+    vfr = bool(np.abs(ticks - line).max() > 1.0 + VFR_TOLERANCE * frame_ticks)
+    measured = Fraction(steps) / (span * tb)
+    if declared and not vfr and abs(1 / declared - 1 / measured) <= tb / steps:
+        return declared, False, ticks
+    return measured, vfr, ticks
+
+
+def _declared_rate(stream) -> Fraction | None:
+    for rate in (stream.average_rate, stream.guessed_rate, stream.base_rate):
+        if rate:
+            return Fraction(rate)
+    return None
 
 
 def probe_video(path: str | Path) -> VideoProbe:
-    """Probe a video file. Raises :class:`InputError` for missing or unreadable files."""
+    """Probe a video file (module doc). Raises :class:`InputError` for missing or unreadable files."""
     path = Path(path)
     if not path.is_file():
         raise InputError("file not found", path=path, fix="check the path")
     if path.stat().st_size == 0:
         raise InputError("empty file (0 bytes)", path=path, fix="the copy or recording failed; get the video again")
-    proc = run_ffmpeg(["-i", str(path)])
-    text = proc.stderr.decode(errors="replace")
-    header = _parse_header(path, text)
-    if header["coded_size"] is None:
+    container = open_container(path)
+    try:
+        stream = video_stream(container, path)
+        ctx = stream.codec_context
+        listing, first = list_packets(container, stream)
+        header_count = int(stream.frames) or None
+        codec = ctx.name or "unknown"
+        pix_fmt = ctx.pix_fmt or (first.format.name if first is not None else "unknown")
+        w = ctx.width or (first.width if first is not None else 0)
+        h = ctx.height or (first.height if first is not None else 0)
+        declared = _declared_rate(stream)
+        start = stream.start_time
+    finally:
+        container.close()
+    if not (w and h):
         raise InputError("video stream has no frame size", path=path, fix="the file is damaged; re-export it")
-    w, h = header["coded_size"]
-    if header["rotation"] in (90, 270):
+    problems = list(listing.problems)
+    if header_count and listing.count < header_count:
+        problems.append(f"the container's index lists {header_count} frames, the file holds {listing.count} "
+                        "packets")
+    stream_error = "; ".join(problems) or None
+    n = listing.count
+    if n == 0:
+        what = f" (its index lists {header_count}; the file is truncated)" if header_count else ""
+        raise InputError(f"video has no frames{what}", path=path, fix="the file is empty or damaged; re-export it")
+    fps, vfr, ticks = timing(listing, stream_error is not None, declared)
+    rotation = _rotation(first)
+    if rotation in (90, 270):
         w, h = h, w
-
-    header_count = None
-    stream_error = None
-    listed = packet_timestamps(path)
-    if listed is not None:
-        n, pts, tb, stream_error = listed
-        steps = np.diff(pts)
-        if len(pts) >= 2 and pts[-1] > pts[0]:
-            fps = Fraction(len(pts) - 1, 1) / (Fraction(int(pts[-1]) - int(pts[0]), 1) * tb)
-            median = float(np.median(steps))
-            vfr = bool(median > 0 and (steps.max() - steps.min()) / median > VFR_TOLERANCE)
-            duration = float(n / fps)
-        else:
-            fps = Fraction(header["fps"] or 25).limit_denominator(1001)
-            vfr, duration = False, n / float(fps)
-    else:
-        n = 0
-        fps = Fraction(header["fps"] or 25).limit_denominator(1001)
-        vfr, duration = False, header["duration"] or 0.0
-
-    import cv2  # the header count as OpenCV reports it, for the record
-
-    cap = cv2.VideoCapture(str(path))
-    if cap.isOpened():
-        header_count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) or None
-    cap.release()
-    if n == 0:
-        n = header_count or 0
-    if n == 0:
-        raise InputError("video has no frames", path=path, fix="the file is empty or damaged; re-export it")
+    tb = listing.time_base
+    start_ticks = start if start is not None else (int(ticks[0]) if len(ticks) else 0)
     return VideoProbe(
         path=str(path),
         kind="video",
-        width=w,
-        height=h,
+        width=int(w),
+        height=int(h),
         fps=fps,
         frame_count=n,
         header_frame_count=header_count,
-        duration=duration,
-        rotation=header["rotation"],
+        duration=float(n / fps),
+        rotation=rotation,
         vfr=vfr,
-        codec=header["codec"],
-        pix_fmt=header["pix_fmt"],
+        codec=codec,
+        pix_fmt=pix_fmt,
         stream_error=stream_error,
+        time_base=tb,
+        start_time=float(start_ticks * tb),
     )

@@ -1,11 +1,22 @@
 """H.264 MP4 writer that browsers, PowerPoint and PACS viewers play.
 
 OpenCV's wheels cannot encode H.264, so frames are piped to ffmpeg (imageio-ffmpeg's
-binary) as raw RGB. Settings: libx264 (openh264 if that is all there is), yuv420p,
-``+faststart``, the source's exact (rational) frame rate, one output frame per input
-frame, no audio. yuv420p needs even sizes: odd widths/heights are padded by one black
-column/row at the right/bottom, never rescaled. Output goes to a temporary file that is
-renamed on success, so an interrupted write never leaves a half-written ``.mp4``.
+binary). Settings: libx264 (openh264 if that is all there is), yuv420p, ``+faststart``, one
+output frame per input frame, no audio. yuv420p needs even sizes: odd widths/heights are
+padded by one black column/row at the right/bottom, never rescaled. Output goes to a
+temporary file that is renamed on success, so an interrupted write never leaves a
+half-written ``.mp4``.
+
+Timing, decided by the first :meth:`VideoWriter.write`:
+
+- without timestamps (constant frame rate): raw RGB frames on the pipe at the exact
+  (rational) ``fps``;
+- with a timestamp per frame (variable frame rate: overlays of VFR sources keep the
+  source's timing): the raw RGB frames are muxed with their timestamps into NUT by PyAV on
+  the pipe, and ffmpeg passes each timestamp through to the MP4 (90 kHz ticks, the MPEG
+  clock, which holds 25, 30000/1001 and millisecond steps exactly). Timestamps count from
+  the first frame's (the video starts at 0); one that does not increase is moved one tick
+  after the previous frame, since a frame cannot be shown twice at once.
 """
 from __future__ import annotations
 
@@ -19,19 +30,23 @@ import numpy as np
 from vpscli.errors import OutputError, UsageError
 from vpscli.io.ffmpeg import ffmpeg_exe, h264_encoders
 
+#: time base of timestamped output (seconds per tick)
+TIMESTAMP_TIME_BASE = Fraction(1, 90000)
+
 
 class VideoWriter:
     """Write RGB frames to an H.264 MP4.
 
     Args:
         path: output ``.mp4``.
-        fps: frame rate (a ``Fraction`` keeps 30000/1001 exact).
+        fps: frame rate (a ``Fraction`` keeps 30000/1001 exact); with timestamps, the nominal
+            rate (the last frame lasts ``1 / fps``).
         size: ``(width, height)`` of the frames to come.
         crf: libx264 quality (lower is better; 18 is visually lossless for overlays).
         preset: libx264 speed/size trade-off.
 
     Use as a context manager; :attr:`frames_written` counts frames, :attr:`padded` says
-    whether an odd size was padded.
+    whether an odd size was padded. Give every frame a timestamp, or none (module doc).
     """
 
     def __init__(self, path: str | Path, fps: float | Fraction, size: tuple[int, int], crf: int = 18,
@@ -54,29 +69,90 @@ class VideoWriter:
                 fix="install imageio-ffmpeg's wheel or set IMAGEIO_FFMPEG_EXE to an ffmpeg with libx264",
             )
         self.encoder = encoders[0]
-        quality = ["-crf", str(crf), "-preset", preset] if self.encoder == "libx264" else ["-b:v", "8M"]
+        self._quality = ["-crf", str(crf), "-preset", preset] if self.encoder == "libx264" else ["-b:v", "8M"]
+        #: ``True``/``False`` once the first frame said whether frames carry timestamps
+        self.timestamped: bool | None = None
+        self._proc: subprocess.Popen | None = None
+        self._nut = None  # PyAV output container (timestamped mode)
+        self._nut_stream = None
+        self._first_ticks: int | None = None
+        self._last_ticks: int | None = None
+
+    def _start(self, timestamped: bool) -> None:
+        """Start ffmpeg for raw RGB at ``fps`` or, with timestamps, for NUT from PyAV."""
+        if timestamped:
+            source = ["-f", "nut", "-i", "-", "-enc_time_base", "demux"]  # keep the 90 kHz ticks
+        else:
+            source = ["-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{self.width}x{self.height}",
+                      "-framerate", f"{self.fps.numerator}/{self.fps.denominator}", "-i", "-"]
         cmd = [
-            ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error", "-y",
-            "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{self.width}x{self.height}",
-            "-framerate", f"{self.fps.numerator}/{self.fps.denominator}", "-i", "-",
-            "-an", "-c:v", self.encoder, *quality, "-pix_fmt", "yuv420p",
+            ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error", "-y", *source,
+            "-an", "-c:v", self.encoder, *self._quality, "-pix_fmt", "yuv420p",
             "-vf", "pad=ceil(iw/2)*2:ceil(ih/2)*2:0:0:color=black",
             "-fps_mode", "passthrough", "-movflags", "+faststart", str(self._tmp),
         ]
         self._proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
                                       stderr=subprocess.PIPE)
+        self.timestamped = timestamped
+        if timestamped:
+            import av
 
-    def write(self, rgb: np.ndarray) -> None:
-        """Append one ``(H, W, 3)`` uint8 RGB frame of the writer's size."""
+            self._nut = av.open(self._proc.stdin, mode="w", format="nut")
+            stream = self._nut.add_stream("rawvideo", rate=self.fps)
+            stream.width, stream.height, stream.pix_fmt = self.width, self.height, "rgb24"
+            stream.time_base = stream.codec_context.time_base = TIMESTAMP_TIME_BASE
+            self._nut_stream = stream
+
+    def write(self, rgb: np.ndarray, timestamp: float | None = None) -> None:
+        """Append one ``(H, W, 3)`` uint8 RGB frame of the writer's size, shown at ``timestamp``
+        seconds (give one with every frame or with none; module doc)."""
         if rgb.shape != (self.height, self.width, 3) or rgb.dtype != np.uint8:
             raise ValueError(f"expected a ({self.height}, {self.width}, 3) uint8 frame, got {rgb.shape} {rgb.dtype}")
+        if self.timestamped is None:
+            self._start(timestamp is not None)
+        elif self.timestamped != (timestamp is not None):
+            raise ValueError("give a timestamp with every frame or with none")
+        import av
+
         try:
-            self._proc.stdin.write(np.ascontiguousarray(rgb).tobytes())
-        except (BrokenPipeError, OSError):
+            if self.timestamped:
+                self._mux(rgb, timestamp)
+            else:
+                self._proc.stdin.write(np.ascontiguousarray(rgb).tobytes())
+        except (OSError, av.error.FFmpegError):
             self._fail()
         self.frames_written += 1
 
+    def _mux(self, rgb: np.ndarray, timestamp: float) -> None:
+        import av
+
+        ticks = round(Fraction(timestamp) / TIMESTAMP_TIME_BASE)
+        if self._first_ticks is None:
+            self._first_ticks = ticks
+        ticks -= self._first_ticks
+        if self._last_ticks is not None and ticks <= self._last_ticks:
+            ticks = self._last_ticks + 1
+        self._last_ticks = ticks
+        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
+        frame.pts, frame.time_base = ticks, TIMESTAMP_TIME_BASE
+        for packet in self._nut_stream.encode(frame):
+            packet.duration = round(1 / (self.fps * TIMESTAMP_TIME_BASE))
+            self._nut.mux(packet)
+
+    def _close_nut(self) -> None:
+        """Finish the NUT stream (trailer) on the pipe; errors surface from ffmpeg's side."""
+        if self._nut is None:
+            return
+        nut, self._nut = self._nut, None
+        for packet in self._nut_stream.encode(None):
+            nut.mux(packet)
+        nut.close()
+
     def _fail(self) -> None:
+        try:
+            self._close_nut()
+        except Exception:  # the pipe is already broken: ffmpeg's stderr says why
+            pass
         try:
             self._proc.stdin.close()
         except OSError:
@@ -93,7 +169,15 @@ class VideoWriter:
 
     def close(self) -> None:
         """Finish the file (moov atom first) and move it into place."""
+        if self._proc is None:  # no frame came
+            raise OutputError("no frames were written", path=self.path, fix="the input had no frames")
+        import av
+
         if self._proc.poll() is not None and self._proc.returncode != 0:
+            self._fail()
+        try:
+            self._close_nut()
+        except (OSError, av.error.FFmpegError):
             self._fail()
         try:
             self._proc.stdin.close()
@@ -102,18 +186,23 @@ class VideoWriter:
         code = self._proc.wait()
         if code != 0:
             self._fail()
-        if self.frames_written == 0:
-            self._tmp.unlink(missing_ok=True)
-            raise OutputError("no frames were written", path=self.path, fix="the input had no frames")
         os.replace(self._tmp, self.path)
 
     def abort(self) -> None:
         """Stop without producing the file (after an error upstream)."""
+        if self._proc is None:
+            return
+        self._proc.kill()
+        if self._nut is not None:  # its trailer goes to a dead pipe, and the temporary file goes anyway
+            nut, self._nut = self._nut, None
+            try:
+                nut.close()
+            except Exception:
+                pass
         try:
             self._proc.stdin.close()
         except OSError:
             pass
-        self._proc.kill()
         self._proc.wait()
         self._tmp.unlink(missing_ok=True)
 

@@ -6,8 +6,15 @@ Two passes, both streaming (memory does not grow with video length):
    whole video before the first frame is drawn);
 2. frames: overlay, HUD, legend, optional side-by-side, timeline → writers.
 
-The output has the source's frame count and frame rate: frame ``i`` of the overlay is
-frame ``i`` of the source.
+The output has the source's frame count and timing: frame ``i`` of the overlay is frame ``i``
+of the source, shown at the source frame's own timestamp (variable-frame-rate sources keep
+their timing).
+
+How many frames the source has is what decodes. Up front it is the probe's packet count,
+checked against the masks; a source the probe finds damaged (truncated) may decode fewer
+frames than it has packets, so there the masks only need to cover a contiguous run from
+frame 0 (what ``vps segment`` writes for such a file), and every frame that does decode must
+have its mask (checked while decoding) unless ``allow_mismatch``.
 """
 from __future__ import annotations
 
@@ -20,6 +27,7 @@ from typing import Callable
 import numpy as np
 
 from vpscli.errors import InputError, UsageError
+from vpscli.io.run_record import partial_warning
 from vpscli.render.contact_sheet import build_sheet, label_thumbnail, pick_frames, thumbnail, write_png
 from vpscli.render.hud import FrameInfo, draw_hud, draw_legend, format_timecode
 from vpscli.render.mask_set import (MaskMatch, RunInfo, aspect_mismatch, is_probability, load_mask, match_masks,
@@ -81,7 +89,11 @@ class ReviewResult:
     contact_sheet: Path | None = None
     missing_masks: list[int] = field(default_factory=list)
     missing_gt: list[int] = field(default_factory=list)
+    #: information (hidden by --quiet)
     notes: list[str] = field(default_factory=list)
+    #: lost, missing or partial data: a truncated source, a partial segment run, mismatches
+    #: drawn anyway (never hidden)
+    warnings: list[str] = field(default_factory=list)
     run: RunInfo = field(default_factory=RunInfo)
     threshold: float = DEFAULT_THRESHOLD
     probability: bool = False
@@ -97,18 +109,39 @@ def _frame_names(source, n: int) -> list[str]:
     return list(source.frame_names) if hasattr(source, "frame_names") else [f"{i:06d}" for i in range(n)]
 
 
-def _check_counts(match: MaskMatch, n: int, label: str, allow: bool, notes: list[str]) -> None:
+def _mismatch_fix(label: str, run: RunInfo | None) -> str:
+    """What to do about a count mismatch: finish an unfinished segment run, else pick the right folder."""
+    anyway = "or --allow-mismatch to draw missing masks as 'no mask'"
+    if run is not None and run.status in ("running", "interrupted", "failed"):
+        return f"the vps segment run that wrote {label} did not finish: complete it with --resume, {anyway}"
+    return f"pass the {label} folder of this video, {anyway}"
+
+
+def _check_counts(match: MaskMatch, n: int, label: str, allow: bool, warnings: list[str],
+                  run: RunInfo | None = None) -> None:
     missing = match.missing
     if match.n_masks == n and not missing:
         return
     what = (f"frame count mismatch: SOURCE has {n} frames, {label} has {match.n_masks} masks"
             + (f" ({len(missing)} frames have no mask)" if missing else ""))
     if not allow:
-        raise InputError(what, path=match.folder,
-                         fix=f"pass the {label} folder of this video, or --allow-mismatch to draw missing "
-                             "masks as 'no mask'")
-    notes.append(f"{match.folder}: {what}; missing masks drawn as 'no mask'"
-                 + (", extra masks ignored" if match.n_masks > n else ""))
+        raise InputError(what, path=match.folder, fix=_mismatch_fix(label, run))
+    warnings.append(f"{match.folder}: {what}; missing masks drawn as 'no mask'"
+                    + (", extra masks ignored" if match.n_masks > n else ""))
+
+
+def _decodable_prefix(match: MaskMatch, packets: int) -> int:
+    """For a damaged source: ``k`` when masks cover frames ``0..k-1`` and no later frame (what
+    ``vps segment`` writes for a file that stops decoding at frame ``k``); else an error."""
+    k = next((i for i, f in enumerate(match.files) if f is None), len(match.files))
+    later = [i for i, f in enumerate(match.files) if f is not None and i > k]
+    if k == 0 or later:
+        what = f"MASKS has no mask for frame {k}" + (f" but has one for frame {later[0]}" if later else "")
+        raise InputError(f"{what} (SOURCE is damaged: its {packets} packets may decode to fewer frames, so "
+                         "masks must cover frames 0, 1, 2 ... without a gap)", path=match.folder,
+                         fix="pass the MASKS folder of this video, or --allow-mismatch to draw missing masks as "
+                             "'no mask'")
+    return k
 
 
 def _check_size(match: MaskMatch, size: tuple[int, int], label: str, allow: bool) -> None:
@@ -178,13 +211,34 @@ def render_review(source: str | Path, masks: str | Path, gt: str | Path | None =
     result = ReviewResult(frames=0, size=(0, 0), run=run, threshold=threshold)
     notes = result.notes
 
+    warnings = result.warnings
+    partial = partial_warning(mask_dir)
+    if partial:
+        warnings.append(partial)
+
     pred_match = match_masks(mask_dir, names)
-    _check_counts(pred_match, n, "MASKS", options.allow_mismatch, notes)
+    # a damaged source decodes to an unknown number of frames (at most its packets): up front
+    # the masks need only cover frames 0..k-1; decoding checks the rest (module doc)
+    damaged = getattr(probe, "damaged", False)
+    gt_match = match_masks(gt, names) if gt is not None else None
+    if damaged:
+        if not options.allow_mismatch:
+            n = _decodable_prefix(pred_match, probe.frame_count)
+            names = names[:n]
+            pred_match = match_masks(mask_dir, names)
+            if gt is not None:
+                gt_match = match_masks(gt, names)
+                if gt_match.missing:
+                    raise InputError(f"GT has no mask for frame {gt_match.missing[0]}, and MASKS covers frames "
+                                     f"0-{n - 1}", path=gt_match.folder,
+                                     fix="pass the GT folder of this video, or --allow-mismatch to draw missing "
+                                         "masks as 'no mask'")
+    else:
+        _check_counts(pred_match, n, "MASKS", options.allow_mismatch, warnings, run)
+        if gt_match is not None:
+            _check_counts(gt_match, n, "GT", options.allow_mismatch, warnings)
     _check_size(pred_match, size, "MASKS", options.allow_mismatch)
-    gt_match = None
-    if gt is not None:
-        gt_match = match_masks(gt, names)
-        _check_counts(gt_match, n, "GT", options.allow_mismatch, notes)
+    if gt_match is not None:
         _check_size(gt_match, size, "GT", options.allow_mismatch)
     result.missing_masks = pred_match.missing
     result.missing_gt = gt_match.missing if gt_match else []
@@ -223,6 +277,10 @@ def render_review(source: str | Path, masks: str | Path, gt: str | Path | None =
         for frame in src:
             i = frame.index
             in_range = i < n
+            if not in_range and damaged and not options.allow_mismatch:
+                raise InputError(f"frame count mismatch: SOURCE decodes to more than the {n} frames MASKS has "
+                                 f"masks for (frame {i} has none)", path=mask_dir,
+                                 fix=_mismatch_fix("MASKS", run))
             pred_path = pred_match.files[i] if in_range else None
             pred = gt_mask = None
             if pred_path is not None:
@@ -250,7 +308,7 @@ def render_review(source: str | Path, masks: str | Path, gt: str | Path | None =
             if timeline is not None:
                 composed = np.vstack([composed, timeline.render(min(i, n - 1))])
             if writer is not None:
-                writer.write(composed)
+                writer.write(composed, timestamp=frame.timestamp)
             if frames_dir is not None:
                 write_png(frames_dir / f"{frame.name}.png", composed)
             if i in picks:
@@ -267,7 +325,18 @@ def render_review(source: str | Path, masks: str | Path, gt: str | Path | None =
     if resize_notes:
         notes.append(resize_notes[0] + (f" (and {len(resize_notes) - 1} more masks)" if len(resize_notes) > 1 else ""))
     if src.truncation is not None:
-        notes.append(src.truncation.message(str(src.path)))
+        warnings.append(src.truncation.message(str(src.path)))
+    if damaged:  # what decoded, not the packets, decides which frames lacked a mask
+        decoded = result.frames
+        result.missing_masks = [i for i in pred_match.missing if i < decoded]
+        result.missing_gt = [i for i in gt_match.missing if i < decoded] if gt_match else []
+        for label, missing in (("MASKS", result.missing_masks), ("GT", result.missing_gt)):
+            if missing:  # only with allow_mismatch: without it the first one stopped the render
+                warnings.append(f"{len(missing)} of the {decoded} decoded frames have no {label} mask (first: "
+                                f"frame {missing[0]}); drawn as 'no mask'")
+        if decoded < n and not options.allow_mismatch:
+            warnings.append(f"{mask_dir}: the masks of frames {decoded}-{n - 1} were not drawn: SOURCE stopped "
+                            f"decoding at frame {decoded}")
     if contact_sheet is not None and thumbs:
         write_png(contact_sheet, build_sheet([thumbs[k] for k in sorted(thumbs)]))
         result.contact_sheet = Path(contact_sheet)

@@ -8,6 +8,9 @@ Three kinds of folder are accepted (each ``--data DIR`` is one of them):
   pseudo-clips (one image, augmented independently per frame).
 - ``negative``: ``DIR/Frame/<seq>/`` without ``GT/``: frames with no polyp (empty masks).
 
+``DIR/Frame`` itself may be given (as a SUN-SEG split's ``TestDataset/Frame``): its cases,
+with masks from ``DIR/GT`` when that exists, else negatives.
+
 Frames inside a case are in natural order (``img2`` before ``img10``).
 """
 from __future__ import annotations
@@ -65,8 +68,9 @@ def _by_stem(folder: Path) -> dict[str, Path]:
     return {p.stem: p for p in _images(folder)}
 
 
-def _video(root: Path, negative: bool) -> DataSource:
-    frame_root = root / "Frame"
+def _video(root: Path, frame_root: Path, gt_root: Path | None) -> DataSource:
+    """Cases ``frame_root/<case>/`` with masks ``gt_root/<case>/`` (``None``: negatives); ``root`` names the source."""
+    negative = gt_root is None
     cases = natural_sorted([d for d in frame_root.iterdir() if d.is_dir()])
     sequences = []
     for case in cases:
@@ -76,7 +80,7 @@ def _video(root: Path, negative: bool) -> DataSource:
         if negative:
             masks: list[Path | None] = [None] * len(frames)
         else:
-            gt_dir = root / "GT" / case.name
+            gt_dir = gt_root / case.name
             if not gt_dir.is_dir():
                 raise InputError("case has frames but no GT folder", path=gt_dir,
                                  fix="add the masks, or remove the case from Frame/")
@@ -115,12 +119,16 @@ def discover_source(path: str | Path) -> DataSource:
     if not root.is_dir():
         raise InputError("data folder not found", path=root, fix="check the path (see ../shared/data/README.md)")
     if (root / "Frame").is_dir():
-        return _video(root, negative=not (root / "GT").is_dir())
+        return _video(root, root / "Frame", root / "GT" if (root / "GT").is_dir() else None)
+    if root.name == "Frame" and any(d.is_dir() for d in root.iterdir()):  # DIR/Frame given directly
+        gt = root.parent / "GT"
+        return _video(root, root, gt if gt.is_dir() else None)
     if (root / "images").is_dir() and (root / "masks").is_dir():
         return _image(root)
     splits = [d.name for d in (root / "train", root / "valid") if d.is_dir()]
     hint = (f"pass one split, e.g. {root / 'train'}" if splits else
-            "use Frame/<case>/ + GT/<case>/ (videos), images/ + masks/ (stills) or Frame/<seq>/ alone (negatives)")
+            "use Frame/<case>/ + GT/<case>/ (videos), images/ + masks/ (stills) or Frame/<seq>/ alone (negatives); "
+            "a Frame/ folder itself is accepted too")
     raise InputError("not a training data folder", path=root, fix=hint)
 
 
@@ -138,4 +146,4 @@ def synth_source(out: str | Path, clips: int, frames: int, size: tuple[int, int]
         cfg = SynthConfig(frames=frames, width=size[1], height=size[0], seed=seed * 1000 + i,
                           negative=i % 5 == 4, polyps=1 + (i % 3 == 2))
         write_clip(out, cfg, "frames", name)
-    return _video(out, negative=False)
+    return _video(out, out / "Frame", out / "GT")

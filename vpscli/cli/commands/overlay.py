@@ -42,8 +42,9 @@ def overlay(
 ) -> None:
     """Draw predicted masks (and ground truth) over a video: MP4, PNG frames, contact sheet.
 
-    Frame i of the output is frame i of the source. A count or size mismatch between SOURCE,
-    MASKS and GT is an error unless --allow-mismatch.
+    Frame i of the output is frame i of the source, at its timestamp. A count or size mismatch
+    between SOURCE, MASKS and GT is an error unless --allow-mismatch; for a damaged (truncated)
+    SOURCE, masks of frames 0..k-1 suffice and every frame that decodes must have one.
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -62,11 +63,10 @@ def overlay(
         result = render_review(source, masks, gt, video_out=out, frames_out=frames, contact_sheet=contact_sheet,
                                options=options, progress=lambda done, total: bar.update(task, completed=done,
                                                                                         total=total))
+    for warning in result.warnings:  # truncated source, partial segment run, mismatches drawn anyway
+        warning_line(warning)
     for note in result.notes:
-        if "mismatch" in note:
-            warning_line(note)
-        else:
-            notice(note, quiet)
+        notice(note, quiet)
     written = [str(p) for p in (result.video, result.frames_dir, result.contact_sheet) if p is not None]
     err_console.print(f"wrote {result.frames} frames ({result.size[0]}x{result.size[1]}): " + ", ".join(written),
                       soft_wrap=True, markup=False)

@@ -18,7 +18,8 @@ def probe(
 ) -> None:
     """Show size, fps, frame count, duration, rotation and variable-frame-rate of each input.
 
-    Exit code 3 when some inputs could be probed and others not.
+    A damaged or truncated file is named in a warning (--decode gives the exact number of
+    frames that decode). Exit code 3 when some inputs could be probed and others not.
     """
     from rich.table import Table
 
@@ -33,13 +34,19 @@ def probe(
     results = []
     for src in sources:
         try:
-            p = src.probe().to_json()
+            probe = src.probe()
+            p = probe.to_json()
             p["name"] = src.name
             if decode:
                 p["decoded_frames"] = sum(1 for _ in src)
                 p["truncated"] = src.truncation is not None
                 if src.truncation:
                     warning_line(src.truncation.message(str(src.path)))
+                elif probe.damaged:  # every announced frame decoded, but the packets were damaged
+                    warning_line(probe.damage_message(decode_hint=False))
+            elif probe.damaged:
+                # the packet count is an upper bound here: only decoding says how many frames survive
+                warning_line(probe.damage_message())
             results.append(p)
         except VpsError as e:
             failures[str(src.path)] = e
@@ -50,7 +57,11 @@ def probe(
     else:
         t = Table("name", "kind", "size", "fps", "frames", "duration", "rotation", "VFR", "codec")
         for p in results:
-            frames = str(p["frame_count"]) + (f" (decoded {p['decoded_frames']})" if "decoded_frames" in p else "")
+            frames = str(p["frame_count"])
+            if p.get("damaged"):
+                announced = p["header_frame_count"] or 0
+                frames += f" of {announced} (damaged)" if announced > p["frame_count"] else " (damaged)"
+            frames += f" (decoded {p['decoded_frames']})" if "decoded_frames" in p else ""
             t.add_row(p["name"], p["kind"], f"{p['width']}x{p['height']}", f"{p['fps']:.3f}", frames,
                       f"{p['duration']:.2f}s", str(p["rotation"]), "yes" if p["vfr"] else "no", p["codec"])
         print_table(t)
