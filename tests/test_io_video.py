@@ -275,7 +275,7 @@ def test_discovery_sun_seg_root_video_folder_and_glob(tmp_path):
     make_testsrc(vids / "a.mp4", 0.2, 10)
     assert [s.name for s in discover_sources([str(vids)])] == ["a", "b"]
     globbed = discover_sources([str(vids / "*.mp4"), str(vids / "a.mp4")])
-    assert [s.name for s in globbed] == ["a", "b", "a-2"]  # names stay unique
+    assert [s.name for s in globbed] == ["a", "b"]  # the same file twice is one source
     assert all(isinstance(s, VideoFileSource) for s in globbed)
     with pytest.raises(InputError, match="no file matches"):
         discover_sources([str(tmp_path / "*.mkv")])

@@ -390,3 +390,23 @@ def test_shared_data_is_recognised(vps_data):
     assert neg.kind == "negative" and neg.n_frames == 250 and len(neg.sequences) == 7
     assert discover_source(vps_data / "cvc-clinicdb" / "valid" / "Frame").sequences == valid.sequences
     assert discover_source(vps_data / "polypgen-negatives" / "Frame").sequences == neg.sequences
+
+
+@pytest.mark.parametrize("n", [7, 3])
+def test_validation_windows_a_case_exactly_as_segment_does(tmp_path, n):
+    """Validation scores what `vps segment` + `vps evaluate` would: the same windows (the last clip aligned
+    to the end of the case; a case shorter than a clip padded), hence the same probabilities."""
+    from tests._models import trained_like
+    from vpscli.engine import Segmenter
+    from vpscli.io.sources import FrameFolderSource
+    from vpscli.train.validate import predict_sequence
+
+    write_clip(tmp_path, SynthConfig(frames=n, width=112, height=64, seed=31), "frames", "case")
+    source = FrameFolderSource(tmp_path / "Frame" / "case")
+    model = trained_like("pns-net", (64, 112))
+    frames = [f.image for f in source]
+    validated = np.stack(predict_sequence(model, frames, torch.device("cpu"), amp=False))
+    segmented = np.stack([r.prob for r in Segmenter(model, device="cpu").run(source)]).astype(np.float32)
+    assert validated.shape == (n, 64, 112) and 0.05 < validated.std()
+    # segment stores floor(255 p); the same windows give the same p up to that quantisation
+    assert np.abs(np.floor(validated * 255) - segmented).max() <= 1

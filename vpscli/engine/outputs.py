@@ -136,18 +136,24 @@ def _versions() -> dict:
 
     from vpscli.io.ffmpeg import ffmpeg_version
 
+    import av
+
     return {"vps": __version__, "python": platform.python_version(), "torch": torch.__version__,
-            "opencv": cv2.__version__, "ffmpeg": ffmpeg_version(), "numpy": np.__version__}
+            "opencv": cv2.__version__, "av": av.__version__, "ffmpeg": ffmpeg_version(), "numpy": np.__version__}
 
 
 class _OverlayWriter:
     """Renders overlay frames and feeds the H.264 writer on its own thread (bounded queue)."""
 
-    def __init__(self, path: Path, fps, size: tuple[int, int], total: int, model: str, threshold: float, timings):
+    def __init__(self, path: Path, fps, size: tuple[int, int], total: int, model: str, threshold: float, timings,
+                 vfr: bool = False):
         from vpscli.io.writer import VideoWriter
 
         self.writer = VideoWriter(path, fps, size, preset=OVERLAY_PRESET)
         self.total, self.model, self.threshold, self.timings = total, model, threshold, timings
+        #: a variable-frame-rate source: each overlay frame keeps its source frame's timestamp
+        #: (a constant-rate one is written at its exact rational fps, the cheaper path)
+        self.timestamps = vfr
         self.queue: queue.Queue = queue.Queue(maxsize=4)
         self.error: BaseException | None = None
         self.thread = threading.Thread(target=self._work, name="overlay", daemon=True)
@@ -171,7 +177,7 @@ class _OverlayWriter:
                 draw_hud(img, FrameInfo(item.index, self.total, item.timestamp, True, float(item.mask.mean()),
                                         item.max_prob, self.model, self.threshold))
                 draw_legend(img, palette, with_gt=False)
-                self.writer.write(img)
+                self.writer.write(img, timestamp=item.timestamp if self.timestamps else None)
                 self.timings.add("overlay", time.perf_counter() - t0)
             except BaseException as e:  # reported by close()
                 self.error = e
@@ -429,7 +435,8 @@ def _stream(segmenter: Segmenter, source, run, out_dir: Path, opts: SegmentOptio
     try:
         if opts.overlay:
             overlay = _OverlayWriter(out_dir / "overlay.mp4", probe.fps, (probe.width, probe.height),
-                                     probe.frame_count, segmenter.spec.name, segmenter.threshold, run.timings)
+                                     probe.frame_count, segmenter.spec.name, segmenter.threshold, run.timings,
+                                     vfr=probe.vfr)
         rows = _RowFile(csv_path)
         for result in segmenter.run(source, run, skip=finished if saved else None):
             is_finished = finished(result)

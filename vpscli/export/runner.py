@@ -121,7 +121,9 @@ def export_masks(masks: str | Path, fmt: str, out: str | Path, *, video: str | P
 
         source = open_source(video)
         probe = source.probe()
-        video_size, video_frames = (probe.width, probe.height), probe.frame_count
+        # a damaged video decodes fewer frames than its packets list, and only the masks know how many
+        # did (the partial run's warning says so): its frame count is then the masks' own
+        video_size, video_frames = (probe.width, probe.height), None if probe.damaged else probe.frame_count
     sequence = load_mask_sequence(masks, probs=probs, video_size=video_size, video_frame_count=video_frames)
     out = Path(out)
     targets = export_targets(fmt, sequence.name, include_frames)

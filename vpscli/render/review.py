@@ -308,7 +308,7 @@ def render_review(source: str | Path, masks: str | Path, gt: str | Path | None =
             if timeline is not None:
                 composed = np.vstack([composed, timeline.render(min(i, n - 1))])
             if writer is not None:
-                writer.write(composed, timestamp=frame.timestamp)
+                writer.write(composed, timestamp=frame.timestamp if probe.vfr else None)
             if frames_dir is not None:
                 write_png(frames_dir / f"{frame.name}.png", composed)
             if i in picks:

@@ -1,8 +1,9 @@
 """Validation with the ``vps evaluate`` metrics (toolbox protocol) on held-out clips.
 
-Each case is run as inference runs it: a fresh state, non-overlapping windows of
-``spec.clip_length`` frames (the tail padded by repeating the last frame, padded outputs
-dropped), the case's first frame as the anchor. Probabilities are resized to the GT size,
+Each case is run as ``vps segment`` runs it: a fresh state, the one windowing rule of
+:func:`vpscli.engine.windows.clip_windows` (consecutive clips of ``spec.clip_length``, the last
+one aligned to the end of the case, cases shorter than a clip padded by repeating the last
+frame), the case's first frame as the anchor. Probabilities are resized to the GT size,
 quantised to 8 bits like saved predictions, and scored per frame with
 :func:`vpscli.metrics.score_arrays`; frames are ordered and trimmed (first and last dropped)
 as the toolbox does, then averaged frame → case → split (:mod:`vpscli.metrics.aggregate`).
@@ -42,22 +43,26 @@ class ValidationResult:
 
 @torch.no_grad()
 def predict_sequence(model, frames: list[np.ndarray], device: torch.device, amp: bool) -> list[np.ndarray]:
-    """Probability maps ``(H, W)`` float32 at the input size, one per frame (``frames``: RGB uint8)."""
+    """Probability maps ``(H, W)`` float32 at the input size, one per frame (``frames``: RGB uint8),
+    windowed exactly as ``vps segment`` windows a video (:func:`vpscli.engine.windows.clip_windows`:
+    the last clip aligned to the end, short cases padded), so validation scores what
+    ``vps segment`` + ``vps evaluate`` would."""
+    from vpscli.engine.windows import clip_windows
+
     spec = model.spec
     h, w = spec.input_size
     x = torch.stack([torch.from_numpy(cv2.resize(f, (w, h), interpolation=cv2.INTER_LINEAR)) for f in frames])
     x = model.preprocess(x.permute(0, 3, 1, 2).to(device))  # (N, 3, H, W)
     state = model.init_state()
-    anchor = x[:1] if spec.needs_anchor else None
-    t = spec.clip_length
-    probs: list[np.ndarray] = []
-    for start in range(0, len(frames), t):
-        idx = list(range(start, start + t))
-        clip = x[[min(i, len(frames) - 1) for i in idx]][None]
+    anchor = x[:1] if spec.needs_anchor else None  # frame 0, one for the case
+    probs: list[np.ndarray | None] = [None] * len(frames)
+    for window in clip_windows(range(len(frames)), spec.clip_length, index_of=lambda i: i):
+        clip = x[window.items][None]
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
-            logits, state = model(clip, state, frame_indices=idx, anchor=anchor if start == 0 else None)
+            logits, state = model(clip, state, frame_indices=window.indices, anchor=anchor)
         p = torch.sigmoid(logits.float())[0, :, 0].cpu().numpy()
-        probs.extend(p[: len(frames) - start])
+        for k in window.owned:
+            probs[window.items[k]] = p[k]
     return probs
 
 
