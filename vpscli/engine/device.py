@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 from dataclasses import dataclass
 
 import torch
@@ -89,3 +90,41 @@ def resolve_placement(device: str = "auto", precision: str = "auto") -> Placemen
             raise UsageError("--precision fp16 needs a CUDA device", fix="use fp32 or bf16 on the CPU")
         dtype = torch.float16
     return Placement(dev, dtype, note)
+
+
+def usable_cpus() -> int:
+    """CPUs this process may run on (its affinity mask: taskset, cgroup cpusets), at least 1."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def model_cpu_threads(requested: int | None = None) -> int | None:
+    """Intra-op threads for a model running on the CPU while vps streams a video, or ``None`` to
+    leave torch's own choice (the user set ``OMP_NUM_THREADS``).
+
+    Decoding, PNG writing and overlay encoding run beside the model. With torch's default (one
+    OpenMP thread per core, spinning while it waits) the model's threads and the pipeline's
+    oversubscribe the cores, and any other load on the machine makes it collapse: measured on a
+    2-core CPU (``benchmarks/bench_contention.py``, 720p, bundled weights), 7.60 → 1.18 frames/s
+    with two busy processes beside it. Keeping one core for the pipeline costs 19 % alone (6.13)
+    and holds 4.11 frames/s under that load (3.5× the default).
+    """
+    if requested is not None:
+        if requested < 1:
+            raise UsageError(f"--threads must be at least 1, got {requested}")
+        return requested
+    if os.environ.get("OMP_NUM_THREADS"):
+        return None
+    return max(1, usable_cpus() - 1)
+
+
+def set_cpu_threads(threads: int | None) -> None:
+    """Apply :func:`model_cpu_threads` to this process: torch's intra-op threads, and one thread for
+    OpenCV (it runs inside the pipeline's own stages, which must not fan out over every core)."""
+    import cv2
+
+    if threads is not None:
+        torch.set_num_threads(threads)
+    cv2.setNumThreads(1)

@@ -29,6 +29,9 @@ def segment(
     resume: bool = typer.Option(False, "--resume", help="Skip finished videos; continue unfinished ones."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Redo videos that already have outputs."),
     compile_model: bool = typer.Option(False, "--compile", help="torch.compile the model (slow start, faster run)."),
+    threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads of the model on the CPU (default: "
+                                          "the usable CPUs minus one, kept for decoding and writing; "
+                                          "OMP_NUM_THREADS if set)."),
     fps: Optional[float] = typer.Option(None, "--fps", help="Frame rate of frame-folder inputs (default 25)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or summary table."),
 ) -> None:
@@ -43,7 +46,7 @@ def segment(
     from rich.table import Table
 
     from vpscli.engine import Segmenter, SegmentOptions, segment_many
-    from vpscli.engine.device import resolve_placement
+    from vpscli.engine.device import model_cpu_threads, resolve_placement, set_cpu_threads
     from vpscli.engine.outputs import check_output_root
     from vpscli.engine.segmenter import check_options
     from vpscli.io.sources import discover_sources, distinct_names
@@ -52,7 +55,8 @@ def segment(
     if resume and overwrite:
         raise UsageError("--resume and --overwrite exclude each other")
     check_options(threshold=threshold, batch=batch, fps=fps)
-    resolve_placement(device, precision)
+    placement = resolve_placement(device, precision)
+    model_threads = model_cpu_threads(threads)
     sources, failures = [], {}
     for text in inputs:  # a missing input fails alone; the others still run
         try:
@@ -68,6 +72,8 @@ def segment(
         from vpscli.models.weights import default_model, read_metadata
 
         model = (read_metadata(weights).get("model") if weights is not None else None) or default_model()
+    # deliberately, before the model runs: the model's threads and the pipeline's must not oversubscribe
+    set_cpu_threads(model_threads if placement.device.type == "cpu" else None)
     seg = Segmenter(model, weights, device=device, precision=precision, threshold=threshold, batch=batch,
                     compile=compile_model)
     for note in (seg.placement.note, seg.batch_note, seg.weights_note):
