@@ -297,6 +297,7 @@ def test_fixed_size_models_refuse_other_sizes(small_models):
         small_models("aen-cffm")(_clip(1, 4))
 
 
+@pytest.mark.numerics
 @pytest.mark.parametrize("name", ["pns-plus", "cffm", pytest.param("aen-cffm", marks=pytest.mark.slow)])
 def test_determinism(small_models, name):
     model = small_models(name)
@@ -317,6 +318,7 @@ def _count_backbone_frames(model) -> list[int]:
     return seen
 
 
+@pytest.mark.numerics
 def test_cffm_cache_encodes_each_frame_once_and_matches_any_chunking(small_models):
     model = small_models("cffm")
     calls = _count_backbone_frames(model)
@@ -343,6 +345,7 @@ def test_cffm_cache_encodes_each_frame_once_and_matches_any_chunking(small_model
     assert (alone - frame_by_frame[:, 12:13]).abs().max() > 1e-4
 
 
+@pytest.mark.numerics
 def test_aen_memory_is_carried_across_clips_and_reset_per_video(small_models):
     model = small_models("aen-cffm")
     a, b = _clip(1, 3, seed=1), _clip(1, 3, seed=2)
@@ -360,6 +363,7 @@ def test_aen_memory_is_carried_across_clips_and_reset_per_video(small_models):
     assert torch.equal(again, out_a)
 
 
+@pytest.mark.numerics
 def test_aen_memory_read_changes_output_on_its_own(small_models):
     """With the CFFM cache out of the picture (PNS+ PGN), only the memory differs."""
     model = small_models("aen-pns-plus")
@@ -374,6 +378,7 @@ def test_aen_memory_read_changes_output_on_its_own(small_models):
     assert (with_memory - without).abs().max() > 1e-6
 
 
+@pytest.mark.numerics
 def test_pnsplus_anchor_is_encoded_once_per_video_and_alone(small_models):
     model = small_models("pns-plus")
     calls = _count_backbone_frames(model)
@@ -394,6 +399,7 @@ def test_pnsplus_anchor_is_encoded_once_per_video_and_alone(small_models):
     assert 0.05 < torch.sigmoid(second).std() and (second - first).abs().max() > 1e-3  # real, distinct maps
 
 
+@pytest.mark.numerics
 def test_pnsplus_shared_anchor_batch_equals_one_clip_at_a_time(small_models):
     """``--batch``: B clips of one video share one anchor frame (encoded once, alone). Batching
     changes the backbone's batch size, so numbers agree to rounding, not bit for bit: the bound

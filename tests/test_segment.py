@@ -67,6 +67,7 @@ def test_frame_folder_odd_size_names_and_no_overlay(clip, weights, tmp_path):
     assert not (tmp_path / "odd" / "overlay.mp4").exists()
 
 
+@pytest.mark.numerics
 def test_state_resets_between_videos(clip, weights, tmp_path):
     """The same video twice in one run gives identical masks: nothing leaks from video 1 into 2."""
     import shutil
@@ -80,6 +81,7 @@ def test_state_resets_between_videos(clip, weights, tmp_path):
         np.testing.assert_array_equal(read_mask(a).array, read_mask(tmp_path / "out" / "copy" / "probs" / a.name).array)
 
 
+@pytest.mark.numerics
 def test_resume_after_interrupt_gives_identical_outputs(clip, weights, tmp_path):
     seg = Segmenter("aen-cffm", weights["aen-cffm"], device="cpu")
     clean = SegmentOptions(out_root=tmp_path / "clean", save_prob=True)
@@ -114,6 +116,7 @@ def test_resume_after_interrupt_gives_identical_outputs(clip, weights, tmp_path)
 
 
 # pns-net in batches of two 5-frame clips: frames 10-19 form one batch, so 10 + the 4-frame tail are computed
+@pytest.mark.numerics
 @pytest.mark.parametrize("model, batch, computed", [("pns-net", 2, 14), ("pns-plus", 1, 24 - 15),
                                                     ("cffm", 1, 24 - 16 + 9), ("aen-pns-plus", 1, 24)])
 def test_resume_runs_the_model_only_where_outputs_are_missing(weights, tmp_path, model, batch, computed):
@@ -194,6 +197,7 @@ def test_cli_refuses_to_run_without_weights(clip, tmp_path):
     assert not (tmp_path / "vps-out").exists()
 
 
+@pytest.mark.numerics
 def test_imported_half_weights_are_bundled_at_their_trained_size(clip, weights, tmp_path, monkeypatch):
     """`vps weights import --half` of a vps train checkpoint: float16 file, the trained input size and the
     training record in the manifest; segment then uses it by default, at that size, and agrees with the
@@ -284,6 +288,7 @@ def test_bundled_weights_segment_a_synthetic_clip_well(tmp_path, model):
     assert worst < SYNTH_NEGATIVE_AREA_BOUND, f"{model}: {worst:.4f} of a polyp-free frame marked"
 
 
+@pytest.mark.numerics
 def test_ctrl_c_stops_cleanly_and_resume_completes(clip, weights, tmp_path):
     """A real SIGINT to `vps segment`: exit 130, a resume hint, only whole files; --resume finishes identically."""
     import signal

@@ -74,6 +74,7 @@ def clips(tmp_path_factory):
 # ---------------------------------------------------------------- defect 1: a full disk
 
 
+@pytest.mark.numerics
 def test_disk_full_stops_at_the_first_failed_write_and_resume_trusts_only_whole_files(seg, clips, tmp_path,
                                                                                      monkeypatch):
     import vpscli.io.masks as masks_module
@@ -233,6 +234,7 @@ def long_clip(tmp_path_factory):
     return d / "long.mp4"
 
 
+@pytest.mark.numerics
 def test_kill_9_keeps_rows_for_the_frames_written(weights, long_clip, tmp_path):
     args = ["segment", long_clip, "-m", "pns-plus", "-w", weights["pns-plus"], "--device", "cpu", "--save-prob",
             "--no-overlay"]
@@ -354,6 +356,7 @@ def test_a_truncated_video_is_partial_with_its_own_exit_code(weights, truncated,
 # ---------------------------------------------------------------- what the numbers depend on
 
 
+@pytest.mark.numerics
 def test_run_json_records_the_numerics_and_a_resume_that_changes_them(weights, clips, tmp_path):
     one = Segmenter("pns-plus", weights["pns-plus"], device="cpu")
     opts = SegmentOptions(out_root=tmp_path, overlay=False)
@@ -371,3 +374,38 @@ def test_run_json_records_the_numerics_and_a_resume_that_changes_them(weights, c
                   open_source(clips / "A" / "clip.mp4"), opts)
     notes = json.loads((tmp_path / "clip" / "run.json").read_text())["notes"]
     assert any("resumed with another batch" in n and "not bit for bit" in n for n in notes), notes
+
+
+# ---------------------------------------------------------------- defect 12: threads set deliberately
+
+
+def test_model_threads_leave_a_cpu_to_the_pipeline(monkeypatch):
+    from vpscli.engine.device import model_cpu_threads, usable_cpus
+    from vpscli.errors import UsageError
+
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    assert model_cpu_threads() == max(1, usable_cpus() - 1)
+    monkeypatch.setattr("vpscli.engine.device.usable_cpus", lambda: 16)
+    assert model_cpu_threads() == 15 and model_cpu_threads(4) == 4
+    monkeypatch.setattr("vpscli.engine.device.usable_cpus", lambda: 1)
+    assert model_cpu_threads() == 1
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    assert model_cpu_threads() is None  # the user's choice stands
+    with pytest.raises(UsageError, match="--threads must be at least 1"):
+        model_cpu_threads(0)
+
+
+def test_cli_records_the_threads_it_chose(weights, clip, tmp_path):
+    from vpscli.engine.device import usable_cpus
+
+    env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}
+    args = ["-m", "vpscli", "segment", str(clip / "vid.mp4"), "-m", "pns-net", "-w", str(weights["pns-net"]),
+            "--device", "cpu", "-q", "--no-overlay"]
+    r = subprocess.run([sys.executable, *args, "-o", str(tmp_path / "a")], capture_output=True, text=True, env=env,
+                       timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert json.loads((tmp_path / "a" / "vid" / "run.json").read_text())["numerics"]["threads"] == max(
+        1, usable_cpus() - 1)
+    r = subprocess.run([sys.executable, *args, "--threads", "3", "-o", str(tmp_path / "b")], capture_output=True,
+                       text=True, env=env, timeout=300)
+    assert r.returncode == 0 and json.loads((tmp_path / "b" / "vid" / "run.json").read_text())["numerics"]["threads"] == 3

@@ -196,3 +196,14 @@ def test_doctor_piped_at_80_columns():
     assert_plain(r.stdout)
     first = r.stdout.splitlines()[0]
     assert first.startswith("vps  ") and f"{__version__} (Python " in first and first.endswith(")")
+
+
+def test_names_with_brackets_are_shown_as_they_are(tmp_path):
+    """A file named `clip[red]2.mp4` is a name, not Rich markup: the table keeps the brackets."""
+    from tests._media import make_testsrc
+
+    make_testsrc(tmp_path / "clip[red]2.mp4", 0.3, 10)
+    r = subprocess.run([sys.executable, "-m", "vpscli", "probe", str(tmp_path / "clip[red]2.mp4")], capture_output=True,
+                       text=True, env={**os.environ, "COLUMNS": "80"}, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert "clip[red]2" in r.stdout

@@ -244,6 +244,7 @@ def test_overfits_one_clip(tmp_path):
     assert last < 0.85 * first and losses[-1] < losses[0] - 1.0, (first, last)
 
 
+@pytest.mark.numerics
 def test_resume_matches_an_uninterrupted_run(tmp_path, video_dir, image_dir):
     data = [video_dir, image_dir]  # 2·2 + 3 = 7 samples, batch 2 → 3 steps per epoch: resume crosses an epoch
     full = train(_cfg(tmp_path / "a", data, iters=5, batch=2, seed=1))
@@ -392,6 +393,7 @@ def test_shared_data_is_recognised(vps_data):
     assert discover_source(vps_data / "polypgen-negatives" / "Frame").sequences == neg.sequences
 
 
+@pytest.mark.numerics
 @pytest.mark.parametrize("n", [7, 3])
 def test_validation_windows_a_case_exactly_as_segment_does(tmp_path, n):
     """Validation scores what `vps segment` + `vps evaluate` would: the same windows (the last clip aligned

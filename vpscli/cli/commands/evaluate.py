@@ -182,6 +182,7 @@ def _first(names, limit: int = 3) -> str:
 
 
 def _print_tables(result, console, per_sequence: bool) -> None:
+    from rich.markup import escape
     from rich.table import Table
 
     from vpscli.metrics.report import format_value, protocol_line
@@ -199,7 +200,7 @@ def _print_tables(result, console, per_sequence: bool) -> None:
         for method in methods:
             dataset = result.datasets[(split.name, method)]
             label = "predictions" if method == "." else method
-            table.add_row(label, *(format_value(dataset.value(k)) for k in keys))
+            table.add_row(escape(label), *(format_value(dataset.value(k)) for k in keys))
         print_table(table, console)
         if per_sequence:
             seq_table = Table(title=f"{title} — per sequence", title_justify="left")
@@ -212,7 +213,7 @@ def _print_tables(result, console, per_sequence: bool) -> None:
             for method in methods:
                 for seq in result.sequences[(split.name, method)]:
                     cells = [seq.name, str(seq.n_frames), *(format_value(seq.value(k)) for k in keys)]
-                    seq_table.add_row(*(([method] if len(methods) > 1 else []) + cells))
+                    seq_table.add_row(*map(escape, ([method] if len(methods) > 1 else []) + cells))
             print_table(seq_table, console)
     console.print(protocol_line(result), style="dim", markup=False, soft_wrap=True)
 

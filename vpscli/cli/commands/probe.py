@@ -21,6 +21,7 @@ def probe(
     A damaged or truncated file is named in a warning (--decode gives the exact number of
     frames that decode). Exit code 3 when some inputs could be probed and others not.
     """
+    from rich.markup import escape
     from rich.table import Table
 
     from vpscli.io.sources import discover_sources
@@ -62,7 +63,7 @@ def probe(
                 announced = p["header_frame_count"] or 0
                 frames += f" of {announced} (damaged)" if announced > p["frame_count"] else " (damaged)"
             frames += f" (decoded {p['decoded_frames']})" if "decoded_frames" in p else ""
-            t.add_row(p["name"], p["kind"], f"{p['width']}x{p['height']}", f"{p['fps']:.3f}", frames,
+            t.add_row(escape(p["name"]), p["kind"], f"{p['width']}x{p['height']}", f"{p['fps']:.3f}", frames,
                       f"{p['duration']:.2f}s", str(p["rotation"]), "yes" if p["vfr"] else "no", p["codec"])
         print_table(t)
     if failures:

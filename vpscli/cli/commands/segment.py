@@ -43,6 +43,7 @@ def segment(
     130 on Ctrl-C and 143 on SIGTERM (finished frames kept; --resume continues).
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    from rich.markup import escape
     from rich.table import Table
 
     from vpscli.engine import Segmenter, SegmentOptions, segment_many
@@ -125,8 +126,8 @@ def segment(
         t = Table("input", "status", "frames", "with polyp", "frames/s", "output")
         for r in reports:
             rate = f"{r.frames / r.seconds:.2f}" if r.seconds else "-"
-            t.add_row(r.name, r.status + (f" (kept {r.reused_masks} masks)" if r.reused_masks else ""),
-                      str(r.frames), str(r.frames_with_polyp), rate, str(r.out_dir))
+            t.add_row(escape(r.name), r.status + (f" (kept {r.reused_masks} masks)" if r.reused_masks else ""),
+                      str(r.frames), str(r.frames_with_polyp), rate, escape(str(r.out_dir)))
         print_table(t)
     if failures:  # each was reported as it happened
         if not reports:
