@@ -329,3 +329,41 @@ def test_ctrl_c_stops_cleanly_and_resume_completes(clip, weights, tmp_path):
     run = json.loads((tmp_path / "cut" / "long" / "run.json").read_text())
     assert run["status"] == "complete" and run["resumed_with_existing_masks"] == kept
     assert open_source(tmp_path / "cut" / "long" / "overlay.mp4").probe().frame_count == 40
+
+
+def test_segment_overlay_of_a_vfr_video_keeps_the_source_timestamps(weights, tmp_path):
+    """35 frames, 10 at 10 fps then 25 at 25 fps: overlay frame i plays at source frame i's time."""
+    import av
+
+    from tests._media import ffmpeg, make_testsrc
+
+    make_testsrc(tmp_path / "a.mp4", 1, 10, extra=["-video_track_timescale", "1000"])
+    make_testsrc(tmp_path / "b.mp4", 1, 25, extra=["-video_track_timescale", "1000"])
+    (tmp_path / "list.txt").write_text("file a.mp4\nfile b.mp4\n")
+    ffmpeg("-f", "concat", "-i", str(tmp_path / "list.txt"), "-c", "copy", str(tmp_path / "vfr.mp4"))
+    source = open_source(tmp_path / "vfr.mp4")
+    assert source.probe().vfr
+    stamps = [f.timestamp for f in source]
+    segment_video(Segmenter("pns-net", weights["pns-net"], device="cpu"), source,
+                  SegmentOptions(out_root=tmp_path / "out"))
+    with av.open(str(tmp_path / "out" / "vfr" / "overlay.mp4")) as c:
+        stream = c.streams.video[0]
+        pts = sorted(float(f.pts * stream.time_base) for f in c.decode(stream))
+    assert len(pts) == 35
+    np.testing.assert_allclose(np.array(pts) - pts[0], np.array(stamps) - stamps[0], atol=1e-3)
+
+
+@pytest.mark.numerics
+@pytest.mark.parametrize("model", ["pns-net", "pns-plus"])
+def test_batching_changes_numbers_only_to_rounding(clip, weights, model):
+    """`--batch 3` changes the backbone's batch size, so probabilities agree to rounding, not bit for bit:
+    at most one 8-bit level, and masks differ only where p sits at the threshold's level."""
+    one = list(Segmenter(model, weights[model], device="cpu").run(open_source(clip / "vid.mp4")))
+    three = list(Segmenter(model, weights[model], device="cpu", batch=3).run(open_source(clip / "vid.mp4")))
+    assert len(one) == len(three) == 11
+    for a, b in zip(one, three):
+        assert np.abs(a.prob.astype(int) - b.prob.astype(int)).max() <= 1
+        differ = a.mask != b.mask
+        assert np.all(np.abs(a.prob[differ].astype(int) - 127) <= 1)
+    levels = np.stack([r.prob for r in one])
+    assert ((levels > 12) & (levels < 243)).mean() > 0.5  # real gradients, so the bound means something
