@@ -1,6 +1,6 @@
 """`vps segment` speed and memory, per model, on this machine.
 
-For each model (random weights — speed does not depend on them):
+For each model (untrained weights with calibrated BatchNorm — a trained model's output scale):
 
 - model alone: frames/s of forward passes on clip-shaped tensors already on the device;
 - end to end: frames/s of ``segment_video`` on an H.264 video (decode, resize, model,
@@ -40,8 +40,12 @@ def worker(model: str, video: str, device: str, precision: str, out: str, model_
 
     from vpscli.engine import Segmenter, SegmentOptions, segment_video
     from vpscli.io.sources import open_source
+    from vpscli.models import build_model
+    from vpscli.train.calibration import calibrate_batchnorm
 
-    seg = Segmenter(model, device=device, precision=precision, random_weights=True)
+    # untrained weights with calibrated BatchNorm: a trained model's output scale, so masks, PNGs and
+    # overlays cost what they cost with real weights (a raw random PNS net marks all or nothing)
+    seg = Segmenter(calibrate_batchnorm(build_model(model)), device=device, precision=precision)
     spec = seg.spec
     h, w = spec.input_size
     clip = torch.rand(1, spec.clip_length, 3, h, w, device=seg.placement.device)
@@ -102,7 +106,7 @@ def main() -> None:
             r = result["long"]
             print(f"{model}: done ({r['frames']} frames, {r['end_to_end_fps']:.3f} frames/s)", file=sys.stderr)
     print(f"\nvps segment on {args.size} H.264, device {args.device}, clips of {args.frames} and {args.frames * 10} "
-          "frames, random weights\n")
+          "frames, untrained calibrated weights\n")
     head = (f"{'model':<14}{'prec':>6}{'alone f/s':>11}{'e2e f/s':>10}{'e2e/alone':>11}{'decode':>8}{'model':>8}"
             f"{'upsamp':>8}{'png':>7}{'overlay':>8}{'RSS short':>11}{'RSS long':>10}{'ratio':>7}{'warm→end':>16}")
     print(head)

@@ -15,7 +15,8 @@ from vpscli.engine import Segmenter, SegmentOptions, segment_video
 from vpscli.errors import OutputError
 from vpscli.io.masks import read_mask
 from vpscli.io.sources import open_source
-from vpscli.models import build_model, save_checkpoint
+from tests._models import trained_like
+from vpscli.models import save_checkpoint
 from vpscli.synth import SynthConfig, write_clip
 
 def read_csv(path):
@@ -208,8 +209,7 @@ def test_imported_half_weights_are_bundled_at_their_trained_size(clip, weights, 
     from vpscli.models.weights import import_weights
 
     monkeypatch.setenv("VPS_WEIGHTS", str(tmp_path / "w"))
-    net = build_model("pns-plus", input_size=(64, 112))
-    torch.manual_seed(0)
+    net = trained_like("pns-plus", (64, 112))
     trained = save_checkpoint(net, tmp_path / "best.safetensors", {
         "steps": "7", "data": json.dumps(["/d/kvasir-seg", "/d/cvc-clinicdb/train"]),
         "val_data": json.dumps(["/d/cvc-clinicdb/valid"]), "val_metrics": json.dumps({"maxDice": 0.61234}),

@@ -184,12 +184,10 @@ class Segmenter:
         batch: clips per forward pass, for models whose clips do not depend on each other
             (no feature cache or memory); others run one clip at a time.
         compile: wrap the model in ``torch.compile``.
-        random_weights: run with random initial weights (benchmarks and tests only).
     """
 
     def __init__(self, model="aen-cffm", weights: str | Path | None = None, *, device: str = "auto",
-                 precision: str = "auto", threshold: float = 0.5, batch: int = 1, compile: bool = False,
-                 random_weights: bool = False):
+                 precision: str = "auto", threshold: float = 0.5, batch: int = 1, compile: bool = False):
         from vpscli.models import VideoModel, build_model, load_checkpoint
         from vpscli.models.weights import read_metadata
         from vpscli.weights import sha256_file
@@ -218,8 +216,6 @@ class Segmenter:
                 net = build_model(name, **kwargs)
                 load_checkpoint(net, weights)
                 self.weights_path = Path(weights)
-            elif random_weights:
-                net = build_model(name)
             else:
                 net, self.weights_path, self.weights_entry = self._bundled(name)
         if self.weights_path is not None:
