@@ -167,6 +167,11 @@ def test_resume_refuses_an_earlier_run_of_another_source_model_or_threshold(seg,
     # a finished run is not skipped for another file either: that would keep A's masks under B's name
     with pytest.raises(OutputError, match="another source file"):
         segment_video(seg, open_source(clips / "B" / "clip.mp4"), opts)
+    record = json.loads((tmp_path / "o" / "clip" / "run.json").read_text())
+    del record["source_fingerprint"]  # as an older vps wrote it
+    (tmp_path / "o" / "clip" / "run.json").write_text(json.dumps(record))
+    with pytest.raises(OutputError, match="older vps"):
+        segment_video(seg, open_source(clips / "A" / "clip.mp4"), opts)
 
 
 # ---------------------------------------------------------------- defect 3: same-stem inputs

@@ -228,6 +228,10 @@ def _check_same_run(out_dir: Path, record: dict, identity: dict) -> None:
                           fix="use --overwrite to replace them, or choose another --out")
     labels = {"source_fingerprint": "source file (size and content differ)", "model": "model",
               "input_size": "input size", "weights_sha256": "weights (sha256 differs)", "threshold": "threshold"}
+    if "source_fingerprint" not in record:
+        raise OutputError("was written by an older vps, which did not record its source's fingerprint, so vps "
+                          "cannot tell whether it is this video's", path=out_dir,
+                          fix="use --overwrite to redo it, or choose another --out")
     for key, label in labels.items():
         if record.get(key) != identity[key]:
             before = record.get("source") if key == "source_fingerprint" else record.get(key)
@@ -275,18 +279,24 @@ def _swap_in(staging: Path, out_dir: Path) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
+def _check_writable(folder: Path, create: bool) -> None:
+    """``folder`` is a folder that takes files (made first when ``create``), or a one-line error."""
+    if folder.exists() and not folder.is_dir():
+        raise OutputError("is a file, not a folder", path=folder, fix="remove it, or choose another --out")
+    try:
+        if create:
+            folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as e:
+        raise OutputError(f"cannot write in this folder ({e.strerror or e})", path=folder,
+                          fix="make it writable, or choose another --out") from None
+
+
 def _make_writable(folders: list[Path]) -> None:
     """Create the output folders and prove each takes a file, before any frame is decoded."""
     for folder in folders:
-        if folder.exists() and not folder.is_dir():
-            raise OutputError("is a file, not a folder", path=folder, fix="remove it, or choose another --out")
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-            with tempfile.TemporaryFile(dir=folder):
-                pass
-        except OSError as e:
-            raise OutputError(f"cannot write in this folder ({e.strerror or e})", path=folder,
-                              fix="make it writable, or choose another --out") from None
+        _check_writable(folder, create=True)
 
 
 def check_output_root(out_root: str | Path) -> None:
@@ -295,14 +305,7 @@ def check_output_root(out_root: str | Path) -> None:
     folder = Path(out_root).absolute()
     while not folder.exists() and folder != folder.parent:
         folder = folder.parent
-    if not folder.is_dir():
-        raise OutputError("is a file, not a folder", path=folder, fix="remove it, or choose another --out")
-    try:
-        with tempfile.TemporaryFile(dir=folder):
-            pass
-    except OSError as e:
-        raise OutputError(f"cannot write in this folder ({e.strerror or e})", path=folder,
-                          fix="make it writable, or choose another --out") from None
+    _check_writable(folder, create=False)
 
 
 def _finish_record(out_dir: Path, record: dict, **fields) -> None:
