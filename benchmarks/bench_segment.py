@@ -45,6 +45,10 @@ def worker(model: str, video: str, device: str, precision: str, out: str, model_
 
     # untrained weights with calibrated BatchNorm: a trained model's output scale, so masks, PNGs and
     # overlays cost what they cost with real weights (a raw random PNS net marks all or nothing)
+    from vpscli.engine.device import model_cpu_threads, set_cpu_threads
+
+    if device == "cpu":
+        set_cpu_threads(model_cpu_threads())  # what `vps segment` does on the CPU
     seg = Segmenter(calibrate_batchnorm(build_model(model)), device=device, precision=precision)
     spec = seg.spec
     h, w = spec.input_size

@@ -308,14 +308,15 @@ def check_output_root(out_root: str | Path) -> None:
     _check_writable(folder, create=False)
 
 
-def _finish_record(out_dir: Path, record: dict, **fields) -> None:
-    """Best effort: the run's final status in run.json (the disk may be full; the status of a run
-    that could not say it stays ``running``, which ``--resume`` handles the same way)."""
+def _finish_record(out_dir: Path, record: dict, **fields) -> bool:
+    """Write the run's final status to run.json; False when that failed (the disk may be full: the
+    status of a run that could not say it stays ``running``, which ``--resume`` treats alike)."""
     record.update(fields, finished=datetime.now(timezone.utc).isoformat(timespec="seconds"))
     try:
         write_text_atomic(out_dir / RUN_JSON, json.dumps(record, indent=2) + "\n")
     except (OSError, VpsError):
-        pass
+        return False
+    return True
 
 
 def segment_video(segmenter: Segmenter, source, opts: SegmentOptions,
@@ -389,8 +390,7 @@ def segment_video(segmenter: Segmenter, source, opts: SegmentOptions,
         "frames_per_second": round(report.frames / report.seconds, 3) if report.seconds else None,
         "notes": notes + report.warnings,
     })
-    _finish_record(out_dir, record)
-    if not (out_dir / RUN_JSON).is_file() or read_run_record(out_dir).get("status") != report.status:
+    if not _finish_record(out_dir, record):
         raise OutputError("cannot record the finished run in run.json", path=out_dir / RUN_JSON,
                           fix="free disk space and run the same command with --resume")
     if mode == "replace":
