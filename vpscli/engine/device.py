@@ -1,10 +1,17 @@
-"""Device and precision choice for inference.
+"""Where a model runs and how it is prepared for it: one resolver and one placement for the package
+(``vps segment``, ``vps train`` and its validation).
 
 - ``auto`` device: CUDA when available, else the CPU (the caller prints a notice).
 - ``auto`` precision: bf16 autocast on CUDA (fp16 where the GPU lacks bf16); on the CPU
   fp32, except on CPUs with AMX bf16 units, where bf16 matmuls are several times faster.
   (CPUs without AMX run bf16 by emulation, slower than fp32: measured in
   ``benchmarks/bench_segment.py``.)
+- memory format: channels-last on CUDA (tensor-core convolutions read NHWC), for the 4-D tensors
+  it applies to; the NS blocks' 5-D ``Conv3d`` weights stay as they are (``Module.to(memory_format=
+  channels_last)`` raises on them, which crashed every PNS model on CUDA).
+- :func:`place_model` applies all of it, and every branch it takes on CUDA can be taken on the
+  CPU too (a :class:`Placement` with ``channels_last=True``, an autocast dtype, ``compile``), so the
+  CPU test suite runs the code a GPU runs.
 """
 from __future__ import annotations
 
@@ -13,6 +20,7 @@ import os
 from dataclasses import dataclass
 
 import torch
+from torch import nn
 
 from vpscli.errors import UsageError
 
@@ -27,6 +35,13 @@ class Placement:
     device: torch.device
     dtype: torch.dtype | None
     note: str | None = None
+    #: convert the model's 4-D weights (and feed 4-D inputs) in channels-last memory format
+    channels_last: bool = False
+
+    @classmethod
+    def on(cls, device: torch.device, dtype: torch.dtype | None = None, note: str | None = None) -> "Placement":
+        """The placement vps uses on ``device``: channels-last where it helps (CUDA)."""
+        return cls(device, dtype, note, channels_last=device.type == "cuda")
 
     @property
     def precision(self) -> str:
@@ -59,7 +74,10 @@ def resolve_device(spec: str) -> tuple[torch.device, str | None]:
         if not torch.cuda.is_available():
             build = "a CPU-only torch build" if torch.version.cuda is None else "no visible GPU"
             raise UsageError(f"--device {spec}: CUDA is not available ({build})", fix="use --device cpu or auto")
-        dev = torch.device(spec)
+        try:
+            dev = torch.device(spec)
+        except RuntimeError:
+            raise UsageError(f"--device must be auto, cpu, cuda or cuda:N, got {spec!r}") from None
         if dev.index is not None and dev.index >= torch.cuda.device_count():
             raise UsageError(f"--device {spec}: only {torch.cuda.device_count()} CUDA device(s)",
                              fix=f"use cuda:0 … cuda:{torch.cuda.device_count() - 1}")
@@ -89,7 +107,37 @@ def resolve_placement(device: str = "auto", precision: str = "auto") -> Placemen
         if dev.type != "cuda":
             raise UsageError("--precision fp16 needs a CUDA device", fix="use fp32 or bf16 on the CPU")
         dtype = torch.float16
-    return Placement(dev, dtype, note)
+    return Placement.on(dev, dtype, note)
+
+
+def to_channels_last(model: nn.Module) -> nn.Module:
+    """Store every 4-D parameter and buffer of ``model`` (``Conv2d`` weights) channels-last, in
+    place; tensors of other ranks (the NS blocks' 5-D ``Conv3d`` weights, linear layers) keep
+    their layout. Values are unchanged, only their order in memory."""
+    with torch.no_grad():
+        for module in model.modules():
+            for name, tensor in [*module._parameters.items(), *module._buffers.items()]:
+                if tensor is not None and tensor.dim() == 4:
+                    tensor.data = tensor.data.contiguous(memory_format=torch.channels_last)
+    return model
+
+
+def place_model(model: nn.Module, placement: Placement, *, training: bool = False, compile: bool | str = False):
+    """Prepare ``model`` for ``placement``: moved to its device, in training or eval mode,
+    channels-last where the placement says, and wrapped in ``torch.compile`` when asked
+    (``compile``: ``True`` for torch's default backend, inductor, or a backend's name).
+
+    Returns ``(model, forward)``: the module (for its state dict, ``init_state``, ``spec``) and
+    what to call for a forward pass (the compiled wrapper, or the module itself). Autocast is
+    :meth:`Placement.autocast`, around each call.
+    """
+    model = model.to(placement.device)
+    model.train(training)
+    if placement.channels_last:
+        to_channels_last(model)
+    if not compile:
+        return model, model
+    return model, torch.compile(model, **({} if compile is True else {"backend": compile}))
 
 
 def usable_cpus() -> int:

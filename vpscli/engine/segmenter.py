@@ -27,7 +27,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from vpscli.engine.device import Placement, resolve_placement
+from vpscli.engine.device import Placement, place_model, resolve_placement
 from vpscli.engine.windows import Window, clip_windows
 from vpscli.errors import InputError, UsageError
 from vpscli.io.frames import Frame
@@ -220,11 +220,8 @@ class Segmenter:
                 net, self.weights_path, self.weights_entry = self._bundled(name)
         if self.weights_path is not None:
             self.weights_sha256 = sha256_file(self.weights_path)
-        self.model = net.eval().to(self.placement.device)
-        if self.placement.device.type == "cuda":
-            self.model = self.model.to(memory_format=torch.channels_last)
+        self.model, self._forward = place_model(net, self.placement, compile=compile)
         self.spec = net.spec
-        self._forward = torch.compile(self.model) if compile else self.model
         self.compiled = compile
         stateful = bool(self.spec.ref_offsets) or self.spec.memory_clips > 0
         self.batch = 1 if stateful else batch

@@ -23,6 +23,7 @@ from typing import Protocol
 import torch
 from torch.utils.data import DataLoader
 
+from vpscli.engine.device import Placement, place_model, resolve_device
 from vpscli.errors import OutputError, UsageError
 from vpscli.models import build_model, get_spec, load_checkpoint, save_checkpoint
 from vpscli.train.augment import AugmentConfig
@@ -35,7 +36,7 @@ from vpscli.train.step import train_step
 from vpscli.train.validate import HIGHER_IS_BETTER, validate
 from vpscli.train.windows import window_for
 
-__all__ = ["TrainConfig", "TrainResult", "Reporter", "train", "resolve_device"]
+__all__ = ["TrainConfig", "TrainResult", "Reporter", "train"]
 
 DEFAULT_EPOCHS = 10
 
@@ -139,21 +140,6 @@ class _Silent:
         pass
 
 
-def resolve_device(name: str) -> torch.device:
-    """``auto`` → CUDA when available, else CPU; a CUDA device that is not there is a UsageError."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise UsageError(f"unknown device {name!r}", fix="use auto, cpu, cuda or cuda:N") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise UsageError("--device cuda but no CUDA device is available", fix="use --device cpu")
-    if device.type not in ("cpu", "cuda"):
-        raise UsageError(f"unsupported device {name!r}", fix="use auto, cpu, cuda or cuda:N")
-    return device
-
-
 def _check(cfg: TrainConfig) -> tuple[int, int]:
     """Option checks that need no data; returns the input size."""
     spec = get_spec(cfg.model)  # UsageError for an unknown model
@@ -194,8 +180,9 @@ def train(cfg: TrainConfig, reporter: Reporter | None = None) -> TrainResult:
     """
     reporter = reporter or _Silent()
     size = _check(cfg)
-    device = resolve_device(cfg.device)
+    device, device_note = resolve_device(cfg.device)  # the package's one resolver (engine.device)
     amp = cfg.amp and device.type == "cuda"
+    placement = Placement.on(device, torch.bfloat16 if amp else None, device_note)
     out = Path(cfg.out)
     snapshot_path = out / SNAPSHOT_NAME
     snapshot = None
@@ -221,14 +208,14 @@ def train(cfg: TrainConfig, reporter: Reporter | None = None) -> TrainResult:
     val_sources = [discover_source(d) for d in cfg.val]
     for src in sources:
         reporter.message(f"data: {src.describe()}")
+    if device_note:  # once the options and the data are known to be usable
+        reporter.message(device_note)
 
     torch.manual_seed(cfg.seed)
     model = build_model(cfg.model, input_size=size)
     if cfg.init and snapshot is None:
         load_checkpoint(model, cfg.init)
-    model.to(device).train()
-    if device.type == "cuda":
-        model.to(memory_format=torch.channels_last)
+    model, _ = place_model(model, placement, training=True)
     window = window_for(model.spec, cfg.aen_clips)
     dataset = TrainSet(sources, window, size, seed=cfg.seed, augment=AugmentConfig(enabled=cfg.augment))
     per_epoch = len(dataset) // cfg.batch
