@@ -73,7 +73,7 @@ def test_segment_runs_the_cuda_branches_on_the_cpu(tmp_path, monkeypatch):
     assert np.abs(half - reference).mean() < 1 and ((half >= 128) != (reference >= 128)).mean() < 1e-3
 
 
-def test_compile_path_traces_the_model(weights):
+def test_compile_path_traces_the_model():
     """`--compile` wraps the placed model in torch.compile; the "eager" backend runs TorchDynamo's capture of
     the real model (graph breaks, guards on the video state) without inductor's minutes of C++ builds."""
     model = trained_like("pns-net", TINY["pns-net"])
@@ -89,7 +89,7 @@ def test_compile_path_traces_the_model(weights):
 
 
 @pytest.mark.slow
-def test_compile_with_inductor(weights):
+def test_compile_with_inductor():
     """The default backend (inductor), as `vps segment --compile` uses it; about 2 minutes on 2 CPU cores."""
     model = trained_like("pns-net", TINY["pns-net"])
     x = model.preprocess(synthetic_frames(TINY["pns-net"], 5, seed=9))[None]

@@ -15,6 +15,7 @@ Inputs accepted by :func:`discover_sources`:
 from __future__ import annotations
 
 import glob as _glob
+import os
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -335,8 +336,6 @@ def distinct_names(sources: list[FrameSource]) -> list[FrameSource]:
     twice is kept once. Files of one name in one folder (``x.mp4``, ``x.avi``) keep their suffix
     (``x_mp4``, ``x_avi``).
     """
-    import os
-
     unique: dict[Path, FrameSource] = {}
     for s in sources:
         unique.setdefault(s.path.resolve(), s)
