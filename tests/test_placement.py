@@ -147,3 +147,29 @@ def test_to_channels_last_leaves_values_alone():
     to_channels_last(conv)
     assert conv[0].weight.is_contiguous(memory_format=torch.channels_last) and conv[1].weight.is_contiguous()
     assert all(torch.equal(before[k], v) for k, v in conv.state_dict().items())
+
+
+def test_compile_modes_reach_torch_compile(monkeypatch):
+    """`--compile-mode reduce-overhead` (CUDA graphs on a GPU) is handed to torch.compile as its mode; the
+    backend stays inductor's unless named; a mode nobody knows is a usage error before anything loads."""
+    from vpscli.errors import UsageError
+
+    calls = []
+    monkeypatch.setattr(torch, "compile", lambda model, **kw: calls.append(kw) or model)
+    model = trained_like("pns-net", TINY["pns-net"])
+    place_model(model, CPU_AS_CUDA, mode="reduce-overhead")
+    place_model(model, CPU_AS_CUDA, compile=True, mode="default")
+    place_model(model, CPU_AS_CUDA, compile="aot_eager", mode="max-autotune")
+    assert calls == [{"mode": "reduce-overhead"}, {}, {"backend": "aot_eager", "mode": "max-autotune"}]
+    assert place_model(model, CPU_AS_CUDA)[1] is model and len(calls) == 3
+    with pytest.raises(UsageError, match="--compile-mode must be one of"):
+        place_model(model, CPU_AS_CUDA, mode="fastest")
+
+
+def test_segment_refuses_an_unknown_compile_mode(clip, tmp_path):
+    from typer.testing import CliRunner
+
+    from vpscli.cli import app
+
+    r = CliRunner().invoke(app, ["segment", str(clip / "vid.mp4"), "-o", str(tmp_path / "o"), "--compile-mode", "x"])
+    assert r.exit_code == 2 and "--compile-mode must be one of" in r.output and not (tmp_path / "o").exists()

@@ -53,6 +53,25 @@ class Placement:
         return torch.autocast(self.device.type, dtype=self.dtype)
 
 
+def job_stream(placement: Placement):
+    """The context one video's work runs in when several share the model (``vps segment --jobs``):
+    on CUDA its own stream, so one video's kernels, copies and waits (``.cpu()`` of its outputs)
+    never hold up another's and the GPU overlaps them; elsewhere nothing (threads suffice)."""
+    if placement.device.type != "cuda":
+        return contextlib.nullcontext()
+    return torch.cuda.stream(torch.cuda.Stream(placement.device))
+
+
+def jobs_cpu_threads(model_threads: int | None, jobs: int) -> int | None:
+    """Intra-op threads of each of ``jobs`` videos sharing the CPU: the model's share
+    (:func:`model_cpu_threads`) divided among them, at least 1 (torch's thread count is one per
+    process; concurrent forward passes each start a team of that size)."""
+    if jobs <= 1:
+        return model_threads
+    base = model_threads if model_threads is not None else torch.get_num_threads()
+    return max(1, base // jobs)
+
+
 def cpu_has_amx() -> bool:
     try:
         with open("/proc/cpuinfo") as f:
@@ -122,10 +141,23 @@ def to_channels_last(model: nn.Module) -> nn.Module:
     return model
 
 
-def place_model(model: nn.Module, placement: Placement, *, training: bool = False, compile: bool | str = False):
+#: ``torch.compile`` modes (``--compile-mode``): ``reduce-overhead`` records CUDA graphs and replays them
+#: (a batch-1 stateful model spends most of its time launching kernels); ``max-autotune`` also searches
+#: kernel configurations (minutes of start-up). On the CPU every mode compiles with inductor alone.
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune")
+
+
+def check_compile_mode(mode: str | None) -> None:
+    if mode is not None and mode not in COMPILE_MODES:
+        raise UsageError(f"--compile-mode must be one of {', '.join(COMPILE_MODES)}, got {mode!r}")
+
+
+def place_model(model: nn.Module, placement: Placement, *, training: bool = False, compile: bool | str = False,
+                mode: str | None = None):
     """Prepare ``model`` for ``placement``: moved to its device, in training or eval mode,
     channels-last where the placement says, and wrapped in ``torch.compile`` when asked
-    (``compile``: ``True`` for torch's default backend, inductor, or a backend's name).
+    (``compile``: ``True`` for torch's default backend, inductor, or a backend's name; ``mode``: one
+    of :data:`COMPILE_MODES`, which implies compiling).
 
     Returns ``(model, forward)``: the module (for its state dict, ``init_state``, ``spec``) and
     what to call for a forward pass (the compiled wrapper, or the module itself). Autocast is
@@ -135,9 +167,13 @@ def place_model(model: nn.Module, placement: Placement, *, training: bool = Fals
     model.train(training)
     if placement.channels_last:
         to_channels_last(model)
-    if not compile:
+    if not compile and mode is None:
         return model, model
-    return model, torch.compile(model, **({} if compile is True else {"backend": compile}))
+    check_compile_mode(mode)
+    options = {} if compile in (True, None, False) else {"backend": compile}
+    if mode not in (None, "default"):
+        options["mode"] = mode
+    return model, torch.compile(model, **options)
 
 
 def usable_cpus() -> int:

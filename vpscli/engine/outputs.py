@@ -62,11 +62,26 @@ from vpscli.io.run_record import FINISHED, RUN_JSON, read_run_record
 
 CSV_COLUMNS = ("index", "name", "timestamp", "present", "area_fraction", "max_prob", "bbox_x", "bbox_y", "bbox_w",
                "bbox_h")
-#: PNG writes in flight per video (bounds memory: each holds one frame's mask and probability)
-PNG_INFLIGHT = 8
-#: libx264 preset of the overlay: on small CPUs the encoder competes with the model, and
-#: "veryfast" costs a fraction of "medium" for a review video at crf 18
-OVERLAY_PRESET = "veryfast"
+
+
+def png_workers() -> int:
+    """Threads encoding a video's PNGs (OpenCV's encoder releases the GIL): half the usable cores,
+    2 to 8. A 1080p mask costs ~6 ms, so 8 threads keep up with ~1,000 frames/s of masks and
+    probability maps; more would only compete with decoding and the overlay's encoder."""
+    from vpscli.engine.device import usable_cpus
+
+    return max(2, min(8, usable_cpus() // 2))
+
+
+def overlay_preset() -> str:
+    """libx264 preset of the overlay. Measured on a 2-core CPU at 1080p (``benchmarks/bench_segment.py``
+    ``--model-free``; 100 frames of testsrc2): veryfast 38 ms of CPU per frame (6.4 Mbit/s at 25 fps),
+    superfast 27 ms (11.5 Mbit/s), ultrafast 16 ms (16 Mbit/s). Where cores are few the encoder is the
+    pipeline's largest cost and competes with the model, so small machines take superfast; from 8
+    cores up the smaller files of veryfast cost nothing in throughput."""
+    from vpscli.engine.device import usable_cpus
+
+    return "veryfast" if usable_cpus() >= 8 else "superfast"
 
 
 @dataclass
@@ -95,17 +110,21 @@ class VideoReport:
 
 
 def frame_row(result: FrameResult) -> dict:
-    """The ``frames.csv`` row of one frame (bounding box of the mask, empty when no polyp)."""
+    """The ``frames.csv`` row of one frame (bounding box of the mask, empty when no polyp); the
+    engine's box and area are used when it gives them (a 1080p mask is not scanned again)."""
     mask = result.mask
-    present = bool(mask.any())
-    if present:
-        ys = np.flatnonzero(mask.any(axis=1))
-        xs = np.flatnonzero(mask.any(axis=0))
-        box = (int(xs[0]), int(ys[0]), int(xs[-1] - xs[0] + 1), int(ys[-1] - ys[0] + 1))
+    if result.mask_area is not None:
+        area, box = result.mask_area, result.mask_box
     else:
-        box = ("", "", "", "")
+        area, box = int(np.count_nonzero(mask)), None
+        if area:
+            ys = np.flatnonzero(mask.any(axis=1))
+            xs = np.flatnonzero(mask.any(axis=0))
+            box = (int(xs[0]), int(ys[0]), int(xs[-1] - xs[0] + 1), int(ys[-1] - ys[0] + 1))
+    present = area > 0
+    box = box if present else ("", "", "", "")
     return {"index": result.index, "name": result.name, "timestamp": f"{result.timestamp:.6f}",
-            "present": int(present), "area_fraction": f"{mask.mean():.6f}", "max_prob": f"{result.max_prob:.6f}",
+            "present": int(present), "area_fraction": f"{area / mask.size:.6f}", "max_prob": f"{result.max_prob:.6f}",
             "bbox_x": box[0], "bbox_y": box[1], "bbox_w": box[2], "bbox_h": box[3]}
 
 
@@ -149,7 +168,8 @@ class _OverlayWriter:
                  vfr: bool = False):
         from vpscli.io.writer import VideoWriter
 
-        self.writer = VideoWriter(path, fps, size, preset=OVERLAY_PRESET)
+        self.preset = overlay_preset()
+        self.writer = VideoWriter(path, fps, size, preset=self.preset)
         self.total, self.model, self.threshold, self.timings = total, model, threshold, timings
         #: a variable-frame-rate source: each overlay frame keeps its source frame's timestamp
         #: (a constant-rate one is written at its exact rational fps, the cheaper path)
@@ -173,8 +193,11 @@ class _OverlayWriter:
                 continue  # drain
             try:
                 t0 = time.perf_counter()
-                img = draw_overlay(item.image, item.mask, style="both", palette=palette)
-                draw_hud(img, FrameInfo(item.index, self.total, item.timestamp, True, float(item.mask.mean()),
+                known = item.mask_area is not None  # the engine's box and area: no scan of the whole mask
+                area = item.mask_area if known else int(np.count_nonzero(item.mask))
+                img = draw_overlay(item.image, item.mask, style="both", palette=palette,
+                                   box=item.mask_box if known else None, empty=area == 0)
+                draw_hud(img, FrameInfo(item.index, self.total, item.timestamp, True, area / item.mask.size,
                                         item.max_prob, self.model, self.threshold))
                 draw_legend(img, palette, with_gt=False)
                 self.writer.write(img, timestamp=item.timestamp if self.timestamps else None)
@@ -355,6 +378,7 @@ def segment_video(segmenter: Segmenter, source, opts: SegmentOptions,
         "probe": probe.to_json(),
         "outputs": {"masks": "masks/", "probs": "probs/" if opts.save_prob else None,
                     "overlay": "overlay.mp4" if opts.overlay else None, "frames_csv": "frames.csv"},
+        "overlay_preset": overlay_preset() if opts.overlay else None,
     }
     write_text_atomic(out_dir / RUN_JSON, json.dumps(record, indent=2) + "\n")
     run = segmenter.init_state(source)
@@ -423,7 +447,8 @@ def _stream(segmenter: Segmenter, source, run, out_dir: Path, opts: SegmentOptio
         return answers[frame.name]
 
     overlay = None
-    pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="png")
+    workers = png_workers()
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="png")
     pending: deque[tuple[Future | None, dict]] = deque()  # frames in order: PNG job, frames.csv row
     rows: _RowFile | None = None
 
@@ -460,9 +485,9 @@ def _stream(segmenter: Segmenter, source, run, out_dir: Path, opts: SegmentOptio
                                       probs_dir / f"{result.name}.png" if opts.save_prob else None,
                                       result.prob, run.timings)
                 row = frame_row(result)
-                present = bool(result.mask.any())
+                present = row["present"] == 1
             pending.append((job, row))
-            flush_rows(PNG_INFLIGHT)
+            flush_rows(2 * workers)  # PNG writes in flight: bounds memory (each holds a frame's maps)
             if overlay is not None:
                 overlay.put(result)
             report.frames += 1
@@ -567,23 +592,76 @@ def _write_pngs(mask_path: Path, mask: np.ndarray, prob_path: Path | None, prob:
 
 def segment_many(segmenter: Segmenter, sources: list, opts: SegmentOptions,
                  on_start: Callable | None = None, on_frame: Callable | None = None,
-                 on_done: Callable | None = None) -> tuple[list[VideoReport], dict[str, VpsError]]:
+                 on_done: Callable | None = None, jobs: int = 1) -> tuple[list[VideoReport], dict[str, VpsError]]:
     """Segment every source; a failing input does not stop the others.
 
-    Returns the reports of the finished/skipped inputs and the errors of the failed ones.
+    ``jobs`` videos run at once, each in its own thread with its own state, outputs and (on CUDA)
+    stream, sharing the model: while one video decodes or writes, another's clips keep the device
+    busy. Each video's frames go through exactly the computation of a one-at-a-time run.
+    Callbacks (called from the video's thread): ``on_start(source)``, ``on_frame(source, result)``,
+    ``on_done(source, report | None, error | None)``. On Ctrl-C or SIGTERM every running video
+    stops at its next frame and is recorded ``interrupted``; then the interrupt is re-raised.
+
+    Returns the reports of the finished/skipped inputs (in input order) and the errors of the failed ones.
     """
-    reports, failures = [], {}
-    for source in sources:
+    from vpscli.engine.device import job_stream
+
+    if jobs < 1:
+        from vpscli.errors import UsageError
+
+        raise UsageError(f"--jobs must be at least 1, got {jobs}")
+    stop = threading.Event()
+    results: dict[int, VideoReport] = {}
+    failures: dict[str, VpsError] = {}
+
+    def one(i: int, source) -> None:
+        def frame_done(result):
+            if stop.is_set():  # another video was interrupted: stop here, as at a Ctrl-C
+                raise KeyboardInterrupt
+            if on_frame is not None:
+                on_frame(source, result)
+
+        if stop.is_set():
+            return
         if on_start is not None:
             on_start(source)
         try:
-            report = segment_video(segmenter, source, opts, on_frame=on_frame)
+            with job_stream(segmenter.placement):
+                report = segment_video(segmenter, source, opts, on_frame=frame_done)
         except VpsError as e:
             failures[str(source.path)] = e
             if on_done is not None:
                 on_done(source, None, e)
-            continue
-        reports.append(report)
+            return
+        results[i] = report
         if on_done is not None:
             on_done(source, report, None)
-    return reports, failures
+
+    if jobs == 1:
+        for i, source in enumerate(sources):
+            one(i, source)
+    else:
+        _run_concurrently(one, sources, jobs, stop)
+    return [results[i] for i in sorted(results)], failures
+
+
+def _run_concurrently(one: Callable, sources: list, jobs: int, stop: threading.Event) -> None:
+    """``one(i, source)`` for every source on ``jobs`` threads. The main thread waits in short steps
+    (signals are handled there); on an interrupt it tells the videos to stop, waits for them to
+    record it, and re-raises it. A worker's unexpected error is re-raised the same way."""
+    from concurrent.futures import FIRST_EXCEPTION, wait
+
+    with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="video") as pool:
+        futures = [pool.submit(one, i, s) for i, s in enumerate(sources)]
+        try:
+            pending = set(futures)
+            while pending:
+                done, pending = wait(pending, timeout=0.2, return_when=FIRST_EXCEPTION)
+                for f in done:
+                    f.result()  # a worker's interrupt or bug: stop the others too
+        except BaseException:
+            stop.set()
+            for f in futures:
+                f.cancel()
+            wait(futures)
+            raise

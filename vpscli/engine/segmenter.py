@@ -9,9 +9,21 @@ never share state.
 Pipeline (bounded queues, so memory does not grow with the video's length)::
 
     decoder thread: decode → resize to the model's input → queue ──▶ model: windows → batch
-    → forward (autocast) → sigmoid → bilinear upsampling to the source size → threshold ──▶ caller
+    → forward (autocast) → sigmoid → bilinear upsampling to the source size, threshold, only where
+    something can be non-zero (:mod:`vpscli.engine.postprocess`) ──▶ caller
 
 Windowing follows :func:`vpscli.engine.windows.clip_windows` for every model.
+
+Where each stage runs, and why (measured at 1080p, ``benchmarks/bench_segment.py --model-free``):
+
+- decoding (PyAV, frame threads) and the resize to the model's input (OpenCV, 0.5 ms a frame) on the
+  decoder thread: the device receives the small uint8 frames (0.3 MB instead of 6 MB at 1080p), and the
+  CPU and CUDA models see the same input pixels;
+- normalisation, the model, sigmoid, upsampling and threshold on the model's device; the host waits for
+  the device twice per clip (:mod:`vpscli.engine.postprocess`), never per frame;
+- overlay drawing on the CPU, confined to the masks' bounding box (about 2 ms a frame): drawing on the
+  device would need each full frame uploaded and the overlay downloaded (12 MB a frame);
+- PNG encoding on a pool and H.264 encoding in ffmpeg, over the machine's cores.
 """
 from __future__ import annotations
 
@@ -25,9 +37,9 @@ from typing import Callable, Iterator
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
-from vpscli.engine.device import Placement, place_model, resolve_placement
+from vpscli.engine.device import Placement, check_compile_mode, place_model, resolve_placement
+from vpscli.engine.postprocess import FramePrediction, SourceUpsampler
 from vpscli.engine.windows import Window, clip_windows
 from vpscli.errors import InputError, UsageError
 from vpscli.io.frames import Frame
@@ -50,6 +62,8 @@ class FrameResult:
         max_prob: the frame's largest probability in [0, 1].
         predicted: false for frames the caller asked to skip (resuming): ``prob`` and ``mask``
             are then ``None`` and ``max_prob`` is NaN — the caller has them already.
+        mask_box: ``(x, y, w, h)`` bounding box of the mask, ``None`` when empty or not known.
+        mask_area: mask pixels, ``None`` when not known (computed from ``mask`` then).
     """
 
     index: int
@@ -60,6 +74,8 @@ class FrameResult:
     mask: np.ndarray | None = field(repr=False)
     max_prob: float
     predicted: bool = True
+    mask_box: tuple[int, int, int, int] | None = None
+    mask_area: int | None = None
 
 
 class Timings:
@@ -105,6 +121,14 @@ class VideoRun:
         self._queue: queue.Queue = queue.Queue(maxsize=DECODE_QUEUE_FRAMES)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._upsamplers: dict[tuple, SourceUpsampler] = {}
+
+    def upsampler(self, out_hw, in_hw, threshold: float, device) -> SourceUpsampler:
+        """The :class:`SourceUpsampler` for one source size (made once per video and size)."""
+        key = (tuple(out_hw), tuple(in_hw))
+        if key not in self._upsamplers:
+            self._upsamplers[key] = SourceUpsampler(in_hw, out_hw, threshold, device)
+        return self._upsamplers[key]
 
     def start_decoding(self) -> None:
         self._thread = threading.Thread(target=self._decode, name=f"decode:{self.source.name}", daemon=True)
@@ -157,9 +181,12 @@ class VideoRun:
             self._thread.join(timeout=10)
 
 
-def check_options(*, threshold: float = 0.5, batch: int = 1, fps: float | None = None) -> None:
+def check_options(*, threshold: float = 0.5, batch: int = 1, fps: float | None = None, jobs: int = 1) -> None:
     """Refuse option values that cannot work, before any model is loaded or file written."""
     import math
+
+    if jobs < 1:
+        raise UsageError(f"--jobs must be at least 1, got {jobs}")
 
     if not (math.isfinite(threshold) and 0.0 <= threshold <= 1.0):
         raise UsageError(f"--threshold must be between 0 and 1, got {threshold}")
@@ -184,15 +211,18 @@ class Segmenter:
         batch: clips per forward pass, for models whose clips do not depend on each other
             (no feature cache or memory); others run one clip at a time.
         compile: wrap the model in ``torch.compile``.
+        compile_mode: a ``torch.compile`` mode (:data:`~vpscli.engine.device.COMPILE_MODES`; implies ``compile``).
     """
 
     def __init__(self, model="aen-cffm", weights: str | Path | None = None, *, device: str = "auto",
-                 precision: str = "auto", threshold: float = 0.5, batch: int = 1, compile: bool = False):
+                 precision: str = "auto", threshold: float = 0.5, batch: int = 1, compile: bool = False,
+                 compile_mode: str | None = None):
         from vpscli.models import VideoModel, build_model, load_checkpoint
         from vpscli.models.weights import read_metadata
         from vpscli.weights import sha256_file
 
         check_options(threshold=threshold, batch=batch)
+        check_compile_mode(compile_mode)
         self.placement: Placement = resolve_placement(device, precision)
         self.threshold = float(threshold)
         self.weights_path: Path | None = None
@@ -220,9 +250,9 @@ class Segmenter:
                 net, self.weights_path, self.weights_entry = self._bundled(name)
         if self.weights_path is not None:
             self.weights_sha256 = sha256_file(self.weights_path)
-        self.model, self._forward = place_model(net, self.placement, compile=compile)
+        self.model, self._forward = place_model(net, self.placement, compile=compile, mode=compile_mode)
         self.spec = net.spec
-        self.compiled = compile
+        self.compiled = (compile_mode or "default") if (compile or compile_mode) else False
         stateful = bool(self.spec.ref_offsets) or self.spec.memory_clips > 0
         self.batch = 1 if stateful else batch
         self.batch_note = (f"--batch {batch} ignored: {self.spec.name} carries state from clip to clip"
@@ -372,19 +402,21 @@ class Segmenter:
                                   predicted=False)
 
     def _postprocess(self, run: VideoRun, window: Window[_Decoded], logits: torch.Tensor) -> Iterator[FrameResult]:
-        """Owned frames of one window: sigmoid, bilinear upsampling to the source size, threshold."""
+        """Owned frames of one window: sigmoid, bilinear upsampling to the source size, threshold
+        (:class:`~vpscli.engine.postprocess.SourceUpsampler`: only where something can be non-zero)."""
         t0 = time.perf_counter()
         owned = window.owned
         frames = [window.items[i].frame for i in owned]
-        h, w = frames[0].image.shape[:2]
-        with torch.inference_mode():
-            p = torch.sigmoid(logits[owned].float())  # (k, 1, h_in, w_in)
-            p = F.interpolate(p, size=(h, w), mode="bilinear", align_corners=False)[:, 0]
-            masks = (p >= self.threshold).cpu().numpy()
-            probs = torch.floor(p.clamp(0, 1) * 255).to(torch.uint8).cpu().numpy()
-            peaks = p.amax(dim=(1, 2)).cpu().tolist()
-        run.timings.add("upsample", time.perf_counter() - t0)
+        preds: list[FramePrediction | None] = [None] * len(frames)
+        by_size: dict[tuple[int, int], list[int]] = defaultdict(list)  # frame folders may mix sizes
         for k, frame in enumerate(frames):
+            by_size[frame.image.shape[:2]].append(k)
+        for size, ks in by_size.items():
+            for k, pred in zip(ks, run.upsampler(size, tuple(logits.shape[-2:]), self.threshold,
+                                                 self.placement.device)(logits[[owned[k] for k in ks]])):
+                preds[k] = pred
+        run.timings.add("upsample", time.perf_counter() - t0)
+        for frame, pred in zip(frames, preds):
             run.frames_out += 1
-            yield FrameResult(frame.index, frame.name, frame.timestamp, frame.image, probs[k], masks[k],
-                              float(peaks[k]))
+            yield FrameResult(frame.index, frame.name, frame.timestamp, frame.image, pred.prob, pred.mask,
+                              pred.max_prob, mask_box=pred.box, mask_area=pred.area)

@@ -167,7 +167,8 @@ def write_mask(path: str | Path, mask: np.ndarray) -> None:
     mask = np.asarray(mask)
     if mask.ndim != 2:
         raise ValueError(f"mask must be 2-D, got shape {mask.shape}")
-    _atomic_png(Path(path), np.where(mask > 0, 255, 0).astype(np.uint8))
+    binary = mask if mask.dtype == bool else mask > 0
+    _atomic_png(Path(path), binary.view(np.uint8) * np.uint8(255))  # uint8 all the way: no int64 temporary
 
 
 def probability_to_uint8(prob: np.ndarray) -> np.ndarray:

@@ -444,7 +444,8 @@ class CFFM(VideoModel):
             pred = pred.view(len(with_refs), batch, *pred.shape[1:])
             for n, j in enumerate(with_refs):
                 out[j] = pred[n]
-        newest = max(max(indices), max(state.feature_cache, default=-1))
+        # (spelled without max(dict, default=…), which TorchDynamo cannot trace: a graph break per step)
+        newest = max([*indices, *state.feature_cache.keys()])
         state.feature_cache.update({i: f.detach() for i, f in here.items()})
         for i in [i for i in state.feature_cache if i < newest - self.cache_frames]:
             del state.feature_cache[i]

@@ -18,11 +18,22 @@ STYLES = ("fill", "contour", "both", "box")
 
 
 def blend(image: np.ndarray, where: np.ndarray, colour, alpha: float) -> None:
-    """In place: ``image[where] = round((1 - alpha) * image + alpha * colour)``."""
+    """In place: ``image[where] = round((1 - alpha) * image + alpha * colour)`` (float32 arithmetic).
+
+    A pixel's result depends only on its own value, so it is read from a 256-entry table per
+    channel computed with that formula (the same numbers, a fraction of the work on a large region).
+    """
+    import cv2
+
     if not where.any():
         return
-    px = image[where].astype(np.float32)
-    image[where] = np.clip(np.rint((1.0 - alpha) * px + alpha * np.asarray(colour, np.float32)), 0, 255).astype(np.uint8)
+    levels = np.arange(256, dtype=np.float32)[:, None]
+    table = np.clip(np.rint((1.0 - alpha) * levels + alpha * np.asarray(colour, np.float32)), 0, 255).astype(np.uint8)
+    blended = cv2.LUT(image, table.reshape(1, 256, 3))
+    if image.flags.c_contiguous:
+        cv2.copyTo(blended, np.ascontiguousarray(where).view(np.uint8), image)  # in place, by mask
+    else:
+        np.copyto(image, blended, where=where[..., None])
 
 
 def _paint_strokes(image: np.ndarray, gt_line: np.ndarray | None, pred_line: np.ndarray, palette: Palette) -> None:
@@ -35,8 +46,8 @@ def _paint_strokes(image: np.ndarray, gt_line: np.ndarray | None, pred_line: np.
 
 
 def draw_overlay(image: np.ndarray, pred: np.ndarray | None, gt: np.ndarray | None = None, *, style: str = "both",
-                 alpha: float = 0.4, palette: Palette = PALETTES["default"], line_width: int | None = None
-                 ) -> np.ndarray:
+                 alpha: float = 0.4, palette: Palette = PALETTES["default"], line_width: int | None = None,
+                 box: tuple[int, int, int, int] | None = None, empty: bool = False) -> np.ndarray:
     """Overlay of ``pred`` and ``gt`` on ``image``.
 
     Args:
@@ -46,6 +57,10 @@ def draw_overlay(image: np.ndarray, pred: np.ndarray | None, gt: np.ndarray | No
         style: ``fill``, ``contour``, ``both`` or ``box``.
         alpha: fill opacity in [0, 1].
         line_width: contour/box width; default scales with resolution.
+        box: ``(x, y, w, h)`` holding every pixel of ``pred`` and ``gt`` (the engine knows its masks'
+            boxes): the drawing is confined to it and its margin of a line width, with the same result
+            as drawing over the whole frame — at 1080p a polyp's box is a few percent of the frame.
+        empty: ``pred`` and ``gt`` hold nothing (the frame is copied unchanged).
 
     Returns:
         a new ``(H, W, 3)`` uint8 RGB array.
@@ -56,9 +71,28 @@ def draw_overlay(image: np.ndarray, pred: np.ndarray | None, gt: np.ndarray | No
         raise UsageError(f"--alpha must be between 0 and 1, got {alpha}")
     out = image.copy()
     h, w = image.shape[:2]
-    pred = np.zeros((h, w), bool) if pred is None else pred.astype(bool)
-    gt_b = None if gt is None else gt.astype(bool)
     lw = line_width or line_width_for(h, w)
+    if empty:
+        return out
+    if box is not None:
+        # strokes are centred on the edge: a margin of a line width (and 2 px for the contour
+        # tracer's border) keeps every drawn pixel inside the region, and the region's edge off the mask
+        m = lw + 2
+        x0, y0 = max(box[0] - m, 0), max(box[1] - m, 0)
+        x1, y1 = min(box[0] + box[2] + m, w), min(box[1] + box[3] + m, h)
+        region = (slice(y0, y1), slice(x0, x1))
+        out[region] = _draw(out[region].copy(), None if pred is None else pred[region],
+                            None if gt is None else gt[region], style, alpha, palette, lw)
+        return out
+    return _draw(out, pred, gt, style, alpha, palette, lw)
+
+
+def _draw(out: np.ndarray, pred: np.ndarray | None, gt: np.ndarray | None, style: str, alpha: float,
+          palette: Palette, lw: int) -> np.ndarray:
+    """Fill and strokes of ``pred``/``gt`` on ``out`` (in place; returned)."""
+    h, w = out.shape[:2]
+    pred = np.zeros((h, w), bool) if pred is None else pred.astype(bool, copy=False)
+    gt_b = None if gt is None else gt.astype(bool, copy=False)
     if style in ("fill", "both"):
         if gt_b is None:
             blend(out, pred, palette.pred_only, alpha)

@@ -29,10 +29,15 @@ def segment(
     resume: bool = typer.Option(False, "--resume", help="Skip finished videos; continue unfinished ones."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Redo videos that already have outputs."),
     compile_model: bool = typer.Option(False, "--compile", help="torch.compile the model (slow start, faster run)."),
+    compile_mode: Optional[str] = typer.Option(None, "--compile-mode", help="torch.compile mode: default, "
+                                               "reduce-overhead (CUDA graphs: batch-1 stateful models), max-autotune; "
+                                               "implies --compile."),
     threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads of the model on the CPU (default: "
                                           "the usable CPUs minus one, kept for decoding and writing; "
                                           "OMP_NUM_THREADS if set)."),
     fps: Optional[float] = typer.Option(None, "--fps", help="Frame rate of frame-folder inputs (default 25)."),
+    jobs: int = typer.Option(1, "--jobs", "-j", help="Videos segmented at once, sharing the model (each with "
+                             "its own state and outputs; on CUDA each on its own stream)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or summary table."),
 ) -> None:
     """Segment every frame of each input and write OUT/<name>/{masks/, probs/, overlay.mp4, frames.csv, run.json}.
@@ -47,7 +52,7 @@ def segment(
     from rich.table import Table
 
     from vpscli.engine import Segmenter, SegmentOptions, segment_many
-    from vpscli.engine.device import model_cpu_threads, resolve_placement, set_cpu_threads
+    from vpscli.engine.device import check_compile_mode, jobs_cpu_threads, model_cpu_threads, resolve_placement, set_cpu_threads
     from vpscli.engine.outputs import check_output_root
     from vpscli.engine.segmenter import check_options
     from vpscli.io.sources import discover_sources, distinct_names
@@ -55,7 +60,8 @@ def segment(
     # every option is checked before any input is read, model loaded or file written
     if resume and overwrite:
         raise UsageError("--resume and --overwrite exclude each other")
-    check_options(threshold=threshold, batch=batch, fps=fps)
+    check_options(threshold=threshold, batch=batch, fps=fps, jobs=jobs)
+    check_compile_mode(compile_mode)
     placement = resolve_placement(device, precision)
     model_threads = model_cpu_threads(threads)
     sources, failures = [], {}
@@ -68,6 +74,8 @@ def segment(
     if not sources:
         raise typer.Exit(next(iter(failures.values())).exit_code)
     sources = distinct_names(sources)  # across all inputs: dayA/x.mp4 and dayB/x.mp4 never share OUT/x
+    if threads is None:  # videos segmented at once share the model's cores (--threads is taken as given)
+        model_threads = jobs_cpu_threads(model_threads, min(jobs, len(sources)))
     check_output_root(out)
     if model is None:
         from vpscli.models.weights import default_model, read_metadata
@@ -76,32 +84,31 @@ def segment(
     # deliberately, before the model runs: the model's threads and the pipeline's must not oversubscribe
     set_cpu_threads(model_threads if placement.device.type == "cpu" else None)
     seg = Segmenter(model, weights, device=device, precision=precision, threshold=threshold, batch=batch,
-                    compile=compile_model)
+                    compile=compile_model, compile_mode=compile_mode)
     for note in (seg.placement.note, seg.batch_note, seg.weights_note):
         if note:
             notice(note, quiet)
     opts = SegmentOptions(out_root=out, save_prob=save_prob, overlay=overlay, resume=resume, overwrite=overwrite)
-    current = {"source": None}
+    running: dict = {}  # source → (progress task, start time), for the videos in progress
     progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                         TextColumn("{task.fields[fps]:.1f} frames/s"), TimeRemainingColumn(),
                         console=err_console, disable=quiet, transient=True)
 
     def on_start(source):
-        current["source"] = source
         try:
             total = source.probe().frame_count
         except Exception:  # reported by segment_video
             total = None
-        current["task"] = progress.add_task(source.name, total=total, fps=0.0)
-        current["t0"] = time.perf_counter()
+        running[source] = (progress.add_task(source.name, total=total, fps=0.0), time.perf_counter())
 
-    def on_frame(result):
+    def on_frame(source, result):
+        task, t0 = running[source]
         done = result.index + 1
-        elapsed = time.perf_counter() - current["t0"]
-        progress.update(current["task"], completed=done, fps=done / elapsed if elapsed > 0 else 0.0)
+        elapsed = time.perf_counter() - t0
+        progress.update(task, completed=done, fps=done / elapsed if elapsed > 0 else 0.0)
 
     def on_done(source, report, error):
-        progress.remove_task(current["task"])
+        progress.remove_task(running.pop(source)[0])
         if error is not None:
             error_line(error.one_line())
         elif report is not None:
@@ -110,12 +117,13 @@ def segment(
 
     try:
         with sigterm_as_interrupt(), progress:
-            reports, failed = segment_many(seg, sources, opts, on_start, on_frame, on_done)
+            reports, failed = segment_many(seg, sources, opts, on_start, on_frame, on_done, jobs=jobs)
         failures.update(failed)
     except KeyboardInterrupt as e:
-        name = current["source"].name if current["source"] is not None else "the current video"
+        names = [escape(src.name) for src in running] or ["the current video"]
+        name = ", ".join(names)
         if overwrite:
-            kept = f"the earlier outputs in {out}/{name}/ are unchanged (--overwrite replaces them only once a run " \
+            kept = f"the earlier outputs of {name} in {out}/ are unchanged (--overwrite replaces them only once a run " \
                    "has finished); finished videos are kept — run the same command again to redo it"
         else:
             kept = f"finished frames are kept in {out}/ — run the same command with --resume to continue"
