@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# The GPU path's checks and figures in one prepared run (issue 13), for a CUDA machine without network.
+#
+# Here, first:   pip download --no-deps --only-binary=:all: --python-version 3.12 \
+#                    --platform manylinux2014_x86_64 -d .whl av imageio-ffmpeg
+# There:         OUT=/some/folder bash benchmarks/gpu_check.sh      (about 8 minutes on an H200)
+#
+# Writes to $OUT: doctor.txt, segment_cuda.txt (every model, 1080p H.264, masks + overlay: model alone,
+# end to end, stages, GPU memory short → long), pipeline_cuda.txt (--model-free), compile.txt (aen-cffm with
+# CUDA graphs: --compile-mode reduce-overhead), jobs.txt (aen-cffm, 8 videos at once), identity.txt (bundled
+# weights on the demo clip: CPU vs CUDA masks and probabilities), and each step's stderr.
+set -uo pipefail
+OUT=${OUT:-/tmp/vps-gpu-check}
+mkdir -p "$OUT"
+if ls .whl/*.whl >/dev/null 2>&1; then
+    pip install -q --no-index --no-deps --target /tmp/site .whl/*.whl
+fi
+export PYTHONPATH="$PWD:/tmp/site${PYTHONPATH:+:$PYTHONPATH}"
+py=python3
+step() {  # step NAME SECONDS COMMAND...: one check, bounded, its output kept even when it fails
+    local name=$1 limit=$2; shift 2
+    local t0=$SECONDS
+    timeout "$limit" "$@" >"$OUT/$name.txt" 2>"$OUT/$name.err"
+    echo "$name: exit $? in $((SECONDS - t0)) s"
+}
+step doctor 60 $py -m vpscli doctor
+step segment_cuda 240 $py benchmarks/bench_segment.py --device cuda --size 1920x1080 --frames 30
+step pipeline_cuda 90 $py benchmarks/bench_segment.py --device cuda --model-free --size 1920x1080 --frames 30 \
+    --models pns-plus,aen-cffm
+step compile 150 $py benchmarks/bench_segment.py --device cuda --size 1920x1080 --frames 30 --models aen-cffm \
+    --compile-mode reduce-overhead
+step jobs 150 $py benchmarks/bench_segment.py --device cuda --size 1920x1080 --frames 30 --models aen-cffm --jobs 8
+demo=/tmp/vps-demo
+rm -rf "$demo"
+$py -m vpscli synth "$demo" --frames 48 --seed 7000 --name demo-clip --quiet
+for run in "cpu fp32" "cuda fp32" "cuda auto"; do
+    set -- $run
+    $py -m vpscli segment "$demo/demo-clip.mp4" -o "$demo/$1-$2" --device "$1" --precision "$2" --save-prob \
+        --no-overlay --quiet
+done
+step identity 60 $py - "$demo" <<'EOF'
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from vpscli.io.masks import read_mask
+
+root = Path(sys.argv[1])
+cpu = root / "cpu-fp32" / "demo-clip"
+for other in ("cuda-fp32", "cuda-auto"):
+    gpu = root / other / "demo-clip"
+    worst, flipped, pixels = 0, 0, 0
+    for p in sorted((cpu / "probs").iterdir()):
+        a, b = (read_mask(d / "probs" / p.name).array.astype(int) for d in (cpu, gpu))
+        worst = max(worst, int(np.abs(a - b).max()))
+        ma, mb = (read_mask(d / "masks" / p.name).array > 0 for d in (cpu, gpu))
+        flipped += int((ma != mb).sum())
+        pixels += ma.size
+    print(f"CPU fp32 vs {other}, bundled weights, demo clip: largest probability difference {worst} levels "
+          f"(target ≤ 1), {flipped} of {pixels} mask pixels differ (target 0)")
+EOF
+echo "results in $OUT"
