@@ -254,3 +254,39 @@ def test_cli_refuses_zero_jobs(clip, tmp_path):
     r = CliRunner().invoke(app, ["segment", str(clip / "vid.mp4"), "-o", str(tmp_path / "o"), "--jobs", "0"])
     assert r.exit_code == 2 and "--jobs must be at least 1" in r.output
     assert not (tmp_path / "o").exists()
+
+
+def test_stage_clock_times_the_device_without_waiting_for_it(monkeypatch):
+    """On the CPU the wall time; on CUDA two events on the stream, read after the pipeline's own wait."""
+    import time
+
+    from vpscli.engine.segmenter import StageClock
+
+    clock = StageClock(torch.device("cpu"))
+    time.sleep(0.02)
+    clock.stop()
+    assert 0.015 < clock.seconds() < 1.0
+    events = []
+
+    class FakeEvent:
+        def __init__(self, enable_timing):
+            assert enable_timing
+            self.recorded = self.waited = False
+            events.append(self)
+
+        def record(self):
+            self.recorded = True
+
+        def synchronize(self):
+            self.waited = True
+
+        def elapsed_time(self, end):
+            assert self.recorded and end.recorded and end.waited
+            return 12.5  # milliseconds
+
+    monkeypatch.setattr(torch.cuda, "Event", FakeEvent)
+    clock = StageClock(torch.device("cuda"))
+    assert events[0].recorded and not events[1].recorded
+    clock.stop()
+    assert events[1].recorded and not events[1].waited  # no wait when the work is issued
+    assert clock.seconds() == 0.0125

@@ -104,6 +104,37 @@ class _Decoded:
         return self.frame.index
 
 
+class StageClock:
+    """Time of work issued to ``device`` between construction and :meth:`stop`.
+
+    On the CPU the wall time. On CUDA two events recorded on the current stream, read by
+    :meth:`seconds` once a later wait has passed them (the post-processing's copy to the host):
+    the device's own time, without the host waiting for it (a synchronize per clip would stall
+    every stream, other videos' under ``--jobs`` included).
+    """
+
+    def __init__(self, device: torch.device):
+        self.cuda = device.type == "cuda"
+        if self.cuda:
+            self._start, self._end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            self._start.record()
+        else:
+            self._t0 = time.perf_counter()
+            self._t1: float | None = None
+
+    def stop(self) -> None:
+        if self.cuda:
+            self._end.record()
+        else:
+            self._t1 = time.perf_counter()
+
+    def seconds(self) -> float:
+        if self.cuda:
+            self._end.synchronize()  # already passed in the pipeline: returns at once
+            return self._start.elapsed_time(self._end) / 1000.0
+        return self._t1 - self._t0
+
+
 class VideoRun:
     """Per-video inference state: the source, the model's state, the decoder thread, timings.
 
@@ -370,7 +401,7 @@ class Segmenter:
                     continue
                 n_real = len(batch)
                 full = batch + [batch[-1]] * (self.batch - n_real)  # keep B constant (state shapes)
-                t0 = time.perf_counter()
+                clock = StageClock(self.placement.device)
                 clip = torch.stack([self._tensor(w.items) for w in full])  # (B, T, 3, h, w)
                 if spec.needs_anchor and anchor is None:
                     # frame 0, once for every clip of the batch (even when the clips that hold it
@@ -379,16 +410,15 @@ class Segmenter:
                 with torch.inference_mode(), self.placement.autocast():
                     logits, run.model_state = self._forward(clip, run.model_state, frame_indices=full[0].indices,
                                                             anchor=anchor)
-                    if self.placement.device.type == "cuda":
-                        torch.cuda.synchronize(self.placement.device)
-                t1 = time.perf_counter()
-                run.timings.add("model", t1 - t0)
+                clock.stop()
                 run.frames_computed += sum(len(w.owned) for w in batch)
                 if mode == "replay":
                     yield from self._skipped(run, batch)
                     continue
-                for b, window in enumerate(batch[:n_real]):
-                    yield from self._postprocess(run, window, logits[b])
+                outputs = [list(self._postprocess(run, window, logits[b])) for b, window in enumerate(batch[:n_real])]
+                run.timings.add("model", clock.seconds())  # the post-processing waited for the device
+                for results in outputs:
+                    yield from results
         finally:
             run.close()
 
