@@ -170,8 +170,9 @@ def vps(*args, cwd, env=None):
 
 def test_cli_batch_with_a_bad_input_finishes_the_others(clip, weights, tmp_path):
     (tmp_path / "bad.mp4").write_bytes(os.urandom(2000))
+    # two at a time: the failure is reported while the other video runs
     r = vps("segment", clip / "vid.mp4", tmp_path / "bad.mp4", tmp_path / "missing.mp4", "-m", "pns-plus",
-            "-w", weights["pns-plus"], "-o", tmp_path / "out", "--device", "cpu", "-q", cwd=tmp_path)
+            "-w", weights["pns-plus"], "-o", tmp_path / "out", "--device", "cpu", "-q", "--jobs", "2", cwd=tmp_path)
     assert r.returncode == 3, r.stderr
     assert "bad.mp4: not a readable video" in r.stderr and "missing.mp4: not found" in r.stderr
     assert "2 of 3 inputs failed" in r.stderr
