@@ -241,7 +241,9 @@ def test_job_placement_helpers_on_the_cpu(monkeypatch):
     assert ctx[0] == "stream-context" and made == [torch.device("cuda", 1)]  # its own stream on its device
     assert jobs_cpu_threads(7, 1) == 7 and jobs_cpu_threads(7, 2) == 3 and jobs_cpu_threads(1, 8) == 1
     monkeypatch.setattr(device, "usable_cpus", lambda: 2)
-    assert outputs.png_workers() == 2 and outputs.overlay_preset() == "superfast"
+    assert outputs.png_workers() == 2 and outputs.overlay_preset() == "ultrafast"
+    monkeypatch.setattr(device, "usable_cpus", lambda: 6)
+    assert outputs.png_workers() == 3 and outputs.overlay_preset() == "superfast"
     monkeypatch.setattr(device, "usable_cpus", lambda: 16)
     assert outputs.png_workers() == 8 and outputs.overlay_preset() == "veryfast"
 

@@ -74,14 +74,16 @@ def png_workers() -> int:
 
 
 def overlay_preset() -> str:
-    """libx264 preset of the overlay. Measured on a 2-core CPU at 1080p (``benchmarks/bench_segment.py``
-    ``--model-free``; 100 frames of testsrc2): veryfast 38 ms of CPU per frame (6.4 Mbit/s at 25 fps),
-    superfast 27 ms (11.5 Mbit/s), ultrafast 16 ms (16 Mbit/s). Where cores are few the encoder is the
-    pipeline's largest cost and competes with the model, so small machines take superfast; from 8
-    cores up the smaller files of veryfast cost nothing in throughput."""
+    """libx264 preset of the overlay, by the cores there are. Measured on a 2-core CPU at 1080p
+    (100 frames of testsrc2, crf 18, YUV input): veryfast about 50 ms of CPU per frame (6.4 Mbit/s at
+    25 fps), superfast 27 ms (11.5 Mbit/s), ultrafast 12 ms (16 Mbit/s). The encoder is the pipeline's
+    largest cost on small machines and competes with the model there: under 4 cores ultrafast (1.5× the
+    throughput of superfast with a zero-cost model, ``bench_segment.py --model-free``), under 8
+    superfast; from 8 cores up the smaller files of veryfast cost nothing in throughput."""
     from vpscli.engine.device import usable_cpus
 
-    return "veryfast" if usable_cpus() >= 8 else "superfast"
+    cpus = usable_cpus()
+    return "veryfast" if cpus >= 8 else "superfast" if cpus >= 4 else "ultrafast"
 
 
 @dataclass
