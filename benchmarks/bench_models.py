@@ -1,6 +1,7 @@
 """Parameters, GFLOPs and forward time per frame of every model at its native input size.
 
-Usage: ``python benchmarks/bench_models.py [--device cpu|cuda] [--repeats 3] [--json]``
+Usage: ``python benchmarks/bench_models.py [--device cpu|cuda] [--backbone res2net50|efficientnet-lite2]
+[--repeats 3] [--json]``
 
 Time is the median of ``--repeats`` steady-state steps (cache/memory/anchor warmed) under
 ``torch.inference_mode`` (bf16 autocast on CUDA), divided by the frames per step.
@@ -17,8 +18,8 @@ import torch
 from vpscli.models import available_models, build_model, count_parameters, gflops_per_frame
 
 
-def bench(name: str, device: str, repeats: int) -> dict:
-    model = build_model(name).eval().to(device)
+def bench(name: str, device: str, repeats: int, backbone: str = "res2net50") -> dict:
+    model = build_model(name, backbone=backbone).eval().to(device)
     spec = model.spec
     h, w = spec.input_size
     t = spec.clip_length
@@ -39,6 +40,7 @@ def bench(name: str, device: str, repeats: int) -> dict:
                 times.append(time.perf_counter() - start)
     return {
         "name": name,
+        "backbone": backbone,
         "input_size": f"{h}x{w}",
         "window": spec.window_text(),
         "params_M": round(count_parameters(model) / 1e6, 2),
@@ -50,10 +52,11 @@ def bench(name: str, device: str, repeats: int) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--backbone", default="res2net50", help="res2net50 or efficientnet-lite2")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
-    rows = [bench(n, args.device, args.repeats) for n in available_models()]
+    rows = [bench(n, args.device, args.repeats, args.backbone) for n in available_models()]
     if args.json:
         print(json.dumps(rows, indent=2))
         return

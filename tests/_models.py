@@ -13,10 +13,10 @@ from vpscli.models import build_model
 from vpscli.train.calibration import calibrate_batchnorm
 
 
-def trained_like(name: str, input_size: tuple[int, int], seed: int = 0):
-    """``name`` at ``input_size`` with seeded weights and calibrated BatchNorm, in eval mode."""
+def trained_like(name: str, input_size: tuple[int, int], seed: int = 0, backbone: str = "res2net50"):
+    """``name`` on ``backbone`` at ``input_size`` with seeded weights and calibrated BatchNorm, in eval mode."""
     torch.manual_seed(seed)
-    return calibrate_batchnorm(build_model(name, input_size=input_size), samples=1)
+    return calibrate_batchnorm(build_model(name, backbone=backbone, input_size=input_size), samples=1)
 
 #: the input size of each model in tests (small enough for a 2-core CPU)
 TINY = {"pns-plus": (64, 112), "aen-cffm": (64, 96), "cffm": (64, 96), "pns-net": (64, 112),

@@ -42,21 +42,37 @@ def test_weights_import_list_verify_and_tamper(tmp_path):
 def test_models_json_lists_every_model(tmp_path):
     r = vps("models", "--json", env={"VPS_WEIGHTS": str(tmp_path)})  # no weights: aen-cffm is the default
     assert r.returncode == 0, r.stderr
-    rows = {row["name"]: row for row in json.loads(r.stdout)}
-    assert list(rows) == ["aen-cffm", "cffm", "pns-plus", "aen-pns-plus", "pns-net"]
-    for row in rows.values():
-        assert {"name", "params", "gflops_per_frame", "input_size", "window", "weights"} <= set(row)
+    every = json.loads(r.stdout)  # one row per architecture and backbone
+    assert [(row["name"], row["backbone"]) for row in every] == [
+        (name, backbone) for name in ("aen-cffm", "cffm", "pns-plus", "aen-pns-plus", "pns-net")
+        for backbone in ("res2net50", "efficientnet-lite2")]
+    rows = {row["name"]: row for row in every if row["backbone"] == "res2net50"}
+    lite = {row["name"]: row for row in every if row["backbone"] == "efficientnet-lite2"}
+    for row in every:
+        assert {"name", "backbone", "params", "gflops_per_frame", "input_size", "window", "weights",
+                "imagenet"} <= set(row)
+        assert row["imagenet"] == (row["backbone"] == "efficientnet-lite2")
     assert rows["pns-plus"]["params"] == 9_793_731 and rows["pns-plus"]["input_size"] == [256, 448]
     assert abs(rows["cffm"]["params"] / 26.49e6 - 1) < 0.10 and abs(rows["aen-cffm"]["params"] / 33.81e6 - 1) < 0.10
     assert rows["aen-cffm"]["default"] and "memory of 3 clips" in rows["aen-cffm"]["window"]
+    # the same architecture on EfficientNet-Lite2: same window and input size, far fewer parameters
+    # and FLOPs, the Lite normalisation
+    for name, row in lite.items():
+        assert row["window"] == rows[name]["window"] and row["input_size"] == rows[name]["input_size"]
+        assert row["params"] < rows[name]["params"] / 1.5 and row["gflops_per_frame"] < rows[name]["gflops_per_frame"]
+        assert row["mean"] == [127 / 255] * 3 and not row["default"]
     # with the repository's weights: the best model that has weights is the default, and lists them
-    rows = {row["name"]: row for row in json.loads(vps("models", "--json").stdout)}
+    # (in-process and without FLOPs: the CLI's path is the same describe_models, timed above)
+    from vpscli.models import describe_models
     from vpscli.models.weights import PREFERENCE, bundled_weights
+
+    every = describe_models(with_flops=False)
+    rows = {row["name"]: row for row in every if row["backbone"] == "res2net50"}
 
     have = {e["model"]: e["file"] for e in bundled_weights()}
     if have:
         best = next(m for m in PREFERENCE if m in have)
-        assert [n for n, row in rows.items() if row["default"]] == [best]
+        assert [(row["name"], row["backbone"]) for row in every if row["default"]] == [(best, "res2net50")]
         assert rows[best]["weights"] == [have[best]]
     r = vps("--help")
     assert "models" in r.stdout and "weights" in r.stdout

@@ -262,10 +262,10 @@ def test_weights_folder_import_list_verify(tmp_path):
 def test_describe_models_json(monkeypatch, tmp_path):
     monkeypatch.setenv("VPS_WEIGHTS", str(tmp_path))
     rows = describe_models(with_flops=False)
-    assert [r["name"] for r in rows] == ALL
+    assert [(r["name"], r["backbone"]) for r in rows] == [(n, b) for n in ALL for b in ("res2net50", "efficientnet-lite2")]
     for r in rows:
-        assert {"name", "params", "gflops_per_frame", "input_size", "window", "weights"} <= set(r)
-        assert r["weights"] == [] and r["params"] > 9e6
+        assert {"name", "backbone", "params", "gflops_per_frame", "input_size", "window", "weights"} <= set(r)
+        assert r["weights"] == [] and r["params"] > (9e6 if r["backbone"] == "res2net50" else 1e6)
 
 
 # ---------------------------------------------------------------- shapes and the contract

@@ -155,22 +155,29 @@ def test_models_table_uncut(monkeypatch, capsys):
     import vpscli.models
     from vpscli.cli import main
 
-    rows = [{"name": "pns-plus", "default": True, "params": 9_790_000, "gflops_per_frame": 17.5,
+    rows = [{"name": "pns-plus", "backbone": "res2net50", "default": True, "params": 9_790_000,
+             "gflops_per_frame": 17.5, "imagenet": False,
              "input_size": [256, 448], "window": "anchor (frame 0) + 5 frames + a deliberately long description",
              "weights": ["pns-plus-demo.safetensors", "pns-plus-finetuned-on-our-hospital-data.safetensors"],
              "state": "anchor", "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225],
+             "official_weights": ["PNSPlus.pth"]},
+            {"name": "pns-plus", "backbone": "efficientnet-lite2", "default": False, "params": 1_420_000,
+             "gflops_per_frame": 2.3, "imagenet": True, "input_size": [256, 448], "window": "anchor (frame 0) + 5 frames",
+             "weights": [], "state": "anchor", "mean": [127 / 255] * 3, "std": [128 / 255] * 3,
              "official_weights": ["PNSPlus.pth"]}]
     monkeypatch.setattr(vpscli.models, "describe_models", lambda: rows)  # the real one takes ~40 s of FLOP counting
     monkeypatch.setenv("COLUMNS", "80")
     assert main(["models", "--verbose"]) == 0
     out = capsys.readouterr().out
     assert_plain(out)
-    header, row = out.splitlines()
-    assert cells(header) == ["name", "params", "GFLOPs/frame", "input (H×W)", "window", "weights", "state",
-                             "mean / std", "official weights"]
-    assert cells(row) == ["pns-plus (default)", "9.79 M", "17.5", "256×448", rows[0]["window"],
+    header, row, lite = out.splitlines()
+    assert cells(header) == ["name", "backbone", "params", "GFLOPs/frame", "input (H×W)", "window", "weights",
+                             "state", "mean / std", "official weights"]
+    assert cells(row) == ["pns-plus (default)", "res2net50", "9.79 M", "17.5", "256×448", rows[0]["window"],
                           ", ".join(rows[0]["weights"]), "anchor",
                           "(0.485, 0.456, 0.406) / (0.229, 0.224, 0.225)", "PNSPlus.pth"]
+    assert cells(lite)[:3] == ["pns-plus", "efficientnet-lite2", "1.42 M"]
+    assert cells(lite)[6] == "none bundled; ImageNet init (vps[train])"  # brackets shown, not read as markup
 
 
 def test_weights_table_piped_at_80_columns():
@@ -182,11 +189,12 @@ def test_weights_table_piped_at_80_columns():
     entries = read_manifest(weights_dir())
     assert_plain(r.stdout, ellipses=len(entries))  # the table shows a 12-digit sha256 prefix "2a98…" by design
     lines = r.stdout.splitlines()
-    assert cells(lines[0]) == ["file", "model", "input (H×W)", "dtype", "sha256", "trained on", "validation"]
+    assert cells(lines[0]) == ["file", "model", "backbone", "input (H×W)", "dtype", "sha256", "trained on",
+                               "validation"]
     for line, entry in zip(lines[1:], entries):
         values = cells(line)
-        assert values[0] == entry["file"] and values[4] == entry["sha256"][:12] + "…"
-        assert values[5] == entry["training_data"]
+        assert values[0] == entry["file"] and values[5] == entry["sha256"][:12] + "…"
+        assert values[2] == entry.get("backbone", "res2net50") and values[6] == entry["training_data"]
 
 
 def test_doctor_piped_at_80_columns():

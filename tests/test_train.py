@@ -115,13 +115,15 @@ def test_windows_per_model():
     assert pns.positions == (0, 1, 2, 3, 4) and pns.needs_anchor and pns.columns(0) == [0, 1, 2, 3, 4]
 
 
+@pytest.mark.parametrize("backbone", ["res2net50", "efficientnet-lite2"])
 @pytest.mark.parametrize("name", ["cffm", "aen-cffm", "pns-plus", "aen-pns-plus", "pns-net"])
-def test_training_feed_reaches_every_parameter(name):
-    """The window's steps use every branch: CFFM references, AEN memory (2 clips), PNS+ anchor."""
+def test_training_feed_reaches_every_parameter(name, backbone):
+    """The window's steps use every branch: CFFM references, AEN memory (2 clips), PNS+ anchor; on
+    either backbone (the necks take its channels)."""
     from vpscli.train.step import sample_loss
 
     torch.manual_seed(0)
-    model = build_model(name, input_size=SIZE).train()
+    model = build_model(name, backbone=backbone, input_size=SIZE).train()
     window = window_for(model.spec, aen_clips=2)
     n = window.n_frames
     batch = {"frames": torch.rand(1, n, 3, *SIZE), "masks": (torch.rand(1, n, 1, *SIZE) > 0.5).float(),

@@ -249,7 +249,7 @@ class Segmenter:
                  precision: str = "auto", threshold: float = 0.5, batch: int = 1, compile: bool = False,
                  compile_mode: str | None = None):
         from vpscli.models import VideoModel, build_model, load_checkpoint
-        from vpscli.models.weights import read_metadata
+        from vpscli.models.weights import build_options, read_metadata
         from vpscli.weights import sha256_file
 
         check_options(threshold=threshold, batch=batch)
@@ -272,9 +272,7 @@ class Segmenter:
                 if meta.get("model") and meta["model"] != name:
                     raise InputError(f"these weights are for model '{meta['model']}', not '{name}'", path=weights,
                                      fix=f"pass --model {meta['model']}")
-                size = meta.get("input_size")
-                kwargs = {"input_size": tuple(int(v) for v in size.split("x"))} if size else {}
-                net = build_model(name, **kwargs)
+                net = build_model(name, **build_options(meta))  # the backbone and input size it was trained at
                 load_checkpoint(net, weights)
                 self.weights_path = Path(weights)
             else:
@@ -293,7 +291,7 @@ class Segmenter:
     def _bundled(name: str):
         """The model built at its bundled weights' input size with those weights loaded."""
         from vpscli.models import build_model, get_spec
-        from vpscli.models.weights import bundled_weights, find_weights, load_weights
+        from vpscli.models.weights import build_options, bundled_weights, find_weights, load_weights
         from vpscli.paths import weights_dir
 
         get_spec(name)  # an unknown name is a usage error before it is a missing-weights one
@@ -308,8 +306,7 @@ class Segmenter:
                 fix=alternative + "--weights FILE (train one with `vps train`, or import official PNS weights "
                     "with `vps weights import PNSPlus.pth --model pns-plus`)",
             )
-        size = entry.get("input_size")
-        net = build_model(name, **({"input_size": tuple(size)} if size else {}))
+        net = build_model(name, **build_options(entry))
         load_weights(net, entry)
         return net, weights_dir() / entry["file"], entry
 

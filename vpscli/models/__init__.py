@@ -2,7 +2,9 @@
 
 Public API (the driver needs nothing else):
 
-- :func:`build_model`, :func:`available_models`, :func:`get_spec` — the registry;
+- :func:`build_model`, :func:`available_models`, :func:`get_spec` — the registry; a model is an
+  architecture on a backbone (``build_model("aen-cffm", backbone="efficientnet-lite2")``,
+  :mod:`vpscli.models.backbone`; ImageNet initialisation in :mod:`vpscli.models.pretrained`);
 - :class:`ModelSpec`, :class:`VideoState`, :class:`VideoModel` — the window contract
   (see :mod:`vpscli.models.base` for the rules and a usage example);
 - :func:`load_checkpoint`, :func:`save_checkpoint` — weights (safetensors, official ``.pth``);

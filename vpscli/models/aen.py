@@ -57,7 +57,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from vpscli.models.backbone import STAGE_CHANNELS, stage_sizes
+from vpscli.models.backbone import DEFAULT_BACKBONE, stage_sizes
 from vpscli.models.base import ModelSpec, VideoModel, VideoState
 from vpscli.models.cffm import CFFM, CFFM_SPEC
 from vpscli.models.pns_plus import PNS_PLUS_SPEC, PNSPlus
@@ -66,7 +66,7 @@ __all__ = ["CRLStage", "CRL", "CSA", "AEN", "AENCFFM", "AENPNSPlus", "AEN_CFFM_S
 
 AEN_CFFM_SPEC = ModelSpec(
     name="aen-cffm",
-    title="AEN (CRL + CSA, AAAI 2024) on a CFFM proposal network, Res2Net-50",
+    title="AEN (CRL + CSA, AAAI 2024) on a CFFM proposal network",
     clip_length=3,
     max_clip_length=3,
     input_size=(320, 448),
@@ -79,7 +79,7 @@ AEN_CFFM_SPEC = ModelSpec(
 
 AEN_PNS_PLUS_SPEC = ModelSpec(
     name="aen-pns-plus",
-    title="AEN (CRL + CSA, AAAI 2024) on a PNS+ proposal network, Res2Net-50",
+    title="AEN (CRL + CSA, AAAI 2024) on a PNS+ proposal network",
     clip_length=3,
     max_clip_length=3,
     input_size=(320, 448),
@@ -355,16 +355,17 @@ class AENCFFM(VideoModel):
 
     Args:
         input_size: ``(H, W)``; the region MLPs fix it (320×448 in the paper).
+        backbone: ``res2net50`` or ``efficientnet-lite2`` (the CFFM's; CRL takes its channels).
         **aen_kw: options of :class:`AEN` (``regions``, ``interaction_scale``, ``ffn``, …).
 
     Shape: clip ``(B, T ≤ 3, 3, H, W)`` → logits ``(B, T, 1, H, W)``.
     """
 
-    def __init__(self, input_size: tuple[int, int] = (320, 448), **aen_kw):
-        super().__init__(AEN_CFFM_SPEC.with_input_size(input_size))
+    def __init__(self, input_size: tuple[int, int] = (320, 448), backbone: str = DEFAULT_BACKBONE, **aen_kw):
+        super().__init__(AEN_CFFM_SPEC.with_input_size(input_size).with_backbone(backbone))
         regions = aen_kw.get("regions", 50)
-        self.pgn = CFFM(input_size, out_channels=4 * regions, spec=CFFM_SPEC)
-        self.aen = AEN(STAGE_CHANNELS, (256,) * 4, stage_sizes(*input_size), clip_length=self.spec.clip_length,
+        self.pgn = CFFM(input_size, out_channels=4 * regions, spec=CFFM_SPEC, backbone=backbone)
+        self.aen = AEN(self.pgn.backbone.out_channels, (256,) * 4, stage_sizes(*input_size), clip_length=self.spec.clip_length,
                        memory_clips=self.spec.memory_clips, **aen_kw)
 
     def step(self, clip: Tensor, state: VideoState, indices: list[int], anchor: Tensor | None) -> Tensor:
@@ -393,15 +394,17 @@ class AENPNSPlus(VideoModel):
     Args:
         input_size: ``(H, W)`` (320×448 as in the paper; the NS LayerNorm and the region
             MLPs follow it, so official PNS+ weights do not load here unchanged).
+        backbone: ``res2net50`` or ``efficientnet-lite2`` (F = its three stages + the pooled third).
 
     Shape: clip ``(B, T ≤ 3, 3, H, W)`` (+ anchor on the first step) → logits ``(B, T, 1, H, W)``.
     """
 
-    def __init__(self, input_size: tuple[int, int] = (320, 448), **aen_kw):
-        super().__init__(AEN_PNS_PLUS_SPEC.with_input_size(input_size))
+    def __init__(self, input_size: tuple[int, int] = (320, 448), backbone: str = DEFAULT_BACKBONE, **aen_kw):
+        super().__init__(AEN_PNS_PLUS_SPEC.with_input_size(input_size).with_backbone(backbone))
         regions = aen_kw.get("regions", 50)
-        self.pgn = PNSPlus(input_size, out_channels=4 * regions, spec=PNS_PLUS_SPEC)
-        self.aen = AEN((256, 512, 1024, 1024), (16, 24, 32, 32), stage_sizes(*input_size),
+        self.pgn = PNSPlus(input_size, out_channels=4 * regions, spec=PNS_PLUS_SPEC, backbone=backbone)
+        c1, c2, c3 = self.pgn.feature_extractor.out_channels
+        self.aen = AEN((c1, c2, c3, c3), (16, 24, 32, 32), stage_sizes(*input_size),
                        clip_length=self.spec.clip_length, memory_clips=self.spec.memory_clips, **aen_kw)
 
     def step(self, clip: Tensor, state: VideoState, indices: list[int], anchor: Tensor | None) -> Tensor:

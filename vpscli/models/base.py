@@ -86,6 +86,8 @@ class ModelSpec:
         output_stride: stride of the network's own prediction before upsampling.
         state: what the :class:`VideoState` carries for this model, in words.
         official_weights: names of official checkpoints that load into this model.
+        backbone: the feature extractor it is built on (:mod:`vpscli.models.backbone`:
+            ``res2net50``, the papers' and the default, or ``efficientnet-lite2``).
     """
 
     name: str
@@ -102,6 +104,7 @@ class ModelSpec:
     output_stride: int = 4
     state: str = "none"
     official_weights: tuple[str, ...] = ()
+    backbone: str = "res2net50"
 
     def window_text(self) -> str:
         """The window in words, e.g. ``"anchor + 5 frames"``."""
@@ -143,10 +146,29 @@ class ModelSpec:
             "output_stride": self.output_stride,
             "state": self.state,
             "official_weights": list(self.official_weights),
+            "backbone": self.backbone,
         }
 
     def with_input_size(self, size: tuple[int, int]) -> "ModelSpec":
         return replace(self, input_size=(int(size[0]), int(size[1])))
+
+    def with_backbone(self, name: str) -> "ModelSpec":
+        """This architecture's spec (declared on ``res2net50``) on backbone ``name``: the input
+        normalisation becomes the one that backbone's ImageNet weights expect; Res2Net keeps the
+        architecture's own (ImageNet statistics, PNS statistics for the PNS family).
+
+        Raises:
+            UsageError: unknown backbone.
+        """
+        from vpscli.models.backbone import backbone_info
+
+        info = backbone_info(name)
+        if name == self.backbone:
+            return self
+        if info.mean is None:
+            raise ValueError(f"{self.name}: the normalisation of {name} is the architecture's own; "
+                             "derive this spec from the declared one")
+        return replace(self, backbone=name, mean=info.mean, std=info.std)
 
 
 @dataclass

@@ -1,5 +1,5 @@
-"""CFFM (Sun et al., CVPR 2022: coarse-to-fine feature mining) with a Res2Net-50 backbone
-and one output channel (spec §5).
+"""CFFM (Sun et al., CVPR 2022: coarse-to-fine feature mining) on a four-stage backbone
+(Res2Net-50 or EfficientNet-Lite2, :mod:`vpscli.models.backbone`) with one output channel (spec §5).
 
 The head is the original ``CFFMHead_clips_resize1_8`` of ``GuoleiSun/VSS-CFFM``: a
 SegFormer all-MLP decoder per frame, then a CFFM transformer (2 focal blocks, 8 heads,
@@ -36,14 +36,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from vpscli.models.backbone import STAGE_CHANNELS, Res2NetV1b
+from vpscli.models.backbone import DEFAULT_BACKBONE, STAGE_CHANNELS, build_backbone
 from vpscli.models.base import ModelSpec, VideoModel, VideoState
 
 __all__ = ["CFFM", "CFFMHead", "CFFMTransformer", "CFFMBlock", "CFFMAttention", "reference_frames", "CFFM_SPEC"]
 
 CFFM_SPEC = ModelSpec(
     name="cffm",
-    title="CFFM (CVPR 2022) on Res2Net-50: all-MLP decoder + coarse-to-fine transformer",
+    title="CFFM (CVPR 2022): all-MLP decoder + coarse-to-fine transformer",
     clip_length=1,
     input_size=(320, 448),
     fixed_input_size=False,
@@ -329,7 +329,7 @@ class CFFMHead(nn.Module):
     """All-MLP decoder + CFFM transformer + predictions (``CFFMHead_clips_resize1_8``).
 
     Args:
-        in_channels: backbone stage channels (Res2Net-50: 256, 512, 1024, 2048).
+        in_channels: backbone stage channels (Res2Net-50: 256, 512, 1024, 2048; Lite2: 24, 48, 120, 352).
         dim: embedding E (256).
         out_channels: prediction channels (1; q proposal maps inside AEN+CFFM).
         depth: CFFM blocks (2).
@@ -370,12 +370,13 @@ class CFFMHead(nn.Module):
 
 
 class CFFM(VideoModel):
-    """CFFM on Res2Net-50 for one class.
+    """CFFM for one class.
 
     Args:
         input_size: default input ``(H, W)`` (any size works; 320×448 in the AEN paper).
         out_channels: 1 (the AEN's proposal network uses q maps).
         spec: override the spec (AEN+CFFM).
+        backbone: ``res2net50`` or ``efficientnet-lite2``.
 
     Shape:
         - clip: ``(B, T, 3, H, W)``, consecutive frames in video order (any T ≥ 1).
@@ -383,10 +384,10 @@ class CFFM(VideoModel):
     """
 
     def __init__(self, input_size: tuple[int, int] = (320, 448), out_channels: int = 1,
-                 spec: ModelSpec | None = None):
-        super().__init__((spec or CFFM_SPEC).with_input_size(input_size))
-        self.backbone = Res2NetV1b(with_layer4=True)
-        self.decode_head = CFFMHead(STAGE_CHANNELS, 256, out_channels)
+                 spec: ModelSpec | None = None, backbone: str = DEFAULT_BACKBONE):
+        super().__init__((spec or CFFM_SPEC).with_input_size(input_size).with_backbone(backbone))
+        self.backbone = build_backbone(self.spec.backbone, stages=4)
+        self.decode_head = CFFMHead(self.backbone.out_channels, 256, out_channels)
         self.cache_frames = max(-o for o in self.spec.ref_offsets) if self.spec.ref_offsets else 9
 
     def encode(self, clip: Tensor, state: VideoState) -> dict:

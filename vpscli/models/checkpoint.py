@@ -1,7 +1,7 @@
 """Checkpoint I/O: our safetensors files and official PNS-Net/PNS+ ``.pth`` files.
 
-- ``.safetensors``: our format; metadata records the model name, input size and whether the
-  weights expect the legacy PNS column normalisation.
+- ``.safetensors``: our format; metadata records the model name, backbone, input size and
+  whether the weights expect the legacy PNS column normalisation.
 - anything else: ``torch.load(..., weights_only=True)`` — tensors only, pickled code is
   never executed; a file that needs code to load is refused with an :class:`InputError`.
 
@@ -136,6 +136,10 @@ def load_checkpoint(model: nn.Module, path: str | Path, *, legacy_norm: bool | N
     state, metadata, official = read_state_dict(path)
     spec = getattr(model, "spec", None)
     name = spec.name if spec is not None else type(model).__name__
+    recorded = metadata.get("backbone") or ("res2net50" if metadata.get("format") == "vps" else None)
+    if spec is not None and recorded and recorded != spec.backbone:
+        raise InputError(f"these weights are for {name} on backbone {recorded}, not {spec.backbone}",
+                         path=path, fix=f"build the model with backbone={recorded!r} (vps train --backbone {recorded})")
     expected = model.state_dict()
     skipped = [k for k in state if k not in expected and k.startswith(OFFICIAL_UNUSED_PREFIXES)]
     for k in skipped:
@@ -175,7 +179,7 @@ def load_checkpoint(model: nn.Module, path: str | Path, *, legacy_norm: bool | N
 def save_checkpoint(model: nn.Module, path: str | Path, metadata: Mapping[str, str] | None = None, *,
                     half: bool = False) -> Path:
     """Write ``model``'s state dict as our safetensors format (contiguous, CPU) with metadata
-    ``format=vps``, ``model``, ``input_size``, ``legacy_norm`` plus ``metadata``.
+    ``format=vps``, ``model``, ``backbone``, ``input_size``, ``legacy_norm`` plus ``metadata``.
 
     Args:
         half: store floating-point parameters as float16 (half the file; loading casts them
@@ -192,6 +196,7 @@ def save_checkpoint(model: nn.Module, path: str | Path, metadata: Mapping[str, s
     meta = {"format": "vps", "legacy_norm": "true" if getattr(model, "legacy_norm", False) else "false"}
     if spec is not None:
         meta["model"] = spec.name
+        meta["backbone"] = spec.backbone
         meta["input_size"] = f"{spec.input_size[0]}x{spec.input_size[1]}"
     meta.update({str(k): str(v) for k, v in (metadata or {}).items()})
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}

@@ -1,9 +1,11 @@
-"""PNS-Net (Ji et al., MICCAI 2021): Res2Net-50 to layer3, two LightRFBs, two NS blocks
-over a clip of frames, a small decoder (spec §2).
+"""PNS-Net (Ji et al., MICCAI 2021): a backbone to stride 16 (Res2Net-50 to layer3 in the
+paper), two LightRFBs, two NS blocks over a clip of frames, a small decoder (spec §2).
 
 Parameter names equal the official ``lib/PNS_Network.py`` so ``PNS.pth`` and
 ``PNS-Finetune.pth`` load directly (their unused ``squeeze``, ``feature_extractor.layer4``
 and ``feature_extractor.fc`` entries are skipped by the loader; they are not built here).
+On ``efficientnet-lite2`` the LightRFBs take its 48 (stride 8) and 120 (stride 16) channels
+instead of Res2Net's 512 and 1024; everything after them is the same.
 """
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from vpscli.models.backbone import Res2NetV1b, stage_sizes
+from vpscli.models.backbone import DEFAULT_BACKBONE, build_backbone, stage_sizes
 from vpscli.models.base import PNS_MEAN, PNS_STD, ModelSpec, VideoModel, VideoState
 from vpscli.models.ns import NSBlock
 from vpscli.models.pns_parts import LightRFB, PNSDecoder
@@ -20,7 +22,7 @@ __all__ = ["PNSTrunk", "PNSNet", "PNS_NET_SPEC"]
 
 PNS_NET_SPEC = ModelSpec(
     name="pns-net",
-    title="PNS-Net (MICCAI 2021): NS blocks on Res2Net-50, official weights importable",
+    title="PNS-Net (MICCAI 2021): NS blocks, official weights importable (res2net50)",
     clip_length=5,
     input_size=(256, 448),
     fixed_input_size=True,
@@ -33,18 +35,20 @@ PNS_NET_SPEC = ModelSpec(
 
 
 class PNSTrunk(VideoModel):
-    """What PNS-Net and PNS+ share: backbone to layer3, LightRFBs, decoder and SegNIN head.
+    """What PNS-Net and PNS+ share: backbone to stride 16, LightRFBs, decoder and SegNIN head.
 
     Args:
-        spec: the model's spec (its ``input_size`` fixes the NS LayerNorm shape).
+        spec: the model's spec (its ``input_size`` fixes the NS LayerNorm shape, its
+            ``backbone`` the feature extractor and the RFBs' input channels).
         out_channels: channels of the SegNIN head (1; AEN+PNS+ uses q proposal maps).
     """
 
     def __init__(self, spec: ModelSpec, out_channels: int = 1):
         super().__init__(spec)
-        self.feature_extractor = Res2NetV1b(with_layer4=False)
-        self.High_RFB = LightRFB(1024, 128, 32)
-        self.Low_RFB = LightRFB(512, 128, 24)
+        self.feature_extractor = build_backbone(spec.backbone, stages=3)
+        c1, c2, c3 = self.feature_extractor.out_channels
+        self.High_RFB = LightRFB(c3, 128, 32)
+        self.Low_RFB = LightRFB(c2, 128, 24)
         self.decoder = PNSDecoder()
         self.SegNIN = nn.Sequential(nn.Dropout2d(0.1), nn.Conv2d(16, out_channels, kernel_size=1, bias=False))
 
@@ -56,14 +60,14 @@ class PNSTrunk(VideoModel):
     def encode(self, frames: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """Backbone and RFBs for a batch of frames.
 
-        Shape: ``(N, 3, H, W)`` → ``x1 (N, 256, H/4, W/4)``, ``low (N, 24, H/8, W/8)``,
-        ``high (N, 32, H/16, W/16)``.
+        Shape: ``(N, 3, H, W)`` → ``x1 (N, C1, H/4, W/4)`` (C1 = 256 on Res2Net, 24 on Lite2),
+        ``low (N, 24, H/8, W/8)``, ``high (N, 32, H/16, W/16)``.
         """
         x1, x2, x3 = self.encode_stages(frames)
         return x1, self.Low_RFB(x2), self.High_RFB(x3)
 
     def encode_stages(self, frames: Tensor) -> list[Tensor]:
-        """Backbone layer1..layer3: ``(N, 3, H, W)`` → ``[(N, 256, ·), (N, 512, ·), (N, 1024, ·)]``."""
+        """Backbone strides 4, 8, 16: ``(N, 3, H, W)`` → ``[(N, C_i, ·)]`` (Res2Net 256/512/1024, Lite2 24/48/120)."""
         return self.feature_extractor(frames.contiguous(memory_format=_memory_format(frames)))
 
     def decode(self, low: Tensor, high: Tensor) -> Tensor:
@@ -100,14 +104,15 @@ class PNSNet(PNSTrunk):
     Args:
         input_size: network input ``(H, W)``; 256×448 for the official weights (the NS
             LayerNorm has the shape of the stride-16 map).
+        backbone: ``res2net50`` (official weights) or ``efficientnet-lite2``.
 
     Shape:
         - clip: ``(B, T, 3, H, W)``, any T ≥ 1 (5 in training and in the official test).
         - Output: logits ``(B, T, 1, H, W)``.
     """
 
-    def __init__(self, input_size: tuple[int, int] = (256, 448)):
-        super().__init__(PNS_NET_SPEC.with_input_size(input_size))
+    def __init__(self, input_size: tuple[int, int] = (256, 448), backbone: str = DEFAULT_BACKBONE):
+        super().__init__(PNS_NET_SPEC.with_input_size(input_size).with_backbone(backbone))
         size = self.ns_feature_size
         self.NSB_1 = NSBlock(32, size, dilation=(1, 3, 5, 7))
         self.NSB_2 = NSBlock(32, size, dilation=(1, 3, 5, 7))

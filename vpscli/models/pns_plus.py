@@ -22,6 +22,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from vpscli.models.backbone import DEFAULT_BACKBONE
 from vpscli.models.base import PNS_MEAN, PNS_STD, ModelSpec, VideoState
 from vpscli.models.ns import NSBlock
 from vpscli.models.pns_net import PNSTrunk
@@ -30,7 +31,7 @@ __all__ = ["PNSPlus", "PNS_PLUS_SPEC"]
 
 PNS_PLUS_SPEC = ModelSpec(
     name="pns-plus",
-    title="PNS+ (MIR 2022): global (anchor) + local NS blocks, official weights importable",
+    title="PNS+ (MIR 2022): global (anchor) + local NS blocks, official weights importable (res2net50)",
     clip_length=5,
     input_size=(256, 448),
     fixed_input_size=True,
@@ -50,6 +51,7 @@ class PNSPlus(PNSTrunk):
         input_size: network input ``(H, W)``; 256×448 for the official weights.
         out_channels: SegNIN output channels (1; the AEN uses q proposal maps).
         spec: override the spec (used by AEN+PNS+).
+        backbone: ``res2net50`` (official weights) or ``efficientnet-lite2``.
 
     Shape:
         - clip: ``(B, T, 3, H, W)`` local frames (5 in the official setting).
@@ -59,8 +61,8 @@ class PNSPlus(PNSTrunk):
     """
 
     def __init__(self, input_size: tuple[int, int] = (256, 448), out_channels: int = 1,
-                 spec: ModelSpec | None = None):
-        super().__init__((spec or PNS_PLUS_SPEC).with_input_size(input_size), out_channels)
+                 spec: ModelSpec | None = None, backbone: str = DEFAULT_BACKBONE):
+        super().__init__((spec or PNS_PLUS_SPEC).with_input_size(input_size).with_backbone(backbone), out_channels)
         size = self.ns_feature_size
         self.NSB_global = NSBlock(32, size, dilation=(3, 4, 3, 4))
         self.NSB_local = NSBlock(32, size, dilation=(1, 2, 1, 2))

@@ -1,4 +1,7 @@
-"""Model names → specs and builders; parameter and FLOP summaries for ``vps models``."""
+"""Model names → specs and builders; parameter and FLOP summaries for ``vps models``.
+
+A model is an architecture (its name) on a backbone (:mod:`vpscli.models.backbone`), the
+``backbone`` option of :func:`build_model`; ``res2net50`` when none is named."""
 from __future__ import annotations
 
 import json
@@ -7,6 +10,7 @@ from typing import Callable
 import torch
 
 from vpscli.errors import UsageError
+from vpscli.models.backbone import DEFAULT_BACKBONE, available_backbones, backbone_info
 from vpscli.models.base import ModelSpec, VideoModel
 
 __all__ = ["DEFAULT_MODEL", "available_models", "get_spec", "build_model", "count_parameters",
@@ -80,23 +84,31 @@ def _check(name: str) -> str:
     return name
 
 
-def get_spec(name: str) -> ModelSpec:
-    """The :class:`ModelSpec` of a registered model at its native input size."""
-    return _spec_of(_check(name))
+def get_spec(name: str, backbone: str = DEFAULT_BACKBONE) -> ModelSpec:
+    """The :class:`ModelSpec` of a registered model on ``backbone`` at its native input size.
+
+    Raises:
+        UsageError: unknown model or backbone.
+    """
+    return _spec_of(_check(name)).with_backbone(backbone)
 
 
-def build_model(name: str = DEFAULT_MODEL, **kwargs) -> VideoModel:
+def build_model(name: str = DEFAULT_MODEL, backbone: str = DEFAULT_BACKBONE, **kwargs) -> VideoModel:
     """Build a registered model with fresh (untrained) weights, on the CPU, in train mode.
 
     Args:
         name: one of :func:`available_models`.
+        backbone: one of :func:`~vpscli.models.backbone.available_backbones` (randomly
+            initialised; ImageNet weights come from :func:`vpscli.models.pretrained.load_imagenet`).
         **kwargs: model options, e.g. ``input_size=(H, W)`` (every model). Weights are loaded
             separately with :func:`vpscli.models.load_checkpoint`.
 
     Raises:
-        UsageError: unknown name.
+        UsageError: unknown name or backbone.
     """
-    return _BUILDERS[_check(name)](**kwargs)
+    _check(name)
+    backbone_info(backbone)
+    return _BUILDERS[name](backbone=backbone, **kwargs)
 
 
 def count_parameters(model: torch.nn.Module) -> int:
@@ -138,20 +150,28 @@ def gflops_per_frame(model: VideoModel, frames: int | None = None, steady_state:
 
 
 def describe_models(with_flops: bool = True, weights_dir=None) -> list[dict]:
-    """One JSON-friendly dict per model: ``name``, ``params``, ``gflops_per_frame``,
-    ``input_size``, ``window``, ``weights`` (bundled weight files) and the whole spec."""
-    from vpscli.models.weights import bundled_weights, default_model
+    """One JSON-friendly dict per model and backbone (architectures in registry order, each
+    with every backbone): ``name``, ``backbone``, ``params``, ``gflops_per_frame``,
+    ``input_size``, ``window``, ``weights`` (bundled weight files for that backbone),
+    ``imagenet`` (ImageNet initialisation possible), ``default`` and the whole spec."""
+    from vpscli.models.weights import bundled_weights, default_model, entry_backbone
 
     bundled = bundled_weights(weights_dir)
     default = default_model(weights_dir)
+    default_backbone = next((entry_backbone(e) for e in reversed(bundled) if e.get("model") == default),
+                            DEFAULT_BACKBONE)
     rows = []
     for name in available_models():
-        model = build_model(name)
-        spec = model.spec
-        row = spec.as_dict()
-        row["params"] = count_parameters(model)
-        row["gflops_per_frame"] = round(gflops_per_frame(model), 2) if with_flops else None
-        row["weights"] = [e["file"] for e in bundled if e.get("model") == name]
-        row["default"] = name == default  # what `vps segment` uses when no model is named
-        rows.append(row)
+        for backbone in available_backbones():
+            model = build_model(name, backbone=backbone)
+            spec = model.spec
+            row = spec.as_dict()
+            row["params"] = count_parameters(model)
+            row["gflops_per_frame"] = round(gflops_per_frame(model), 2) if with_flops else None
+            row["weights"] = [e["file"] for e in bundled
+                              if e.get("model") == name and entry_backbone(e) == backbone]
+            row["imagenet"] = backbone_info(backbone).imagenet
+            # what `vps segment` uses when no model is named (the backbone its weights were trained on)
+            row["default"] = name == default and backbone == default_backbone
+            rows.append(row)
     return json.loads(json.dumps(rows))

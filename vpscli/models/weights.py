@@ -3,10 +3,11 @@
 The folder is :func:`vpscli.paths.weights_dir` (``$VPS_WEIGHTS`` or the repository's
 ``weights/``). ``manifest.json`` is ``{"weights": [entry, ...]}``, each entry::
 
-    {"file": "pns-plus-official.safetensors", "model": "pns-plus", "sha256": "…",
+    {"file": "pns-plus-official.safetensors", "model": "pns-plus", "backbone": "res2net50", "sha256": "…",
      "dtype": "float32", "input_size": [256, 448], "training_data": "…",
      "metrics": {…}, "source": "PNSPlus.pth (official, sha256 …)", "legacy_norm": true}
 
+An entry (or checkpoint) without ``backbone`` predates the backbone choice: ``res2net50``.
 These functions back ``vps weights import|list|verify`` and the driver's weight loading.
 Nothing is downloaded.
 """
@@ -22,8 +23,29 @@ from vpscli.weights import read_manifest, sha256_file
 from vpscli.io.atomic import write_text_atomic
 
 __all__ = ["MANIFEST", "sha256_file", "read_manifest", "bundled_weights", "import_weights", "read_metadata",
-           "verify_weights", "find_weights", "load_weights",
+           "verify_weights", "find_weights", "load_weights", "entry_backbone", "build_options",
            "default_model", "PREFERENCE"]
+
+#: The backbone of weights that do not record one (every checkpoint written before the choice).
+_UNRECORDED_BACKBONE = "res2net50"
+
+
+def entry_backbone(entry_or_metadata: dict) -> str:
+    """The backbone a manifest entry or a checkpoint's metadata records (``res2net50`` when none)."""
+    return str(entry_or_metadata.get("backbone") or _UNRECORDED_BACKBONE)
+
+
+def build_options(entry_or_metadata: dict) -> dict:
+    """``build_model`` options that rebuild the network some weights were trained in: ``backbone``
+    and ``input_size`` from a manifest entry (``[H, W]``) or checkpoint metadata (``"HxW"``)."""
+    size = entry_or_metadata.get("input_size")
+    if isinstance(size, str):
+        size = size.split("x")
+    options = {"backbone": entry_backbone(entry_or_metadata)}
+    if size:
+        options["input_size"] = tuple(int(v) for v in size)
+    return options
+
 
 def _dir(weights_dir: str | Path | None) -> Path:
     if weights_dir is not None:
@@ -98,8 +120,7 @@ def import_weights(source: str | Path, model: str | None = None, *, weights_dir:
     elif recorded and recorded != model:
         raise InputError(f"these weights are for model '{recorded}', not '{model}'", path=source,
                          fix=f"pass --model {recorded}")
-    size = meta.get("input_size")
-    net = build_model(model, **({"input_size": tuple(int(v) for v in size.split("x"))} if size else {}))
+    net = build_model(model, **build_options(meta))
     report = load_checkpoint(net, source)
     root = _dir(weights_dir)
     try:
@@ -116,6 +137,7 @@ def import_weights(source: str | Path, model: str | None = None, *, weights_dir:
     entry = {
         "file": file,
         "model": model,
+        "backbone": net.spec.backbone,
         "sha256": sha256_file(root / file),
         "dtype": "float16" if half else "float32",
         "input_size": list(net.spec.input_size),
@@ -167,8 +189,7 @@ def verify_weights(weights_dir: str | Path | None = None) -> list[dict]:
             problem = "sha256 mismatch (file changed or truncated)"
         else:
             try:
-                size = e.get("input_size")
-                load_checkpoint(build_model(model, **({"input_size": tuple(size)} if size else {})), path)
+                load_checkpoint(build_model(model, **build_options(e)), path)
             except Exception as err:  # report every problem, stop at none
                 problem = str(err)
         results.append({"file": file, "model": model, "ok": problem is None, "problem": problem})
@@ -187,9 +208,11 @@ def default_model(weights_dir: str | Path | None = None) -> str:
     return next((m for m in PREFERENCE if m in bundled), PREFERENCE[0])
 
 
-def find_weights(model: str, weights_dir: str | Path | None = None) -> dict | None:
-    """The last-registered present manifest entry for ``model``, or ``None``."""
-    matches = [e for e in bundled_weights(weights_dir) if e.get("model") == model]
+def find_weights(model: str, weights_dir: str | Path | None = None, backbone: str | None = None) -> dict | None:
+    """The last-registered present manifest entry for ``model`` (on ``backbone``, or on any
+    backbone when ``None``), or ``None``."""
+    matches = [e for e in bundled_weights(weights_dir)
+               if e.get("model") == model and (backbone is None or entry_backbone(e) == backbone)]
     return matches[-1] if matches else None
 
 

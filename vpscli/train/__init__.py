@@ -9,6 +9,7 @@ One concept per module:
 - :mod:`~vpscli.train.loss` — 5·BCE + 2·Dice;
 - :mod:`~vpscli.train.schedule` — warm-up + poly learning rate;
 - :mod:`~vpscli.train.step` — one optimiser step;
+- :mod:`~vpscli.train.finetune` — a pretrained backbone's learning rate and frozen BatchNorm statistics;
 - :mod:`~vpscli.train.snapshot` — resumable snapshots;
 - :mod:`~vpscli.train.validate` — validation with the ``vps evaluate`` metrics;
 - :mod:`~vpscli.train.log` — ``log.csv`` and ``curves.png``;

@@ -28,6 +28,7 @@ from vpscli.errors import OutputError, UsageError
 from vpscli.models import build_model, get_spec, load_checkpoint, save_checkpoint
 from vpscli.train.augment import AugmentConfig
 from vpscli.train.dataset import TrainSet
+from vpscli.train.finetune import BACKBONE_LR_MULT, freeze_batchnorm_statistics, parameter_groups
 from vpscli.train.log import TrainLog, plot_curves
 from vpscli.train.schedule import poly_warmup_lr, set_lr
 from vpscli.train.snapshot import SNAPSHOT_NAME, load_snapshot, save_snapshot
@@ -47,6 +48,11 @@ class TrainConfig:
 
     Attributes:
         model: registry name.
+        backbone: the model's backbone (``res2net50`` or ``efficientnet-lite2``).
+        pretrained: initialise the backbone from ImageNet; ``None``: when that backbone has
+            installable ImageNet weights (efficientnet-lite2) and no ``init`` is given.
+        backbone_lr_mult: learning-rate multiplier of a pretrained backbone (see
+            :mod:`vpscli.train.finetune`, which also freezes its BatchNorm statistics).
         data: training folders (video, image or negative; see :mod:`vpscli.train.sources`).
         out: run folder.
         val: validation folders (SUN-SEG with GT; negative folders give ``neg_clean``).
@@ -77,6 +83,9 @@ class TrainConfig:
     model: str
     data: list[str]
     out: str
+    backbone: str = "res2net50"
+    pretrained: bool | None = None
+    backbone_lr_mult: float = BACKBONE_LR_MULT
     val: list[str] = field(default_factory=list)
     epochs: int | None = None
     iters: int | None = None
@@ -142,7 +151,7 @@ class _Silent:
 
 def _check(cfg: TrainConfig) -> tuple[int, int]:
     """Option checks that need no data; returns the input size."""
-    spec = get_spec(cfg.model)  # UsageError for an unknown model
+    spec = get_spec(cfg.model, cfg.backbone)  # UsageError for an unknown model or backbone
     if not cfg.data:
         raise UsageError("no training data", fix="pass --data DIR (repeatable)")
     for name, value, low in (("--batch", cfg.batch, 1), ("--epochs", cfg.epochs, 1), ("--iters", cfg.iters, 1),
@@ -155,6 +164,15 @@ def _check(cfg: TrainConfig) -> tuple[int, int]:
             raise UsageError(f"{name} must be at least {low}, got {value}")
     if not cfg.lr > 0:
         raise UsageError(f"--lr must be positive, got {cfg.lr}")
+    if not 0 < cfg.backbone_lr_mult <= 1:
+        raise UsageError(f"--backbone-lr-mult must be in (0, 1], got {cfg.backbone_lr_mult}")
+    if cfg.pretrained and cfg.init:
+        raise UsageError("--pretrained and --init exclude each other (--init sets every weight, backbone included)",
+                         fix="drop --pretrained")
+    if cfg.pretrained:
+        from vpscli.models.pretrained import imagenet_file
+
+        imagenet_file(cfg.backbone)  # before any data is read: is it installable, installed, intact?
     if cfg.weight_decay < 0 or cfg.clip_grad < 0:
         raise UsageError("--weight-decay and --clip-grad cannot be negative")
     if cfg.best_metric not in HIGHER_IS_BETTER:
@@ -165,10 +183,20 @@ def _check(cfg: TrainConfig) -> tuple[int, int]:
     return int(size[0]), int(size[1])
 
 
-def _jsonable(cfg: TrainConfig, size: tuple[int, int]) -> dict:
+def _jsonable(cfg: TrainConfig, size: tuple[int, int], pretrained: bool) -> dict:
     d = asdict(cfg)
     d["input_size"] = list(size)
+    d["pretrained"] = pretrained
     return d
+
+
+def _pretrained(cfg: TrainConfig) -> bool:
+    """Whether the run starts its backbone from ImageNet (``cfg.pretrained``, or the default)."""
+    if cfg.pretrained is not None:
+        return cfg.pretrained
+    from vpscli.models.backbone import backbone_info
+
+    return backbone_info(cfg.backbone).imagenet and not cfg.init
 
 
 def train(cfg: TrainConfig, reporter: Reporter | None = None) -> TrainResult:
@@ -189,9 +217,12 @@ def train(cfg: TrainConfig, reporter: Reporter | None = None) -> TrainResult:
     if cfg.resume:
         snapshot = load_snapshot(snapshot_path)
         old = snapshot["config"]
-        if old.get("model") != cfg.model or list(old.get("input_size", [])) != list(size):
-            raise UsageError(f"the run in {out} trains {old.get('model')} at {old.get('input_size')}, not "
-                             f"{cfg.model} at {list(size)}", fix="resume with the same --model and --size")
+        old_backbone = old.get("backbone", "res2net50")  # runs from before the choice
+        if old.get("model") != cfg.model or list(old.get("input_size", [])) != list(size) \
+                or old_backbone != cfg.backbone:
+            raise UsageError(f"the run in {out} trains {old.get('model')} on {old_backbone} at "
+                             f"{old.get('input_size')}, not {cfg.model} on {cfg.backbone} at {list(size)}",
+                             fix="resume with the same --model, --backbone and --size")
         # Sample order and augmentation follow (seed, batch): changing them would not continue the run.
         changed = [f"--{k}" for k in ("seed", "batch") if old.get(k) != getattr(cfg, k)]
         if changed:
@@ -212,9 +243,21 @@ def train(cfg: TrainConfig, reporter: Reporter | None = None) -> TrainResult:
         reporter.message(device_note)
 
     torch.manual_seed(cfg.seed)
-    model = build_model(cfg.model, input_size=size)
+    model = build_model(cfg.model, backbone=cfg.backbone, input_size=size)
+    # A resumed run keeps the choices it started with (its snapshot holds the weights).
+    pretrained = bool(snapshot["config"].get("pretrained", False)) if snapshot is not None else _pretrained(cfg)
     if cfg.init and snapshot is None:
         load_checkpoint(model, cfg.init)
+    if pretrained:
+        if snapshot is None:
+            from vpscli.models.pretrained import load_imagenet
+
+            load_imagenet(model)
+            reporter.message(f"backbone: {cfg.backbone} from ImageNet (learning rate × {cfg.backbone_lr_mult}, "
+                             f"BatchNorm statistics frozen)")
+        freeze_batchnorm_statistics(model)
+    elif snapshot is None and not cfg.init:
+        reporter.message(f"backbone: {cfg.backbone} from random initialisation")
     model, _ = place_model(model, placement, training=True)
     window = window_for(model.spec, cfg.aen_clips)
     dataset = TrainSet(sources, window, size, seed=cfg.seed, augment=AugmentConfig(enabled=cfg.augment))
@@ -225,8 +268,9 @@ def train(cfg: TrainConfig, reporter: Reporter | None = None) -> TrainResult:
     total = cfg.iters or (cfg.epochs or DEFAULT_EPOCHS) * per_epoch
     warmup = cfg.warmup if cfg.warmup is not None else min(1000, total // 20)
     val_every = cfg.val_every or per_epoch
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    config = _jsonable(cfg, size)
+    lr_mult = cfg.backbone_lr_mult if pretrained else 1.0
+    optimizer = torch.optim.AdamW(parameter_groups(model, lr_mult), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    config = _jsonable(cfg, size, pretrained)
     step, best = 0, {}
     if snapshot is not None:
         model.load_state_dict(snapshot["model"])
@@ -244,7 +288,11 @@ def train(cfg: TrainConfig, reporter: Reporter | None = None) -> TrainResult:
     def weights_metadata(metrics: dict) -> dict:
         return {"steps": str(step), "data": json.dumps([str(s.root) for s in sources]),
                 "val_data": json.dumps(cfg.val), "val_metrics": json.dumps(metrics),
-                "recipe": f"AdamW lr {cfg.lr} wd {cfg.weight_decay}, poly 0.9 + {warmup} warm-up steps, "
+                "pretrained": "imagenet" if pretrained else "none",
+                "recipe": f"{cfg.backbone} " + (f"from ImageNet (backbone lr × {lr_mult}, frozen BN statistics)"
+                                                if pretrained else "from random initialisation" if not cfg.init
+                                                else f"from {Path(cfg.init).name}")
+                          + f", AdamW lr {cfg.lr} wd {cfg.weight_decay}, poly 0.9 + {warmup} warm-up steps, "
                           f"5·BCE+2·Dice, batch {cfg.batch}, {total} steps, seed {cfg.seed}"}
 
     def snapshot_now(metrics: dict) -> None:

@@ -21,6 +21,7 @@ def poly_warmup_lr(step: int, total_steps: int, base_lr: float, warmup_steps: in
 
 
 def set_lr(optimizer, lr: float) -> None:
-    """Set every parameter group's learning rate."""
+    """Set every parameter group's learning rate: ``lr`` times the group's ``lr_mult`` (1 when
+    absent; a pretrained backbone's group has :data:`vpscli.train.finetune.BACKBONE_LR_MULT`)."""
     for group in optimizer.param_groups:
-        group["lr"] = lr
+        group["lr"] = lr * group.get("lr_mult", 1.0)

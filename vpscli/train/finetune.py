@@ -1,0 +1,48 @@
+"""Fine-tuning from an ImageNet backbone: what changes when the backbone starts pretrained.
+
+- **Learning rate.** The backbone's parameters learn at ``BACKBONE_LR_MULT`` (0.1) times the
+  run's rate, every other parameter (necks, NS blocks, decoders, heads: randomly initialised)
+  at the full rate: large early updates from a random head would otherwise wash out the
+  ImageNet features before the head is any good. The multiplier rides in each AdamW parameter
+  group (``lr_mult``) and :func:`vpscli.train.schedule.set_lr` applies it at every step.
+- **BatchNorm.** A step sees 1–4 clips of consecutive, near-identical frames: their batch
+  statistics are noisy and unlike ImageNet's, and updating the running statistics from them
+  would move them far from what the pretrained weights were trained with. The backbone's
+  BatchNorm layers therefore normalise with their ImageNet running statistics in training too
+  (frozen, as in detection and segmentation fine-tuning); their scale and shift still learn,
+  at the backbone's rate. Batch statistics train everywhere else.
+"""
+from __future__ import annotations
+
+from torch import nn
+
+from vpscli.models.backbone import find_backbone
+
+__all__ = ["BACKBONE_LR_MULT", "parameter_groups", "freeze_batchnorm_statistics"]
+
+#: Learning-rate multiplier of a pretrained backbone (``vps train --backbone-lr-mult``).
+BACKBONE_LR_MULT = 0.1
+
+
+def parameter_groups(model: nn.Module, backbone_lr_mult: float) -> list[dict]:
+    """AdamW parameter groups: the backbone's parameters with ``lr_mult = backbone_lr_mult``, the
+    rest with 1. One group when the multiplier is 1 (a from-scratch run: the same optimiser state
+    layout as before there was a choice, so its snapshots still resume)."""
+    if backbone_lr_mult == 1:
+        return [{"params": list(model.parameters()), "lr_mult": 1.0}]
+    backbone = {id(p) for p in find_backbone(model).parameters()}
+    return [{"params": [p for p in model.parameters() if id(p) in backbone], "lr_mult": float(backbone_lr_mult)},
+            {"params": [p for p in model.parameters() if id(p) not in backbone], "lr_mult": 1.0}]
+
+
+def _keep_eval(module: nn.Module, args) -> None:
+    module.training = False  # forward pre-hook: whatever model.train() set, normalise with running statistics
+
+
+def freeze_batchnorm_statistics(model: nn.Module) -> int:
+    """Make every BatchNorm layer of ``model``'s backbone use (and keep) its running statistics,
+    in training mode too; returns the number of layers. Parameters still receive gradients."""
+    layers = [m for m in find_backbone(model).modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    for m in layers:
+        m.register_forward_pre_hook(_keep_eval)
+    return len(layers)
