@@ -58,6 +58,19 @@ def test_region_results_equal_the_whole_frame(threshold, out_hw):
             assert peaks[j] <= pred.max_prob * (1 + 1e-6) and pred.max_prob < 1 / 255
 
 
+def test_a_region_is_computed_bit_for_bit_as_in_the_whole_frame():
+    """Every region of every offset and width (vectorised bodies and scalar tails alike) gives the
+    whole frame's float values exactly."""
+    up = SourceUpsampler((64, 112), (270, 481), 0.5)
+    p = torch.sigmoid(_logits(2, 64, 112, seed=3)[:, 0])
+    whole = up.upsample(p)
+    rng = np.random.default_rng(0)
+    for _ in range(60):
+        r0, c0 = int(rng.integers(0, 260)), int(rng.integers(0, 470))
+        r1, c1 = int(rng.integers(r0 + 1, 271)), int(rng.integers(c0 + 1, 482))
+        assert torch.equal(up.upsample(p, (r0, r1), (c0, c1)), whole[:, r0:r1, c0:c1]), (r0, r1, c0, c1)
+
+
 def test_upsampling_is_the_half_pixel_bilinear_of_torch():
     logits = _logits(2, 64, 112, seed=5)
     up = SourceUpsampler((64, 112), (480, 640), 0.5)
@@ -71,7 +84,6 @@ def test_bilinear_axis_weights():
     assert ax.i0.tolist() == [0, 0, 0, 1, 1, 2, 2, 3]
     assert ax.i1.tolist() == [1, 1, 1, 2, 2, 3, 3, 3]  # position 0 reads cell 1 with weight 0
     assert np.allclose(ax.w1.numpy(), [0, 0.25, 0.75, 0.25, 0.75, 0.25, 0.75, 0])
-    assert np.allclose((ax.w0 + ax.w1).numpy(), 1)
     assert ax.span(2, 2) == (3, 7)  # output positions reading input cell 2
     assert ax.span(0, 3) == (0, 8)
 

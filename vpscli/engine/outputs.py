@@ -374,7 +374,7 @@ def segment_video(segmenter: Segmenter, source, opts: SegmentOptions,
     record = {
         "status": "running", "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "versions": _versions(), "numerics": now, **identity,
-        "window": spec.window_text(), "weights": str(segmenter.weights_path) if segmenter.weights_path else None,
+        "backbone": spec.backbone, "window": spec.window_text(), "weights": str(segmenter.weights_path) if segmenter.weights_path else None,
         "device": str(segmenter.placement.device), "precision": segmenter.placement.precision,
         "batch": segmenter.batch, "compile": segmenter.compiled, "source": str(source.path),
         "probe": probe.to_json(),
