@@ -414,3 +414,29 @@ def test_cli_records_the_threads_it_chose(weights, clip, tmp_path):
     r = subprocess.run([sys.executable, *args, "--threads", "3", "-o", str(tmp_path / "b")], capture_output=True,
                        text=True, env=env, timeout=300)
     assert r.returncode == 0 and json.loads((tmp_path / "b" / "vid" / "run.json").read_text())["numerics"]["threads"] == 3
+
+
+def test_an_interrupt_between_a_png_and_its_row_leaves_no_orphan(tmp_path):
+    """A SIGTERM can land after a frame's PNG is written and before its frames.csv row: the cleanup
+    keeps rows and PNGs of the same frames (the orphan is predicted again by --resume anyway)."""
+    import numpy as np
+
+    from vpscli.engine.outputs import CSV_COLUMNS, _keep_finished_rows
+    from vpscli.io.atomic import partial_path
+    from vpscli.io.masks import write_levels, write_mask
+
+    out = tmp_path / "run"
+    for sub in ("masks", "probs"):
+        (out / sub).mkdir(parents=True)
+    for name in ("000000", "000001", "000002"):
+        write_mask(out / "masks" / f"{name}.png", np.eye(4, dtype=bool))
+        write_levels(out / "probs" / f"{name}.png", np.full((4, 4), 7, np.uint8))
+    row = {c: "" for c in CSV_COLUMNS}
+    lines = [",".join(CSV_COLUMNS)] + [",".join(str(v) for v in {**row, "index": i, "name": f"00000{i}",
+                                                                   "present": 1}.values()) for i in (0, 1)]
+    partial_path(out / "frames.csv").write_text("\n".join(lines) + "\n")
+    _keep_finished_rows(out, out / "masks", out / "probs")
+    assert [r["name"] for r in read_csv(out / "frames.csv")] == ["000000", "000001"]
+    assert sorted(p.name for p in (out / "masks").iterdir()) == ["000000.png", "000001.png"]
+    assert sorted(p.name for p in (out / "probs").iterdir()) == ["000000.png", "000001.png"]
+    assert not partial_path(out / "frames.csv").exists()

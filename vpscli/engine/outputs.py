@@ -566,8 +566,10 @@ class _RowFile:
 def _keep_finished_rows(out_dir: Path, masks_dir: Path, probs_dir: Path | None) -> None:
     """After an interrupt: keep, in ``frames.csv``, the rows (of this run and of earlier ones) of
     the frames whose PNGs are on disk — what ``--resume`` continues from — and remove the partial
-    file. Best effort: if the disk is full the rows are lost, and a resumed run predicts those
-    frames again."""
+    file; then remove the PNGs that have no row (an interrupt can land between a PNG write and its
+    row: such a frame is predicted again by ``--resume`` anyway), so that the folder's rows and PNGs
+    describe the same frames. Best effort: if the disk is full the rows are lost (and the PNGs kept),
+    and a resumed run predicts those frames again."""
     csv_path = out_dir / "frames.csv"
     try:
         rows = [r for r in read_rows(out_dir).values() if is_complete_png(masks_dir / f"{r['name']}.png")
@@ -577,6 +579,12 @@ def _keep_finished_rows(out_dir: Path, masks_dir: Path, probs_dir: Path | None) 
         writer.writeheader()
         writer.writerows(sorted(rows, key=lambda r: int(r["index"])))
         write_text_atomic(csv_path, out.getvalue())
+        kept = {f"{r['name']}.png" for r in rows}
+        for folder in (masks_dir, probs_dir):
+            if folder is not None and folder.is_dir():
+                for png in folder.glob("*.png"):
+                    if png.name not in kept:
+                        png.unlink(missing_ok=True)
     except (OSError, VpsError):
         pass
     finally:
