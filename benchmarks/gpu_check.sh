@@ -9,14 +9,21 @@
 # end to end, stages, GPU memory short → long), pipeline_cuda.txt (--model-free), compile.txt (aen-cffm with
 # CUDA graphs: --compile-mode reduce-overhead), jobs.txt (aen-cffm, 8 videos at once), identity.txt (bundled
 # weights on the demo clip: CPU vs CUDA masks and probabilities), and each step's stderr.
+# A smoke test of this script on a CPU: PY=.venv/bin/python DEVICE=cpu SIZE=320x180 FRAMES=4 MODELS=pns-net \
+#     STATEFUL=cffm bash benchmarks/gpu_check.sh
 set -uo pipefail
 OUT=${OUT:-/tmp/vps-gpu-check}
+DEVICE=${DEVICE:-cuda}
+SIZE=${SIZE:-1920x1080}
+FRAMES=${FRAMES:-30}
+MODELS=${MODELS:-pns-net,pns-plus,cffm,aen-pns-plus,aen-cffm}
+STATEFUL=${STATEFUL:-aen-cffm}
 mkdir -p "$OUT"
 if ls .whl/*.whl >/dev/null 2>&1; then
     pip install -q --no-index --no-deps --target /tmp/site .whl/*.whl
 fi
 export PYTHONPATH="$PWD:/tmp/site${PYTHONPATH:+:$PYTHONPATH}"
-py=python3
+py=${PY:-python3}
 step() {  # step NAME SECONDS COMMAND...: one check, bounded, its output kept even when it fails
     local name=$1 limit=$2; shift 2
     local t0=$SECONDS
@@ -24,19 +31,18 @@ step() {  # step NAME SECONDS COMMAND...: one check, bounded, its output kept ev
     echo "$name: exit $? in $((SECONDS - t0)) s"
 }
 step doctor 60 $py -m vpscli doctor
-step segment_cuda 240 $py benchmarks/bench_segment.py --device cuda --size 1920x1080 --frames 30
-step pipeline_cuda 90 $py benchmarks/bench_segment.py --device cuda --model-free --size 1920x1080 --frames 30 \
-    --models pns-plus,aen-cffm
-step compile 150 $py benchmarks/bench_segment.py --device cuda --size 1920x1080 --frames 30 --models aen-cffm \
-    --compile-mode reduce-overhead
-step jobs 150 $py benchmarks/bench_segment.py --device cuda --size 1920x1080 --frames 30 --models aen-cffm --jobs 8
+bench="$py benchmarks/bench_segment.py --device $DEVICE --size $SIZE --frames $FRAMES"
+step segment_cuda 240 $bench --models "$MODELS"
+step pipeline_cuda 90 $bench --model-free --models "pns-plus,$STATEFUL"
+step compile 150 $bench --models "$STATEFUL" --compile-mode reduce-overhead
+step jobs 150 $bench --models "$STATEFUL" --jobs 8
 demo=/tmp/vps-demo
 rm -rf "$demo"
 $py -m vpscli synth "$demo" --frames 48 --seed 7000 --name demo-clip --quiet
-for run in "cpu fp32" "cuda fp32" "cuda auto"; do
+for run in "cpu fp32" "$DEVICE fp32" "$DEVICE auto"; do
     set -- $run
     $py -m vpscli segment "$demo/demo-clip.mp4" -o "$demo/$1-$2" --device "$1" --precision "$2" --save-prob \
-        --no-overlay --quiet
+        --no-overlay --overwrite --quiet
 done
 step identity 60 $py - "$demo" <<'EOF'
 import sys
@@ -48,7 +54,7 @@ from vpscli.io.masks import read_mask
 
 root = Path(sys.argv[1])
 cpu = root / "cpu-fp32" / "demo-clip"
-for other in ("cuda-fp32", "cuda-auto"):
+for other in sorted(p.name for p in root.iterdir() if (p / "demo-clip" / "probs").is_dir() and p.name != "cpu-fp32"):
     gpu = root / other / "demo-clip"
     worst, flipped, pixels = 0, 0, 0
     for p in sorted((cpu / "probs").iterdir()):
