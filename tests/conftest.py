@@ -48,3 +48,14 @@ def weights(tmp_path_factory):
 
     d = tmp_path_factory.mktemp("w")
     return {name: save_checkpoint(trained_like(name, size), d / f"{name}.safetensors") for name, size in TINY.items()}
+
+
+@pytest.fixture(scope="session")
+def video_dir(tmp_path_factory):
+    """Two synthetic SUN-SEG cases of 12 frames (96×128), for training and its sources (read only)."""
+    from vpscli.synth import SynthConfig, write_clip
+
+    root = tmp_path_factory.mktemp("video")
+    for i in range(2):
+        write_clip(root, SynthConfig(frames=12, width=128, height=96, seed=i, text=False), "frames", f"case{i}")
+    return root

