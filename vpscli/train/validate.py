@@ -20,7 +20,7 @@ import torch
 from vpscli.metrics.aggregate import SequenceAccumulator, aggregate_sequences
 from vpscli.metrics.ordering import evaluated_frames, sort_frames
 from vpscli.metrics.scoring import score_arrays
-from vpscli.train.dataset import read_binary_mask, read_rgb
+from vpscli.train.store import read_binary_mask, read_rgb
 from vpscli.train.sources import DataSource, Sequence
 
 __all__ = ["VAL_METRICS", "HIGHER_IS_BETTER", "ValidationResult", "predict_sequence", "validate"]

@@ -31,9 +31,12 @@ class _RichReporter:
     def start(self, total: int, done: int) -> None:
         self.task = self.progress.add_task("train", total=total, completed=done, info="")
 
-    def update(self, step: int, values: dict) -> None:
-        self.progress.update(self.task, completed=step,
-                             info=f"loss {values['loss']:.3f}  lr {values['lr']:.2e}")
+    def update(self, step: int, values: dict | None) -> None:
+        if values is None:  # between log rows: the loss stays on the device (no per-step wait)
+            self.progress.update(self.task, completed=step)
+        else:
+            self.progress.update(self.task, completed=step,
+                                 info=f"loss {values['loss']:.3f}  lr {values['lr']:.2e}")
 
     def message(self, text: str) -> None:
         if not self.quiet:
@@ -67,13 +70,19 @@ def train(
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:N (bf16 autocast on CUDA)."),
     no_amp: bool = typer.Option(False, "--no-amp", help="No bf16 autocast on CUDA."),
     seed: int = typer.Option(0, "--seed", help="Seed of the initial weights, sample order and augmentation."),
-    workers: int = typer.Option(0, "--workers", help="Data-loading processes (0: none)."),
+    cache_dir: Optional[Path] = typer.Option(None, "--cache-dir", help="Where the decoded training data is "
+                                             "cached for later runs (default $VPS_CACHE or ~/.cache/vps)."),
+    no_cache: bool = typer.Option(False, "--no-cache", help="Decode the data in memory, write no cache file."),
+    compile_mode: Optional[str] = typer.Option(None, "--compile-mode", help="torch.compile the model: default, "
+                                               "reduce-overhead or max-autotune (pays on CUDA for long runs; "
+                                               "not on the CPU)."),
     save_every: int = typer.Option(500, "--save-every", help="Snapshot every N steps."),
     val_every: Optional[int] = typer.Option(None, "--val-every", help="Validate every N steps (default: each epoch)."),
     val_max_frames: Optional[int] = typer.Option(None, "--val-max-frames", help="Validate on the first N frames "
                                                  "of each case only."),
     best_metric: str = typer.Option("maxDice", "--best-metric", help="Validation metric that picks best.safetensors."),
-    log_every: int = typer.Option(10, "--log-every", help="A log.csv row every N steps."),
+    log_every: int = typer.Option(10, "--log-every", help="A log.csv row every N steps (losses are read back "
+                                  "from the device only then)."),
     synth: int = typer.Option(0, "--synth", help="Mix in N synthetic clips (vps synth; every 5th a negative)."),
     synth_frames: int = typer.Option(24, "--synth-frames", help="Frames per synthetic clip."),
     aen_clips: Optional[int] = typer.Option(None, "--aen-clips", help="AEN models: clips per sample "
@@ -101,7 +110,8 @@ def train(
     cfg = TrainConfig(
         model=model, backbone=backbone, pretrained=pretrained, backbone_lr_mult=backbone_lr_mult, data=list(data), out=str(out), val=list(val or []), epochs=epochs, iters=iters, batch=batch,
         lr=lr, weight_decay=weight_decay, warmup=warmup, clip_grad=clip_grad, input_size=parse_input_size(size),
-        device=device, amp=not no_amp, seed=seed, workers=workers, save_every=save_every, val_every=val_every,
+        device=device, amp=not no_amp, seed=seed, cache=not no_cache,
+        cache_dir=None if cache_dir is None else str(cache_dir), compile_mode=compile_mode, save_every=save_every, val_every=val_every,
         val_max_frames=val_max_frames, log_every=log_every, best_metric=best_metric, synth_clips=synth,
         synth_frames=synth_frames, aen_clips=aen_clips, augment=not no_augment, init=None if init is None else str(init),
         resume=resume, time_limit_s=None if time_limit is None else time_limit * 60,
