@@ -296,17 +296,17 @@ def _check_same_run(out_dir: Path, record: dict, identity: dict) -> None:
         raise OutputError("was written by an older vps, which did not record its source's fingerprint, so vps "
                           "cannot tell whether it is this video's", path=out_dir,
                           fix="use --overwrite to redo it, or choose another --out")
+    for key, label in labels.items():
+        if record.get(key) != identity[key]:
+            before = record.get("source") if key == "source_fingerprint" else record.get(key)
+            raise OutputError(f"holds a run of another {label}: {before}", path=out_dir,
+                              fix="use --overwrite to redo it with these settings, or choose another --out")
     # a run made before the filter existed wrote the model's masks unfiltered, as --min-persistence 1 does
     earlier_persistence = record.get("min_persistence", 1)
     if earlier_persistence != identity["min_persistence"]:
         raise OutputError(f"holds a run made with --min-persistence {earlier_persistence}", path=out_dir,
                           fix=f"pass --min-persistence {earlier_persistence} to continue it, or use --overwrite to "
                               f"redo it with {identity['min_persistence']}")
-    for key, label in labels.items():
-        if record.get(key) != identity[key]:
-            before = record.get("source") if key == "source_fingerprint" else record.get(key)
-            raise OutputError(f"holds a run of another {label}: {before}", path=out_dir,
-                              fix="use --overwrite to redo it with these settings, or choose another --out")
 
 
 def _prepare(out_dir: Path, opts: SegmentOptions, identity: dict) -> tuple[str, dict]:
