@@ -146,7 +146,7 @@ def segment(
                           + kept, soft_wrap=True)
         raise typer.Exit(EXIT_TERMINATED if isinstance(e, Terminated) else EXIT_INTERRUPTED) from None
     if not quiet and reports:
-        print_table(summary_table(reports, min_persistence, expect_negative))
+        print_table(summary_table(reports, expect_negative))
     if failures:  # each was reported as it happened
         if not reports:
             raise typer.Exit(next(iter(failures.values())).exit_code)
@@ -159,24 +159,27 @@ def segment(
         raise typer.Exit(EXIT_PARTIAL_INPUT)
 
 
-def summary_table(reports, min_persistence: int, expect_negative: bool):
-    """One row per video: status, frames, flagged frames before → after the persistence filter,
-    episodes, the longest one, and — for videos said to be polyp-free — false alarms per minute."""
+def summary_table(reports, expect_negative: bool):
+    """One row per video: status, frames, frames with a polyp mask (after the persistence filter) and
+    flagged by the model (before it), episodes and the longest one after it, and — for videos said to
+    be polyp-free — false alarms per minute."""
     from rich.markup import escape
     from rich.table import Table
 
-    columns = ["input", "status", "frames", f"with polyp (model → kept, N={min_persistence})", "episodes",
-               "longest episode"] + (["false alarms/min"] if expect_negative else []) + ["frames/s", "output"]
+    # "with polyp" counts the masks written (after the filter), as it always has; "flagged by model" beside it
+    # shows what the filter removed
+    columns = ["input", "status", "frames", "with polyp", "flagged by model", "episodes", "longest episode"] + (
+        ["false alarms/min"] if expect_negative else []) + ["frames/s", "output"]
     t = Table(*columns)
     for r in reports:
         rate = f"{r.frames / r.seconds:.2f}" if r.seconds else "-"
         f = r.flags
-        cells = [f"{f.flagged_before} → {f.flagged_after}", str(f.episodes_after), _longest(f)] if f else ["-"] * 3
+        cells = [str(f.flagged_before), str(f.episodes_after), _longest(f)] if f else ["-"] * 3
         if expect_negative:
             per_minute = f.per_minute(f.episodes_after) if f else None
             cells.append("-" if per_minute is None else f"{per_minute:.2f}")
         t.add_row(escape(r.name), r.status + (f" (kept {r.reused_masks} masks)" if r.reused_masks else ""),
-                  str(r.frames), *cells, rate, escape(str(r.out_dir)))
+                  str(r.frames), str(r.frames_with_polyp), *cells, rate, escape(str(r.out_dir)))
     return t
 
 
