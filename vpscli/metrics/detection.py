@@ -32,8 +32,8 @@ from pathlib import Path
 import numpy as np
 
 from vpscli.episodes import EpisodeDetection, episode_detections, runs
-from vpscli.metrics.layout import MASKS_FOLDER, PROBS_FOLDER, Plan, Sequence, list_predictions
 from vpscli.io.run_record import find_run_json, read_run_record
+from vpscli.metrics.layout import MASKS_FOLDER, PROBS_FOLDER, Plan, Sequence, list_predictions
 
 #: the threshold of prediction maps that are not ``vps segment`` masks, when none is given
 DEFAULT_THRESHOLD = 0.5

@@ -60,6 +60,8 @@ def evaluate(
     """Score predictions against ground truth exactly as the SUN-SEG benchmark toolbox does.
 
     GT > 128 is foreground; predictions are resized to the GT size and min-max normalised; each sequence drops its first and last frame; scores are averaged per sequence, then over sequences. Values match GewelsJI/VPS eval/ to 1e-9 on its inputs (8-bit grey PNGs); palette, 1-bit, 0/1, 16-bit and RGB masks are read as every vps command reads them, with a note. vps segment folders are scored from probs/ when present, else masks/.
+
+    Then the detection view, per video: frame-level sensitivity and specificity (a frame is detected when its predicted mask is non-empty: masks/ of vps segment runs, after their persistence filter; other maps at --threshold), time to first detection of each polyp episode, false-alarm episodes per minute on videos whose GT is empty.
     """
     from vpscli.metrics import build_plan, default_workers, evaluate_plan, parse_metrics
     from vpscli.metrics.ordering import SORT_RULES
