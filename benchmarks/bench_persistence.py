@@ -19,8 +19,8 @@ with the same model, weights and threshold reuses the cache. Then, for each N, t
 
 CVC-ClinicDB frames are sampled from their videos, not consecutive, so N of them span more time than N
 video frames: a run of real detections is shorter here (in frames) than in a full-rate video, and the
-cost measured here is on the pessimistic side for a given N. Opt-in: not part of the tests (about two
-minutes for the ~370 frames on a 2-core CPU, seconds with the cache).
+cost measured here is on the pessimistic side for a given N. Opt-in: not part of the tests (one
+minute for the 373 frames with the bundled pns-plus on a 2-core CPU, seconds with the cache).
 """
 from __future__ import annotations
 
