@@ -21,3 +21,20 @@ def trained_like(name: str, input_size: tuple[int, int], seed: int = 0, backbone
 #: the input size of each model in tests (small enough for a 2-core CPU)
 TINY = {"pns-plus": (64, 112), "aen-cffm": (64, 96), "cffm": (64, 96), "pns-net": (64, 112),
         "aen-pns-plus": (64, 112)}
+
+
+
+def scripted_stand_in(pattern: str):
+    """A stand-in model (:class:`~vpscli.models.stand_in.StandInModel`, pns-plus's windowing) that flags
+    exactly the frames a test names: ``"##..#"`` draws the stand-in's ellipse on frames 0, 1 and 4 and
+    nothing (logit −8) on the others, so every mask is known in advance."""
+    from vpscli.models.registry import get_spec
+    from vpscli.models.stand_in import StandInModel
+
+    class Scripted(StandInModel):
+        def step(self, clip, state, indices, anchor):
+            logits = super().step(clip, state, indices, anchor)
+            on = torch.tensor([i < len(pattern) and pattern[i] == "#" for i in indices])
+            return torch.where(on[None, :, None, None, None], logits, torch.full_like(logits, -8.0))
+
+    return Scripted(get_spec("pns-plus"))

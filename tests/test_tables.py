@@ -146,9 +146,10 @@ def test_segment_summary_piped_at_80_columns(long_clip, tmp_path):
     assert r.returncode == 0, r.stderr
     assert_plain(r.stdout)
     header, row = r.stdout.splitlines()
-    assert cells(header) == ["input", "status", "frames", "with polyp", "frames/s", "output"]
+    assert cells(header) == ["input", "status", "frames", "with polyp", "flagged by model", "episodes",
+                             "longest episode", "frames/s", "output"]
     values = cells(row)
-    assert values[:3] == [long_clip.stem, "complete", "6"] and values[5] == str(out / long_clip.stem)
+    assert values[:3] == [long_clip.stem, "complete", "6"] and values[8] == str(out / long_clip.stem)
 
 
 def test_models_table_uncut(monkeypatch, capsys):

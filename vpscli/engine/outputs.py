@@ -6,13 +6,25 @@
   frame's own name for frame folders);
 - ``probs/<frame>.png`` (``save_prob``): ``floor(255·p)``;
 - ``overlay.mp4`` (``overlay``): H.264, the source's fps and frame count;
-- ``frames.csv``: index, name, timestamp, present, area fraction, max probability, bounding box;
+- ``frames.csv``: index, name, timestamp, present, area fraction, max probability, bounding box,
+  ``flagged`` (the model's mask at the threshold has a pixel) and ``suppressed`` (flagged, but emptied
+  by the persistence filter);
 - ``run.json``: versions, model, weights sha256, device, precision, threshold, input probe,
   the source's fingerprint, what the numbers depend on (``numerics``: torch build, CPU kernels,
   threads, device, precision, batch), timings per stage, and ``status`` (see
   :mod:`vpscli.io.run_record`): ``complete``; ``partial`` when the source ended early (a truncated
   file: only its decodable frames have outputs); ``interrupted`` (Ctrl-C, SIGTERM) or ``failed``
-  (with the error) when the run stopped; ``running`` while it runs.
+  (with the error) when the run stopped; ``running`` while it runs; ``min_persistence`` and the
+  ``false_alarm_summary`` (:class:`~vpscli.episodes.FlagSummary`).
+
+The persistence filter (``min_persistence`` N): a frame the model flags keeps its mask only when it
+belongs to a run of at least N consecutive flagged frames; shorter runs are written as empty masks
+(``present`` 0, ``suppressed`` 1). Probability maps (``probs/``) and ``max_prob`` stay the model's raw
+output. A frame's run is decided at most N − 1 frames after it, so the writer holds back up to N − 1
+frames (:class:`~vpscli.episodes.PersistenceFilter`); N = 1 holds none and writes what the model gives.
+Frames still held at an interrupt or error are dropped, never written undecided: ``--resume`` predicts
+them again, and rebuilds the filter's state from the ``flagged`` column of the rows already written, so
+a resumed run writes the masks of an uninterrupted one.
 
 Every file is written under a temporary name, checked and renamed: an interrupt or a full disk
 leaves only whole files. A frame's ``frames.csv`` row is written (and flushed) only once its PNGs
@@ -54,6 +66,7 @@ import numpy as np
 
 from vpscli import __version__
 from vpscli.engine.segmenter import FrameResult, Segmenter, check_options
+from vpscli.episodes import FlagSummary, PersistenceFilter, flag_summary
 from vpscli.errors import InputError, OutputError, VpsError
 from vpscli.io.atomic import output_error, partial_path, write_text_atomic
 from vpscli.io.fingerprint import source_fingerprint
@@ -61,7 +74,11 @@ from vpscli.io.masks import is_complete_png, read_mask, write_levels, write_mask
 from vpscli.io.run_record import FINISHED, RUN_JSON, read_run_record
 
 CSV_COLUMNS = ("index", "name", "timestamp", "present", "area_fraction", "max_prob", "bbox_x", "bbox_y", "bbox_w",
-               "bbox_h")
+               "bbox_h", "flagged", "suppressed")
+
+#: ``vps segment --min-persistence``'s default, chosen on the validation clips (``benchmarks/bench_persistence.py``,
+#: table in the README)
+DEFAULT_MIN_PERSISTENCE = 6
 
 
 def png_workers() -> int:
@@ -95,6 +112,10 @@ class SegmentOptions:
     overlay: bool = True
     resume: bool = False
     overwrite: bool = False
+    #: shortest run of consecutive flagged frames whose masks are kept (1: every detection)
+    min_persistence: int = DEFAULT_MIN_PERSISTENCE
+    #: the user says the videos are polyp-free: flagged frames are false alarms (the summary's rates)
+    expect_negative: bool = False
 
 
 @dataclass
@@ -109,11 +130,14 @@ class VideoReport:
     seconds: float = 0.0
     reused_masks: int = 0
     warnings: list[str] = field(default_factory=list)
+    #: flagged frames before and after the persistence filter, episodes (None when skipped)
+    flags: FlagSummary | None = None
 
 
-def frame_row(result: FrameResult) -> dict:
+def frame_row(result: FrameResult, flagged: bool | None = None) -> dict:
     """The ``frames.csv`` row of one frame (bounding box of the mask, empty when no polyp); the
-    engine's box and area are used when it gives them (a 1080p mask is not scanned again)."""
+    engine's box and area are used when it gives them (a 1080p mask is not scanned again).
+    ``flagged``: the model flagged the frame (default: its mask is not empty, i.e. not suppressed)."""
     mask = result.mask
     if result.mask_area is not None:
         area, box = result.mask_area, result.mask_box
@@ -124,10 +148,24 @@ def frame_row(result: FrameResult) -> dict:
             xs = np.flatnonzero(mask.any(axis=0))
             box = (int(xs[0]), int(ys[0]), int(xs[-1] - xs[0] + 1), int(ys[-1] - ys[0] + 1))
     present = area > 0
+    flagged = present if flagged is None else bool(flagged)
     box = box if present else ("", "", "", "")
     return {"index": result.index, "name": result.name, "timestamp": f"{result.timestamp:.6f}",
             "present": int(present), "area_fraction": f"{area / mask.size:.6f}", "max_prob": f"{result.max_prob:.6f}",
-            "bbox_x": box[0], "bbox_y": box[1], "bbox_w": box[2], "bbox_h": box[3]}
+            "bbox_x": box[0], "bbox_y": box[1], "bbox_w": box[2], "bbox_h": box[3],
+            "flagged": int(flagged), "suppressed": int(flagged and not present)}
+
+
+def row_flagged(row: dict) -> bool:
+    """Whether the model flagged a frame, from its ``frames.csv`` row (rows written before the
+    persistence filter existed have no ``flagged`` cell: their mask is the model's, so ``present``)."""
+    flagged = row.get("flagged")
+    return (flagged if flagged not in (None, "") else row["present"]) in ("1", 1)
+
+
+def suppress(result: FrameResult) -> FrameResult:
+    """``result`` with an empty mask (the persistence filter's decision); the probabilities stay raw."""
+    return replace(result, mask=np.zeros_like(result.mask), mask_box=None, mask_area=0)
 
 
 def read_rows(out_dir: Path) -> dict[str, dict]:
@@ -239,15 +277,16 @@ def numerics(segmenter: Segmenter) -> dict:
             "batch": segmenter.batch}
 
 
-def _identity(segmenter: Segmenter, fingerprint: str) -> dict:
+def _identity(segmenter: Segmenter, fingerprint: str, min_persistence: int) -> dict:
     """What must not change between a run and its ``--resume``: the source and what maps it to masks."""
     return {"source_fingerprint": fingerprint, "model": segmenter.spec.name,
             "input_size": list(segmenter.spec.input_size), "weights_sha256": segmenter.weights_sha256,
-            "threshold": segmenter.threshold}
+            "threshold": segmenter.threshold, "min_persistence": min_persistence}
 
 
 def _check_same_run(out_dir: Path, record: dict, identity: dict) -> None:
-    """Refuse to continue (or skip) an earlier run made from another source, model, weights or threshold."""
+    """Refuse to continue (or skip) an earlier run made from another source, model, weights, threshold or
+    persistence filter."""
     if not record:
         raise OutputError("holds files but no readable run.json, so vps cannot tell what made them", path=out_dir,
                           fix="use --overwrite to replace them, or choose another --out")
@@ -262,6 +301,12 @@ def _check_same_run(out_dir: Path, record: dict, identity: dict) -> None:
             before = record.get("source") if key == "source_fingerprint" else record.get(key)
             raise OutputError(f"holds a run of another {label}: {before}", path=out_dir,
                               fix="use --overwrite to redo it with these settings, or choose another --out")
+    # a run made before the filter existed wrote the model's masks unfiltered, as --min-persistence 1 does
+    earlier_persistence = record.get("min_persistence", 1)
+    if earlier_persistence != identity["min_persistence"]:
+        raise OutputError(f"holds a run made with --min-persistence {earlier_persistence}", path=out_dir,
+                          fix=f"pass --min-persistence {earlier_persistence} to continue it, or use --overwrite to "
+                              f"redo it with {identity['min_persistence']}")
 
 
 def _prepare(out_dir: Path, opts: SegmentOptions, identity: dict) -> tuple[str, dict]:
@@ -348,11 +393,14 @@ def segment_video(segmenter: Segmenter, source, opts: SegmentOptions,
                   on_frame: Callable[[FrameResult], None] | None = None) -> VideoReport:
     """Segment one source into ``opts.out_root/<source.name>/`` (see the module doc).
 
-    ``on_frame`` is called after each frame's outputs are queued (progress bars).
+    ``on_frame`` is called after each frame's outputs are queued (progress bars) — with the
+    persistence filter's decision applied, so up to ``min_persistence − 1`` frames after the model
+    produced it.
     """
+    check_options(min_persistence=opts.min_persistence)
     final_dir = Path(opts.out_root) / source.name
     try:
-        identity = _identity(segmenter, source_fingerprint(source))
+        identity = _identity(segmenter, source_fingerprint(source), opts.min_persistence)
     except OSError as e:
         raise InputError(f"cannot read ({e.strerror or e})", path=source.path, fix="check the path") from None
     mode, earlier = _prepare(final_dir, opts, identity)
@@ -411,6 +459,7 @@ def segment_video(segmenter: Segmenter, source, opts: SegmentOptions,
             "reason": f"decoding stopped at frame {truncation.decoded} of {truncation.expected} (the file is "
                       "truncated or damaged)"},
         "resumed_with_existing_masks": report.reused_masks,
+        "false_alarm_summary": report.flags.to_json() if report.flags is not None else None,
         "frames_computed": run.frames_computed,
         "timings_seconds": {**run.timings.as_dict(), "total": round(report.seconds, 4)},
         "frames_per_second": round(report.frames / report.seconds, 3) if report.seconds else None,
@@ -426,94 +475,142 @@ def segment_video(segmenter: Segmenter, source, opts: SegmentOptions,
 
 def _stream(segmenter: Segmenter, source, run, out_dir: Path, opts: SegmentOptions, probe, report: VideoReport,
             on_frame, resume: bool) -> None:
-    """Run the model over ``source`` and write every frame's outputs (the body of :func:`segment_video`).
+    """Run the model over ``source``, pass every frame through the persistence filter, and write
+    every frame's outputs once the filter has decided it (the body of :func:`segment_video`).
+
+    Frames the filter still holds when the run stops are dropped with it (``--resume`` predicts
+    them again); a finished frame's ``flagged`` cell feeds the filter as the model's flag would, so
+    a resumed run decides every frame as an uninterrupted one.
+    """
+    sink = _FrameSink(segmenter, run, out_dir, opts, report, on_frame, resume)
+    # frames travel through the filter as (result, finished earlier, flagged by the model)
+    persistence: PersistenceFilter[tuple[FrameResult, bool, bool]] = PersistenceFilter(opts.min_persistence)
+    try:
+        sink.open(probe)
+        for result in segmenter.run(source, run, skip=sink.finished if sink.saved else None):
+            is_finished = sink.finished(result, forget=True)
+            flagged = row_flagged(sink.saved[result.name]) if is_finished else _flagged(result)
+            for (decided, was_finished, was_flagged), kept in persistence.push((result, is_finished, flagged),
+                                                                               flagged):
+                sink.emit(decided, was_finished, was_flagged, kept)
+        for (decided, was_finished, was_flagged), kept in persistence.finish():
+            sink.emit(decided, was_finished, was_flagged, kept)
+        sink.close()
+    except BaseException:
+        sink.abort()
+        raise
+    report.flags = flag_summary(sink.flagged, sink.kept, float(probe.fps), opts.expect_negative)
+
+
+class _FrameSink:
+    """One video's outputs while it streams: PNGs on a pool, ``frames.csv`` rows in frame order, the
+    overlay, the report's counts — fed by :meth:`emit` with frames the persistence filter has decided.
 
     A frame's ``frames.csv`` row is written, and flushed, only once its PNGs are on disk, so a
     killed run (``kill -9``, power cut aside) leaves rows that ``--resume`` can trust.
     """
-    masks_dir, probs_dir = out_dir / "masks", out_dir / "probs"
-    csv_path = out_dir / "frames.csv"
-    saved = read_rows(out_dir) if resume else {}
 
-    def written(name: str) -> bool:
+    def __init__(self, segmenter: Segmenter, run, out_dir: Path, opts: SegmentOptions, report: VideoReport,
+                 on_frame, resume: bool):
+        self.segmenter, self.run, self.out_dir, self.opts = segmenter, run, out_dir, opts
+        self.report, self.on_frame, self.resume = report, on_frame, resume
+        self.masks_dir, self.probs_dir = out_dir / "masks", out_dir / "probs"
+        self.saved = read_rows(out_dir) if resume else {}
+        self._answers: dict[str, bool] = {}  # the engine asks first (to plan); the loop reuses the answer
+        self.overlay: _OverlayWriter | None = None
+        self.workers = png_workers()
+        self.pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="png")
+        self.pending: deque[tuple[Future | None, dict]] = deque()  # frames in order: PNG job, frames.csv row
+        self.rows: _RowFile | None = None
+        self.flagged: list[bool] = []  # per frame written, in order: the model flagged it / its mask is kept
+        self.kept: list[bool] = []
+
+    def open(self, probe) -> None:
+        if self.opts.overlay:
+            self.overlay = _OverlayWriter(self.out_dir / "overlay.mp4", probe.fps, (probe.width, probe.height),
+                                          probe.frame_count, self.segmenter.spec.name, self.segmenter.threshold,
+                                          self.run.timings, vfr=probe.vfr)
+        self.rows = _RowFile(self.out_dir / "frames.csv")
+
+    def written(self, name: str) -> bool:
         """The frame's PNGs are on disk, whole (from an earlier run)."""
-        return resume and is_complete_png(masks_dir / f"{name}.png") and (
-            not opts.save_prob or is_complete_png(probs_dir / f"{name}.png"))
+        return self.resume and is_complete_png(self.masks_dir / f"{name}.png") and (
+            not self.opts.save_prob or is_complete_png(self.probs_dir / f"{name}.png"))
 
-    answers: dict[str, bool] = {}  # the engine asks first (to plan); the loop below reuses the answer
+    def finished(self, frame, forget: bool = False) -> bool:
+        """Nothing left to do for this frame: its PNGs and its frames.csv row exist. ``forget``: the
+        last question about this frame (keeps the memo small)."""
+        if frame.name not in self._answers:
+            self._answers[frame.name] = frame.name in self.saved and self.written(frame.name)
+        return self._answers.pop(frame.name) if forget else self._answers[frame.name]
 
-    def finished(frame) -> bool:
-        """Nothing left to do for this frame: its PNGs and its frames.csv row exist."""
-        if frame.name not in answers:
-            answers[frame.name] = frame.name in saved and written(frame.name)
-        return answers[frame.name]
-
-    overlay = None
-    workers = png_workers()
-    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="png")
-    pending: deque[tuple[Future | None, dict]] = deque()  # frames in order: PNG job, frames.csv row
-    rows: _RowFile | None = None
-
-    def flush_rows(keep: int) -> None:
+    def flush_rows(self, keep: int) -> None:
         """Write the rows whose PNGs are on disk, in frame order, until at most ``keep`` are pending."""
+        pending = self.pending
         while pending and (len(pending) > keep or pending[0][0] is None or pending[0][0].done()):
             job, row = pending.popleft()
             if job is not None:
                 job.result()  # re-raises a failed write (disk full) at once
-            rows.write(row)
+            self.rows.write(row)
 
-    try:
-        if opts.overlay:
-            overlay = _OverlayWriter(out_dir / "overlay.mp4", probe.fps, (probe.width, probe.height),
-                                     probe.frame_count, segmenter.spec.name, segmenter.threshold, run.timings,
-                                     vfr=probe.vfr)
-        rows = _RowFile(csv_path)
-        for result in segmenter.run(source, run, skip=finished if saved else None):
-            is_finished = finished(result)
-            answers.pop(result.name, None)  # asked once per frame: keep the memo small
-            job = None
-            if is_finished:
-                row = saved[result.name]
-                report.reused_masks += 1
-                if overlay is not None and not result.predicted:  # drawn again from the mask on disk
-                    mask = read_mask(masks_dir / f"{result.name}.png").array > 0
-                    result = replace(result, mask=mask, max_prob=float(row["max_prob"]))
-                present = row["present"] == "1"
+    def emit(self, result: FrameResult, is_finished: bool, flagged: bool, kept: bool) -> None:
+        """Write one frame the filter has decided: its PNGs (unless on disk already), row, overlay frame."""
+        job = None
+        if is_finished:
+            row = self.saved[result.name]
+            self.report.reused_masks += 1
+            if self.overlay is not None and not result.predicted:  # drawn again from the mask on disk
+                mask = read_mask(self.masks_dir / f"{result.name}.png").array > 0
+                result = replace(result, mask=mask, max_prob=float(row["max_prob"]))
+            present = row["present"] == "1"
+        else:
+            if flagged and not kept:
+                result = suppress(result)
+            if self.written(result.name):
+                self.report.reused_masks += 1
             else:
-                if written(result.name):
-                    report.reused_masks += 1
-                else:
-                    job = pool.submit(_write_pngs, masks_dir / f"{result.name}.png", result.mask,
-                                      probs_dir / f"{result.name}.png" if opts.save_prob else None,
-                                      result.prob, run.timings)
-                row = frame_row(result)
-                present = row["present"] == 1
-            pending.append((job, row))
-            flush_rows(2 * workers)  # PNG writes in flight: bounds memory (each holds a frame's maps)
-            if overlay is not None:
-                overlay.put(result)
-            report.frames += 1
-            report.frames_with_polyp += present
-            if on_frame is not None:
-                on_frame(result)
-        flush_rows(0)
-        if overlay is not None:
-            overlay.close()
-            overlay = None
-        rows.commit()
-    except BaseException:
-        for job, _ in pending:
+                job = self.pool.submit(_write_pngs, self.masks_dir / f"{result.name}.png", result.mask,
+                                       self.probs_dir / f"{result.name}.png" if self.opts.save_prob else None,
+                                       result.prob, self.run.timings)
+            row = frame_row(result, flagged)
+            present = row["present"] == 1
+        self.pending.append((job, row))
+        self.flush_rows(2 * self.workers)  # PNG writes in flight: bounds memory (each holds a frame's maps)
+        if self.overlay is not None:
+            self.overlay.put(result)
+        self.report.frames += 1
+        self.report.frames_with_polyp += present
+        self.flagged.append(flagged)
+        self.kept.append(present)
+        if self.on_frame is not None:
+            self.on_frame(result)
+
+    def close(self) -> None:
+        """Every frame emitted: the last rows, the overlay, ``frames.csv`` renamed into place."""
+        self.flush_rows(0)
+        if self.overlay is not None:
+            self.overlay.close()
+            self.overlay = None
+        self.rows.commit()
+        self.pool.shutdown(wait=True)
+
+    def abort(self) -> None:
+        """After an error or interrupt: keep the rows of the frames whose PNGs reached the disk."""
+        for job, _ in self.pending:
             if job is not None:
                 job.cancel()
-        pool.shutdown(wait=True)
-        if overlay is not None:
-            overlay.abort()
-        if rows is not None:
-            _salvage_rows(pending, rows)
-            rows.discard()
-        _keep_finished_rows(out_dir, masks_dir, probs_dir if opts.save_prob else None)
-        raise
-    pool.shutdown(wait=True)
+        self.pool.shutdown(wait=True)
+        if self.overlay is not None:
+            self.overlay.abort()
+        if self.rows is not None:
+            _salvage_rows(self.pending, self.rows)
+            self.rows.discard()
+        _keep_finished_rows(self.out_dir, self.masks_dir, self.probs_dir if self.opts.save_prob else None)
+
+
+def _flagged(result: FrameResult) -> bool:
+    """The model flagged the frame: its mask at the threshold has a pixel."""
+    return result.mask_area > 0 if result.mask_area is not None else bool(result.mask.any())
 
 
 def _salvage_rows(pending: deque, rows: "_RowFile") -> None:
@@ -616,7 +713,7 @@ def segment_many(segmenter: Segmenter, sources: list, opts: SegmentOptions,
     """
     from vpscli.engine.device import job_stream
 
-    check_options(jobs=jobs)
+    check_options(jobs=jobs, min_persistence=opts.min_persistence)
     stop = threading.Event()
     results: dict[int, VideoReport] = {}
     failures: dict[str, VpsError] = {}

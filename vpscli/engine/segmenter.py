@@ -212,10 +212,21 @@ class VideoRun:
             self._thread.join(timeout=10)
 
 
-def check_options(*, threshold: float = 0.5, batch: int = 1, fps: float | None = None, jobs: int = 1) -> None:
+#: the longest --min-persistence: the writer holds up to N − 1 whole frames (image, probabilities, mask;
+#: about 10 MB each at 1080p) until their run is decided, so N is bounded; 30 frames is over a second
+#: at 25 fps, far beyond the ≤ 6-frame activations CADe systems suppress
+MAX_MIN_PERSISTENCE = 30
+
+
+def check_options(*, threshold: float = 0.5, batch: int = 1, fps: float | None = None, jobs: int = 1,
+                  min_persistence: int = 1) -> None:
     """Refuse option values that cannot work, before any model is loaded or file written."""
     import math
 
+    if not 1 <= min_persistence <= MAX_MIN_PERSISTENCE:
+        raise UsageError(f"--min-persistence must be between 1 and {MAX_MIN_PERSISTENCE} frames, got {min_persistence}",
+                         fix="give the shortest run of consecutive flagged frames to keep, e.g. --min-persistence 3 "
+                             "(1 keeps every detection)")
     if jobs < 1:
         raise UsageError(f"--jobs must be at least 1, got {jobs}")
     if not (math.isfinite(threshold) and 0.0 <= threshold <= 1.0):

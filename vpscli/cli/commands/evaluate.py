@@ -43,11 +43,25 @@ def evaluate(
         False, "--use-masks",
         help="Score masks/ of vps segment folders that also hold probs/ (default: probs/, the benchmark's input).",
     ),
+    detection: bool = typer.Option(
+        True, "--detection/--no-detection",
+        help="Also report the per-video detection view: frame-level sensitivity and specificity, polyp episodes "
+             "and time to first detection, false-alarm episodes per minute on polyp-free videos (every GT "
+             "frame; a frame is detected when its predicted mask is non-empty)."),
+    threshold: Optional[float] = typer.Option(
+        None, "--threshold", "-t",
+        help="Detection view: binarise the scored maps at v/255 >= this (default: the masks/ of vps segment "
+             "runs — their threshold and persistence filter — and 0.5 for other maps)."),
+    fps: Optional[float] = typer.Option(
+        None, "--fps", help="Detection view: frame rate of the GT frames, for seconds and per-minute rates "
+        "(default: the video's rate recorded by vps segment, else frames only)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or notes."),
 ) -> None:
     """Score predictions against ground truth exactly as the SUN-SEG benchmark toolbox does.
 
     GT > 128 is foreground; predictions are resized to the GT size and min-max normalised; each sequence drops its first and last frame; scores are averaged per sequence, then over sequences. Values match GewelsJI/VPS eval/ to 1e-9 on its inputs (8-bit grey PNGs); palette, 1-bit, 0/1, 16-bit and RGB masks are read as every vps command reads them, with a note. vps segment folders are scored from probs/ when present, else masks/.
+
+    Then the detection view, per video: frame-level sensitivity and specificity (a frame is detected when its predicted mask is non-empty: masks/ of vps segment runs, after their persistence filter; other maps at --threshold), time to first detection of each polyp episode, false-alarm episodes per minute on videos whose GT is empty.
     """
     from vpscli.metrics import build_plan, default_workers, evaluate_plan, parse_metrics
     from vpscli.metrics.ordering import SORT_RULES
@@ -57,6 +71,7 @@ def evaluate(
         raise UsageError(f"unknown --sort {sort!r}", fix=f"use one of: {', '.join(SORT_RULES)}")
     if plot_path is not None and plot_path.suffix.lower() != ".png":
         raise UsageError("--plot writes a PNG file", path=plot_path, fix="give a file name ending in .png")
+    _check_detection_options(threshold, fps)
 
     plan = build_plan(
         pred, gt, sort_rule=sort, keep_ends=keep_ends, allow_missing=allow_missing,
@@ -85,17 +100,27 @@ def evaluate(
     for note in _result_notes(result):
         notice(note, quiet)
 
+    view = None
+    if detection:
+        from vpscli.metrics.detection import detection_view
+
+        view = detection_view(plan, threshold=threshold, fps=fps, workers=max(2, n_workers))
+        for note in _detection_notes(view):
+            notice(note, quiet)
+
     tables_console = err_console if json_path == "-" else out_console
     _print_tables(result, tables_console, per_sequence)
+    if view is not None:
+        _print_detection(result, view, tables_console)
 
     from vpscli.metrics import report
 
     if json_path is not None:
-        text = report.write_json(result, json_path)
+        text = report.write_json(result, json_path, view)
         if json_path == "-":
             out_console.print(text, markup=False, highlight=False)
     if csv_path is not None:
-        report.write_csv(result, csv_path)
+        report.write_csv(result, csv_path, view)
     if plot_path is not None:
         from vpscli.metrics.plot import write_plot
 
@@ -216,6 +241,89 @@ def _print_tables(result, console, per_sequence: bool) -> None:
                     seq_table.add_row(*map(escape, ([method] if len(methods) > 1 else []) + cells))
             print_table(seq_table, console)
     console.print(protocol_line(result), style="dim", markup=False, soft_wrap=True)
+
+
+def _check_detection_options(threshold: float | None, fps: float | None) -> None:
+    import math
+
+    if threshold is not None and not (math.isfinite(threshold) and 0.0 < threshold <= 1.0):
+        raise UsageError(f"--threshold must be in (0, 1], got {threshold}",
+                         fix="give the probability at or above which a pixel is polyp, e.g. --threshold 0.5")
+    if fps is not None and not (math.isfinite(fps) and 0 < fps <= 1000):
+        raise UsageError(f"--fps must be a frame rate in (0, 1000], got {fps}",
+                         fix="give the frame rate the GT frames were recorded at, e.g. --fps 25")
+
+
+def _detection_notes(view) -> list[str]:
+    """Frames of the detection view without a prediction (counted as not detected)."""
+    notes = []
+    for (split, method), dataset in view.items():
+        missing = [s for s in dataset.sequences if s.missing]
+        if missing:
+            where = ("" if split == "." else f"{split}: ") + ("" if method == "." else f"{method}: ")
+            notes.append(f"{where}detection view: {sum(s.missing for s in missing)} GT frame(s) without a prediction "
+                         f"count as not detected: {_first(s.name for s in missing)}")
+    return notes
+
+
+def _print_detection(result, view, console) -> None:
+    """One table per split: per video and pooled, what a clinician asks (see vpscli.metrics.detection)."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    for split in result.plan.splits:
+        methods = [m for m in result.plan.methods if (split.name, m) in view]
+        if not methods:
+            continue
+        table = Table(title=f"Dataset {_split_label(split)} — detection per video", title_justify="left")
+        if len(methods) > 1:
+            table.add_column("Method")
+        for name in ("Sequence", "frames", "GT+ frames", "Sen", "Spe", "polyps detected", "time to first detection",
+                     "false alarms"):
+            table.add_column(name, justify="left" if name in ("Sequence", "time to first detection") else "right")
+        for method in methods:
+            dataset = view[(split.name, method)]
+            prefix = [method] if len(methods) > 1 else []
+            for seq in dataset.sequences:
+                table.add_row(*map(escape, prefix + _sequence_cells(seq)))
+            table.add_row(*map(escape, prefix + _dataset_cells(dataset)), style="bold")
+        print_table(table, console)
+    sources = sorted({s.source for d in view.values() for s in d.sequences})
+    console.print(f"detection: frame detected when its predicted mask is non-empty ({', '.join(sources)}); every GT "
+                  "frame, ends kept; Sen/Spe over frames (pooled for all); time to first detection from each GT "
+                  "episode's first frame; false alarms: episodes of detected frames on videos with an empty GT",
+                  style="dim", markup=False, soft_wrap=True)
+
+
+def _ratio(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
+def _sequence_cells(seq) -> list[str]:
+    delays = []
+    for e in seq.episodes:
+        seconds = seq.seconds(e.delay)
+        delays.append("missed" if e.missed else f"{e.delay}" + (f" ({seconds:.2f} s)" if seconds is not None else ""))
+    shown = ", ".join(delays[:4]) + (f", … ({len(delays)} episodes)" if len(delays) > 4 else "")
+    alarms = "-"
+    if seq.negative:
+        rate = seq.false_alarms_per_minute
+        alarms = f"{seq.false_alarm_episodes}" + (f" ({rate:.2f}/min)" if rate is not None else "")
+    detected = sum(not e.missed for e in seq.episodes)
+    return [seq.name, str(seq.frames), str(seq.gt_positive), _ratio(seq.sensitivity), _ratio(seq.specificity),
+            f"{detected}/{len(seq.episodes)}" if seq.episodes else "-", shown or "-", alarms]
+
+
+def _dataset_cells(dataset) -> list[str]:
+    d = dataset.to_json()
+    median = d["median_time_to_first_detection_frames"]
+    alarms = "-"
+    if d["negative_videos"]:
+        rate = d["false_alarm_episodes_per_minute"]
+        alarms = f"{d['false_alarm_episodes']}" + (f" ({rate:.2f}/min)" if rate is not None else "")
+    return ["all", str(d["frames"]), str(d["gt_positive_frames"]), _ratio(d["sensitivity"]), _ratio(d["specificity"]),
+            f"{d['polyp_episodes_detected']}/{d['polyp_episodes']}" if d["polyp_episodes"] else "-",
+            "-" if median is None else f"median {median:g} frames", alarms]
 
 
 def _split_label(split) -> str:

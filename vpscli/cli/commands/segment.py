@@ -9,6 +9,7 @@ import typer
 
 from vpscli.cli.console import (err_console, error_line, notice, print_table, reports_errors,
                                 sigterm_as_interrupt, warning_line)
+from vpscli.engine.outputs import DEFAULT_MIN_PERSISTENCE
 from vpscli.errors import (EXIT_INTERRUPTED, EXIT_PARTIAL_INPUT, EXIT_TERMINATED, PartialFailure, Terminated,
                            UsageError, VpsError)
 
@@ -38,6 +39,17 @@ def segment(
     fps: Optional[float] = typer.Option(None, "--fps", help="Frame rate of frame-folder inputs (default 25)."),
     jobs: int = typer.Option(1, "--jobs", "-j", help="Videos segmented at once, sharing the model (each with "
                              "its own state and outputs; on CUDA each on its own stream)."),
+    min_persistence: int = typer.Option(
+        DEFAULT_MIN_PERSISTENCE, "--min-persistence", metavar="N",
+        help="Keep a detection only when it lasts N consecutive frames or more; shorter ones are written as "
+             "empty masks (probs/ and max_prob stay the model's raw output). 1 keeps every detection. Default 6, "
+             "chosen on the validation clips with the bundled weights: it lost 4 of 116 detected GT-positive "
+             "frames (3.4 %) of the CVC-ClinicDB valid clips and no polyp, and raised the clean PolypGen "
+             "polyp-free frames from 23.6 % to 37.2 % (README: persistence table)."),
+    expect_negative: bool = typer.Option(
+        False, "--expect-negative", help="The videos are polyp-free: report every flagged frame as a false "
+        "alarm (episodes per minute, longest episode) in the summary and run.json, with a warning when any is "
+        "left after the filter."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or summary table."),
 ) -> None:
     """Segment every frame of each input and write OUT/<name>/{masks/, probs/, overlay.mp4, frames.csv, run.json}.
@@ -49,7 +61,6 @@ def segment(
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
     from rich.markup import escape
-    from rich.table import Table
 
     from vpscli.engine import Segmenter, SegmentOptions, segment_many
     from vpscli.engine.device import check_compile_mode, jobs_cpu_threads, model_cpu_threads, resolve_placement, set_cpu_threads
@@ -60,7 +71,7 @@ def segment(
     # every option is checked before any input is read, model loaded or file written
     if resume and overwrite:
         raise UsageError("--resume and --overwrite exclude each other")
-    check_options(threshold=threshold, batch=batch, fps=fps, jobs=jobs)
+    check_options(threshold=threshold, batch=batch, fps=fps, jobs=jobs, min_persistence=min_persistence)
     check_compile_mode(compile_mode)
     placement = resolve_placement(device, precision)
     model_threads = model_cpu_threads(threads)
@@ -88,7 +99,8 @@ def segment(
     for note in (seg.placement.note, seg.batch_note, seg.weights_note):
         if note:
             notice(note, quiet)
-    opts = SegmentOptions(out_root=out, save_prob=save_prob, overlay=overlay, resume=resume, overwrite=overwrite)
+    opts = SegmentOptions(out_root=out, save_prob=save_prob, overlay=overlay, resume=resume, overwrite=overwrite,
+                          min_persistence=min_persistence, expect_negative=expect_negative)
     running: dict = {}  # source → (progress task, start time), for the videos in progress
     progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                         TextColumn("{task.fields[fps]:.1f} frames/s"), TimeRemainingColumn(),
@@ -114,6 +126,9 @@ def segment(
         elif report is not None:
             for w in report.warnings:
                 warning_line(w)
+            alarm = false_alarm_warning(report)
+            if alarm:
+                warning_line(alarm)
 
     try:
         with sigterm_as_interrupt(), progress:
@@ -131,12 +146,7 @@ def segment(
                           + kept, soft_wrap=True)
         raise typer.Exit(EXIT_TERMINATED if isinstance(e, Terminated) else EXIT_INTERRUPTED) from None
     if not quiet and reports:
-        t = Table("input", "status", "frames", "with polyp", "frames/s", "output")
-        for r in reports:
-            rate = f"{r.frames / r.seconds:.2f}" if r.seconds else "-"
-            t.add_row(escape(r.name), r.status + (f" (kept {r.reused_masks} masks)" if r.reused_masks else ""),
-                      str(r.frames), str(r.frames_with_polyp), rate, escape(str(r.out_dir)))
-        print_table(t)
+        print_table(summary_table(reports, expect_negative))
     if failures:  # each was reported as it happened
         if not reports:
             raise typer.Exit(next(iter(failures.values())).exit_code)
@@ -147,6 +157,52 @@ def segment(
                      f"its decodable frames, run.json says status partial): {', '.join(partial[:5])}"
                      + (" ..." if len(partial) > 5 else "") + f" — exit code {EXIT_PARTIAL_INPUT}")
         raise typer.Exit(EXIT_PARTIAL_INPUT)
+
+
+def summary_table(reports, expect_negative: bool):
+    """One row per video: status, frames, frames with a polyp mask (after the persistence filter) and
+    flagged by the model (before it), episodes and the longest one after it, and — for videos said to
+    be polyp-free — false alarms per minute."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    # "with polyp" counts the masks written (after the filter), as it always has; "flagged by model" beside it
+    # shows what the filter removed
+    columns = ["input", "status", "frames", "with polyp", "flagged by model", "episodes", "longest episode"] + (
+        ["false alarms/min"] if expect_negative else []) + ["frames/s", "output"]
+    t = Table(*columns)
+    for r in reports:
+        rate = f"{r.frames / r.seconds:.2f}" if r.seconds else "-"
+        f = r.flags
+        cells = [str(f.flagged_before), str(f.episodes_after), _longest(f)] if f else ["-"] * 3
+        if expect_negative:
+            per_minute = f.per_minute(f.episodes_after) if f else None
+            cells.append("-" if per_minute is None else f"{per_minute:.2f}")
+        t.add_row(escape(r.name), r.status + (f" (kept {r.reused_masks} masks)" if r.reused_masks else ""),
+                  str(r.frames), str(r.frames_with_polyp), *cells, rate, escape(str(r.out_dir)))
+    return t
+
+
+def _longest(summary) -> str:
+    """``12 frames (0.48 s) from frame 40``, or ``-``."""
+    run = summary.longest
+    if run is None:
+        return "-"
+    seconds = summary.seconds(run.length)
+    return f"{run.length} frames" + (f" ({seconds:.2f} s)" if seconds is not None else "") + f" from frame {run.start}"
+
+
+def false_alarm_warning(report) -> str | None:
+    """A warning for a video said to be polyp-free (``--expect-negative``) that still has flagged frames
+    after the filter; ``None`` otherwise. Said even under ``--quiet``."""
+    f = report.flags
+    if f is None or not f.expect_negative or f.flagged_after == 0:
+        return None
+    per_minute = f.per_minute(f.episodes_after)
+    rate = f" ({per_minute:.2f} per minute)" if per_minute is not None else ""
+    return (f"{report.name}: {f.episodes_after} false-alarm episode(s){rate} on a video said to be polyp-free, "
+            f"{f.flagged_after} of {f.frames} frames flagged after the persistence filter; longest: {_longest(f)} "
+            f"— see {report.out_dir}/frames.csv")
 
 
 def register(app: typer.Typer) -> None:

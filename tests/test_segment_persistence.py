@@ -1,0 +1,250 @@
+"""`vps segment --min-persistence`: short detections emptied, the false-alarm summary, resume, jobs, the CLI.
+
+A scripted stand-in model flags exactly the frames a test names (a polyp-sized ellipse there, nothing
+elsewhere), so every expected mask, row and count is known in advance.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from tests._models import scripted_stand_in
+from vpscli.cli import main
+from vpscli.engine import Segmenter, SegmentOptions, segment_many, segment_video
+from vpscli.engine.outputs import CSV_COLUMNS, frame_row
+from vpscli.errors import OutputError
+from vpscli.io.masks import read_mask
+from vpscli.io.sources import discover_sources, open_source
+from vpscli.synth import SynthConfig, write_clip
+
+#: which of the 24 frames the model flags: runs of 2 (at the start), 4, 1, 3, 1 and 3 (at the end)
+PATTERN = "##..####..#..###...#.###"
+KEPT_N3 = "....####.....###.....###"  # --min-persistence 3 keeps the runs of 3 and more
+
+
+@pytest.fixture(scope="module")
+def v24(tmp_path_factory):
+    d = tmp_path_factory.mktemp("v24")
+    write_clip(d, SynthConfig(frames=24, width=96, height=64, seed=4), "mp4", "v24")
+    return d / "v24.mp4"
+
+
+def read_csv(path):
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def column(rows, key) -> str:
+    return "".join("#" if r[key] == "1" else "." for r in rows)
+
+
+def outputs(folder):
+    """Every mask and probability PNG's pixels, and the frames.csv rows, of one output folder."""
+    pngs = {f"{sub}/{p.name}": read_mask(p).array for sub in ("masks", "probs")
+            for p in sorted((folder / sub).glob("*.png"))}
+    return pngs, read_csv(folder / "frames.csv")
+
+
+def assert_same_outputs(a, b):
+    pngs_a, rows_a = outputs(a)
+    pngs_b, rows_b = outputs(b)
+    assert pngs_a.keys() == pngs_b.keys()
+    for name in pngs_a:
+        np.testing.assert_array_equal(pngs_a[name], pngs_b[name], err_msg=name)
+    assert rows_a == rows_b
+
+
+def test_short_detections_are_emptied_and_summarised(v24, tmp_path):
+    seg = Segmenter(scripted_stand_in(PATTERN), device="cpu")
+    opts = SegmentOptions(out_root=tmp_path / "n3", save_prob=True, min_persistence=3, expect_negative=True)
+    report = segment_video(seg, open_source(v24), opts)
+    raw = SegmentOptions(out_root=tmp_path / "n1", save_prob=True, min_persistence=1)
+    segment_video(seg, open_source(v24), raw)
+    out = tmp_path / "n3" / "v24"
+    rows = read_csv(out / "frames.csv")
+    assert list(rows[0]) == list(CSV_COLUMNS)
+    assert column(rows, "flagged") == PATTERN
+    assert column(rows, "present") == KEPT_N3
+    assert column(rows, "suppressed") == "##........#........#...."
+    for i, row in enumerate(rows):
+        mask = read_mask(out / "masks" / f"{i:06d}.png").array
+        assert mask.any() == (KEPT_N3[i] == "#"), i
+        if row["suppressed"] == "1":
+            assert row["area_fraction"] == "0.000000" and row["bbox_x"] == "" and float(row["max_prob"]) > 0.99
+        # the probability maps stay the model's raw output, suppressed frames included
+        np.testing.assert_array_equal(read_mask(out / "probs" / f"{i:06d}.png").array,
+                                      read_mask(tmp_path / "n1" / "v24" / "probs" / f"{i:06d}.png").array)
+    record = json.loads((out / "run.json").read_text())
+    minutes = 24 / 25 / 60
+    assert record["min_persistence"] == 3 and record["frames_with_polyp"] == 10
+    assert record["false_alarm_summary"] == {
+        "expect_negative": True, "frames": 24, "fps": 25.0,
+        "flagged_frames_before_filter": 14, "flagged_frames_after_filter": 10, "suppressed_frames": 4,
+        "episodes_before_filter": 6, "episodes_after_filter": 3,
+        "longest_episode": {"first_frame": 4, "frames": 4, "seconds": 0.16},
+        "false_alarm_episodes_per_minute_before_filter": round(6 / minutes, 4),
+        "false_alarm_episodes_per_minute": round(3 / minutes, 4)}
+    assert report.flags.flagged_after == 10 and report.frames_with_polyp == 10
+    unfiltered = json.loads((tmp_path / "n1" / "v24" / "run.json").read_text())["false_alarm_summary"]
+    assert unfiltered["flagged_frames_after_filter"] == 14 and unfiltered["false_alarm_episodes_per_minute"] is None
+
+
+@pytest.mark.parametrize("model", ["scripted", "pns-plus"])
+def test_min_persistence_1_writes_exactly_what_the_model_gives(v24, weights, tmp_path, model):
+    """N = 1 is today's output, bit for bit: masks, probabilities and rows are the engine's own."""
+    seg = (Segmenter(scripted_stand_in(PATTERN), device="cpu") if model == "scripted"
+           else Segmenter("pns-plus", weights["pns-plus"], device="cpu"))
+    segment_video(seg, open_source(v24), SegmentOptions(out_root=tmp_path, save_prob=True, min_persistence=1))
+    out = tmp_path / "v24"
+    rows = read_csv(out / "frames.csv")
+    results = list(seg.run(open_source(v24)))
+    assert len(rows) == len(results) == 24
+    flagged = 0
+    for row, r in zip(rows, results):
+        np.testing.assert_array_equal(read_mask(out / "masks" / f"{r.name}.png").array > 0, r.mask)
+        np.testing.assert_array_equal(read_mask(out / "probs" / f"{r.name}.png").array, r.prob)
+        assert row == {k: str(v) for k, v in frame_row(r).items()}
+        assert row["flagged"] == row["present"] and row["suppressed"] == "0"
+        flagged += r.mask.any()
+    if model == "scripted":
+        assert flagged == PATTERN.count("#")
+
+
+def _cut(clean, folder, keep: int) -> None:
+    """``folder``: ``clean`` as an interrupt after ``keep`` written frames leaves it."""
+    shutil.copytree(clean, folder)
+    rows = read_csv(folder / "frames.csv")
+    with open(folder / "frames.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=CSV_COLUMNS)
+        writer.writeheader()
+        writer.writerows(rows[:keep])
+    for sub in ("masks", "probs"):
+        for png in (folder / sub).glob("*.png"):
+            if int(png.stem) >= keep:
+                png.unlink()
+    (folder / "overlay.mp4").unlink(missing_ok=True)
+    record = json.loads((folder / "run.json").read_text())
+    (folder / "run.json").write_text(json.dumps({**record, "status": "interrupted"}))
+
+
+# cut inside the kept run of 4 (frames 4-7) after 2 and 3 of its frames, inside a run of 3, after a suppressed frame
+@pytest.mark.parametrize("keep", [6, 7, 14, 20])
+def test_resume_rebuilds_the_filter_from_the_rows_written(v24, tmp_path, keep):
+    """Frames 6-7 continue a run begun before the cut: only the frames.csv flags of 4-5 tell the
+    resumed run that the run is long enough to keep them."""
+    seg = Segmenter(scripted_stand_in(PATTERN), device="cpu")
+    opts = SegmentOptions(out_root=tmp_path / "clean", save_prob=True, overlay=False, min_persistence=3)
+    segment_video(seg, open_source(v24), opts)
+    _cut(tmp_path / "clean" / "v24", tmp_path / "cut" / "v24", keep)
+    resumed = SegmentOptions(out_root=tmp_path / "cut", save_prob=True, overlay=False, min_persistence=3, resume=True)
+    report = segment_video(seg, open_source(v24), resumed)
+    assert report.status == "complete" and report.reused_masks == keep
+    assert_same_outputs(tmp_path / "clean" / "v24", tmp_path / "cut" / "v24")
+    assert json.loads((tmp_path / "cut" / "v24" / "run.json").read_text())["false_alarm_summary"] == json.loads(
+        (tmp_path / "clean" / "v24" / "run.json").read_text())["false_alarm_summary"]
+
+
+def test_an_interrupt_drops_the_frames_the_filter_holds(v24, tmp_path):
+    """Stopped after the model gave frames 13 and 14 (a run of 3 not yet complete): they are not written;
+    --resume predicts them again and writes what an uninterrupted run writes."""
+    seg = Segmenter(scripted_stand_in(PATTERN), device="cpu")
+    opts = SegmentOptions(out_root=tmp_path / "clean", save_prob=True, min_persistence=3)
+    segment_video(seg, open_source(v24), opts)
+    engine_run = seg.run
+
+    def stop_after_14(*args, **kwargs):
+        for result in engine_run(*args, **kwargs):
+            yield result
+            if result.index == 14:
+                raise KeyboardInterrupt
+
+    seg.run = stop_after_14
+    cut = SegmentOptions(out_root=tmp_path / "cut", save_prob=True, min_persistence=3)
+    with pytest.raises(KeyboardInterrupt):
+        segment_video(seg, open_source(v24), cut)
+    folder = tmp_path / "cut" / "v24"
+    assert json.loads((folder / "run.json").read_text())["status"] == "interrupted"
+    rows = read_csv(folder / "frames.csv")
+    assert 1 <= len(rows) <= 13 and rows == read_csv(tmp_path / "clean" / "v24" / "frames.csv")[:len(rows)]
+    assert sorted(p.stem for p in (folder / "masks").glob("*.png")) == [f"{i:06d}" for i in range(len(rows))]
+    seg.run = engine_run
+    cut.resume = True
+    assert segment_video(seg, open_source(v24), cut).status == "complete"
+    assert_same_outputs(tmp_path / "clean" / "v24", folder)
+
+
+def test_jobs_filter_each_video_as_one_at_a_time(v24, tmp_path):
+    for k in range(2):
+        shutil.copy(v24, tmp_path / f"v{k}.mp4")
+    sources = discover_sources([str(tmp_path / "v0.mp4"), str(tmp_path / "v1.mp4")])
+    seg = Segmenter(scripted_stand_in(PATTERN), device="cpu")
+    for jobs in (1, 2):
+        reports, failures = segment_many(seg, sources, SegmentOptions(out_root=tmp_path / f"j{jobs}", overlay=False,
+                                                                      min_persistence=3), jobs=jobs)
+        assert not failures and [r.flags.flagged_after for r in reports] == [10, 10]
+    for k in range(2):
+        assert_same_outputs(tmp_path / "j1" / f"v{k}", tmp_path / "j2" / f"v{k}")
+        assert column(read_csv(tmp_path / "j2" / f"v{k}" / "frames.csv"), "present") == KEPT_N3
+
+
+def test_resume_refuses_another_min_persistence(v24, tmp_path):
+    seg = Segmenter(scripted_stand_in(PATTERN), device="cpu")
+    opts = SegmentOptions(out_root=tmp_path, overlay=False, min_persistence=3)
+    segment_video(seg, open_source(v24), opts)
+    _cut(tmp_path / "v24", tmp_path / "old" / "v24", 10)
+    with pytest.raises(OutputError, match=r"--min-persistence 3.*fix: pass --min-persistence 3 to continue it"):
+        segment_video(seg, open_source(v24), SegmentOptions(out_root=tmp_path / "old", overlay=False,
+                                                            min_persistence=2, resume=True))
+    # a run written before the filter existed has no min_persistence: its masks are unfiltered, as N = 1 writes
+    record = json.loads((tmp_path / "old" / "v24" / "run.json").read_text())
+    del record["min_persistence"]
+    (tmp_path / "old" / "v24" / "run.json").write_text(json.dumps(record))
+    with pytest.raises(OutputError, match="made with --min-persistence 1"):
+        segment_video(seg, open_source(v24), SegmentOptions(out_root=tmp_path / "old", overlay=False,
+                                                            min_persistence=3, resume=True))
+
+
+@pytest.mark.parametrize("value", ["0", "31", "-2"])
+def test_cli_refuses_a_min_persistence_out_of_range(v24, tmp_path, capsys, value):
+    code = main(["segment", str(v24), "-o", str(tmp_path), "--min-persistence", value])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "--min-persistence must be between 1 and 30 frames" in err and "fix:" in err and "Traceback" not in err
+    assert not (tmp_path / "v24").exists()
+
+
+def _scripted_cli(monkeypatch, pattern: str):
+    """``vps segment`` in this process with the scripted model in place of the bundled weights."""
+    import vpscli.engine
+
+    monkeypatch.setattr(vpscli.engine, "Segmenter",
+                        lambda model, weights, **kw: Segmenter(scripted_stand_in(pattern), device="cpu",
+                                                               threshold=kw["threshold"]))
+
+
+def test_cli_summary_and_false_alarm_warning(v24, tmp_path, capsys, monkeypatch):
+    _scripted_cli(monkeypatch, PATTERN)
+    monkeypatch.setenv("COLUMNS", "250")
+    code = main(["segment", str(v24), "-o", str(tmp_path / "a"), "--min-persistence", "3", "--expect-negative",
+                 "--no-overlay"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    header, row = [line.split("  ") for line in out.splitlines()]  # piped: plain lines, cells 2 spaces apart
+    cells = dict(zip([h.strip() for h in header if h.strip()], [c.strip() for c in row if c.strip()]))
+    assert (cells["with polyp"], cells["flagged by model"], cells["episodes"]) == ("10", "14", "3")
+    assert cells["longest episode"] == "4 frames (0.16 s) from frame 4" and cells["false alarms/min"] == "187.50"
+    warning = "v24: 3 false-alarm episode(s) (187.50 per minute) on a video said to be polyp-free"
+    assert warning in err
+    # --quiet drops the table but never the warning
+    code = main(["segment", str(v24), "-o", str(tmp_path / "b"), "--min-persistence", "3", "--expect-negative",
+                 "--no-overlay", "--quiet"])
+    out, err = capsys.readouterr()
+    assert code == 0 and out == "" and warning in err
+    # without --expect-negative flagged frames are detections: no warning, no false-alarm column
+    code = main(["segment", str(v24), "-o", str(tmp_path / "c"), "--min-persistence", "3", "--no-overlay"])
+    out, err = capsys.readouterr()
+    assert code == 0 and "false-alarm" not in err and "false alarms/min" not in out and "flagged by model" in out
