@@ -101,8 +101,8 @@ def test_compile_with_inductor():
 
 
 def test_training_runs_the_cuda_branches_on_the_cpu(tmp_path, monkeypatch):
-    """`vps train` places its model through the same function: channels-last weights train (gradients and
-    AdamW steps keep their layout) and the run finishes."""
+    """`vps train` places its model through the same function, channels-last (the CUDA layout, and the
+    CPU's for training): the weights train (gradients and AdamW steps keep their layout) and the run finishes."""
     from vpscli.synth import SynthConfig, write_clip
     from vpscli.train import TrainConfig, train
 
@@ -112,13 +112,14 @@ def test_training_runs_the_cuda_branches_on_the_cpu(tmp_path, monkeypatch):
 
     def spy(model, placement, **kw):
         placed["placement"] = placement
-        placed["model"], forward = real(model, Placement(placement.device, placement.dtype, channels_last=True), **kw)
+        placed["model"], forward = real(model, placement, **kw)
         return placed["model"], forward
 
     monkeypatch.setattr("vpscli.train.loop.place_model", spy)
     result = train(TrainConfig(data=[str(tmp_path / "data")], out=str(tmp_path / "run"), model="pns-net", input_size=(64, 128),
                                iters=2, batch=1, device="cpu", augment=False))
-    assert placed["placement"].device.type == "cpu" and not placed["placement"].channels_last  # CPU default
+    # Training is channels-last on the CPU too (Placement.for_training: oneDNN's backward is faster in NHWC)
+    assert placed["placement"] == Placement.for_training(torch.device("cpu")) and placed["placement"].channels_last
     assert placed["model"].training
     four_d = [p for p in placed["model"].parameters() if p.dim() == 4]
     assert all(p.is_contiguous(memory_format=torch.channels_last) for p in four_d)
