@@ -3,7 +3,7 @@ store against the loader it replaced (in the same run), on the CPU or on CUDA.
 
     VPS_DATA=../shared/data python benchmarks/bench_train.py [--models pns-plus,aen-cffm]
         [--backbone res2net50] [--size 224x160] [--batch 2] [--steps 6] [--device cpu]
-        [--workers 0] [--compile-mode default] [--json]
+        [--workers 0] [--loaders legacy,store,store-nchw] [--compile-mode default] [--json]
 
     python benchmarks/bench_train.py --store-memory          # the store at every model's native size
     python benchmarks/bench_train.py --curve --iters 300     # validation after 300 steps, both loaders
@@ -103,12 +103,13 @@ def measure(args, name: str, loader: str, sources, device, size, amp: bool) -> d
     torch.manual_seed(0)
     model = build_model(name, backbone=args.backbone, input_size=size)
     placement = Placement.for_training(device, torch.bfloat16 if amp else None)
-    if args.channels_first:  # the A/B of the training placement's memory format
-        placement = dataclasses.replace(placement, channels_last=False)
+    if loader == "legacy" or loader.endswith("-nchw"):
+        # the replaced training ran in the default memory format on the CPU (channels-last on CUDA only)
+        placement = dataclasses.replace(placement, channels_last=device.type == "cuda" and loader == "legacy")
     model, forward = place_model(model, placement, training=True, mode=args.compile_mode)
     window = window_for(model.spec)
     optimizer = make_optimizer(model, 1e-5, 0.1, fused=device.type == "cuda")
-    if loader == "store":
+    if loader.startswith("store"):
         t0 = time.perf_counter()
         store, cached = build_store(sources, store_size(size), args.cache)
         build_s = time.perf_counter() - t0
@@ -220,10 +221,10 @@ def main() -> int:
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--device", default="cpu")
     p.add_argument("--workers", type=int, default=0, help="legacy loader processes")
-    p.add_argument("--loaders", default="legacy,store")
+    p.add_argument("--loaders", default="legacy,store", help="legacy (the replaced loader and placement), store "
+                   "(vps train today), store-nchw (store without channels-last: the memory format's share)")
     p.add_argument("--compile-mode", default=None)
     p.add_argument("--no-amp", action="store_true")
-    p.add_argument("--channels-first", action="store_true", help="train in the default memory format (A/B)")
     p.add_argument("--cache", default=None, help="store cache folder (default: a temporary one)")
     p.add_argument("--store-memory", action="store_true")
     p.add_argument("--curve", action="store_true")
@@ -250,8 +251,10 @@ def main() -> int:
             size = get_spec(name).input_size if args.size == "native" else parse_size(args.size)
             for loader in args.loaders.split(","):
                 rows.append(measure(args, name, loader, sources, device, size, amp))
-                if loader == "store" and rows[0]["loader"] == "legacy":
-                    rows[-1]["vs_legacy"] = rows[-1]["samples_per_s"] / rows[-2]["samples_per_s"]
+            legacy = next((r for r in rows if r["model"] == name and r["loader"] == "legacy"), None)
+            for r in rows:
+                if legacy and r["model"] == name:
+                    r["vs_legacy"] = r["samples_per_s"] / legacy["samples_per_s"]
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0

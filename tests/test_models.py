@@ -454,3 +454,30 @@ def test_bf16_autocast(small_models, name):
     with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
         logits, _ = model(_clip(1, 3))
     assert logits.shape == (1, 3, 1, *SMALL) and torch.isfinite(logits.float()).all()
+
+
+def test_custom_modules_describe_themselves_and_refuse_bad_arguments():
+    """``repr`` of a model shows the paper's hyper-parameters (NS dilations, CFFM levels, CRL regions,
+    CSA depth); constructors refuse arguments that cannot build a working block."""
+    from vpscli.models.aen import CRL, CSA, CRLStage
+    from vpscli.models.cffm import CFFMAttention
+    from vpscli.models.ns import NSBlock
+
+    pns = repr(build_model("pns-plus", input_size=(64, 64)))
+    assert "dilation=(3, 4, 3, 4)" in pns and "dilation=(1, 2, 1, 2)" in pns  # PNS+ global and local NS blocks
+    aen = repr(build_model("aen-cffm", input_size=(64, 64)))
+    assert "clip_levels=(1, 2, 3), clip_kernels=(7, 5, 3)" in aen and "regions=50, map_size=(16, 16)" in aen
+    assert "classes=1, regions=50, scales=4" in aen and "align_iterations=3" in aen
+    for build, message in (
+        (lambda: NSBlock(32, heads=5), "divisible by heads"),
+        (lambda: NSBlock(32, dilation=(1, 3, 5)), "one entry per head"),
+        (lambda: NSBlock(32, dilation=(0, 3, 5, 7)), "dilation ≥ 1"),
+        (lambda: CFFMAttention(256, clip_levels=(1, 2), clip_kernels=(7, 5, 3)), "one unfold kernel per"),
+        (lambda: CFFMAttention(256, expand=7), "expand and every level"),
+        (lambda: CFFMAttention(250, heads=8), "divisible by heads"),
+        (lambda: CRLStage(64, 32, 0, (8, 8)), "must be positive"),
+        (lambda: CRL([64] * 3, [32] * 4, [(8, 8)] * 4), "four scales"),
+        (lambda: CSA(dim=100, heads=8), "divisible by heads"),
+    ):
+        with pytest.raises(ValueError, match=message):
+            build()

@@ -109,7 +109,10 @@ class CRLStage(nn.Module):
     def __init__(self, backbone_channels: int, pgn_channels: int, regions: int, map_size: tuple[int, int],
                  dim: int = 256):
         super().__init__()
+        if regions < 1 or min(map_size) < 1:
+            raise ValueError(f"regions and map size must be positive, got {regions} and {tuple(map_size)}")
         self.map_size = tuple(map_size)
+        self.regions = regions
         self.backbone_proj = nn.Conv2d(backbone_channels, regions, 1)
         self.pgn_proj = nn.Conv2d(pgn_channels, regions, 1, bias=False)
         self.share = nn.Sequential(
@@ -121,6 +124,9 @@ class CRLStage(nn.Module):
             nn.Linear(dim, dim), nn.ReLU(inplace=True),
             nn.Linear(dim, dim),
         )
+
+    def extra_repr(self) -> str:
+        return f"regions={self.regions}, map_size={self.map_size}, dim={self.mlp[-1].out_features}"
 
     def forward(self, backbone: Tensor, pgn: Tensor) -> Tensor:
         if pgn.shape[-2:] != backbone.shape[-2:]:
@@ -141,11 +147,16 @@ class CRL(nn.Module):
     def __init__(self, backbone_channels: Sequence[int], pgn_channels: Sequence[int],
                  map_sizes: Sequence[tuple[int, int]], classes: int = 1, regions: int = 50, dim: int = 256):
         super().__init__()
+        if not len(backbone_channels) == len(pgn_channels) == len(map_sizes) == 4:
+            raise ValueError("CRL links four scales: backbone_channels, pgn_channels and map_sizes need 4 entries each")
         self.classes, self.regions = classes, regions
         self.stages = nn.ModuleList(
             CRLStage(cb, cp, classes * regions, size, dim)
             for cb, cp, size in zip(backbone_channels, pgn_channels, map_sizes)
         )
+
+    def extra_repr(self) -> str:
+        return f"classes={self.classes}, regions={self.regions}, scales={len(self.stages)}"
 
     def forward(self, backbone: Sequence[Tensor], pgn: Sequence[Tensor]) -> Tensor:
         per_scale = [stage(f, fp) for stage, f, fp in zip(self.stages, backbone, pgn)]
@@ -276,6 +287,11 @@ class CSA(nn.Module):
     def __init__(self, tokens: int = 200, clip_length: int = 3, dim: int = 256, heads: int = 8, ffn: int = 512,
                  encoder_layers: int = 1, decoder_layers: int = 1, align_iterations: int = 3):
         super().__init__()
+        if dim % heads:
+            raise ValueError(f"dim ({dim}) must be divisible by heads ({heads})")
+        if min(tokens, clip_length, align_iterations) < 1:
+            raise ValueError("tokens, clip_length and align_iterations must be at least 1")
+        self.tokens, self.clip_length = tokens, clip_length
         self.token_pos = nn.Parameter(torch.zeros(tokens, dim))
         self.frame_pos = nn.Parameter(torch.zeros(clip_length, dim))
         nn.init.trunc_normal_(self.token_pos, std=0.02)
@@ -286,6 +302,10 @@ class CSA(nn.Module):
         self.decoder_norm = nn.LayerNorm(dim)
         self.memory_read = _MemoryRead(dim)
         self.align = nn.ModuleList(_AlignLayer(dim, heads, ffn) for _ in range(align_iterations))
+
+    def extra_repr(self) -> str:
+        return (f"tokens={self.tokens}, clip_length={self.clip_length}, encoder_layers={len(self.encoder)}, "
+                f"decoder_layers={len(self.decoder)}, align_iterations={len(self.align)}")
 
     def forward(self, e2: Tensor, memory: Tensor | None) -> Tensor:
         b, l, n, d = e2.shape

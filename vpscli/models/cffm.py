@@ -146,6 +146,14 @@ class CFFMAttention(nn.Module):
     def __init__(self, dim: int = 256, heads: int = 8, window: int = 7, expand: int = 3, focal_window: int = 5,
                  clip_levels: Sequence[int] = (1, 2, 3), clip_kernels: Sequence[int] = (7, 5, 3)):
         super().__init__()
+        if dim % heads:
+            raise ValueError(f"dim ({dim}) must be divisible by heads ({heads})")
+        if len(clip_levels) != len(clip_kernels):
+            raise ValueError(f"one unfold kernel per reference level: levels {tuple(clip_levels)}, "
+                             f"kernels {tuple(clip_kernels)}")
+        if not 0 < expand < window or not all(1 <= lvl <= window for lvl in clip_levels):
+            raise ValueError(f"expand and every level must lie in 1 … window ({window}), "
+                             f"got expand {expand}, levels {tuple(clip_levels)}")
         self.dim, self.heads, self.window, self.expand = dim, heads, window, expand
         self.focal_window = focal_window
         self.clip_levels, self.clip_kernels = tuple(clip_levels), tuple(clip_kernels)
@@ -180,6 +188,10 @@ class CFFMAttention(nn.Module):
         self.register_buffer("valid_ind_rolled", torch.stack(masks).flatten().nonzero().view(-1), persistent=False)
         self.qkv = nn.Linear(dim, dim * 3)
         self.proj = nn.Linear(dim, dim)
+
+    def extra_repr(self) -> str:
+        return (f"dim={self.dim}, heads={self.heads}, window={self.window}, expand={self.expand}, "
+                f"focal_window={self.focal_window}, clip_levels={self.clip_levels}, clip_kernels={self.clip_kernels}")
 
     def _bias(self) -> Tensor:
         """Relative-position biases for all key groups: ``(heads, window², N_keys)``."""
@@ -258,6 +270,9 @@ class CFFMBlock(nn.Module):
         for pool in [*self.pool_layers, *self.pool_layers_clips]:
             nn.init.constant_(pool.weight, 1.0 / pool.in_features)
             nn.init.zeros_(pool.bias)
+
+    def extra_repr(self) -> str:
+        return f"window={self.window}, clip_levels={self.clip_levels}"
 
     def forward(self, x: Tensor) -> Tensor:
         b, f, h0, w0, c = x.shape

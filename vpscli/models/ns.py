@@ -103,7 +103,10 @@ class NSBlock(nn.Module):
             raise ValueError(f"channels ({channels}) must be divisible by heads ({heads})")
         if len(radius) != heads or len(dilation) != heads:
             raise ValueError("radius and dilation need one entry per head")
+        if min(radius) < 0 or min(dilation) < 1:
+            raise ValueError(f"radius must be ≥ 0 and dilation ≥ 1, got {tuple(radius)} and {tuple(dilation)}")
         self.heads = heads
+        self.feature_size = tuple(int(s) for s in feature_size)
         self.head_dim = channels // heads
         self.radius = tuple(int(r) for r in radius)
         self.dilation = tuple(int(d) for d in dilation)
@@ -113,6 +116,10 @@ class NSBlock(nn.Module):
         self.output_Linear = nn.Conv3d(channels, channels, 1, bias=False)
         # One LayerNorm shared by all heads (the official "self-adapting layer normalisation").
         self.bn = nn.LayerNorm([self.head_dim, *feature_size])
+
+    def extra_repr(self) -> str:
+        return (f"channels={self.heads * self.head_dim}, heads={self.heads}, feature_size={self.feature_size}, "
+                f"radius={self.radius}, dilation={self.dilation}")
 
     @staticmethod
     def _pointwise(conv: nn.Conv3d, x: Tensor) -> Tensor:
