@@ -101,6 +101,7 @@ def _option(column: str, value: str, where: str):
     from vpscli.engine.segmenter import check_options
     from vpscli.models.registry import available_models
 
+    cell_fix = f"correct the {column} cell, or leave it empty for the command's value"
     try:
         if column == "model":
             if value not in available_models():
@@ -115,10 +116,9 @@ def _option(column: str, value: str, where: str):
         return number
     except ValueError:
         kind = "a number between 0 and 1" if column == "threshold" else "a whole number of frames"
-        raise UsageError(f"{column} must be {kind}, got {value!r}", path=where,
-                         fix=f"correct the {column} cell, or leave it empty for the command's value") from None
+        raise UsageError(f"{column} must be {kind}, got {value!r}", path=where, fix=cell_fix) from None
     except VpsError as e:
-        raise UsageError(f"{column}: {e.message}", path=where, fix=e.fix) from None
+        raise UsageError(f"{column}: {e.message}", path=where, fix=e.fix or cell_fix) from None
 
 
 def parse_shard(text: str | None) -> tuple[int, int] | None:
