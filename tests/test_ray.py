@@ -150,3 +150,28 @@ def test_a_killed_worker_is_retried_and_the_retry_continues_from_its_frames(clus
     assert entries["c0"]["attempts"] == 1
     run = json.loads((out / "c2" / "run.json").read_text())
     assert run["status"] == "complete" and 0 < run["resumed_with_existing_masks"] < 8
+
+
+def test_ctrl_c_cancels_the_tasks_and_they_record_the_interrupt(cluster, clips, tmp_path):
+    import signal
+    import time
+
+    d, w = clips
+    write_clip(tmp_path, SynthConfig(frames=150, width=96, height=64, seed=44), "mp4", "long")
+    proc = subprocess.Popen([sys.executable, "-m", "vpscli", "segment", tmp_path / "long.mp4", "-w", w, "-o",
+                             tmp_path / "out", "--ray", cluster], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    masks = tmp_path / "out" / "long" / "masks"
+    deadline = time.time() + 120
+    while time.time() < deadline and len(list(masks.glob("*.png"))) < 5 and proc.poll() is None:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    if proc.returncode == 0:
+        pytest.skip("the run finished before the interrupt arrived")
+    assert proc.returncode == 130, err
+    assert "interrupted" in err and "--resume" in err and "Traceback" not in err
+    run = json.loads((tmp_path / "out" / "long" / "run.json").read_text())
+    assert run["status"] == "interrupted" and 0 < run["frames"] < 150  # the task stopped, and said so
+    batch = json.loads((tmp_path / "out" / "batch.json").read_text())
+    assert batch["statuses"] == {"interrupted": 1}
