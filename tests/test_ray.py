@@ -175,3 +175,14 @@ def test_ctrl_c_cancels_the_tasks_and_they_record_the_interrupt(cluster, clips, 
     assert run["status"] == "interrupted" and 0 < run["frames"] < 150  # the task stopped, and said so
     batch = json.loads((tmp_path / "out" / "batch.json").read_text())
     assert batch["statuses"] == {"interrupted": 1}
+
+
+def test_workers_running_another_vps_stop_the_batch_with_one_line(cluster):
+    import vpscli
+    from vpscli.batch.ray_backend import _check_worker_version
+    from vpscli.errors import InputError
+
+    _check_worker_version(ray, ray.put(vpscli.__version__))  # the same version: nothing to say
+    with pytest.raises(InputError) as e:
+        _check_worker_version(ray, ray.put("0.0.1"))
+    assert "the Ray workers run vps 0.0.1" in e.value.one_line() and "on every node" in e.value.one_line()

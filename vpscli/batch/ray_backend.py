@@ -62,15 +62,30 @@ def connect(address: str) -> bool:
     if address == "local":
         ray.init(include_dashboard=False, **quiet)
         return True
+    if address != "auto":
+        _token_auth_when_token_available()
     try:
         ray.init(address=address, **quiet)
     except ConnectionError as e:
         if address != "auto":
             raise InputError(f"cannot reach the Ray cluster at {address} ({e})",
-                             fix="start it with `ray start --head` and pass the address it prints, or use --ray "
-                                 "local for a Ray instance on this machine") from None
+                             fix="start it with `ray start --head` and pass the address it prints (a cluster with "
+                                 "token authentication also needs its token here: ~/.ray/auth_token or "
+                                 "RAY_AUTH_TOKEN), or use --ray local for a Ray instance on this machine") from None
         ray.init(include_dashboard=False, **quiet)  # no cluster running: one on this machine
     return True
+
+
+def _token_auth_when_token_available() -> None:
+    """Ray 2.5x clusters started by ``ray start`` use token authentication by default, but a driver given an
+    explicit address sends its token only in token mode, which Ray turns on by itself only for ``auto`` and
+    local instances (measured with Ray 2.60: ``--ray HOST:PORT`` was refused with InvalidAuthToken while
+    ``--ray auto`` joined the same instance). Where a token is available and the user chose no mode, use it."""
+    if os.environ.get("RAY_AUTH_MODE"):
+        return
+    token_file = Path(os.environ.get("RAY_AUTH_TOKEN_PATH") or Path.home() / ".ray" / "auth_token")
+    if os.environ.get("RAY_AUTH_TOKEN") or token_file.is_file():
+        os.environ["RAY_AUTH_MODE"] = "token"
 
 
 def task_device(device: str, gpus_per_video: float) -> str:
@@ -246,13 +261,17 @@ def segment_tasks(tasks: list[SegmentTask], *, gpus_per_video: float, cpus_per_v
     def submit(i: int, attempt: int) -> None:
         pending[remote.remote(tasks[i], attempt, counter)] = (i, attempt)
 
+    version_check = ray.remote(num_cpus=0)(_worker_vps_version).remote()
     for i in range(len(tasks)):
         submit(i, 0)
     frames = 0
     try:
         while pending:
             ready, _ = ray.wait(list(pending), num_returns=len(pending), timeout=0.5)
-            frames = ray.get(counter.total.remote())
+            if version_check is not None and ray.wait([version_check], timeout=0)[0]:
+                _check_worker_version(ray, version_check)
+                version_check = None
+            frames = _frames_so_far(ray, counter, frames)
             for ref in ready:
                 i, attempt = pending.pop(ref)
                 try:
@@ -266,9 +285,40 @@ def segment_tasks(tasks: list[SegmentTask], *, gpus_per_video: float, cpus_per_v
                     continue
                 on_result(i, result, None, attempt + 1, frames)
             on_tick(frames)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, VpsError):
         _cancel(ray, list(pending))
         raise
+
+
+def _worker_vps_version() -> str:
+    import vpscli
+
+    return vpscli.__version__
+
+
+def _check_worker_version(ray, ref) -> None:
+    """The workers run this vps (a node without it, or with another version, would fail or differ on
+    every video): a one-line error before the batch goes on, else nothing."""
+    import vpscli
+
+    fix = ("install the same vps, with its ray extra, on every node of the cluster (pip install 'vps[ray]'), "
+           "then run the same command with --resume")
+    try:
+        theirs = ray.get(ref)
+    except ray.exceptions.RayError as e:
+        cause = getattr(e, "cause", None) or e
+        raise InputError(f"the Ray workers cannot run vps ({type(cause).__name__}: "
+                         f"{str(cause).strip().splitlines()[-1] if str(cause).strip() else ''})", fix=fix) from None
+    if theirs != vpscli.__version__:
+        raise InputError(f"the Ray workers run vps {theirs}, this command vps {vpscli.__version__}", fix=fix)
+
+
+def _frames_so_far(ray, counter, last: int) -> int:
+    """Frames the tasks reported (for frames/s); the last count when the counter cannot be read."""
+    try:
+        return ray.get(counter.total.remote(), timeout=5)
+    except ray.exceptions.RayError:
+        return last
 
 
 def _cancel(ray, refs: list) -> None:

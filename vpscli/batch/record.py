@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import os
 import socket
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -103,13 +103,3 @@ def write_batch_json(path: Path, outcomes: list[VideoOutcome], *, started: datet
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     return write_text_atomic(path, json.dumps(record, indent=2) + "\n")
 
-
-@dataclass
-class BatchTally:
-    """Counts for the one progress view of a batch."""
-
-    total: int
-    done: int = 0
-    failed: int = 0
-    frames: int = 0
-    outcomes: dict = field(default_factory=dict)  # job index → VideoOutcome

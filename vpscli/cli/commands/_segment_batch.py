@@ -82,8 +82,8 @@ class BatchLog:
         """``batch.json``; videos without an outcome (an interrupt came first) are ``interrupted``."""
         from vpscli.batch.record import write_batch_json
 
-        outcomes = [self.outcomes.get(i) or outcome_of_failure(job, self.out_root, "stopped by an interrupt before "
-                                                               "it finished", status="interrupted")
+        outcomes = [self.outcomes.get(i) or outcome_of_failure(job, self.out_root, "the batch stopped (interrupt or "
+                                                               "error) before it finished", status="interrupted")
                     for i, job in enumerate(self.jobs)]
         try:
             write_batch_json(path, outcomes, started=self.started, backend=backend, extra=extra)

@@ -8,7 +8,8 @@ import typer
 
 from vpscli.cli.console import err_console, notice, print_table, reports_errors, sigterm_as_interrupt, warning_line
 from vpscli.engine.outputs import DEFAULT_MIN_PERSISTENCE
-from vpscli.errors import EXIT_INTERRUPTED, EXIT_PARTIAL_INPUT, EXIT_TERMINATED, PartialFailure, Terminated, UsageError
+from vpscli.errors import (EXIT_INTERRUPTED, EXIT_PARTIAL_INPUT, EXIT_TERMINATED, PartialFailure, Terminated,
+                           UsageError, VpsError)
 
 
 @reports_errors
@@ -131,9 +132,11 @@ def segment(
             else:
                 run_on_ray(job_list, log, cfg, opts, address=ray, gpus_per_video=gpus_per_video,
                            cpus_per_video=cpus_per_video, max_retries=max_retries, progress=progress)
-    except KeyboardInterrupt as e:
+    except (KeyboardInterrupt, VpsError) as e:  # what finished is kept, and the summary says what did not
         if is_batch:
             log.write(batch_json_path(out, shard_index), "ray" if ray else "local", _batch_extra(ray, shard))
+        if isinstance(e, VpsError):
+            raise
         _report_interrupt(e, progress.running_names(), out, overwrite)
     if is_batch:
         log.write(batch_json_path(out, shard_index), "ray" if ray else "local", _batch_extra(ray, shard))
