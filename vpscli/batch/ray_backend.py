@@ -41,6 +41,7 @@ PROGRESS_EVERY_S = 1.0
 
 def import_ray():
     """The ``ray`` module, or a one-line error naming the extra to install."""
+    _token_auth_when_token_available()  # before Ray reads its configuration, at import
     try:
         import ray
     except ImportError:
@@ -62,8 +63,6 @@ def connect(address: str) -> bool:
     if address == "local":
         ray.init(include_dashboard=False, **quiet)
         return True
-    if address != "auto":
-        _token_auth_when_token_available()
     try:
         ray.init(address=address, **quiet)
     except ConnectionError as e:
@@ -80,7 +79,8 @@ def _token_auth_when_token_available() -> None:
     """Ray 2.5x clusters started by ``ray start`` use token authentication by default, but a driver given an
     explicit address sends its token only in token mode, which Ray turns on by itself only for ``auto`` and
     local instances (measured with Ray 2.60: ``--ray HOST:PORT`` was refused with InvalidAuthToken while
-    ``--ray auto`` joined the same instance). Where a token is available and the user chose no mode, use it."""
+    ``--ray auto`` joined the same instance). Where a token is available and the user chose no mode, use it;
+    Ray reads the mode when it is imported, so this runs before."""
     if os.environ.get("RAY_AUTH_MODE"):
         return
     token_file = Path(os.environ.get("RAY_AUTH_TOKEN_PATH") or Path.home() / ".ray" / "auth_token")
