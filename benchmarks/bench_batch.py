@@ -18,8 +18,9 @@ Each round runs, one after another, as ``vps`` subprocesses (so each pays its ow
   before (``ray start --head``, as on a cluster), so starting and stopping Ray is not counted.
 
 Overhead = wall time / single's − 1 (target ≤ 10 %); "videos' own s" sums each video's ``segment_video``
-time from ``batch.json`` (wall time minus start-up, scheduling and shutdown, for one task at a time). Outputs are checked equal to ``single``'s (masks and
-frames.csv, byte for byte) for the rows with the same threads (one task at a time).
+time from ``batch.json`` (wall time minus start-up, scheduling and shutdown, for one task at a time).
+Outputs are checked equal to ``single``'s (masks and frames.csv, byte for byte) for the rows with the same
+threads (one task at a time). The measured table is in the README ("What Ray costs").
 
 Storage: the bundled model on ``--storage-clip`` (default: a 1920×1080 48-frame synthetic clip, and the
 first CVC-ClinicDB valid clip when ``VPS_DATA`` holds it) with ``--save-prob``: bytes per frame of a mask
@@ -102,7 +103,8 @@ def overhead(args, work: Path) -> list[dict]:
         best = min(times[mode])
         equal = None if i in (0, 2) else all(same_outputs(work / f"out-{r}-0", work / f"out-{r}-{i}")
                                              for r in range(args.rounds))
-        rows.append({"mode": mode, "wall_s": [round(t, 1) for t in times[mode]], "frames_per_s": round(frames / best, 2),
+        rows.append({"mode": mode, "wall_s": [round(t, 1) for t in times[mode]],
+                     "frames_per_s": round(frames / best, 2),
                      "overhead": round(best / single - 1, 3), "outputs_equal_single": equal,
                      "video_s": [round(t, 1) for t in video_s[mode]]})
     return rows
