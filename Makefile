@@ -12,7 +12,7 @@ $(BIN)/vps: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q $(TORCH)
-	$(BIN)/python -m pip install -q -e '.[dev,train]'
+	$(BIN)/python -m pip install -q -e '.[dev,train,ray]'
 	touch $(BIN)/vps
 
 install: $(BIN)/vps

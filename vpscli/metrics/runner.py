@@ -26,6 +26,12 @@ def _score_task(task: tuple[Path, list[Path | None], frozenset[str]]) -> list[Fr
     return score_paths(*task)
 
 
+def score_frames(tasks: list) -> list[list[FrameScores]]:
+    """Score a run of frames (one sequence) in this process, OpenCV single-threaded (as pool workers)."""
+    _init_worker()
+    return [_score_task(t) for t in tasks]
+
+
 def _init_worker() -> None:
     import cv2
 
@@ -71,11 +77,15 @@ def evaluate_plan(
     workers: int = 1,
     extra_families: Iterable[str] = (),
     on_frame: Callable[[int], None] | None = None,
+    scorer: Callable | None = None,
 ) -> EvaluationResult:
     """Score every evaluated frame of ``plan`` and average them.
 
     ``extra_families`` adds measure families beyond those ``metrics`` need (curves for a plot);
-    ``on_frame(n)`` is called as frames complete (for a progress bar).
+    ``on_frame(n)`` is called as frames complete (for a progress bar). ``scorer(sequence_keys, tasks)``,
+    when given, scores the frames elsewhere (``vps evaluate --ray``): ``tasks`` are the frames' scoring
+    tasks and ``sequence_keys`` their ``(split, case)``; it yields each frame's scores in the order given,
+    so the accumulation, and every number, is that of a local run.
     """
     families = families_for(metrics) | frozenset(extra_families)
     jobs = list(plan.frame_jobs())
@@ -87,7 +97,10 @@ def evaluate_plan(
     import cv2
 
     cv2_threads = cv2.getNumThreads()
-    if workers > 1 and len(jobs) >= 2:
+    if scorer is not None:
+        executor = None
+        results = scorer([(split, case) for split, case, *_ in jobs], list(tasks))
+    elif workers > 1 and len(jobs) >= 2:
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
 

@@ -55,6 +55,11 @@ def evaluate(
     fps: Optional[float] = typer.Option(
         None, "--fps", help="Detection view: frame rate of the GT frames, for seconds and per-minute rates "
         "(default: the video's rate recorded by vps segment, else frames only)."),
+    ray: Optional[str] = typer.Option(
+        None, "--ray", metavar="auto|local|ADDRESS",
+        help="Score each sequence as a Ray task (pip install 'vps[ray]'; same numbers as a local run; "
+             "--workers is then unused): auto joins the running cluster or starts one here, local starts one "
+             "here, else a cluster address. Every worker must see PRED and GT at the same paths."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or notes."),
 ) -> None:
     """Score predictions against ground truth exactly as the SUN-SEG benchmark toolbox does.
@@ -63,7 +68,7 @@ def evaluate(
 
     Then the detection view, per video: frame-level sensitivity and specificity (a frame is detected when its predicted mask is non-empty: masks/ of vps segment runs, after their persistence filter; other maps at --threshold), time to first detection of each polyp episode, false-alarm episodes per minute on videos whose GT is empty.
     """
-    from vpscli.metrics import build_plan, default_workers, evaluate_plan, parse_metrics
+    from vpscli.metrics import build_plan, default_workers, parse_metrics
     from vpscli.metrics.ordering import SORT_RULES
 
     keys = parse_metrics(metrics)
@@ -72,6 +77,10 @@ def evaluate(
     if plot_path is not None and plot_path.suffix.lower() != ".png":
         raise UsageError("--plot writes a PNG file", path=plot_path, fix="give a file name ending in .png")
     _check_detection_options(threshold, fps)
+    if ray is not None:
+        from vpscli.batch.ray_backend import import_ray
+
+        import_ray()  # before any work: a one-line error naming the extra when Ray is missing
 
     plan = build_plan(
         pred, gt, sort_rule=sort, keep_ends=keep_ends, allow_missing=allow_missing,
@@ -85,18 +94,8 @@ def evaluate(
     n_jobs = plan.n_frames
     n_workers = workers or default_workers(n_jobs * len(plan.methods))
     extra = ("emeasure", "fmeasure", "medical") if plot_path is not None else ()
-    if quiet or n_jobs * len(plan.methods) < PROGRESS_MIN_FRAMES:
-        result = evaluate_plan(plan, keys, workers=n_workers, extra_families=extra)
-    else:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-        columns = (TextColumn("evaluating"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-        with Progress(*columns, console=err_console, transient=True) as progress:
-            task = progress.add_task("frames", total=n_jobs)
-            result = evaluate_plan(
-                plan, keys, workers=n_workers, extra_families=extra,
-                on_frame=lambda n: progress.advance(task, n),
-            )
+    result = _score(plan, keys, n_workers, extra, ray, show_progress=not quiet and n_jobs * len(plan.methods)
+                    >= PROGRESS_MIN_FRAMES)
     for note in _result_notes(result):
         notice(note, quiet)
 
@@ -128,6 +127,33 @@ def evaluate(
     for label, path in (("JSON", json_path), ("CSV", csv_path), ("plot", plot_path)):
         if path is not None and str(path) != "-":
             notice(f"{label} written to {path}", quiet)
+
+
+def _score(plan, keys, n_workers: int, extra, ray: str | None, show_progress: bool):
+    """Score the plan in this process (``n_workers`` processes) or, with ``ray``, one Ray task per sequence."""
+    from vpscli.metrics import evaluate_plan
+
+    started = False
+    scorer = None
+    if ray is not None:
+        from vpscli.batch.ray_backend import connect, score_sequences
+
+        started, scorer = connect(ray), score_sequences
+    try:
+        if not show_progress:
+            return evaluate_plan(plan, keys, workers=n_workers, extra_families=extra, scorer=scorer)
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        columns = (TextColumn("evaluating"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+        with Progress(*columns, console=err_console, transient=True) as progress:
+            task = progress.add_task("frames", total=plan.n_frames)
+            return evaluate_plan(plan, keys, workers=n_workers, extra_families=extra, scorer=scorer,
+                                 on_frame=lambda n: progress.advance(task, n))
+    finally:
+        if started:
+            import ray as ray_module
+
+            ray_module.shutdown()
 
 
 def _print_matched(plan, quiet: bool) -> None:

@@ -1,14 +1,12 @@
 """``vps segment``: segment whole videos clip by clip — masks, probabilities, overlay, summary."""
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import List, Optional
 
 import typer
 
-from vpscli.cli.console import (err_console, error_line, notice, print_table, reports_errors,
-                                sigterm_as_interrupt, warning_line)
+from vpscli.cli.console import err_console, notice, print_table, reports_errors, sigterm_as_interrupt, warning_line
 from vpscli.engine.outputs import DEFAULT_MIN_PERSISTENCE
 from vpscli.errors import (EXIT_INTERRUPTED, EXIT_PARTIAL_INPUT, EXIT_TERMINATED, PartialFailure, Terminated,
                            UsageError, VpsError)
@@ -16,7 +14,8 @@ from vpscli.errors import (EXIT_INTERRUPTED, EXIT_PARTIAL_INPUT, EXIT_TERMINATED
 
 @reports_errors
 def segment(
-    inputs: List[str] = typer.Argument(..., help="Video files, frame folders, SUN-SEG roots (Frame/<case>/) or globs."),
+    inputs: Optional[List[str]] = typer.Argument(None, help="Video files, frame folders, SUN-SEG roots (Frame/<case>/) "
+                                                 "or globs."),
     model: Optional[str] = typer.Option(None, "--model", "-m", help="aen-cffm, cffm, pns-plus, aen-pns-plus, pns-net "
                                         "(default: the one --weights records, else the best with bundled weights)."),
     weights: Optional[Path] = typer.Option(None, "--weights", "-w", help="Checkpoint file (default: bundled weights)."),
@@ -50,6 +49,27 @@ def segment(
         False, "--expect-negative", help="The videos are polyp-free: report every flagged frame as a false "
         "alarm (episodes per minute, longest episode) in the summary and run.json, with a warning when any is "
         "left after the filter."),
+    manifest: Optional[Path] = typer.Option(
+        None, "--manifest", metavar="FILE",
+        help="More inputs: a text file of paths (one per line, # comments) or a CSV with a path column and "
+             "optional per-video columns model, threshold, min_persistence. Relative paths are taken from the "
+             "manifest's folder."),
+    shard: Optional[str] = typer.Option(
+        None, "--shard", metavar="I/N",
+        help="Only share I of N (0-based) of all inputs: sorted by output name, every N-th from I — for array "
+             "jobs writing into one --out (names, --resume and --overwrite are those of one run)."),
+    ray: Optional[str] = typer.Option(
+        None, "--ray", metavar="auto|local|ADDRESS",
+        help="Run each video as a Ray task (pip install 'vps[ray]'): auto joins the running cluster "
+             "(RAY_ADDRESS, ray start) or starts one here, local starts one here, else a cluster address."),
+    gpus_per_video: float = typer.Option(
+        0.0, "--gpus-per-video", help="With --ray: GPUs per video task (0.25: four videos share a GPU; 0: CPU)."),
+    cpus_per_video: float = typer.Option(
+        1.0, "--cpus-per-video", help="With --ray: CPUs per video task; the model gets this minus one thread "
+        "(at least 1) unless --threads says otherwise."),
+    max_retries: int = typer.Option(
+        2, "--max-retries", help="With --ray: retries of a video whose worker died or raised an unexpected "
+        "error (each retry continues from the frames written); input errors are not retried."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or summary table."),
 ) -> None:
     """Segment every frame of each input and write OUT/<name>/{masks/, probs/, overlay.mp4, frames.csv, run.json}.
@@ -57,94 +77,114 @@ def segment(
     Masks are 8-bit 0/255 PNGs at the source resolution, named 000000.png (0-based frame index) for videos
     and by frame name for frame folders. Exit codes: 3 when some inputs failed and the others finished;
     4 when every input finished but some were partial (a truncated video: only its decodable frames);
-    130 on Ctrl-C and 143 on SIGTERM (finished frames kept; --resume continues).
+    130 on Ctrl-C and 143 on SIGTERM (finished frames kept; --resume continues). A batch (several
+    inputs, --manifest, --shard or --ray) also writes OUT/batch.json (OUT/batch-shard-I-of-N.json).
     """
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-    from rich.markup import escape
-
-    from vpscli.engine import Segmenter, SegmentOptions, segment_many
-    from vpscli.engine.device import check_compile_mode, jobs_cpu_threads, model_cpu_threads, resolve_placement, set_cpu_threads
+    from vpscli.batch.manifest import parse_shard, read_manifest
+    from vpscli.batch.record import VideoSettings, batch_json_path
+    from vpscli.cli.commands._segment_batch import (BatchLog, LocalProgress, RayProgress, RunConfig, gather_jobs,
+                                                    run_local, run_on_ray)
+    from vpscli.engine import SegmentOptions
+    from vpscli.engine.device import check_compile_mode, model_cpu_threads, resolve_placement
     from vpscli.engine.outputs import check_output_root
     from vpscli.engine.segmenter import check_options
-    from vpscli.io.sources import discover_sources, distinct_names
 
     # every option is checked before any input is read, model loaded or file written
     if resume and overwrite:
         raise UsageError("--resume and --overwrite exclude each other")
     check_options(threshold=threshold, batch=batch, fps=fps, jobs=jobs, min_persistence=min_persistence)
     check_compile_mode(compile_mode)
-    placement = resolve_placement(device, precision)
-    model_threads = model_cpu_threads(threads)
-    sources, failures = [], {}
-    for text in inputs:  # a missing input fails alone; the others still run
-        try:
-            sources.extend(discover_sources([text], fps=fps))
-        except VpsError as e:
-            failures[text] = e
-            error_line(e.one_line())
-    if not sources:
-        raise typer.Exit(next(iter(failures.values())).exit_code)
-    sources = distinct_names(sources)  # across all inputs: dayA/x.mp4 and dayB/x.mp4 never share OUT/x
-    if threads is None:  # videos segmented at once share the model's cores (--threads is taken as given)
-        model_threads = jobs_cpu_threads(model_threads, min(jobs, len(sources)))
+    model_cpu_threads(threads)  # checks --threads
+    shard_index = parse_shard(shard)
+    if ray is None:
+        resolve_placement(device, precision)
+    else:
+        _check_ray_options(device, precision, gpus_per_video, cpus_per_video, max_retries, jobs)
+    entries = read_manifest(manifest) if manifest is not None else []
+    if not inputs and not entries:
+        raise UsageError("no inputs", fix="give videos, frame folders or globs, or --manifest FILE")
     check_output_root(out)
     if model is None:
         from vpscli.models.weights import default_model, read_metadata
 
         model = (read_metadata(weights).get("model") if weights is not None else None) or default_model()
-    # deliberately, before the model runs: the model's threads and the pipeline's must not oversubscribe
-    set_cpu_threads(model_threads if placement.device.type == "cpu" else None)
-    seg = Segmenter(model, weights, device=device, precision=precision, threshold=threshold, batch=batch,
-                    compile=compile_model, compile_mode=compile_mode)
-    for note in (seg.placement.note, seg.batch_note, seg.weights_note):
-        if note:
-            notice(note, quiet)
+    if weights is not None and any("model" in e.options for e in entries):
+        raise UsageError("the manifest's model column needs the bundled weights (--weights fixes one model)",
+                         path=manifest, fix="drop --weights, or the model column")
+    job_list, failures = gather_jobs(list(inputs or []), entries, fps, shard_index,
+                                     VideoSettings(model, threshold, min_persistence), absolute=ray is not None)
+    if shard_index is not None:
+        notice(f"shard {shard}: {len(job_list)} input(s) of this shard", quiet)
+    if not job_list:
+        if failures:
+            raise typer.Exit(next(iter(failures.values())).exit_code)
+        return  # an empty shard: nothing to do
     opts = SegmentOptions(out_root=out, save_prob=save_prob, overlay=overlay, resume=resume, overwrite=overwrite,
                           min_persistence=min_persistence, expect_negative=expect_negative)
-    running: dict = {}  # source → (progress task, start time), for the videos in progress
-    progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                        TextColumn("{task.fields[fps]:.1f} frames/s"), TimeRemainingColumn(),
-                        console=err_console, disable=quiet, transient=True)
-
-    def on_start(source):
-        try:
-            total = source.probe().frame_count
-        except Exception:  # reported by segment_video
-            total = None
-        running[source] = (progress.add_task(source.name, total=total, fps=0.0), time.perf_counter())
-
-    def on_frame(source, result):
-        task, t0 = running[source]
-        done = result.index + 1
-        elapsed = time.perf_counter() - t0
-        progress.update(task, completed=done, fps=done / elapsed if elapsed > 0 else 0.0)
-
-    def on_done(source, report, error):
-        progress.remove_task(running.pop(source)[0])
-        if error is not None:
-            error_line(error.one_line())
-        elif report is not None:
-            for w in report.warnings:
-                warning_line(w)
-            alarm = false_alarm_warning(report)
-            if alarm:
-                warning_line(alarm)
-
+    cfg = RunConfig(weights, device, precision, batch, compile_model, compile_mode, threads, quiet)
+    log = BatchLog(job_list, out)
+    is_batch = len(job_list) + len(failures) > 1 or manifest is not None or shard_index is not None or ray is not None
+    progress = LocalProgress(quiet) if ray is None else RayProgress(len(job_list), quiet)
     try:
-        with sigterm_as_interrupt(), progress:
-            reports, failed = segment_many(seg, sources, opts, on_start, on_frame, on_done, jobs=jobs)
-        failures.update(failed)
-    except KeyboardInterrupt as e:
-        names = [escape(src.name) for src in running] or ["the current video"]
-        name = ", ".join(names)
-        if overwrite:
-            kept = f"the earlier outputs of {name} in {out}/ are unchanged (--overwrite replaces them only once a run " \
-                   "has finished); finished videos are kept — run the same command again to redo it"
-        else:
-            kept = f"finished frames are kept in {out}/ — run the same command with --resume to continue"
-        err_console.print(f"[red]{'terminated' if isinstance(e, Terminated) else 'interrupted'}[/] during {name}: "
-                          + kept, soft_wrap=True)
-        raise typer.Exit(EXIT_TERMINATED if isinstance(e, Terminated) else EXIT_INTERRUPTED) from None
+        with sigterm_as_interrupt(), progress.view:
+            if ray is None:
+                run_local(job_list, log, cfg, opts, jobs, progress)
+            else:
+                run_on_ray(job_list, log, cfg, opts, address=ray, gpus_per_video=gpus_per_video,
+                           cpus_per_video=cpus_per_video, max_retries=max_retries, progress=progress)
+    except (KeyboardInterrupt, VpsError) as e:  # what finished is kept, and the summary says what did not
+        if is_batch:
+            log.write(batch_json_path(out, shard_index), "ray" if ray else "local", _batch_extra(ray, shard))
+        if isinstance(e, VpsError):
+            raise
+        _report_interrupt(e, progress.running_names(), out, overwrite)
+    if is_batch:
+        log.write(batch_json_path(out, shard_index), "ray" if ray else "local", _batch_extra(ray, shard))
+    _finish(log.ordered_reports(), {**failures, **log.failures}, quiet, expect_negative)
+
+
+def _check_ray_options(device: str, precision: str, gpus_per_video: float, cpus_per_video: float,
+                       max_retries: int, jobs: int) -> None:
+    """--ray's options, checked on this machine (which may have no GPU: the tasks' devices are resolved in
+    the tasks, by the same resolver); Ray itself must be importable."""
+    from vpscli.batch.ray_backend import import_ray, task_device
+    from vpscli.engine.device import PRECISIONS, resolve_placement
+
+    if task_device(device, gpus_per_video) == "cpu":
+        resolve_placement("cpu", precision)
+    elif (precision or "auto").lower() not in PRECISIONS:
+        raise UsageError(f"--precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    if not cpus_per_video > 0:
+        raise UsageError(f"--cpus-per-video must be above 0, got {cpus_per_video}")
+    if max_retries < 0:
+        raise UsageError(f"--max-retries must be 0 or more, got {max_retries}")
+    if jobs != 1:
+        raise UsageError("--jobs applies to a local run; with --ray each video is its own task",
+                         fix="drop --jobs (use --gpus-per-video 0.5 to run two videos per GPU)")
+    import_ray()
+
+
+def _batch_extra(ray: str | None, shard: str | None) -> dict:
+    return {"ray_address": ray, "shard": shard}
+
+
+def _report_interrupt(e: KeyboardInterrupt, running: list[str], out: Path, overwrite: bool) -> None:
+    """The interrupt's one message (what is kept, how to continue), then its exit code."""
+    from rich.markup import escape
+
+    name = ", ".join(escape(n) for n in running) or "the running videos"
+    if overwrite:
+        kept = f"the earlier outputs of {name} in {out}/ are unchanged (--overwrite replaces them only once a run " \
+               "has finished); finished videos are kept — run the same command again to redo it"
+    else:
+        kept = f"finished frames are kept in {out}/ — run the same command with --resume to continue"
+    err_console.print(f"[red]{'terminated' if isinstance(e, Terminated) else 'interrupted'}[/] during {name}: "
+                      + kept, soft_wrap=True)
+    raise typer.Exit(EXIT_TERMINATED if isinstance(e, Terminated) else EXIT_INTERRUPTED) from None
+
+
+def _finish(reports: list, failures: dict, quiet: bool, expect_negative: bool) -> None:
+    """The summary table, then the exit code: 3 when some inputs failed, 4 when some were partial."""
     if not quiet and reports:
         print_table(summary_table(reports, expect_negative))
     if failures:  # each was reported as it happened

@@ -1,0 +1,1 @@
+"""Archive-scale batches: manifests, shards, batch.json, and the Ray backend (optional extra)."""
