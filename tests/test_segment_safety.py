@@ -188,7 +188,9 @@ def test_inputs_with_one_name_get_their_own_folders_in_any_order(weights, clips,
     assert not (tmp_path / "o" / "clip").exists()
     r = vps("segment", clips / "B" / "clip.mp4", clips / "A" / "clip.mp4", *common, "--resume", cwd=tmp_path)
     assert r.returncode == 0, r.stderr  # reversed order: the same folders, both finished and skipped
-    assert sorted(p.name for p in (tmp_path / "o").iterdir()) == ["A_clip", "B_clip"]
+    # the same two run folders (beside them, the batch summary)
+    assert sorted(p.name for p in (tmp_path / "o").iterdir() if p.is_dir()) == ["A_clip", "B_clip"]
+    assert json.loads((tmp_path / "o" / "batch.json").read_text())["statuses"] == {"skipped": 2}
 
 
 # ---------------------------------------------------------------- defect 4: --overwrite
