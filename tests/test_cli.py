@@ -68,12 +68,15 @@ def test_synth_bad_options_one_line_exit_2(tmp_path, args, text):
 
 def test_input_errors_exit_1_partial_batch_exit_3_and_debug_traceback(tmp_path):
     garbage = tmp_path / "garbage.mp4"
-    garbage.write_bytes(os.urandom(3000))
+    # Fixed bytes: random ones are now and then taken for a container without a video stream, which
+    # FFmpeg reports in other words (the one-line error is the same apart from FFmpeg's reason).
+    garbage.write_bytes(np.random.default_rng(3).bytes(3000))
     r = vps("probe", garbage)
     assert r.returncode == 1
-    assert r.stderr.strip().splitlines() == [
-        f"error: {garbage}: not a readable video (Error opening input files: Invalid data found when processing "
-        "input) — fix: check that the file is a complete video (mp4, avi, mkv, mov, mpg) or pass a frame folder"]
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: {garbage}: not a readable video (")
+    assert lines[0].endswith("— fix: check that the file is a complete video (mp4, avi, mkv, mov, mpg) or pass a "
+                             "frame folder")
     assert vps("synth", tmp_path / "ok", "--frames", 3, "--size", "64x48", "-q").returncode == 0
     r = vps("probe", garbage, tmp_path / "ok" / "synth.mp4", "--json")
     assert r.returncode == 3
