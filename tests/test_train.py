@@ -253,6 +253,28 @@ def test_store_cache_is_reused_and_follows_the_files(tmp_path, video_dir):
     assert not cached
 
 
+def test_two_runs_can_build_the_same_store_at_once(tmp_path, video_dir):
+    """Two trainings started together on the same data both build the cache (each under its own
+    temporary names), instead of one failing on the other's renamed file."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    sources = [discover_source(video_dir)]
+    both_decoded = threading.Barrier(2, timeout=30)
+
+    def build(_):
+        # Both builds hold their decoded temporary files before either renames its own.
+        return build_store(sources, (32, 32), tmp_path / "cache", threads=1,
+                           progress=lambda n, total: n == total and both_decoded.wait())
+
+    with ThreadPoolExecutor(2) as pool:
+        (a, cached_a), (b, cached_b) = pool.map(build, range(2))
+    assert not cached_a and not cached_b and torch.equal(a.frames, b.frames)
+    assert sorted(p.name.split(".", 1)[1] for p in (tmp_path / "cache").iterdir()) == \
+        ["frames.npy", "json", "masks.npy"]  # no temporary file left behind
+    assert build_store(sources, (32, 32), tmp_path / "cache")[1]
+
+
 def test_store_keeps_mask_coverage(tmp_path, image_dir):
     """Masks are stored as coverage (area resize), so the augmented mask's area matches the source's."""
     store, _ = build_store([discover_source(image_dir)], (45, 60))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno
 import os
+import secrets
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
@@ -16,10 +17,15 @@ from typing import Iterator
 from vpscli.errors import OutputError
 
 
-def partial_path(path: str | Path) -> Path:
-    """The temporary name used while ``path`` is being written."""
+def partial_path(path: str | Path, unique: bool = False) -> Path:
+    """The temporary name used while ``path`` is being written.
+
+    ``unique`` adds a random token, for files that several processes may write at once (a shared
+    cache): each writes its own temporary file and the last rename wins, with the same content.
+    """
     path = Path(path)
-    return path.with_name(f".{path.stem}.partial{path.suffix}")
+    token = f"-{secrets.token_hex(6)}" if unique else ""
+    return path.with_name(f".{path.stem}.partial{token}{path.suffix}")
 
 
 def output_error(path: Path, error: OSError) -> OutputError:
@@ -31,8 +37,10 @@ def output_error(path: Path, error: OSError) -> OutputError:
 
 
 @contextmanager
-def atomic_path(path: str | Path) -> Iterator[Path]:
+def atomic_path(path: str | Path, unique: bool = False) -> Iterator[Path]:
     """Yield the temporary path to write; on success it replaces ``path``.
+
+    ``unique``: a temporary name of this writer's own (see :func:`partial_path`).
 
     On any failure the temporary file is removed; ``OSError`` becomes :class:`OutputError`.
     """
@@ -41,7 +49,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise output_error(path.parent, e) from None
-    tmp = partial_path(path)
+    tmp = partial_path(path, unique)
     try:
         yield tmp
         os.replace(tmp, path)
@@ -53,10 +61,10 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         raise
 
 
-def write_bytes_atomic(path: str | Path, data: bytes) -> Path:
+def write_bytes_atomic(path: str | Path, data: bytes, unique: bool = False) -> Path:
     """Write ``data`` to ``path`` whole or not at all: the bytes on disk are checked before the
     rename, so a full disk never leaves a short file under the real name."""
-    with atomic_path(path) as tmp:
+    with atomic_path(path, unique) as tmp:
         with open(tmp, "wb") as f:
             f.write(data)
             f.flush()
@@ -66,7 +74,7 @@ def write_bytes_atomic(path: str | Path, data: bytes) -> Path:
     return Path(path)
 
 
-def write_text_atomic(path: str | Path, text: str) -> Path:
-    with atomic_path(path) as tmp:
+def write_text_atomic(path: str | Path, text: str, unique: bool = False) -> Path:
+    with atomic_path(path, unique) as tmp:
         tmp.write_text(text)
     return Path(path)

@@ -230,7 +230,8 @@ def build_store(sources: list[DataSource], size: tuple[int, int], cache_dir: str
         if cached is not None:
             return FrameStore(torch.from_numpy(cached[0]), torch.from_numpy(cached[1]), sequences, key), True
         frames_path, masks_path, index_path = _cache_paths(cache_dir, key, size)
-        with atomic_path(frames_path) as ftmp, atomic_path(masks_path) as mtmp:
+        # Temporary names of this build's own: two runs on the same data may build it at once.
+        with atomic_path(frames_path, unique=True) as ftmp, atomic_path(masks_path, unique=True) as mtmp:
             # Written straight into the files: the decoded set is never held twice in memory.
             frames = np.lib.format.open_memmap(ftmp, mode="w+", dtype=np.uint8, shape=(len(files), 3, *size))
             masks = np.lib.format.open_memmap(mtmp, mode="w+", dtype=np.uint8, shape=(len(files), *size))
@@ -239,7 +240,8 @@ def build_store(sources: list[DataSource], size: tuple[int, int], cache_dir: str
             del frames, masks
         write_text_atomic(index_path, json.dumps({"format": STORE_FORMAT, "key": key, "size": list(size),
                                                   "frames": len(files),
-                                                  "sources": [str(s.root) for s in sources]}))
+                                                  "sources": [str(s.root) for s in sources]}),
+                          unique=True)
         cached = _load_cached(cache_dir, key, size, len(files))
         if cached is None:  # the files just written cannot be read back
             raise InputError("the training cache cannot be read back", path=cache_dir,
