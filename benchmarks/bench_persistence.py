@@ -43,7 +43,7 @@ def segment_flags(args, data: Path) -> dict:
     from vpscli.engine.device import model_cpu_threads, set_cpu_threads
     from vpscli.io.sources import discover_sources
     from vpscli.metrics.frame import read_map
-    from vpscli.models.weights import default_model
+    from vpscli.weights import default_model
 
     model = args.model or default_model()
     set_cpu_threads(model_cpu_threads(None))  # as vps segment does

@@ -154,7 +154,7 @@ def test_frozen_batchnorm_statistics_still_pass_gradients():
 @needs_imagenet
 def test_train_starts_lite2_from_imagenet_by_default(tmp_path, video_dir):
     from vpscli.models.pretrained import imagenet_file
-    from vpscli.models.weights import read_metadata
+    from vpscli.weights.store import read_metadata
     from vpscli.train import TrainConfig, train
 
     cfg = dict(model="pns-net", backbone=LITE, data=[str(video_dir)], input_size=(64, 64), batch=1, device="cpu",
@@ -228,7 +228,7 @@ def test_checkpoints_without_a_backbone_are_res2net50(tmp_path):
     """Every checkpoint written before the choice (the bundled weights too) records none."""
     from safetensors.torch import load_file, save_file
 
-    from vpscli.models.weights import build_options, read_metadata
+    from vpscli.weights.store import build_options, read_metadata
 
     net = trained_like("pns-net", (64, 112))
     path = save_checkpoint(net, tmp_path / "old.safetensors")

@@ -64,12 +64,13 @@ def test_models_json_lists_every_model(tmp_path):
     # with the repository's weights: the best model that has weights is the default, and lists them
     # (in-process and without FLOPs: the CLI's path is the same describe_models, timed above)
     from vpscli.models import describe_models
-    from vpscli.models.weights import PREFERENCE, bundled_weights
+    from vpscli.weights import MODEL_PREFERENCE as PREFERENCE
+    from vpscli.weights import bundled_entries
 
     every = describe_models(with_flops=False)
     rows = {row["name"]: row for row in every if row["backbone"] == "res2net50"}
 
-    have = {e["model"]: e["file"] for e in bundled_weights()}
+    have = {e.model: e.file for e in bundled_entries()}
     if have:
         best = next(m for m in PREFERENCE if m in have)
         assert [(row["name"], row["backbone"]) for row in every if row["default"]] == [(best, "res2net50")]

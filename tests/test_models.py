@@ -237,26 +237,32 @@ def test_legacy_column_normalisation():
 
 
 def test_weights_folder_import_list_verify(tmp_path):
-    from vpscli.models.weights import bundled_weights, import_weights, load_weights, verify_weights
+    from vpscli.weights import bundled_entries, load_model, read_manifest
+    from vpscli.weights.store import import_weights, load_entry, verify_weights
 
     src = tmp_path / "PNSPlus.pth"
     torch.save(_official_state("pns-plus"), src)
     folder = tmp_path / "weights"
-    entry = import_weights(src, "pns-plus", weights_dir=folder, training_data="SUN-SEG (official)")
-    assert (folder / entry["file"]).is_file() and entry["legacy_norm"] and entry["input_size"] == [256, 448]
+    entry = import_weights(src, "pns-plus", folder=folder, training_data="SUN-SEG (official)")
+    assert entry.path == folder / entry.file and entry.path.is_file()
+    assert entry.record["legacy_norm"] and entry.input_size == (256, 448) and entry.record["input_size"] == [256, 448]
     manifest = json.loads((folder / "manifest.json").read_text())
-    assert manifest["weights"][0]["sha256"] == entry["sha256"]
-    assert [e["file"] for e in bundled_weights(folder)] == [entry["file"]]
-    assert verify_weights(folder) == [{"file": entry["file"], "model": "pns-plus", "ok": True, "problem": None}]
+    assert manifest["weights"][0]["sha256"] == entry.sha256 and read_manifest(folder) == [entry]
+    assert [e.file for e in bundled_entries(folder)] == [entry.file]
+    assert [(c.entry.file, c.ok, c.problem) for c in verify_weights(folder)] == [(entry.file, True, None)]
     model = build_model("pns-plus")
-    load_weights(model, entry, weights_dir=folder)
+    load_entry(model, entry)
     assert model.legacy_norm
-    with open(folder / entry["file"], "r+b") as f:  # corrupt one byte
+    loaded = load_model(folder=folder)  # the only bundled model is the default, hashed once, with its card
+    assert loaded.spec.name == "pns-plus" and loaded.entry == entry and loaded.weights_sha256 == entry.sha256
+    with open(entry.path, "r+b") as f:  # corrupt one byte
         f.seek(-1, 2)
         f.write(b"\x00" if f.read(1) != b"\x00" else b"\x01")
-    assert not verify_weights(folder)[0]["ok"]
+    assert "sha256" in verify_weights(folder)[0].problem
     with pytest.raises(InputError, match="sha256"):
-        load_weights(build_model("pns-plus"), entry, weights_dir=folder)
+        load_entry(build_model("pns-plus"), entry)
+    with pytest.raises(InputError, match="sha256"):
+        load_model("pns-plus", folder=folder)
 
 
 def test_describe_models_json(monkeypatch, tmp_path):

@@ -207,8 +207,6 @@ def test_imported_half_weights_are_bundled_at_their_trained_size(clip, weights, 
     import torch
     from safetensors import safe_open
 
-    from vpscli.models.weights import import_weights
-
     monkeypatch.setenv("VPS_WEIGHTS", str(tmp_path / "w"))
     net = trained_like("pns-plus", (64, 112))
     trained = save_checkpoint(net, tmp_path / "best.safetensors", {
@@ -218,7 +216,7 @@ def test_imported_half_weights_are_bundled_at_their_trained_size(clip, weights, 
     r = vps("weights", "import", trained, "--half", "--name", "pns-plus-test", "--note", "demo grade", cwd=tmp_path,
             env={"VPS_WEIGHTS": str(tmp_path / "w")})
     assert r.returncode == 0, r.stderr
-    assert "pns-plus-test.safetensors for pns-plus at 64×112, float16" in r.stderr
+    assert "pns-plus-test.safetensors for pns-plus at 112×64 (W×H), float16" in r.stderr
     entry = json.loads((tmp_path / "w" / "manifest.json").read_text())["weights"][0]
     assert entry["input_size"] == [64, 112] and entry["dtype"] == "float16" and entry["note"] == "demo grade"
     assert entry["training_data"] == "kvasir-seg, cvc-clinicdb/train"
@@ -232,7 +230,7 @@ def test_imported_half_weights_are_bundled_at_their_trained_size(clip, weights, 
     assert (tmp_path / "w" / "pns-plus-test.safetensors").stat().st_size < 0.55 * trained.stat().st_size
 
     bundled = Segmenter("pns-plus", device="cpu", threshold=0.5)
-    assert bundled.input_size == (64, 112) and bundled.weights_entry["file"] == "pns-plus-test.safetensors"
+    assert bundled.input_size == (64, 112) and bundled.weights_entry.file == "pns-plus-test.safetensors"
     with torch.no_grad():  # the float32 model with its parameters rounded through float16 is the bundled model
         for p in net.parameters():
             p.copy_(p.half().float())
@@ -257,9 +255,9 @@ def test_imported_half_weights_are_bundled_at_their_trained_size(clip, weights, 
 
 
 def _bundled_models():
-    from vpscli.models.weights import bundled_weights
+    from vpscli.weights import bundled_entries
 
-    return sorted({e["model"] for e in bundled_weights()}) or ["none bundled"]
+    return sorted({e.model for e in bundled_entries()}) or ["none bundled"]
 
 
 #: Quality bounds of the bundled weights on synthetic clips none of them was trained on (seeds ≥ 9000;

@@ -172,9 +172,9 @@ def test_models_table_uncut(monkeypatch, capsys):
     out = capsys.readouterr().out
     assert_plain(out)
     header, row, lite = out.splitlines()
-    assert cells(header) == ["name", "backbone", "params", "GFLOPs/frame", "input (H×W)", "window", "weights",
+    assert cells(header) == ["name", "backbone", "params", "GFLOPs/frame", "input (W×H)", "window", "weights",
                              "state", "mean / std", "official weights"]
-    assert cells(row) == ["pns-plus (default)", "res2net50", "9.79 M", "17.5", "256×448", rows[0]["window"],
+    assert cells(row) == ["pns-plus (default)", "res2net50", "9.79 M", "17.5", "448×256", rows[0]["window"],
                           ", ".join(rows[0]["weights"]), "anchor",
                           "(0.485, 0.456, 0.406) / (0.229, 0.224, 0.225)", "PNSPlus.pth"]
     assert cells(lite)[:3] == ["pns-plus", "efficientnet-lite2", "1.42 M"]
@@ -190,12 +190,12 @@ def test_weights_table_piped_at_80_columns():
     entries = read_manifest(weights_dir())
     assert_plain(r.stdout, ellipses=len(entries))  # the table shows a 12-digit sha256 prefix "2a98…" by design
     lines = r.stdout.splitlines()
-    assert cells(lines[0]) == ["file", "model", "backbone", "input (H×W)", "dtype", "sha256", "trained on",
+    assert cells(lines[0]) == ["file", "model", "backbone", "input (W×H)", "dtype", "sha256", "trained on",
                                "validation"]
     for line, entry in zip(lines[1:], entries):
         values = cells(line)
-        assert values[0] == entry["file"] and values[5] == entry["sha256"][:12] + "…"
-        assert values[2] == entry.get("backbone", "res2net50") and values[6] == entry["training_data"]
+        assert values[0] == entry.file and values[5] == entry.sha256[:12] + "…"
+        assert values[2] == entry.backbone and values[6] == entry.record["training_data"]
 
 
 def test_doctor_piped_at_80_columns():

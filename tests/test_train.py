@@ -379,7 +379,7 @@ def test_run_folder_contents(tmp_path, video_dir):
     for name in ("last.safetensors", "best.safetensors"):
         with safe_open(str(run / name), "pt") as f:
             meta = f.metadata()
-        assert meta["model"] == "pns-net" and meta["input_size"] == "64x64" and meta["format"] == "vps"
+        assert meta["model"] == "pns-net" and meta["input_size"] == "[64, 64]" and meta["format"] == "vps"
         assert set(json.loads(meta["val_metrics"])) >= {"maxDice", "meanDice", "Smeasure", "MAE"}
     model = build_model("pns-net", input_size=SIZE)
     from vpscli.models import load_checkpoint

@@ -41,7 +41,7 @@ import torch
 from vpscli.engine.device import Placement, check_compile_mode, place_model, resolve_placement
 from vpscli.engine.postprocess import FramePrediction, SourceUpsampler
 from vpscli.engine.windows import Window, clip_windows
-from vpscli.errors import InputError, UsageError
+from vpscli.errors import UsageError
 from vpscli.io.frames import Frame
 
 #: decoded-and-resized frames buffered ahead of the model (enough to hide decode jitter;
@@ -238,14 +238,30 @@ def check_options(*, threshold: float = 0.5, batch: int = 1, fps: float | None =
                          fix="give the frame rate the frames were recorded at, e.g. --fps 25")
 
 
+def _loaded_network(net, weights):
+    """A network built by the caller, with ``weights`` loaded into it when given."""
+    from vpscli.models import load_checkpoint
+    from vpscli.weights import sha256_file
+    from vpscli.weights.store import LoadedModel
+
+    if weights is None:
+        return LoadedModel(net)
+    load_checkpoint(net, weights)
+    return LoadedModel(net, Path(weights), sha256_file(weights))
+
+
 class Segmenter:
     """A model placed on a device, ready to segment videos.
 
+    Example: ``for r in Segmenter("pns-plus", device="cuda").run(open_source("video.mp4")): r.mask``.
+
     Args:
-        model: a registry name (``aen-cffm``, ``cffm``, ``pns-plus``, ``aen-pns-plus``,
-            ``pns-net``) or a built :class:`~vpscli.models.base.VideoModel`.
-        weights: a checkpoint file (ours or an official ``.pth``); ``None`` uses the
-            verified bundled weights of the model and refuses to run without them.
+        model: a :class:`~vpscli.weights.LoadedModel` (from :func:`~vpscli.weights.load_model`:
+            loaded once, shared by several segmenters), a registry name (``aen-cffm``, ``cffm``,
+            ``pns-plus``, ``aen-pns-plus``, ``pns-net``; ``None``: the default model) or a built
+            :class:`~vpscli.models.base.VideoModel`.
+        weights: with a name or a network, a checkpoint file (ours or an official ``.pth``);
+            ``None`` uses the verified bundled weights of the model and refuses to run without them.
         device: ``auto``, ``cpu``, ``cuda``, ``cuda:N``.
         precision: ``auto``, ``fp32``, ``bf16``, ``fp16`` (autocast).
         threshold: probability at or above which a pixel is polyp.
@@ -255,40 +271,25 @@ class Segmenter:
         compile_mode: a ``torch.compile`` mode (:data:`~vpscli.engine.device.COMPILE_MODES`; implies ``compile``).
     """
 
-    def __init__(self, model="aen-cffm", weights: str | Path | None = None, *, device: str = "auto",
+    def __init__(self, model=None, weights: str | Path | None = None, *, device: str = "auto",
                  precision: str = "auto", threshold: float = 0.5, batch: int = 1, compile: bool = False,
                  compile_mode: str | None = None):
-        from vpscli.models import VideoModel, build_model, load_checkpoint
-        from vpscli.models.weights import build_options, read_metadata
-        from vpscli.weights import sha256_file
+        from vpscli.models import VideoModel
+        from vpscli.weights.store import LoadedModel, load_model
 
         check_options(threshold=threshold, batch=batch)
         check_compile_mode(compile_mode)
         self.placement: Placement = resolve_placement(device, precision)
         self.threshold = float(threshold)
-        self.weights_path: Path | None = None
-        self.weights_sha256: str | None = None
-        #: the manifest entry of bundled weights (model card: training data, metrics, note)
-        self.weights_entry: dict | None = None
         if isinstance(model, VideoModel):
-            net = model
-            if weights is not None:
-                load_checkpoint(net, weights)
-                self.weights_path = Path(weights)
-        else:
-            name = str(model)
-            if weights is not None:
-                meta = read_metadata(weights)
-                if meta.get("model") and meta["model"] != name:
-                    raise InputError(f"these weights are for model '{meta['model']}', not '{name}'", path=weights,
-                                     fix=f"pass --model {meta['model']}")
-                net = build_model(name, **build_options(meta))  # the backbone and input size it was trained at
-                load_checkpoint(net, weights)
-                self.weights_path = Path(weights)
-            else:
-                net, self.weights_path, self.weights_entry = self._bundled(name)
-        if self.weights_path is not None:
-            self.weights_sha256 = sha256_file(self.weights_path)
+            model = _loaded_network(model, weights)
+        elif not isinstance(model, LoadedModel):
+            model = load_model(model, weights)
+        elif weights is not None:
+            raise UsageError("weights are already loaded into this model: pass weights to load_model")
+        #: the network, its weights file, their sha256 and bundled model card (``LoadedModel``)
+        self.loaded = model
+        net = model.net
         self.model, self._forward = place_model(net, self.placement, compile=compile, mode=compile_mode)
         self.spec = net.spec
         self.compiled = (compile_mode or "default") if (compile or compile_mode) else False
@@ -297,35 +298,23 @@ class Segmenter:
         self.batch_note = (f"--batch {batch} ignored: {self.spec.name} carries state from clip to clip"
                            if stateful and batch > 1 else None)
 
-    @staticmethod
-    def _bundled(name: str):
-        """The model built at its bundled weights' input size with those weights loaded."""
-        from vpscli.models import build_model, get_spec
-        from vpscli.models.weights import build_options, bundled_weights, find_weights, load_weights
-        from vpscli.paths import weights_dir
+    @property
+    def weights_path(self) -> Path | None:
+        return self.loaded.weights_path
 
-        get_spec(name)  # an unknown name is a usage error before it is a missing-weights one
-        entry = find_weights(name)
-        if entry is None:
-            others = sorted({e["model"] for e in bundled_weights()})
-            alternative = (f"use a model with bundled weights (--model {' / '.join(others)}), or pass "
-                           if others else "pass ")
-            raise InputError(
-                f"no trained weights for model '{name}' are bundled with this vps",
-                path=weights_dir() / "manifest.json",
-                fix=alternative + "--weights FILE (train one with `vps train`, or import official PNS weights "
-                    "with `vps weights import PNSPlus.pth --model pns-plus`)",
-            )
-        net = build_model(name, **build_options(entry))
-        load_weights(net, entry)
-        return net, weights_dir() / entry["file"], entry
+    @property
+    def weights_sha256(self) -> str | None:
+        return self.loaded.weights_sha256
+
+    @property
+    def weights_entry(self):
+        """The bundled weights' manifest entry (:class:`~vpscli.weights.WeightsEntry`), else ``None``."""
+        return self.loaded.entry
 
     @property
     def weights_note(self) -> str | None:
         """The bundled weights' model-card line (what they are good for), if they carry one."""
-        if self.weights_entry and self.weights_entry.get("note"):
-            return f"weights {self.weights_entry['file']}: {self.weights_entry['note']}"
-        return None
+        return self.loaded.note
 
     @property
     def input_size(self) -> tuple[int, int]:

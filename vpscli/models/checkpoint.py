@@ -12,6 +12,7 @@ Nothing here touches the network.
 """
 from __future__ import annotations
 
+import json
 import pickle
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -197,7 +198,7 @@ def save_checkpoint(model: nn.Module, path: str | Path, metadata: Mapping[str, s
     if spec is not None:
         meta["model"] = spec.name
         meta["backbone"] = spec.backbone
-        meta["input_size"] = f"{spec.input_size[0]}x{spec.input_size[1]}"
+        meta["input_size"] = json.dumps(list(spec.input_size))  # [H, W]: no "AxB" order to guess
     meta.update({str(k): str(v) for k, v in (metadata or {}).items()})
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
     if half:

@@ -12,12 +12,15 @@ import torch
 from vpscli.errors import UsageError
 from vpscli.models.backbone import DEFAULT_BACKBONE, available_backbones, backbone_info
 from vpscli.models.base import ModelSpec, VideoModel
+from vpscli.weights.manifest import MODEL_PREFERENCE, bundled_entries, default_model
 
 __all__ = ["DEFAULT_MODEL", "available_models", "get_spec", "build_model", "count_parameters",
            "gflops_per_frame", "describe_models"]
 
 #: The model ``vps`` uses when none is named.
-DEFAULT_MODEL = "aen-cffm"
+#: the architecture ``build_model`` and ``vps train`` default to: the best of the preference order
+#: (``vps segment`` uses the best with bundled weights: :func:`vpscli.weights.default_model`)
+DEFAULT_MODEL = MODEL_PREFERENCE[0]
 
 
 def _build_aen_cffm(**kw) -> VideoModel:
@@ -154,12 +157,9 @@ def describe_models(with_flops: bool = True, weights_dir=None) -> list[dict]:
     with every backbone): ``name``, ``backbone``, ``params``, ``gflops_per_frame``,
     ``input_size``, ``window``, ``weights`` (bundled weight files for that backbone),
     ``imagenet`` (ImageNet initialisation possible), ``default`` and the whole spec."""
-    from vpscli.models.weights import bundled_weights, default_model, entry_backbone
-
-    bundled = bundled_weights(weights_dir)
+    bundled = bundled_entries(weights_dir)
     default = default_model(weights_dir)
-    default_backbone = next((entry_backbone(e) for e in reversed(bundled) if e.get("model") == default),
-                            DEFAULT_BACKBONE)
+    default_backbone = next((e.backbone for e in reversed(bundled) if e.model == default), DEFAULT_BACKBONE)
     rows = []
     for name in available_models():
         for backbone in available_backbones():
@@ -168,8 +168,7 @@ def describe_models(with_flops: bool = True, weights_dir=None) -> list[dict]:
             row = spec.as_dict()
             row["params"] = count_parameters(model)
             row["gflops_per_frame"] = round(gflops_per_frame(model), 2) if with_flops else None
-            row["weights"] = [e["file"] for e in bundled
-                              if e.get("model") == name and entry_backbone(e) == backbone]
+            row["weights"] = [e.file for e in bundled if e.model == name and e.backbone == backbone]
             row["imagenet"] = backbone_info(backbone).imagenet
             # what `vps segment` uses when no model is named (the backbone its weights were trained on)
             row["default"] = name == default and backbone == default_backbone

@@ -185,7 +185,8 @@ def _check(cfg: TrainConfig) -> tuple[int, int]:
         raise UsageError(f"unknown --best-metric {cfg.best_metric!r}", fix="choose one of: " + ", ".join(HIGHER_IS_BETTER))
     size = tuple(cfg.input_size or spec.input_size)
     if len(size) != 2 or any(s < 64 or s % 32 for s in size):
-        raise UsageError(f"--size must be HxW with both multiples of 32 and at least 64, got {size}")
+        given = f"{size[1]}x{size[0]}" if len(size) == 2 else str(size)
+        raise UsageError(f"--size must be WIDTHxHEIGHT with both multiples of 32 and at least 64, got {given}")
     return int(size[0]), int(size[1])
 
 

@@ -66,8 +66,6 @@ class BatchLog:
         self.outcomes[i] = outcome_of_report(self.jobs[i], report, device, worker, attempts)
         for w in report.warnings:
             warning_line(w)
-        from vpscli.cli.commands.segment import false_alarm_warning
-
         alarm = false_alarm_warning(report)
         if alarm:
             warning_line(alarm)
@@ -106,6 +104,7 @@ def run_local(jobs: list[VideoJob], log: BatchLog, cfg: RunConfig, opts, jobs_at
     videos at a time sharing it, exactly as ``vps segment`` always has."""
     from vpscli.engine import Segmenter, segment_many
     from vpscli.engine.device import jobs_cpu_threads, model_cpu_threads, resolve_placement, set_cpu_threads
+    from vpscli.weights.store import load_model
 
     placement = resolve_placement(cfg.device, cfg.precision)
     model_threads = model_cpu_threads(cfg.threads)
@@ -115,7 +114,7 @@ def run_local(jobs: list[VideoJob], log: BatchLog, cfg: RunConfig, opts, jobs_at
     set_cpu_threads(model_threads if placement.device.type == "cpu" else None)
     worker = this_worker()
     for settings, indices in _groups(jobs).items():
-        seg = Segmenter(settings.model, cfg.weights, device=cfg.device, precision=cfg.precision,
+        seg = Segmenter(load_model(settings.model, cfg.weights), device=cfg.device, precision=cfg.precision,
                         threshold=settings.threshold, batch=cfg.batch, compile=cfg.compile_model,
                         compile_mode=cfg.compile_mode)
         for note in (seg.placement.note, seg.batch_note, seg.weights_note):
@@ -232,3 +231,25 @@ class _Reported(VpsError):
 
     def one_line(self) -> str:
         return self.message
+
+
+def longest_run_text(summary) -> str:
+    """``12 frames (0.48 s) from frame 40``, or ``-``."""
+    run = summary.longest
+    if run is None:
+        return "-"
+    seconds = summary.seconds(run.length)
+    return f"{run.length} frames" + (f" ({seconds:.2f} s)" if seconds is not None else "") + f" from frame {run.start}"
+
+
+def false_alarm_warning(report) -> str | None:
+    """A warning for a video said to be polyp-free (``--expect-negative``) that still has flagged frames
+    after the filter; ``None`` otherwise. Said even under ``--quiet``."""
+    f = report.flags
+    if f is None or not f.expect_negative or f.flagged_after == 0:
+        return None
+    per_minute = f.per_minute(f.episodes_after)
+    rate = f" ({per_minute:.2f} per minute)" if per_minute is not None else ""
+    return (f"{report.name}: {f.episodes_after} false-alarm episode(s){rate} on a video said to be polyp-free, "
+            f"{f.flagged_after} of {f.frames} frames flagged after the persistence filter; longest: {longest_run_text(f)} "
+            f"— see {report.out_dir}/frames.csv")

