@@ -25,6 +25,7 @@ from vpscli.train import TrainConfig, train
 from vpscli.train.augment import AugmentConfig, augment_batch, draw_clip_augment
 from vpscli.train.dataset import TrainSamples
 from vpscli.train.log import LOG_COLUMNS
+from vpscli.train.validate import validate
 from vpscli.train.loss import dice_loss, segmentation_loss
 from vpscli.train.schedule import poly_warmup_lr
 from vpscli.train.snapshot import load_snapshot
@@ -505,25 +506,28 @@ def test_shared_data_is_recognised(vps_data):
     assert discover_source(vps_data / "polypgen-negatives" / "Frame").sequences == neg.sequences
 
 
-@pytest.mark.numerics
 @pytest.mark.parametrize("n", [7, 3])
-def test_validation_windows_a_case_exactly_as_segment_does(tmp_path, n):
-    """Validation scores what `vps segment` + `vps evaluate` would: the same windows (the last clip aligned
-    to the end of the case; a case shorter than a clip padded), hence the same probabilities."""
+def test_validation_scores_what_segment_and_evaluate_give(tmp_path, n):
+    """Validation runs `vps segment`'s own Segmenter (the same windows: the last clip aligned to the end of
+    the case, a case shorter than a clip padded; the same 8-bit maps), so its scores are the ones
+    `vps segment --save-prob` + `vps evaluate` give for the case."""
     from tests._models import trained_like
-    from vpscli.engine import Segmenter
+    from vpscli.cli import main
+    from vpscli.engine import Segmenter, SegmentOptions, segment_video
     from vpscli.io.sources import FrameFolderSource
-    from vpscli.train.validate import predict_sequence
 
-    write_clip(tmp_path, SynthConfig(frames=n, width=112, height=64, seed=31), "frames", "case")
-    source = FrameFolderSource(tmp_path / "Frame" / "case")
+    # frames larger than the model's input: the maps are upsampled to the frame size before quantisation
+    write_clip(tmp_path / "data", SynthConfig(frames=n, width=176, height=96, seed=31), "frames", "case")
     model = trained_like("pns-net", (64, 112))
-    frames = [f.image for f in source]
-    validated = np.stack(predict_sequence(model, frames, torch.device("cpu"), amp=False))
-    segmented = np.stack([r.prob for r in Segmenter(model, device="cpu").run(source)]).astype(np.float32)
-    assert validated.shape == (n, 64, 112) and 0.05 < validated.std()
-    # segment stores floor(255 p); the same windows give the same p up to that quantisation
-    assert np.abs(np.floor(validated * 255) - segmented).max() <= 1
+    validated = validate(model, [discover_source(tmp_path / "data")], torch.device("cpu")).metrics
+    segment_video(Segmenter(model, device="cpu"), FrameFolderSource(tmp_path / "data" / "Frame" / "case"),
+                  SegmentOptions(out_root=tmp_path / "out", save_prob=True, overlay=False))
+    assert main(["evaluate", str(tmp_path / "out"), str(tmp_path / "data" / "GT"), "-q", "-m", "all",
+                 "--json", str(tmp_path / "scores.json")]) == 0
+    evaluated = json.loads((tmp_path / "scores.json").read_text())["splits"]["."]["."]["dataset"]
+    assert 0.05 < validated["maxDice"] < 0.999  # a real score, neither nothing nor perfect
+    for key in ("maxDice", "meanDice", "Smeasure", "MAE", "maxIoU"):
+        assert validated[key] == pytest.approx(evaluated[key], abs=1e-9), key
 
 
 def test_steps_read_nothing_back_between_log_rows(tmp_path, video_dir, monkeypatch):

@@ -94,7 +94,7 @@ def resolve_device(spec: str) -> tuple[torch.device, str | None]:
     if spec == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda"), None
-        return torch.device("cpu"), "no CUDA device found: running on the CPU (slow for long videos)"
+        return torch.device("cpu"), "no CUDA device found: running on the CPU (much slower than a GPU)"
     if spec == "cpu":
         return torch.device("cpu"), None
     if spec.startswith("cuda"):

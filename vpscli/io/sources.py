@@ -150,20 +150,24 @@ def _decode(container, stream) -> Iterator:
 
 
 class FrameFolderSource:
-    """Frames stored as image files in one folder, in natural order.
+    """Frames stored as image files in one folder, in natural order (or the ``files`` given, in
+    their order: training validation runs a case in the toolbox's frame order this way).
 
     Timestamps are ``index / fps`` (``fps`` defaults to 25, said in the probe). Every frame
     must have the first frame's size.
+
+    Example: ``for frame in FrameFolderSource("Frame/case1"): frame.image  # (H, W, 3) uint8 RGB``.
     """
 
     kind = "frames"
 
-    def __init__(self, folder: str | Path, name: str | None = None, fps: float | Fraction | None = None):
+    def __init__(self, folder: str | Path, name: str | None = None, fps: float | Fraction | None = None,
+                 files: list[Path] | None = None):
         self.path = Path(folder)
         self.name = name or self.path.name
         if not self.path.is_dir():
             raise InputError("folder not found", path=self.path, fix="check the path")
-        self.files = natural_sorted(
+        self.files = [Path(f) for f in files] if files is not None else natural_sorted(
             p for p in self.path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS
         )
         if not self.files:
