@@ -222,51 +222,33 @@ def _load_store(cfg: TrainConfig, sources: list[DataSource], size: tuple[int, in
     return store
 
 
-def train(cfg: TrainConfig, reporter: Reporter | None = None) -> TrainResult:
-    """Run (or resume) a training run; see the module doc for what it writes.
-
-    Raises:
-        UsageError: bad options; InputError: unusable data or snapshot; OutputError: the run
-        folder already holds a run (without ``resume``) or cannot be written.
-    """
-    reporter = reporter or _Silent()
-    size = _check(cfg)
-    device, device_note = resolve_device(cfg.device)  # the package's one resolver (engine.device)
-    amp = cfg.amp and device.type == "cuda"
-    placement = Placement.for_training(device, torch.bfloat16 if amp else None, device_note)
-    out = Path(cfg.out)
+def _snapshot_to_resume(cfg: TrainConfig, size: tuple[int, int], out: Path) -> dict | None:
+    """The snapshot ``--resume`` continues (after checking it is the same run), else ``None``."""
     snapshot_path = out / SNAPSHOT_NAME
-    snapshot = None
-    if cfg.resume:
-        snapshot = load_snapshot(snapshot_path)
-        old = snapshot["config"]
-        old_backbone = old.get("backbone", "res2net50")  # runs from before the choice
-        if old.get("model") != cfg.model or list(old.get("input_size", [])) != list(size) \
-                or old_backbone != cfg.backbone:
-            raise UsageError(f"the run in {out} trains {old.get('model')} on {old_backbone} at "
-                             f"{old.get('input_size')}, not {cfg.model} on {cfg.backbone} at {list(size)}",
-                             fix="resume with the same --model, --backbone and --size")
-        # Sample order and augmentation follow (seed, batch): changing them would not continue the run.
-        changed = [f"--{k}" for k in ("seed", "batch") if old.get(k) != getattr(cfg, k)]
-        if changed:
-            raise UsageError(f"{' and '.join(changed)} differ from the run in {out}",
-                             fix=f"resume with --seed {old.get('seed')} --batch {old.get('batch')}")
-    elif snapshot_path.exists():
-        raise OutputError("this run folder already holds a run", path=out,
-                          fix="add --resume to continue it, or choose another --out")
+    if not cfg.resume:
+        if snapshot_path.exists():
+            raise OutputError("this run folder already holds a run", path=out,
+                              fix="add --resume to continue it, or choose another --out")
+        return None
+    snapshot = load_snapshot(snapshot_path)
+    old = snapshot["config"]
+    old_backbone = old.get("backbone", "res2net50")  # runs from before the choice
+    if old.get("model") != cfg.model or list(old.get("input_size", [])) != list(size) \
+            or old_backbone != cfg.backbone:
+        raise UsageError(f"the run in {out} trains {old.get('model')} on {old_backbone} at "
+                         f"{old.get('input_size')}, not {cfg.model} on {cfg.backbone} at {list(size)}",
+                         fix="resume with the same --model, --backbone and --size")
+    # Sample order and augmentation follow (seed, batch): changing them would not continue the run.
+    changed = [f"--{k}" for k in ("seed", "batch") if old.get(k) != getattr(cfg, k)]
+    if changed:
+        raise UsageError(f"{' and '.join(changed)} differ from the run in {out}",
+                         fix=f"resume with --seed {old.get('seed')} --batch {old.get('batch')}")
+    return snapshot
 
-    sources: list[DataSource] = [discover_source(d) for d in cfg.data]
-    if cfg.synth_clips:
-        sources.append(synth_source(out / "synth-data", cfg.synth_clips, cfg.synth_frames,
-                                    (max(size[0], 256), max(size[1], 320)), seed=cfg.seed))
-    val_sources = [discover_source(d) for d in cfg.val]
-    for src in sources:
-        reporter.message(f"data: {src.describe()}")
-    # Decoded before the model is built: a damaged file stops the run before anything slow starts.
-    store = _load_store(cfg, sources, size, reporter)
-    if device_note:  # once the options and the data are known to be usable
-        reporter.message(device_note)
 
+def _initial_model(cfg: TrainConfig, size: tuple[int, int], snapshot: dict | None, reporter) -> tuple:
+    """``(model, pretrained)``: built from ``cfg.seed`` (the same draws on a resume, whose snapshot
+    then replaces the weights), from ``--init`` or ImageNet when asked."""
     torch.manual_seed(cfg.seed)
     model = build_model(cfg.model, backbone=cfg.backbone, input_size=size)
     # A resumed run keeps the choices it started with (its snapshot holds the weights).
@@ -283,99 +265,197 @@ def train(cfg: TrainConfig, reporter: Reporter | None = None) -> TrainResult:
         freeze_batchnorm_statistics(model)
     elif snapshot is None and not cfg.init:
         reporter.message(f"backbone: {cfg.backbone} from random initialisation")
+    return model, pretrained
+
+
+@dataclass
+class _Run:
+    """One training run between steps: made by :func:`_setup`, advanced by :func:`_step`, validated
+    by :func:`_validate`, saved by :func:`_save`."""
+
+    cfg: TrainConfig
+    out: Path
+    device: torch.device
+    amp: bool
+    model: torch.nn.Module
+    forward: object  # the module or its torch.compile wrapper
+    optimizer: torch.optim.Optimizer
+    dataset: TrainSamples
+    window: object
+    sources: list
+    val_sources: list
+    total: int
+    warmup: int
+    val_every: int
+    lr_mult: float
+    pretrained: bool
+    config: dict
+    log: TrainLog
+    step: int = 0
+    best: dict = field(default_factory=dict)
+    last_val: dict = field(default_factory=dict)
+
+    @property
+    def per_epoch(self) -> int:
+        return len(self.dataset) // self.cfg.batch
+
+
+def _setup(cfg: TrainConfig, reporter) -> _Run:
+    """Check the options, read the data, build the model and optimizer, restore a snapshot."""
+    size = _check(cfg)
+    device, device_note = resolve_device(cfg.device)  # the package's one resolver (engine.device)
+    amp = cfg.amp and device.type == "cuda"
+    out = Path(cfg.out)
+    snapshot = _snapshot_to_resume(cfg, size, out)
+    sources: list[DataSource] = [discover_source(d) for d in cfg.data]
+    if cfg.synth_clips:
+        sources.append(synth_source(out / "synth-data", cfg.synth_clips, cfg.synth_frames,
+                                    (max(size[0], 256), max(size[1], 320)), seed=cfg.seed))
+    val_sources = [discover_source(d) for d in cfg.val]
+    for src in sources:
+        reporter.message(f"data: {src.describe()}")
+    # Decoded before the model is built: a damaged file stops the run before anything slow starts.
+    store = _load_store(cfg, sources, size, reporter)
+    if device_note:  # once the options and the data are known to be usable
+        reporter.message(device_note)
+    model, pretrained = _initial_model(cfg, size, snapshot, reporter)
+    placement = Placement.for_training(device, torch.bfloat16 if amp else None, device_note)
     model, forward = place_model(model, placement, training=True, mode=cfg.compile_mode)
     window = window_for(model.spec, cfg.aen_clips)
-    store = store.to(device)
-    dataset = TrainSamples(store, window, size, seed=cfg.seed, augment=AugmentConfig(enabled=cfg.augment))
+    dataset = TrainSamples(store.to(device), window, size, seed=cfg.seed, augment=AugmentConfig(enabled=cfg.augment))
     per_epoch = len(dataset) // cfg.batch
     if per_epoch == 0:
         raise UsageError(f"--batch {cfg.batch} is larger than the {len(dataset)} samples of an epoch",
                          fix="use a smaller --batch or add data")
     total = cfg.iters or (cfg.epochs or DEFAULT_EPOCHS) * per_epoch
-    warmup = cfg.warmup if cfg.warmup is not None else min(1000, total // 20)
-    val_every = cfg.val_every or per_epoch
     lr_mult = cfg.backbone_lr_mult if pretrained else 1.0
-    optimizer = make_optimizer(model, cfg.lr, cfg.weight_decay, lr_mult, fused=device.type == "cuda")
-    config = _jsonable(cfg, size, pretrained)
-    step, best = 0, {}
+    run = _Run(cfg, out, device, amp, model, forward,
+               make_optimizer(model, cfg.lr, cfg.weight_decay, lr_mult, fused=device.type == "cuda"),
+               dataset, window, sources, val_sources, total,
+               warmup=cfg.warmup if cfg.warmup is not None else min(1000, total // 20),
+               val_every=cfg.val_every or per_epoch, lr_mult=lr_mult, pretrained=pretrained,
+               config=_jsonable(cfg, size, pretrained), log=None)  # type: ignore[arg-type]
     if snapshot is not None:
-        model.load_state_dict(snapshot["model"])
-        optimizer.load_state_dict(snapshot["optimizer"])
-        torch.set_rng_state(snapshot["torch_rng"])
-        if device.type == "cuda" and snapshot["cuda_rng"]:
-            torch.cuda.set_rng_state_all(snapshot["cuda_rng"])
-        step, best = int(snapshot["step"]), dict(snapshot["best"])
+        _restore(run, snapshot)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "config.json").write_text(json.dumps({**config, "total_steps": total, "warmup_steps": warmup,
+    (out / "config.json").write_text(json.dumps({**run.config, "total_steps": total, "warmup_steps": run.warmup,
                                                  "samples_per_epoch": len(dataset)}, indent=2))
-    log = TrainLog(out / "log.csv", resume_step=step if snapshot is not None else None)
+    run.log = TrainLog(out / "log.csv", resume_step=run.step if snapshot is not None else None)
+    return run
+
+
+def _restore(run: _Run, snapshot: dict) -> None:
+    run.model.load_state_dict(snapshot["model"])
+    run.optimizer.load_state_dict(snapshot["optimizer"])
+    torch.set_rng_state(snapshot["torch_rng"])
+    if run.device.type == "cuda" and snapshot["cuda_rng"]:
+        torch.cuda.set_rng_state_all(snapshot["cuda_rng"])
+    run.step, run.best = int(snapshot["step"]), dict(snapshot["best"])
+
+
+def _weights_metadata(run: _Run, metrics: dict) -> dict:
+    """What ``last``/``best.safetensors`` record (``vps weights import`` reads it into the model card)."""
+    cfg = run.cfg
+    start = (f"from ImageNet (backbone lr × {run.lr_mult}, frozen BN statistics)" if run.pretrained
+             else f"from {Path(cfg.init).name}" if cfg.init else "from random initialisation")
+    return {"steps": str(run.step), "data": json.dumps([str(s.root) for s in run.sources]),
+            "val_data": json.dumps(cfg.val), "val_metrics": json.dumps(metrics),
+            "pretrained": "imagenet" if run.pretrained else "none",
+            "recipe": f"{cfg.backbone} {start}, AdamW lr {cfg.lr} wd {cfg.weight_decay}, poly 0.9 + {run.warmup} "
+                      f"warm-up steps, 5·BCE+2·Dice, batch {cfg.batch}, {run.total} steps, seed {cfg.seed}"}
+
+
+def _save(run: _Run) -> None:
+    """The resumable snapshot, the latest weights and the curves."""
+    save_snapshot(run.out / SNAPSHOT_NAME, model=run.model, optimizer=run.optimizer, step=run.step,
+                  config=run.config, best=run.best)
+    save_checkpoint(run.model, run.out / "last.safetensors", _weights_metadata(run, run.last_val))
+    plot_curves(run.log.rows, run.out / "curves.png")
+
+
+def _validate(run: _Run, reporter, started: float) -> None:
+    """Score the validation folders, log them, keep the best weights."""
+    cfg = run.cfg
+    result = validate(run.model, run.val_sources, run.device, run.amp, cfg.val_max_frames)
+    run.last_val = dict(result.metrics)
+    run.log.add(kind="val", step=run.step, epoch=run.step / run.per_epoch, elapsed_s=time.monotonic() - started,
+                **{f"val_{k}": v for k, v in run.last_val.items()})
+    value, best = run.last_val.get(cfg.best_metric), run.best
     higher = HIGHER_IS_BETTER[cfg.best_metric]
+    if value is not None and value == value and (
+            not best or (value > best["value"] if higher else value < best["value"])):
+        run.best = {"metric": cfg.best_metric, "value": value, "step": run.step, "metrics": run.last_val}
+        save_checkpoint(run.model, run.out / "best.safetensors", _weights_metadata(run, run.last_val))
+    reporter.message(f"step {run.step}: " + ", ".join(f"{k} {v:.4f}" for k, v in run.last_val.items()))
 
-    def weights_metadata(metrics: dict) -> dict:
-        return {"steps": str(step), "data": json.dumps([str(s.root) for s in sources]),
-                "val_data": json.dumps(cfg.val), "val_metrics": json.dumps(metrics),
-                "pretrained": "imagenet" if pretrained else "none",
-                "recipe": f"{cfg.backbone} " + (f"from ImageNet (backbone lr × {lr_mult}, frozen BN statistics)"
-                                                if pretrained else "from random initialisation" if not cfg.init
-                                                else f"from {Path(cfg.init).name}")
-                          + f", AdamW lr {cfg.lr} wd {cfg.weight_decay}, poly 0.9 + {warmup} warm-up steps, "
-                          f"5·BCE+2·Dice, batch {cfg.batch}, {total} steps, seed {cfg.seed}"}
 
-    def snapshot_now(metrics: dict) -> None:
-        save_snapshot(snapshot_path, model=model, optimizer=optimizer, step=step, config=config, best=best)
-        save_checkpoint(model, out / "last.safetensors", weights_metadata(metrics))
+class _StepMeter:
+    """Per-step losses summed on the device and read back once per log row (no host wait per step)."""
 
-    reporter.start(total, step)
-    started = time.monotonic()
-    start_step, last_val = step, {}
-    sums, n_logged, log_t0, seen = None, 0, time.monotonic(), 0
+    def __init__(self):
+        self.sums, self.steps, self.t0 = None, 0, time.monotonic()
+
+    def add(self, values: torch.Tensor) -> None:
+        self.sums = values if self.sums is None else self.sums + values
+        self.steps += 1
+
+    def take(self) -> tuple[dict, float]:
+        """The mean of each of :data:`STEP_VALUES` since the last row, and the steps per second."""
+        means = dict(zip(STEP_VALUES, (self.sums / self.steps).tolist()))  # the one read-back per log row
+        now = time.monotonic()
+        rate = self.steps / max(now - self.t0, 1e-9)
+        self.sums, self.steps, self.t0 = None, 0, now
+        return means, rate
+
+
+def _step(run: _Run, j: int, meter: _StepMeter, reporter, started: float) -> None:
+    """Optimiser step on the epoch's ``j``-th batch; a log row every ``log_every`` steps."""
+    cfg = run.cfg
+    batch = run.dataset.batch(range(j * cfg.batch, (j + 1) * cfg.batch))
+    lr = poly_warmup_lr(run.step, run.total, cfg.lr, run.warmup)
+    set_lr(run.optimizer, lr)
+    meter.add(train_step(run.model, run.optimizer, batch, run.window, cfg.clip_grad or None, run.amp, run.forward))
+    run.step += 1
+    if run.step % cfg.log_every == 0 or run.step == run.total:
+        means, steps_per_s = meter.take()
+        run.log.add(kind="train", step=run.step, epoch=run.step / run.per_epoch, lr=lr, **means,
+                    samples_per_s=steps_per_s * cfg.batch, elapsed_s=time.monotonic() - started)
+        reporter.update(run.step, {**means, "lr": lr})
+    else:
+        reporter.update(run.step, None)
+
+
+def train(cfg: TrainConfig, reporter: Reporter | None = None) -> TrainResult:
+    """Run (or resume) a training run; see the module doc for what it writes.
+
+    Example: ``train(TrainConfig(model="pns-plus", data=["Kvasir-SEG"], out="runs/a", iters=2000))``.
+
+    Raises:
+        UsageError: bad options; InputError: unusable data or snapshot; OutputError: the run
+        folder already holds a run (without ``resume``) or cannot be written.
+    """
+    reporter = reporter or _Silent()
+    run = _setup(cfg, reporter)
+    reporter.start(run.total, run.step)
+    started, start_step, meter = time.monotonic(), run.step, _StepMeter()
     stop = False
-    while step < total and not stop:
-        epoch = step // per_epoch
-        dataset.set_epoch(epoch)
-        for j in range(step % per_epoch, per_epoch):
-            batch = dataset.batch(range(j * cfg.batch, (j + 1) * cfg.batch))
-            lr = poly_warmup_lr(step, total, cfg.lr, warmup)
-            set_lr(optimizer, lr)
-            values = train_step(model, optimizer, batch, window, cfg.clip_grad or None, amp, forward)
-            step += 1
-            seen += cfg.batch
-            sums = values if sums is None else sums + values  # on the device: no host wait per step
-            n_logged += 1
-            if step % cfg.log_every == 0 or step == total:
-                means = dict(zip(STEP_VALUES, (sums / n_logged).tolist()))  # the one read-back per log row
-                now = time.monotonic()
-                log.add(kind="train", step=step, epoch=step / per_epoch, lr=lr, **means,
-                        samples_per_s=n_logged * cfg.batch / max(now - log_t0, 1e-9),
-                        elapsed_s=now - started)
-                reporter.update(step, {**means, "lr": lr})
-                sums, n_logged, log_t0 = None, 0, now
-            else:
-                reporter.update(step, None)
-            validated = False
-            if val_sources and (step % val_every == 0 or step == total):
-                result = validate(model, val_sources, device, amp, cfg.val_max_frames)
-                last_val = dict(result.metrics)
-                log.add(kind="val", step=step, epoch=step / per_epoch, elapsed_s=time.monotonic() - started,
-                        **{f"val_{k}": v for k, v in last_val.items()})
-                value = last_val.get(cfg.best_metric)
-                if value is not None and value == value and (
-                        not best or (value > best["value"] if higher else value < best["value"])):
-                    best = {"metric": cfg.best_metric, "value": value, "step": step, "metrics": last_val}
-                    save_checkpoint(model, out / "best.safetensors", weights_metadata(last_val))
-                reporter.message(f"step {step}: " + ", ".join(f"{k} {v:.4f}" for k, v in last_val.items()))
-                validated = True
-            if step % cfg.save_every == 0 or validated:
-                snapshot_now(last_val)
-                plot_curves(log.rows, out / "curves.png")
-            if step >= total:
+    while run.step < run.total and not stop:
+        run.dataset.set_epoch(run.step // run.per_epoch)
+        for j in range(run.step % run.per_epoch, run.per_epoch):
+            _step(run, j, meter, reporter, started)
+            validated = bool(run.val_sources) and (run.step % run.val_every == 0 or run.step == run.total)
+            if validated:
+                _validate(run, reporter, started)
+            if run.step % cfg.save_every == 0 or validated:
+                _save(run)
+            if run.step >= run.total:
                 break
-            if (cfg.stop_after and step - start_step >= cfg.stop_after) or (
+            if (cfg.stop_after and run.step - start_step >= cfg.stop_after) or (
                     cfg.time_limit_s and time.monotonic() - started >= cfg.time_limit_s):
                 stop = True
                 break
-    snapshot_now(last_val)
-    plot_curves(log.rows, out / "curves.png")
+    _save(run)
     seconds = time.monotonic() - started
-    return TrainResult(step=step, total_steps=total, finished=step >= total, best=best, last_val=last_val,
-                       out=out, seconds=seconds, samples_per_s=seen / max(seconds, 1e-9))
+    return TrainResult(step=run.step, total_steps=run.total, finished=run.step >= run.total, best=run.best,
+                       last_val=run.last_val, out=run.out, seconds=seconds,
+                       samples_per_s=(run.step - start_step) * cfg.batch / max(seconds, 1e-9))
