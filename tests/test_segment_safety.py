@@ -423,8 +423,9 @@ def test_an_interrupt_between_a_png_and_its_row_leaves_no_orphan(tmp_path):
     keeps rows and PNGs of the same frames (the orphan is predicted again by --resume anyway)."""
     import numpy as np
 
-    from vpscli.engine.outputs import CSV_COLUMNS, _keep_finished_rows
+    from vpscli.engine.outputs import CSV_COLUMNS
     from vpscli.io.atomic import partial_path
+    from vpscli.io.run_folder import RunFolder
     from vpscli.io.masks import write_levels, write_mask
 
     out = tmp_path / "run"
@@ -437,7 +438,7 @@ def test_an_interrupt_between_a_png_and_its_row_leaves_no_orphan(tmp_path):
     lines = [",".join(CSV_COLUMNS)] + [",".join(str(v) for v in {**row, "index": i, "name": f"00000{i}",
                                                                    "present": 1}.values()) for i in (0, 1)]
     partial_path(out / "frames.csv").write_text("\n".join(lines) + "\n")
-    _keep_finished_rows(out, out / "masks", out / "probs")
+    RunFolder(out).keep_finished_rows(with_probs=True)
     assert [r["name"] for r in read_csv(out / "frames.csv")] == ["000000", "000001"]
     assert sorted(p.name for p in (out / "masks").iterdir()) == ["000000.png", "000001.png"]
     assert sorted(p.name for p in (out / "probs").iterdir()) == ["000000.png", "000001.png"]

@@ -1,5 +1,11 @@
 """Per-video outputs of ``vps segment``, written while the video streams.
 
+:func:`segment_video` decides what to do with the output folder (:class:`~vpscli.io.run_folder.RunFolder`,
+the one definition of its layout, names and status), then wires source → segmenter → persistence
+filter → sinks: :class:`MaskPngSink`, :class:`OverlaySink` and :class:`FramesCsvSink` receive every
+decided frame (:class:`DecidedFrame`), :class:`RunRecordSink` keeps ``run.json``. A library caller
+may replace or extend the frame sinks (``segment_video(..., sinks=...)``).
+
 ``OUT/<name>/``:
 
 - ``masks/<frame>.png``: 8-bit 0/255 at the source resolution (``000123`` for videos, the
@@ -45,9 +51,6 @@ one has finished; if it fails or is interrupted, the old outputs stay as they we
 """
 from __future__ import annotations
 
-import csv
-import io
-import json
 import os
 import platform
 import queue
@@ -55,6 +58,7 @@ import shutil
 import tempfile
 import threading
 import time
+from abc import ABC, abstractmethod
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -68,13 +72,11 @@ from vpscli import __version__
 from vpscli.engine.segmenter import FrameResult, Segmenter, check_options
 from vpscli.episodes import FlagSummary, PersistenceFilter, flag_summary
 from vpscli.errors import InputError, OutputError, VpsError
-from vpscli.io.atomic import output_error, partial_path, write_text_atomic
+from vpscli.io.atomic import output_error
 from vpscli.io.fingerprint import source_fingerprint
-from vpscli.io.masks import is_complete_png, read_mask, write_levels, write_mask
-from vpscli.io.run_record import FINISHED, RUN_JSON, read_run_record
-
-CSV_COLUMNS = ("index", "name", "timestamp", "present", "area_fraction", "max_prob", "bbox_x", "bbox_y", "bbox_w",
-               "bbox_h", "flagged", "suppressed")
+from vpscli.io.masks import read_mask, write_levels, write_mask
+from vpscli.io.run_folder import CSV_COLUMNS  # noqa: F401  (the frames.csv columns, read here by callers)
+from vpscli.io.run_folder import FRAMES_CSV, MASKS, OVERLAY, PROBS, RowWriter, RunFolder
 
 #: ``vps segment --min-persistence``'s default, chosen on the validation clips (``benchmarks/bench_persistence.py``,
 #: table in the README)
@@ -155,39 +157,9 @@ def frame_row(result: FrameResult, flagged: bool | None = None) -> dict:
             "bbox_x": box[0], "bbox_y": box[1], "bbox_w": box[2], "bbox_h": box[3],
             "flagged": int(flagged), "suppressed": int(flagged and not present)}
 
-
-def row_flagged(row: dict) -> bool:
-    """Whether the model flagged a frame, from its ``frames.csv`` row (rows written before the
-    persistence filter existed have no ``flagged`` cell: their mask is the model's, so ``present``)."""
-    flagged = row.get("flagged")
-    return (flagged if flagged not in (None, "") else row["present"]) in ("1", 1)
-
-
 def suppress(result: FrameResult) -> FrameResult:
     """``result`` with an empty mask (the persistence filter's decision); the probabilities stay raw."""
     return replace(result, mask=np.zeros_like(result.mask), mask_box=None, mask_area=0)
-
-
-def read_rows(out_dir: Path) -> dict[str, dict]:
-    """``frames.csv`` rows an earlier run of ``out_dir`` left, by frame name: the saved file (an
-    interrupt writes the finished rows there) and, newer, the partial file of a killed run (its
-    last line may be cut short; incomplete rows are dropped)."""
-    rows: dict[str, dict] = {}
-    csv_path = out_dir / "frames.csv"
-    for path in (csv_path, partial_path(csv_path)):
-        try:
-            text = path.read_text()
-        except (OSError, UnicodeDecodeError):
-            continue
-        text = text[:text.rfind("\n") + 1]  # a killed writer may have left its last line unfinished
-        try:
-            for row in csv.DictReader(io.StringIO(text)):
-                if None not in row and None not in row.values() and row["index"].isdigit():
-                    rows[row["name"]] = row
-        except csv.Error:
-            continue
-    return rows
-
 
 def _versions() -> dict:
     import cv2
@@ -276,9 +248,12 @@ def numerics(segmenter: Segmenter) -> dict:
             "device": str(segmenter.placement.device), "precision": segmenter.placement.precision,
             "batch": segmenter.batch}
 
-
-def _identity(segmenter: Segmenter, fingerprint: str, min_persistence: int) -> dict:
+def _identity(segmenter: Segmenter, source, min_persistence: int) -> dict:
     """What must not change between a run and its ``--resume``: the source and what maps it to masks."""
+    try:
+        fingerprint = source_fingerprint(source)
+    except OSError as e:
+        raise InputError(f"cannot read ({e.strerror or e})", path=source.path, fix="check the path") from None
     return {"source_fingerprint": fingerprint, "model": segmenter.spec.name,
             "input_size": list(segmenter.spec.input_size), "weights_sha256": segmenter.weights_sha256,
             "threshold": segmenter.threshold, "min_persistence": min_persistence}
@@ -308,24 +283,23 @@ def _check_same_run(out_dir: Path, record: dict, identity: dict) -> None:
                           fix=f"pass --min-persistence {earlier_persistence} to continue it, or use --overwrite to "
                               f"redo it with {identity['min_persistence']}")
 
-
-def _prepare(out_dir: Path, opts: SegmentOptions, identity: dict) -> tuple[str, dict]:
-    """Decide what to do with ``out_dir``: ``fresh``, ``resume``, ``skip`` or ``replace`` (``--overwrite``
+def _prepare(folder: RunFolder, opts: SegmentOptions, identity: dict) -> tuple[str, dict]:
+    """Decide what to do with ``folder``: ``fresh``, ``resume``, ``skip`` or ``replace`` (``--overwrite``
     of existing outputs: written beside them, swapped in only when the new run is finished).
     Returns the mode and the earlier run's record."""
-    if not (out_dir.exists() and any(out_dir.iterdir())):
+    if folder.is_empty():
         return "fresh", {}
     if opts.overwrite:
         return "replace", {}
-    record = read_run_record(out_dir)
-    finished = record.get("status") in FINISHED
+    record = folder.record()
+    finished = RunFolder.is_finished(record)
     if opts.resume:
-        _check_same_run(out_dir, record, identity)
+        _check_same_run(folder.path, record, identity)
         return ("skip" if finished else "resume"), record
     if finished:
-        raise OutputError(f"already segmented (run.json says {record['status']})", path=out_dir,
+        raise OutputError(f"already segmented (run.json says {record['status']})", path=folder.path,
                           fix="use --resume to skip finished videos, or --overwrite to redo them")
-    raise OutputError("holds an unfinished run", path=out_dir,
+    raise OutputError("holds an unfinished run", path=folder.path,
                       fix="use --resume to continue it, or --overwrite to start again")
 
 
@@ -377,41 +351,20 @@ def check_output_root(out_root: str | Path) -> None:
         folder = folder.parent
     _check_writable(folder, create=False)
 
-
-def _finish_record(out_dir: Path, record: dict, **fields) -> bool:
-    """Write the run's final status to run.json; False when that failed (the disk may be full: the
-    status of a run that could not say it stays ``running``, which ``--resume`` treats alike)."""
-    record.update(fields, finished=datetime.now(timezone.utc).isoformat(timespec="seconds"))
-    try:
-        write_text_atomic(out_dir / RUN_JSON, json.dumps(record, indent=2) + "\n")
-    except (OSError, VpsError):
-        return False
-    return True
-
-
-def segment_video(segmenter: Segmenter, source, opts: SegmentOptions,
-                  on_frame: Callable[[FrameResult], None] | None = None) -> VideoReport:
-    """Segment one source into ``opts.out_root/<source.name>/`` (see the module doc).
-
-    ``on_frame`` is called after each frame's outputs are queued (progress bars) — with the
-    persistence filter's decision applied, so up to ``min_persistence − 1`` frames after the model
-    produced it.
-    """
-    check_options(min_persistence=opts.min_persistence)
-    final_dir = Path(opts.out_root) / source.name
-    try:
-        identity = _identity(segmenter, source_fingerprint(source), opts.min_persistence)
-    except OSError as e:
-        raise InputError(f"cannot read ({e.strerror or e})", path=source.path, fix="check the path") from None
-    mode, earlier = _prepare(final_dir, opts, identity)
-    if mode == "skip":
-        return VideoReport(source.name, final_dir, "skipped")
-    probe = source.probe()  # unreadable inputs fail here, before any folder is made
+def _output_folder(final_dir: Path, mode: str, opts: SegmentOptions) -> RunFolder:
+    """The folder this run writes (beside ``final_dir`` for ``--overwrite``), its folders made and proved
+    writable before any frame is decoded."""
     out_dir = _staging_dir(final_dir) if mode == "replace" else final_dir
     if mode == "replace":
         shutil.rmtree(out_dir, ignore_errors=True)  # left by an earlier --overwrite that was killed
-    masks_dir, probs_dir = out_dir / "masks", out_dir / "probs"
-    _make_writable([out_dir, masks_dir] + ([probs_dir] if opts.save_prob else []))
+    folder = RunFolder(out_dir)
+    _make_writable([out_dir, folder.masks_dir] + ([folder.probs_dir] if opts.save_prob else []))
+    return folder
+
+
+def _run_fields(segmenter: Segmenter, source, probe, opts: SegmentOptions, identity: dict, mode: str,
+                earlier: dict) -> tuple[dict, list[str]]:
+    """The record of a starting run (``run.json`` while it runs), and the notes its final record will carry."""
     spec = segmenter.spec
     now = numerics(segmenter)
     notes = [n for n in (segmenter.placement.note, segmenter.batch_note) if n]
@@ -426,194 +379,304 @@ def segment_video(segmenter: Segmenter, source, opts: SegmentOptions,
         "device": str(segmenter.placement.device), "precision": segmenter.placement.precision,
         "batch": segmenter.batch, "compile": segmenter.compiled, "source": str(source.path),
         "probe": probe.to_json(),
-        "outputs": {"masks": "masks/", "probs": "probs/" if opts.save_prob else None,
-                    "overlay": "overlay.mp4" if opts.overlay else None, "frames_csv": "frames.csv"},
+        "outputs": {"masks": f"{MASKS}/", "probs": f"{PROBS}/" if opts.save_prob else None,
+                    "overlay": OVERLAY if opts.overlay else None, "frames_csv": FRAMES_CSV},
         "overlay_preset": overlay_preset() if opts.overlay else None,
     }
-    write_text_atomic(out_dir / RUN_JSON, json.dumps(record, indent=2) + "\n")
+    return record, notes
+
+
+#: ``sinks`` of :func:`segment_video`: makes a video's frame outputs from ``(folder, segmenter, run, opts)``
+SinkFactory = Callable[[RunFolder, Segmenter, object, SegmentOptions], "list[Sink]"]
+
+
+def segment_video(segmenter: Segmenter, source, opts: SegmentOptions,
+                  on_frame: Callable[[FrameResult], None] | None = None,
+                  sinks: SinkFactory | None = None) -> VideoReport:
+    """Segment one source into ``opts.out_root/<source.name>/`` (see the module doc): decide what to do
+    with the folder, then wire source → segmenter → persistence filter → sinks.
+
+    ``on_frame`` is called after each frame's outputs are queued (progress bars) — with the
+    persistence filter's decision applied, so up to ``min_persistence − 1`` frames after the model
+    produced it.
+
+    ``sinks(folder, segmenter, run, opts) -> list[Sink]`` makes the frame outputs (default
+    :func:`default_sinks`: mask/probability PNGs, overlay, ``frames.csv``); ``run.json`` is always written
+    (:class:`RunRecordSink`), since ``--resume``, ``--overwrite`` and the other commands go by it.
+    """
+    check_options(min_persistence=opts.min_persistence)
+    final_dir = Path(opts.out_root) / source.name
+    identity = _identity(segmenter, source, opts.min_persistence)
+    mode, earlier = _prepare(RunFolder(final_dir), opts, identity)
+    if mode == "skip":
+        return VideoReport(source.name, final_dir, "skipped")
+    probe = source.probe()  # unreadable inputs fail here, before any folder is made
+    folder = _output_folder(final_dir, mode, opts)
     run = segmenter.init_state(source)
     report = VideoReport(source.name, final_dir, "complete")
+    fields, notes = _run_fields(segmenter, source, probe, opts, identity, mode, earlier)
+    record = RunRecordSink(folder, fields, notes, report, run, source)
+    record.open(probe)  # "running" before any other output exists
     t_start = time.perf_counter()
     try:
-        _stream(segmenter, source, run, out_dir, opts, probe, report, on_frame, resume=mode == "resume")
-    except KeyboardInterrupt:
-        _finish_record(out_dir, record, status="interrupted", frames=report.frames)
-        if mode == "replace":
-            shutil.rmtree(out_dir, ignore_errors=True)  # the earlier outputs stay as they were
-        raise
+        frame_sinks = (sinks or default_sinks)(folder, segmenter, run, opts)
+        _stream(segmenter, source, run, folder, frame_sinks, opts, probe, report, on_frame, resume=mode == "resume")
     except BaseException as e:
-        message = e.one_line() if isinstance(e, VpsError) else f"{type(e).__name__}: {e}"
-        _finish_record(out_dir, record, status="failed", error=message, frames=report.frames)
+        record.abort(e)
         if mode == "replace":
-            shutil.rmtree(out_dir, ignore_errors=True)
+            shutil.rmtree(folder.path, ignore_errors=True)  # the earlier outputs stay as they were
         raise
     report.seconds = time.perf_counter() - t_start
-    truncation = source.truncation
-    if truncation is not None:
+    if source.truncation is not None:
         report.status = "partial"
-        report.warnings.append(truncation.message(str(source.path)))
-    record.update({
-        "status": report.status, "frames": report.frames, "frames_with_polyp": report.frames_with_polyp,
-        "partial": None if truncation is None else {
-            "frames_expected": truncation.expected, "frames_decoded": truncation.decoded,
-            "reason": f"decoding stopped at frame {truncation.decoded} of {truncation.expected} (the file is "
-                      "truncated or damaged)"},
-        "resumed_with_existing_masks": report.reused_masks,
-        "false_alarm_summary": report.flags.to_json() if report.flags is not None else None,
-        "frames_computed": run.frames_computed,
-        "timings_seconds": {**run.timings.as_dict(), "total": round(report.seconds, 4)},
-        "frames_per_second": round(report.frames / report.seconds, 3) if report.seconds else None,
-        "notes": notes + report.warnings,
-    })
-    if not _finish_record(out_dir, record):
-        raise OutputError("cannot record the finished run in run.json", path=out_dir / RUN_JSON,
-                          fix="free disk space and run the same command with --resume")
+        report.warnings.append(source.truncation.message(str(source.path)))
+    record.close()
     if mode == "replace":
-        _swap_in(out_dir, final_dir)
+        _swap_in(folder.path, final_dir)
     return report
 
 
-def _stream(segmenter: Segmenter, source, run, out_dir: Path, opts: SegmentOptions, probe, report: VideoReport,
-            on_frame, resume: bool) -> None:
-    """Run the model over ``source``, pass every frame through the persistence filter, and write
-    every frame's outputs once the filter has decided it (the body of :func:`segment_video`).
+def _stream(segmenter: Segmenter, source, run, folder: RunFolder, sinks: list["Sink"], opts: SegmentOptions, probe,
+            report: VideoReport, on_frame, resume: bool) -> None:
+    """Run the model over ``source``, pass every frame through the persistence filter, and hand every
+    frame it has decided to the ``sinks`` (opened first, closed last; all aborted on an error).
 
     Frames the filter still holds when the run stops are dropped with it (``--resume`` predicts
     them again); a finished frame's ``flagged`` cell feeds the filter as the model's flag would, so
     a resumed run decides every frame as an uninterrupted one.
     """
-    sink = _FrameSink(segmenter, run, out_dir, opts, report, on_frame, resume)
+    frames = _FrameDecider(folder, resume, opts.save_prob, needs_masks=any(s.needs_masks for s in sinks))
+    flagged_by_model: list[bool] = []  # per frame written, in order: the model flagged it / its mask is kept
+    kept_masks: list[bool] = []
     # frames travel through the filter as (result, finished earlier, flagged by the model)
     persistence: PersistenceFilter[tuple[FrameResult, bool, bool]] = PersistenceFilter(opts.min_persistence)
+
+    def emit(decided) -> None:
+        for (result, was_finished, flagged), kept in decided:
+            frame = frames.decide(result, was_finished, flagged, kept)
+            for sink in sinks:
+                sink.write(frame)
+            report.frames += 1
+            report.frames_with_polyp += frame.present
+            report.reused_masks += frame.on_disk
+            flagged_by_model.append(flagged)
+            kept_masks.append(frame.present)
+            if on_frame is not None:
+                on_frame(frame.result)
+
     try:
-        sink.open(probe)
-        for result in segmenter.run(source, run, skip=sink.finished if sink.saved else None):
-            is_finished = sink.finished(result, forget=True)
-            flagged = row_flagged(sink.saved[result.name]) if is_finished else _flagged(result)
-            for (decided, was_finished, was_flagged), kept in persistence.push((result, is_finished, flagged),
-                                                                               flagged):
-                sink.emit(decided, was_finished, was_flagged, kept)
-        for (decided, was_finished, was_flagged), kept in persistence.finish():
-            sink.emit(decided, was_finished, was_flagged, kept)
-        sink.close()
-    except BaseException:
-        sink.abort()
+        for sink in sinks:
+            sink.open(probe)
+        for result in segmenter.run(source, run, skip=frames.skip):
+            was_finished = frames.is_finished(result)
+            flagged = frames.flagged(result, was_finished)
+            emit(persistence.push((result, was_finished, flagged), flagged))
+        emit(persistence.finish())
+        for sink in sinks:
+            sink.close()
+    except BaseException as e:
+        for sink in sinks:
+            sink.abort(e)
         raise
-    report.flags = flag_summary(sink.flagged, sink.kept, float(probe.fps), opts.expect_negative)
+    report.flags = flag_summary(flagged_by_model, kept_masks, float(probe.fps), opts.expect_negative)
 
 
-class _FrameSink:
-    """One video's outputs while it streams: PNGs on a pool, ``frames.csv`` rows in frame order, the
-    overlay, the report's counts — fed by :meth:`emit` with frames the persistence filter has decided.
+class _FrameDecider:
+    """What a resumed run already has, and the :class:`DecidedFrame` the sinks get for each frame.
 
-    A frame's ``frames.csv`` row is written, and flushed, only once its PNGs are on disk, so a
-    killed run (``kill -9``, power cut aside) leaves rows that ``--resume`` can trust.
+    A frame finished by the earlier run (:meth:`RunFolder.finished`: whole PNGs and a ``frames.csv`` row)
+    is not predicted again (``skip``); its row stands for it. Decided once, before the first frame.
     """
 
-    def __init__(self, segmenter: Segmenter, run, out_dir: Path, opts: SegmentOptions, report: VideoReport,
-                 on_frame, resume: bool):
-        self.segmenter, self.run, self.out_dir, self.opts = segmenter, run, out_dir, opts
-        self.report, self.on_frame, self.resume = report, on_frame, resume
-        self.masks_dir, self.probs_dir = out_dir / "masks", out_dir / "probs"
-        self.saved = read_rows(out_dir) if resume else {}
-        self._answers: dict[str, bool] = {}  # the engine asks first (to plan); the loop reuses the answer
-        self.overlay: _OverlayWriter | None = None
-        self.workers = png_workers()
-        self.pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="png")
-        self.pending: deque[tuple[Future | None, dict]] = deque()  # frames in order: PNG job, frames.csv row
-        self.rows: _RowFile | None = None
-        self.flagged: list[bool] = []  # per frame written, in order: the model flagged it / its mask is kept
-        self.kept: list[bool] = []
+    def __init__(self, folder: RunFolder, resume: bool, save_prob: bool, needs_masks: bool):
+        self.folder, self.resume, self.save_prob, self.needs_masks = folder, resume, save_prob, needs_masks
+        self.saved = folder.rows() if resume else {}
+        self.finished = folder.finished(save_prob, self.saved) if self.saved else set()
+        #: the engine's ``skip``: given only when there are earlier rows (else every frame is predicted)
+        self.skip = (lambda frame: frame.name in self.finished) if self.saved else None
+
+    def is_finished(self, result: FrameResult) -> bool:
+        return result.name in self.finished
+
+    def flagged(self, result: FrameResult, was_finished: bool) -> bool:
+        """The model flagged the frame: its mask at the threshold has a pixel (a finished frame: its row says)."""
+        if was_finished:
+            return RunFolder.row_flagged(self.saved[result.name])
+        return result.mask_area > 0 if result.mask_area is not None else bool(result.mask.any())
+
+    def decide(self, result: FrameResult, was_finished: bool, flagged: bool, kept: bool) -> "DecidedFrame":
+        if was_finished:
+            row = self.saved[result.name]
+            if self.needs_masks and not result.predicted:  # drawn again from the mask on disk
+                mask = read_mask(self.folder.mask_path(result.name)).array > 0
+                result = replace(result, mask=mask, max_prob=float(row["max_prob"]))
+            return DecidedFrame(result, row, flagged, row["present"] == "1", finished=True, on_disk=True)
+        if flagged and not kept:
+            result = suppress(result)
+        row = frame_row(result, flagged)
+        on_disk = self.resume and self.folder.has_pngs(result.name, self.save_prob)
+        return DecidedFrame(result, row, flagged, row["present"] == 1, finished=False, on_disk=on_disk)
+
+
+@dataclass
+class DecidedFrame:
+    """One frame the persistence filter has decided, as every sink receives it, in frame order.
+
+    Attributes:
+        result: the frame; its ``mask`` is the kept mask (empty when the filter suppressed it). A frame
+            finished by an earlier run and not predicted again has ``mask``/``prob`` ``None``, unless a
+            sink ``needs_masks``: its mask is then read back from ``masks/`` and ``max_prob`` from its row.
+        row: its ``frames.csv`` row (the earlier run's, all strings, for a finished frame).
+        flagged: the model flagged it (before the filter).
+        present: its kept mask has a pixel.
+        finished: finished by an earlier run (PNGs and row on disk).
+        on_disk: its PNGs are on disk already (finished, or written before an interrupt): not written again.
+        png_job: the PNG write in flight, set by :class:`MaskPngSink` (``None``: nothing to wait for).
+    """
+
+    result: FrameResult
+    row: dict
+    flagged: bool
+    present: bool
+    finished: bool
+    on_disk: bool
+    png_job: Future | None = None
+
+
+class Sink(ABC):
+    """Where decided frames go: :meth:`open` before the first, :meth:`write` each in frame order, then
+    :meth:`close` after the last — or :meth:`abort` after an error or interrupt (possibly before
+    :meth:`open`, or after :meth:`close`). Example: ``segment_video(seg, src, opts, sinks=lambda *a:
+    default_sinks(*a) + [MySink()])``."""
+
+    #: frames finished by an earlier run reach this sink with their masks read back from disk
+    needs_masks = False
 
     def open(self, probe) -> None:
-        if self.opts.overlay:
-            self.overlay = _OverlayWriter(self.out_dir / "overlay.mp4", probe.fps, (probe.width, probe.height),
-                                          probe.frame_count, self.segmenter.spec.name, self.segmenter.threshold,
-                                          self.run.timings, vfr=probe.vfr)
-        self.rows = _RowFile(self.out_dir / "frames.csv")
+        """Before the first frame; ``probe`` is the source's :class:`~vpscli.io.probe.Probe`."""
 
-    def written(self, name: str) -> bool:
-        """The frame's PNGs are on disk, whole (from an earlier run)."""
-        return self.resume and is_complete_png(self.masks_dir / f"{name}.png") and (
-            not self.opts.save_prob or is_complete_png(self.probs_dir / f"{name}.png"))
+    @abstractmethod
+    def write(self, frame: DecidedFrame) -> None:
+        """One decided frame."""
 
-    def finished(self, frame, forget: bool = False) -> bool:
-        """Nothing left to do for this frame: its PNGs and its frames.csv row exist. ``forget``: the
-        last question about this frame (keeps the memo small)."""
-        if frame.name not in self._answers:
-            self._answers[frame.name] = frame.name in self.saved and self.written(frame.name)
-        return self._answers.pop(frame.name) if forget else self._answers[frame.name]
+    @abstractmethod
+    def close(self) -> None:
+        """After the last frame: finish the output (raises when it cannot)."""
 
-    def flush_rows(self, keep: int) -> None:
-        """Write the rows whose PNGs are on disk, in frame order, until at most ``keep`` are pending."""
+    def abort(self, error: BaseException | None = None) -> None:
+        """After an error or interrupt: keep what is whole, drop the rest (best effort)."""
+
+
+def default_sinks(folder: RunFolder, segmenter: Segmenter, run, opts: SegmentOptions) -> list[Sink]:
+    """The outputs of ``vps segment``: PNGs, the overlay (``opts.overlay``) and ``frames.csv`` — in this
+    order, since a frame's row waits for its PNGs (:attr:`DecidedFrame.png_job`)."""
+    sinks: list[Sink] = [MaskPngSink(folder, opts.save_prob, run.timings)]
+    if opts.overlay:
+        sinks.append(OverlaySink(folder, segmenter.spec.name, segmenter.threshold, run.timings))
+    sinks.append(FramesCsvSink(folder, opts.save_prob))
+    return sinks
+
+
+class MaskPngSink(Sink):
+    """``masks/<name>.png`` (and ``probs/<name>.png`` when ``save_prob``) on a pool of :func:`png_workers`
+    threads; at most twice as many writes in flight, which bounds memory (each holds a frame's maps)."""
+
+    def __init__(self, folder: RunFolder, save_prob: bool, timings):
+        self.folder, self.save_prob, self.timings = folder, save_prob, timings
+        self.workers = png_workers()
+        self.pool: ThreadPoolExecutor | None = None
+        self.in_flight: deque[Future] = deque()
+
+    def open(self, probe) -> None:
+        self.pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="png")
+
+    def write(self, frame: DecidedFrame) -> None:
+        if frame.on_disk:
+            return
+        result, folder = frame.result, self.folder
+        frame.png_job = self.pool.submit(_write_pngs, folder.mask_path(result.name), result.mask,
+                                         folder.prob_path(result.name) if self.save_prob else None, result.prob,
+                                         self.timings)
+        self.in_flight.append(frame.png_job)
+        while self.in_flight and (len(self.in_flight) > 2 * self.workers or self.in_flight[0].done()):
+            self.in_flight.popleft().result()  # re-raises a failed write (disk full) at once
+
+    def close(self) -> None:
+        while self.in_flight:
+            self.in_flight.popleft().result()
+        self.pool.shutdown(wait=True)
+
+    def abort(self, error: BaseException | None = None) -> None:
+        for job in self.in_flight:
+            job.cancel()
+        if self.pool is not None:
+            self.pool.shutdown(wait=True)
+
+
+class OverlaySink(Sink):
+    """``overlay.mp4``: every frame drawn with its mask and HUD, encoded on its own thread."""
+
+    needs_masks = True
+
+    def __init__(self, folder: RunFolder, model: str, threshold: float, timings):
+        self.path, self.model, self.threshold, self.timings = folder.overlay_path, model, threshold, timings
+        self.writer: _OverlayWriter | None = None
+
+    def open(self, probe) -> None:
+        self.writer = _OverlayWriter(self.path, probe.fps, (probe.width, probe.height), probe.frame_count, self.model,
+                                     self.threshold, self.timings, vfr=probe.vfr)
+
+    def write(self, frame: DecidedFrame) -> None:
+        self.writer.put(frame.result)
+
+    def close(self) -> None:
+        writer, self.writer = self.writer, None
+        writer.close()
+
+    def abort(self, error: BaseException | None = None) -> None:
+        if self.writer is not None:
+            self.writer.abort()
+
+
+class FramesCsvSink(Sink):
+    """``frames.csv``: one row per frame, in frame order, each written (and flushed) only once the frame's
+    PNGs are on disk, so a killed run (``kill -9``, power cut aside) leaves rows that ``--resume`` can trust."""
+
+    def __init__(self, folder: RunFolder, save_prob: bool):
+        self.folder, self.save_prob = folder, save_prob
+        self.rows: RowWriter | None = None
+        self.pending: deque[tuple[Future | None, dict]] = deque()  # frames in order: PNG job, frames.csv row
+
+    def open(self, probe) -> None:
+        self.rows = self.folder.open_rows()
+
+    def write(self, frame: DecidedFrame) -> None:
+        self.pending.append((frame.png_job, frame.row))
+        self._flush(wait=False)
+
+    def _flush(self, wait: bool) -> None:
+        """Write the rows whose PNGs are on disk, in frame order (``wait``: every row, waiting for its PNGs)."""
         pending = self.pending
-        while pending and (len(pending) > keep or pending[0][0] is None or pending[0][0].done()):
+        while pending and (wait or pending[0][0] is None or pending[0][0].done()):
             job, row = pending.popleft()
             if job is not None:
                 job.result()  # re-raises a failed write (disk full) at once
             self.rows.write(row)
 
-    def emit(self, result: FrameResult, is_finished: bool, flagged: bool, kept: bool) -> None:
-        """Write one frame the filter has decided: its PNGs (unless on disk already), row, overlay frame."""
-        job = None
-        if is_finished:
-            row = self.saved[result.name]
-            self.report.reused_masks += 1
-            if self.overlay is not None and not result.predicted:  # drawn again from the mask on disk
-                mask = read_mask(self.masks_dir / f"{result.name}.png").array > 0
-                result = replace(result, mask=mask, max_prob=float(row["max_prob"]))
-            present = row["present"] == "1"
-        else:
-            if flagged and not kept:
-                result = suppress(result)
-            if self.written(result.name):
-                self.report.reused_masks += 1
-            else:
-                job = self.pool.submit(_write_pngs, self.masks_dir / f"{result.name}.png", result.mask,
-                                       self.probs_dir / f"{result.name}.png" if self.opts.save_prob else None,
-                                       result.prob, self.run.timings)
-            row = frame_row(result, flagged)
-            present = row["present"] == 1
-        self.pending.append((job, row))
-        self.flush_rows(2 * self.workers)  # PNG writes in flight: bounds memory (each holds a frame's maps)
-        if self.overlay is not None:
-            self.overlay.put(result)
-        self.report.frames += 1
-        self.report.frames_with_polyp += present
-        self.flagged.append(flagged)
-        self.kept.append(present)
-        if self.on_frame is not None:
-            self.on_frame(result)
-
     def close(self) -> None:
-        """Every frame emitted: the last rows, the overlay, ``frames.csv`` renamed into place."""
-        self.flush_rows(0)
-        if self.overlay is not None:
-            self.overlay.close()
-            self.overlay = None
+        self._flush(wait=True)
         self.rows.commit()
-        self.pool.shutdown(wait=True)
 
-    def abort(self) -> None:
-        """After an error or interrupt: keep the rows of the frames whose PNGs reached the disk."""
-        for job, _ in self.pending:
-            if job is not None:
-                job.cancel()
-        self.pool.shutdown(wait=True)
-        if self.overlay is not None:
-            self.overlay.abort()
+    def abort(self, error: BaseException | None = None) -> None:
+        """Keep the rows of the frames whose PNGs reached the disk (this run's and earlier ones'), and only
+        their PNGs (:meth:`RunFolder.keep_finished_rows`)."""
         if self.rows is not None:
             _salvage_rows(self.pending, self.rows)
             self.rows.discard()
-        _keep_finished_rows(self.out_dir, self.masks_dir, self.probs_dir if self.opts.save_prob else None)
+        self.folder.keep_finished_rows(self.save_prob)
 
 
-def _flagged(result: FrameResult) -> bool:
-    """The model flagged the frame: its mask at the threshold has a pixel."""
-    return result.mask_area > 0 if result.mask_area is not None else bool(result.mask.any())
-
-
-def _salvage_rows(pending: deque, rows: "_RowFile") -> None:
+def _salvage_rows(pending: deque, rows: RowWriter) -> None:
     """After an error or interrupt: the rows of the frames whose PNG writes did finish, in order
     (best effort), so that ``--resume`` keeps every frame that reached the disk."""
     for job, row in pending:
@@ -625,67 +688,57 @@ def _salvage_rows(pending: deque, rows: "_RowFile") -> None:
             break
 
 
-class _RowFile:
-    """``frames.csv`` being written: under its temporary name, each row flushed as it is written,
-    renamed into place by :meth:`commit`. Every OS error is the one-line "disk full"/"cannot write"."""
+class RunRecordSink(Sink):
+    """``run.json``: ``running`` from :meth:`open`; :meth:`close` records the finished run (from the
+    completed ``report``), :meth:`abort` an ``interrupted`` or ``failed`` one. Nothing per frame.
 
-    def __init__(self, path: Path):
-        self.path = path
-        try:
-            self._fh = open(partial_path(path), "w", newline="")
-            self._csv = csv.DictWriter(self._fh, fieldnames=CSV_COLUMNS)
-            self._csv.writeheader()
-        except OSError as e:
-            raise output_error(path, e) from None
+    Driven by :func:`segment_video` around the frame sinks: opened before them, closed and aborted after.
+    """
 
-    def write(self, row: dict) -> None:
-        try:
-            self._csv.writerow(row)
-            self._fh.flush()  # on disk (in the OS) now: a killed run keeps it
-        except OSError as e:
-            raise output_error(self.path, e) from None
+    def __init__(self, folder: RunFolder, record: dict, notes: list[str], report: VideoReport, run, source):
+        self.folder, self.record, self.notes, self.report, self.run, self.source = folder, record, notes, report, run, source
 
-    def commit(self) -> None:
-        try:
-            self._fh.close()
-            os.replace(partial_path(self.path), self.path)
-        except OSError as e:
-            raise output_error(self.path, e) from None
+    def open(self, probe) -> None:
+        self.folder.write_record(self.record)
 
-    def discard(self) -> None:
-        """Close after an error (the rows stay in the temporary file for :func:`_keep_finished_rows`)."""
-        try:
-            self._fh.close()
-        except OSError:
-            pass
-
-
-def _keep_finished_rows(out_dir: Path, masks_dir: Path, probs_dir: Path | None) -> None:
-    """After an interrupt: keep, in ``frames.csv``, the rows (of this run and of earlier ones) of
-    the frames whose PNGs are on disk — what ``--resume`` continues from — and remove the partial
-    file; then remove the PNGs that have no row (an interrupt can land between a PNG write and its
-    row: such a frame is predicted again by ``--resume`` anyway), so that the folder's rows and PNGs
-    describe the same frames. Best effort: if the disk is full the rows are lost (and the PNGs kept),
-    and a resumed run predicts those frames again."""
-    csv_path = out_dir / "frames.csv"
-    try:
-        rows = [r for r in read_rows(out_dir).values() if is_complete_png(masks_dir / f"{r['name']}.png")
-                and (probs_dir is None or is_complete_png(probs_dir / f"{r['name']}.png"))]
-        out = io.StringIO()
-        writer = csv.DictWriter(out, fieldnames=CSV_COLUMNS)
-        writer.writeheader()
-        writer.writerows(sorted(rows, key=lambda r: int(r["index"])))
-        write_text_atomic(csv_path, out.getvalue())
-        kept = {f"{r['name']}.png" for r in rows}
-        for folder in (masks_dir, probs_dir):
-            if folder is not None and folder.is_dir():
-                for png in folder.glob("*.png"):
-                    if png.name not in kept:
-                        png.unlink(missing_ok=True)
-    except (OSError, VpsError):
+    def write(self, frame: DecidedFrame) -> None:
         pass
-    finally:
-        partial_path(csv_path).unlink(missing_ok=True)
+
+    def close(self) -> None:
+        report, run, truncation = self.report, self.run, self.source.truncation
+        self.record.update({
+            "status": report.status, "frames": report.frames, "frames_with_polyp": report.frames_with_polyp,
+            "partial": None if truncation is None else {
+                "frames_expected": truncation.expected, "frames_decoded": truncation.decoded,
+                "reason": f"decoding stopped at frame {truncation.decoded} of {truncation.expected} (the file is "
+                          "truncated or damaged)"},
+            "resumed_with_existing_masks": report.reused_masks,
+            "false_alarm_summary": report.flags.to_json() if report.flags is not None else None,
+            "frames_computed": run.frames_computed,
+            "timings_seconds": {**run.timings.as_dict(), "total": round(report.seconds, 4)},
+            "frames_per_second": round(report.frames / report.seconds, 3) if report.seconds else None,
+            "notes": self.notes + report.warnings,
+        })
+        if not self._finish():
+            raise OutputError("cannot record the finished run in run.json", path=self.folder.run_json,
+                              fix="free disk space and run the same command with --resume")
+
+    def abort(self, error: BaseException | None = None) -> None:
+        if isinstance(error, KeyboardInterrupt):
+            self._finish(status="interrupted", frames=self.report.frames)
+        else:
+            message = error.one_line() if isinstance(error, VpsError) else f"{type(error).__name__}: {error}"
+            self._finish(status="failed", error=message, frames=self.report.frames)
+
+    def _finish(self, **fields) -> bool:
+        """Write the run's final status; False when that failed (the disk may be full: the status of a
+        run that could not say it stays ``running``, which ``--resume`` treats alike)."""
+        self.record.update(fields, finished=datetime.now(timezone.utc).isoformat(timespec="seconds"))
+        try:
+            self.folder.write_record(self.record)
+        except (OSError, VpsError):
+            return False
+        return True
 
 
 def _write_pngs(mask_path: Path, mask: np.ndarray, prob_path: Path | None, prob: np.ndarray, timings) -> None:

@@ -4,7 +4,9 @@ Frame indices are 0-based source frame indices:
 
 - a ``vps segment`` layout (every mask named by a 6-digit number, ``000123.png``) uses the
   number as the frame index, so frames skipped by ``--stride`` stay where they were;
-- any other folder (``1.png``, ``case_image0001.png``…) is taken in natural order, frame 0 first.
+- any other folder (``1.png``, ``case_image0001.png``…) is taken in natural order, frame 0 first
+
+(:func:`vpscli.io.run_folder.number_files`).
 
 A mask is foreground where its 8-bit value is > 127 (masks are 0/255 as ``vps segment`` writes
 them; palette/1-bit/RGB masks are converted by :func:`vpscli.io.masks.read_mask`).
@@ -16,7 +18,6 @@ from ``--probs`` or a ``probs/`` folder beside ``masks/``.
 """
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
@@ -25,8 +26,7 @@ import numpy as np
 
 from vpscli.errors import InputError
 from vpscli.io.masks import list_masks, read_mask
-
-_SEGMENT_NAME = re.compile(r"^\d{6,}$")
+from vpscli.io.run_folder import MASKS, RunFolder, number_files
 
 
 @dataclass(frozen=True)
@@ -122,9 +122,8 @@ def frame_ranges(indices: list[int], limit: int = 4) -> str:
 
 def _mask_folder(path: Path) -> Path:
     """``path`` itself, or its ``masks/`` subfolder for a ``vps segment`` output folder."""
-    if (path / "masks").is_dir():
-        return path / "masks"
-    return path
+    masks = RunFolder(path).masks_dir
+    return masks if masks.is_dir() else path
 
 
 def _image_size(path: Path) -> tuple[int, int]:
@@ -162,10 +161,7 @@ def load_mask_sequence(masks: str | Path, probs: str | Path | None = None,
     if not files:
         raise InputError("no mask images in folder (expected png/bmp/tif/jpg)", path=folder,
                          fix="pass a vps segment output folder or a folder of mask PNGs")
-    if all(_SEGMENT_NAME.match(p.stem) for p in files):
-        frames = sorted((FrameMask(int(p.stem), p) for p in files), key=lambda f: f.index)
-    else:
-        frames = [FrameMask(i, p) for i, p in enumerate(files)]
+    frames = [FrameMask(index, path) for index, path in number_files(files)]
 
     width, height = _image_size(frames[0].path)
     for frame in frames[1:]:
@@ -192,8 +188,9 @@ def load_mask_sequence(masks: str | Path, probs: str | Path | None = None,
         if not probs_folder.is_dir():
             raise InputError("probability folder not found", path=probs_folder, fix="check --probs")
     else:
-        probs_folder = folder.parent / "probs" if (folder.parent / "probs").is_dir() else None
-    name = folder.parent.name if folder.name == "masks" else folder.name
+        beside = RunFolder.of_mask_folder(folder).probs_dir
+        probs_folder = beside if beside.is_dir() else None
+    name = folder.parent.name if folder.name == MASKS else folder.name
     return MaskSequence(name=name or "video", folder=folder, frames=frames, width=width, height=height,
                         frame_count=frame_count, model=info.model, weights_sha256=info.weights_sha256,
                         confidence=dict(info.max_prob), probs_folder=probs_folder)

@@ -149,10 +149,10 @@ def export_masks(masks: str | Path, fmt: str, out: str | Path, *, video: str | P
 
 def _warnings(masks: str | Path, sequence: MaskSequence) -> list[str]:
     """What the export lacks, said so that the user can act: which run is incomplete, which frames."""
-    from vpscli.io.run_record import partial_warning
+    from vpscli.io.run_folder import RunFolder
 
     warnings = []
-    partial = partial_warning(masks)
+    partial = RunFolder.of(masks).partial_warning()
     if partial:
         warnings.append(partial)
     missing = sequence.missing_indices

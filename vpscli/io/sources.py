@@ -27,6 +27,7 @@ from vpscli.errors import InputError, UsageError
 from vpscli.io.frames import Frame
 from vpscli.io.naming import natural_sorted
 from vpscli.io.probe import VideoProbe, open_container, probe_video, video_stream
+from vpscli.io.run_folder import index_name
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff"})
 VIDEO_EXTENSIONS = frozenset(
@@ -108,7 +109,7 @@ class VideoFileSource:
                 rgb = to_rgb.reformat(frame, format="rgb24", interpolation=Interpolation.BICUBIC).to_ndarray()
                 if rotate is not None:  # display matrix: counter-clockwise, as ffmpeg's autorotation turns it
                     rgb = cv2.rotate(rgb, rotate)
-                yield Frame(index=index, timestamp=timestamp, image=np.ascontiguousarray(rgb), name=f"{index:06d}")
+                yield Frame(index=index, timestamp=timestamp, image=np.ascontiguousarray(rgb), name=index_name(index))
                 index += 1
         finally:
             container.close()

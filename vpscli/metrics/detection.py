@@ -32,8 +32,9 @@ from pathlib import Path
 import numpy as np
 
 from vpscli.episodes import EpisodeDetection, episode_detections, runs
+from vpscli.io.run_folder import RunFolder
 from vpscli.io.run_record import find_run_json, read_run_record
-from vpscli.metrics.layout import MASKS_FOLDER, PROBS_FOLDER, Plan, Sequence, list_predictions
+from vpscli.metrics.layout import MASKS_FOLDER, Plan, Sequence, list_predictions
 
 #: the threshold of prediction maps that are not ``vps segment`` masks, when none is given
 DEFAULT_THRESHOLD = 0.5
@@ -176,8 +177,7 @@ def detection_source(folder: Path | None, threshold: float | None) -> tuple[Path
     non-empty" (a ``vps segment`` run's ``masks/``), else maps binarised at it."""
     if folder is None:
         return None, DEFAULT_THRESHOLD if threshold is None else threshold
-    run_folder = folder.parent if folder.name in (MASKS_FOLDER, PROBS_FOLDER) else folder
-    masks = run_folder / MASKS_FOLDER
+    masks = RunFolder.of(folder).masks_dir
     if threshold is None and masks.is_dir() and find_run_json(masks) is not None:
         return masks, None
     return folder, DEFAULT_THRESHOLD if threshold is None else threshold

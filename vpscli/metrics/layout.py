@@ -35,22 +35,22 @@ Stray files and empty folders next to the cases, which crash the toolbox, are sk
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
 from vpscli.errors import InputError
 from vpscli.io.masks import MASK_EXTENSIONS
 from vpscli.io.naming import natural_key
-from vpscli.io.run_record import partial_warning
+from vpscli.io.run_folder import MASKS, PROBS, RunFolder
 from vpscli.metrics.ordering import evaluated_frames, sort_frames
 
 GT_FOLDER = "GT"
 #: Optional level between a split and its cases in prediction trees (PNS-Net MATLAB layout).
 PRED_FOLDER = "Pred"
 #: Per-case subfolders that ``vps segment`` writes: thresholded masks, and probabilities (``--save-prob``).
-MASKS_FOLDER = "masks"
-PROBS_FOLDER = "probs"
+MASKS_FOLDER = MASKS
+PROBS_FOLDER = PROBS
 #: How deep below the GT root ``GT`` folders are searched for.
 MAX_SPLIT_DEPTH = 4
 #: How many names an error message lists.
@@ -281,14 +281,9 @@ def _names(names: list[str], limit: int = LIST_LIMIT) -> str:
 
 
 def _segment_subfolder(folder: Path, use_masks: bool) -> Path | None:
-    """The ``probs/`` or ``masks/`` folder of a ``vps segment`` case folder to score, if it has one.
-
-    Probabilities first: the benchmark's max/mean metrics sweep thresholds over a soft map, and on a
-    thresholded mask every threshold gives the same result. ``use_masks`` picks ``masks/`` when it exists.
-    """
-    masks, probs = folder / MASKS_FOLDER, folder / PROBS_FOLDER
-    order = (masks, probs) if use_masks else (probs, masks)
-    return next((f for f in order if f.is_dir()), None)
+    """The ``probs/`` or ``masks/`` folder of a ``vps segment`` case folder to score, if it has one
+    (:meth:`RunFolder.scored_folder`: probabilities first, ``use_masks`` picks ``masks/``)."""
+    return RunFolder(folder).scored_folder(use_masks)
 
 
 def _case_folder(case: str, subdirs: dict[str, Path], use_masks: bool) -> Path | None:
@@ -341,7 +336,7 @@ def _match_flat(folder: Path, split: Split) -> dict[str, Path | None]:
     A folder named after a case (or a ``masks/`` folder inside one) belongs to that case; otherwise its
     files are matched to cases by file name, which must then be unambiguous.
     """
-    hint = folder.parent.name if folder.name in (MASKS_FOLDER, PROBS_FOLDER) else folder.name
+    hint = RunFolder.of(folder).path.name
     cases = {q.name: q for q in split.sequences}
     if hint in cases:
         return {name: folder if name == hint else None for name in cases}
@@ -396,6 +391,37 @@ def build_plan(
     if not pred_root.is_dir():
         raise InputError("predictions must be a folder", path=pred_root)
     notes: list[str] = []
+    splits = _load_splits(gt_root, sort_rule, keep_ends, notes)
+    method_names, pred_dirs = _match_predictions(pred_root, splits, methods, use_masks, notes)
+    for split in splits:
+        for method in method_names:
+            if (split.name, method) not in pred_dirs and method != ".":
+                notes.append(f"{_where(split.name)}method {method} has no predictions for this split; skipped")
+    folders = list(dict.fromkeys(f for table in pred_dirs.values() for f in table.values() if f is not None))
+    notes += _segment_notes(folders, pred_root)
+    warnings = _run_warnings(folders, on_warning)
+    if matched_only:
+        splits = _drop_unmatched(splits, method_names, pred_dirs, notes)
+    missing, renamed = _check_frames(splits, method_names, pred_dirs, pred_root, allow_missing, notes)
+    splits = [s for s in splits if s.sequences]
+    if not splits:
+        raise InputError("no GT case is left to evaluate", path=gt_root, fix="check --matched-only and the layout")
+    plan = Plan(gt_root, pred_root, splits, method_names, pred_dirs, sort_rule, keep_ends, missing=missing,
+                notes=notes, warnings=warnings, renamed=renamed)
+    if plan.n_frames == 0:
+        n_seq = sum(len(s.sequences) for s in plan.splits)
+        raise InputError(
+            f"nothing to score: all {n_seq} sequence(s) have at most 2 frames, and the benchmark protocol "
+            "drops the first and last frame of every sequence (the toolbox crashes here)",
+            path=gt_root,
+            fix="use --keep-ends to score every frame (not comparable with published tables), "
+            "or evaluate longer sequences",
+        )
+    return plan
+
+
+def _load_splits(gt_root: Path, sort_rule: str, keep_ends: bool, notes: list[str]) -> list[Split]:
+    """The GT's splits that hold at least one case with frames (notes on what was skipped go to ``notes``)."""
     splits = [load_split(n, d, sort_rule, keep_ends, notes) for n, d in find_splits(gt_root)]
     splits = [s for s in splits if s.sequences]
     if not splits:
@@ -407,90 +433,90 @@ def build_plan(
             path=gt_root,
             fix="rename the GT files to lower-case .png" if upper else None,
         )
+    return splits
 
-    def match(root: Path, allow_flat: bool) -> tuple[dict[str, dict[str, Path | None]], int, list[str]]:
-        found, total, extra = {}, 0, []
-        for split in splits:
-            folders, matched, extra_here = _match_split(root, split, allow_flat, use_masks)
-            if matched:
-                found[split.name] = folders
-                total += matched
-                extra += [f"{_where(split.name)}{e}" for e in extra_here]
-        return found, total, extra
 
-    pred_dirs: dict[tuple[str, str], dict[str, Path | None]] = {}
-    extra_cases: list[str] = []
-    flat, total, extra = match(pred_root, True)
+#: (split name, method) -> case name -> prediction folder (None: no predictions for that case)
+PredDirs = dict[tuple[str, str], dict[str, Path | None]]
+
+
+def _match_root(root: Path, splits: list[Split], allow_flat: bool,
+                use_masks: bool) -> tuple[dict[str, dict[str, Path | None]], int, list[str]]:
+    """Every split's cases matched under ``root``: (split -> case -> folder, cases matched, extra folders)."""
+    found, total, extra = {}, 0, []
+    for split in splits:
+        folders, matched, extra_here = _match_split(root, split, allow_flat, use_masks)
+        if matched:
+            found[split.name] = folders
+            total += matched
+            extra += [f"{_where(split.name)}{e}" for e in extra_here]
+    return found, total, extra
+
+
+def _match_predictions(pred_root: Path, splits: list[Split], methods: list[str] | None, use_masks: bool,
+                       notes: list[str]) -> tuple[list[str], PredDirs]:
+    """The methods and their prediction folders. Predictions without a method level (``PRED/[<split>/]<case>``,
+    or one flat folder) are the one method ``.``, unless ``methods`` names method folders; otherwise each
+    folder of ``pred_root`` is a method. Raises when nothing matches the GT cases."""
+    flat, total, extra = _match_root(pred_root, splits, True, use_masks)
     if total and not methods:
-        method_names = ["."]
-        pred_dirs = {(s, "."): f for s, f in flat.items()}
-        extra_cases = extra
-    else:
-        candidates = _method_folders(pred_root)
-        if methods:
-            unknown = [m for m in methods if m not in candidates]
-            if unknown:
-                raise InputError(
-                    f"method folder(s) not found: {', '.join(unknown)}",
-                    path=pred_root,
-                    fix=f"choose among: {_names(candidates) or '(no folders)'}",
-                )
-            candidates = [m for m in candidates if m in methods]
-        method_names, unmatched = [], []
-        for method in candidates:
-            found, total, extra = match(pred_root / method, False)
-            if total:
-                method_names.append(method)
-                pred_dirs.update({(s, method): f for s, f in found.items()})
-                extra_cases += [f"{method}/{e}" for e in extra]
-            else:
-                unmatched.append(method)
-        if unmatched and method_names:
-            notes.append(f"ignored folder(s) without predictions for these GT cases: {_names(unmatched)}")
+        if extra:
+            notes.append(f"ignored {len(extra)} prediction folder(s) that are not GT cases: {_names(extra)}")
+        return ["."], {(s, "."): f for s, f in flat.items()}
+    candidates = _method_folders(pred_root)
+    if methods:
+        unknown = [m for m in methods if m not in candidates]
+        if unknown:
+            raise InputError(f"method folder(s) not found: {', '.join(unknown)}", path=pred_root,
+                             fix=f"choose among: {_names(candidates) or '(no folders)'}")
+        candidates = [m for m in candidates if m in methods]
+    method_names, unmatched, extra_cases = [], [], []
+    pred_dirs: PredDirs = {}
+    for method in candidates:
+        found, total, extra = _match_root(pred_root / method, splits, False, use_masks)
+        if total:
+            method_names.append(method)
+            pred_dirs.update({(s, method): f for s, f in found.items()})
+            extra_cases += [f"{method}/{e}" for e in extra]
+        else:
+            unmatched.append(method)
+    if unmatched and method_names:
+        notes.append(f"ignored folder(s) without predictions for these GT cases: {_names(unmatched)}")
     if not pred_dirs:
-        gt_cases = [f"{_where(s.name)}{q.name}" for s in splits for q in s.sequences]
-        here = list_predictions(pred_root)
-        found_names = _method_folders(pred_root) or sorted({*here.files.values(), *here.others.values()},
-                                                           key=natural_key)
-        not_png = not here.files and here.others and not _method_folders(pred_root)
-        raise InputError(
-            f"no prediction matches the ground-truth cases. GT cases: {_names(gt_cases)}. "
-            f"Found in {pred_root}: {_names(found_names) or '(nothing)'}"
-            + (" (not PNG files: only .png predictions are read)" if not_png else ""),
-            path=pred_root,
-            fix="predictions must be PRED/[<method>/][<split>/]<case>/<frame>.png with the GT file names"
-            + (" (save the maps as PNG)" if not_png else ""),
-        )
+        raise _no_match_error(pred_root, splits)
     if extra_cases:
         notes.append(f"ignored {len(extra_cases)} prediction folder(s) that are not GT cases: {_names(extra_cases)}")
+    return method_names, pred_dirs
 
-    plan = Plan(gt_root, pred_root, splits, method_names, pred_dirs, sort_rule, keep_ends, notes=notes)
-    for split in splits:
-        for method in method_names:
-            if (split.name, method) not in pred_dirs and method != ".":
-                notes.append(f"{_where(split.name)}method {method} has no predictions for this split; skipped")
-    folders = list(dict.fromkeys(f for table in pred_dirs.values() for f in table.values() if f is not None))
-    notes += _segment_notes(folders, pred_root)
+
+def _no_match_error(pred_root: Path, splits: list[Split]) -> InputError:
+    """No prediction folder matches a GT case: both lists, and what to name the files."""
+    gt_cases = [f"{_where(s.name)}{q.name}" for s in splits for q in s.sequences]
+    here = list_predictions(pred_root)
+    found_names = _method_folders(pred_root) or sorted({*here.files.values(), *here.others.values()},
+                                                       key=natural_key)
+    not_png = not here.files and here.others and not _method_folders(pred_root)
+    return InputError(
+        f"no prediction matches the ground-truth cases. GT cases: {_names(gt_cases)}. "
+        f"Found in {pred_root}: {_names(found_names) or '(nothing)'}"
+        + (" (not PNG files: only .png predictions are read)" if not_png else ""),
+        path=pred_root,
+        fix="predictions must be PRED/[<method>/][<split>/]<case>/<frame>.png with the GT file names"
+        + (" (save the maps as PNG)" if not_png else ""),
+    )
+
+
+def _run_warnings(folders: list[Path], on_warning: Callable[[str], None] | None) -> list[str]:
+    """One warning per ``vps segment`` run folder that is partial or unfinished, each passed to ``on_warning``
+    as it is found."""
+    warnings: list[str] = []
     for folder in folders:
-        warning = partial_warning(folder)
-        if warning is not None and warning not in plan.warnings:  # one per run folder
-            plan.warnings.append(warning)
+        warning = RunFolder.of(folder).partial_warning()
+        if warning is not None and warning not in warnings:  # one per run folder
+            warnings.append(warning)
             if on_warning is not None:
                 on_warning(warning)
-    _check_frames(plan, allow_missing, matched_only)
-    plan.splits = [s for s in plan.splits if s.sequences]
-    if not plan.splits:
-        raise InputError("no GT case is left to evaluate", path=gt_root, fix="check --matched-only and the layout")
-    if plan.n_frames == 0:
-        n_seq = sum(len(s.sequences) for s in plan.splits)
-        raise InputError(
-            f"nothing to score: all {n_seq} sequence(s) have at most 2 frames, and the benchmark protocol "
-            "drops the first and last frame of every sequence (the toolbox crashes here)",
-            path=gt_root,
-            fix="use --keep-ends to score every frame (not comparable with published tables), "
-            "or evaluate longer sequences",
-        )
-    return plan
+    return warnings
 
 
 def _segment_notes(folders: list[Path], pred_root: Path) -> list[str]:
@@ -528,86 +554,107 @@ def _segment_notes(folders: list[Path], pred_root: Path) -> list[str]:
     return notes
 
 
-def _check_frames(plan: Plan, allow_missing: bool, matched_only: bool) -> None:
-    """Fill ``plan.missing`` and ``plan.renamed``, note extra predictions, and raise on missing ones unless
-    allowed — saying when a missing file is there under another extension."""
-    if matched_only:
-        _drop_unmatched(plan)
-    missing: list[Path] = []
-    missing_cases: list[str] = []
-    listing: dict[Path, PredListing] = {}
-    gt_names: dict[Path, set[str]] = {}  # GT frames matched against each prediction folder
-    other_ext: list[str] = []  # missing predictions present as .jpg etc.
-    n_missing = 0
-    for split in plan.splits:
-        for method in plan.methods:
-            folders = plan.pred_dirs.get((split.name, method))
+def _check_frames(splits: list[Split], methods: list[str], pred_dirs: PredDirs, pred_root: Path,
+                  allow_missing: bool, notes: list[str]) -> tuple[list[Path], dict[Path, Path]]:
+    """The evaluated frames without a prediction file, and the files that stand for a GT name under another
+    letter case (``0001.PNG``); notes extra predictions, and raises on missing ones unless allowed — saying
+    when a missing file is there under another extension."""
+    found = _find_predictions(splits, methods, pred_dirs)
+    extra = sum(len(set(found.listing[f].files) - names) for f, names in found.gt_names.items())
+    if extra:
+        notes.append(f"ignored {extra} prediction file(s) without a GT frame")
+    if found.renamed:
+        example = next(iter(found.renamed.items()))
+        notes.append(
+            f"{len(found.renamed)} prediction file(s) differ from the GT name only in the extension's letter "
+            f"case (e.g. {example[1].name} for {example[0].name}) and are scored; the toolbox finds them only "
+            "on case-insensitive file systems (macOS, Windows) — rename them to .png for a portable layout"
+        )
+    if found.n_missing and not allow_missing:
+        raise _missing_error(found, pred_root)
+    if found.n_missing:
+        notes.append(f"{found.n_missing} missing prediction(s) scored as all-zero maps (--allow-missing)")
+    return found.missing, found.renamed
+
+
+@dataclass
+class _Found:
+    """What :func:`_find_predictions` found for the evaluated frames."""
+
+    missing: list[Path] = field(default_factory=list)  #: expected prediction files that are not there
+    missing_cases: list[str] = field(default_factory=list)  #: GT cases without a prediction folder
+    n_missing: int = 0  #: evaluated frames without a prediction (both kinds)
+    other_ext: list[str] = field(default_factory=list)  #: missing predictions present as .jpg etc.
+    renamed: dict[Path, Path] = field(default_factory=dict)  #: ``0001.png`` -> ``0001.PNG``
+    listing: dict[Path, PredListing] = field(default_factory=dict)
+    gt_names: dict[Path, set[str]] = field(default_factory=dict)  #: GT frames matched against each folder
+
+
+def _find_predictions(splits: list[Split], methods: list[str], pred_dirs: PredDirs) -> _Found:
+    """Look up every evaluated frame's prediction file, for every method."""
+    found = _Found()
+    for split in splits:
+        for method in methods:
+            folders = pred_dirs.get((split.name, method))
             if folders is None:
                 continue
             prefix = ("" if method == "." else f"{method}/") + _where(split.name)
             for seq in split.sequences:
                 folder = folders.get(seq.name)
                 if folder is None:
-                    missing_cases.append(prefix + seq.name)
-                    n_missing += len(seq.evaluated)
+                    found.missing_cases.append(prefix + seq.name)
+                    found.n_missing += len(seq.evaluated)
                     continue
-                if folder not in listing:
-                    listing[folder] = list_predictions(folder)
-                found = listing[folder]
-                gt_names.setdefault(folder, set()).update(seq.frames)
+                if folder not in found.listing:
+                    found.listing[folder] = list_predictions(folder)
+                files = found.listing[folder]
+                found.gt_names.setdefault(folder, set()).update(seq.frames)
                 for name in seq.evaluated:
-                    actual = found.files.get(name)
+                    actual = files.files.get(name)
                     if actual is None:
-                        missing.append(folder / name)
-                        n_missing += 1
-                        if name in found.others:
-                            other_ext.append(found.others[name])
+                        found.missing.append(folder / name)
+                        found.n_missing += 1
+                        if name in files.others:
+                            found.other_ext.append(files.others[name])
                     elif actual != name:
-                        plan.renamed[folder / name] = folder / actual
-    extra = sum(len(set(listing[f].files) - names) for f, names in gt_names.items())
-    if extra:
-        plan.notes.append(f"ignored {extra} prediction file(s) without a GT frame")
-    if plan.renamed:
-        example = next(iter(plan.renamed.items()))
-        plan.notes.append(
-            f"{len(plan.renamed)} prediction file(s) differ from the GT name only in the extension's letter "
-            f"case (e.g. {example[1].name} for {example[0].name}) and are scored; the toolbox finds them only "
-            "on case-insensitive file systems (macOS, Windows) — rename them to .png for a portable layout"
-        )
-    if n_missing and not allow_missing:
-        msg = f"{n_missing} prediction(s) missing"
-        if missing_cases:
-            msg += f"; GT cases without a prediction folder: {_names(missing_cases)}"
-        if missing:
-            msg += f"; first missing files: {', '.join(str(p) for p in missing[:5])}"
-        fix = "add them, or use --allow-missing to score them as all-zero maps"
-        if other_ext:
-            ext = other_ext[0].rpartition(".")[2]
-            msg += (f"; {len(other_ext)} of them exist with another extension (e.g. {other_ext[0]}), which is not "
-                    "read: predictions are PNG files named like the GT frames")
-            fix = (f"save the maps as PNG with the GT's names (convert the .{ext} files, e.g. "
-                   f"{other_ext[0]} -> {Path(other_ext[0]).stem}.png; JPEG is lossy, so re-export from the "
-                   "model's maps where you can), or use --allow-missing to score them as all-zero maps")
-        raise InputError(
-            msg,
-            path=plan.pred_root,
-            fix=fix + (", or --matched-only to leave out the cases without predictions" if missing_cases else ""),
-        )
-    plan.missing = missing
-    if n_missing:
-        plan.notes.append(f"{n_missing} missing prediction(s) scored as all-zero maps (--allow-missing)")
+                        found.renamed[folder / name] = folder / actual
+    return found
 
 
-def _drop_unmatched(plan: Plan) -> None:
-    """--matched-only: keep the cases that every method evaluated on the split has predictions for."""
-    for split in plan.splits:
-        tables = [plan.pred_dirs[(split.name, m)] for m in plan.methods if (split.name, m) in plan.pred_dirs]
-        if not tables:
-            continue
-        dropped = [q.name for q in split.sequences if any(t.get(q.name) is None for t in tables)]
+def _missing_error(found: _Found, pred_root: Path) -> InputError:
+    """Predictions are missing: how many, the first ones, and the fix (PNG names when they exist as .jpg)."""
+    msg = f"{found.n_missing} prediction(s) missing"
+    if found.missing_cases:
+        msg += f"; GT cases without a prediction folder: {_names(found.missing_cases)}"
+    if found.missing:
+        msg += f"; first missing files: {', '.join(str(p) for p in found.missing[:5])}"
+    fix = "add them, or use --allow-missing to score them as all-zero maps"
+    other_ext = found.other_ext
+    if other_ext:
+        ext = other_ext[0].rpartition(".")[2]
+        msg += (f"; {len(other_ext)} of them exist with another extension (e.g. {other_ext[0]}), which is not "
+                "read: predictions are PNG files named like the GT frames")
+        fix = (f"save the maps as PNG with the GT's names (convert the .{ext} files, e.g. "
+               f"{other_ext[0]} -> {Path(other_ext[0]).stem}.png; JPEG is lossy, so re-export from the "
+               "model's maps where you can), or use --allow-missing to score them as all-zero maps")
+    return InputError(
+        msg,
+        path=pred_root,
+        fix=fix + (", or --matched-only to leave out the cases without predictions" if found.missing_cases else ""),
+    )
+
+
+def _drop_unmatched(splits: list[Split], methods: list[str], pred_dirs: PredDirs, notes: list[str]) -> list[Split]:
+    """--matched-only: the splits with only the cases that every method evaluated on the split has predictions for."""
+    kept = []
+    for split in splits:
+        tables = [pred_dirs[(split.name, m)] for m in methods if (split.name, m) in pred_dirs]
+        dropped = [q.name for q in split.sequences if any(t.get(q.name) is None for t in tables)] if tables else []
         if dropped:
-            split.sequences = [q for q in split.sequences if q.name not in dropped]
-            plan.notes.append(
+            split = replace(split, sequences=[q for q in split.sequences if q.name not in dropped])
+            notes.append(
                 f"{_where(split.name)}left out {len(dropped)} GT case(s) without predictions "
                 f"(--matched-only): {_names(dropped)}"
             )
+        kept.append(split)
+    return kept

@@ -1,15 +1,14 @@
 """Which mask file belongs to which frame, and what a mask folder says about its run.
 
-A mask folder is matched to a source's frames by frame name (``case1_0001.png`` for frame
-``case1_0001.jpg``), else by 0-based index (``000000.png``, the ``vps segment`` layout),
-else, when the counts agree, by natural order. A folder whose images hold values other
+A mask folder is matched to a source's frames by :func:`vpscli.io.run_folder.match_to_frames`:
+frame name (``case1_0001.png`` for frame ``case1_0001.jpg``), else 0-based index (``000000.png``,
+the ``vps segment`` layout), else, when the counts agree, natural order. A folder whose images hold values other
 than 0 and 255 is a probability folder (``floor(255·p)``), thresholded at ``threshold``.
 ``run.json`` beside the masks folder (or inside it) gives model name and threshold;
 ``frames.csv`` beside it gives per-frame ``max_prob`` for binary masks.
 """
 from __future__ import annotations
 
-import csv
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,6 +16,7 @@ import numpy as np
 
 from vpscli.errors import InputError
 from vpscli.io.masks import list_masks, read_mask
+from vpscli.io.run_folder import RunFolder, match_to_frames
 
 
 @dataclass
@@ -44,10 +44,9 @@ def _model_name(value) -> str | None:
 
 def read_run_info(mask_dir: Path) -> RunInfo:
     """Model, threshold and per-frame confidence from ``run.json``/``frames.csv`` near ``mask_dir``."""
-    from vpscli.io.run_record import read_run_record
-
+    folder = RunFolder.of_mask_folder(mask_dir)
     info = RunInfo()
-    data = read_run_record(mask_dir)  # an unreadable run.json only costs the HUD its model line
+    data = folder.record()  # an unreadable run.json only costs the HUD its model line
     if data:
         info.model = _model_name(data.get("model"))
         thr = data.get("threshold")
@@ -58,15 +57,7 @@ def read_run_info(mask_dir: Path) -> RunInfo:
         sha = data.get("weights_sha256") or nested.get("weights_sha256") or nested.get("sha256")
         info.weights_sha256 = sha if isinstance(sha, str) and sha else None
         info.status = data.get("status") if isinstance(data.get("status"), str) else None
-    table = mask_dir.parent / "frames.csv"
-    if table.is_file():
-        try:
-            with table.open(newline="") as f:
-                for row in csv.DictReader(f):
-                    if row.get("index") not in (None, "") and row.get("max_prob") not in (None, ""):
-                        info.max_prob[int(row["index"])] = float(row["max_prob"])
-        except (OSError, ValueError, KeyError):
-            info.max_prob = {}
+    info.max_prob = folder.max_probs()
     return info
 
 
@@ -91,15 +82,7 @@ def match_masks(folder: str | Path, frame_names: list[str]) -> MaskMatch:
     if not masks:
         raise InputError("no mask images in folder (expected png/bmp/tif/jpg)", path=folder,
                          fix="pass the folder that holds the masks")
-    by_stem = {p.stem: p for p in masks}
-    candidates = {
-        "name": [by_stem.get(n) for n in frame_names],
-        "index": [by_stem.get(f"{i:06d}") for i in range(len(frame_names))],
-    }
-    how = max(candidates, key=lambda k: sum(f is not None for f in candidates[k]))
-    files = candidates[how]
-    if not any(files) or (len(masks) == len(frame_names) and any(f is None for f in files)):
-        how, files = "order", list(masks[: len(frame_names)]) + [None] * max(0, len(frame_names) - len(masks))
+    files, how = match_to_frames(masks, frame_names)
     return MaskMatch(folder, files, len(masks), how)
 
 

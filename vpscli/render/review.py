@@ -27,7 +27,7 @@ from typing import Callable
 import numpy as np
 
 from vpscli.errors import InputError, UsageError
-from vpscli.io.run_record import partial_warning
+from vpscli.io.run_folder import RunFolder, index_name
 from vpscli.render.contact_sheet import build_sheet, label_thumbnail, pick_frames, thumbnail, write_png
 from vpscli.render.hud import FrameInfo, draw_hud, draw_legend, format_timecode
 from vpscli.render.mask_set import (MaskMatch, RunInfo, aspect_mismatch, is_probability, load_mask, match_masks,
@@ -106,7 +106,7 @@ def output_size(width: int, height: int, *, side_by_side: bool, timeline: bool, 
 
 
 def _frame_names(source, n: int) -> list[str]:
-    return list(source.frame_names) if hasattr(source, "frame_names") else [f"{i:06d}" for i in range(n)]
+    return list(source.frame_names) if hasattr(source, "frame_names") else [index_name(i) for i in range(n)]
 
 
 def _mismatch_fix(label: str, run: RunInfo | None) -> str:
@@ -212,7 +212,7 @@ def render_review(source: str | Path, masks: str | Path, gt: str | Path | None =
     notes = result.notes
 
     warnings = result.warnings
-    partial = partial_warning(mask_dir)
+    partial = RunFolder.of_mask_folder(mask_dir).partial_warning()
     if partial:
         warnings.append(partial)
 
