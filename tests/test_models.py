@@ -487,3 +487,19 @@ def test_custom_modules_describe_themselves_and_refuse_bad_arguments():
     ):
         with pytest.raises(ValueError, match=message):
             build()
+
+
+def test_each_model_keeps_only_its_own_state():
+    """Typed per-model state: a field exists only on the models that use it, and ``to`` moves all of it."""
+    from dataclasses import fields
+
+    expected = {"pns-net": set(), "pns-plus": {"anchor"}, "cffm": {"feature_cache"},
+                "aen-cffm": {"feature_cache", "memory"}, "aen-pns-plus": {"anchor", "memory"}}
+    for name, own in expected.items():
+        state = build_model(name, input_size=(64, 112)).init_state()
+        assert {f.name for f in fields(state)} - {"frames_seen", "backbone_frames"} == own, name
+    state = build_model("aen-cffm", input_size=(64, 112)).init_state()
+    state.feature_cache[3] = torch.ones(1, 2, dtype=torch.float64)
+    state.memory.append(torch.zeros(1, 2, dtype=torch.float64))
+    moved = state.to("meta")
+    assert moved.feature_cache[3].device.type == "meta" and moved.memory[0].device.type == "meta"

@@ -51,6 +51,7 @@ Memory is carried from clip to clip through a video in the
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field
 from typing import Sequence
 
 import torch
@@ -59,10 +60,10 @@ from torch import Tensor, nn
 
 from vpscli.models.backbone import DEFAULT_BACKBONE, stage_sizes
 from vpscli.models.base import ModelSpec, VideoModel, VideoState
-from vpscli.models.cffm import CFFM, CFFM_SPEC
-from vpscli.models.pns_plus import PNS_PLUS_SPEC, PNSPlus
+from vpscli.models.cffm import CFFM, CFFM_SPEC, CFFMState
+from vpscli.models.pns_plus import PNS_PLUS_SPEC, PNSPlus, PNSPlusState
 
-__all__ = ["CRLStage", "CRL", "CSA", "AEN", "AENCFFM", "AENPNSPlus", "AEN_CFFM_SPEC", "AEN_PNS_PLUS_SPEC"]
+__all__ = ["CRLStage", "CRL", "CSA", "AEN", "AENCFFM", "AENPNSPlus", "AENCFFMState", "AENPNSPlusState", "AEN_CFFM_SPEC", "AEN_PNS_PLUS_SPEC"]
 
 AEN_CFFM_SPEC = ModelSpec(
     name="aen-cffm",
@@ -364,6 +365,21 @@ class AEN(nn.Module):
         return logits * self.interaction_scale
 
 
+@dataclass
+class AENCFFMState(CFFMState):
+    """AEN+CFFM's per-video state: the CFFM feature cache and the AEN memory, the embeddings of the
+    last ``memory_clips`` clips, each ``(B, L, c·q, D)``, detached (no gradient flows into earlier clips)."""
+
+    memory: list[Tensor] = field(default_factory=list)
+
+
+@dataclass
+class AENPNSPlusState(PNSPlusState):
+    """AEN+PNS+'s per-video state: the PNS+ anchor and the AEN memory (as :class:`AENCFFMState`'s)."""
+
+    memory: list[Tensor] = field(default_factory=list)
+
+
 class AENCFFM(VideoModel):
     """AEN on a CFFM proposal network (the paper's headline model).
 
@@ -381,6 +397,8 @@ class AENCFFM(VideoModel):
     Shape: clip ``(B, T ≤ 3, 3, H, W)`` → logits ``(B, T, 1, H, W)``.
     """
 
+    state_type = AENCFFMState
+
     def __init__(self, input_size: tuple[int, int] = (320, 448), backbone: str = DEFAULT_BACKBONE, **aen_kw):
         super().__init__(AEN_CFFM_SPEC.with_input_size(input_size).with_backbone(backbone))
         regions = aen_kw.get("regions", 50)
@@ -392,7 +410,7 @@ class AENCFFM(VideoModel):
         b, t = clip.shape[:2]
         enc = self.pgn.encode(clip, state)
         e1 = self.pgn.predict(enc, state, indices, b)
-        logits = self.aen(enc["stages"], enc["embeds"], e1.view(b, t, *e1.shape[1:]), state)
+        logits = self.aen(enc.stages, enc.embeds, e1.view(b, t, *e1.shape[1:]), state)
         up = F.interpolate(logits.flatten(0, 1), size=clip.shape[-2:], mode="bilinear", align_corners=False)
         return up.view(b, t, *up.shape[1:])
 
@@ -419,6 +437,8 @@ class AENPNSPlus(VideoModel):
     Shape: clip ``(B, T ≤ 3, 3, H, W)`` (+ anchor on the first step) → logits ``(B, T, 1, H, W)``.
     """
 
+    state_type = AENPNSPlusState
+
     def __init__(self, input_size: tuple[int, int] = (320, 448), backbone: str = DEFAULT_BACKBONE, **aen_kw):
         super().__init__(AEN_PNS_PLUS_SPEC.with_input_size(input_size).with_backbone(backbone))
         regions = aen_kw.get("regions", 50)
@@ -430,11 +450,11 @@ class AENPNSPlus(VideoModel):
     def step(self, clip: Tensor, state: VideoState, indices: list[int], anchor: Tensor | None) -> Tensor:
         b, t = clip.shape[:2]
         f = self.pgn.features(clip, state, anchor)
-        x1, x2, x3 = f["stages"]
+        x1, x2, x3 = f.stages
         x4 = F.avg_pool2d(x3, 2, ceil_mode=True)
-        high4 = F.avg_pool2d(f["high"], 2, ceil_mode=True)
-        e1 = F.interpolate(self.pgn.SegNIN(f["decoded"]), size=x1.shape[-2:], mode="bilinear", align_corners=False)
-        logits = self.aen([x1, x2, x3, x4], [f["decoded"], f["low"], f["high"], high4],
+        high4 = F.avg_pool2d(f.high, 2, ceil_mode=True)
+        e1 = F.interpolate(self.pgn.SegNIN(f.decoded), size=x1.shape[-2:], mode="bilinear", align_corners=False)
+        logits = self.aen([x1, x2, x3, x4], [f.decoded, f.low, f.high, high4],
                           e1.view(b, t, *e1.shape[1:]), state)
         up = F.interpolate(logits.flatten(0, 1), size=clip.shape[-2:], mode="bilinear", align_corners=False)
         return up.view(b, t, *up.shape[1:])

@@ -41,7 +41,7 @@ Rules of the contract:
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, fields, replace
 from typing import Sequence
 
 import torch
@@ -176,28 +176,29 @@ class VideoState:
     """Per-video inference state, created by :meth:`VideoModel.init_state`, passed through
     every call and updated in place. A new video needs a new state (that is the reset).
 
+    Each model family keeps its own fields in a subclass (:class:`~vpscli.models.pns_plus.PNSPlusState`:
+    the anchor; :class:`~vpscli.models.cffm.CFFMState`: the feature cache; the AEN states add the
+    clip memory); PNS-Net needs only these.
+
     Attributes:
         frames_seen: one past the largest frame index processed so far.
-        anchor: PNS+: the anchor frame's high-level features ``(B, 1, 32, h16, w16)``.
-        feature_cache: CFFM: frame index → that frame's fused decoder features at stride 8,
-            ``(B, E, h8, w8)``; holds the last ``max(-ref_offsets)+1`` frames, so each frame is
-            encoded by the backbone once.
-        memory: AEN: embeddings of the last ``memory_clips`` clips, each ``(B, L, c·q, D)``,
-            detached (no gradient flows into earlier clips).
         backbone_frames: frames encoded by the backbone for this video (for tests and profiling).
     """
 
     frames_seen: int = 0
-    anchor: Tensor | None = None
-    feature_cache: dict[int, Tensor] = field(default_factory=dict)
-    memory: list[Tensor] = field(default_factory=list)
     backbone_frames: int = 0
 
     def to(self, device: torch.device | str) -> "VideoState":
-        """Move every tensor to ``device`` (for example to park a paused video on the CPU)."""
-        self.anchor = None if self.anchor is None else self.anchor.to(device)
-        self.feature_cache = {k: v.to(device) for k, v in self.feature_cache.items()}
-        self.memory = [m.to(device) for m in self.memory]
+        """Move every tensor (also inside lists and dicts) to ``device``, for example to park a
+        paused video on the CPU."""
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, Tensor):
+                setattr(self, f.name, value.to(device))
+            elif isinstance(value, dict):
+                setattr(self, f.name, {k: v.to(device) for k, v in value.items()})
+            elif isinstance(value, list):
+                setattr(self, f.name, [v.to(device) for v in value])
         return self
 
 
@@ -234,9 +235,12 @@ class VideoModel(nn.Module):
         self.spec = spec
         self.legacy_norm = False
 
+    #: the per-video state this model keeps (a :class:`VideoState` subclass with its own fields)
+    state_type: type[VideoState] = VideoState
+
     def init_state(self) -> VideoState:
         """A fresh per-video state (empty cache/memory, no anchor)."""
-        return VideoState()
+        return self.state_type()
 
     def preprocess(self, frames: Tensor) -> Tensor:
         """Normalise RGB frames in [0, 1] (float, or uint8 in [0, 255]) the way this model expects.

@@ -30,7 +30,8 @@ access, sparse training clips) falls back to the nearest earlier frame available
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from dataclasses import dataclass, field
+from typing import NamedTuple, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -39,7 +40,7 @@ from torch import Tensor, nn
 from vpscli.models.backbone import DEFAULT_BACKBONE, STAGE_CHANNELS, build_backbone
 from vpscli.models.base import ModelSpec, VideoModel, VideoState
 
-__all__ = ["CFFM", "CFFMHead", "CFFMTransformer", "CFFMBlock", "CFFMAttention", "reference_frames", "CFFM_SPEC"]
+__all__ = ["CFFM", "CFFMState", "CFFMFeatures", "CFFMHead", "CFFMTransformer", "CFFMBlock", "CFFMAttention", "reference_frames", "CFFM_SPEC"]
 
 CFFM_SPEC = ModelSpec(
     name="cffm",
@@ -384,6 +385,24 @@ class CFFMHead(nn.Module):
         return F.interpolate(x, size=size4, mode="bilinear", align_corners=False)
 
 
+@dataclass
+class CFFMState(VideoState):
+    """CFFM's per-video state: frame index → that frame's fused decoder features at stride 8,
+    ``(B, E, h8, w8)``; holds the last ``max(-ref_offsets)+1`` frames, so each frame is encoded by
+    the backbone once."""
+
+    feature_cache: dict[int, Tensor] = field(default_factory=dict)
+
+
+class CFFMFeatures(NamedTuple):
+    """What :meth:`CFFM.encode` computes per frame (AEN+CFFM reads it), frames flattened (N = B·T)."""
+
+    stages: list[Tensor]  #: the 4 backbone features
+    embeds: list[Tensor]  #: the 4 per-stage E-channel maps
+    fused: Tensor         #: ``(N, E, h4, w4)``
+    fused8: Tensor        #: ``(N, E, h8, w8)``
+
+
 class CFFM(VideoModel):
     """CFFM for one class.
 
@@ -398,6 +417,8 @@ class CFFM(VideoModel):
         - Output: logits ``(B, T, 1, H, W)``.
     """
 
+    state_type = CFFMState
+
     def __init__(self, input_size: tuple[int, int] = (320, 448), out_channels: int = 1,
                  spec: ModelSpec | None = None, backbone: str = DEFAULT_BACKBONE):
         super().__init__((spec or CFFM_SPEC).with_input_size(input_size).with_backbone(backbone))
@@ -405,28 +426,25 @@ class CFFM(VideoModel):
         self.decode_head = CFFMHead(self.backbone.out_channels, 256, out_channels)
         self.cache_frames = max(-o for o in self.spec.ref_offsets) if self.spec.ref_offsets else 9
 
-    def encode(self, clip: Tensor, state: VideoState) -> dict:
-        """Backbone + all-MLP decoder for each frame of the clip, counted in the state.
-
-        Returns ``stages`` (4 backbone features), ``embeds`` (4 per-stage E-channel maps),
-        ``fused`` (N, E, h4, w4) and ``fused8`` (N, E, h8, w8), frames flattened (N = B·T).
-        """
+    def encode(self, clip: Tensor, state: VideoState) -> "CFFMFeatures":
+        """Backbone + all-MLP decoder for each frame of the clip, counted in the state
+        (:class:`CFFMFeatures`, frames flattened: N = B·T)."""
         frames = clip.flatten(0, 1)
         if frames.is_cuda:
             frames = frames.contiguous(memory_format=torch.channels_last)
         stages = self.backbone(frames)
         state.backbone_frames += frames.shape[0]
         embeds, fused, fused8 = self.decode_head.embed(stages)
-        return {"stages": stages, "embeds": embeds, "fused": fused, "fused8": fused8}
+        return CFFMFeatures(stages, embeds, fused, fused8)
 
-    def predict(self, enc: dict, state: VideoState, indices: list[int], batch: int) -> Tensor:
+    def predict(self, enc: "CFFMFeatures", state: VideoState, indices: list[int], batch: int) -> Tensor:
         """Stride-4 logits for every clip frame, reading references from the cache.
 
         Updates the cache with the clip's stride-8 features and evicts frames older than
         ``cache_frames`` before the newest. Returns ``(B·T, out, h4, w4)``.
         """
         t = len(indices)
-        fused, fused8 = enc["fused"], enc["fused8"]
+        fused, fused8 = enc.fused, enc.fused8
         f8 = fused8.view(batch, t, *fused8.shape[1:])
         here = {idx: f8[:, j] for j, idx in enumerate(indices)}
         cached = next(iter(state.feature_cache.values()), None)

@@ -20,6 +20,9 @@ Differences from the official code, none of which changes its outputs:
 from __future__ import annotations
 
 import torch
+from dataclasses import dataclass
+from typing import NamedTuple
+
 from torch import Tensor
 
 from vpscli.models.backbone import DEFAULT_BACKBONE
@@ -27,7 +30,7 @@ from vpscli.models.base import PNS_MEAN, PNS_STD, ModelSpec, VideoState
 from vpscli.models.ns import NSBlock
 from vpscli.models.pns_net import PNSTrunk
 
-__all__ = ["PNSPlus", "PNS_PLUS_SPEC"]
+__all__ = ["PNSPlus", "PNSPlusState", "PNSPlusFeatures", "PNS_PLUS_SPEC"]
 
 PNS_PLUS_SPEC = ModelSpec(
     name="pns-plus",
@@ -42,6 +45,23 @@ PNS_PLUS_SPEC = ModelSpec(
     state="anchor-frame features (first frame of the video)",
     official_weights=("PNSPlus.pth",),
 )
+
+
+@dataclass
+class PNSPlusState(VideoState):
+    """PNS+'s per-video state: the anchor frame's high-level features ``(B, 1, 32, h16, w16)``
+    (``None`` until the first clip), shared by every clip of the video."""
+
+    anchor: Tensor | None = None
+
+
+class PNSPlusFeatures(NamedTuple):
+    """Per-frame intermediates of the PNS+ forward, frames flattened into the batch (N = B·T)."""
+
+    stages: list[Tensor]  #: layer1..layer3
+    low: Tensor           #: ``(N, 24, h8, w8)``
+    high: Tensor          #: after the NS blocks, ``(N, 32, h16, w16)``
+    decoded: Tensor       #: ``(N, 16, h8, w8)``
 
 
 class PNSPlus(PNSTrunk):
@@ -60,6 +80,8 @@ class PNSPlus(PNSTrunk):
         - Output: logits ``(B, T, 1, H, W)``.
     """
 
+    state_type = PNSPlusState
+
     def __init__(self, input_size: tuple[int, int] = (256, 448), out_channels: int = 1,
                  spec: ModelSpec | None = None, backbone: str = DEFAULT_BACKBONE):
         super().__init__((spec or PNS_PLUS_SPEC).with_input_size(input_size).with_backbone(backbone), out_channels)
@@ -67,13 +89,8 @@ class PNSPlus(PNSTrunk):
         self.NSB_global = NSBlock(32, size, dilation=(3, 4, 3, 4))
         self.NSB_local = NSBlock(32, size, dilation=(1, 2, 1, 2))
 
-    def features(self, clip: Tensor, state: VideoState, anchor: Tensor | None) -> dict[str, Tensor]:
-        """Every intermediate the PNS+ forward computes (AEN+PNS+ reads them).
-
-        Returns a dict of per-frame tensors, frames flattened into the batch (N = B·T):
-        ``stages`` (layer1..layer3), ``low`` ``(N, 24, h8, w8)``, ``high`` (after the NS
-        blocks) ``(N, 32, h16, w16)``, ``decoded`` ``(N, 16, h8, w8)``.
-        """
+    def features(self, clip: Tensor, state: VideoState, anchor: Tensor | None) -> "PNSPlusFeatures":
+        """Every intermediate the PNS+ forward computes (AEN+PNS+ reads them): :class:`PNSPlusFeatures`."""
         b, t = clip.shape[:2]
         frames = clip.flatten(0, 1)
         new_anchor = state.anchor is None
@@ -106,9 +123,9 @@ class PNSPlus(PNSTrunk):
         h2 = self.NSB_local(h1, h1) + h1
         high = (h2 + local).flatten(0, 1)
         decoded = self.decode(low, high)
-        return {"stages": stages, "low": low, "high": high, "decoded": decoded}
+        return PNSPlusFeatures(stages, low, high, decoded)
 
     def step(self, clip: Tensor, state: VideoState, indices: list[int], anchor: Tensor | None) -> Tensor:
         b, t = clip.shape[:2]
-        logits = self.head(self.features(clip, state, anchor)["decoded"], clip.shape[-2:])
+        logits = self.head(self.features(clip, state, anchor).decoded, clip.shape[-2:])
         return logits.view(b, t, *logits.shape[1:])
