@@ -97,6 +97,8 @@ class ReviewResult:
     run: RunInfo = field(default_factory=RunInfo)
     threshold: float = DEFAULT_THRESHOLD
     probability: bool = False
+    #: the source is damaged: its frame count was known only once decoded (module doc)
+    damaged: bool = False
 
 
 def output_size(width: int, height: int, *, side_by_side: bool, timeline: bool, with_gt: bool) -> tuple[int, int]:
@@ -176,49 +178,60 @@ def mask_stats(match: MaskMatch, threshold: float) -> MaskStats:
     return MaskStats(present, area, max_value, probability)
 
 
-def render_review(source: str | Path, masks: str | Path, gt: str | Path | None = None, *,
-                  video_out: str | Path | None = None, frames_out: str | Path | None = None,
-                  contact_sheet: str | Path | None = None, options: ReviewOptions | None = None,
-                  progress: Callable[[int, int], None] | None = None) -> ReviewResult:
-    """Render the review outputs of ``source`` with its prediction ``masks`` (and ``gt``).
+@dataclass
+class _Review:
+    """What drawing each frame needs: the matched masks, their statistics and the drawing choices."""
 
-    Args:
-        source: video file or frame folder.
-        masks: prediction mask or probability folder.
-        gt: ground-truth mask folder, optional.
-        video_out: H.264 MP4 to write; frames_out: folder for PNG frames (named by frame
-            name); contact_sheet: PNG grid of chosen frames. At least one is required.
-        progress: called with ``(frames done, total)``.
+    n: int
+    size: tuple[int, int]
+    threshold: float
+    options: ReviewOptions
+    palette: object
+    run: object
+    pred_match: object
+    gt_match: object | None
+    stats: MaskStats
+    confidence: np.ndarray
+    timeline: Timeline | None = None
+    resize_notes: list[str] = field(default_factory=list)
 
-    Raises:
-        InputError: count or size mismatch (unless ``allow_mismatch``), unreadable inputs.
-    """
-    from vpscli.io.sources import open_source
-    from vpscli.io.writer import VideoWriter
+    def _mask(self, path, as_probability: bool) -> np.ndarray:
+        m, note = load_mask(path, self.size)
+        if note:
+            self.resize_notes.append(note)
+        return m.astype(np.float32) / 255.0 >= self.threshold if as_probability else m > 127
 
-    options = options or ReviewOptions()
-    options.validate()
-    if video_out is None and frames_out is None and contact_sheet is None:
-        raise UsageError("nothing to write", fix="give -o OUT.mp4, --frames DIR or --contact-sheet FILE.png")
-    palette = get_palette(options.palette)
-    src = open_source(source)
-    probe = src.probe()
+    def compose(self, frame) -> tuple[np.ndarray, np.ndarray, bool]:
+        """``(the composed output frame, the overlay panel, whether a prediction mask was drawn)``."""
+        i, n, options = frame.index, self.n, self.options
+        in_range = i < n
+        pred_path = self.pred_match.files[i] if in_range else None
+        pred = self._mask(pred_path, True) if pred_path is not None else None
+        gt_mask = None
+        if self.gt_match is not None and in_range and self.gt_match.files[i] is not None:
+            gt_mask = self._mask(self.gt_match.files[i], False)
+        panel = draw_overlay(frame.image, pred, gt_mask if self.gt_match is not None else None,
+                             style=options.style, alpha=options.alpha, palette=self.palette)
+        conf = float(self.confidence[i]) if in_range and not np.isnan(self.confidence[i]) else None
+        area = float(self.stats.area[i]) if in_range and not np.isnan(self.stats.area[i]) else None
+        info = FrameInfo(index=i, total=n, timestamp=frame.timestamp, has_mask=pred is not None,
+                         area_fraction=area, confidence=conf, model=self.run.model,
+                         threshold=self.threshold if (self.run.threshold is not None or self.stats.probability
+                                                      or options.threshold is not None) else None)
+        draw_hud(panel, info, timecode=options.timecode, details=options.info)
+        draw_legend(panel, self.palette, with_gt=self.gt_match is not None, mask_label=options.mask_label)
+        composed = np.hstack([frame.image, panel]) if options.side_by_side else panel
+        if self.timeline is not None:
+            composed = np.vstack([composed, self.timeline.render(min(i, n - 1))])
+        return composed, panel, pred is not None
+
+
+def _match_inputs(src, probe, mask_dir: Path, gt, options: ReviewOptions, run, warnings: list[str]):
+    """``(n, pred_match, gt_match, damaged)``: the masks matched to the source's frames, counts and
+    sizes checked (a damaged source: only the frames its masks cover up front; see the module doc)."""
     n, size = probe.frame_count, (probe.width, probe.height)
     names = _frame_names(src, n)
-    mask_dir = Path(masks)
-    run = read_run_info(mask_dir)
-    threshold = options.threshold if options.threshold is not None else (run.threshold or DEFAULT_THRESHOLD)
-    result = ReviewResult(frames=0, size=(0, 0), run=run, threshold=threshold)
-    notes = result.notes
-
-    warnings = result.warnings
-    partial = RunFolder.of_mask_folder(mask_dir).partial_warning()
-    if partial:
-        warnings.append(partial)
-
     pred_match = match_masks(mask_dir, names)
-    # a damaged source decodes to an unknown number of frames (at most its packets): up front
-    # the masks need only cover frames 0..k-1; decoding checks the rest (module doc)
     damaged = getattr(probe, "damaged", False)
     gt_match = match_masks(gt, names) if gt is not None else None
     if damaged:
@@ -240,73 +253,116 @@ def render_review(source: str | Path, masks: str | Path, gt: str | Path | None =
     _check_size(pred_match, size, "MASKS", options.allow_mismatch)
     if gt_match is not None:
         _check_size(gt_match, size, "GT", options.allow_mismatch)
+    return n, pred_match, gt_match, damaged
+
+
+def _prepare(src, probe, masks, gt, options: ReviewOptions, result: "ReviewResult") -> _Review:
+    """Match, check and measure the masks; lay out the output (timeline, size)."""
+    mask_dir, run = Path(masks), result.run
+    partial = RunFolder.of_mask_folder(mask_dir).partial_warning()
+    if partial:
+        result.warnings.append(partial)
+    n, pred_match, gt_match, result.damaged = _match_inputs(src, probe, mask_dir, gt, options, run, result.warnings)
     result.missing_masks = pred_match.missing
     result.missing_gt = gt_match.missing if gt_match else []
-
-    stats = mask_stats(pred_match, threshold)
+    stats = mask_stats(pred_match, result.threshold)
     result.probability = stats.probability
-    gt_stats = mask_stats(gt_match, 0.5) if gt_match else None
     if stats.probability:
         confidence = stats.max_value.astype(np.float64) / 255.0
     else:
         confidence = np.array([run.max_prob.get(i, np.nan) for i in range(n)], np.float64)
-
+    size = (probe.width, probe.height)
+    review = _Review(n, size, result.threshold, options, get_palette(options.palette), run, pred_match, gt_match,
+                     stats, confidence)
     out_w, out_h = output_size(*size, side_by_side=options.side_by_side, timeline=options.timeline,
                                with_gt=gt_match is not None)
     result.size = (out_w, out_h)
-    timeline = None
     if options.timeline:
         missing = np.zeros(n, bool)
         missing[pred_match.missing] = True
-        timeline = Timeline(out_w, out_h - size[1], stats.present, palette,
-                            gt=gt_stats.present if gt_stats else None, missing=missing)
-    picks: set[int] = set()
-    if contact_sheet is not None:
-        scores = np.where(np.isnan(confidence), 0.0, confidence) if not np.isnan(confidence).all() \
-            else np.nan_to_num(stats.area)
-        picks = set(pick_frames(n, options.sheet_frames, options.sheet_pick, scores))
-    thumbs: dict[int, np.ndarray] = {}
+        gt_stats = mask_stats(gt_match, 0.5) if gt_match else None
+        review.timeline = Timeline(out_w, out_h - size[1], stats.present, review.palette,
+                                   gt=gt_stats.present if gt_stats else None, missing=missing)
+    return review
 
+
+def _sheet_picks(review: _Review, frames: int, pick: str) -> set[int]:
+    confidence = review.confidence
+    scores = np.where(np.isnan(confidence), 0.0, confidence) if not np.isnan(confidence).all() \
+        else np.nan_to_num(review.stats.area)
+    return set(pick_frames(review.n, frames, pick, scores))
+
+
+def _after_decoding(result: "ReviewResult", review: _Review, src, mask_dir: Path, allow_mismatch: bool) -> None:
+    """Notes and warnings known once every frame is decoded (see the module doc for damaged sources)."""
+    notes = review.resize_notes
+    if notes:
+        result.notes.append(notes[0] + (f" (and {len(notes) - 1} more masks)" if len(notes) > 1 else ""))
+    if src.truncation is not None:
+        result.warnings.append(src.truncation.message(str(src.path)))
+    if not result.damaged:
+        return
+    # what decoded, not the packets, decides which frames lacked a mask
+    decoded, n = result.frames, review.n
+    result.missing_masks = [i for i in review.pred_match.missing if i < decoded]
+    result.missing_gt = [i for i in review.gt_match.missing if i < decoded] if review.gt_match else []
+    for label, missing in (("MASKS", result.missing_masks), ("GT", result.missing_gt)):
+        if missing:  # only with allow_mismatch: without it the first one stopped the render
+            result.warnings.append(f"{len(missing)} of the {decoded} decoded frames have no {label} mask (first: "
+                                   f"frame {missing[0]}); drawn as 'no mask'")
+    if decoded < n and not allow_mismatch:
+        result.warnings.append(f"{mask_dir}: the masks of frames {decoded}-{n - 1} were not drawn: SOURCE stopped "
+                               f"decoding at frame {decoded}")
+
+
+def render_review(source: str | Path, masks: str | Path, gt: str | Path | None = None, *,
+                  video_out: str | Path | None = None, frames_out: str | Path | None = None,
+                  contact_sheet: str | Path | None = None, options: ReviewOptions | None = None,
+                  progress: Callable[[int, int], None] | None = None) -> ReviewResult:
+    """Render the review outputs of ``source`` with its prediction ``masks`` (and ``gt``).
+
+    Example: ``render_review("clip.mp4", "vps-out/clip/masks", video_out="review.mp4")``.
+
+    Args:
+        source: video file or frame folder.
+        masks: prediction mask or probability folder.
+        gt: ground-truth mask folder, optional.
+        video_out: H.264 MP4 to write; frames_out: folder for PNG frames (named by frame
+            name); contact_sheet: PNG grid of chosen frames. At least one is required.
+        progress: called with ``(frames done, total)``.
+
+    Raises:
+        InputError: count or size mismatch (unless ``allow_mismatch``), unreadable inputs.
+    """
+    from vpscli.io.sources import open_source
+    from vpscli.io.writer import VideoWriter
+
+    options = options or ReviewOptions()
+    options.validate()
+    if video_out is None and frames_out is None and contact_sheet is None:
+        raise UsageError("nothing to write", fix="give -o OUT.mp4, --frames DIR or --contact-sheet FILE.png")
+    src = open_source(source)
+    probe = src.probe()
+    run = read_run_info(Path(masks))
+    threshold = options.threshold if options.threshold is not None else (run.threshold or DEFAULT_THRESHOLD)
+    result = ReviewResult(frames=0, size=(0, 0), run=run, threshold=threshold)
+    review = _prepare(src, probe, masks, gt, options, result)
+    n = review.n
+    picks = _sheet_picks(review, options.sheet_frames, options.sheet_pick) if contact_sheet is not None else set()
+    thumbs: dict[int, np.ndarray] = {}
     frames_dir = Path(frames_out) if frames_out is not None else None
     if frames_dir is not None:
         frames_dir.mkdir(parents=True, exist_ok=True)
-    resize_notes: list[str] = []
     # the writer finishes the MP4 on success and removes it on any error or interrupt
-    with VideoWriter(video_out, probe.fps, (out_w, out_h)) if video_out is not None \
+    with VideoWriter(video_out, probe.fps, result.size) if video_out is not None \
             else contextlib.nullcontext() as writer:
         for frame in src:
             i = frame.index
-            in_range = i < n
-            if not in_range and damaged and not options.allow_mismatch:
+            if i >= n and result.damaged and not options.allow_mismatch:
                 raise InputError(f"frame count mismatch: SOURCE decodes to more than the {n} frames MASKS has "
-                                 f"masks for (frame {i} has none)", path=mask_dir,
+                                 f"masks for (frame {i} has none)", path=Path(masks),
                                  fix=_mismatch_fix("MASKS", run))
-            pred_path = pred_match.files[i] if in_range else None
-            pred = gt_mask = None
-            if pred_path is not None:
-                m, note = load_mask(pred_path, size)
-                pred = m.astype(np.float32) / 255.0 >= threshold
-                if note:
-                    resize_notes.append(note)
-            if gt_match is not None and in_range and gt_match.files[i] is not None:
-                g, note = load_mask(gt_match.files[i], size)
-                gt_mask = g > 127
-                if note:
-                    resize_notes.append(note)
-            panel = draw_overlay(frame.image, pred, gt_mask if gt_match is not None else None,
-                                 style=options.style, alpha=options.alpha, palette=palette)
-            conf = float(confidence[i]) if in_range and not np.isnan(confidence[i]) else None
-            area = float(stats.area[i]) if in_range and not np.isnan(stats.area[i]) else None
-            info = FrameInfo(index=i, total=n, timestamp=frame.timestamp, has_mask=pred is not None,
-                             area_fraction=area, confidence=conf, model=run.model,
-                             threshold=threshold if (run.threshold is not None or stats.probability
-                                                     or options.threshold is not None) else None)
-            draw_hud(panel, info, timecode=options.timecode, details=options.info)
-            draw_legend(panel, palette, with_gt=gt_match is not None, mask_label=options.mask_label)
-            parts = [frame.image, panel] if options.side_by_side else [panel]
-            composed = np.hstack(parts) if len(parts) > 1 else panel
-            if timeline is not None:
-                composed = np.vstack([composed, timeline.render(min(i, n - 1))])
+            composed, panel, _ = review.compose(frame)
             if writer is not None:
                 writer.write(composed, timestamp=frame.timestamp if probe.vfr else None)
             if frames_dir is not None:
@@ -319,24 +375,9 @@ def render_review(source: str | Path, masks: str | Path, gt: str | Path | None =
             result.frames += 1
             if progress is not None:
                 progress(result.frames, n)
-    if video_out is not None:
-        result.video = Path(video_out)
+    result.video = Path(video_out) if video_out is not None else None
     result.frames_dir = frames_dir
-    if resize_notes:
-        notes.append(resize_notes[0] + (f" (and {len(resize_notes) - 1} more masks)" if len(resize_notes) > 1 else ""))
-    if src.truncation is not None:
-        warnings.append(src.truncation.message(str(src.path)))
-    if damaged:  # what decoded, not the packets, decides which frames lacked a mask
-        decoded = result.frames
-        result.missing_masks = [i for i in pred_match.missing if i < decoded]
-        result.missing_gt = [i for i in gt_match.missing if i < decoded] if gt_match else []
-        for label, missing in (("MASKS", result.missing_masks), ("GT", result.missing_gt)):
-            if missing:  # only with allow_mismatch: without it the first one stopped the render
-                warnings.append(f"{len(missing)} of the {decoded} decoded frames have no {label} mask (first: "
-                                f"frame {missing[0]}); drawn as 'no mask'")
-        if decoded < n and not options.allow_mismatch:
-            warnings.append(f"{mask_dir}: the masks of frames {decoded}-{n - 1} were not drawn: SOURCE stopped "
-                            f"decoding at frame {decoded}")
+    _after_decoding(result, review, src, Path(masks), options.allow_mismatch)
     if contact_sheet is not None and thumbs:
         write_png(contact_sheet, build_sheet([thumbs[k] for k in sorted(thumbs)]))
         result.contact_sheet = Path(contact_sheet)
