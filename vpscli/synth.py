@@ -247,58 +247,84 @@ def render_clip(cfg: SynthConfig, draw_polyps: bool = True) -> Iterator[tuple[np
         if kernel is not None:
             frame = cv2.filter2D(frame, -1, kernel, borderType=cv2.BORDER_REFLECT)
         mask = np.zeros((fh, fw), bool)
-        caps = []
-        for p in polyps:
-            outline = p.outline(t)
-            pts = outline @ m[:, :2].T + m[:, 2]
-            pmask = np.zeros((fh, fw), np.uint8)
-            cv2.fillPoly(pmask, [np.round(pts * 16).astype(np.int32)], 1, lineType=cv2.LINE_8, shift=4)
-            pm = pmask.astype(bool)
-            centre_f = pts.mean(axis=0)
-            radius_f = float(np.sqrt(((pts - centre_f) ** 2).sum(1)).mean())
-            caps.append((centre_f, radius_f))
-            if not pm.any():
-                continue
-            mask |= pm
-            if not draw_polyps:
-                continue
-            tex = cv2.warpAffine(p.texture, m, (fw, fh), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
-            d = np.sqrt(((xx - centre_f[0]) ** 2 + (yy - centre_f[1]) ** 2)) / max(radius_f, 1.0)
-            dome = np.clip(1.0 - d ** 2, 0, 1)
-            shade = 0.75 + 0.45 * dome + 0.25 * dome * ((xx - centre_f[0]) * light[0] + (yy - centre_f[1]) * light[1]) / max(radius_f, 1.0)
-            layer = p.colour[None, None, :] * (shade * (1.0 + 0.12 * tex))[..., None]
-            if kernel is not None:
-                layer = cv2.filter2D(layer, -1, kernel, borderType=cv2.BORDER_REFLECT)
-            frame[pm] = layer[pm]
-        # specular highlights: bright saturated blobs
-        spec = np.zeros((fh, fw), np.float32)
-        for sx, sy, sr in spots:
-            fx, fy = m @ np.array([sx, sy, 1.0])
-            cv2.ellipse(spec, (int(fx), int(fy)), (max(1, int(sr * 1.6)), max(1, int(sr))), 30.0, 0, 360, 1.0, -1)
-        for (cx, cy), r in caps:
-            hx, hy = cx + light[0] * 0.45 * r, cy + light[1] * 0.45 * r
-            cv2.ellipse(spec, (int(hx), int(hy)), (max(1, int(r * 0.14)), max(1, int(r * 0.08))), -20.0, 0, 360, 1.0, -1)
-        spec = cv2.GaussianBlur(spec, (0, 0), 1.2)
-        frame = frame * (1 - spec[..., None]) + 255.0 * spec[..., None]
+        caps = _draw_polyps(frame, mask, polyps, m, t, (xx, yy), light, kernel, draw_polyps)
+        frame = _add_highlights(frame, spots, caps, m, light)
         frame *= vignette[..., None]
         frame += noise_rng.normal(0, 2.0, frame.shape).astype(np.float32)
         out = np.clip(np.rint(frame), 0, 255).astype(np.uint8)
         out[~fov] = 0
         mask &= fov
         if cfg.text:
-            text_layer = np.zeros((fh, fw), np.uint8)
-            scale = 0.32 * min(fw, fh) / 320
-            thick = max(1, int(round(scale * 2)))
-            cv2.putText(text_layer, overlay_text, (4, int(14 * scale / 0.32)), cv2.FONT_HERSHEY_SIMPLEX, scale, 255,
-                        thick, cv2.LINE_AA)
-            seconds = int(t)
-            cv2.putText(text_layer, f"{seconds // 3600:02d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}",
-                        (4, fh - 6), cv2.FONT_HERSHEY_SIMPLEX, scale, 255, thick, cv2.LINE_AA)
-            drawn = text_layer > 0
-            out[drawn] = np.maximum(out[drawn], text_layer[drawn, None])
-            mask &= ~drawn
+            _burn_in_text(out, mask, overlay_text, t)
         _ = text_rng  # reserved: keeps the spawn order stable if text styles become random
         yield out, mask
+
+
+def _draw_polyps(frame: np.ndarray, mask: np.ndarray, polyps, m: np.ndarray, t: float, grid, light,
+                 kernel, draw: bool) -> list[tuple[np.ndarray, float]]:
+    """Paint the polyps seen through camera ``m`` at time ``t`` into ``frame`` (float ``(H, W, 3)``)
+    and their areas into ``mask``; returns each polyp's ``(centre, radius)`` in the frame (its cap)."""
+    import cv2
+
+    fh, fw = mask.shape
+    xx, yy = grid
+    caps = []
+    for p in polyps:
+        pts = p.outline(t) @ m[:, :2].T + m[:, 2]
+        pmask = np.zeros((fh, fw), np.uint8)
+        cv2.fillPoly(pmask, [np.round(pts * 16).astype(np.int32)], 1, lineType=cv2.LINE_8, shift=4)
+        pm = pmask.astype(bool)
+        centre_f = pts.mean(axis=0)
+        radius_f = float(np.sqrt(((pts - centre_f) ** 2).sum(1)).mean())
+        caps.append((centre_f, radius_f))
+        if not pm.any():
+            continue
+        mask |= pm
+        if not draw:
+            continue
+        tex = cv2.warpAffine(p.texture, m, (fw, fh), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+        d = np.sqrt(((xx - centre_f[0]) ** 2 + (yy - centre_f[1]) ** 2)) / max(radius_f, 1.0)
+        dome = np.clip(1.0 - d ** 2, 0, 1)
+        shade = 0.75 + 0.45 * dome + 0.25 * dome * ((xx - centre_f[0]) * light[0] + (yy - centre_f[1]) * light[1]) / max(radius_f, 1.0)
+        layer = p.colour[None, None, :] * (shade * (1.0 + 0.12 * tex))[..., None]
+        if kernel is not None:
+            layer = cv2.filter2D(layer, -1, kernel, borderType=cv2.BORDER_REFLECT)
+        frame[pm] = layer[pm]
+    return caps
+
+
+def _add_highlights(frame: np.ndarray, spots: np.ndarray, caps, m: np.ndarray, light) -> np.ndarray:
+    """Specular highlights, bright saturated blobs: world-anchored ``spots`` and one on each polyp's cap."""
+    import cv2
+
+    fh, fw = frame.shape[:2]
+    spec = np.zeros((fh, fw), np.float32)
+    for sx, sy, sr in spots:
+        fx, fy = m @ np.array([sx, sy, 1.0])
+        cv2.ellipse(spec, (int(fx), int(fy)), (max(1, int(sr * 1.6)), max(1, int(sr))), 30.0, 0, 360, 1.0, -1)
+    for (cx, cy), r in caps:
+        hx, hy = cx + light[0] * 0.45 * r, cy + light[1] * 0.45 * r
+        cv2.ellipse(spec, (int(hx), int(hy)), (max(1, int(r * 0.14)), max(1, int(r * 0.08))), -20.0, 0, 360, 1.0, -1)
+    spec = cv2.GaussianBlur(spec, (0, 0), 1.2)
+    return frame * (1 - spec[..., None]) + 255.0 * spec[..., None]
+
+
+def _burn_in_text(out: np.ndarray, mask: np.ndarray, text: str, t: float) -> None:
+    """The endoscope's on-screen text (a label and the elapsed time), never part of a polyp."""
+    import cv2
+
+    fh, fw = mask.shape
+    text_layer = np.zeros((fh, fw), np.uint8)
+    scale = 0.32 * min(fw, fh) / 320
+    thick = max(1, int(round(scale * 2)))
+    cv2.putText(text_layer, text, (4, int(14 * scale / 0.32)), cv2.FONT_HERSHEY_SIMPLEX, scale, 255,
+                thick, cv2.LINE_AA)
+    seconds = int(t)
+    cv2.putText(text_layer, f"{seconds // 3600:02d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}",
+                (4, fh - 6), cv2.FONT_HERSHEY_SIMPLEX, scale, 255, thick, cv2.LINE_AA)
+    drawn = text_layer > 0
+    out[drawn] = np.maximum(out[drawn], text_layer[drawn, None])
+    mask &= ~drawn
 
 
 @dataclass(frozen=True)
