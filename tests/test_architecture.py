@@ -93,3 +93,25 @@ def test_one_size_rule():
     assert metadata_input_size({}) is None
     with pytest.raises(UsageError, match="WIDTHxHEIGHT"):
         parse_size("448")
+
+
+#: the longest function body (after its docstring) that needs no reason written next to it
+LONGEST_BODY = 65
+
+
+def test_functions_fit_in_one_sitting():
+    """No function in vpscli/ is longer than about 60 lines unless a ``# long:`` comment above it says why."""
+    too_long = []
+    for path in PACKAGE.rglob("*.py"):
+        lines = path.read_text().splitlines()
+        for node in ast.walk(ast.parse("\n".join(lines))):
+            if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                continue
+            body = node.body
+            has_doc = isinstance(body[0], ast.Expr) and isinstance(getattr(body[0], "value", None), ast.Constant)
+            first = body[1].lineno if has_doc and len(body) > 1 else body[0].lineno
+            first_line = min([node.lineno] + [d.lineno for d in node.decorator_list])
+            reason = lines[first_line - 2].strip().startswith("# long:") if first_line >= 2 else False
+            if node.end_lineno - first + 1 > LONGEST_BODY and not reason:
+                too_long.append(f"{path.relative_to(PACKAGE.parent)}:{node.lineno} {node.name}")
+    assert too_long == []
