@@ -107,7 +107,10 @@ def overlay_preset() -> str:
 
 @dataclass
 class SegmentOptions:
-    """What to write. ``out_root/<source name>/`` receives one video's outputs."""
+    """What to write. ``out_root/<source name>/`` receives one video's outputs.
+
+    Example: ``segment_video(Segmenter("pns-plus"), open_source("a.mp4"), SegmentOptions("out", overlay=False))``.
+    """
 
     out_root: Path = Path("vps-out")
     save_prob: bool = False

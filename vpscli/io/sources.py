@@ -54,6 +54,8 @@ class Truncation:
 class VideoFileSource:
     """Frames of a video file, decoded by PyAV: RGB, rotation applied once, exact timestamps.
 
+    Example: ``src = VideoFileSource("clip.mp4"); src.probe().fps; next(iter(src)).image``.
+
     Timestamps are each frame's presentation timestamp × the stream's time base, counted
     from the stream's start (exact for variable-frame-rate files). Frames are decoded one
     at a time (memory does not depend on the video's length); decoding errors inside the

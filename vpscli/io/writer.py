@@ -38,6 +38,8 @@ TIMESTAMP_TIME_BASE = Fraction(1, 90000)
 class VideoWriter:
     """Write RGB frames to an H.264 MP4.
 
+    Example: ``with VideoWriter("out.mp4", 25, (640, 480)) as w: w.write(frame)  # (480, 640, 3) uint8 RGB``.
+
     Args:
         path: output ``.mp4``.
         fps: frame rate (a ``Fraction`` keeps 30000/1001 exact); with timestamps, the nominal

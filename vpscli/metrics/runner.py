@@ -54,7 +54,10 @@ class FrameIssue:
 
 @dataclass
 class EvaluationResult:
-    """Everything a report needs: per-sequence and per-split results for each (split, method)."""
+    """Everything a report needs: per-sequence and per-split results for each (split, method).
+
+    Example: ``result = evaluate_plan(build_plan("preds/", "GT/"), ("Smeasure", "maxDice"))``.
+    """
 
     plan: Plan
     metrics: tuple[str, ...]

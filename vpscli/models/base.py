@@ -220,6 +220,8 @@ def legacy_column_normalize(x: Tensor, mean: Sequence[float], std: Sequence[floa
 class VideoModel(nn.Module):
     """Base class of every model: spec, state, preprocessing, and the step signature.
 
+    Example: ``model = build_model("pns-plus"); logits, state = model(clip, model.init_state(), frame_indices=[0, 1])``.
+
     Subclasses implement :meth:`step`; ``forward`` checks the input against the spec.
 
     Attributes:

@@ -44,6 +44,8 @@ DEFAULT_EPOCHS = 10
 class TrainConfig:
     """Every option of a run (the CLI maps its flags onto these).
 
+    Example: ``TrainConfig(model="pns-plus", backbone="efficientnet-lite2", data=["kvasir-seg"], out="runs/a")``.
+
     Attributes:
         model: registry name.
         backbone: the model's backbone (``res2net50`` or ``efficientnet-lite2``).

@@ -86,6 +86,8 @@ class StoredSequence:
 class FrameStore:
     """Decoded training data.
 
+    Example: ``store, cached = build_store([discover_source("kvasir-seg")], store_size((256, 448)), cache_dir())``.
+
     Attributes:
         frames: ``(N, 3, Hs, Ws)`` uint8 RGB.
         masks: ``(N, Hs, Ws)`` uint8, polyp coverage 0–255 (0 everywhere on negatives).
