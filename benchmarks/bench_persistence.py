@@ -4,6 +4,10 @@ Usage::
 
     VPS_DATA=../shared/data python benchmarks/bench_persistence.py [--model M] [--weights FILE]
         [--threshold 0.5] [--cache runs/bench-persistence-flags.json] [--max-n 8] [--json]
+        [--negatives all|held-out]
+
+``--negatives held-out``: score only the two polyp-free sequences no bundled weights were trained on
+(:data:`HELD_OUT_NEGATIVES`; ``benchmarks/train_default.sh`` trains on the other five).
 
 Segments, once, the CVC-ClinicDB valid clips (``cvc-clinicdb/valid/Frame/<clip>/``, scored against
 ``GT/<clip>/``) and the PolypGen polyp-free sequences (``polypgen-negatives/Frame/<seq>/``) with
@@ -34,6 +38,9 @@ from pathlib import Path
 import numpy as np
 
 from vpscli.episodes import episode_detections, persistent, runs
+
+#: the PolypGen polyp-free sequences held out of training for validation (one 1920×1080, one 720×576)
+HELD_OUT_NEGATIVES = ("seq2_neg", "seq6_neg")
 
 
 def segment_flags(args, data: Path) -> dict:
@@ -110,12 +117,16 @@ def main() -> int:
     p.add_argument("--cache", default="runs/bench-persistence-flags.json")
     p.add_argument("--max-n", type=int, default=8)
     p.add_argument("--json", action="store_true")
+    p.add_argument("--negatives", choices=("all", "held-out"), default="all",
+                   help="which polyp-free sequences to score (held-out: %s)" % ", ".join(HELD_OUT_NEGATIVES))
     args = p.parse_args()
     data = Path(os.environ.get("VPS_DATA", Path(__file__).resolve().parents[1].parent / "shared" / "data"))
     if not (data / "cvc-clinicdb" / "valid").is_dir() or not (data / "polypgen-negatives").is_dir():
         print(f"no CVC-ClinicDB valid clips or PolypGen negatives under {data}: set VPS_DATA", file=sys.stderr)
         return 2
     flags = segment_flags(args, data)
+    if args.negatives == "held-out":
+        flags = {**flags, "negative": {k: v for k, v in flags["negative"].items() if k in HELD_OUT_NEGATIVES}}
     rows = table(flags, args.max_n)
     if args.json:
         print(json.dumps({"key": flags["key"], "rows": rows}, indent=2))

@@ -129,13 +129,13 @@ def test_bad_detection_options_are_one_line_usage_errors(maps, capsys, option, v
 def test_vps_segment_runs_are_judged_by_their_filtered_masks(tmp_path, capsys, monkeypatch):
     """Segment a 24-frame video with a model that flags known frames, --min-persistence 3, then evaluate:
     detection follows masks/ (the filter's output), not probs/, with the video's own 25 fps."""
-    from vpscli.engine import Segmenter
     from vpscli.synth import SynthConfig, write_clip
-    import vpscli.engine
+    import vpscli.weights.store
+    from vpscli.weights.store import LoadedModel
 
     pattern = "##..####..#..###...#.###"  # kept with N = 3: 4-7, 13-15, 21-23; suppressed: 0-1, 10, 19
-    monkeypatch.setattr(vpscli.engine, "Segmenter", lambda model, weights, **kw: Segmenter(
-        scripted_stand_in(pattern), device="cpu", threshold=kw["threshold"]))
+    monkeypatch.setattr(vpscli.weights.store, "load_model",
+                        lambda model=None, weights=None: LoadedModel(scripted_stand_in(pattern)))
     write_clip(tmp_path, SynthConfig(frames=24, width=96, height=64, seed=4), "mp4", "pos")
     shutil.copy(tmp_path / "pos.mp4", tmp_path / "neg.mp4")
     for name in ("pos", "neg"):

@@ -219,11 +219,12 @@ def test_cli_refuses_a_min_persistence_out_of_range(v24, tmp_path, capsys, value
 
 def _scripted_cli(monkeypatch, pattern: str):
     """``vps segment`` in this process with the scripted model in place of the bundled weights."""
-    import vpscli.engine
+    import vpscli.weights.store
+    from vpscli.weights.store import LoadedModel
 
-    monkeypatch.setattr(vpscli.engine, "Segmenter",
-                        lambda model, weights, **kw: Segmenter(scripted_stand_in(pattern), device="cpu",
-                                                               threshold=kw["threshold"]))
+    # the loader the CLI calls once per model: the scripted model in place of the bundled weights
+    monkeypatch.setattr(vpscli.weights.store, "load_model",
+                        lambda model=None, weights=None: LoadedModel(scripted_stand_in(pattern)))
 
 
 def test_cli_summary_and_false_alarm_warning(v24, tmp_path, capsys, monkeypatch):
