@@ -68,12 +68,11 @@ def test_models_json_lists_every_model(tmp_path):
     from vpscli.weights import bundled_entries
 
     every = describe_models(with_flops=False)
-    rows = {row["name"]: row for row in every if row["backbone"] == "res2net50"}
-
-    have = {e.model: e.file for e in bundled_entries()}
-    if have:
+    have = {e.model: e for e in bundled_entries()}
+    if have:  # the default is the best model with weights, on the backbone they were trained on
         best = next(m for m in PREFERENCE if m in have)
-        assert [(row["name"], row["backbone"]) for row in every if row["default"]] == [(best, "res2net50")]
-        assert rows[best]["weights"] == [have[best]]
+        assert [(row["name"], row["backbone"]) for row in every if row["default"]] == [(best, have[best].backbone)]
+        row = next(r for r in every if r["name"] == best and r["backbone"] == have[best].backbone)
+        assert row["weights"] == [have[best].file]
     r = vps("--help")
     assert "models" in r.stdout and "weights" in r.stdout
