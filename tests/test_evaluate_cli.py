@@ -369,6 +369,32 @@ def test_prediction_extension_in_upper_case_is_scored_with_a_note(tmp_path, caps
     assert "ignored" not in err  # the .PNG files are not counted as extra predictions
 
 
+def test_prediction_numbers_with_other_zero_padding_are_scored_as_that_frame(tmp_path, capsys):
+    # vps segment names frames 000001.png, a DAVIS folder (vps export --format davis too) 00001.png
+    truth = make_tree(tmp_path, {"1": 6})
+    pred = tmp_path / "pred" / "1"
+    for i in range(1, 7):
+        (pred / f"{i}.png").rename(pred / f"{i:06d}.png")
+    code, _, err = run([tmp_path / "pred", tmp_path / "gt", "-m", "Smeasure,maxDice", "--json", tmp_path / "r.json"],
+                       capsys)
+    assert code == 0, err
+    got = json.loads((tmp_path / "r.json").read_text())["splits"]["."]["."]["dataset"]
+    want = expected_dataset(truth)
+    assert got["Smeasure"] == pytest.approx(want["Smeasure"], abs=1e-9)
+    assert got["maxDice"] == pytest.approx(want["maxDice"], abs=1e-9)
+    assert "4 prediction file(s) carry the GT frame's number with other zero padding (e.g. 000002.png for 2.png)" in err
+    assert "ignored" not in err  # every renamed file stands for a GT frame
+
+
+def test_one_frame_number_under_two_paddings_is_not_guessed(tmp_path, capsys):
+    make_tree(tmp_path, {"1": 5})
+    pred = tmp_path / "pred" / "1"
+    (pred / "3.png").rename(pred / "03.png")
+    (pred / "003.png").write_bytes((pred / "03.png").read_bytes())
+    code, _, err = run([tmp_path / "pred", tmp_path / "gt"], capsys)
+    assert code == 1 and "1 prediction(s) missing" in err and "3.png" in err
+
+
 def test_prediction_with_another_extension_is_named_in_the_error(tmp_path, capsys):
     make_tree(tmp_path, {"1": 5})
     for name in ("2.png", "3.png", "4.png"):

@@ -208,8 +208,9 @@ def _read_flags(gt_path: Path, pred_path: Path | None, threshold: float | None) 
 def _one_sequence(seq: Sequence, folder: Path | None, threshold: float | None, fps: float | None,
                   pool: ThreadPoolExecutor) -> SequenceDetection:
     source_dir, t = detection_source(folder, threshold)
-    files = list_predictions(source_dir).files if source_dir is not None else {}
-    preds = [source_dir / files[name] if name in files else None for name in seq.frames]
+    listing = list_predictions(source_dir) if source_dir is not None else None
+    hits = [listing.find(name) if listing is not None else None for name in seq.frames]
+    preds = [source_dir / hit if hit is not None else None for hit in hits]
     flags = list(pool.map(lambda job: _read_flags(seq.gt_dir / job[0], job[1], t), zip(seq.frames, preds)))
     source = f"{MASKS_FOLDER}/ (non-empty)" if t is None else f"maps ≥ {t:g}"
     return sequence_detection(seq.name, [g for g, _ in flags], [d for _, d in flags], sequence_fps(folder, fps),

@@ -93,7 +93,7 @@ class Plan:
     notes: list[str] = field(default_factory=list)  #: things the user should know, in plain words
     #: lost or partial data (partial ``vps segment`` runs): to be shown even when notes are silenced
     warnings: list[str] = field(default_factory=list)
-    #: expected prediction path -> the file that stands for it (``0001.PNG`` for ``0001.png``)
+    #: expected prediction path -> the file that stands for it (``0001.PNG`` or ``000001.png`` for ``0001.png``)
     renamed: dict[Path, Path] = field(default_factory=dict)
 
     def pairs(self) -> list[tuple[str, str]]:
@@ -158,6 +158,18 @@ class PredListing:
 
     files: dict[str, str]  #: ``<stem>.png`` -> file name (``0001.png``, else ``0001.PNG``)
     others: dict[str, str]  #: ``<stem>.png`` -> image file with another extension (``0001.jpg``)
+    #: frame number -> PNG file name, for all-digit names whose number no other PNG here shares
+    numbered: dict[int, str] = field(default_factory=dict)
+
+    def find(self, gt_name: str) -> str | None:
+        """The file that stands for GT frame ``gt_name``: the same name (``.PNG`` too), else, for all-digit
+        names, the same frame number under other zero padding (``000001.png`` for ``00001.png``: vps segment
+        writes six digits, DAVIS folders five)."""
+        hit = self.files.get(gt_name)
+        stem = gt_name[:-4]
+        if hit is None and stem.isdigit() and stem.isascii():
+            hit = self.numbered.get(int(stem))
+        return hit
 
 
 def list_predictions(folder: Path) -> PredListing:
@@ -178,7 +190,12 @@ def list_predictions(folder: Path) -> PredListing:
                 files[key] = name
         elif "." + ext.lower() in MASK_EXTENSIONS:
             others.setdefault(key, name)
-    return PredListing(files, others)
+    by_number: dict[int, list[str]] = {}
+    for key, name in files.items():
+        if key[:-4].isdigit() and key[:-4].isascii():
+            by_number.setdefault(int(key[:-4]), []).append(name)
+    numbered = {n: names[0] for n, names in by_number.items() if len(names) == 1}
+    return PredListing(files, others, numbered)
 
 
 def _subdirs(folder: Path) -> list[os.DirEntry]:
@@ -340,12 +357,13 @@ def _match_flat(folder: Path, split: Split) -> dict[str, Path | None]:
     cases = {q.name: q for q in split.sequences}
     if hint in cases:
         return {name: folder if name == hint else None for name in cases}
-    names = set(list_predictions(folder).files)
-    hits = [q for q in split.sequences if names.intersection(q.frames)]
+    listing = list_predictions(folder)
+    found = {q.name: {n for n in q.frames if listing.find(n) is not None} for q in split.sequences}
+    hits = [q for q in split.sequences if found[q.name]]
     if len(hits) > 1:
         seen: dict[str, str] = {}
         for q in hits:
-            for n in names.intersection(q.frames):
+            for n in sorted(found[q.name]):
                 if n in seen:
                     raise InputError(
                         f"frame name {n} occurs in GT cases {seen[n]} and {q.name}, so a flat folder of "
@@ -560,15 +578,24 @@ def _check_frames(splits: list[Split], methods: list[str], pred_dirs: PredDirs, 
     letter case (``0001.PNG``); notes extra predictions, and raises on missing ones unless allowed — saying
     when a missing file is there under another extension."""
     found = _find_predictions(splits, methods, pred_dirs)
-    extra = sum(len(set(found.listing[f].files) - names) for f, names in found.gt_names.items())
+    extra = sum(len(set(found.listing[f].files.values()) - used) for f, used in found.used.items())
     if extra:
         notes.append(f"ignored {extra} prediction file(s) without a GT frame")
-    if found.renamed:
-        example = next(iter(found.renamed.items()))
+    by_case = {gt: p for gt, p in found.renamed.items() if gt.name.lower() == p.name.lower()}
+    if by_case:
+        gt, p = next(iter(by_case.items()))
         notes.append(
-            f"{len(found.renamed)} prediction file(s) differ from the GT name only in the extension's letter "
-            f"case (e.g. {example[1].name} for {example[0].name}) and are scored; the toolbox finds them only "
+            f"{len(by_case)} prediction file(s) differ from the GT name only in the extension's letter "
+            f"case (e.g. {p.name} for {gt.name}) and are scored; the toolbox finds them only "
             "on case-insensitive file systems (macOS, Windows) — rename them to .png for a portable layout"
+        )
+    by_number = {gt: p for gt, p in found.renamed.items() if gt not in by_case}
+    if by_number:
+        gt, p = next(iter(by_number.items()))
+        notes.append(
+            f"{len(by_number)} prediction file(s) carry the GT frame's number with other zero padding (e.g. "
+            f"{p.name} for {gt.name}) and are scored as that frame; the toolbox matches exact names only — "
+            "rename them for a portable layout"
         )
     if found.n_missing and not allow_missing:
         raise _missing_error(found, pred_root)
@@ -585,9 +612,10 @@ class _Found:
     missing_cases: list[str] = field(default_factory=list)  #: GT cases without a prediction folder
     n_missing: int = 0  #: evaluated frames without a prediction (both kinds)
     other_ext: list[str] = field(default_factory=list)  #: missing predictions present as .jpg etc.
-    renamed: dict[Path, Path] = field(default_factory=dict)  #: ``0001.png`` -> ``0001.PNG``
+    #: ``0001.png`` -> ``0001.PNG`` (letter case) or ``000001.png`` (zero padding)
+    renamed: dict[Path, Path] = field(default_factory=dict)
     listing: dict[Path, PredListing] = field(default_factory=dict)
-    gt_names: dict[Path, set[str]] = field(default_factory=dict)  #: GT frames matched against each folder
+    used: dict[Path, set[str]] = field(default_factory=dict)  #: prediction files that stand for a GT frame
 
 
 def _find_predictions(splits: list[Split], methods: list[str], pred_dirs: PredDirs) -> _Found:
@@ -608,9 +636,10 @@ def _find_predictions(splits: list[Split], methods: list[str], pred_dirs: PredDi
                 if folder not in found.listing:
                     found.listing[folder] = list_predictions(folder)
                 files = found.listing[folder]
-                found.gt_names.setdefault(folder, set()).update(seq.frames)
+                found.used.setdefault(folder, set()).update(
+                    hit for hit in map(files.find, seq.frames) if hit is not None)
                 for name in seq.evaluated:
-                    actual = files.files.get(name)
+                    actual = files.find(name)
                     if actual is None:
                         found.missing.append(folder / name)
                         found.n_missing += 1
