@@ -92,7 +92,7 @@ def test_probe_decode_reports_truncation(tmp_path):
     data = (tmp_path / "synth.mp4").read_bytes()
     (tmp_path / "cut.mp4").write_bytes(data[: len(data) * 3 // 4])
     r = vps("probe", tmp_path / "cut.mp4", "--decode", "--json")
-    assert r.returncode == 0, r.stderr
+    assert r.returncode == 4, r.stderr  # damaged input: told apart from success and from failure
     info = json.loads(r.stdout)[0]
     assert info["truncated"] and 0 < info["decoded_frames"] < 30
     assert f"stopped at frame {info['decoded_frames']} of 30" in r.stderr
@@ -103,17 +103,18 @@ def test_probe_without_decode_warns_about_a_truncated_file(tmp_path):
 
     full, cut = make_truncated_clip(tmp_path)
     r = vps("probe", cut, full, "--json")
-    assert r.returncode == 0, r.stderr
+    assert r.returncode == 4, r.stderr
     warnings = [ln for ln in r.stderr.splitlines() if ln.startswith("warning:")]
     assert len(warnings) == 1 and str(cut) in warnings[0] and "--decode" in warnings[0]
     assert "index lists 100 frames" in warnings[0]
     info = {p["name"]: p for p in json.loads(r.stdout)}
     assert info["cut"]["damaged"] and not info["full"]["damaged"]
     assert info["cut"]["fps_rational"] == "25/1" and not info["cut"]["vfr"]  # not 22.66 fps "VFR"
+    assert vps("probe", full).returncode == 0
     r = vps("probe", cut)
-    assert r.returncode == 0 and f"{info['cut']['frame_count']} of 100 (damaged)" in r.stdout
+    assert r.returncode == 4 and f"{info['cut']['frame_count']} of 100 (damaged)" in r.stdout
     r = vps("probe", cut, "--decode")
-    assert "decoding stopped at frame" in r.stderr and "--decode for the exact" not in r.stderr
+    assert r.returncode == 4 and "decoding stopped at frame" in r.stderr and "--decode for the exact" not in r.stderr
 
 
 def test_doctor_json_schema():

@@ -219,6 +219,19 @@ def test_overwrite_replaces_only_once_the_new_run_has_finished(seg, clips, tmp_p
     assert sorted(p.name for p in (tmp_path / "o").iterdir()) == ["clip"]
 
 
+def test_a_folder_of_other_files_is_never_taken_for_a_run_nor_replaced(seg, clips, tmp_path):
+    notes = tmp_path / "o" / "clip"
+    notes.mkdir(parents=True)
+    (notes / "report.docx").write_bytes(b"a clinician's notes")
+    for flags in ({}, {"resume": True}, {"overwrite": True}):
+        opts = SegmentOptions(out_root=tmp_path / "o", overlay=False, **flags)
+        with pytest.raises(OutputError, match="not a vps run") as e:
+            segment_video(seg, open_source(clips / "A" / "clip.mp4"), opts)
+        assert "choose another --out" in e.value.fix
+    assert sorted(p.name for p in notes.iterdir()) == ["report.docx"]
+    assert sorted(p.name for p in (tmp_path / "o").iterdir()) == ["clip"]
+
+
 # ---------------------------------------------------------------- defect 6: kill -9 and SIGTERM
 
 

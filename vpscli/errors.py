@@ -15,7 +15,8 @@ EXIT_ERROR = 1  #: an input or runtime error
 EXIT_USAGE = 2  #: bad command line (also Click's code)
 EXIT_PARTIAL = 3  #: a batch finished but some of its inputs failed
 #: every input was processed, but some were partial (a truncated video: only its decodable frames
-#: have outputs); told apart from failure so that batch scripts can decide what to do
+#: have outputs; for ``vps probe``, damaged or truncated files); told apart from failure so that batch
+#: scripts can decide what to do
 EXIT_PARTIAL_INPUT = 4
 EXIT_INTERRUPTED = 130  #: Ctrl-C (128 + SIGINT)
 EXIT_TERMINATED = 143  #: SIGTERM (128 + SIGTERM), handled like Ctrl-C

@@ -292,6 +292,10 @@ def _prepare(folder: RunFolder, opts: SegmentOptions, identity: dict) -> tuple[s
     Returns the mode and the earlier run's record."""
     if folder.is_empty():
         return "fresh", {}
+    if not folder.holds_outputs():  # never replaced, not even by --overwrite: they are not vps's to delete
+        raise OutputError("holds other files, not a vps run (no run.json, masks/ or frames.csv)",
+                          path=folder.path, fix="move them away, or choose another --out (each video is written "
+                                                "to <out>/<video name>/)")
     if opts.overwrite:
         return "replace", {}
     record = folder.record()

@@ -146,6 +146,12 @@ class RunFolder:
         """Nothing is there yet (absent, or an empty folder)."""
         return not (self.path.exists() and any(self.path.iterdir()))
 
+    def holds_outputs(self) -> bool:
+        """Something a ``vps segment`` run writes is here (``run.json``, ``masks/``, ``probs/``, ``frames.csv``,
+        the overlay): the folder is a run, finished or not, rather than somebody else's files."""
+        return any(p.exists() for p in (self.run_json, self.masks_dir, self.probs_dir, self.frames_csv,
+                                        self.overlay_path))
+
     def scored_folder(self, use_masks: bool = False) -> Path | None:
         """The folder ``vps evaluate`` scores: ``probs/`` when it exists (a soft map sweeps thresholds; a
         thresholded mask gives the same result at every one), else ``masks/``; ``use_masks`` swaps the

@@ -7,7 +7,7 @@ from typing import List
 import typer
 
 from vpscli.cli.console import error_line, out_console, print_table, reports_errors, warning_line
-from vpscli.errors import PartialFailure, VpsError
+from vpscli.errors import EXIT_PARTIAL_INPUT, PartialFailure, VpsError
 
 
 @reports_errors
@@ -19,7 +19,8 @@ def probe(
     """Show size, fps, frame count, duration, rotation and variable-frame-rate of each input.
 
     A damaged or truncated file is named in a warning (--decode gives the exact number of
-    frames that decode). Exit code 3 when some inputs could be probed and others not.
+    frames that decode) and makes the exit code 4, so a script can find such files before
+    segmenting them. Exit code 3 when some inputs could be probed and others not.
     """
     from rich.markup import escape
     from rich.table import Table
@@ -41,6 +42,7 @@ def probe(
             if decode:
                 p["decoded_frames"] = sum(1 for _ in src)
                 p["truncated"] = src.truncation is not None
+                p["damaged"] = p["damaged"] or p["truncated"]
                 if src.truncation:
                     warning_line(src.truncation.message(str(src.path)))
                 elif probe.damaged:  # every announced frame decoded, but the packets were damaged
@@ -70,6 +72,8 @@ def probe(
         for e in failures.values():
             error_line(e.one_line())
         raise PartialFailure({k: e.message for k, e in failures.items()}, total=len(results) + len(failures))
+    if any(p.get("damaged") for p in results):
+        raise typer.Exit(EXIT_PARTIAL_INPUT)  # the warnings above named the files
 
 
 def register(app: typer.Typer) -> None:
