@@ -395,6 +395,24 @@ def test_one_frame_number_under_two_paddings_is_not_guessed(tmp_path, capsys):
     assert code == 1 and "1 prediction(s) missing" in err and "3.png" in err
 
 
+def test_predictions_numbered_one_higher_than_the_gt_are_named_not_guessed(tmp_path, capsys):
+    # frames extracted with ffmpeg's %03d.jpg start at 001; this GT starts at 0
+    make_tree(tmp_path, {"1": 6})
+    gt, pred = tmp_path / "gt" / "GT" / "1", tmp_path / "pred" / "1"
+    for i in range(1, 7):
+        (gt / f"{i}.png").rename(gt / f"{i - 1}.png")
+    for i in range(6, 0, -1):
+        (pred / f"{i}.png").rename(pred / f"{i:03d}.png")
+    code, _, err = run([tmp_path / "pred", tmp_path / "gt", "--keep-ends"], capsys)
+    assert code == 1 and "1 prediction(s) missing" in err, err
+    assert "numbered 1 higher than the ground truth's frames (001.png where GT 0.png is expected" in err
+    assert "does not guess" in err
+    for i in range(1, 7):  # renamed to the GT's numbers, as the fix says
+        (pred / f"{i:03d}.png").rename(pred / f"{i - 1:03d}.png")
+    code, _, err = run([tmp_path / "pred", tmp_path / "gt", "--keep-ends"], capsys)
+    assert code == 0 and "higher" not in err, err
+
+
 def test_prediction_with_another_extension_is_named_in_the_error(tmp_path, capsys):
     make_tree(tmp_path, {"1": 5})
     for name in ("2.png", "3.png", "4.png"):

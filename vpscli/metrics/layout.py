@@ -601,6 +601,9 @@ def _check_frames(splits: list[Split], methods: list[str], pred_dirs: PredDirs, 
         raise _missing_error(found, pred_root)
     if found.n_missing:
         notes.append(f"{found.n_missing} missing prediction(s) scored as all-zero maps (--allow-missing)")
+    for folder, (shift, gt_name, pred_name) in found.shifted.items():
+        notes.append(f"the predictions in {folder} look numbered {shift:+d} from the ground truth ({pred_name} "
+                     f"where GT {gt_name} is expected): they were scored by their own numbers, not shifted")
     return found.missing, found.renamed
 
 
@@ -616,6 +619,9 @@ class _Found:
     renamed: dict[Path, Path] = field(default_factory=dict)
     listing: dict[Path, PredListing] = field(default_factory=dict)
     used: dict[Path, set[str]] = field(default_factory=dict)  #: prediction files that stand for a GT frame
+    #: prediction folders whose numbers are the GT's shifted by a constant: ``(shift, GT name, its
+    #: shifted prediction)``, e.g. ``(1, "000000.png", "001.png")``
+    shifted: dict[Path, tuple[int, str, str]] = field(default_factory=dict)
 
 
 def _find_predictions(splits: list[Split], methods: list[str], pred_dirs: PredDirs) -> _Found:
@@ -638,6 +644,7 @@ def _find_predictions(splits: list[Split], methods: list[str], pred_dirs: PredDi
                 files = found.listing[folder]
                 found.used.setdefault(folder, set()).update(
                     hit for hit in map(files.find, seq.frames) if hit is not None)
+                n_before = found.n_missing
                 for name in seq.evaluated:
                     actual = files.find(name)
                     if actual is None:
@@ -647,7 +654,23 @@ def _find_predictions(splits: list[Split], methods: list[str], pred_dirs: PredDi
                             found.other_ext.append(files.others[name])
                     elif actual != name:
                         found.renamed[folder / name] = folder / actual
+                if found.n_missing > n_before and (shift := number_shift(seq.frames, files)):
+                    first = seq.frames[0]
+                    found.shifted[folder] = (shift, first, files.numbered[int(first[:-4]) + shift])
     return found
+
+
+def number_shift(gt_frames: list[str], files: PredListing) -> int | None:
+    """The constant ``k`` (not 0) for which every all-digit GT frame ``n`` has a prediction numbered ``n + k``
+    and no other ``k`` does, or ``None``: frames numbered from 1 against GT numbered from 0 (ffmpeg's
+    ``%03d.jpg`` starts at 1). Only a hint for the error message: vps never scores frames by a guessed shift."""
+    gt = [int(n[:-4]) for n in gt_frames if n[:-4].isdigit() and n[:-4].isascii()]
+    if not gt or len(gt) != len(gt_frames) or not files.numbered:
+        return None
+    pred = set(files.numbered)
+    shifts = {p - gt[0] for p in pred} - {0}
+    fits = [k for k in shifts if all(n + k in pred for n in gt)]
+    return fits[0] if len(fits) == 1 else None
 
 
 def _missing_error(found: _Found, pred_root: Path) -> InputError:
@@ -658,6 +681,13 @@ def _missing_error(found: _Found, pred_root: Path) -> InputError:
     if found.missing:
         msg += f"; first missing files: {', '.join(str(p) for p in found.missing[:5])}"
     fix = "add them, or use --allow-missing to score them as all-zero maps"
+    if found.shifted:
+        folder, (shift, gt_name, pred_name) = next(iter(found.shifted.items()))
+        msg += (f"; the predictions in {folder} are numbered {abs(shift)} {'higher' if shift > 0 else 'lower'} "
+                f"than the ground truth's frames ({pred_name} where GT {gt_name} is expected"
+                f"{': frames extracted from 1, GT from 0?' if shift == 1 else ''}); vps does not guess an offset")
+        fix = ("segment the same frames the ground truth was drawn on, with their names, or rename the "
+               "predictions to the GT's frame numbers if you know they match")
     other_ext = found.other_ext
     if other_ext:
         ext = other_ext[0].rpartition(".")[2]
