@@ -196,9 +196,9 @@ def test_usage_errors_exit_2(tmp_path, capsys, args, text):
 def test_missing_folders(tmp_path, capsys):
     make_tree(tmp_path, {"1": 3})
     code, _, err = run([tmp_path / "nope", tmp_path / "gt"], capsys)
-    assert code == 1 and "prediction folder not found" in err
+    assert code == 1 and "prediction folder not found" in err and "fix: check the path" in err
     code, _, err = run([tmp_path / "pred", tmp_path / "nogt"], capsys)
-    assert code == 1 and "ground-truth folder not found" in err
+    assert code == 1 and "ground-truth folder not found" in err and "fix: check the path" in err
 
 
 def test_notes_for_extra_stray_and_short_sequences(tmp_path, capsys):

@@ -205,7 +205,7 @@ def _subdirs(folder: Path) -> list[os.DirEntry]:
 def find_splits(gt_root: Path) -> list[tuple[str, Path]]:
     """(split name, folder of case folders) for every split under ``gt_root``; see the module docstring."""
     if not gt_root.exists():
-        raise InputError("ground-truth folder not found", path=gt_root)
+        raise InputError("ground-truth folder not found", path=gt_root, fix="check the path")
     if not gt_root.is_dir():
         raise InputError("ground truth must be a folder of case folders (or a dataset root)", path=gt_root)
     if gt_root.name == GT_FOLDER:
@@ -405,7 +405,7 @@ def build_plan(
     """
     pred_root, gt_root = Path(pred_root), Path(gt_root)
     if not pred_root.exists():
-        raise InputError("prediction folder not found", path=pred_root)
+        raise InputError("prediction folder not found", path=pred_root, fix="check the path")
     if not pred_root.is_dir():
         raise InputError("predictions must be a folder", path=pred_root)
     notes: list[str] = []
