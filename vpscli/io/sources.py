@@ -25,6 +25,7 @@ import numpy as np
 
 from vpscli.errors import InputError, UsageError
 from vpscli.io.frames import Frame
+from vpscli.io.images import read_rgb
 from vpscli.io.naming import natural_sorted
 from vpscli.io.probe import VideoProbe, open_container, probe_video, video_stream
 from vpscli.io.run_folder import index_name
@@ -191,12 +192,7 @@ class FrameFolderSource:
         return [p.stem for p in self.files]
 
     def _read(self, file: Path) -> np.ndarray:
-        import cv2
-
-        bgr = cv2.imread(str(file), cv2.IMREAD_COLOR)
-        if bgr is None:
-            raise InputError("cannot read this image", path=file, fix="replace or remove the damaged frame")
-        return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+        return read_rgb(file)
 
     def probe(self) -> VideoProbe:
         if self._probe is None:

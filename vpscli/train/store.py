@@ -37,6 +37,7 @@ from torch import Tensor
 
 from vpscli.errors import InputError
 from vpscli.io.atomic import atomic_path, write_text_atomic
+from vpscli.io.images import read_rgb
 from vpscli.train.sources import DataSource, Sequence
 
 __all__ = ["STORE_FORMAT", "StoredSequence", "FrameStore", "store_size", "store_key", "build_store",
@@ -46,14 +47,6 @@ STORE_FORMAT = 1
 #: the augmentation's largest zoom (:class:`~vpscli.train.augment.AugmentConfig` ``scale``): stored
 #: frames have this much more resolution than the network input.
 STORE_MARGIN = 1.3
-
-
-def read_rgb(path) -> np.ndarray:
-    """A frame as ``(h, w, 3)`` uint8 RGB."""
-    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if bgr is None:
-        raise InputError("cannot read this image", path=path, fix="replace the damaged file")
-    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
 def read_binary_mask(path) -> np.ndarray:
