@@ -18,6 +18,21 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip)
 
 
+@pytest.fixture(autouse=True)
+def _threads_of_the_session():
+    """Every test runs at the thread count the suite was started with. ``vps segment``'s engine sets
+    torch's threads (CPUs − 1) and OpenCV's (1) for the process; without this, every test after the first
+    in-process Segmenter would run single-threaded, and the suite's run at the machine's default thread
+    count would not be one."""
+    import cv2
+    import torch
+
+    torch_threads, cv2_threads = torch.get_num_threads(), cv2.getNumThreads()
+    yield
+    torch.set_num_threads(torch_threads)
+    cv2.setNumThreads(cv2_threads)
+
+
 @pytest.fixture(autouse=True, scope="session")
 def _private_cache(tmp_path_factory):
     """The suite's own cache folder (the decoded training data of ``vps train``): tests never

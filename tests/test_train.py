@@ -555,6 +555,7 @@ def test_steps_read_nothing_back_between_log_rows(tmp_path, video_dir, monkeypat
     assert [int(r["step"]) for r in rows] == [3, 6] and all(float(r["loss"]) > 0 for r in rows)
 
 
+@pytest.mark.numerics
 def test_training_placement_and_fused_optimizer_run_on_the_cpu():
     """The CUDA choices of ``vps train`` taken on the CPU: channels-last weights and the fused AdamW
     (one update kernel, step counters on the device) give the step the default AdamW gives."""
@@ -580,7 +581,12 @@ def test_training_placement_and_fused_optimizer_run_on_the_cpu():
         for _ in range(2):
             values = train_step(model, optimizer, batch, window, 1.0)
         results.append((values, [p.detach().clone() for p in model.parameters()]))
-    torch.testing.assert_close(results[1][0], results[0][0], rtol=1e-4, atol=1e-5)
+    # step 2's loss terms agree to float rounding (measured ≤ 1.2e-7 relative at 1–4 threads); its
+    # gradient norm reads every weight, including the few that the two updates moved apart (below), so it
+    # agrees to 2.3e-5 at 1 thread and 4.2e-4 at 2–4 (MKL's split of the reductions). The bound 1e-3
+    # still fails an update with a learning rate 10 % off (norm 4–8 % away) or without weight decay (1.3e-3).
+    torch.testing.assert_close(results[1][0][:3], results[0][0][:3], rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(results[1][0][3], results[0][0][3], rtol=1e-3, atol=0)
     # Adam moves each weight by about lr (1e-3) per step whatever its gradient's scale, so weights
     # with near-zero gradients amplify rounding: the updates agree to a tenth of a step on ≥ 99.5 %
     # of the weights, and never by more than the two steps.
