@@ -144,6 +144,25 @@ def test_probability_folder_thresholded_and_run_json_read(clip, tmp_path):
     assert np.array_equal(a, raw) and not np.array_equal(b, raw)
 
 
+def test_a_run_folder_is_read_through_its_masks_folder(clip, tmp_path):
+    video, gt = clip
+    run = tmp_path / "out" / "c"
+    (run / "masks").mkdir(parents=True)
+    for i, p in enumerate(sorted(gt.glob("*.png"))):
+        (run / "masks" / f"{i:06d}.png").write_bytes(p.read_bytes())
+    (run / "run.json").write_text('{"model": "pns-plus", "threshold": 0.5, "status": "complete"}')
+    r = vps("overlay", video, run, "--frames", tmp_path / "a", "--no-timeline", "-q")
+    assert r.returncode == 0, r.stderr
+    r = vps("overlay", video, run / "masks", "--frames", tmp_path / "b", "--no-timeline", "-q")
+    assert r.returncode == 0, r.stderr
+    names = sorted(p.name for p in (tmp_path / "a").glob("*.png"))
+    assert len(names) == N and names == sorted(p.name for p in (tmp_path / "b").glob("*.png"))
+    for name in names:
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
+    r = vps("overlay", video, run, "-q")  # the default MP4 goes beside the masks, as for masks/
+    assert r.returncode == 0 and (run / "c_overlay.mp4").is_file(), r.stderr
+
+
 @pytest.fixture(scope="module")
 def vfr_clip(tmp_path_factory):
     """35 frames: 10 at 10 fps then 25 at 25 fps, with 35 empty masks."""

@@ -120,12 +120,6 @@ def frame_ranges(indices: list[int], limit: int = 4) -> str:
     return text
 
 
-def _mask_folder(path: Path) -> Path:
-    """``path`` itself, or its ``masks/`` subfolder for a ``vps segment`` output folder."""
-    masks = RunFolder(path).masks_dir
-    return masks if masks.is_dir() else path
-
-
 def _image_size(path: Path) -> tuple[int, int]:
     from PIL import Image, UnidentifiedImageError
 
@@ -156,7 +150,7 @@ def load_mask_sequence(masks: str | Path, probs: str | Path | None = None,
     root = Path(masks)
     if not root.exists():
         raise InputError("mask folder not found", path=root, fix="check the path")
-    folder = _mask_folder(root)
+    folder = RunFolder.mask_folder(root)
     files = list_masks(folder)
     if not files:
         raise InputError("no mask images in folder (expected png/bmp/tif/jpg)", path=folder,

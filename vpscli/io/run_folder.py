@@ -109,6 +109,14 @@ class RunFolder:
         """The run folder a user-named mask folder sits in: its parent, whatever the mask folder is called."""
         return cls(Path(mask_dir).parent, record_from=mask_dir)
 
+    @staticmethod
+    def mask_folder(path: str | Path) -> Path:
+        """The mask folder a user means by ``path``: a run folder's ``masks/`` (``vps overlay video.mp4
+        out/video`` and ``vps export out/video`` take the run folder too), else ``path`` itself."""
+        path = Path(path)
+        masks = path / MASKS
+        return masks if masks.is_dir() else path
+
     def __repr__(self) -> str:
         return f"RunFolder({str(self.path)!r})"
 

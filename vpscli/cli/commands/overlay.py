@@ -7,12 +7,14 @@ from typing import Optional
 import typer
 
 from vpscli.cli.console import err_console, notice, reports_errors, warning_line
+from vpscli.io.run_folder import RunFolder
 
 
 @reports_errors
 def overlay(
     source: Path = typer.Argument(..., help="Video file or frame folder."),
-    masks: Path = typer.Argument(..., help="Prediction mask folder (000000.png or by frame name) or probability folder."),
+    masks: Path = typer.Argument(..., help="Prediction mask folder (000000.png or by frame name), probability folder, or a vps "
+                                                    "segment run folder (its masks/)."),
     gt: Optional[Path] = typer.Option(None, "--gt", help="Ground-truth mask folder: red = GT only, green = "
                                       "prediction only, yellow = overlap."),
     out: Optional[Path] = typer.Option(None, "-o", "--output", help="Output MP4 (H.264, source fps and frame "
@@ -55,6 +57,7 @@ def overlay(
                             allow_mismatch=allow_mismatch, sheet_frames=sheet_frames, sheet_pick=sheet_pick,
                             mask_label=mask_label)
     options.validate()
+    masks = RunFolder.mask_folder(masks)
     if out is None and frames is None and contact_sheet is None:
         out = masks.parent / f"{source.stem if source.is_file() else source.name}_overlay.mp4"
     with Progress(TextColumn("overlay"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
