@@ -166,10 +166,15 @@ class PredListing:
         names, the same frame number under other zero padding (``000001.png`` for ``00001.png``: vps segment
         writes six digits, DAVIS folders five)."""
         hit = self.files.get(gt_name)
-        stem = gt_name[:-4]
-        if hit is None and stem.isdigit() and stem.isascii():
-            hit = self.numbered.get(int(stem))
+        if hit is None and (number := frame_number(gt_name)) is not None:
+            hit = self.numbered.get(number)
         return hit
+
+
+def frame_number(png_name: str) -> int | None:
+    """The frame number of an all-digit ``<digits>.png`` name (``00017.png`` → 17), else ``None``."""
+    stem = png_name[:-4]
+    return int(stem) if stem.isdigit() and stem.isascii() else None
 
 
 def list_predictions(folder: Path) -> PredListing:
@@ -192,8 +197,8 @@ def list_predictions(folder: Path) -> PredListing:
             others.setdefault(key, name)
     by_number: dict[int, list[str]] = {}
     for key, name in files.items():
-        if key[:-4].isdigit() and key[:-4].isascii():
-            by_number.setdefault(int(key[:-4]), []).append(name)
+        if (number := frame_number(key)) is not None:
+            by_number.setdefault(number, []).append(name)
     numbered = {n: names[0] for n, names in by_number.items() if len(names) == 1}
     return PredListing(files, others, numbered)
 
@@ -656,7 +661,7 @@ def _find_predictions(splits: list[Split], methods: list[str], pred_dirs: PredDi
                         found.renamed[folder / name] = folder / actual
                 if found.n_missing > n_before and (shift := number_shift(seq.frames, files)):
                     first = seq.frames[0]
-                    found.shifted[folder] = (shift, first, files.numbered[int(first[:-4]) + shift])
+                    found.shifted[folder] = (shift, first, files.numbered[frame_number(first) + shift])
     return found
 
 
@@ -664,8 +669,8 @@ def number_shift(gt_frames: list[str], files: PredListing) -> int | None:
     """The constant ``k`` (not 0) for which every all-digit GT frame ``n`` has a prediction numbered ``n + k``
     and no other ``k`` does, or ``None``: frames numbered from 1 against GT numbered from 0 (ffmpeg's
     ``%03d.jpg`` starts at 1). Only a hint for the error message: vps never scores frames by a guessed shift."""
-    gt = [int(n[:-4]) for n in gt_frames if n[:-4].isdigit() and n[:-4].isascii()]
-    if not gt or len(gt) != len(gt_frames) or not files.numbered:
+    gt = [frame_number(n) for n in gt_frames]
+    if not gt or None in gt or not files.numbered:
         return None
     pred = set(files.numbered)
     shifts = {p - gt[0] for p in pred} - {0}
