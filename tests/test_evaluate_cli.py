@@ -511,3 +511,26 @@ def test_partial_segment_run_is_a_warning_even_when_quiet(tmp_path, capsys, reco
     (tmp_path / "pred" / "a" / "masks" / "2.png").unlink()
     code, _, err = run([tmp_path / "pred", tmp_path / "gt", "-q"], capsys)
     assert code == 1 and err.index("warning:") < err.index("error:")
+
+
+def test_a_scorer_elsewhere_is_run_to_its_end_and_gives_the_local_numbers(tmp_path):
+    """``vps evaluate --ray``'s contract without Ray: the scorer generator is exhausted, not left at its
+    last frame (where the Ray scorer's clean-up took its finished task for an abandoned one and cancelled
+    it, which now and then crashed Ray's core worker), and the numbers are a local run's."""
+    from vpscli.metrics.layout import build_plan
+    from vpscli.metrics.runner import evaluate_plan, score_frames
+
+    make_tree(tmp_path, {"1": 5, "2": 6})
+    plan = build_plan(tmp_path / "pred", tmp_path / "gt")
+    ended = []
+
+    def scorer(keys, tasks):
+        yield from score_frames(tasks)
+        ended.append(len(tasks))  # reached only when the caller asks past the last frame
+
+    metrics = ("Smeasure", "maxDice", "MAE")
+    elsewhere = evaluate_plan(plan, metrics, scorer=scorer)
+    local = evaluate_plan(plan, metrics)
+    assert ended == [plan.n_frames] and plan.n_frames == 3 + 4
+    assert repr(elsewhere.datasets) == repr(local.datasets) and repr(elsewhere.sequences) == repr(local.sequences)
+    assert "Smeasure" in repr(local.datasets)

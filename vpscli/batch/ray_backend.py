@@ -323,7 +323,12 @@ def _frames_so_far(ray, counter, last: int) -> int:
 
 def _cancel(ray, refs: list) -> None:
     """Stop running tasks as a local Ctrl-C stops a video (KeyboardInterrupt in the task: ``run.json`` says
-    ``interrupted``), and wait a little for them to record it."""
+    ``interrupted``), and wait a little for them to record it. Finished tasks are left alone: cancelling
+    one races with Ray's own completion of it (a Ray core check failure, ray-project/ray#54527)."""
+    try:
+        _, refs = ray.wait(refs, num_returns=len(refs), timeout=0)
+    except Exception:
+        pass
     for ref in refs:
         try:
             ray.cancel(ref)

@@ -116,7 +116,9 @@ def evaluate_plan(
         cv2.setNumThreads(1)  # per-frame work is small: OpenCV's thread pool costs more than it gains
         results = map(_score_task, tasks)
     try:
-        for (split, case, frame, _, preds), scores_per_method in zip(jobs, results):
+        # strict: once the jobs are done, the scorer is run to its end too (a Ray scorer left suspended at
+        # its last frame would take its finished task for an abandoned one and cancel it)
+        for (split, case, frame, _, preds), scores_per_method in zip(jobs, results, strict=True):
             for method, scores in zip(preds, scores_per_method):
                 key = (split, method)
                 acc = accumulators[key].get(case)
