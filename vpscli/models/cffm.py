@@ -340,6 +340,10 @@ class _ConvBNReLU(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         return F.relu(self.bn(self.conv(x)))
 
+    def after_conv(self, y: Tensor) -> Tensor:
+        """BN and ReLU of an already convolved ``y``."""
+        return F.relu(self.bn(y))
+
 
 class CFFMHead(nn.Module):
     """All-MLP decoder + CFFM transformer + predictions (``CFFMHead_clips_resize1_8``).
@@ -369,10 +373,22 @@ class CFFMHead(nn.Module):
         """
         embeds = [lin(s) for lin, s in zip((self.linear_c1, self.linear_c2, self.linear_c3, self.linear_c4), stages)]
         size = embeds[0].shape[-2:]
-        up = [embeds[0]] + [F.interpolate(e, size=size, mode="bilinear", align_corners=False) for e in embeds[1:]]
-        fused = self.linear_fuse(torch.cat(up[::-1], dim=1))  # order c4, c3, c2, c1 as in the original
+        fused = self.linear_fuse.after_conv(self._fuse_upsampled(embeds, size))
         fused8 = F.interpolate(fused, size=(size[0] // 2, size[1] // 2), mode="bilinear", align_corners=False)
         return embeds, fused, fused8
+
+    def _fuse_upsampled(self, embeds: Sequence[Tensor], size: tuple[int, int]) -> Tensor:
+        """``linear_fuse``'s 1×1 conv over the concatenation of every embedding upsampled to stride 4
+        (order c4, c3, c2, c1 as in the original), computed as the sum of one conv per stage at that
+        stage's own resolution, upsampled afterwards: bilinear resizing and a bias-free 1×1 conv are
+        both linear, so they commute, and mixing the coarse stages before upsampling costs a quarter
+        of the products and never builds the 4E-channel stride-4 map (a training step's largest
+        single cost on the CPU). Shape: 4 × ``(N, E, h_i, w_i)`` → ``(N, E, h4, w4)``."""
+        weights = self.linear_fuse.conv.weight.split(embeds[0].shape[1], dim=1)[::-1]  # c1, c2, c3, c4
+        out = F.conv2d(embeds[0], weights[0])
+        for e, w in zip(embeds[1:], weights[1:]):
+            out = out + F.interpolate(F.conv2d(e, w), size=size, mode="bilinear", align_corners=False)
+        return out
 
     def predict_single(self, fused: Tensor) -> Tensor:
         """Per-frame (auxiliary) prediction at stride 4: ``(N, E, h4, w4)`` → ``(N, out, h4, w4)``."""

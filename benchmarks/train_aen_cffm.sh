@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# The training run of the bundled aen-cffm weights (weights/manifest.json and weights/README.md record
+# its numbers). Run from the repository root, one thread, in the background; a stopped run continues
+# from its snapshot with the same command plus --resume (bit-identical to an uninterrupted run):
+#
+#     VPS_DATA=../shared/data nohup bash benchmarks/train_aen_cffm.sh > runs/w-aen-cffm.log 2>&1 &
+#     VPS_DATA=../shared/data RESUME=--resume nohup bash benchmarks/train_aen_cffm.sh >> runs/w-aen-cffm.log 2>&1 &
+#
+# Two clips per sample (--aen-clips 2: 6 frames, the memory read from one earlier clip) instead of the
+# default four: a step costs 0.43 samples/s instead of 0.16 on one thread (benchmarks/README.md), and
+# the memory read is a softmax over however many frames are stored, so inference keeps the paper's
+# memory of 3 clips. Data and validation as benchmarks/train_default.sh.
+set -euo pipefail
+DATA=${VPS_DATA:-../shared/data}
+RUN=${RUN:-runs/w-aen-cffm}
+SPLIT=${SPLIT:-runs/split}
+NEG=$(cd "$DATA/polypgen-negatives/Frame" && pwd)
+mkdir -p "$SPLIT/neg-train/Frame" "$SPLIT/neg-val/Frame"
+for s in 1 3 4 5 7; do ln -sfn "$NEG/seq${s}_neg" "$SPLIT/neg-train/Frame/seq${s}_neg"; done
+for s in 2 6; do ln -sfn "$NEG/seq${s}_neg" "$SPLIT/neg-val/Frame/seq${s}_neg"; done
+OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} vps train \
+    --data "$DATA/kvasir-seg" --data "$DATA/cvc-clinicdb/train" --data "$SPLIT/neg-train/Frame" \
+    --val "$DATA/cvc-clinicdb/valid" --val "$SPLIT/neg-val/Frame" \
+    --out "$RUN" --model aen-cffm --backbone efficientnet-lite2 --size 224x160 --aen-clips 2 \
+    --iters 1100 --batch 2 --lr 4e-4 --val-every 100 --log-every 10 \
+    --synth 30 --synth-frames 16 --seed 0 --time-limit ${TIME_LIMIT:-85} ${RESUME:-}
+# then: vps weights import "$RUN/best.safetensors" --half --name aen-cffm-lite2 --note "…"
