@@ -124,7 +124,7 @@ class SegmentTask:
     """What one video's task needs (pickled to the worker)."""
 
     source: object
-    segmenter_key: tuple  # (model, weights, device, precision, threshold, batch, compile, compile_mode)
+    segmenter_key: tuple  # (model, weights, device, precision, threshold, batch, compile, compile_mode, tta)
     options: object  # SegmentOptions
     threads: int
     batch_started: datetime
@@ -143,9 +143,10 @@ def _segmenter(key: tuple):
     if seg is None:
         if len(_SEGMENTERS) >= _MAX_SEGMENTERS:
             _SEGMENTERS.pop(next(iter(_SEGMENTERS)))
-        model, weights, device, precision, threshold, batch, compile_model, compile_mode = key
+        model, weights, device, precision, threshold, batch, compile_model, compile_mode, tta = key
         seg = _SEGMENTERS[key] = Segmenter(model, weights, device=device, precision=precision, threshold=threshold,
-                                           batch=batch, compile=compile_model, compile_mode=compile_mode)
+                                           batch=batch, compile=compile_model, compile_mode=compile_mode,
+                                           tta=tta)
     return seg
 
 

@@ -259,7 +259,7 @@ def _identity(segmenter: Segmenter, source, min_persistence: int) -> dict:
         raise InputError(f"cannot read ({e.strerror or e})", path=source.path, fix="check the path") from None
     return {"source_fingerprint": fingerprint, "model": segmenter.spec.name,
             "input_size": list(segmenter.spec.input_size), "weights_sha256": segmenter.weights_sha256,
-            "threshold": segmenter.threshold, "min_persistence": min_persistence}
+            "threshold": segmenter.threshold, "min_persistence": min_persistence, "tta": segmenter.tta}
 
 
 def _check_same_run(out_dir: Path, record: dict, identity: dict) -> None:
@@ -279,6 +279,10 @@ def _check_same_run(out_dir: Path, record: dict, identity: dict) -> None:
             before = record.get("source") if key == "source_fingerprint" else record.get(key)
             raise OutputError(f"holds a run of another {label}: {before}", path=out_dir,
                               fix="use --overwrite to redo it with these settings, or choose another --out")
+    if record.get("tta", False) != identity["tta"]:
+        said = "with" if record.get("tta", False) else "without"
+        raise OutputError(f"holds a run made {said} --tta (test-time augmentation)", path=out_dir,
+                          fix=f"{'add' if said == 'with' else 'drop'} --tta to continue it, or use --overwrite to redo it")
     # a run made before the filter existed wrote the model's masks unfiltered, as --min-persistence 1 does
     earlier_persistence = record.get("min_persistence", 1)
     if earlier_persistence != identity["min_persistence"]:

@@ -269,11 +269,14 @@ class Segmenter:
             (no feature cache or memory); others run one clip at a time.
         compile: wrap the model in ``torch.compile``.
         compile_mode: a ``torch.compile`` mode (:data:`~vpscli.engine.device.COMPILE_MODES`; implies ``compile``).
+        tta: test-time augmentation: average the probabilities of each clip and its mirror image
+            (:class:`~vpscli.engine.tta.MirrorAveraged`; two forward passes per clip).
     """
 
     def __init__(self, model=None, weights: str | Path | None = None, *, device: str = "auto",
                  precision: str = "auto", threshold: float = 0.5, batch: int = 1, compile: bool = False,
-                 compile_mode: str | None = None):
+                 compile_mode: str | None = None, tta: bool = False):
+        from vpscli.engine.tta import MirrorAveraged
         from vpscli.models import VideoModel
         from vpscli.weights.store import LoadedModel, load_model
 
@@ -290,7 +293,9 @@ class Segmenter:
         #: the network, its weights file, their sha256 and bundled model card (``LoadedModel``)
         self.loaded = model
         net = model.net
-        self.model, self._forward = place_model(net, self.placement, compile=compile, mode=compile_mode)
+        self.tta = bool(tta)
+        runs = MirrorAveraged(net) if self.tta else net
+        self.model, self._forward = place_model(runs, self.placement, compile=compile, mode=compile_mode)
         self.spec = net.spec
         self.compiled = (compile_mode or "default") if (compile or compile_mode) else False
         stateful = bool(self.spec.ref_offsets) or self.spec.memory_clips > 0

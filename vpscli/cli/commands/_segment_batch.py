@@ -49,6 +49,7 @@ class RunConfig:
     compile_mode: str | None
     threads: int | None  # --threads as given
     quiet: bool
+    tta: bool = False
 
 
 class BatchLog:
@@ -116,7 +117,7 @@ def run_local(jobs: list[VideoJob], log: BatchLog, cfg: RunConfig, opts, jobs_at
     for settings, indices in _groups(jobs).items():
         seg = Segmenter(load_model(settings.model, cfg.weights), device=cfg.device, precision=cfg.precision,
                         threshold=settings.threshold, batch=cfg.batch, compile=cfg.compile_model,
-                        compile_mode=cfg.compile_mode)
+                        compile_mode=cfg.compile_mode, tta=cfg.tta)
         for note in (seg.placement.note, seg.batch_note, seg.weights_note):
             if note:
                 notice(note, cfg.quiet)
@@ -198,7 +199,7 @@ def run_on_ray(jobs: list[VideoJob], log: BatchLog, cfg: RunConfig, opts, *, add
     started = rb.connect(address)
     tasks = [rb.SegmentTask(job.source, (job.settings.model, str(cfg.weights) if cfg.weights else None, device,
                                          cfg.precision, job.settings.threshold, cfg.batch, cfg.compile_model,
-                                         cfg.compile_mode),
+                                         cfg.compile_mode, cfg.tta),
                             replace(opts, out_root=Path(opts.out_root).absolute(),
                                     min_persistence=job.settings.min_persistence), threads, log.started,
                             os.environ.get(rb.TEST_EXIT_ENV)) for job in jobs]

@@ -32,6 +32,9 @@ def segment(
     compile_mode: Optional[str] = typer.Option(None, "--compile-mode", help="torch.compile mode: default, "
                                                "reduce-overhead (CUDA graphs: batch-1 stateful models), max-autotune; "
                                                "implies --compile."),
+    tta: bool = typer.Option(False, "--tta", help="Test-time augmentation: average each clip's probabilities with "
+                             "those of its mirror image (two forward passes per clip; gain and cost: the model "
+                             "card)."),
     threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads of the model on the CPU (default: "
                                           "the usable CPUs minus one, kept for decoding and writing; "
                                           "OMP_NUM_THREADS if set)."),
@@ -121,7 +124,7 @@ def segment(
         return  # an empty shard: nothing to do
     opts = SegmentOptions(out_root=out, save_prob=save_prob, overlay=overlay, resume=resume, overwrite=overwrite,
                           min_persistence=min_persistence, expect_negative=expect_negative)
-    cfg = RunConfig(weights, device, precision, batch, compile_model, compile_mode, threads, quiet)
+    cfg = RunConfig(weights, device, precision, batch, compile_model, compile_mode, threads, quiet, tta)
     log = BatchLog(job_list, out)
     is_batch = len(job_list) + len(failures) > 1 or manifest is not None or shard_index is not None or ray is not None
     progress = LocalProgress(quiet) if ray is None else RayProgress(len(job_list), quiet)
