@@ -526,3 +526,58 @@ def test_cffm_fuse_per_stage_equals_the_concatenated_conv():
     w = head.linear_fuse.conv.weight.data
     w[:, :256], w[:, 768:] = w[:, 768:].clone(), w[:, :256].clone()
     assert (head.embed(stages)[1] - reference).abs().max().item() > 1e-2
+
+
+def test_import_never_changes_the_default_nor_replaces_a_file(tmp_path):
+    """The manifest's ``default`` is an explicit choice: importing other weights of the same model (or of a
+    model earlier in the preference list) leaves it, an existing name is refused without ``overwrite`` and
+    the default file is never replaced."""
+    from vpscli.errors import OutputError
+    from vpscli.weights import default_model, find_entry, load_model
+    from vpscli.weights.manifest import read_default
+    from vpscli.weights.store import import_weights, set_default
+
+    folder = tmp_path / "weights"
+    ckpt = tmp_path / "best.safetensors"
+    lite = "efficientnet-lite2"
+    save_checkpoint(trained_like("pns-net", (64, 112), backbone=lite), ckpt)
+    first = import_weights(ckpt, folder=folder, name="pns-net-a")
+    set_default("pns-net-a", folder)
+    assert read_default(folder) == "pns-net-a.safetensors"
+    other = tmp_path / "other.safetensors"
+    save_checkpoint(trained_like("pns-net", (64, 112), seed=1, backbone=lite), other)
+    second = import_weights(other, folder=folder, name="pns-net-b")
+    aen = tmp_path / "aen.safetensors"
+    save_checkpoint(trained_like("aen-pns-plus", (64, 112), backbone=lite), aen)
+    import_weights(aen, folder=folder, name="aen")
+    assert default_model(folder) == "pns-net" and find_entry("pns-net", folder) == first
+    assert load_model(folder=folder).weights_sha256 == first.sha256 != second.sha256
+    assert read_default(folder) == "pns-net-a.safetensors"
+    with pytest.raises(OutputError, match="exists"):
+        import_weights(other, folder=folder, name="pns-net-b")
+    with pytest.raises(OutputError, match="default"):
+        import_weights(other, folder=folder, name="pns-net-a", overwrite=True)
+    assert import_weights(other, folder=folder, name="pns-net-b", overwrite=True).sha256 == second.sha256
+    with pytest.raises(UsageError, match="plain file name"):
+        import_weights(other, folder=folder, name="../x")
+    set_default("pns-net-b.safetensors", folder)
+    assert find_entry("pns-net", folder) == second and load_model(folder=folder).weights_sha256 == second.sha256
+    with pytest.raises(UsageError, match="pns-net-a.safetensors"):
+        set_default("nope", folder)
+
+
+def test_bundled_weights_fit_the_repository_and_name_a_default():
+    """Every bundled file is fp16 safetensors with a model card, all together ≤ 50 MB, and the manifest
+    names the default explicitly."""
+    from vpscli.paths import weights_dir
+    from vpscli.weights import read_manifest
+    from vpscli.weights.manifest import default_entry
+
+    entries = read_manifest(weights_dir())
+    assert entries and sum(e.path.stat().st_size for e in entries) <= 50e6
+    for e in entries:
+        assert e.record["dtype"] == "float16" and e.file.endswith(".safetensors")
+        for key in ("training_data", "recipe", "command", "training_time", "hardware", "license", "note"):
+            assert e.record.get(key), (e.file, key)
+        assert 0 < e.record["metrics"]["maxDice"] <= 1 and 0 < e.record["metrics"]["Smeasure"] <= 1
+    assert default_entry(weights_dir()) is not None

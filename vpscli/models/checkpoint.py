@@ -190,7 +190,7 @@ def save_checkpoint(model: nn.Module, path: str | Path, metadata: Mapping[str, s
     Raises:
         InputError: ``half`` and a parameter does not fit float16 (the file is not written).
     """
-    from safetensors.torch import save_file
+    from safetensors.torch import save
 
     path = Path(path)
     spec = getattr(model, "spec", None)
@@ -212,5 +212,15 @@ def save_checkpoint(model: nn.Module, path: str | Path, metadata: Mapping[str, s
                 tensors[k] = v.half()
         meta["dtype"] = "float16"
     path.parent.mkdir(parents=True, exist_ok=True)
-    save_file(tensors, str(path), metadata=meta)
+    path.write_bytes(_canonical_header(save(tensors, metadata=meta)))
     return path
+
+
+def _canonical_header(blob: bytes) -> bytes:
+    """The same safetensors file with its JSON header's keys sorted: safetensors writes the metadata
+    in hash order, so two saves of the same weights would differ in bytes (and sha256). The tensor data
+    (offsets relative to its start) is unchanged; the header stays padded to 8 bytes."""
+    n = int.from_bytes(blob[:8], "little")
+    header = json.dumps(json.loads(blob[8:8 + n]), sort_keys=True, separators=(",", ":")).encode()
+    header += b" " * (-len(header) % 8)
+    return len(header).to_bytes(8, "little") + header + blob[8 + n:]

@@ -12,7 +12,7 @@ import torch
 from vpscli.errors import UsageError
 from vpscli.models.backbone import DEFAULT_BACKBONE, available_backbones, backbone_info
 from vpscli.models.base import ModelSpec, VideoModel
-from vpscli.weights.manifest import MODEL_PREFERENCE, bundled_entries, default_model
+from vpscli.weights.manifest import MODEL_PREFERENCE, bundled_entries, default_model, find_entry
 
 __all__ = ["DEFAULT_MODEL", "available_models", "get_spec", "build_model", "count_parameters",
            "gflops_per_frame", "describe_models"]
@@ -156,10 +156,12 @@ def describe_models(with_flops: bool = True, weights_dir=None) -> list[dict]:
     """One JSON-friendly dict per model and backbone (architectures in registry order, each
     with every backbone): ``name``, ``backbone``, ``params``, ``gflops_per_frame``,
     ``input_size``, ``window``, ``weights`` (bundled weight files for that backbone),
-    ``imagenet`` (ImageNet initialisation possible), ``default`` and the whole spec."""
+    ``imagenet`` (ImageNet initialisation possible), ``default``, ``val_maxDice`` (the validation
+    maxDice of the weights ``--model`` runs on that backbone, ``None`` without weights) and the whole spec."""
     bundled = bundled_entries(weights_dir)
     default = default_model(weights_dir)
-    default_backbone = next((e.backbone for e in reversed(bundled) if e.model == default), DEFAULT_BACKBONE)
+    chosen = find_entry(default, weights_dir)
+    default_backbone = chosen.backbone if chosen is not None else DEFAULT_BACKBONE
     rows = []
     for name in available_models():
         for backbone in available_backbones():
@@ -170,6 +172,9 @@ def describe_models(with_flops: bool = True, weights_dir=None) -> list[dict]:
             row["gflops_per_frame"] = round(gflops_per_frame(model), 2) if with_flops else None
             row["weights"] = [e.file for e in bundled if e.model == name and e.backbone == backbone]
             row["imagenet"] = backbone_info(backbone).imagenet
+            entry = find_entry(name, weights_dir, backbone)
+            score = (entry.record.get("metrics") or {}).get("maxDice") if entry is not None else None
+            row["val_maxDice"] = float(score) if isinstance(score, (int, float)) else None
             # what `vps segment` uses when no model is named (the backbone its weights were trained on)
             row["default"] = name == default and backbone == default_backbone
             rows.append(row)

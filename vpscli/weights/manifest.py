@@ -2,9 +2,13 @@
 
 The folder is :func:`vpscli.paths.weights_dir` (``$VPS_WEIGHTS`` or the repository's ``weights/``)::
 
-    {"weights": [{"file": "pns-plus-lite2.safetensors", "model": "pns-plus", "backbone": "efficientnet-lite2",
+    {"default": "pns-plus-lite2.safetensors",
+     "weights": [{"file": "pns-plus-lite2.safetensors", "model": "pns-plus", "backbone": "efficientnet-lite2",
                   "sha256": "…", "dtype": "float16", "input_size": [160, 224], "training_data": "…",
                   "metrics": {…}, "recipe": "…", "source": "…", "legacy_norm": false, "note": "…"}]}
+
+``default`` names the weights ``vps segment`` runs when no model is named: an explicit choice
+(``vps weights default FILE``), made on validation figures; importing weights never changes it.
 
 ``input_size`` is ``[H, W]`` (as tensor shapes); an entry without ``backbone`` predates the
 backbone choice (``res2net50``). Nothing is ever downloaded: a checkpoint is usable only if it
@@ -25,9 +29,10 @@ from vpscli.errors import InputError
 
 MANIFEST_NAME = "manifest.json"
 
-#: The architectures from best to worst on the AEN paper's benchmarks (Tables 1–2). The one
-#: default-model rule: ``vps segment`` uses the first with bundled weights (:func:`default_model`);
-#: ``vps train`` and ``build_model`` default to the first (``vpscli.models.DEFAULT_MODEL``).
+#: The architectures from best to worst on the AEN paper's benchmarks (Tables 1–2). ``vps segment``
+#: runs the manifest's ``default`` weights; a folder whose manifest names none (a user's own) runs
+#: the first of these with weights (:func:`default_model`). ``vps train`` and ``build_model``
+#: default to the first (``vpscli.models.DEFAULT_MODEL``).
 MODEL_PREFERENCE = ("aen-cffm", "aen-pns-plus", "cffm", "pns-plus", "pns-net")
 
 #: The backbone of weights that do not record one (every checkpoint written before the choice).
@@ -120,10 +125,31 @@ def read_manifest(folder: str | Path | None = None) -> list[WeightsEntry]:
                          fix="restore weights/manifest.json from the repository") from None
 
 
-def write_manifest(folder: Path, entries: list[WeightsEntry]) -> None:
+def read_default(folder: str | Path | None = None) -> str | None:
+    """The file the manifest names as the default weights (``None``: it names none)."""
+    path = folder_or_default(folder) / MANIFEST_NAME
+    if not path.is_file():
+        return None
+    try:
+        value = json.loads(path.read_text()).get("default")
+    except (ValueError, AttributeError) as e:
+        raise InputError(f"malformed weights manifest ({e})", path=path,
+                         fix="restore weights/manifest.json from the repository") from None
+    return str(value) if value else None
+
+
+_KEEP = object()
+
+
+def write_manifest(folder: Path, entries: list[WeightsEntry], default=_KEEP) -> None:
+    """Write ``manifest.json`` with ``entries``; ``default``: the default file (kept as it is unless given)."""
     from vpscli.io.atomic import write_text_atomic
 
-    write_text_atomic(folder / MANIFEST_NAME, json.dumps({"weights": [e.to_json() for e in entries]}, indent=2) + "\n")
+    default = read_default(folder) if default is _KEEP else default
+    head = {"default": default} if default else {}
+
+    write_text_atomic(folder / MANIFEST_NAME,
+                      json.dumps({**head, "weights": [e.to_json() for e in entries]}, indent=2) + "\n")
 
 
 def bundled_entries(folder: str | Path | None = None) -> list[WeightsEntry]:
@@ -131,15 +157,29 @@ def bundled_entries(folder: str | Path | None = None) -> list[WeightsEntry]:
     return [e for e in read_manifest(folder) if e.present]
 
 
+def default_entry(folder: str | Path | None = None) -> WeightsEntry | None:
+    """The present entry the manifest names as its ``default`` (``None`` when it names none)."""
+    name = read_default(folder)
+    return next((e for e in bundled_entries(folder) if e.file == name), None) if name else None
+
+
 def find_entry(model: str, folder: str | Path | None = None, backbone: str | None = None) -> WeightsEntry | None:
-    """The last-registered present entry for ``model`` (on ``backbone``, or any when ``None``)."""
+    """The weights ``--model model`` runs: the manifest's default when it is of ``model`` (on ``backbone``, or
+    any when ``None``), else the last-registered present entry for it."""
+    chosen = default_entry(folder)
+    if chosen is not None and chosen.model == model and backbone in (None, chosen.backbone):
+        return chosen
     matches = [e for e in bundled_entries(folder) if e.model == model and backbone in (None, e.backbone)]
     return matches[-1] if matches else None
 
 
 def default_model(folder: str | Path | None = None) -> str:
-    """The model ``vps segment`` uses when none is named: the first of :data:`MODEL_PREFERENCE`
-    with bundled weights (the first of all when none has any — loading then says what to do)."""
+    """The model ``vps segment`` uses when none is named: that of the manifest's ``default`` weights, else
+    the first of :data:`MODEL_PREFERENCE` with weights in the folder (the first of all when none has any —
+    loading then says what to do)."""
+    chosen = default_entry(folder)
+    if chosen is not None:
+        return chosen.model
     bundled = {e.model for e in bundled_entries(folder)}
     return next((m for m in MODEL_PREFERENCE if m in bundled), MODEL_PREFERENCE[0])
 

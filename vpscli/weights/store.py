@@ -20,7 +20,7 @@ from vpscli.errors import InputError, OutputError, UsageError
 from vpscli.models.checkpoint import load_checkpoint, save_checkpoint
 from vpscli.models.registry import build_model, get_spec
 from vpscli.weights.manifest import (UNRECORDED_BACKBONE, WeightsEntry, bundled_entries, default_model, find_entry,
-                                     folder_or_default, read_manifest, sha256_file, write_manifest)
+                                     folder_or_default, read_default, read_manifest, sha256_file, write_manifest)
 
 __all__ = ["LoadedModel", "load_model", "choose_model", "import_weights", "read_metadata", "verify_weights",
            "build_options", "metadata_input_size"]
@@ -189,7 +189,7 @@ def _model_of(source: Path, model: str | None, meta: dict[str, str]) -> str:
 
 def import_weights(source: str | Path, model: str | None = None, *, folder: str | Path | None = None,
                    name: str | None = None, half: bool = False, training_data: str = "",
-                   metrics: dict | None = None, note: str = "") -> WeightsEntry:
+                   metrics: dict | None = None, note: str = "", overwrite: bool = False) -> WeightsEntry:
     """Register a checkpoint in the weights folder: ours from ``vps train`` or an official ``.pth``.
 
     The file is loaded strictly into its model (names and shapes) at the input size it was trained
@@ -201,6 +201,9 @@ def import_weights(source: str | Path, model: str | None = None, *, folder: str 
         model: the model; default: the one recorded in the checkpoint (required for ``.pth``).
         half: store parameters as float16 (the form vps bundles: half the size).
         note: a line for the model card, e.g. what the weights are good for.
+        overwrite: replace a file of the same name (never the folder's default weights).
+
+    Importing never changes which weights ``vps segment`` runs by default (:func:`set_default`).
 
     Raises:
         InputError: the file cannot be read or does not fit ``model``.
@@ -219,6 +222,7 @@ def import_weights(source: str | Path, model: str | None = None, *, folder: str 
         raise OutputError(f"cannot create the weights folder ({e.strerror})", path=root,
                           fix="set VPS_WEIGHTS to a writable folder") from None
     file = f"{name or (model + '-' + source.stem.lower())}.safetensors"
+    _check_target(root, file, overwrite)
     origin = f"{source.name} ({'official' if report.official else 'vps'}, sha256 {sha256_file(source)[:12]})"
     trained_on, trained_metrics, recipe = _summary_of_training(meta)
     training_data = training_data or trained_on
@@ -229,6 +233,31 @@ def import_weights(source: str | Path, model: str | None = None, *, folder: str 
               "source": origin, "legacy_norm": report.legacy_norm, "note": note}
     entry = WeightsEntry.from_json(record, root)
     write_manifest(root, [e for e in read_manifest(root) if e.file != file] + [entry])
+    return entry
+
+
+def _check_target(root: Path, file: str, overwrite: bool) -> None:
+    """Refuse to replace the default weights, or any registered file without ``overwrite``."""
+    if "/" in file or "\\" in file or file.startswith("."):
+        raise UsageError(f"--name must be a plain file name, got {file!r}", fix="give a name such as my-weights")
+    if file == read_default(root):
+        raise OutputError(f"{file} is the default weights of this folder, which an import never replaces",
+                          path=root / file, fix="import under another --name")
+    if (root / file).exists() and not overwrite:
+        raise OutputError("a weights file of this name exists", path=root / file,
+                          fix="choose another --name, or pass --overwrite to replace it")
+
+
+def set_default(file: str, folder: str | Path | None = None) -> WeightsEntry:
+    """Make ``file`` (a registered, present and verified entry) the weights ``vps segment`` runs by default."""
+    root = folder_or_default(folder)
+    entries = read_manifest(root)
+    entry = next((e for e in entries if e.file in (file, f"{file}.safetensors")), None)
+    if entry is None:
+        raise UsageError(f"no weights named {file} in {root}",
+                         fix=f"give one of: {', '.join(e.file for e in entries) or 'none (import one first)'}")
+    _verified_sha256(entry)
+    write_manifest(root, entries, default=entry.file)
     return entry
 
 

@@ -26,7 +26,7 @@ def models(
     if as_json:
         out_console.print_json(json.dumps(rows))
         return
-    t = Table("name", "backbone", "params", "GFLOPs/frame", "input (W×H)", "window", "weights")
+    t = Table("name", "backbone", "params", "GFLOPs/frame", "input (W×H)", "window", "weights", "valid maxDice")
     if verbose:
         for col in ("state", "mean / std", "official weights"):
             t.add_column(col)
@@ -35,7 +35,8 @@ def models(
         if r.get("imagenet"):
             weights += escape("; ImageNet init (vps[train])")
         cells = [r["name"] + (" (default)" if r.get("default") else ""), r["backbone"], f"{r['params'] / 1e6:.2f} M",
-                 f"{r['gflops_per_frame']:.1f}", format_size(r["input_size"]), r["window"], weights]
+                 f"{r['gflops_per_frame']:.1f}", format_size(r["input_size"]), r["window"], weights,
+                 "-" if r["val_maxDice"] is None else f"{r['val_maxDice']:.3f}"]
         if verbose:
             cells += [r["state"], f"{tuple(round(x, 3) for x in r['mean'])} / {tuple(round(x, 3) for x in r['std'])}",
                       ", ".join(r["official_weights"]) or "-"]

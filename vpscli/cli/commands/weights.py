@@ -23,16 +23,31 @@ def import_(
     half: bool = typer.Option(False, "--half", help="Store parameters as float16 (how vps bundles weights)."),
     note: str = typer.Option("", "--note", help="A line for the model card (what the weights are good for)."),
     weights_dir: Path = typer.Option(None, "--weights-dir", help="Target folder (default: $VPS_WEIGHTS or weights/)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace a file of the same name (never the default)."),
 ) -> None:
     """Convert a checkpoint to safetensors and register it in manifest.json (sha256, model, input size, dtype,
-    training data and validation metrics from vps train's record)."""
+    training data and validation metrics from vps train's record). The default weights stay as they are
+    (`vps weights default` changes them)."""
     from vpscli.weights import format_size
     from vpscli.weights.store import import_weights
 
-    entry = import_weights(file, model, folder=weights_dir, name=name, half=half, note=note)
+    entry = import_weights(file, model, folder=weights_dir, name=name, half=half, note=note, overwrite=overwrite)
     legacy = ", legacy PNS normalisation" if entry.record.get("legacy_norm") else ""
     err_console.print(f"imported {file} as {entry.file} for {entry.model} at {format_size(entry.input_size)} (W×H), "
                       f"{entry.record['dtype']} (sha256 {entry.sha256[:12]}…{legacy})")
+
+
+@weights_app.command("default")
+@reports_errors
+def default(
+    file: str = typer.Argument(..., help="A registered weights file (as `vps weights list` shows it)."),
+    weights_dir: Path = typer.Option(None, "--weights-dir", help="Folder (default: $VPS_WEIGHTS or weights/)."),
+) -> None:
+    """Make FILE the weights `vps segment` runs when no --model or --weights is given."""
+    from vpscli.weights.store import set_default
+
+    entry = set_default(file, weights_dir)
+    err_console.print(f"default weights: {entry.file} ({entry.model}, {entry.backbone}, sha256 {entry.sha256[:12]}…)")
 
 
 @weights_app.command("list")
@@ -55,6 +70,9 @@ def list_(
     if not entries:
         err_console.print(f"no weights registered in {root}")
         return
+    from vpscli.weights.manifest import read_default
+
+    chosen = read_default(root)
     t = Table("file", "model", "backbone", "input (W×H)", "dtype", "sha256", "trained on", "validation")
     for e in entries:
         metrics = e.record.get("metrics") or {}
@@ -62,7 +80,7 @@ def list_(
                         and isinstance(v, (int, float)))
         if val and metrics.get("validation_data"):
             val += f" ({metrics['validation_data']})"
-        t.add_row(e.file, e.model, e.backbone, format_size(e.input_size) if e.input_size else "-",
+        t.add_row(e.file + (" (default)" if e.file == chosen else ""), e.model, e.backbone, format_size(e.input_size) if e.input_size else "-",
                   str(e.record.get("dtype", "-")), e.sha256[:12] + "…", str(e.record.get("training_data") or "-"),
                   val or "-")
     print_table(t)
