@@ -249,3 +249,38 @@ def test_cli_summary_and_false_alarm_warning(v24, tmp_path, capsys, monkeypatch)
     code = main(["segment", str(v24), "-o", str(tmp_path / "c"), "--min-persistence", "3", "--no-overlay"])
     out, err = capsys.readouterr()
     assert code == 0 and "false-alarm" not in err and "false alarms/min" not in out and "flagged by model" in out
+
+
+def test_edge_warning_names_what_the_edges_cleared():
+    from vpscli.episodes import edge_warning, persistent
+
+    def warn(pattern, n):
+        flags = [c == "#" for c in pattern]
+        return edge_warning(flags, persistent(flags, n), n)
+
+    assert warn("##..####..#..###...#.###", 3) == (
+        "2 flagged frames at the start (2 frames) were cleared: the video starts within a run shorter than "
+        "--min-persistence 3; pass --min-persistence 1 to keep every detection")
+    assert "at the start (2 frames) and at the end (3 frames)" in warn("##..####..###", 4)
+    assert "5 flagged frames" in warn("##..####..###", 4) and "starts or ends" in warn("##..####..###", 4)
+    assert warn("#####", 6) == ("the video has 5 frames, fewer than --min-persistence 6, so none of its 5 flagged "
+                                "frames can be kept: pass --min-persistence 5 (or 1) to keep them")
+    assert warn("..#..####..", 3) is None  # a short run inside the video: the filter's ordinary work
+    assert warn("##..####..###", 1) is None and warn(".....", 6) is None and warn("", 6) is None
+
+
+def test_a_clip_shorter_than_the_filter_warns_even_when_quiet(tmp_path, monkeypatch, capsys):
+    """5 frames, all flagged, default --min-persistence 6: no mask can be kept, and vps says so on stderr
+    (also under --quiet) and in run.json."""
+    from vpscli.weights.store import LoadedModel
+
+    write_clip(tmp_path, SynthConfig(frames=5, width=96, height=64, seed=71), "mp4", "five")
+    monkeypatch.setattr("vpscli.weights.store.load_model",
+                        lambda model=None, weights=None: LoadedModel(scripted_stand_in("#####")))
+    code = main(["segment", str(tmp_path / "five.mp4"), "-o", str(tmp_path / "out"), "--no-overlay", "-q",
+                 "--device", "cpu"])
+    assert code in (0, None)
+    err = " ".join(capsys.readouterr().err.split())
+    assert "the video has 5 frames, fewer than --min-persistence 6" in err and "--min-persistence 5" in err
+    record = json.loads((tmp_path / "out" / "five" / "run.json").read_text())
+    assert record["frames_with_polyp"] == 0 and any("fewer than --min-persistence 6" in n for n in record["notes"])

@@ -55,6 +55,31 @@ def persistent(flags: Sequence[bool], min_frames: int) -> list[bool]:
     return kept
 
 
+def edge_warning(flagged: Sequence[bool], kept: Sequence[bool], min_frames: int) -> str | None:
+    """A warning when the persistence filter cleared detections that a video's start or end cut short,
+    or every detection of a video shorter than ``min_frames`` — cases where the filter cannot tell a
+    short flicker from a polyp that was in view when the recording began or ended. ``None`` otherwise.
+
+    The rule stays one rule (a run of fewer than ``min_frames`` flagged frames is cleared, wherever it
+    lies); the warning says how many frames that cleared at the edges and how to keep them.
+    """
+    n = len(flagged)
+    if min_frames <= 1 or not n:
+        return None
+    cleared = [r for r in runs(flagged) if not kept[r.start]]
+    if n < min_frames and cleared:
+        frames = sum(r.length for r in cleared)
+        return (f"the video has {n} frames, fewer than --min-persistence {min_frames}, so none of its {frames} "
+                f"flagged frames can be kept: pass --min-persistence {max(1, n)} (or 1) to keep them")
+    edges = [r for r in cleared if r.start == 0 or r.start + r.length == n]
+    if not edges:
+        return None
+    where = " and ".join(("at the start" if r.start == 0 else "at the end") + f" ({r.length} frames)" for r in edges)
+    return (f"{sum(r.length for r in edges)} flagged frames {where} were cleared: the video "
+            f"{'starts or ends' if len(edges) > 1 else ('starts' if edges[0].start == 0 else 'ends')} within a "
+            f"run shorter than --min-persistence {min_frames}; pass --min-persistence 1 to keep every detection")
+
+
 class PersistenceFilter(Generic[T]):
     """:func:`persistent`, one frame at a time: :meth:`push` each frame with whether the model
     flagged it, then :meth:`finish` at the end of the video. Both return ``(item, kept)`` pairs of

@@ -70,7 +70,7 @@ import numpy as np
 
 from vpscli import __version__
 from vpscli.engine.segmenter import FrameResult, Segmenter, check_options
-from vpscli.episodes import FlagSummary, PersistenceFilter, flag_summary
+from vpscli.episodes import FlagSummary, PersistenceFilter, edge_warning, flag_summary
 from vpscli.errors import InputError, OutputError, VpsError
 from vpscli.io.atomic import output_error
 from vpscli.io.fingerprint import source_fingerprint
@@ -490,6 +490,9 @@ def _stream(segmenter: Segmenter, source, run, folder: RunFolder, sinks: list["S
             sink.abort(e)
         raise
     report.flags = flag_summary(flagged_by_model, kept_masks, float(probe.fps), opts.expect_negative)
+    edge = edge_warning(flagged_by_model, kept_masks, opts.min_persistence)
+    if edge:
+        report.warnings.append(edge)
 
 
 class _FrameDecider:
