@@ -1,7 +1,7 @@
 """Where vps finds its bundled weights and the shared public data, and keeps its cache.
 
-- Weights: ``$VPS_WEIGHTS`` if set, else the ``weights/`` folder beside the package
-  (the repository layout).
+- Weights: ``$VPS_WEIGHTS`` if set, else the bundled weights: the installed package
+  ``vps_weights`` (the repository's ``weights/`` folder, shipped in every wheel).
 - Data: ``$VPS_DATA`` if set, else ``../shared/data`` beside the repository.
 - Cache (decoded training data): ``$VPS_CACHE``, else ``~/.cache/vps`` (XDG).
 Nothing is ever downloaded.
@@ -17,7 +17,19 @@ REPO_DIR = PACKAGE_DIR.parent
 
 def weights_dir() -> Path:
     env = os.environ.get("VPS_WEIGHTS")
-    return Path(env).expanduser() if env else REPO_DIR / "weights"
+    return Path(env).expanduser() if env else bundled_weights_dir()
+
+
+def bundled_weights_dir() -> Path:
+    """The weights that ship with vps: the ``vps_weights`` package wherever it is installed (a wheel's
+    site-packages, or the repository's ``weights/`` in an editable install); the repository folder when
+    vps runs from a source tree without installing."""
+    from importlib.util import find_spec
+
+    spec = find_spec("vps_weights")
+    if spec is not None and spec.submodule_search_locations:
+        return Path(next(iter(spec.submodule_search_locations)))
+    return REPO_DIR / "weights"
 
 
 def data_dir() -> Path:

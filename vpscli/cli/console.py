@@ -33,9 +33,15 @@ def notice(message: str, quiet: bool = False) -> None:
 
 def error_line(message: str, label: str = "error") -> None:
     """One unwrapped line on stderr: a red label, then ``message`` printed verbatim (no markup)."""
-    colour = "yellow" if label == "warning" else "red"
+    colour = {"warning": "yellow", "running": "cyan"}.get(label, "red")
     err_console.print(f"[bold {colour}]{label}:[/] ", end="")
     err_console.print(message, markup=False, soft_wrap=True)
+
+
+def running_line(message: str) -> None:
+    """One line on stderr saying which model and weights run (:meth:`LoadedModel.describe`). Never
+    silenced: a clinician must always be able to tell what produced the masks."""
+    error_line(message, label="running")
 
 
 def warning_line(message: str) -> None:

@@ -137,6 +137,8 @@ class VideoReport:
     warnings: list[str] = field(default_factory=list)
     #: flagged frames before and after the persistence filter, episodes (None when skipped)
     flags: FlagSummary | None = None
+    #: which model and weights made the outputs: ``pns-plus 38675ad126c2`` (empty when skipped)
+    weights: str = ""
 
 
 def frame_row(result: FrameResult, flagged: bool | None = None) -> dict:
@@ -238,6 +240,13 @@ class _OverlayWriter:
         self.queue.put(None)
         self.thread.join(timeout=30)
         self.writer.abort()
+
+
+def weights_tag(segmenter: Segmenter) -> str:
+    """The model and its weights' sha256 prefix (``pns-plus 38675ad126c2``), as the summary table and the
+    overlay's HUD show them; ``untrained`` for a network run without weights."""
+    sha = segmenter.weights_sha256
+    return f"{segmenter.spec.name} {sha[:12] if sha else 'untrained'}"
 
 
 def numerics(segmenter: Segmenter) -> dict:
@@ -424,7 +433,7 @@ def segment_video(segmenter: Segmenter, source, opts: SegmentOptions,
     probe = source.probe()  # unreadable inputs fail here, before any folder is made
     folder = _output_folder(final_dir, mode, opts)
     run = segmenter.init_state(source)
-    report = VideoReport(source.name, final_dir, "complete")
+    report = VideoReport(source.name, final_dir, "complete", weights=weights_tag(segmenter))
     fields, notes = _run_fields(segmenter, source, probe, opts, identity, mode, earlier)
     record = RunRecordSink(folder, fields, notes, report, run, source)
     record.open(probe)  # "running" before any other output exists
@@ -586,7 +595,7 @@ def default_sinks(folder: RunFolder, segmenter: Segmenter, run, opts: SegmentOpt
     order, since a frame's row waits for its PNGs (:attr:`DecidedFrame.png_job`)."""
     sinks: list[Sink] = [MaskPngSink(folder, opts.save_prob, run.timings)]
     if opts.overlay:
-        sinks.append(OverlaySink(folder, segmenter.spec.name, segmenter.threshold, run.timings))
+        sinks.append(OverlaySink(folder, weights_tag(segmenter), segmenter.threshold, run.timings))
     sinks.append(FramesCsvSink(folder, opts.save_prob))
     return sinks
 

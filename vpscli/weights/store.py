@@ -91,6 +91,52 @@ class LoadedModel:
         """The bundled weights' model-card line (what they are good for), if they carry one."""
         return f"weights {self.entry.file}: {self.entry.note}" if self.entry is not None and self.entry.note else None
 
+    def describe(self) -> str:
+        """What runs, in one line (:func:`weights_line`)."""
+        spec = self.net.spec
+        return weights_line(spec.name, spec.backbone, self.weights_path, self.weights_sha256,
+                            _validation_maxdice(self.entry, self.weights_path))
+
+
+def weights_line(model: str, backbone: str, path: Path | None, sha256: str | None, maxdice: float | None) -> str:
+    """``pns-plus on efficientnet-lite2, weights pns-plus-lite2.safetensors (sha256 38675ad126c2), validation
+    maxDice 0.806`` — or ``…, no validation record`` for weights that carry no validation figures, and
+    ``untrained (random) weights`` for a network given without any."""
+    head = f"{model} on {backbone}, "
+    if path is None:
+        return head + "untrained (random) weights"
+    score = "no validation record" if maxdice is None else f"validation maxDice {maxdice:.3f}"
+    return head + f"weights {Path(path).name} (sha256 {str(sha256 or '?')[:12]}), {score}"
+
+
+def _validation_maxdice(entry: WeightsEntry | None, path: Path | None) -> float | None:
+    """The validation maxDice of bundled weights (their manifest entry) or of a ``vps train`` checkpoint
+    (its metadata); ``None`` when neither records one."""
+    metrics = (entry.record.get("metrics") or {}) if entry is not None else {}
+    if not metrics and path is not None:
+        try:
+            metrics = json.loads(read_metadata(path).get("val_metrics", "{}"))
+        except ValueError:
+            metrics = {}
+    value = metrics.get("maxDice") if isinstance(metrics, dict) else None
+    return float(value) if isinstance(value, (int, float)) and value == value else None
+
+
+def describe_weights(model: str | None = None, weights: str | Path | None = None,
+                     folder: str | Path | None = None) -> str:
+    """:meth:`LoadedModel.describe` without loading anything into a network (for the machine that hands
+    videos to Ray workers): the weights a run of ``model``/``weights`` would load, from the manifest or the
+    file's metadata. Raises as :func:`load_model` does when there are none."""
+    name = choose_model(model, weights, folder)
+    if weights is not None:
+        meta = read_metadata(weights)
+        return weights_line(name, meta.get("backbone") or UNRECORDED_BACKBONE, Path(weights), sha256_file(weights),
+                            _validation_maxdice(None, Path(weights)))
+    entry = find_entry(name, folder)
+    if entry is None:
+        _load_bundled(name, folder)  # raises the one-line "no trained weights" error
+    return weights_line(name, entry.backbone, entry.path, entry.sha256, _validation_maxdice(entry, None))
+
 
 def choose_model(model: str | None = None, weights: str | Path | None = None,
                  folder: str | Path | None = None) -> str:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from vpscli.batch.manifest import take_shard
 from vpscli.batch.record import VideoJob, VideoSettings, outcome_of_failure, outcome_of_report, this_worker
-from vpscli.cli.console import err_console, error_line, notice, warning_line
+from vpscli.cli.console import err_console, error_line, notice, running_line, warning_line
 from vpscli.errors import VpsError
 
 
@@ -118,6 +118,7 @@ def run_local(jobs: list[VideoJob], log: BatchLog, cfg: RunConfig, opts, jobs_at
         seg = Segmenter(load_model(settings.model, cfg.weights), device=cfg.device, precision=cfg.precision,
                         threshold=settings.threshold, batch=cfg.batch, compile=cfg.compile_model,
                         compile_mode=cfg.compile_mode, tta=cfg.tta)
+        running_line(seg.loaded.describe() + (", with test-time augmentation" if cfg.tta else ""))
         for note in (seg.placement.note, seg.batch_note, seg.weights_note):
             if note:
                 notice(note, cfg.quiet)
@@ -194,6 +195,10 @@ def run_on_ray(jobs: list[VideoJob], log: BatchLog, cfg: RunConfig, opts, *, add
 
     from vpscli.batch import ray_backend as rb
 
+    from vpscli.weights.store import describe_weights
+
+    for model in dict.fromkeys(job.settings.model for job in jobs):
+        running_line(describe_weights(model, cfg.weights) + (", with test-time augmentation" if cfg.tta else ""))
     device = rb.task_device(cfg.device, gpus_per_video)
     threads = rb.task_cpu_threads(cfg.threads, cpus_per_video)
     started = rb.connect(address)

@@ -213,7 +213,7 @@ def summary_table(reports, expect_negative: bool):
 
     # "with polyp" counts the masks written (after the filter), as it always has; "flagged by model" beside it
     # shows what the filter removed
-    columns = ["input", "status", "frames", "with polyp", "flagged by model", "episodes", "longest episode"] + (
+    columns = ["input", "status", "weights", "frames", "with polyp", "flagged by model", "episodes", "longest episode"] + (
         ["false alarms/min"] if expect_negative else []) + ["frames/s", "output"]
     t = Table(*columns)
     for r in reports:
@@ -224,7 +224,7 @@ def summary_table(reports, expect_negative: bool):
             per_minute = f.per_minute(f.episodes_after) if f else None
             cells.append("-" if per_minute is None else f"{per_minute:.2f}")
         t.add_row(escape(r.name), r.status + (f" (kept {r.reused_masks} masks)" if r.reused_masks else ""),
-                  str(r.frames), str(r.frames_with_polyp), *cells, rate, escape(str(r.out_dir)))
+                  escape(r.weights) or "-", str(r.frames), str(r.frames_with_polyp), *cells, rate, escape(str(r.out_dir)))
     return t
 
 
