@@ -284,3 +284,58 @@ def test_a_clip_shorter_than_the_filter_warns_even_when_quiet(tmp_path, monkeypa
     assert "the video has 5 frames, fewer than --min-persistence 6" in err and "--min-persistence 5" in err
     record = json.loads((tmp_path / "out" / "five" / "run.json").read_text())
     assert record["frames_with_polyp"] == 0 and any("fewer than --min-persistence 6" in n for n in record["notes"])
+
+
+def _peaked_stand_in(peaks: str):
+    """A stand-in whose ellipse on frame i peaks at probability 0.97 ("H"), 0.7 ("l") or nothing (".")."""
+    import math
+
+    import torch
+
+    from vpscli.models.registry import get_spec
+    from vpscli.models.stand_in import StandInModel
+
+    level = {"H": 0.97, "l": 0.7}
+
+    class Peaked(StandInModel):
+        def step(self, clip, state, indices, anchor):
+            logits = super().step(clip, state, indices, anchor)
+            shift = torch.tensor([math.log(level[peaks[i]] / (1 - level[peaks[i]])) - 8.0 if peaks[i] in level
+                                  else -16.0 for i in indices])
+            return logits + shift[None, :, None, None, None]
+
+    return Peaked(get_spec("pns-plus"))
+
+
+def test_presence_level_decides_frames_before_the_filter(v24, tmp_path):
+    """--presence 0.9: frames whose mask exists but whose peak stays below 0.9 are not flagged (empty mask,
+    flagged 0), and the persistence filter then runs on what remains."""
+    peaks = "HHHlHHHHllll....HHHHHHH."
+    seg = Segmenter(_peaked_stand_in(peaks), device="cpu")
+    plain = segment_video(seg, open_source(v24), SegmentOptions(out_root=tmp_path / "mask", min_persistence=3))
+    report = segment_video(seg, open_source(v24), SegmentOptions(out_root=tmp_path / "peak", min_persistence=3,
+                                                                 presence=0.9))
+    rows = read_csv(tmp_path / "peak" / "v24" / "frames.csv")
+    assert column(rows, "flagged") == "###.####........#######."
+    assert column(rows, "present") == "###.####........#######."
+    assert column(read_csv(tmp_path / "mask" / "v24" / "frames.csv"), "present") == "############....#######."
+    for i, row in enumerate(rows):
+        mask = read_mask(tmp_path / "peak" / "v24" / "masks" / f"{i:06d}.png").array
+        assert mask.any() == (row["present"] == "1")
+    assert report.frames_with_polyp == 14 and plain.frames_with_polyp == 19
+    record = json.loads((tmp_path / "peak" / "v24" / "run.json").read_text())
+    assert record["presence"] == 0.9
+    with pytest.raises(OutputError, match="--presence"):
+        segment_video(seg, open_source(v24), SegmentOptions(out_root=tmp_path / "peak", min_persistence=3,
+                                                            resume=True))
+
+
+def test_presence_below_the_threshold_is_refused(v24, tmp_path):
+    from vpscli.errors import UsageError
+
+    with pytest.raises(UsageError, match="between the threshold"):
+        segment_video(Segmenter(scripted_stand_in("#"), device="cpu", threshold=0.5), open_source(v24),
+                      SegmentOptions(out_root=tmp_path, presence=0.3))
+    assert not (tmp_path / "v24").exists()
+    code = main(["segment", str(v24), "-o", str(tmp_path / "cli"), "--presence", "1.5"])
+    assert code == 2 and not (tmp_path / "cli").exists()

@@ -121,6 +121,9 @@ class SegmentOptions:
     min_persistence: int = DEFAULT_MIN_PERSISTENCE
     #: the user says the videos are polyp-free: flagged frames are false alarms (the summary's rates)
     expect_negative: bool = False
+    #: the frame decision: a frame is flagged when its peak probability reaches this level (at least the
+    #: threshold; a frame below it gets an empty mask); ``None``: when its mask at the threshold has a pixel
+    presence: float | None = None
 
 
 @dataclass
@@ -161,6 +164,10 @@ def frame_row(result: FrameResult, flagged: bool | None = None) -> dict:
             "present": int(present), "area_fraction": f"{area / mask.size:.6f}", "max_prob": f"{result.max_prob:.6f}",
             "bbox_x": box[0], "bbox_y": box[1], "bbox_w": box[2], "bbox_h": box[3],
             "flagged": int(flagged), "suppressed": int(flagged and not present)}
+
+def _has_mask(result: FrameResult) -> bool:
+    return result.mask_area > 0 if result.mask_area is not None else bool(result.mask.any())
+
 
 def suppress(result: FrameResult) -> FrameResult:
     """``result`` with an empty mask (the persistence filter's decision); the probabilities stay raw."""
@@ -260,7 +267,7 @@ def numerics(segmenter: Segmenter) -> dict:
             "device": str(segmenter.placement.device), "precision": segmenter.placement.precision,
             "batch": segmenter.batch}
 
-def _identity(segmenter: Segmenter, source, min_persistence: int) -> dict:
+def _identity(segmenter: Segmenter, source, min_persistence: int, presence: float | None = None) -> dict:
     """What must not change between a run and its ``--resume``: the source and what maps it to masks."""
     try:
         fingerprint = source_fingerprint(source)
@@ -268,7 +275,8 @@ def _identity(segmenter: Segmenter, source, min_persistence: int) -> dict:
         raise InputError(f"cannot read ({e.strerror or e})", path=source.path, fix="check the path") from None
     return {"source_fingerprint": fingerprint, "model": segmenter.spec.name,
             "input_size": list(segmenter.spec.input_size), "weights_sha256": segmenter.weights_sha256,
-            "threshold": segmenter.threshold, "min_persistence": min_persistence, "tta": segmenter.tta}
+            "threshold": segmenter.threshold, "min_persistence": min_persistence, "tta": segmenter.tta,
+            "presence": presence}
 
 
 def _check_same_run(out_dir: Path, record: dict, identity: dict) -> None:
@@ -288,6 +296,10 @@ def _check_same_run(out_dir: Path, record: dict, identity: dict) -> None:
             before = record.get("source") if key == "source_fingerprint" else record.get(key)
             raise OutputError(f"holds a run of another {label}: {before}", path=out_dir,
                               fix="use --overwrite to redo it with these settings, or choose another --out")
+    if record.get("presence") != identity["presence"]:
+        earlier = record.get("presence")
+        raise OutputError(f"holds a run made {'with --presence ' + str(earlier) if earlier is not None else 'without --presence'}",
+                          path=out_dir, fix="use the same frame decision to continue it, or --overwrite to redo it")
     if record.get("tta", False) != identity["tta"]:
         said = "with" if record.get("tta", False) else "without"
         raise OutputError(f"holds a run made {said} --tta (test-time augmentation)", path=out_dir,
@@ -424,9 +436,9 @@ def segment_video(segmenter: Segmenter, source, opts: SegmentOptions,
     :func:`default_sinks`: mask/probability PNGs, overlay, ``frames.csv``); ``run.json`` is always written
     (:class:`RunRecordSink`), since ``--resume``, ``--overwrite`` and the other commands go by it.
     """
-    check_options(min_persistence=opts.min_persistence)
+    check_options(min_persistence=opts.min_persistence, threshold=segmenter.threshold, presence=opts.presence)
     final_dir = Path(opts.out_root) / source.name
-    identity = _identity(segmenter, source, opts.min_persistence)
+    identity = _identity(segmenter, source, opts.min_persistence, opts.presence)
     mode, earlier = _prepare(RunFolder(final_dir), opts, identity)
     if mode == "skip":
         return VideoReport(source.name, final_dir, "skipped")
@@ -465,7 +477,8 @@ def _stream(segmenter: Segmenter, source, run, folder: RunFolder, sinks: list["S
     them again); a finished frame's ``flagged`` cell feeds the filter as the model's flag would, so
     a resumed run decides every frame as an uninterrupted one.
     """
-    frames = _FrameDecider(folder, resume, opts.save_prob, needs_masks=any(s.needs_masks for s in sinks))
+    frames = _FrameDecider(folder, resume, opts.save_prob, needs_masks=any(s.needs_masks for s in sinks),
+                           presence=opts.presence)
     flagged_by_model: list[bool] = []  # per frame written, in order: the model flagged it / its mask is kept
     kept_masks: list[bool] = []
     # frames travel through the filter as (result, finished earlier, flagged by the model)
@@ -511,8 +524,10 @@ class _FrameDecider:
     is not predicted again (``skip``); its row stands for it. Decided once, before the first frame.
     """
 
-    def __init__(self, folder: RunFolder, resume: bool, save_prob: bool, needs_masks: bool):
+    def __init__(self, folder: RunFolder, resume: bool, save_prob: bool, needs_masks: bool,
+                 presence: float | None = None):
         self.folder, self.resume, self.save_prob, self.needs_masks = folder, resume, save_prob, needs_masks
+        self.presence = presence
         self.saved = folder.rows() if resume else {}
         self.finished = folder.finished(save_prob, self.saved) if self.saved else set()
         #: the engine's ``skip``: given only when there are earlier rows (else every frame is predicted)
@@ -522,10 +537,11 @@ class _FrameDecider:
         return result.name in self.finished
 
     def flagged(self, result: FrameResult, was_finished: bool) -> bool:
-        """The model flagged the frame: its mask at the threshold has a pixel (a finished frame: its row says)."""
+        """The model flagged the frame: its mask at the threshold has a pixel and, with a presence level, its
+        peak probability reaches it (a finished frame: its row says)."""
         if was_finished:
             return RunFolder.row_flagged(self.saved[result.name])
-        return result.mask_area > 0 if result.mask_area is not None else bool(result.mask.any())
+        return _has_mask(result) and (self.presence is None or result.max_prob >= self.presence)
 
     def decide(self, result: FrameResult, was_finished: bool, flagged: bool, kept: bool) -> "DecidedFrame":
         if was_finished:
@@ -534,7 +550,7 @@ class _FrameDecider:
                 mask = read_mask(self.folder.mask_path(result.name)).array > 0
                 result = replace(result, mask=mask, max_prob=float(row["max_prob"]))
             return DecidedFrame(result, row, flagged, row["present"] == "1", finished=True, on_disk=True)
-        if flagged and not kept:
+        if (flagged and not kept) or (not flagged and _has_mask(result)):  # the filter's, or the frame decision's
             result = suppress(result)
         row = frame_row(result, flagged)
         on_disk = self.resume and self.folder.has_pngs(result.name, self.save_prob)

@@ -219,9 +219,14 @@ MAX_MIN_PERSISTENCE = 30
 
 
 def check_options(*, threshold: float = 0.5, batch: int = 1, fps: float | None = None, jobs: int = 1,
-                  min_persistence: int = 1) -> None:
+                  min_persistence: int = 1, presence: float | None = None) -> None:
     """Refuse option values that cannot work, before any model is loaded or file written."""
     import math
+
+    if presence is not None and not (math.isfinite(presence) and threshold <= presence <= 1.0):
+        raise UsageError(f"--presence must lie between the threshold ({threshold:g}) and 1, got {presence}",
+                         fix="give the peak probability a frame needs to count as showing a polyp, e.g. "
+                             "--presence 0.9 (leave it out: a frame counts when its mask has a pixel)")
 
     if not 1 <= min_persistence <= MAX_MIN_PERSISTENCE:
         raise UsageError(f"--min-persistence must be between 1 and {MAX_MIN_PERSISTENCE} frames, got {min_persistence}",

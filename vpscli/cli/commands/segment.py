@@ -48,6 +48,12 @@ def segment(
              "chosen on the validation clips with the bundled weights: it lost 4 of 116 detected GT-positive "
              "frames (3.4 %) of the CVC-ClinicDB valid clips and no polyp, and raised the clean PolypGen "
              "polyp-free frames from 23.6 % to 37.2 % (README: persistence table)."),
+    presence: Optional[float] = typer.Option(
+        None, "--presence", metavar="LEVEL",
+        help="Frame decision: a frame counts as showing a polyp (flagged, then filtered by --min-persistence) "
+             "only when its peak probability reaches LEVEL (between the threshold and 1); frames below it get "
+             "an empty mask. Default: a frame counts when its mask has a pixel. Measured trade-off per model: "
+             "the model card."),
     expect_negative: bool = typer.Option(
         False, "--expect-negative", help="The videos are polyp-free: report every flagged frame as a false "
         "alarm (episodes per minute, longest episode) in the summary and run.json, with a warning when any is "
@@ -95,7 +101,8 @@ def segment(
     # every option is checked before any input is read, model loaded or file written
     if resume and overwrite:
         raise UsageError("--resume and --overwrite exclude each other")
-    check_options(threshold=threshold, batch=batch, fps=fps, jobs=jobs, min_persistence=min_persistence)
+    check_options(threshold=threshold, batch=batch, fps=fps, jobs=jobs, min_persistence=min_persistence,
+                  presence=presence)
     check_compile_mode(compile_mode)
     model_cpu_threads(threads)  # checks --threads
     shard_index = parse_shard(shard)
@@ -123,7 +130,7 @@ def segment(
             raise typer.Exit(next(iter(failures.values())).exit_code)
         return  # an empty shard: nothing to do
     opts = SegmentOptions(out_root=out, save_prob=save_prob, overlay=overlay, resume=resume, overwrite=overwrite,
-                          min_persistence=min_persistence, expect_negative=expect_negative)
+                          min_persistence=min_persistence, expect_negative=expect_negative, presence=presence)
     cfg = RunConfig(weights, device, precision, batch, compile_model, compile_mode, threads, quiet, tta)
     log = BatchLog(job_list, out)
     is_batch = len(job_list) + len(failures) > 1 or manifest is not None or shard_index is not None or ray is not None
