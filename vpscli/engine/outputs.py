@@ -325,6 +325,8 @@ def _prepare(folder: RunFolder, opts: SegmentOptions, identity: dict) -> tuple[s
         return "replace", {}
     record = folder.record()
     finished = RunFolder.is_finished(record)
+    if record.get("status") == "failed" and not folder.rows():
+        return "replace", {}  # a failed run that wrote no frame is no work to keep: redo it, whatever the source
     if opts.resume:
         _check_same_run(folder.path, record, identity)
         return ("skip" if finished else "resume"), record
@@ -333,6 +335,20 @@ def _prepare(folder: RunFolder, opts: SegmentOptions, identity: dict) -> tuple[s
                           fix="use --resume to skip finished videos, or --overwrite to redo them")
     raise OutputError("holds an unfinished run", path=folder.path,
                       fix="use --resume to continue it, or --overwrite to start again")
+
+
+def _inherit_outputs(opts: SegmentOptions, earlier: dict) -> tuple[SegmentOptions, str | None]:
+    """A resumed run writes every output the run it continues was writing (``probs/``, the overlay), so
+    that its outputs cover every frame whatever flags the resuming command was given; the note says so."""
+    outputs = earlier.get("outputs") or {}
+    kept = []
+    if outputs.get("probs") and not opts.save_prob:
+        opts, kept = replace(opts, save_prob=True), kept + ["--save-prob"]
+    if outputs.get("overlay") and not opts.overlay:
+        opts, kept = replace(opts, overlay=True), kept + ["the overlay"]
+    if not kept:
+        return opts, None
+    return opts, f"resumed with {' and '.join(kept)} as the run was started, so its outputs cover every frame"
 
 
 def _staging_dir(out_dir: Path) -> Path:
@@ -440,6 +456,7 @@ def segment_video(segmenter: Segmenter, source, opts: SegmentOptions,
     final_dir = Path(opts.out_root) / source.name
     identity = _identity(segmenter, source, opts.min_persistence, opts.presence)
     mode, earlier = _prepare(RunFolder(final_dir), opts, identity)
+    opts, inherited = _inherit_outputs(opts, earlier) if mode == "resume" else (opts, None)
     if mode == "skip":
         return VideoReport(source.name, final_dir, "skipped")
     probe = source.probe()  # unreadable inputs fail here, before any folder is made
@@ -447,6 +464,8 @@ def segment_video(segmenter: Segmenter, source, opts: SegmentOptions,
     run = segmenter.init_state(source)
     report = VideoReport(source.name, final_dir, "complete", weights=weights_tag(segmenter))
     fields, notes = _run_fields(segmenter, source, probe, opts, identity, mode, earlier)
+    if inherited:  # the outputs differ from what this command asked for: said on the console and in run.json
+        report.warnings.append(inherited)
     record = RunRecordSink(folder, fields, notes, report, run, source)
     record.open(probe)  # "running" before any other output exists
     t_start = time.perf_counter()
