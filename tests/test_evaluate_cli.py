@@ -534,3 +534,31 @@ def test_a_scorer_elsewhere_is_run_to_its_end_and_gives_the_local_numbers(tmp_pa
     assert ended == [plan.n_frames] and plan.n_frames == 3 + 4
     assert repr(elsewhere.datasets) == repr(local.datasets) and repr(elsewhere.sequences) == repr(local.sequences)
     assert "Smeasure" in repr(local.datasets)
+
+
+def test_missing_predictions_warn_even_when_quiet(tmp_path, capsys):
+    make_tree(tmp_path, {"1": 5})
+    (tmp_path / "pred" / "1" / "3.png").unlink()
+    code, _, err = run([tmp_path / "pred", tmp_path / "gt", "--allow-missing", "-m", "maxDice", "-q"], capsys)
+    assert code == 0 and "warning:" in err and "scored as all-zero maps" in " ".join(err.split())
+
+
+def test_probs_not_listed_in_run_json_are_not_scored(clip, weights, tmp_path, capsys):
+    """A run made without --save-prob over the probs/ of an earlier run: evaluate scores its masks/, not the
+    stale probabilities that run.json does not list."""
+    import shutil
+
+    from vpscli.engine import Segmenter, SegmentOptions, segment_video
+    from vpscli.io.run_folder import RunFolder
+    from vpscli.io.sources import open_source
+
+    seg = Segmenter("pns-plus", weights["pns-plus"], device="cpu")
+    segment_video(seg, open_source(clip / "vid.mp4"), SegmentOptions(out_root=tmp_path / "a", overlay=False))
+    folder = tmp_path / "a" / "vid"
+    assert RunFolder(folder).scored_folder() == folder / "masks"
+    shutil.copytree(folder / "masks", folder / "probs")  # stale maps the record does not list
+    assert not RunFolder(folder).probs_listed() and RunFolder(folder).scored_folder() == folder / "masks"
+    segment_video(seg, open_source(clip / "vid.mp4"), SegmentOptions(out_root=tmp_path / "b", overlay=False,
+                                                                     save_prob=True))
+    listed = RunFolder(tmp_path / "b" / "vid")
+    assert listed.probs_listed() and listed.scored_folder() == tmp_path / "b" / "vid" / "probs"

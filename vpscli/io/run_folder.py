@@ -163,9 +163,18 @@ class RunFolder:
     def scored_folder(self, use_masks: bool = False) -> Path | None:
         """The folder ``vps evaluate`` scores: ``probs/`` when it exists (a soft map sweeps thresholds; a
         thresholded mask gives the same result at every one), else ``masks/``; ``use_masks`` swaps the
-        preference. ``None`` when neither exists."""
+        preference. ``None`` when neither exists.
+
+        A ``probs/`` folder that the run's ``run.json`` does not list among its outputs (a run started
+        without ``--save-prob`` over probabilities of an earlier one) is not taken: its maps need not
+        belong to the masks, nor cover every frame."""
         order = (self.masks_dir, self.probs_dir) if use_masks else (self.probs_dir, self.masks_dir)
-        return next((f for f in order if f.is_dir()), None)
+        return next((f for f in order if f.is_dir() and (f != self.probs_dir or self.probs_listed())), None)
+
+    def probs_listed(self) -> bool:
+        """``run.json`` lists ``probs/`` among the run's outputs (a folder without a record: taken as found)."""
+        outputs = self.record().get("outputs")
+        return not isinstance(outputs, dict) or bool(outputs.get("probs"))
 
     # run.json
     def record_path(self) -> Path | None:

@@ -426,6 +426,12 @@ def build_plan(
     if matched_only:
         splits = _drop_unmatched(splits, method_names, pred_dirs, notes)
     missing, renamed = _check_frames(splits, method_names, pred_dirs, pred_root, allow_missing, notes)
+    if missing:  # the scores are not the model's: said even under --quiet
+        warning = (f"{len(missing)} missing prediction(s) scored as all-zero maps (--allow-missing): every score "
+                   f"is lower than the predictions that exist would give, e.g. {missing[0]}")
+        warnings.append(warning)
+        if on_warning is not None:
+            on_warning(warning)
     splits = [s for s in splits if s.sequences]
     if not splits:
         raise InputError("no GT case is left to evaluate", path=gt_root, fix="check --matched-only and the layout")
@@ -604,8 +610,6 @@ def _check_frames(splits: list[Split], methods: list[str], pred_dirs: PredDirs, 
         )
     if found.n_missing and not allow_missing:
         raise _missing_error(found, pred_root)
-    if found.n_missing:
-        notes.append(f"{found.n_missing} missing prediction(s) scored as all-zero maps (--allow-missing)")
     for folder, (shift, gt_name, pred_name) in found.shifted.items():
         notes.append(f"the predictions in {folder} look numbered {shift:+d} from the ground truth ({pred_name} "
                      f"where GT {gt_name} is expected): they were scored by their own numbers, not shifted")
