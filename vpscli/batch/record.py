@@ -82,9 +82,32 @@ def batch_json_path(out_root: Path, shard: tuple[int, int] | None) -> Path:
     return Path(out_root) / name
 
 
+def _other_batch(path: Path, outcomes: list[VideoOutcome]) -> bool:
+    """``path`` holds the record of another batch: one that names a video this batch does not have (a
+    rerun of the same inputs, or of a part of them, replaces its own record)."""
+    try:
+        entries = json.loads(Path(path).read_text()).get("entries") or []
+    except (OSError, ValueError, AttributeError):
+        return False
+    ours = {o.source for o in outcomes}
+    return any(isinstance(e, dict) and e.get("source") not in ours for e in entries)
+
+
 def write_batch_json(path: Path, outcomes: list[VideoOutcome], *, started: datetime, backend: str,
                      extra: dict | None = None) -> Path:
-    """``batch.json``: totals, then one entry per video (in input order)."""
+    """``batch.json``: totals, then one entry per video (in input order). Written under a lock (one writer
+    at a time); when ``path`` holds another batch's record (two batches into one output root), this one is
+    written beside it as ``<stem>-<started, UTC>.json`` and both are kept. Returns the path written."""
+    from vpscli.io.lock import OutputLock
+
+    with OutputLock(path, what="the batch record"):
+        if _other_batch(path, outcomes):
+            path = Path(path).with_name(f"{Path(path).stem}-{started.strftime('%Y%m%dT%H%M%S')}.json")
+        return _write_batch_json(path, outcomes, started=started, backend=backend, extra=extra)
+
+
+def _write_batch_json(path: Path, outcomes: list[VideoOutcome], *, started: datetime, backend: str,
+                      extra: dict | None) -> Path:
     statuses: dict[str, int] = {}
     for o in outcomes:
         statuses[o.status] = statuses.get(o.status, 0) + 1

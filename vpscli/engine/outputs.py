@@ -70,6 +70,7 @@ import numpy as np
 
 from vpscli import __version__
 from vpscli.engine.segmenter import FrameResult, Segmenter, check_options
+from vpscli.io.lock import OutputLock
 from vpscli.episodes import FlagSummary, PersistenceFilter, edge_warning, flag_summary
 from vpscli.errors import InputError, OutputError, VpsError
 from vpscli.io.atomic import output_error
@@ -455,6 +456,13 @@ def segment_video(segmenter: Segmenter, source, opts: SegmentOptions,
     check_options(min_persistence=opts.min_persistence, threshold=segmenter.threshold, presence=opts.presence)
     final_dir = Path(opts.out_root) / source.name
     identity = _identity(segmenter, source, opts.min_persistence, opts.presence)
+    with OutputLock(final_dir) as lock:  # one writer per video folder, decided and written under the lock
+        return _segment_locked(segmenter, source, opts, final_dir, identity, on_frame, sinks, lock.note)
+
+
+def _segment_locked(segmenter: Segmenter, source, opts: SegmentOptions, final_dir: Path, identity: dict,
+                    on_frame, sinks: "SinkFactory | None", lock_note: str | None) -> VideoReport:
+    """:func:`segment_video` while holding the folder's lock (``lock_note``: a stale lock taken over)."""
     mode, earlier = _prepare(RunFolder(final_dir), opts, identity)
     opts, inherited = _inherit_outputs(opts, earlier) if mode == "resume" else (opts, None)
     if mode == "skip":
@@ -466,6 +474,8 @@ def segment_video(segmenter: Segmenter, source, opts: SegmentOptions,
     fields, notes = _run_fields(segmenter, source, probe, opts, identity, mode, earlier)
     if inherited:  # the outputs differ from what this command asked for: said on the console and in run.json
         report.warnings.append(inherited)
+    if lock_note:
+        report.warnings.append(f"{final_dir}: {lock_note}")
     record = RunRecordSink(folder, fields, notes, report, run, source)
     record.open(probe)  # "running" before any other output exists
     t_start = time.perf_counter()

@@ -85,7 +85,9 @@ class BatchLog:
                                                                "error) before it finished", status="interrupted")
                     for i, job in enumerate(self.jobs)]
         try:
-            write_batch_json(path, outcomes, started=self.started, backend=backend, extra=extra)
+            written = write_batch_json(path, outcomes, started=self.started, backend=backend, extra=extra)
+            if written != path:
+                notice(f"{path} holds another batch's record; this batch's is {written.name}")
         except (OSError, VpsError) as e:  # the videos' own outputs are whole: say so, do not fail the batch
             warning_line(f"{path}: could not write the batch summary ({e}); every video's run.json is in place")
 
