@@ -65,3 +65,24 @@ def test_a_failed_run_that_wrote_nothing_is_redone(weights, tmp_path, resume):
     report = segment_video(seg, open_source(video), opts)
     assert report.status == "complete" and report.frames == 30
     assert json.loads((out / "run.json").read_text())["status"] == "complete"
+
+
+def test_output_root_inside_the_input_folder_is_not_an_input(tmp_path, weights, monkeypatch):
+    """`cd study && vps segment . && vps segment . --resume`: the second run does not take vps-out/ (or a
+    run folder in it) for a case of frames."""
+    from vpscli.cli import main
+    from vpscli.errors import InputError
+    from vpscli.io.sources import discover_sources
+    from vpscli.synth import SynthConfig, write_clip
+
+    study = tmp_path / "study"
+    for i in range(2):
+        write_clip(study, SynthConfig(frames=6, width=96, height=64, seed=i), "frames", f"case{i}")
+    monkeypatch.chdir(study)
+    args = ["segment", ".", "-w", str(weights["pns-plus"]), "--no-overlay", "--device", "cpu", "-q"]
+    assert main(args) == 0
+    assert (study / "vps-out" / "case0" / "run.json").is_file()
+    assert [s.name for s in discover_sources(["."])] == ["case0", "case1"]
+    assert main(args + ["--resume"]) == 0
+    with pytest.raises(InputError, match="vps segment output folder"):
+        discover_sources([str(study / "vps-out" / "case0")])

@@ -239,10 +239,24 @@ def _is_glob(text: str) -> bool:
     return any(c in text for c in "*?[")
 
 
+def is_vps_output(folder: Path) -> bool:
+    """``folder`` is something ``vps segment`` wrote: a run folder (``run.json``), an output root
+    (``batch.json``, or run folders inside). Such folders are never taken for inputs."""
+    try:
+        if (folder / "run.json").is_file() or (folder / "batch.json").is_file():
+            return True
+        return any(c.is_dir() and (c / "run.json").is_file() for c in folder.iterdir())
+    except OSError:
+        return False
+
+
 def _folder_sources(folder: Path, fps) -> list[FrameSource]:
+    if is_vps_output(folder):
+        raise InputError("is a vps segment output folder, not an input", path=folder,
+                         fix="pass the videos or frame folders it was made from")
     frame_root = folder / "Frame"
     if frame_root.is_dir():  # SUN-SEG style root: Frame/<case>/
-        cases = natural_sorted(p for p in frame_root.iterdir() if p.is_dir())
+        cases = natural_sorted(p for p in frame_root.iterdir() if p.is_dir() and not is_vps_output(p))
         if not cases:
             raise InputError("Frame/ has no case folders", path=frame_root, fix="expected Frame/<case>/<frame>.jpg")
         return _case_sources(cases, fps)
@@ -258,7 +272,8 @@ def _folder_sources(folder: Path, fps) -> list[FrameSource]:
                          fix=f"pass {frames} or {folder.parent}")
     # a folder of case folders (a SUN-SEG Frame/ given directly, or any such collection): read
     # as a SUN-SEG root reads its Frame/, so a case folder without frames is an error either way
-    cases = natural_sorted(p for p in folder.iterdir() if p.is_dir())
+    # vps's own outputs (an output root inside the input folder: `cd study && vps segment .`) are skipped
+    cases = natural_sorted(p for p in folder.iterdir() if p.is_dir() and not is_vps_output(p))
     if any(_holds_images(c) for c in cases):
         return _case_sources(cases, fps)
     raise InputError(
