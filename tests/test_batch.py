@@ -186,3 +186,25 @@ def test_task_device_and_threads():
         task_device("cpu", 0.5)
     assert task_cpu_threads(None, 1) == 1 and task_cpu_threads(None, 4) == 3 and task_cpu_threads(2, 8) == 2
     assert task_cpu_threads(None, 0.5) == 1
+
+
+def test_manifest_model_without_weights_is_refused_before_any_video(archive, tmp_path):
+    """Every row's model is checked first: exit 2, one line naming the row, nothing segmented."""
+    d, _ = archive
+    (tmp_path / "m.csv").write_text(f"path,model\n{d}/dayA/x.mp4,pns-plus\n{d}/dayB/y.mp4,aen-pns-plus\n")
+    r = vps("segment", "--manifest", tmp_path / "m.csv", "-o", tmp_path / "out", "--no-overlay", "-q")
+    assert r.returncode == 2, r.stderr
+    assert r.stderr.count("\n") == 1 and "no trained weights for model 'aen-pns-plus'" in r.stderr
+    assert f"{tmp_path / 'm.csv'} line 3" in r.stderr and "fix:" in r.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_ray_requests_beyond_the_cluster_are_refused():
+    from vpscli.batch.ray_backend import check_cluster_resources
+
+    check_cluster_resources({"CPU": 16.0, "GPU": 2.0}, 0.5, 1)
+    check_cluster_resources({"CPU": 2.0}, 0, 2)
+    with pytest.raises(UsageError, match=r"--gpus-per-video 0.5 asks for more GPUs than the Ray cluster has \(0\)"):
+        check_cluster_resources({"CPU": 16.0}, 0.5, 1)
+    with pytest.raises(UsageError, match="--cpus-per-video 4 asks for more CPUs"):
+        check_cluster_resources({"CPU": 2.0, "GPU": 1.0}, 0, 4)

@@ -49,6 +49,19 @@ def import_ray():
     return ray
 
 
+def check_cluster_resources(resources: dict, gpus_per_video: float, cpus_per_video: float) -> None:
+    """Refuse a request no node of the cluster could ever grant (Ray would queue the tasks forever):
+    ``resources`` is ``ray.cluster_resources()``, the cluster's totals."""
+    gpus, cpus = float(resources.get("GPU", 0.0)), float(resources.get("CPU", 0.0))
+    if gpus_per_video > gpus:
+        raise UsageError(f"--gpus-per-video {gpus_per_video:g} asks for more GPUs than the Ray cluster has "
+                         f"({gpus:g}): its tasks would wait forever",
+                         fix="leave out --gpus-per-video to run on CPUs, or join a cluster with GPUs")
+    if cpus_per_video > cpus:
+        raise UsageError(f"--cpus-per-video {cpus_per_video:g} asks for more CPUs than the Ray cluster has ({cpus:g})",
+                         fix=f"pass --cpus-per-video {max(cpus, 1):g} or less")
+
+
 def connect(address: str) -> bool:
     """Join the Ray cluster ``address`` names; True when this call started Ray (and must shut it down).
 

@@ -204,6 +204,14 @@ def run_on_ray(jobs: list[VideoJob], log: BatchLog, cfg: RunConfig, opts, *, add
     device = rb.task_device(cfg.device, gpus_per_video)
     threads = rb.task_cpu_threads(cfg.threads, cpus_per_video)
     started = rb.connect(address)
+    try:
+        import ray
+
+        rb.check_cluster_resources(ray.cluster_resources(), gpus_per_video, cpus_per_video)
+    except VpsError:
+        if started:
+            ray.shutdown()
+        raise
     tasks = [rb.SegmentTask(job.source, (job.settings.model, str(cfg.weights) if cfg.weights else None, device,
                                          cfg.precision, job.settings.threshold, cfg.batch, cfg.compile_model,
                                          cfg.compile_mode, cfg.tta),

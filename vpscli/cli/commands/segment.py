@@ -121,6 +121,8 @@ def segment(
     if weights is not None and any("model" in e.options for e in entries):
         raise UsageError("the manifest's model column needs the bundled weights (--weights fixes one model)",
                          path=manifest, fix="drop --weights, or the model column")
+    if weights is None:
+        _check_bundled_weights(model, entries, manifest)
     job_list, failures = gather_jobs(list(inputs or []), entries, fps, shard_index,
                                      VideoSettings(model, threshold, min_persistence), absolute=ray is not None)
     if shard_index is not None:
@@ -143,7 +145,7 @@ def segment(
                 run_on_ray(job_list, log, cfg, opts, address=ray, gpus_per_video=gpus_per_video,
                            cpus_per_video=cpus_per_video, max_retries=max_retries, progress=progress)
     except (KeyboardInterrupt, VpsError) as e:  # what finished is kept, and the summary says what did not
-        if is_batch:
+        if is_batch and not isinstance(e, UsageError):  # a refused option ran nothing: no summary to write
             log.write(batch_json_path(out, shard_index), "ray" if ray else "local", _batch_extra(ray, shard))
         if isinstance(e, VpsError):
             raise
@@ -151,6 +153,26 @@ def segment(
     if is_batch:
         log.write(batch_json_path(out, shard_index), "ray" if ray else "local", _batch_extra(ray, shard))
     _finish(log.ordered_reports(), {**failures, **log.failures}, quiet, expect_negative)
+
+
+def _check_bundled_weights(model: str, entries: list, manifest) -> None:
+    """Every model the command and each manifest row name has bundled weights — checked for all rows before
+    any video runs (exit 2, nothing written), not found at the row that needs them."""
+    from vpscli.weights import bundled_entries
+    from vpscli.weights.manifest import find_entry
+
+    wanted = {model: "--model"}
+    for e in entries:
+        if "model" in e.options:
+            wanted.setdefault(e.options["model"], e.where or str(manifest))
+    missing = {m: where for m, where in wanted.items() if find_entry(m) is None}
+    if missing:
+        have = sorted({e.model for e in bundled_entries()})
+        m, where = next(iter(missing.items()))
+        raise UsageError(f"no trained weights for model '{m}' ({where}) are bundled with this vps"
+                         + (f"; nor for {', '.join(sorted(set(missing) - {m}))}" if len(missing) > 1 else ""),
+                         path=manifest if where != "--model" else None,
+                         fix=f"use a model with bundled weights ({', '.join(have) or 'none'}), or pass --weights FILE")
 
 
 def _check_ray_options(device: str, precision: str, gpus_per_video: float, cpus_per_video: float,
