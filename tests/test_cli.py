@@ -164,3 +164,17 @@ def test_weights_checksums_api(tmp_path):
     assert (ok.present, ok.verified, gone.present, gone.verified) == (True, True, False, False)
     (tmp_path / "a.safetensors").write_bytes(payload + b"x")
     assert not verify_checksums(tmp_path)[0].verified
+
+
+@pytest.mark.parametrize("args", [["--version"], ["evaluate", "--help"], ["probe", "--help"], ["export", "--help"],
+                                  ["overlay", "--help"], ["doctor", "--help"], ["synth", "--help"],
+                                  ["segment", "--help"], ["train", "--help"], ["weights", "list", "--help"]])
+def test_commands_start_without_torch(args):
+    """`vps` and its help answer at once: neither torch nor OpenCV nor numpy is imported to parse a command
+    line (each costs 0.1–1 s; they are imported inside the commands that use them)."""
+    code = ("import sys\nfrom vpscli.cli import main\ntry:\n    main(%r)\nexcept SystemExit:\n    pass\n"
+            "print(sorted(m for m in ('torch', 'cv2', 'numpy', 'scipy', 'av', 'safetensors') if m in sys.modules))"
+            % (args,))
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip().splitlines()[-1] == "[]", (args, r.stdout[-500:])

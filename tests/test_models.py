@@ -581,3 +581,26 @@ def test_bundled_weights_fit_the_repository_and_name_a_default():
             assert e.record.get(key), (e.file, key)
         assert 0 < e.record["metrics"]["maxDice"] <= 1 and 0 < e.record["metrics"]["Smeasure"] <= 1
     assert default_entry(weights_dir()) is not None
+
+
+def test_zoo_file_is_current():
+    """`vps models` reads vpscli/zoo.json (no torch, instant); it must be exactly what building every model
+    gives (regenerate with `python -m vpscli.zoo` after changing a model)."""
+    from vpscli.models.backbone import DEFAULT_BACKBONE
+    from vpscli.models.registry import architecture_table
+    from vpscli.zoo import _DEFAULT_BACKBONE, architecture_rows
+
+    assert architecture_rows() == architecture_table(), "vpscli/zoo.json is stale: run python -m vpscli.zoo"
+    assert _DEFAULT_BACKBONE == DEFAULT_BACKBONE
+
+
+def test_models_command_is_instant_and_torch_free(tmp_path):
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom vpscli.cli import main\nmain(['models', '--json'])\n"
+            "print(sorted(m for m in ('torch', 'cv2', 'numpy') if m in sys.modules), file=sys.stderr)")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and r.stderr.strip().splitlines()[-1] == "[]", r.stderr
+    rows = json.loads(r.stdout)
+    assert len(rows) == 10 and sum(r["default"] for r in rows) == 1

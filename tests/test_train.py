@@ -598,3 +598,32 @@ def test_training_placement_and_fused_optimizer_run_on_the_cpu():
         moved += int(((a - p0).abs() > 5e-4).sum())
         total += a.numel()
     assert close >= 0.995 * total and moved > 0.5 * total, (close, moved, total)
+
+
+def test_cli_unwritable_out_is_one_line_before_loading(tmp_path, video_dir):
+    (tmp_path / "afile").write_text("x")
+    r = vps("train", "-m", "pns-net", "--data", video_dir, "--out", tmp_path / "afile" / "run", "--iters", "1",
+            "--size", "64x64", "--device", "cpu", "--no-cache")
+    assert r.returncode == 1 and "is a file, not a folder" in r.stderr and "fix:" in r.stderr, r.stderr
+    assert "data:" not in r.stderr and "internal error" not in r.stderr  # refused before any data was read
+
+
+def test_cli_sigterm_says_what_it_kept(tmp_path, video_dir):
+    import signal
+    import time
+
+    out = tmp_path / "run"
+    p = subprocess.Popen([sys.executable, "-m", "vpscli", "train", "-m", "pns-net", "--data", str(video_dir), "--out",
+                          str(out), "--iters", "100000", "--batch", "1", "--size", "64x64", "--device", "cpu",
+                          "--save-every", "2", "--log-every", "1", "--no-cache", "--no-augment"],
+                         stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                         env={**os.environ, "COLUMNS": "200"})
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and not ((out / "checkpoint.pt").is_file() and (out / "log.csv").is_file()
+                                               and len((out / "log.csv").read_text().splitlines()) > 4):
+        time.sleep(0.2)
+    p.send_signal(signal.SIGTERM)
+    _, err = p.communicate(timeout=120)
+    err = " ".join(err.split())
+    assert p.returncode == 143, err  # EXIT_TERMINATED
+    assert "interrupted — stopped at step" in err and "checkpoint.pt holds step" in err and "--resume" in err, err

@@ -23,6 +23,10 @@ from typing import Generic, Iterable, NamedTuple, Sequence, TypeVar
 T = TypeVar("T")
 
 
+#: ``vps segment --min-persistence``'s default, chosen on the validation clips (``benchmarks/bench_persistence.py``,
+#: table in the README)
+DEFAULT_MIN_PERSISTENCE = 6
+
 class Run(NamedTuple):
     """An episode: ``length`` consecutive positive frames from frame position ``start``."""
 

@@ -70,7 +70,11 @@ def reports_errors(func: F) -> F:
             error_line(e.one_line())
             raise typer.Exit(e.exit_code) from None
         except KeyboardInterrupt as e:
-            err_console.print("[red]interrupted[/] — finished outputs are kept")
+            note = getattr(e, "vps_note", None)  # what the command kept, where it knows it
+            err_console.print("[red]interrupted[/] — " + ("finished outputs are kept" if note is None else ""),
+                              end="" if note else "\n")
+            if note:
+                err_console.print(note, markup=False, soft_wrap=True)
             raise typer.Exit(EXIT_TERMINATED if isinstance(e, Terminated) else EXIT_INTERRUPTED) from None
         except Exception as e:  # a bug in vps, not a user error
             if _debug["on"]:

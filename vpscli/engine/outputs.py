@@ -71,7 +71,7 @@ import numpy as np
 from vpscli import __version__
 from vpscli.engine.segmenter import FrameResult, Segmenter, check_options
 from vpscli.io.lock import OutputLock
-from vpscli.episodes import FlagSummary, PersistenceFilter, edge_warning, flag_summary
+from vpscli.episodes import DEFAULT_MIN_PERSISTENCE, FlagSummary, PersistenceFilter, edge_warning, flag_summary
 from vpscli.errors import InputError, OutputError, VpsError
 from vpscli.io.atomic import output_error
 from vpscli.io.fingerprint import source_fingerprint
@@ -79,9 +79,6 @@ from vpscli.io.masks import read_mask, write_levels, write_mask
 from vpscli.io.run_folder import CSV_COLUMNS  # noqa: F401  (the frames.csv columns, read here by callers)
 from vpscli.io.run_folder import FRAMES_CSV, MASKS, OVERLAY, PROBS, RowWriter, RunFolder
 
-#: ``vps segment --min-persistence``'s default, chosen on the validation clips (``benchmarks/bench_persistence.py``,
-#: table in the README)
-DEFAULT_MIN_PERSISTENCE = 6
 
 
 def png_workers() -> int:

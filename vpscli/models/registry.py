@@ -152,30 +152,25 @@ def gflops_per_frame(model: VideoModel, frames: int | None = None, steady_state:
     return counter.get_total_flops() / t / 1e9
 
 
-def describe_models(with_flops: bool = True, weights_dir=None) -> list[dict]:
-    """One JSON-friendly dict per model and backbone (architectures in registry order, each
-    with every backbone): ``name``, ``backbone``, ``params``, ``gflops_per_frame``,
-    ``input_size``, ``window``, ``weights`` (bundled weight files for that backbone),
-    ``imagenet`` (ImageNet initialisation possible), ``default``, ``val_maxDice`` (the validation
-    maxDice of the weights ``--model`` runs on that backbone, ``None`` without weights) and the whole spec."""
-    bundled = bundled_entries(weights_dir)
-    default = default_model(weights_dir)
-    chosen = find_entry(default, weights_dir)
-    default_backbone = chosen.backbone if chosen is not None else DEFAULT_BACKBONE
+def architecture_table(with_flops: bool = True) -> list[dict]:
+    """One JSON-friendly dict per model and backbone (architectures in registry order, each with every
+    backbone): ``name``, ``backbone``, ``params``, ``gflops_per_frame``, ``imagenet`` (ImageNet
+    initialisation possible) and the whole spec — what ``vpscli/zoo.json`` holds."""
     rows = []
     for name in available_models():
         for backbone in available_backbones():
             model = build_model(name, backbone=backbone)
-            spec = model.spec
-            row = spec.as_dict()
+            row = model.spec.as_dict()
             row["params"] = count_parameters(model)
             row["gflops_per_frame"] = round(gflops_per_frame(model), 2) if with_flops else None
-            row["weights"] = [e.file for e in bundled if e.model == name and e.backbone == backbone]
             row["imagenet"] = backbone_info(backbone).imagenet
-            entry = find_entry(name, weights_dir, backbone)
-            score = (entry.record.get("metrics") or {}).get("maxDice") if entry is not None else None
-            row["val_maxDice"] = float(score) if isinstance(score, (int, float)) else None
-            # what `vps segment` uses when no model is named (the backbone its weights were trained on)
-            row["default"] = name == default and backbone == default_backbone
             rows.append(row)
     return json.loads(json.dumps(rows))
+
+
+def describe_models(with_flops: bool = True, weights_dir=None) -> list[dict]:
+    """:func:`architecture_table` with the weights columns of :func:`vpscli.zoo.with_weights`
+    (bundled files, ``val_maxDice``, ``default``). ``vps models`` reads the same from ``zoo.json``."""
+    from vpscli.zoo import with_weights
+
+    return with_weights(architecture_table(with_flops), weights_dir)

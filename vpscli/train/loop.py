@@ -156,6 +156,30 @@ class _Silent:
         pass
 
 
+#: free space a run folder needs to start: a snapshot (weights + AdamW moments) of the largest model on
+#: Res2Net-50 is about 0.4 GB, written beside the previous one before it is replaced
+MIN_FREE_BYTES = 1 << 30
+
+
+def _check_out(out: Path) -> None:
+    """The run folder (or the folder it will be made in) takes files and has room for snapshots —
+    checked before any data is read or model built, so a read-only or full disk is one line, not an
+    error after minutes of loading."""
+    import shutil
+
+    from vpscli.engine.outputs import check_output_root
+
+    check_output_root(out)
+    folder = out.absolute()
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    free = shutil.disk_usage(folder).free
+    if free < MIN_FREE_BYTES:
+        raise OutputError(f"only {free / 2**20:.0f} MiB free where the run folder goes (a run needs about "
+                          f"{MIN_FREE_BYTES / 2**30:.0f} GiB for its snapshots)", path=out,
+                          fix="free some space, or choose another --out")
+
+
 def _check(cfg: TrainConfig) -> tuple[int, int]:
     """Option checks that need no data; returns the input size."""
     spec = get_spec(cfg.model, cfg.backbone)  # UsageError for an unknown model or backbone
@@ -185,6 +209,7 @@ def _check(cfg: TrainConfig) -> tuple[int, int]:
         raise UsageError("--weight-decay and --clip-grad cannot be negative")
     if cfg.best_metric not in HIGHER_IS_BETTER:
         raise UsageError(f"unknown --best-metric {cfg.best_metric!r}", fix="choose one of: " + ", ".join(HIGHER_IS_BETTER))
+    _check_out(Path(cfg.out))
     size = tuple(cfg.input_size or spec.input_size)
     if len(size) != 2 or any(s < 64 or s % 32 for s in size):
         given = f"{size[1]}x{size[0]}" if len(size) == 2 else str(size)
@@ -296,6 +321,7 @@ class _Run:
     step: int = 0
     best: dict = field(default_factory=dict)
     last_val: dict = field(default_factory=dict)
+    saved_step: int | None = None  #: the step of the snapshot on disk (None: none written in this run yet)
 
     @property
     def per_epoch(self) -> int:
@@ -373,6 +399,7 @@ def _save(run: _Run) -> None:
                   config=run.config, best=run.best)
     save_checkpoint(run.model, run.out / "last.safetensors", _weights_metadata(run, run.last_val))
     plot_curves(run.log.rows, run.out / "curves.png")
+    run.saved_step = run.step
 
 
 def _validate(run: _Run, reporter, started: float) -> None:
@@ -439,7 +466,33 @@ def train(cfg: TrainConfig, reporter: Reporter | None = None) -> TrainResult:
     reporter = reporter or _Silent()
     run = _setup(cfg, reporter)
     reporter.start(run.total, run.step)
-    started, start_step, meter = time.monotonic(), run.step, _StepMeter()
+    started, start_step = time.monotonic(), run.step
+    run.saved_step = run.step if cfg.resume and run.step else None
+    try:
+        _loop(run, reporter, started, start_step)
+    except KeyboardInterrupt as e:  # Ctrl-C or SIGTERM: say what a --resume continues from
+        e.vps_note = _kept_text(run)
+        raise
+    _save(run)
+    seconds = time.monotonic() - started
+    return TrainResult(step=run.step, total_steps=run.total, finished=run.step >= run.total, best=run.best,
+                       last_val=run.last_val, out=run.out, seconds=seconds,
+                       samples_per_s=(run.step - start_step) * cfg.batch / max(seconds, 1e-9))
+
+
+def _kept_text(run: _Run) -> str:
+    """What an interrupted run leaves, in one line."""
+    best = (f"; best.safetensors: {run.best['metric']} {run.best['value']:.4f} at step {run.best['step']}"
+            if run.best else "")
+    if run.saved_step is None:
+        return f"stopped at step {run.step} of {run.total} before the first snapshot: nothing to resume from{best}"
+    return (f"stopped at step {run.step} of {run.total}: {run.out / SNAPSHOT_NAME} holds step {run.saved_step} "
+            f"(continue with --resume){best}")
+
+
+def _loop(run: _Run, reporter, started: float, start_step: int) -> None:
+    """Steps, validation and snapshots until the run is done or its time or step limit is reached."""
+    cfg, meter = run.cfg, _StepMeter()
     stop = False
     while run.step < run.total and not stop:
         run.dataset.set_epoch(run.step // run.per_epoch)
@@ -456,8 +509,3 @@ def train(cfg: TrainConfig, reporter: Reporter | None = None) -> TrainResult:
                     cfg.time_limit_s and time.monotonic() - started >= cfg.time_limit_s):
                 stop = True
                 break
-    _save(run)
-    seconds = time.monotonic() - started
-    return TrainResult(step=run.step, total_steps=run.total, finished=run.step >= run.total, best=run.best,
-                       last_val=run.last_val, out=run.out, seconds=seconds,
-                       samples_per_s=(run.step - start_step) * cfg.batch / max(seconds, 1e-9))

@@ -19,10 +19,10 @@ def models(
     from rich.markup import escape
     from rich.table import Table
 
-    from vpscli.models import describe_models
-    from vpscli.weights import format_size
+    from vpscli.zoo import describe_zoo
+    from vpscli.weights.manifest import format_size
 
-    rows = describe_models()
+    rows = describe_zoo()
     if as_json:
         out_console.print_json(json.dumps(rows))
         return

@@ -7,7 +7,6 @@ from typing import Optional
 import typer
 
 from vpscli.cli.console import err_console, notice, reports_errors, warning_line
-from vpscli.io.run_folder import RunFolder
 
 
 @reports_errors
@@ -57,6 +56,8 @@ def overlay(
                             allow_mismatch=allow_mismatch, sheet_frames=sheet_frames, sheet_pick=sheet_pick,
                             mask_label=mask_label)
     options.validate()
+    from vpscli.io.run_folder import RunFolder
+
     masks = RunFolder.mask_folder(masks)
     if out is None and frames is None and contact_sheet is None:
         out = masks.parent / f"{source.stem if source.is_file() else source.name}_overlay.mp4"

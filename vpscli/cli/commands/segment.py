@@ -7,7 +7,7 @@ from typing import List, Optional
 import typer
 
 from vpscli.cli.console import err_console, notice, print_table, reports_errors, sigterm_as_interrupt, warning_line
-from vpscli.engine.outputs import DEFAULT_MIN_PERSISTENCE
+from vpscli.episodes import DEFAULT_MIN_PERSISTENCE
 from vpscli.errors import (EXIT_INTERRUPTED, EXIT_PARTIAL_INPUT, EXIT_TERMINATED, PartialFailure, Terminated,
                            UsageError, VpsError)
 

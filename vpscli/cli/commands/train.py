@@ -7,7 +7,7 @@ from typing import List, Optional
 
 import typer
 
-from vpscli.cli.console import err_console, notice, out_console, reports_errors
+from vpscli.cli.console import err_console, notice, out_console, reports_errors, sigterm_as_interrupt
 from vpscli.cli.options import parse_size
 from vpscli.errors import UsageError
 from vpscli.weights.manifest import MODEL_PREFERENCE
@@ -110,7 +110,8 @@ def train(
     with Progress(TextColumn("train"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
                   TimeElapsedColumn(), TimeRemainingColumn(), console=err_console, disable=quiet,
                   transient=True) as progress:
-        result = run_training(cfg, _RichReporter(progress, quiet))
+        with sigterm_as_interrupt():  # a scheduler's kill stops as Ctrl-C does, saying what is kept
+            result = run_training(cfg, _RichReporter(progress, quiet))
     if not result.finished:
         notice(f"stopped after {result.step} of {result.total_steps} steps; continue with --resume", quiet)
     best = result.best
