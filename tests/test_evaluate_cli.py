@@ -562,3 +562,24 @@ def test_probs_not_listed_in_run_json_are_not_scored(clip, weights, tmp_path, ca
                                                                      save_prob=True))
     listed = RunFolder(tmp_path / "b" / "vid")
     assert listed.probs_listed() and listed.scored_folder() == tmp_path / "b" / "vid" / "probs"
+
+
+def test_unwritable_outputs_are_refused_before_scoring(tmp_path, capsys, monkeypatch):
+    make_tree(tmp_path, {"1": 5})
+    (tmp_path / "afile").write_text("x")
+    scored = []
+    import vpscli.metrics as metrics
+
+    monkeypatch.setattr(metrics, "build_plan", lambda *a, **k: scored.append(1))
+    for option in ("--json", "--csv", "--plot"):
+        name = "r.png" if option == "--plot" else "r.out"
+        code, _, err = run([tmp_path / "pred", tmp_path / "gt", option, tmp_path / "afile" / name], capsys)
+        assert code == 1 and f"{option}:" in err and "is a file, not a folder" in err, err
+    assert scored == []
+
+
+def test_method_on_predictions_without_methods_does_not_suggest_cases(tmp_path, capsys):
+    make_tree(tmp_path, {"1": 5, "2": 4})
+    code, _, err = run([tmp_path / "pred", tmp_path / "gt", "--method", "nope"], capsys)
+    err = " ".join(err.split())
+    assert code == 1 and "have no method folders" in err and "leave out --method" in err and "choose among" not in err

@@ -75,3 +75,19 @@ def test_invalid_config():
         SynthConfig(frames=0).validate()
     with pytest.raises(UsageError, match="--format"):
         write_clip("/tmp/never", SynthConfig(**SMALL), "gif")
+
+
+def test_synth_refuses_odd_video_sizes_and_names_with_folders(tmp_path):
+    from vpscli.errors import UsageError
+    from vpscli.synth import SynthConfig, write_clip
+
+    with pytest.raises(UsageError, match="even width and height, got 1999x1201.*--size 2000x1202"):
+        write_clip(tmp_path, SynthConfig(frames=2, width=1999, height=1201), "mp4", "odd")
+    for bad in ("../x", "a/b", "..", ""):
+        with pytest.raises(UsageError, match="plain name"):
+            write_clip(tmp_path / "o", SynthConfig(frames=2, width=64, height=48), "mp4", bad)
+    assert not (tmp_path / "x").exists() and not (tmp_path / "o").exists() and not list(tmp_path.iterdir())
+    # frames have no such constraint: an odd size is written as asked, beside ground truth of that size
+    write_clip(tmp_path, SynthConfig(frames=2, width=65, height=49), "frames", "oddframes")
+    from vpscli.io.masks import read_mask
+    assert read_mask(tmp_path / "GT" / "oddframes" / "000000.png").array.shape == (49, 65)

@@ -356,6 +356,13 @@ def write_clip(out: str | Path, cfg: SynthConfig, fmt: str = "mp4", name: str = 
 
     if fmt not in ("mp4", "frames"):
         raise UsageError(f"--format must be mp4 or frames, got {fmt!r}")
+    if not name or name in (".", "..") or any(c in name for c in "/\\\0"):
+        raise UsageError(f"--name must be a plain name (no folders), got {name!r}", fix="give e.g. --name clip1; "
+                         "choose the folder with the output argument")
+    if fmt == "mp4" and (cfg.width % 2 or cfg.height % 2):
+        raise UsageError(f"an H.264 video needs an even width and height, got {cfg.width}x{cfg.height}",
+                         fix=f"use --size {cfg.width + cfg.width % 2}x{cfg.height + cfg.height % 2}, or --format "
+                             "frames for odd sizes")
     cfg.validate()
     out = Path(out)
     gt_dir = out / "GT" / name

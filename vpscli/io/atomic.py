@@ -78,3 +78,19 @@ def write_text_atomic(path: str | Path, text: str, unique: bool = False) -> Path
     with atomic_path(path, unique) as tmp:
         tmp.write_text(text)
     return Path(path)
+
+
+def check_file_target(path: str | Path, option: str) -> None:
+    """A file that a command will write at its end (``--json``, ``--csv``, ``--plot``) can be written there:
+    its folder exists (or can be made) and takes files — checked before the work, without creating
+    anything, so a wrong path costs nothing."""
+    target = Path(path)
+    if target.is_dir():
+        raise OutputError(f"{option} names a folder, not a file", path=target, fix="give a file name")
+    folder = target.absolute().parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        raise OutputError(f"{option}: {folder} is a file, not a folder", path=target, fix="choose another path")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise OutputError(f"{option}: cannot write in {folder}", path=target, fix="choose a writable folder")

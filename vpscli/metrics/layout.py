@@ -495,6 +495,10 @@ def _match_predictions(pred_root: Path, splits: list[Split], methods: list[str] 
     candidates = _method_folders(pred_root)
     if methods:
         unknown = [m for m in methods if m not in candidates]
+        if unknown and total:  # the folders are the GT's cases: there is no method level to choose from
+            raise InputError(f"--method {', '.join(unknown)}: these predictions have no method folders (the "
+                             f"folders here are GT cases)", path=pred_root,
+                             fix="leave out --method, or give the folder that holds one folder per method")
         if unknown:
             raise InputError(f"method folder(s) not found: {', '.join(unknown)}", path=pred_root,
                              fix=f"choose among: {_names(candidates) or '(no folders)'}")

@@ -77,6 +77,12 @@ def evaluate(
     if plot_path is not None and plot_path.suffix.lower() != ".png":
         raise UsageError("--plot writes a PNG file", path=plot_path, fix="give a file name ending in .png")
     _check_detection_options(threshold, fps)
+    from vpscli.io.atomic import check_file_target
+
+    for option, target in (("--json", json_path if json_path not in (None, "-") else None), ("--csv", csv_path),
+                           ("--plot", plot_path)):
+        if target is not None:  # before any scoring: a wrong path must not cost the whole run
+            check_file_target(target, option)
     if ray is not None:
         from vpscli.batch.ray_backend import import_ray
 
