@@ -325,3 +325,25 @@ def test_frame_folder_source_with_masks_named_by_frame(tmp_path):
     ys, xs = np.nonzero(gt0)
     inside = (ys[len(ys) // 2], xs[len(xs) // 2])
     assert tuple(out0[inside]) == (255, 255, 0), "prediction = GT, so the polyp is overlap-yellow"
+
+
+def test_overlay_refuses_masks_of_another_video(tmp_path, weights):
+    """Two clips of the same length and size: the masks of a run over one are not drawn over the other."""
+    from vpscli.engine import Segmenter, SegmentOptions, segment_video
+    from vpscli.errors import InputError
+    from vpscli.io.sources import open_source
+    from vpscli.render.review import ReviewOptions, render_review
+    from vpscli.synth import SynthConfig, write_clip
+
+    for seed, name in ((1, "a"), (2, "b")):
+        write_clip(tmp_path, SynthConfig(frames=6, width=96, height=64, seed=seed), "mp4", name)
+    seg = Segmenter("pns-plus", weights["pns-plus"], device="cpu")
+    segment_video(seg, open_source(tmp_path / "a.mp4"), SegmentOptions(out_root=tmp_path / "out", overlay=False))
+    masks = tmp_path / "out" / "a"
+    with pytest.raises(InputError, match="made from another video"):
+        render_review(tmp_path / "b.mp4", masks, video_out=tmp_path / "wrong.mp4")
+    assert not (tmp_path / "wrong.mp4").exists()
+    assert render_review(tmp_path / "a.mp4", masks, video_out=tmp_path / "right.mp4").frames == 6
+    drawn = render_review(tmp_path / "b.mp4", masks, video_out=tmp_path / "forced.mp4",
+                          options=ReviewOptions(allow_mismatch=True))
+    assert drawn.frames == 6

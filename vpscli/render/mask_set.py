@@ -30,6 +30,9 @@ class RunInfo:
     status: str | None = None
     #: frame index → max probability, from frames.csv
     max_prob: dict[int, float] = field(default_factory=dict)
+    #: the segmented source as run.json names it: path and fingerprint (``vpscli.io.fingerprint``)
+    source: str | None = None
+    source_fingerprint: str | None = None
 
 
 def _model_name(value) -> str | None:
@@ -57,6 +60,9 @@ def read_run_info(mask_dir: Path) -> RunInfo:
         sha = data.get("weights_sha256") or nested.get("weights_sha256") or nested.get("sha256")
         info.weights_sha256 = sha if isinstance(sha, str) and sha else None
         info.status = data.get("status") if isinstance(data.get("status"), str) else None
+        info.source = data.get("source") if isinstance(data.get("source"), str) else None
+        fingerprint = data.get("source_fingerprint")
+        info.source_fingerprint = fingerprint if isinstance(fingerprint, str) else None
     info.max_prob = folder.max_probs()
     return info
 

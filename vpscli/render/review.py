@@ -256,6 +256,22 @@ def _match_inputs(src, probe, mask_dir: Path, gt, options: ReviewOptions, run, w
     return n, pred_match, gt_match, damaged
 
 
+def _check_same_source(src, run, masks: Path, allow: bool) -> None:
+    """Masks of a ``vps segment`` run are drawn only over the video they were made from (its fingerprint
+    in ``run.json``): another clip of the same length and size would take them silently."""
+    from vpscli.io.fingerprint import source_fingerprint
+
+    if run.source_fingerprint is None or allow:
+        return
+    try:
+        same = source_fingerprint(src) == run.source_fingerprint
+    except OSError:
+        return  # unreadable here: decoding reports it
+    if not same:
+        raise InputError(f"these masks were made from another video ({run.source or 'see run.json'})",
+                         path=masks, fix="pass the video the run segmented, or --allow-mismatch to draw them anyway")
+
+
 def _prepare(src, probe, masks, gt, options: ReviewOptions, result: "ReviewResult") -> _Review:
     """Match, check and measure the masks; lay out the output (timeline, size)."""
     mask_dir, run = Path(masks), result.run
@@ -345,6 +361,7 @@ def render_review(source: str | Path, masks: str | Path, gt: str | Path | None =
     probe = src.probe()
     masks = RunFolder.mask_folder(masks)
     run = read_run_info(masks)
+    _check_same_source(src, run, masks, options.allow_mismatch)
     threshold = options.threshold if options.threshold is not None else (run.threshold or DEFAULT_THRESHOLD)
     result = ReviewResult(frames=0, size=(0, 0), run=run, threshold=threshold)
     review = _prepare(src, probe, masks, gt, options, result)

@@ -43,9 +43,11 @@ def overlay(
 ) -> None:
     """Draw predicted masks (and ground truth) over a video: MP4, PNG frames, contact sheet.
 
-    Frame i of the output is frame i of the source, at its timestamp. A count or size mismatch
-    between SOURCE, MASKS and GT is an error unless --allow-mismatch; for a damaged (truncated)
-    SOURCE, masks of frames 0..k-1 suffice and every frame that decodes must have one.
+    Frame i of the output is frame i of the source, at its timestamp. Unless --allow-mismatch, it is an
+    error when the frame counts differ, when masks have another aspect ratio than SOURCE (masks of the
+    same aspect at another resolution are resized, with a note), or when MASKS come from a vps segment
+    run of another video (run.json's source fingerprint); for a damaged (truncated) SOURCE, masks of
+    frames 0..k-1 suffice and every frame that decodes must have one.
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
