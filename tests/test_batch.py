@@ -208,3 +208,22 @@ def test_ray_requests_beyond_the_cluster_are_refused():
         check_cluster_resources({"CPU": 16.0}, 0.5, 1)
     with pytest.raises(UsageError, match="--cpus-per-video 4 asks for more CPUs"):
         check_cluster_resources({"CPU": 2.0, "GPU": 1.0}, 0, 4)
+
+
+def test_manifest_rows_with_conflicting_settings_for_one_video_are_refused(archive, tmp_path):
+    d, w = archive
+    (tmp_path / "m.csv").write_text(f"path,threshold\n{d}/dayA/x.mp4,0.3\n{d}/dayA/x.mp4,0.6\n{d}/dayB/y.mp4,0.5\n"
+                                    f"{d}/dayB/y.mp4,0.5\n")
+    r = vps("segment", "--manifest", tmp_path / "m.csv", "-w", w, "-o", tmp_path / "out", "-q")
+    assert r.returncode == 2 and "listed twice with different settings" in r.stderr, r.stderr
+    assert "line 2" in r.stderr and "line 3" in r.stderr and not (tmp_path / "out").exists()
+
+
+def test_an_input_not_found_is_listed_in_batch_json(archive, tmp_path):
+    d, w = archive
+    r = vps("segment", f"{d}/dayB/y.mp4", f"{d}/nope.mp4", "-w", w, "-o", tmp_path / "out", "--no-overlay", "-q")
+    assert r.returncode == 3, r.stderr
+    batch = json.loads((tmp_path / "out" / "batch.json").read_text())
+    entries = {e["source"]: e for e in batch["entries"]}
+    assert entries[f"{d}/nope.mp4"]["status"] == "failed" and "not found" in entries[f"{d}/nope.mp4"]["error"]
+    assert batch["statuses"] == {"complete": 1, "failed": 1}

@@ -11,7 +11,7 @@ from pathlib import Path
 from vpscli.batch.manifest import take_shard
 from vpscli.batch.record import VideoJob, VideoSettings, outcome_of_failure, outcome_of_report, this_worker
 from vpscli.cli.console import err_console, error_line, notice, running_line, warning_line
-from vpscli.errors import VpsError
+from vpscli.errors import UsageError, VpsError
 
 
 def gather_jobs(inputs: list[str], entries: list, fps: float | None, shard, defaults: VideoSettings,
@@ -21,8 +21,10 @@ def gather_jobs(inputs: list[str], entries: list, fps: float | None, shard, defa
     ``absolute``: sources by absolute path (Ray workers do not run in this folder)."""
     from vpscli.io.sources import discover_sources, distinct_names
 
-    sources, settings, failures = [], {}, {}
-    for text, options in [(t, {}) for t in inputs] + [(e.path, e.options) for e in entries]:
+    sources, settings, failures, origin = [], {}, {}, {}
+    given = [(t, {}, "the command line") for t in inputs] + [(e.path, e.options, e.where or "the manifest")
+                                                            for e in entries]
+    for text, options, where in given:
         text = str(Path(text).expanduser().absolute()) if absolute else text
         try:
             found = discover_sources([text], fps=fps)
@@ -31,7 +33,12 @@ def gather_jobs(inputs: list[str], entries: list, fps: float | None, shard, defa
             error_line(e.one_line())
             continue
         for s in found:
-            settings.setdefault(s.path.resolve(), replace(defaults, **options))
+            key, wanted = s.path.resolve(), replace(defaults, **options)
+            if key in settings and settings[key] != wanted:  # one video, two settings: never a silent choice
+                raise UsageError(f"{s.path} is listed twice with different settings ({origin[key]} and {where})",
+                                 fix="keep one row per video, or give both rows the same values")
+            settings.setdefault(key, wanted)
+            origin.setdefault(key, where)
         sources.extend(found)
     sources = take_shard(distinct_names(sources), shard)  # names over all inputs: the same in every shard
     return [VideoJob(s, settings[s.path.resolve()]) for s in sources], failures
@@ -55,8 +62,10 @@ class RunConfig:
 class BatchLog:
     """What happened to each video, for the summary table, the exit code and ``batch.json``."""
 
-    def __init__(self, jobs: list[VideoJob], out_root: Path):
+    def __init__(self, jobs: list[VideoJob], out_root: Path, unfound: dict | None = None):
         self.jobs, self.out_root = jobs, Path(out_root)
+        #: inputs that named no video (not found, unreadable folder): listed in batch.json as failed
+        self.unfound: dict[str, VpsError] = dict(unfound or {})
         self.started = datetime.now(timezone.utc)
         self.reports: dict[int, object] = {}
         self.failures: dict[str, VpsError] = {}
@@ -81,9 +90,13 @@ class BatchLog:
         """``batch.json``; videos without an outcome (an interrupt came first) are ``interrupted``."""
         from vpscli.batch.record import write_batch_json
 
+        from vpscli.batch.record import VideoOutcome
+
         outcomes = [self.outcomes.get(i) or outcome_of_failure(job, self.out_root, "the batch stopped (interrupt or "
                                                                "error) before it finished", status="interrupted")
                     for i, job in enumerate(self.jobs)]
+        outcomes += [VideoOutcome(Path(text).name, text, "", "failed", error=e.one_line())
+                     for text, e in self.unfound.items()]
         try:
             written = write_batch_json(path, outcomes, started=self.started, backend=backend, extra=extra)
             if written != path:

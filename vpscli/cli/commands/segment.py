@@ -134,7 +134,7 @@ def segment(
     opts = SegmentOptions(out_root=out, save_prob=save_prob, overlay=overlay, resume=resume, overwrite=overwrite,
                           min_persistence=min_persistence, expect_negative=expect_negative, presence=presence)
     cfg = RunConfig(weights, device, precision, batch, compile_model, compile_mode, threads, quiet, tta)
-    log = BatchLog(job_list, out)
+    log = BatchLog(job_list, out, failures)
     is_batch = len(job_list) + len(failures) > 1 or manifest is not None or shard_index is not None or ray is not None
     progress = LocalProgress(quiet) if ray is None else RayProgress(len(job_list), quiet)
     try:
