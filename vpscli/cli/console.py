@@ -38,6 +38,16 @@ def error_line(message: str, label: str = "error") -> None:
     err_console.print(message, markup=False, soft_wrap=True)
 
 
+def input_failure_line(error: BaseException) -> None:
+    """One input of a batch failed: its one-line message (and, with ``--debug``, its traceback — the batch
+    goes on, so the traceback is printed here rather than by :func:`reports_errors`)."""
+    if _debug["on"] and error.__traceback__ is not None:
+        from rich.traceback import Traceback
+
+        err_console.print(Traceback.from_exception(type(error), error, error.__traceback__))
+    error_line(error.one_line() if isinstance(error, VpsError) else f"{type(error).__name__}: {error}")
+
+
 def running_line(message: str) -> None:
     """One line on stderr saying which model and weights run (:meth:`LoadedModel.describe`). Never
     silenced: a clinician must always be able to tell what produced the masks."""

@@ -25,7 +25,7 @@ from typing import Iterator
 import numpy as np
 
 from vpscli.errors import InputError
-from vpscli.io.masks import list_masks, read_mask
+from vpscli.io.masks import _damage, list_masks, read_mask
 from vpscli.io.run_folder import MASKS, RunFolder, number_files
 
 
@@ -127,7 +127,7 @@ def _image_size(path: Path) -> tuple[int, int]:
         with Image.open(path) as im:
             return im.size
     except (UnidentifiedImageError, OSError, SyntaxError) as e:
-        raise InputError(f"cannot read this mask ({e.__class__.__name__})", path=path,
+        raise InputError(f"cannot read this mask ({_damage(path, e)})", path=path,
                          fix="replace the damaged file with an 8-bit PNG") from None
 
 

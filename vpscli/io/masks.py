@@ -15,6 +15,7 @@ decoded by OpenCV, as the toolbox does: the array is the toolbox's, byte for byt
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,6 +45,16 @@ class MaskImage:
     source_mode: str
     note: str | None = None
     kind: str | None = None
+
+
+def _damage(path, error: Exception) -> str:
+    """Why an image could not be read, in words: an empty file says so; else the decoder's error."""
+    try:
+        if os.path.getsize(path) == 0:
+            return "the file is empty, 0 bytes"
+    except OSError:
+        pass
+    return error.__class__.__name__
 
 
 def _is_8bit_grey_png(path: Path) -> bool:
@@ -120,7 +131,7 @@ def _read_with_pillow(path: Path) -> MaskImage:
     except FileNotFoundError:
         raise InputError("mask not found", path=path, fix="check the path") from None
     except (UnidentifiedImageError, OSError, SyntaxError) as e:
-        raise InputError(f"cannot read this mask ({e.__class__.__name__})", path=path,
+        raise InputError(f"cannot read this mask ({_damage(path, e)})", path=path,
                          fix="replace the damaged file with an 8-bit PNG") from None
     if kind in (None, "grey-rgb", "other"):  # grey values: a 0/1 mask is possible
         return _scaled_01(arr, mode) or MaskImage(arr, mode, note, kind)

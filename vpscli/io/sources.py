@@ -284,6 +284,18 @@ def _folder_sources(folder: Path, fps) -> list[FrameSource]:
     )
 
 
+def _holds_video(path: Path) -> bool:
+    """A file given by name whose extension vps does not list (``.dat`` from a VCD recorder, ``.vob``,
+    an extension-less export) is a video when FFmpeg finds a video stream in it."""
+    try:
+        import av
+
+        with av.open(str(path)) as container:
+            return bool(container.streams.video)
+    except Exception:  # PyAV raises its own error types for anything that is not media
+        return False
+
+
 def _case_sources(cases: list[Path], fps) -> list[FrameSource]:
     """One frame-folder source per case folder, named after it."""
     return [FrameFolderSource(c, name=c.name, fps=fps) for c in cases]
@@ -333,13 +345,14 @@ def discover_sources(inputs: list[str], fps: float | None = None) -> list[FrameS
                 path=path,
                 fix=f"pass its folder ({path.parent}) to use all frames in it",
             )
-        elif path.suffix.lower() in VIDEO_EXTENSIONS:
+        elif path.suffix.lower() in VIDEO_EXTENSIONS or _holds_video(path):
             sources.append(VideoFileSource(path))
         else:
             raise InputError(
                 f"unsupported file type '{path.suffix or '(none)'}'",
                 path=path,
-                fix="pass a video (" + ", ".join(sorted(e.lstrip('.') for e in VIDEO_EXTENSIONS)) + ") or a frame folder",
+                fix="pass a video FFmpeg can read (" + ", ".join(sorted(e.lstrip('.') for e in VIDEO_EXTENSIONS))
+                    + ", …) or a frame folder",
             )
     return distinct_names(sources)
 

@@ -85,6 +85,7 @@ def read_state_dict(path: str | Path) -> tuple[dict[str, Tensor], dict[str, str]
                              fix="re-create it with `vps weights import` or re-download it") from None
         official = metadata.get("format") != "vps"
     else:
+        _check_torch_file(path)
         try:
             obj = torch.load(str(path), map_location="cpu", weights_only=True)
         except pickle.UnpicklingError as e:
@@ -96,6 +97,9 @@ def read_state_dict(path: str | Path) -> tuple[dict[str, Tensor], dict[str, str]
         except Exception as e:
             raise InputError(f"not a readable PyTorch checkpoint ({type(e).__name__}: {e})", path=path,
                              fix="check that the download is complete") from None
+        if isinstance(obj, Mapping) and "optimizer" in obj and "step" in obj and "model" in obj:
+            raise InputError("is a vps train snapshot (what --resume continues from), not a weights file",
+                             path=path, fix=f"pass best.safetensors or last.safetensors from {path.parent}")
         for wrapper in ("state_dict", "model", "net", "network"):
             if isinstance(obj, Mapping) and wrapper in obj and isinstance(obj[wrapper], Mapping):
                 obj = obj[wrapper]
@@ -107,6 +111,25 @@ def read_state_dict(path: str | Path) -> tuple[dict[str, Tensor], dict[str, str]
         official = True
     state = {(k[len("module."):] if k.startswith("module.") else k): v for k, v in state.items()}
     return state, metadata, official
+
+
+def _check_torch_file(path: Path) -> None:
+    """A ``torch.save`` file starts as a zip archive (``PK``) or, in the legacy format, a pickle (0x80):
+    anything else (a text file, an HTML error page saved as .pth, an empty file) is named for what it is."""
+    with open(path, "rb") as f:
+        head = f.read(512)
+    if head.startswith(b"PK\x03\x04") or head[:1] == b"\x80":
+        return
+    if not head:
+        what = "an empty file (0 bytes)"
+    elif head.lstrip().lower().startswith((b"<!doctype", b"<html")):
+        what = "an HTML page, not a checkpoint (a download that saved an error or login page?)"
+    elif all(32 <= c < 127 or c in (9, 10, 13) for c in head):
+        what = "a text file, not a PyTorch checkpoint"
+    else:
+        what = "not a PyTorch checkpoint (neither a torch.save archive nor a pickle)"
+    raise InputError(f"is {what}", path=path, fix="pass the weights file itself (.pth from torch.save, or a "
+                                                  "vps .safetensors)")
 
 
 def _guess_model(keys) -> str | None:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from vpscli.batch.manifest import take_shard
 from vpscli.batch.record import VideoJob, VideoSettings, outcome_of_failure, outcome_of_report, this_worker
-from vpscli.cli.console import err_console, error_line, notice, running_line, warning_line
+from vpscli.cli.console import err_console, input_failure_line, notice, running_line, warning_line
 from vpscli.errors import UsageError, VpsError
 
 
@@ -30,7 +30,7 @@ def gather_jobs(inputs: list[str], entries: list, fps: float | None, shard, defa
             found = discover_sources([text], fps=fps)
         except VpsError as e:
             failures[text] = e
-            error_line(e.one_line())
+            input_failure_line(e)
             continue
         for s in found:
             key, wanted = s.path.resolve(), replace(defaults, **options)
@@ -40,6 +40,13 @@ def gather_jobs(inputs: list[str], entries: list, fps: float | None, shard, defa
             settings.setdefault(key, wanted)
             origin.setdefault(key, where)
         sources.extend(found)
+    if fps is not None:
+        from vpscli.io.sources import VideoFileSource
+
+        videos = [s.path.name for s in sources if isinstance(s, VideoFileSource)]
+        if videos:
+            warning_line(f"--fps {fps:g} applies to frame folders only: {len(videos)} video file(s) keep their own "
+                         f"timestamps ({', '.join(videos[:3])}{' …' if len(videos) > 3 else ''})")
     sources = take_shard(distinct_names(sources), shard)  # names over all inputs: the same in every shard
     return [VideoJob(s, settings[s.path.resolve()]) for s in sources], failures
 
@@ -84,7 +91,7 @@ class BatchLog:
         job = self.jobs[i]
         self.failures[str(job.source.path)] = error
         self.outcomes[i] = outcome_of_failure(job, self.out_root, error.one_line(), worker=worker, attempts=attempts)
-        error_line(error.one_line())
+        input_failure_line(error)
 
     def write(self, path: Path, backend: str, extra: dict) -> None:
         """``batch.json``; videos without an outcome (an interrupt came first) are ``interrupted``."""
