@@ -188,3 +188,13 @@ def test_help_text_keeps_every_word():
     assert "pip install 'vps[ray]'" in texts["segment"] and "pip install 'vps[ray]'" in texts["evaluate"]
     assert "pip install 'vps[train]'" in texts["train"] and "5 % of the run" in texts["train"]
     assert all("<bool>" not in t and "%%" not in t for t in texts.values())
+
+
+def test_doctor_does_not_call_missing_public_data_a_problem(tmp_path, monkeypatch, capsys):
+    from vpscli.cli import main
+
+    monkeypatch.delenv("VPS_DATA", raising=False)
+    monkeypatch.setattr("vpscli.doctor.data_dir", lambda: tmp_path / "nowhere")
+    assert main(["doctor"]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "none (only vps train and the test suite read public data" in out and "not found" not in out

@@ -54,3 +54,12 @@ def test_summary_table_and_hud_carry_the_weights(clip, weights, tmp_path, capsys
     assert code == 0
     out = capsys.readouterr().out
     assert seg.weights_sha256[:12] in out
+
+
+def test_a_plain_run_says_what_and_where_once_without_repeated_notes(clip, weights, tmp_path, capsys):
+    code = main(["segment", str(clip / "vid.mp4"), "-w", str(weights["pns-plus"]), "-o", str(tmp_path / "o"),
+                 "--no-overlay"])
+    assert code == 0
+    err = " ".join(capsys.readouterr().err.split())
+    assert "no validation record, on the CPU" in err
+    assert "note:" not in err  # no CUDA fallback note, no model-card note on every run

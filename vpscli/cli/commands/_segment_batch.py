@@ -140,10 +140,12 @@ def run_local(jobs: list[VideoJob], log: BatchLog, cfg: RunConfig, opts, jobs_at
         seg = Segmenter(load_model(settings.model, cfg.weights), device=cfg.device, precision=cfg.precision,
                         threshold=settings.threshold, batch=cfg.batch, compile=cfg.compile_model,
                         compile_mode=cfg.compile_mode, tta=cfg.tta)
-        running_line(seg.loaded.describe() + (", with test-time augmentation" if cfg.tta else ""))
-        for note in (seg.placement.note, seg.batch_note, seg.weights_note):
-            if note:
-                notice(note, cfg.quiet)
+        # one line says what runs and where (the device chosen for the user included); the model card's
+        # note stays in `vps weights list` and the README rather than repeating on every run
+        where = "the CPU" if seg.placement.device.type == "cpu" else str(seg.placement.device)
+        running_line(seg.loaded.describe() + (", with test-time augmentation" if cfg.tta else "") + f", on {where}")
+        if seg.batch_note:
+            notice(seg.batch_note, cfg.quiet)
         index_of = {id(jobs[i].source): i for i in indices}
 
         def on_done(source, report, error, seg=seg, index_of=index_of):

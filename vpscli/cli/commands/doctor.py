@@ -61,7 +61,12 @@ def doctor(
     else:
         t.add_row("weights", f"none bundled in {w['dir']}")
     d = r["data"]
-    t.add_row("data", f"{d['dir']} — " + (", ".join(d["datasets"]) if d["found"] else "not found (set VPS_DATA)"))
+    if d["found"]:
+        t.add_row("data", f"{d['dir']} — " + ", ".join(d["datasets"]))
+    elif d["source"] == "VPS_DATA":
+        t.add_row("data", f"{d['dir']} — not found (VPS_DATA names it)")
+    else:  # an installed vps: public data is only for the tests and training, and nothing needs it here
+        t.add_row("data", "none (only vps train and the test suite read public data: set VPS_DATA to use it)")
     print_table(t)
     for p in r["problems"]:
         err_console.print(f"[bold red]problem:[/] {p}")
