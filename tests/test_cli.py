@@ -197,4 +197,4 @@ def test_doctor_does_not_call_missing_public_data_a_problem(tmp_path, monkeypatc
     monkeypatch.setattr("vpscli.doctor.data_dir", lambda: tmp_path / "nowhere")
     assert main(["doctor"]) == 0
     out = " ".join(capsys.readouterr().out.split())
-    assert "none (only vps train and the test suite read public data" in out and "not found" not in out
+    assert "none (only vps train and the test suite read public data" in out and "nowhere" not in out
