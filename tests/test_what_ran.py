@@ -63,3 +63,15 @@ def test_a_plain_run_says_what_and_where_once_without_repeated_notes(clip, weigh
     err = " ".join(capsys.readouterr().err.split())
     assert "no validation record, on the CPU" in err
     assert "note:" not in err  # no CUDA fallback note, no model-card note on every run
+
+
+def test_compile_on_the_cpu_says_it_takes_minutes(clip, weights, tmp_path, capsys, monkeypatch):
+    import vpscli.engine.segmenter as segmenter
+
+    real = segmenter.place_model
+    monkeypatch.setattr(segmenter, "place_model", lambda net, placement, compile=False, mode=None: real(net, placement))
+    code = main(["segment", str(clip / "vid.mp4"), "-w", str(weights["pns-plus"]), "-o", str(tmp_path / "o"),
+                 "--no-overlay", "--compile", "--device", "cpu"])
+    assert code == 0
+    err = " ".join(capsys.readouterr().err.split())
+    assert "--compile: torch.compile builds the model's kernels" in err and "takes minutes on a CPU" in err

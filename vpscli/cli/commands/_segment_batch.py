@@ -146,6 +146,10 @@ def run_local(jobs: list[VideoJob], log: BatchLog, cfg: RunConfig, opts, jobs_at
         running_line(seg.loaded.describe() + (", with test-time augmentation" if cfg.tta else "") + f", on {where}")
         if seg.batch_note:
             notice(seg.batch_note, cfg.quiet)
+        if seg.compiled and seg.placement.device.type == "cpu":
+            notice("--compile: torch.compile builds the model's kernels with a C++ compiler on the first clip of "
+                   "each input size, which takes minutes on a CPU before the first frame is written (a long "
+                   "video earns it back; a short clip does not)", cfg.quiet)
         index_of = {id(jobs[i].source): i for i in indices}
 
         def on_done(source, report, error, seg=seg, index_of=index_of):
