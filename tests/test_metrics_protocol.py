@@ -148,3 +148,11 @@ def test_nan_spreads_and_empty_sequences_are_left_out():
     dataset = aggregate_sequences([acc.result(), empty])
     assert dataset.n_sequences == 1 and np.isnan(dataset.value("meanSpe")) and np.isnan(dataset.value("maxSpe"))
     assert np.isnan(aggregate_sequences([empty]).value("meanSpe"))
+
+
+def test_numbered_frames_in_a_named_case_sort_by_number_without_a_note():
+    from vpscli.metrics.ordering import sort_frames
+
+    names = ["000010.png", "000002.png", "000001.png"]
+    assert sort_frames("demo-clip", names) == (["000001.png", "000002.png", "000010.png"], "numeric")
+    assert sort_frames("demo-clip", ["a10.png", "a2.png"])[1] == "natural"

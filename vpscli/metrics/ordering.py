@@ -9,7 +9,9 @@ Rules (``--sort``):
 - ``auto`` (default, the toolbox at HEAD): **numeric** — (int(case folder), int(file name with the
   ``.png`` letters stripped from the right)) — else **SUN-SEG** — (number after ``case``, number after the
   folder's ``_`` or 0, the clip id before the first ``-``, the number after ``_a``, the number after
-  ``_image``); where the toolbox would crash (names fitting neither rule) vps sorts naturally and says so.
+  ``_image``); numbered frames in a case folder named in words (``vps segment``'s ``<video>/000000.png``)
+  are ordered by number, as the numeric rule orders frames; where the toolbox would crash (names fitting
+  neither rule) vps sorts naturally and says so.
 - ``legacy``: the same with the pre-2025 SUN-SEG key (no clip id), which produced the published tables.
 - ``sunseg``: the SUN-SEG key only; ``natural``: natural order (``2.png`` before ``10.png``);
   ``name``: plain character order, as MATLAB ``dir`` lists files (the PNS-Net toolbox).
@@ -19,6 +21,7 @@ keys keep their listing order (this only happens under ``legacy`` with multi-cli
 """
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Callable
 
 from vpscli.errors import InputError
@@ -84,6 +87,10 @@ def sort_frames(case: str, names: list[str], rule: str = "auto") -> tuple[list[s
     if rule not in ("auto", "legacy"):
         raise ValueError(f"unknown sort rule {rule!r}")
     ordered = _try_sort(case, names, numeric_key)
+    if ordered is None and all(Path(n).stem.isdigit() for n in names):
+        # numbered frames in a case folder named in words (vps segment's `<video>/000000.png`): the
+        # toolbox's numeric rule orders the frames by number whatever the case is called
+        ordered = sorted(names, key=lambda n: int(Path(n).stem))
     if ordered is not None:
         return ordered, "numeric"
     sunseg, used = (legacy_sunseg_key, "legacy-sunseg") if rule == "legacy" else (sunseg_key, "sunseg")
