@@ -159,3 +159,37 @@ def test_vps_segment_runs_are_judged_by_their_filtered_masks(tmp_path, capsys, m
             for e in pos["polyp_episodes"]] == [(1, 0.04), (None, None)]  # 18-20: frame 19 was suppressed
     assert neg["false_alarm_episodes"] == 3 and neg["false_alarm_episodes_per_minute"] == pytest.approx(187.5)
     assert "scored probs/" in err  # the toolbox numbers still come from the probability maps
+
+
+def test_gaps_in_gt_frame_numbers_split_episodes_and_are_named():
+    from vpscli.metrics.detection import frame_gaps
+
+    names = [f"{i:05d}.png" for i in (1, 2, 3, 4, 10, 11, 12, 20)]
+    assert frame_gaps(names) == ([4, 7], [(5, 9), (13, 19)])
+    assert frame_gaps(["a.png", "b.png"]) == ([], [])
+    # GT positive on 1-4 and 10-12: two episodes, not one; the second is detected at its second frame
+    seq = sequence_detection("gappy", flags("#######."), flags("..#...#."), fps=25.0, source="masks/",
+                             frame_names=names)
+    assert seq.episodes == [EpisodeDetection(0, 4, 2), EpisodeDetection(4, 3, 2)]
+    assert seq.gaps == [(5, 9), (13, 19)]
+    consecutive = sequence_detection("x", flags("#######."), flags("..#...#."), fps=25.0, source="masks/")
+    assert consecutive.episodes == [EpisodeDetection(0, 7, 2)]
+    neg = sequence_detection("neg", flags("........"), flags("...##..."), fps=25.0, source="masks/",
+                             frame_names=names)
+    assert neg.false_alarm_episodes == 2  # frames 4 and 10 are not one run
+
+
+def test_evaluate_names_gaps_in_gt_numbering(tmp_path, capsys):
+    import numpy as np
+
+    from vpscli.io.masks import write_mask
+
+    gt, pred = tmp_path / "gt" / "c", tmp_path / "pred" / "c"
+    for i in (1, 2, 3, 4, 10, 11, 12):
+        m = np.zeros((32, 32), np.uint8)
+        m[8:20, 8:20] = 255
+        write_mask(gt / f"{i:05d}.png", m)
+        write_mask(pred / f"{i:05d}.png", m)
+    code, out, err = run([tmp_path / "pred", tmp_path / "gt", "-m", "maxDice"], capsys)
+    assert code == 0, err
+    assert "c: GT frame numbers skip 5–9" in " ".join(err.split())

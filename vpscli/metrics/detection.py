@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import statistics
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -54,6 +54,9 @@ class SequenceDetection:
     fps: float | None
     source: str  #: what "detected" was read from: ``masks/`` or ``maps ≥ t``
     missing: int = 0  #: frames without a prediction file (not detected)
+    #: numbered GT frames absent between the first and the last: ``(first, last)`` frame numbers of each gap;
+    #: episodes and runs never span a gap (what happened there is unknown)
+    gaps: list[tuple[int, int]] = field(default_factory=list)
 
     @property
     def gt_negative(self) -> int:
@@ -158,18 +161,43 @@ def _median(values: list[int]) -> float | None:
     return float(statistics.median(values)) if values else None
 
 
+def frame_gaps(names: list[str]) -> tuple[list[int], list[tuple[int, int]]]:
+    """For GT frames named by number (``000007.png``) in sequence order: the indices where a new stretch of
+    consecutive numbers starts (after a gap), and each gap's ``(first, last)`` missing number. Frames not all
+    named by number have no gaps."""
+    from pathlib import Path as _Path
+
+    stems = [_Path(n).stem for n in names]
+    if not stems or not all(s.isdigit() for s in stems):
+        return [], []
+    numbers = [int(s) for s in stems]
+    starts, gaps = [], []
+    for i in range(1, len(numbers)):
+        if numbers[i] > numbers[i - 1] + 1:
+            starts.append(i)
+            gaps.append((numbers[i - 1] + 1, numbers[i] - 1))
+    return starts, gaps
+
+
 def sequence_detection(name: str, gt_positive: list[bool], detected: list[bool], fps: float | None,
-                       source: str, missing: int = 0) -> SequenceDetection:
-    """The detection view of one video from its per-frame GT positivity and detections (pure)."""
+                       source: str, missing: int = 0, frame_names: list[str] | None = None) -> SequenceDetection:
+    """The detection view of one video from its per-frame GT positivity and detections (pure). With
+    ``frame_names`` numbered with gaps, episodes and false-alarm runs are counted within each stretch of
+    consecutive frames, never across a gap."""
     if len(gt_positive) != len(detected):
         raise ValueError(f"{len(gt_positive)} GT frames for {len(detected)} detections")
     gt = np.asarray(gt_positive, bool)
     hit = np.asarray(detected, bool)
     negative = not gt.any()
+    starts, gaps = frame_gaps(frame_names) if frame_names is not None else ([], [])
+    bounds = list(zip([0, *starts], [*starts, len(gt)]))
+    episodes = [replace(e, start=e.start + a) for a, b in bounds
+                for e in episode_detections(gt_positive[a:b], detected[a:b])]
+    alarms = sum(len(runs(detected[a:b])) for a, b in bounds) if negative else None
     return SequenceDetection(
         name=name, frames=len(gt), gt_positive=int(gt.sum()), true_positive=int((gt & hit).sum()),
-        false_positive=int((~gt & hit).sum()), episodes=episode_detections(gt_positive, detected),
-        false_alarm_episodes=len(runs(detected)) if negative else None, fps=fps, source=source, missing=missing)
+        false_positive=int((~gt & hit).sum()), episodes=episodes, false_alarm_episodes=alarms, fps=fps,
+        source=source, missing=missing, gaps=gaps)
 
 
 def detection_source(folder: Path | None, threshold: float | None) -> tuple[Path | None, float | None]:
@@ -214,7 +242,7 @@ def _one_sequence(seq: Sequence, folder: Path | None, threshold: float | None, f
     flags = list(pool.map(lambda job: _read_flags(seq.gt_dir / job[0], job[1], t), zip(seq.frames, preds)))
     source = f"{MASKS_FOLDER}/ (non-empty)" if t is None else f"maps ≥ {t:g}"
     return sequence_detection(seq.name, [g for g, _ in flags], [d for _, d in flags], sequence_fps(folder, fps),
-                              source, missing=sum(p is None for p in preds))
+                              source, missing=sum(p is None for p in preds), frame_names=list(seq.frames))
 
 
 def detection_view(plan: Plan, threshold: float | None = None, fps: float | None = None,

@@ -295,6 +295,13 @@ def _detection_notes(view) -> list[str]:
             where = ("" if split == "." else f"{split}: ") + ("" if method == "." else f"{method}: ")
             notes.append(f"{where}detection view: {sum(s.missing for s in missing)} GT frame(s) without a prediction "
                          f"count as not detected: {_first(s.name for s in missing)}")
+        for s in dataset.sequences:
+            if s.gaps:
+                where = ("" if split == "." else f"{split}: ") + ("" if method == "." else f"{method}: ")
+                shown = ", ".join(f"{a}" if a == b else f"{a}–{b}" for a, b in s.gaps[:4])
+                more = f" (+{len(s.gaps) - 4} more)" if len(s.gaps) > 4 else ""
+                notes.append(f"{where}{s.name}: GT frame numbers skip {shown}{more}; the detection view counts "
+                             "episodes within each stretch of consecutive frames, never across a gap")
     return notes
 
 
