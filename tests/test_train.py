@@ -627,3 +627,21 @@ def test_cli_sigterm_says_what_it_kept(tmp_path, video_dir):
     err = " ".join(err.split())
     assert p.returncode == 143, err  # EXIT_TERMINATED
     assert "interrupted — stopped at step" in err and "checkpoint.pt holds step" in err and "--resume" in err, err
+
+
+def test_a_mask_of_another_size_than_its_frame_is_refused(tmp_path, video_dir):
+    import shutil
+
+    import numpy as np
+
+    from vpscli.errors import InputError
+    from vpscli.io.masks import write_mask
+    from vpscli.train.store import build_store
+
+    data = tmp_path / "data"
+    shutil.copytree(video_dir, data)
+    mask = sorted((data / "GT" / "case0").iterdir())[2]
+    write_mask(mask, np.zeros((50, 60), np.uint8))
+    with pytest.raises(InputError, match=r"this mask is 60x50 but its frame .* is 128x96") as e:
+        build_store([discover_source(data)], (64, 64), cache_dir=None)
+    assert str(mask) in e.value.one_line()

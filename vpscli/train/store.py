@@ -153,6 +153,10 @@ def _decode_into(frames: np.ndarray, masks: np.ndarray, k: int, seq: Sequence, i
         masks[k] = 0
         return
     mask = read_binary_mask(seq.masks[i]).astype(np.uint8) * 255
+    if mask.shape != rgb.shape[:2]:  # an annotation of another image, or exported at another size: never guessed
+        raise InputError(f"this mask is {mask.shape[1]}x{mask.shape[0]} but its frame {seq.frames[i].name} is "
+                         f"{rgb.shape[1]}x{rgb.shape[0]}", path=seq.masks[i],
+                         fix="export the mask at its frame's size (or check that it belongs to this frame)")
     masks[k] = cv2.resize(mask, (w, h), interpolation=cv2.INTER_AREA)
 
 
