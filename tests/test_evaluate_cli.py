@@ -583,3 +583,19 @@ def test_method_on_predictions_without_methods_does_not_suggest_cases(tmp_path, 
     code, _, err = run([tmp_path / "pred", tmp_path / "gt", "--method", "nope"], capsys)
     err = " ".join(err.split())
     assert code == 1 and "have no method folders" in err and "leave out --method" in err and "choose among" not in err
+
+
+@pytest.mark.parametrize("pool", ["threads", "processes"])
+def test_thread_and_process_pools_score_bit_for_bit_as_one_worker(tmp_path, monkeypatch, pool):
+    from vpscli.metrics import build_plan, evaluate_plan
+    from vpscli.metrics import runner
+
+    make_tree(tmp_path, {str(i): 6 for i in range(1, 5)}, methods=("A", "B"))
+    plan = build_plan(tmp_path / "pred", tmp_path / "gt")
+    keys = ("Smeasure", "wFmeasure", "maxDice", "meanEm", "MAE")
+    one = evaluate_plan(plan, keys, workers=1)
+    monkeypatch.setattr(runner, "MIN_FRAMES_FOR_PROCESSES", 10_000 if pool == "threads" else 2)
+    two = evaluate_plan(plan, keys, workers=2)
+    for key, dataset in one.datasets.items():
+        for k in keys:
+            assert dataset.value(k) == two.datasets[key].value(k)

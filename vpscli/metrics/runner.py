@@ -1,8 +1,11 @@
 """Running a :class:`~vpscli.metrics.layout.Plan`: frames stream through the scorers, in order, into
 per-sequence accumulators, so memory stays bounded whatever the number of frames.
 
-With ``workers > 1`` frames are scored in a process pool (each GT frame is read once for all methods);
-results come back in frame order, so the averages are the same, bit for bit, as with one worker.
+With ``workers > 1`` frames are scored in a thread pool (up to :data:`MIN_FRAMES_FOR_PROCESSES` frames:
+NumPy, OpenCV and SciPy release the GIL for the heavy work, and threads start at once) or, for larger
+sets, a process pool, whose start-up (each worker imports NumPy, SciPy and OpenCV) then pays off. Each
+GT frame is read once for all methods; results come back in frame order, so the averages are the same,
+bit for bit, as with one worker.
 """
 from __future__ import annotations
 
@@ -18,8 +21,11 @@ from vpscli.metrics.scoring import FrameScores, score_paths
 
 #: Frames per task sent to a worker: large enough to hide the pickling, small enough to balance.
 CHUNK_FRAMES = 8
-#: Below this many frames a process pool costs more than it saves.
+#: Below this many frames a pool costs more than it saves.
 MIN_FRAMES_FOR_POOL = 48
+#: From this many frames, processes instead of threads (``benchmarks/bench_evaluate.py --pools``: on a
+#: 2-core CPU, 204 frames at 352×352 take 1.8 s in 2 threads, 3.0 s in 2 processes, 2.1 s in one)
+MIN_FRAMES_FOR_PROCESSES = 1000
 
 
 def _score_task(task: tuple[Path, list[Path | None], frozenset[str]]) -> list[FrameScores]:
@@ -103,6 +109,12 @@ def evaluate_plan(
     if scorer is not None:
         executor = None
         results = scorer([(split, case) for split, case, *_ in jobs], list(tasks))
+    elif workers > 1 and 2 <= len(jobs) < MIN_FRAMES_FOR_PROCESSES:
+        from concurrent.futures import ThreadPoolExecutor
+
+        cv2.setNumThreads(1)  # as in a worker process: the pool's threads already use every core
+        executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="score")
+        results = executor.map(_score_task, tasks)
     elif workers > 1 and len(jobs) >= 2:
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
