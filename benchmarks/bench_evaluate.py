@@ -13,6 +13,12 @@ difference over every scalar and curve), and measures peak RSS for a 10,000-fram
 
     git clone https://github.com/GewelsJI/VPS /tmp/VPS   # or any copy of its eval/ folder
     python benchmarks/bench_evaluate.py --ref /tmp/VPS/eval
+    python benchmarks/bench_evaluate.py --ref /tmp/VPS/eval --cli     # the command end to end
+
+``--cli`` times what a user waits for: the ``vps evaluate PRED GT`` command in a fresh process (start-up,
+matching, scoring with its default workers, the detection view, tables), on 204 frames (4 × 51) and
+1,020 frames (20 × 51) at 352×352, against the reference's per-frame time on a sample of the same
+frames times the frames it would score.
 """
 from __future__ import annotations
 
@@ -94,6 +100,34 @@ def time_vps(root: Path, workers: int) -> tuple[float, int]:
     return time.perf_counter() - start, plan.n_frames
 
 
+def reference_per_frame(reference, root: Path, k: int) -> float:
+    """Mean seconds of the reference's per-frame work on ``k`` frames of ``root``."""
+    gts = sorted((root / "gt" / "GT").rglob("*.png"))
+    sample = gts[:: max(1, len(gts) // k)][:k]
+    start = time.perf_counter()
+    for g in sample:
+        reference_frame(reference, g, root / "pred" / g.parent.name / g.name)
+    return (time.perf_counter() - start) / len(sample)
+
+
+def cli_rows(work: Path, reference, k: int) -> list[dict]:
+    """The command end to end on 204 and 1,020 frames against the reference (see the module doc)."""
+    rows = []
+    for seqs in (4, 20):
+        root = work / f"cli-{seqs}x51"
+        if not (root / "gt").exists():
+            make_set(root, seqs, 51, 352, 352)
+        scored = build_plan(root / "pred", root / "gt").n_frames  # the toolbox drops each sequence's ends
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "vpscli", "evaluate", str(root / "pred"), str(root / "gt"), "-q"],
+                       check=True, capture_output=True)
+        seconds = time.perf_counter() - start
+        ref = reference_per_frame(reference, root, k) * scored
+        rows.append({"frames": seqs * 51, "scored": scored, "reference_s": ref, "vps_s": seconds,
+                     "ratio": ref / seconds})
+    return rows
+
+
 def max_rss_mib_of(cmd: list[str]) -> tuple[float, float]:
     """(seconds, peak RSS in MiB of the largest process) of a command run to completion."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
@@ -115,10 +149,20 @@ def main() -> None:
     ap.add_argument("--ref-sample", type=int, default=40, help="frames timed with the reference at 352x352")
     ap.add_argument("--ref-sample-hd", type=int, default=6, help="frames timed with the reference at 1080p")
     ap.add_argument("--rss-frames", type=int, default=10_000, help="frames of the memory run (0: skip)")
+    ap.add_argument("--cli", action="store_true", help="only the command end to end against the reference")
     args = ap.parse_args()
     warnings.filterwarnings("ignore")
     work = args.work or Path(tempfile.mkdtemp(prefix="vps-bench-"))
     reference = load_reference(args.ref) if args.ref else None
+    if args.cli:
+        if reference is None:
+            sys.exit("--cli needs --ref (the reference toolbox's eval/ folder)")
+        print("| frames (352×352) | scored by the toolbox | reference | vps evaluate (command) | ratio |")
+        print("|---|---|---|---|---|")
+        for r in cli_rows(work, reference, args.ref_sample):
+            print(f"| {r['frames']} | {r['scored']} | {r['reference_s']:.1f} s | {r['vps_s']:.2f} s | "
+                  f"{r['ratio']:.0f}× |")
+        return
     if reference is None:
         print("no --ref given: timing vps only")
 
