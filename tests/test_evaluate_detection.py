@@ -159,6 +159,20 @@ def test_vps_segment_runs_are_judged_by_their_filtered_masks(tmp_path, capsys, m
             for e in pos["polyp_episodes"]] == [(1, 0.04), (None, None)]  # 18-20: frame 19 was suppressed
     assert neg["false_alarm_episodes"] == 3 and neg["false_alarm_episodes_per_minute"] == pytest.approx(187.5)
     assert "scored probs/" in err  # the toolbox numbers still come from the probability maps
+    # the detection view reads the run's frames.csv (present) rather than decoding every mask again; without
+    # it (or with a row missing) it decodes the PNGs, and the view is the same
+    import vpscli.metrics.detection as detection
+
+    decoded = []
+    real = detection._read_flags
+    monkeypatch.setattr(detection, "_read_flags", lambda *a: decoded.append(1) or real(*a))
+    run([tmp_path / "out", tmp_path / "truth" / "GT", "--json", tmp_path / "r2.json"], capsys)
+    assert decoded == []
+    for name in ("pos", "neg"):
+        (tmp_path / "out" / name / "frames.csv").unlink()
+    run([tmp_path / "out", tmp_path / "truth" / "GT", "--json", tmp_path / "r3.json"], capsys)
+    assert len(decoded) == 48
+    assert json.loads((tmp_path / "r3.json").read_text())["splits"]["."]["."]["detection"] == view
 
 
 def test_gaps_in_gt_frame_numbers_split_episodes_and_are_named():

@@ -233,13 +233,38 @@ def _read_flags(gt_path: Path, pred_path: Path | None, threshold: float | None) 
     return bool((gt > 128).any()), bool(detected)
 
 
+def _gt_positive(gt_path: Path) -> bool:
+    from vpscli.metrics.frame import read_map
+
+    return bool((read_map(gt_path)[0] > 128).any())
+
+
+def _run_rows(source_dir: Path, preds: list[Path | None]) -> list[bool] | None:
+    """Whether each mask of a ``vps segment`` run is non-empty, from its ``frames.csv`` (``present``: the
+    mask written, after the persistence filter) instead of decoding every PNG again; ``None`` when a
+    mask has no row (then the PNGs are read)."""
+    rows = RunFolder.of(source_dir).rows()
+    out = []
+    for p in preds:
+        row = rows.get(p.stem) if p is not None else None
+        if p is not None and (row is None or row.get("present") not in ("0", "1")):
+            return None
+        out.append(p is not None and row["present"] == "1")
+    return out
+
+
 def _one_sequence(seq: Sequence, folder: Path | None, threshold: float | None, fps: float | None,
                   pool: ThreadPoolExecutor) -> SequenceDetection:
     source_dir, t = detection_source(folder, threshold)
     listing = list_predictions(source_dir) if source_dir is not None else None
     hits = [listing.find(name) if listing is not None else None for name in seq.frames]
     preds = [source_dir / hit if hit is not None else None for hit in hits]
-    flags = list(pool.map(lambda job: _read_flags(seq.gt_dir / job[0], job[1], t), zip(seq.frames, preds)))
+    from_rows = _run_rows(source_dir, preds) if t is None and source_dir is not None else None
+    if from_rows is not None:
+        gt = list(pool.map(lambda name: _gt_positive(seq.gt_dir / name), seq.frames))
+        flags = list(zip(gt, from_rows))
+    else:
+        flags = list(pool.map(lambda job: _read_flags(seq.gt_dir / job[0], job[1], t), zip(seq.frames, preds)))
     source = f"{MASKS_FOLDER}/ (non-empty)" if t is None else f"maps ≥ {t:g}"
     return sequence_detection(seq.name, [g for g, _ in flags], [d for _, d in flags], sequence_fps(folder, fps),
                               source, missing=sum(p is None for p in preds), frame_names=list(seq.frames))
