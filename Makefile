@@ -23,10 +23,11 @@ install: $(BIN)/vps
 demo: install
 	$(BIN)/vps doctor
 	$(BIN)/vps synth demo --frames 48 --seed 7000 --name demo-clip --quiet
-	$(BIN)/vps segment demo/demo-clip.mp4 -o demo/segment --save-prob --overwrite
+	$(BIN)/vps segment demo/demo-clip.mp4 -o demo/segment --save-prob --overwrite --report
 	$(BIN)/vps evaluate demo/segment demo/GT --keep-ends --metrics Smeasure,maxDice,meanDice,MAE
 	$(BIN)/vps overlay demo/demo-clip.mp4 demo/segment/demo-clip/masks --gt demo/GT/demo-clip -o demo/demo-review.mp4 --contact-sheet demo/demo-sheet.png --quiet
-	@echo "Demo outputs: demo/segment/demo-clip/overlay.mp4   <- the overlay vps segment wrote (open it)"
+	@echo "Demo outputs: demo/segment/demo-clip/report.html   <- the review page (open it in a browser)"
+	@echo "              demo/segment/demo-clip/overlay.mp4   <- the overlay vps segment wrote"
 	@echo "              demo/segment/demo-clip/masks/, probs/, frames.csv, run.json"
 	@echo "              demo/demo-review.mp4, demo/demo-sheet.png (prediction vs ground truth)"
 

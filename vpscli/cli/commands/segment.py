@@ -54,6 +54,8 @@ def segment(
              "only when its peak probability reaches LEVEL (between the threshold and 1); frames below it get "
              "an empty mask. Default: a frame counts when its mask has a pixel. Measured trade-off per model: "
              "the model card."),
+    report: bool = typer.Option(False, "--report", help="Also write OUT/<video>/report.html, a review page to "
+                                "open in a browser (as vps report does), and OUT/index.html for several videos."),
     expect_negative: bool = typer.Option(
         False, "--expect-negative", help="The videos are polyp-free: report every flagged frame as a false "
         "alarm (episodes per minute, longest episode) in the summary and run.json, with a warning when any is "
@@ -152,7 +154,26 @@ def segment(
         _report_interrupt(e, progress.running_names(), out, overwrite)
     if is_batch:
         log.write(batch_json_path(out, shard_index), "ray" if ray else "local", _batch_extra(ray, shard))
+    if report:
+        _write_reports(log.ordered_reports(), out, is_batch, quiet)
     _finish(log.ordered_reports(), {**failures, **log.failures}, quiet, expect_negative)
+
+
+def _write_reports(reports, out: Path, is_batch: bool, quiet: bool) -> None:
+    """``--report``: a review page per video written (skipped ones included: their outputs are whole), and an
+    index for a batch. A page that cannot be written is a warning: the segmentation itself succeeded."""
+    from vpscli.report import write_index, write_report
+
+    folders = [r.out_dir for r in reports if (Path(r.out_dir) / "run.json").is_file()]
+    for folder in folders:
+        try:
+            page = write_report(folder)
+        except (OSError, VpsError) as e:
+            warning_line(f"{folder}: no review page ({e})")
+            continue
+        notice(f"review page: {page}", quiet)
+    if is_batch and folders:
+        notice(f"index of the review pages: {write_index(out, folders)}", quiet)
 
 
 def _check_bundled_weights(model: str, entries: list, manifest) -> None:
