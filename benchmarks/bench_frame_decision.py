@@ -70,13 +70,13 @@ def table(p: dict, levels: list[float], n: int) -> list[dict]:
     for level in levels:
         pos_before = pos_after = pos_total = 0
         for clip in p["positive"].values():
-            flags = [v >= level for v in clip]
+            flags = [peak >= level for peak, _ in clip]
             pos_total += len(flags)
             pos_before += sum(flags)
             pos_after += sum(persistent(flags, n))
         neg_total = neg_clean_before = neg_clean_after = 0
         for seq in p["negative"].values():
-            flags = [v >= level for v in seq]
+            flags = [peak >= level for peak, _ in seq]
             neg_total += len(flags)
             neg_clean_before += len(flags) - sum(flags)
             neg_clean_after += len(flags) - sum(persistent(flags, n))
@@ -102,14 +102,16 @@ def main() -> int:
         return 2
     p = peaks(args.model, args.weights, data, args.tta)
     rows = table(p, [float(x) for x in args.levels.split(",")], args.min_persistence)
-    pos = np.concatenate([np.array(v) for v in p["positive"].values()])
+    pos = np.concatenate([np.array(v) for v in p["positive"].values()])  # (frames, 2): peak, mask area
     neg = np.concatenate([np.array(v) for v in p["negative"].values()])
+    scores = {"peak": auc(pos[:, 0], neg[:, 0]), "area": auc(pos[:, 1], neg[:, 1])}
     if args.json:
-        print(json.dumps({"model": p["model"], "sha256": p["sha256"], "auc": auc(pos, neg), "rows": rows}, indent=2))
+        print(json.dumps({"model": p["model"], "sha256": p["sha256"], "auc": scores, "rows": rows}, indent=2))
         return 0
     print(f"{p['model']} (sha256 {str(p['sha256'])[:12]}{', TTA' if args.tta else ''}): {len(pos)} valid frames, "
-          f"{len(neg)} held-out polyp-free frames; peak-probability AUC {auc(pos, neg):.3f}; "
-          f"polyp-free peaks: max {neg.max():.3f}, 95th percentile {np.quantile(neg, 0.95):.3f}")
+          f"{len(neg)} held-out polyp-free frames; AUC as a polyp-frame score: peak probability {scores['peak']:.3f}, "
+          f"mask area {scores['area']:.3f}; polyp-free peaks: max {neg[:, 0].max():.3f}, 95th percentile "
+          f"{np.quantile(neg[:, 0], 0.95):.3f}")
     print(f"| frame decision | sensitivity | sensitivity after N={args.min_persistence} | clean polyp-free "
           f"| clean after N={args.min_persistence} |")
     print("|---|---|---|---|---|")
