@@ -585,12 +585,12 @@ def test_bundled_weights_fit_the_repository_and_name_a_default():
 
 def test_zoo_file_is_current():
     """`vps models` reads vpscli/zoo.json (no torch, instant); it must be exactly what building every model
-    gives (regenerate with `python -m vpscli.zoo` after changing a model)."""
+    gives (regenerate with `python -m vpscli.models.registry` after changing a model)."""
     from vpscli.models.backbone import DEFAULT_BACKBONE
     from vpscli.models.registry import architecture_table
     from vpscli.zoo import _DEFAULT_BACKBONE, architecture_rows
 
-    assert architecture_rows() == architecture_table(), "vpscli/zoo.json is stale: run python -m vpscli.zoo"
+    assert architecture_rows() == architecture_table(), "vpscli/zoo.json is stale: run python -m vpscli.models.registry"
     assert _DEFAULT_BACKBONE == DEFAULT_BACKBONE
 
 

@@ -5,7 +5,7 @@ frame at its input size, window, state, normalisation: what :func:`vpscli.models
 computes by building every model (seconds, and torch). ``tests/test_models.py`` checks that the file
 equals the computation, so it cannot go stale; regenerate it after changing a model with::
 
-    python -m vpscli.zoo
+    python -m vpscli.models.registry
 
 The weights columns (bundled files, validation maxDice, the default) come from the weights manifest
 (:func:`with_weights`), the one rule both ``vps models`` and :func:`describe_models` use.
@@ -55,12 +55,3 @@ def describe_zoo(weights_dir=None) -> list[dict]:
     return with_weights(architecture_rows(), weights_dir)
 
 
-def main() -> None:  # pragma: no cover - a maintenance command, checked by the zoo test
-    from vpscli.models.registry import architecture_table
-
-    ZOO_FILE.write_text(json.dumps(architecture_table(), indent=1) + "\n")
-    print(f"wrote {ZOO_FILE}")
-
-
-if __name__ == "__main__":  # pragma: no cover
-    main()

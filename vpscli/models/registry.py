@@ -174,3 +174,15 @@ def describe_models(with_flops: bool = True, weights_dir=None) -> list[dict]:
     from vpscli.zoo import with_weights
 
     return with_weights(architecture_table(with_flops), weights_dir)
+
+
+def write_zoo() -> None:
+    """Regenerate ``vpscli/zoo.json`` from the models (``python -m vpscli.models.registry``)."""
+    from vpscli.zoo import ZOO_FILE
+
+    ZOO_FILE.write_text(json.dumps(architecture_table(), indent=1) + "\n")
+    print(f"wrote {ZOO_FILE}")
+
+
+if __name__ == "__main__":  # pragma: no cover - a maintenance command, checked by the zoo test
+    write_zoo()

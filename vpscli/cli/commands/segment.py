@@ -116,15 +116,7 @@ def segment(
     if not inputs and not entries:
         raise UsageError("no inputs", fix="give videos, frame folders or globs, or --manifest FILE")
     check_output_root(out)
-    if model is None:
-        from vpscli.weights.store import choose_model
-
-        model = choose_model(model, weights)
-    if weights is not None and any("model" in e.options for e in entries):
-        raise UsageError("the manifest's model column needs the bundled weights (--weights fixes one model)",
-                         path=manifest, fix="drop --weights, or the model column")
-    if weights is None:
-        _check_bundled_weights(model, entries, manifest)
+    model = _model_to_run(model, weights, entries, manifest)
     job_list, failures = gather_jobs(list(inputs or []), entries, fps, shard_index,
                                      VideoSettings(model, threshold, min_persistence), absolute=ray is not None)
     if shard_index is not None:
@@ -174,6 +166,20 @@ def _write_reports(reports, out: Path, is_batch: bool, quiet: bool) -> None:
         notice(f"review page: {page}", quiet)
     if is_batch and folders:
         notice(f"index of the review pages: {write_index(out, folders)}", quiet)
+
+
+def _model_to_run(model: str | None, weights, entries: list, manifest) -> str:
+    """The command's model (named, recorded by --weights, else the default), every row's weights checked."""
+    if model is None:
+        from vpscli.weights.store import choose_model
+
+        model = choose_model(model, weights)
+    if weights is not None and any("model" in e.options for e in entries):
+        raise UsageError("the manifest's model column needs the bundled weights (--weights fixes one model)",
+                         path=manifest, fix="drop --weights, or the model column")
+    if weights is None:
+        _check_bundled_weights(model, entries, manifest)
+    return model
 
 
 def _check_bundled_weights(model: str, entries: list, manifest) -> None:
