@@ -242,7 +242,7 @@ def test_imported_half_weights_are_bundled_at_their_trained_size(clip, weights, 
     # no --model: the best model with bundled weights (here the only one)
     r = vps("segment", clip / "vid.mp4", "--no-overlay", "--device", "cpu", cwd=tmp_path,
             env={"VPS_WEIGHTS": str(tmp_path / "w")})
-    assert r.returncode == 0 and "weights pns-plus-test.safetensors: demo grade" in r.stderr
+    assert r.returncode == 0 and "running: pns-plus on res2net50, weights pns-plus-test.safetensors" in r.stderr
     run = json.loads((tmp_path / "vps-out" / "vid" / "run.json").read_text())
     assert run["weights_sha256"] == entry["sha256"] and run["model"] == "pns-plus"
     # --weights alone: the model the file records

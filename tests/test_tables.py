@@ -146,10 +146,11 @@ def test_segment_summary_piped_at_80_columns(long_clip, tmp_path):
     assert r.returncode == 0, r.stderr
     assert_plain(r.stdout)
     header, row = r.stdout.splitlines()
-    assert cells(header) == ["input", "status", "frames", "with polyp", "flagged by model", "episodes",
+    assert cells(header) == ["input", "status", "weights", "frames", "with polyp", "flagged by model", "episodes",
                              "longest episode", "frames/s", "output"]
     values = cells(row)
-    assert values[:3] == [long_clip.stem, "complete", "6"] and values[8] == str(out / long_clip.stem)
+    assert values[:2] == [long_clip.stem, "complete"] and values[3] == "6" and values[9] == str(out / long_clip.stem)
+    assert re.fullmatch(r"[a-z-]+ [0-9a-f]{12}", values[2])  # the model and its weights' sha256 prefix
 
 
 def test_models_table_uncut(monkeypatch, capsys):
@@ -166,16 +167,17 @@ def test_models_table_uncut(monkeypatch, capsys):
              "gflops_per_frame": 2.3, "imagenet": True, "input_size": [256, 448], "window": "anchor (frame 0) + 5 frames",
              "weights": [], "state": "anchor", "mean": [127 / 255] * 3, "std": [128 / 255] * 3,
              "official_weights": ["PNSPlus.pth"]}]
-    monkeypatch.setattr(vpscli.models, "describe_models", lambda: rows)  # the real one takes ~40 s of FLOP counting
+    rows = [{**r, "val_maxDice": 0.8064 if r["weights"] else None} for r in rows]
+    monkeypatch.setattr("vpscli.zoo.describe_zoo", lambda: rows)
     monkeypatch.setenv("COLUMNS", "80")
     assert main(["models", "--verbose"]) == 0
     out = capsys.readouterr().out
     assert_plain(out)
     header, row, lite = out.splitlines()
     assert cells(header) == ["name", "backbone", "params", "GFLOPs/frame", "input (W×H)", "window", "weights",
-                             "state", "mean / std", "official weights"]
+                             "valid maxDice", "state", "mean / std", "official weights"]
     assert cells(row) == ["pns-plus (default)", "res2net50", "9.79 M", "17.5", "448×256", rows[0]["window"],
-                          ", ".join(rows[0]["weights"]), "anchor",
+                          ", ".join(rows[0]["weights"]), "0.806", "anchor",
                           "(0.485, 0.456, 0.406) / (0.229, 0.224, 0.225)", "PNSPlus.pth"]
     assert cells(lite)[:3] == ["pns-plus", "efficientnet-lite2", "1.42 M"]
     assert cells(lite)[6] == "none bundled; ImageNet init (vps[train])"  # brackets shown, not read as markup
@@ -194,7 +196,7 @@ def test_weights_table_piped_at_80_columns():
                                "validation"]
     for line, entry in zip(lines[1:], entries):
         values = cells(line)
-        assert values[0] == entry.file and values[5] == entry.sha256[:12] + "…"
+        assert values[0].removesuffix(" (default)") == entry.file and values[5] == entry.sha256[:12] + "…"
         assert values[2] == entry.backbone and values[6] == entry.record["training_data"]
 
 

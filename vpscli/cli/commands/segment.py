@@ -188,7 +188,16 @@ def _check_bundled_weights(model: str, entries: list, manifest) -> None:
     from vpscli.weights import bundled_entries
     from vpscli.weights.manifest import find_entry
 
-    wanted = {model: "--model"}
+    from vpscli.zoo import architecture_rows
+
+    known = list(dict.fromkeys(r["name"] for r in architecture_rows()))
+    if model not in known:
+        raise UsageError(f"unknown model '{model}'", fix=f"choose one of: {', '.join(known)}")
+    if find_entry(model) is None:  # the command's own model: the loader's one-line error, exit 1
+        from vpscli.weights.store import load_model
+
+        load_model(model)
+    wanted: dict[str, str] = {}
     for e in entries:
         if "model" in e.options:
             wanted.setdefault(e.options["model"], e.where or str(manifest))
@@ -198,7 +207,7 @@ def _check_bundled_weights(model: str, entries: list, manifest) -> None:
         m, where = next(iter(missing.items()))
         raise UsageError(f"no trained weights for model '{m}' ({where}) are bundled with this vps"
                          + (f"; nor for {', '.join(sorted(set(missing) - {m}))}" if len(missing) > 1 else ""),
-                         path=manifest if where != "--model" else None,
+                         path=manifest,
                          fix=f"use a model with bundled weights ({', '.join(have) or 'none'}), or pass --weights FILE")
 
 
