@@ -61,18 +61,18 @@ def test_models_json_lists_every_model(tmp_path):
         assert row["window"] == rows[name]["window"] and row["input_size"] == rows[name]["input_size"]
         assert row["params"] < rows[name]["params"] / 1.5 and row["gflops_per_frame"] < rows[name]["gflops_per_frame"]
         assert row["mean"] == [127 / 255] * 3 and not row["default"]
-    # with the repository's weights: the best model that has weights is the default, and lists them
-    # (in-process and without FLOPs: the CLI's path is the same describe_models, timed above)
+    # with the repository's weights: the manifest's default weights mark their model and backbone, and
+    # each model with weights lists them with its validation maxDice (in-process and without FLOPs)
     from vpscli.models import describe_models
-    from vpscli.weights import MODEL_PREFERENCE as PREFERENCE
     from vpscli.weights import bundled_entries
+    from vpscli.weights.manifest import default_entry
 
     every = describe_models(with_flops=False)
-    have = {e.model: e for e in bundled_entries()}
-    if have:  # the default is the best model with weights, on the backbone they were trained on
-        best = next(m for m in PREFERENCE if m in have)
-        assert [(row["name"], row["backbone"]) for row in every if row["default"]] == [(best, have[best].backbone)]
-        row = next(r for r in every if r["name"] == best and r["backbone"] == have[best].backbone)
-        assert row["weights"] == [have[best].file]
+    chosen = default_entry()
+    if chosen is not None:
+        assert [(row["name"], row["backbone"]) for row in every if row["default"]] == [(chosen.model, chosen.backbone)]
+    for entry in bundled_entries():
+        row = next(r for r in every if r["name"] == entry.model and r["backbone"] == entry.backbone)
+        assert entry.file in row["weights"] and row["val_maxDice"] == entry.record["metrics"]["maxDice"]
     r = vps("--help")
     assert "models" in r.stdout and "weights" in r.stdout

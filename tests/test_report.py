@@ -210,6 +210,10 @@ def test_page_in_a_browser_click_seek_offline_screenshot(run_dir, tmp_path):
         assert loaded and all(u.startswith(("file:", "data:")) for u in loaded), loaded
         shot = tmp_path / "report.png"
         browser.save_screenshot(str(shot))
+        # a narrow screen (a phone): the page reflows instead of scrolling sideways
+        browser.set_window_size(400, 900)
+        overflow = browser.execute_script("return document.documentElement.scrollWidth - window.innerWidth")
+        assert overflow <= 1, overflow
     finally:
         browser.quit()
     import cv2
