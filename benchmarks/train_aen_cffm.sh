@@ -10,6 +10,11 @@
 # default four: a step costs 0.43 samples/s instead of 0.16 on one thread (benchmarks/README.md), and
 # the memory read is a softmax over however many frames are stored, so inference keeps the paper's
 # memory of 3 clips. Data and validation as benchmarks/train_default.sh.
+#
+# While you keep working in the same checkout, run it from a frozen copy of the source, so that edits
+# cannot reach the running process's later imports (validation imports modules lazily):
+#     git worktree add --detach /tmp/vps-train-src HEAD
+#     VPS_DATA=../shared/data PYTHONPATH=/tmp/vps-train-src nohup bash benchmarks/train_aen_cffm.sh > runs/w-aen-cffm.log 2>&1 &
 set -euo pipefail
 DATA=${VPS_DATA:-../shared/data}
 RUN=${RUN:-runs/w-aen-cffm}
@@ -22,6 +27,6 @@ OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} vps train \
     --data "$DATA/kvasir-seg" --data "$DATA/cvc-clinicdb/train" --data "$SPLIT/neg-train/Frame" \
     --val "$DATA/cvc-clinicdb/valid" --val "$SPLIT/neg-val/Frame" \
     --out "$RUN" --model aen-cffm --backbone efficientnet-lite2 --size 224x160 --aen-clips 2 \
-    --iters 1700 --batch 2 --lr 4e-4 --val-every 100 --log-every 10 \
-    --synth 30 --synth-frames 16 --seed 0 --time-limit ${TIME_LIMIT:-125} ${RESUME:-}
+    --iters 1400 --batch 2 --lr 4e-4 --val-every 100 --log-every 10 \
+    --synth 30 --synth-frames 16 --seed 0 --time-limit ${TIME_LIMIT:-110} ${RESUME:-}
 # then: vps weights import "$RUN/best.safetensors" --half --name aen-cffm-lite2 --note "…"
