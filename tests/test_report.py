@@ -241,3 +241,19 @@ def test_index_page_links_each_video(run_dir, tmp_path):
         assert len(browser.find_elements(By.CSS_SELECTOR, ".episode-row")) == 3
     finally:
         browser.quit()
+
+
+def test_a_failed_run_with_no_frame_gets_a_page_that_says_so(tmp_path, weights):
+    """A video that fails before its first frame: run.json says failed, frames.csv is empty; the page says
+    what failed and shows no episode (nothing to draw, nothing invented)."""
+    from vpscli.errors import InputError
+
+    write_clip(tmp_path, SynthConfig(frames=30, width=96, height=64, seed=2), "mp4", "full")
+    data = (tmp_path / "full.mp4").read_bytes()
+    (tmp_path / "cut.mp4").write_bytes(data[: len(data) // 3])
+    seg = Segmenter("pns-plus", weights["pns-plus"], device="cpu")
+    with pytest.raises(InputError):
+        segment_video(seg, open_source(tmp_path / "cut.mp4"), SegmentOptions(out_root=tmp_path / "out"))
+    html = render_report(tmp_path / "out" / "cut")
+    assert "Failed: " in html and "0 frames were written before it stopped" in html
+    assert 'class="episode-row"' not in html and "No episode" in html and "<video" not in html
