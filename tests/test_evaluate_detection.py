@@ -207,3 +207,22 @@ def test_evaluate_names_gaps_in_gt_numbering(tmp_path, capsys):
     code, out, err = run([tmp_path / "pred", tmp_path / "gt", "-m", "maxDice"], capsys)
     assert code == 0, err
     assert "c: GT frame numbers skip 5–9" in " ".join(err.split())
+
+
+def test_the_detection_view_reuses_what_scoring_read(maps, monkeypatch):
+    """Maps binarised at a threshold: the frames the scoring pass read are judged from its flags (GT
+    positivity, the map's peak), the same view as reading them again; only the dropped ends are read."""
+    import vpscli.metrics.detection as detection
+    from vpscli.metrics import build_plan, evaluate_plan
+
+    plan = build_plan(maps / "pred", maps / "gt")
+    result = evaluate_plan(plan, ("maxDice",), workers=1)
+    assert result.flags and all(isinstance(p, int) for _, p in result.flags.values())
+    plain = detection.detection_view(plan, threshold=0.5)
+    reads = []
+    real = detection._read_flags
+    monkeypatch.setattr(detection, "_read_flags", lambda *a: reads.append(a[1]) or real(*a))
+    reused = detection.detection_view(plan, threshold=0.5, known=result.flags)
+    assert {k: v.to_json() for k, v in reused.items()} == {k: v.to_json() for k, v in plain.items()}
+    n_frames = sum(len(q.frames) for s in plan.splits for q in s.sequences)
+    assert len(reads) == n_frames - len(result.flags) == 2 * sum(len(s.sequences) for s in plan.splits)

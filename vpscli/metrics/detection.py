@@ -254,7 +254,7 @@ def _run_rows(source_dir: Path, preds: list[Path | None]) -> list[bool] | None:
 
 
 def _one_sequence(seq: Sequence, folder: Path | None, threshold: float | None, fps: float | None,
-                  pool: ThreadPoolExecutor) -> SequenceDetection:
+                  pool: ThreadPoolExecutor, known: dict | None = None) -> SequenceDetection:
     source_dir, t = detection_source(folder, threshold)
     listing = list_predictions(source_dir) if source_dir is not None else None
     hits = [listing.find(name) if listing is not None else None for name in seq.frames]
@@ -264,16 +264,27 @@ def _one_sequence(seq: Sequence, folder: Path | None, threshold: float | None, f
         gt = list(pool.map(lambda name: _gt_positive(seq.gt_dir / name), seq.frames))
         flags = list(zip(gt, from_rows))
     else:
-        flags = list(pool.map(lambda job: _read_flags(seq.gt_dir / job[0], job[1], t), zip(seq.frames, preds)))
+        known = known or {}
+
+        def flag(job):
+            name, pred = job
+            if t is not None and pred is not None and pred in known:  # the scoring pass read this file already
+                gt_positive, peak = known[pred]
+                return gt_positive, peak >= 255.0 * t
+            return _read_flags(seq.gt_dir / name, pred, t)
+
+        flags = list(pool.map(flag, zip(seq.frames, preds)))
     source = f"{MASKS_FOLDER}/ (non-empty)" if t is None else f"maps ≥ {t:g}"
     return sequence_detection(seq.name, [g for g, _ in flags], [d for _, d in flags], sequence_fps(folder, fps),
                               source, missing=sum(p is None for p in preds), frame_names=list(seq.frames))
 
 
 def detection_view(plan: Plan, threshold: float | None = None, fps: float | None = None,
-                   workers: int = 4) -> dict[tuple[str, str], DatasetDetection]:
+                   workers: int = 4, known: dict | None = None) -> dict[tuple[str, str], DatasetDetection]:
     """The detection view of every (split, method) of ``plan`` (frames read on ``workers`` threads:
-    decoding PNGs releases the GIL)."""
+    decoding PNGs releases the GIL). ``known``: :attr:`EvaluationResult.flags` of the same plan — the GT
+    positivity and peak of every file the scoring pass read, which is then not read again (the sequences'
+    first and last frames, which the toolbox leaves out, still are)."""
     out: dict[tuple[str, str], DatasetDetection] = {}
     with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="detect") as pool:
         for split in plan.splits:
@@ -282,5 +293,6 @@ def detection_view(plan: Plan, threshold: float | None = None, fps: float | None
                 if folders is None:
                     continue
                 out[(split.name, method)] = DatasetDetection(
-                    [_one_sequence(seq, folders.get(seq.name), threshold, fps, pool) for seq in split.sequences])
+                    [_one_sequence(seq, folders.get(seq.name), threshold, fps, pool, known)
+                     for seq in split.sequences])
     return out

@@ -70,6 +70,9 @@ class EvaluationResult:
     sequences: dict[tuple[str, str], list[SequenceResult]]
     datasets: dict[tuple[str, str], DatasetResult]
     issues: dict[tuple[str, str], FrameIssue]
+    #: per scored prediction file: (GT frame shows a polyp, the map's peak 0–255), so the detection view
+    #: need not read the same files again
+    flags: dict[Path, tuple[bool, int]] = field(default_factory=dict)
 
 
 def default_workers(n_frames: int) -> int:
@@ -101,6 +104,7 @@ def evaluate_plan(
     pairs = plan.pairs()
     accumulators: dict[tuple[str, str], dict[str, SequenceAccumulator]] = {p: {} for p in pairs}
     issues = {p: FrameIssue() for p in pairs}
+    flags: dict[Path, tuple[bool, int]] = {}
     tasks = ((gt_path, list(preds.values()), families) for *_, gt_path, preds in jobs)
 
     import cv2
@@ -131,7 +135,9 @@ def evaluate_plan(
         # strict: once the jobs are done, the scorer is run to its end too (a Ray scorer left suspended at
         # its last frame would take its finished task for an abandoned one and cancel it)
         for (split, case, frame, _, preds), scores_per_method in zip(jobs, results, strict=True):
-            for method, scores in zip(preds, scores_per_method):
+            for (method, pred_path), scores in zip(preds.items(), scores_per_method):
+                if pred_path is not None:
+                    flags[Path(pred_path)] = (not scores.empty_gt, scores.peak)
                 key = (split, method)
                 acc = accumulators[key].get(case)
                 if acc is None:
@@ -158,7 +164,7 @@ def evaluate_plan(
                 results_here.append(acc.result() if acc else SequenceResult(seq.name, 0, {}, {}))
             sequences[key] = results_here
             datasets[key] = aggregate_sequences(results_here)
-    return EvaluationResult(plan, tuple(metrics), sequences, datasets, issues)
+    return EvaluationResult(plan, tuple(metrics), sequences, datasets, issues, flags)
 
 
 def _note_frame(issue: FrameIssue, name: str, scores: FrameScores) -> None:

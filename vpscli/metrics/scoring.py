@@ -36,6 +36,7 @@ class FrameScores:
     missing: bool = False
     gt_kind: str | None = None  #: how the GT file was converted (see :func:`~vpscli.metrics.frame.read_map`)
     pred_kind: str | None = None  #: how the prediction file was converted
+    peak: int = 0  #: the prediction map's largest value as read (0–255): the detection view's "detected" test
 
     def nan_keys(self) -> list[str]:
         """Names of the scalars and curves that hold a NaN."""
@@ -91,6 +92,7 @@ def score_paths(gt_path: str | Path, pred_paths: list[Path | None], families: fr
             pred, pred_kind = read_map(pred_path)
         scores = score_arrays(pred, gt, families)
         scores.missing, scores.gt_kind, scores.pred_kind = pred_path is None, gt_kind, pred_kind
+        scores.peak = int(pred.max()) if pred.size else 0
         results.append(scores)
     return results
 

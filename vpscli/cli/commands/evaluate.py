@@ -109,7 +109,7 @@ def evaluate(
     if detection:
         from vpscli.metrics.detection import detection_view
 
-        view = detection_view(plan, threshold=threshold, fps=fps, workers=max(2, n_workers))
+        view = detection_view(plan, threshold=threshold, fps=fps, workers=max(2, n_workers), known=result.flags)
         for note in _detection_notes(view):
             notice(note, quiet)
 
