@@ -110,27 +110,7 @@ def evaluate_plan(
     import cv2
 
     cv2_threads = cv2.getNumThreads()
-    if scorer is not None:
-        executor = None
-        results = scorer([(split, case) for split, case, *_ in jobs], list(tasks))
-    elif workers > 1 and 2 <= len(jobs) < MIN_FRAMES_FOR_PROCESSES:
-        from concurrent.futures import ThreadPoolExecutor
-
-        cv2.setNumThreads(1)  # as in a worker process: the pool's threads already use every core
-        executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="score")
-        results = executor.map(_score_task, tasks)
-    elif workers > 1 and len(jobs) >= 2:
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
-
-        executor = ProcessPoolExecutor(
-            max_workers=workers, mp_context=multiprocessing.get_context("spawn"), initializer=_init_worker
-        )
-        results = executor.map(_score_task, tasks, chunksize=CHUNK_FRAMES)
-    else:
-        executor = None
-        cv2.setNumThreads(1)  # per-frame work is small: OpenCV's thread pool costs more than it gains
-        results = map(_score_task, tasks)
+    executor, results = _results(jobs, tasks, workers, scorer)
     try:
         # strict: once the jobs are done, the scorer is run to its end too (a Ray scorer left suspended at
         # its last frame would take its finished task for an abandoned one and cancel it)
@@ -181,3 +161,31 @@ def _note_frame(issue: FrameIssue, name: str, scores: FrameScores) -> None:
         issue.gt_kinds[scores.gt_kind] = issue.gt_kinds.get(scores.gt_kind, 0) + 1
     if scores.pred_kind is not None:
         issue.pred_kinds[scores.pred_kind] = issue.pred_kinds.get(scores.pred_kind, 0) + 1
+
+def _results(jobs: list, tasks, workers: int, scorer):
+    """``(executor or None, an iterator of each frame's scores in job order)``: the given scorer (Ray), a
+    thread pool (up to :data:`MIN_FRAMES_FOR_PROCESSES` frames), a process pool, or this thread."""
+    import cv2
+
+    if scorer is not None:
+        executor = None
+        results = scorer([(split, case) for split, case, *_ in jobs], list(tasks))
+    elif workers > 1 and 2 <= len(jobs) < MIN_FRAMES_FOR_PROCESSES:
+        from concurrent.futures import ThreadPoolExecutor
+
+        cv2.setNumThreads(1)  # as in a worker process: the pool's threads already use every core
+        executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="score")
+        results = executor.map(_score_task, tasks)
+    elif workers > 1 and len(jobs) >= 2:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        executor = ProcessPoolExecutor(
+            max_workers=workers, mp_context=multiprocessing.get_context("spawn"), initializer=_init_worker
+        )
+        results = executor.map(_score_task, tasks, chunksize=CHUNK_FRAMES)
+    else:
+        executor = None
+        cv2.setNumThreads(1)  # per-frame work is small: OpenCV's thread pool costs more than it gains
+        results = map(_score_task, tasks)
+    return executor, results
