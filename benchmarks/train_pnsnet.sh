@@ -9,13 +9,8 @@
 # Data and validation as benchmarks/train_default.sh (the same 5/2 split of the PolypGen polyp-free
 # sequences).
 set -euo pipefail
-DATA=${VPS_DATA:-../shared/data}
 RUN=${RUN:-runs/w-pnsnet}
-SPLIT=${SPLIT:-runs/split}
-NEG=$(cd "$DATA/polypgen-negatives/Frame" && pwd)
-mkdir -p "$SPLIT/neg-train/Frame" "$SPLIT/neg-val/Frame"
-for s in 1 3 4 5 7; do ln -sfn "$NEG/seq${s}_neg" "$SPLIT/neg-train/Frame/seq${s}_neg"; done
-for s in 2 6; do ln -sfn "$NEG/seq${s}_neg" "$SPLIT/neg-val/Frame/seq${s}_neg"; done
+source "$(dirname "$0")/neg_split.sh"
 OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} vps train \
     --data "$DATA/kvasir-seg" --data "$DATA/cvc-clinicdb/train" --data "$SPLIT/neg-train/Frame" \
     --val "$DATA/cvc-clinicdb/valid" --val "$SPLIT/neg-val/Frame" \
