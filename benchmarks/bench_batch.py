@@ -27,6 +27,7 @@ first CVC-ClinicDB valid clip when ``VPS_DATA`` holds it) with ``--save-prob``: 
 PNG and a probability PNG, and the overlay's bitrate. Opt-in: not part of the tests (about 5 minutes on a
 2-core CPU).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -76,8 +77,12 @@ def overhead(args, work: Path) -> list[dict]:
     width, height = (int(v) for v in args.size.split("x"))
     clips = []
     for i in range(args.clips):
-        write_clip(work / "clips", SynthConfig(frames=args.frames, width=width, height=height, seed=7100 + i),
-                   "mp4", f"clip{i}")
+        write_clip(
+            work / "clips",
+            SynthConfig(frames=args.frames, width=width, height=height, seed=7100 + i),
+            "mp4",
+            f"clip{i}",
+        )
         clips.append(str(work / "clips" / f"clip{i}.mp4"))
     times: dict[str, list[float]] = {m: [] for m in MODES}
     video_s: dict[str, list[float]] = {m: [] for m in MODES}  # the videos' own seconds (batch.json), summed
@@ -87,11 +92,23 @@ def overhead(args, work: Path) -> list[dict]:
             out = work / f"out-{r}-{list(MODES).index(mode)}"
             joining = "joining" in mode
             if joining:
-                subprocess.run([ray_cli, "start", "--head", f"--port={RAY_PORT}", "--num-cpus=2",
-                                "--include-dashboard=false"], check=True, capture_output=True)
+                subprocess.run(
+                    [
+                        ray_cli,
+                        "start",
+                        "--head",
+                        f"--port={RAY_PORT}",
+                        "--num-cpus=2",
+                        "--include-dashboard=false",
+                    ],
+                    check=True,
+                    capture_output=True,
+                )
             try:
                 times[mode].append(run_vps(["segment", *clips, "-o", str(out), "-q", *extra]))
-                video_s[mode].append(sum(e["seconds"] for e in json.loads((out / "batch.json").read_text())["entries"]))
+                video_s[mode].append(
+                    sum(e["seconds"] for e in json.loads((out / "batch.json").read_text())["entries"])
+                )
             finally:
                 if joining:
                     subprocess.run([ray_cli, "stop"], capture_output=True)
@@ -101,12 +118,21 @@ def overhead(args, work: Path) -> list[dict]:
     rows = []
     for i, mode in enumerate(MODES):
         best = min(times[mode])
-        equal = None if i in (0, 2) else all(same_outputs(work / f"out-{r}-0", work / f"out-{r}-{i}")
-                                             for r in range(args.rounds))
-        rows.append({"mode": mode, "wall_s": [round(t, 1) for t in times[mode]],
-                     "frames_per_s": round(frames / best, 2),
-                     "overhead": round(best / single - 1, 3), "outputs_equal_single": equal,
-                     "video_s": [round(t, 1) for t in video_s[mode]]})
+        equal = (
+            None
+            if i in (0, 2)
+            else all(same_outputs(work / f"out-{r}-0", work / f"out-{r}-{i}") for r in range(args.rounds))
+        )
+        rows.append(
+            {
+                "mode": mode,
+                "wall_s": [round(t, 1) for t in times[mode]],
+                "frames_per_s": round(frames / best, 2),
+                "overhead": round(best / single - 1, 3),
+                "outputs_equal_single": equal,
+                "video_s": [round(t, 1) for t in video_s[mode]],
+            }
+        )
     return rows
 
 
@@ -120,10 +146,16 @@ def storage(clip: Path, work: Path) -> dict:
     probs = sum(p.stat().st_size for p in (folder / "probs").iterdir())
     seconds = n / float(record["probe"]["fps"])
     overlay = (folder / "overlay.mp4").stat().st_size
-    return {"clip": str(clip), "size": f"{record['probe']['width']}x{record['probe']['height']}", "frames": n,
-            "with_polyp": record["frames_with_polyp"], "mask_png_bytes_per_frame": round(masks / n),
-            "prob_png_bytes_per_frame": round(probs / n), "overlay_mbit_per_s": round(overlay * 8 / seconds / 1e6, 2),
-            "overlay_preset": record["overlay_preset"]}
+    return {
+        "clip": str(clip),
+        "size": f"{record['probe']['width']}x{record['probe']['height']}",
+        "frames": n,
+        "with_polyp": record["frames_with_polyp"],
+        "mask_png_bytes_per_frame": round(masks / n),
+        "prob_png_bytes_per_frame": round(probs / n),
+        "overlay_mbit_per_s": round(overlay * 8 / seconds / 1e6, 2),
+        "overlay_preset": record["overlay_preset"],
+    }
 
 
 def main() -> None:
@@ -143,7 +175,9 @@ def main() -> None:
         if not args.no_storage:
             clips = args.storage_clip
             if not clips:
-                write_clip(work / "hd", SynthConfig(frames=48, width=1920, height=1080, seed=7200), "mp4", "hd")
+                write_clip(
+                    work / "hd", SynthConfig(frames=48, width=1920, height=1080, seed=7200), "mp4", "hd"
+                )
                 clips = [work / "hd" / "hd.mp4"]
                 data = Path(os.environ.get("VPS_DATA", "")) / "cvc-clinicdb" / "valid" / "Frame"
                 if os.environ.get("VPS_DATA") and data.is_dir():
@@ -152,17 +186,23 @@ def main() -> None:
         if args.json:
             print(json.dumps({"overhead": rows, "storage": stores}, indent=2))
             return
-        print(f"| mode ({args.clips} clips × {args.frames} frames, {args.size}) | wall s | videos' own s (sum) | "
-              "frames/s | overhead vs single | outputs = single |")
+        print(
+            f"| mode ({args.clips} clips × {args.frames} frames, {args.size}) | wall s | videos' own s (sum) | "
+            "frames/s | overhead vs single | outputs = single |"
+        )
         print("|---|---|---|---|---|---|")
         for r in rows:
             equal = {None: "-", True: "yes", False: "NO"}[r["outputs_equal_single"]]
-            print(f"| {r['mode']} | {' / '.join(map(str, r['wall_s']))} | {' / '.join(map(str, r['video_s']))} | "
-                  f"{r['frames_per_s']} | {r['overhead'] * 100:+.1f} % | {equal} |")
+            print(
+                f"| {r['mode']} | {' / '.join(map(str, r['wall_s']))} | {' / '.join(map(str, r['video_s']))} | "
+                f"{r['frames_per_s']} | {r['overhead'] * 100:+.1f} % | {equal} |"
+            )
         for s in stores:
-            print(f"\nstorage {s['clip']} ({s['size']}, {s['frames']} frames, {s['with_polyp']} with polyp): "
-                  f"mask PNG {s['mask_png_bytes_per_frame']} B/frame, prob PNG {s['prob_png_bytes_per_frame']} "
-                  f"B/frame, overlay {s['overlay_mbit_per_s']} Mbit/s ({s['overlay_preset']})")
+            print(
+                f"\nstorage {s['clip']} ({s['size']}, {s['frames']} frames, {s['with_polyp']} with polyp): "
+                f"mask PNG {s['mask_png_bytes_per_frame']} B/frame, prob PNG {s['prob_png_bytes_per_frame']} "
+                f"B/frame, overlay {s['overlay_mbit_per_s']} Mbit/s ({s['overlay_preset']})"
+            )
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

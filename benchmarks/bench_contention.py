@@ -8,6 +8,7 @@ each to the same setting alone. Each run is a fresh process, as a user's would b
 
     python benchmarks/bench_contention.py [--frames 60] [--size 1280x720] [--repeat 1]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -52,7 +53,10 @@ def main() -> None:
 
     cpus = usable_cpus()
     w, h = (int(v) for v in args.size.split("x"))
-    settings = {f"torch default (--threads {cpus})": cpus, f"vps default ({max(1, cpus - 1)} + pipeline)": None}
+    settings = {
+        f"torch default (--threads {cpus})": cpus,
+        f"vps default ({max(1, cpus - 1)} + pipeline)": None,
+    }
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         write_clip(tmp, SynthConfig(frames=args.frames, width=w, height=h, seed=3), "mp4", "clip")
@@ -65,14 +69,19 @@ def main() -> None:
             time.sleep(0.5)
             try:
                 for name, threads in settings.items():
-                    table[name].append(max(segment(tmp / "clip.mp4", tmp / "out", threads)
-                                           for _ in range(args.repeat)))
+                    table[name].append(
+                        max(segment(tmp / "clip.mp4", tmp / "out", threads) for _ in range(args.repeat))
+                    )
             finally:
                 stop.set()
                 for p in burners:
                     p.join()
     print(f"vps segment, {args.frames} frames {w}x{h}, bundled weights, masks + overlay, {cpus} usable CPUs")
-    print("| setting | " + " | ".join(f"{b} busy process{'es' if b != 1 else ''}" for b in range(cpus + 1)) + " |")
+    print(
+        "| setting | "
+        + " | ".join(f"{b} busy process{'es' if b != 1 else ''}" for b in range(cpus + 1))
+        + " |"
+    )
     print("|---|" + "---|" * (cpus + 1))
     for name, fps in table.items():
         cells = [f"{fps[0]:.2f}"] + [f"{f:.2f} ({f / fps[0]:.2f}×)" for f in fps[1:]]

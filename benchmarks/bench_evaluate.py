@@ -20,6 +20,7 @@ matching, scoring with its default workers, the detection view, tables), on 204 
 1,020 frames (20 × 51) at 352×352, against the reference's per-frame time on a sample of the same
 frames times the frames it would score.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -119,12 +120,22 @@ def cli_rows(work: Path, reference, k: int) -> list[dict]:
             make_set(root, seqs, 51, 352, 352)
         scored = build_plan(root / "pred", root / "gt").n_frames  # the toolbox drops each sequence's ends
         start = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "vpscli", "evaluate", str(root / "pred"), str(root / "gt"), "-q"],
-                       check=True, capture_output=True)
+        subprocess.run(
+            [sys.executable, "-m", "vpscli", "evaluate", str(root / "pred"), str(root / "gt"), "-q"],
+            check=True,
+            capture_output=True,
+        )
         seconds = time.perf_counter() - start
         ref = reference_per_frame(reference, root, k) * scored
-        rows.append({"frames": seqs * 51, "scored": scored, "reference_s": ref, "vps_s": seconds,
-                     "ratio": ref / seconds})
+        rows.append(
+            {
+                "frames": seqs * 51,
+                "scored": scored,
+                "reference_s": ref,
+                "vps_s": seconds,
+                "ratio": ref / seconds,
+            }
+        )
     return rows
 
 
@@ -140,7 +151,9 @@ def max_rss_mib_of(cmd: list[str]) -> tuple[float, float]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--ref", type=Path, help="folder with the reference toolbox's metrics.py (outside the repo)")
+    ap.add_argument(
+        "--ref", type=Path, help="folder with the reference toolbox's metrics.py (outside the repo)"
+    )
     ap.add_argument("--work", type=Path, default=None, help="scratch folder (default: a temporary one)")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--seqs", type=int, default=20)
@@ -160,14 +173,19 @@ def main() -> None:
         print("| frames (352×352) | scored by the toolbox | reference | vps evaluate (command) | ratio |")
         print("|---|---|---|---|---|")
         for r in cli_rows(work, reference, args.ref_sample):
-            print(f"| {r['frames']} | {r['scored']} | {r['reference_s']:.1f} s | {r['vps_s']:.2f} s | "
-                  f"{r['ratio']:.0f}× |")
+            print(
+                f"| {r['frames']} | {r['scored']} | {r['reference_s']:.1f} s | {r['vps_s']:.2f} s | "
+                f"{r['ratio']:.0f}× |"
+            )
         return
     if reference is None:
         print("no --ref given: timing vps only")
 
     rows = []
-    for label, (w, h), n_frames in (("352x352", (352, 352), args.frames), ("1920x1080", (1920, 1080), args.hd_frames)):
+    for label, (w, h), n_frames in (
+        ("352x352", (352, 352), args.frames),
+        ("1920x1080", (1920, 1080), args.hd_frames),
+    ):
         root = work / label
         if not (root / "gt").exists():
             t = time.perf_counter()
@@ -202,18 +220,26 @@ def main() -> None:
         rows.append(row)
 
     print()
-    print(f"{'size':>10} {'frames':>7} {'reference':>12} {'vps 1 proc':>12} {'vps ' + str(args.workers) + ' procs':>12}"
-          f" {'ratio 1':>8} {'ratio ' + str(args.workers):>8} {'same-frame':>10} {'max |diff|':>11}")
+    print(
+        f"{'size':>10} {'frames':>7} {'reference':>12} {'vps 1 proc':>12} {'vps ' + str(args.workers) + ' procs':>12}"
+        f" {'ratio 1':>8} {'ratio ' + str(args.workers):>8} {'same-frame':>10} {'max |diff|':>11}"
+    )
     for r in rows:
         ref = r.get("ref")
         print(
             f"{r['size']:>10} {r['frames']:>7} "
             + (f"{ref * 1e3:>9.1f} ms" if ref else f"{'-':>12}")
             + f" {r['vps_1'] * 1e3:>9.2f} ms {r['vps_n'] * 1e3:>9.2f} ms"
-            + (f" {ref / r['vps_1']:>7.0f}x {ref / r['vps_n']:>7.0f}x {r['same_frame_ratio']:>9.0f}x"
-               f" {r['maxdiff']:>11.2g}" if ref else "")
+            + (
+                f" {ref / r['vps_1']:>7.0f}x {ref / r['vps_n']:>7.0f}x {r['same_frame_ratio']:>9.0f}x"
+                f" {r['maxdiff']:>11.2g}"
+                if ref
+                else ""
+            )
         )
-    print("(per-frame times; reference = read + 6 metric modules of GewelsJI/VPS eval/metrics.py, one process;")
+    print(
+        "(per-frame times; reference = read + 6 metric modules of GewelsJI/VPS eval/metrics.py, one process;"
+    )
     print(" ratio N = reference / whole vps run with N processes; same-frame = both timed frame by frame,")
     print(" interleaved on the reference's sample, one process each — robust to other load on the machine)")
 
@@ -232,11 +258,24 @@ def main() -> None:
                     d.mkdir(parents=True, exist_ok=True)
                     os.link(source, d / name)
         for workers in (1, args.workers):
-            cmd = [sys.executable, "-m", "vpscli", "evaluate", str(big / "pred"), str(big / "gt"), "-m", "all",
-                   "-q", "-j", str(workers)]
+            cmd = [
+                sys.executable,
+                "-m",
+                "vpscli",
+                "evaluate",
+                str(big / "pred"),
+                str(big / "gt"),
+                "-m",
+                "all",
+                "-q",
+                "-j",
+                str(workers),
+            ]
             seconds, rss = max_rss_mib_of(cmd)
-            print(f"{args.rss_frames} frames, 352x352, all metrics, {workers} worker(s): {seconds:.1f} s, "
-                  f"peak RSS of the largest process {rss:.0f} MiB")
+            print(
+                f"{args.rss_frames} frames, 352x352, all metrics, {workers} worker(s): {seconds:.1f} s, "
+                f"peak RSS of the largest process {rss:.0f} MiB"
+            )
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ keeping each frame's peak probability, and reports for each level τ:
 levels are measured on the validation data that also picks the level, so the clean share is an
 optimistic estimate; the held-out figures of the model card are the team's.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -80,10 +81,17 @@ def table(p: dict, levels: list[float], n: int) -> list[dict]:
             neg_total += len(flags)
             neg_clean_before += len(flags) - sum(flags)
             neg_clean_after += len(flags) - sum(persistent(flags, n))
-        rows.append({"level": level, "sensitivity_before": pos_before / pos_total,
-                     "sensitivity_after": pos_after / pos_total, "clean_before": neg_clean_before / neg_total,
-                     "clean_after": neg_clean_after / neg_total, "positive_frames": pos_total,
-                     "negative_frames": neg_total})
+        rows.append(
+            {
+                "level": level,
+                "sensitivity_before": pos_before / pos_total,
+                "sensitivity_after": pos_after / pos_total,
+                "clean_before": neg_clean_before / neg_total,
+                "clean_after": neg_clean_after / neg_total,
+                "positive_frames": pos_total,
+                "negative_frames": neg_total,
+            }
+        )
     return rows
 
 
@@ -108,16 +116,22 @@ def main() -> int:
     if args.json:
         print(json.dumps({"model": p["model"], "sha256": p["sha256"], "auc": scores, "rows": rows}, indent=2))
         return 0
-    print(f"{p['model']} (sha256 {str(p['sha256'])[:12]}{', TTA' if args.tta else ''}): {len(pos)} valid frames, "
-          f"{len(neg)} held-out polyp-free frames; AUC as a polyp-frame score: peak probability {scores['peak']:.3f}, "
-          f"mask area {scores['area']:.3f}; polyp-free peaks: max {neg[:, 0].max():.3f}, 95th percentile "
-          f"{np.quantile(neg[:, 0], 0.95):.3f}")
-    print(f"| frame decision | sensitivity | sensitivity after N={args.min_persistence} | clean polyp-free "
-          f"| clean after N={args.min_persistence} |")
+    print(
+        f"{p['model']} (sha256 {str(p['sha256'])[:12]}{', TTA' if args.tta else ''}): {len(pos)} valid frames, "
+        f"{len(neg)} held-out polyp-free frames; AUC as a polyp-frame score: peak probability {scores['peak']:.3f}, "
+        f"mask area {scores['area']:.3f}; polyp-free peaks: max {neg[:, 0].max():.3f}, 95th percentile "
+        f"{np.quantile(neg[:, 0], 0.95):.3f}"
+    )
+    print(
+        f"| frame decision | sensitivity | sensitivity after N={args.min_persistence} | clean polyp-free "
+        f"| clean after N={args.min_persistence} |"
+    )
     print("|---|---|---|---|---|")
     for r in rows:
-        print(f"| peak ≥ {r['level']:.2f} | {r['sensitivity_before']:.3f} | {r['sensitivity_after']:.3f} | "
-              f"{100 * r['clean_before']:.1f} % | {100 * r['clean_after']:.1f} % |")
+        print(
+            f"| peak ≥ {r['level']:.2f} | {r['sensitivity_before']:.3f} | {r['sensitivity_after']:.3f} | "
+            f"{100 * r['clean_before']:.1f} % | {100 * r['clean_after']:.1f} % |"
+        )
     return 0
 
 

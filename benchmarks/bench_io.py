@@ -13,6 +13,7 @@ Generates H.264 test videos with the bundled ffmpeg, then measures in one proces
     python benchmarks/bench_io.py [--frames 300] [--sizes 1920x1080,1280x720] [--rounds 5]
     python benchmarks/bench_io.py --frames 1200 --sizes 1920x1080 --rounds 0   # memory only
 """
+
 from __future__ import annotations
 
 import argparse
@@ -34,17 +35,50 @@ def rss_mib() -> float:
 
 def make_video(path: Path, size: str, frames: int) -> Path:
     """H.264 (libx264 veryfast: B-frames, as cameras and exports have them), 30 fps."""
-    subprocess.run([ffmpeg_exe(), "-v", "error", "-y", "-f", "lavfi", "-i", f"testsrc2=size={size}:rate=30",
-                    "-frames:v", str(frames), "-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p",
-                    str(path)], check=True)
+    subprocess.run(
+        [
+            ffmpeg_exe(),
+            "-v",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            f"testsrc2=size={size}:rate=30",
+            "-frames:v",
+            str(frames),
+            "-c:v",
+            "libx264",
+            "-preset",
+            "veryfast",
+            "-pix_fmt",
+            "yuv420p",
+            str(path),
+        ],
+        check=True,
+    )
     return path
 
 
 def with_rotation(path: Path, degrees: int) -> Path:
     """A copy of ``path`` (same packets) with display-rotation metadata."""
     rotated = path.with_name(f"{path.stem}-rot{degrees}{path.suffix}")
-    subprocess.run([ffmpeg_exe(), "-v", "error", "-y", "-display_rotation", str(degrees), "-i", str(path),
-                    "-c", "copy", str(rotated)], check=True)
+    subprocess.run(
+        [
+            ffmpeg_exe(),
+            "-v",
+            "error",
+            "-y",
+            "-display_rotation",
+            str(degrees),
+            "-i",
+            str(path),
+            "-c",
+            "copy",
+            str(rotated),
+        ],
+        check=True,
+    )
     return rotated
 
 
@@ -100,8 +134,10 @@ def streaming(src_path: Path, tmp: Path) -> None:
     print(f"{'probe (packet listing)':<28}{t_probe:>10.2f}{'':>12}")
     print(f"{'decode (PyAV)':<28}{t_decode:>10.2f}{n / t_decode:>12.1f}")
     print(f"{'decode + encode (libx264)':<28}{t_roundtrip:>10.2f}{n / t_roundtrip:>12.1f}")
-    print(f"peak RSS growth: decode {rss_decode:.0f} MiB, decode+encode {rss_total:.0f} MiB "
-          f"(one frame is {probe.width * probe.height * 3 / 2**20:.1f} MiB)")
+    print(
+        f"peak RSS growth: decode {rss_decode:.0f} MiB, decode+encode {rss_total:.0f} MiB "
+        f"(one frame is {probe.width * probe.height * 3 / 2**20:.1f} MiB)"
+    )
 
 
 def main() -> None:
@@ -131,16 +167,23 @@ def main() -> None:
                     assert n == args.frames, f"{name} decoded {n} of {args.frames} frames of {path.name}"
                     best[key][name] = max(best[key][name], fps)
                     cpu[key][name].append(ms)
-    print(f"decode to RGB ({args.frames} frames, H.264 libx264 veryfast): frames/s best of {args.rounds}, "
-          "CPU ms/frame median")
-    print(f"{'video':<22}{'OpenCV f/s':>12}{'PyAV f/s':>10}{'ratio':>7}{'OpenCV ms':>11}{'PyAV ms':>9}{'ratio':>7}")
+    print(
+        f"decode to RGB ({args.frames} frames, H.264 libx264 veryfast): frames/s best of {args.rounds}, "
+        "CPU ms/frame median"
+    )
+    print(
+        f"{'video':<22}{'OpenCV f/s':>12}{'PyAV f/s':>10}{'ratio':>7}{'OpenCV ms':>11}{'PyAV ms':>9}{'ratio':>7}"
+    )
     for key, fps in best.items():
         size, rot = key
         label = size + (f" rotated {rot}°" if rot else "")
         ms = {name: statistics.median(values) for name, values in cpu[key].items()}
-        print(f"{label:<22}{fps['opencv']:>12.1f}{fps['pyav']:>10.1f}{fps['pyav'] / fps['opencv']:>7.2f}"
-              f"{ms['opencv']:>11.2f}{ms['pyav']:>9.2f}{ms['opencv'] / ms['pyav']:>7.2f}")
+        print(
+            f"{label:<22}{fps['opencv']:>12.1f}{fps['pyav']:>10.1f}{fps['pyav'] / fps['opencv']:>7.2f}"
+            f"{ms['opencv']:>11.2f}{ms['pyav']:>9.2f}{ms['opencv'] / ms['pyav']:>7.2f}"
+        )
     print("ratio: PyAV / OpenCV speed (above 1: PyAV is faster)")
+
 
 if __name__ == "__main__":
     main()

@@ -6,6 +6,7 @@ Usage: ``python benchmarks/bench_models.py [--device cpu|cuda] [--backbone res2n
 Time is the median of ``--repeats`` steady-state steps (cache/memory/anchor warmed) under
 ``torch.inference_mode`` (bf16 autocast on CUDA), divided by the frames per step.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -26,7 +27,11 @@ def bench(name: str, device: str, repeats: int, backbone: str = "res2net50") -> 
     state = model.init_state()
     anchor = torch.randn(1, 3, h, w, device=device) if spec.needs_anchor else None
     times = []
-    ctx = torch.autocast("cuda", dtype=torch.bfloat16) if device == "cuda" else torch.autocast("cpu", enabled=False)
+    ctx = (
+        torch.autocast("cuda", dtype=torch.bfloat16)
+        if device == "cuda"
+        else torch.autocast("cpu", enabled=False)
+    )
     with torch.inference_mode(), ctx:
         for i in range(repeats + 1):  # the first step warms the state (and CUDA kernels)
             clip = torch.randn(1, t, 3, h, w, device=device)
@@ -62,8 +67,10 @@ def main() -> None:
         return
     print(f"{'model':<14}{'input':>9}{'params (M)':>12}{'GFLOPs/frame':>14}{'ms/frame':>10}  window")
     for r in rows:
-        print(f"{r['name']:<14}{r['input_size']:>9}{r['params_M']:>12}{r['gflops_per_frame']:>14}"
-              f"{r['ms_per_frame']:>10}  {r['window']}")
+        print(
+            f"{r['name']:<14}{r['input_size']:>9}{r['params_M']:>12}{r['gflops_per_frame']:>14}"
+            f"{r['ms_per_frame']:>10}  {r['window']}"
+        )
 
 
 if __name__ == "__main__":

@@ -26,6 +26,7 @@ video frames: a run of real detections is shorter here (in frames) than in a ful
 cost measured here is on the pessimistic side for a given N. Opt-in: not part of the tests (one
 minute for the 373 frames with the bundled pns-plus on a 2-core CPU, seconds with the cache).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -99,13 +100,23 @@ def table(flags: dict, max_n: int) -> list[dict]:
             neg_frames += len(kept)
             neg_clean += len(kept) - sum(kept)
             episodes += len(runs(kept))
-        rows.append({"N": n, "gt_positive_frames": gt_frames, "detected_before": detected_before,
-                     "lost": detected_before - detected_after,
-                     "lost_share": (detected_before - detected_after) / detected_before if detected_before else 0.0,
-                     "sensitivity_after": detected_after / gt_frames if gt_frames else float("nan"),
-                     "gt_episodes": gt_episodes, "gt_episodes_detected": episodes_found,
-                     "negative_frames": neg_frames, "negative_clean": neg_clean / neg_frames if neg_frames else float("nan"),
-                     "false_alarm_episodes": episodes})
+        rows.append(
+            {
+                "N": n,
+                "gt_positive_frames": gt_frames,
+                "detected_before": detected_before,
+                "lost": detected_before - detected_after,
+                "lost_share": (detected_before - detected_after) / detected_before
+                if detected_before
+                else 0.0,
+                "sensitivity_after": detected_after / gt_frames if gt_frames else float("nan"),
+                "gt_episodes": gt_episodes,
+                "gt_episodes_detected": episodes_found,
+                "negative_frames": neg_frames,
+                "negative_clean": neg_clean / neg_frames if neg_frames else float("nan"),
+                "false_alarm_episodes": episodes,
+            }
+        )
     return rows
 
 
@@ -117,12 +128,18 @@ def main() -> int:
     p.add_argument("--cache", default="runs/bench-persistence-flags.json")
     p.add_argument("--max-n", type=int, default=8)
     p.add_argument("--json", action="store_true")
-    p.add_argument("--negatives", choices=("all", "held-out"), default="all",
-                   help="which polyp-free sequences to score (held-out: %s)" % ", ".join(HELD_OUT_NEGATIVES))
+    p.add_argument(
+        "--negatives",
+        choices=("all", "held-out"),
+        default="all",
+        help="which polyp-free sequences to score (held-out: %s)" % ", ".join(HELD_OUT_NEGATIVES),
+    )
     args = p.parse_args()
     data = Path(os.environ.get("VPS_DATA", Path(__file__).resolve().parents[1].parent / "shared" / "data"))
     if not (data / "cvc-clinicdb" / "valid").is_dir() or not (data / "polypgen-negatives").is_dir():
-        print(f"no CVC-ClinicDB valid clips or PolypGen negatives under {data}: set VPS_DATA", file=sys.stderr)
+        print(
+            f"no CVC-ClinicDB valid clips or PolypGen negatives under {data}: set VPS_DATA", file=sys.stderr
+        )
         return 2
     flags = segment_flags(args, data)
     if args.negatives == "held-out":
@@ -133,17 +150,23 @@ def main() -> int:
         return 0
     key = flags["key"]
     n_pos = sum(len(c["flags"]) for c in flags["positive"].values())
-    print(f"{key['model']} (weights sha256 {str(key['weights_sha256'])[:12]}), threshold {key['threshold']}: "
-          f"{len(flags['positive'])} CVC-ClinicDB valid clips ({n_pos} frames, {rows[0]['gt_positive_frames']} "
-          f"GT-positive), {len(flags['negative'])} PolypGen polyp-free sequences ({rows[0]['negative_frames']} "
-          f"frames); segmentation {flags.get('segment_seconds', '?')} s")
-    print("| N | GT-positive frames detected | lost by the filter | sensitivity | polyp episodes detected "
-          "| polyp-free frames clean | false-alarm episodes |")
+    print(
+        f"{key['model']} (weights sha256 {str(key['weights_sha256'])[:12]}), threshold {key['threshold']}: "
+        f"{len(flags['positive'])} CVC-ClinicDB valid clips ({n_pos} frames, {rows[0]['gt_positive_frames']} "
+        f"GT-positive), {len(flags['negative'])} PolypGen polyp-free sequences ({rows[0]['negative_frames']} "
+        f"frames); segmentation {flags.get('segment_seconds', '?')} s"
+    )
+    print(
+        "| N | GT-positive frames detected | lost by the filter | sensitivity | polyp episodes detected "
+        "| polyp-free frames clean | false-alarm episodes |"
+    )
     print("|---|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['N']} | {r['detected_before'] - r['lost']} of {r['gt_positive_frames']} | {r['lost']} "
-              f"({100 * r['lost_share']:.1f} %) | {r['sensitivity_after']:.3f} | {r['gt_episodes_detected']} of "
-              f"{r['gt_episodes']} | {100 * r['negative_clean']:.1f} % | {r['false_alarm_episodes']} |")
+        print(
+            f"| {r['N']} | {r['detected_before'] - r['lost']} of {r['gt_positive_frames']} | {r['lost']} "
+            f"({100 * r['lost_share']:.1f} %) | {r['sensitivity_after']:.3f} | {r['gt_episodes_detected']} of "
+            f"{r['gt_episodes']} | {100 * r['negative_clean']:.1f} % | {r['false_alarm_episodes']} |"
+        )
     return 0
 
 

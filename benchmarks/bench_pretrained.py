@@ -15,6 +15,7 @@ backbone with ImageNet weights (backbone learning rate × 0.1, frozen backbone B
 the other is ``--no-pretrained``. Needs the ``vps[train]`` extra (the ImageNet weights) and
 ``VPS_DATA``. Opt-in: not part of the tests (≈ 20 minutes on a 2-core CPU at the defaults).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -29,15 +30,31 @@ from vpscli.train import TrainConfig, train
 def run(args, data: Path, pretrained: bool) -> dict:
     h, w = _hw(args.size)
     out = Path(args.out) / ("imagenet" if pretrained else "scratch")
-    cfg = TrainConfig(model=args.model, backbone=args.backbone, pretrained=pretrained,
-                      data=[str(data / "cvc-clinicdb" / "train"), str(data / "kvasir-seg")],
-                      val=[str(data / "cvc-clinicdb" / "valid"), str(data / "polypgen-negatives")],
-                      out=str(out), iters=args.iters, batch=args.batch, lr=args.lr, input_size=(h, w),
-                      device="cpu", seed=0, val_every=args.iters, save_every=args.iters, log_every=10,
-                      resume=(out / "checkpoint.pt").exists())
+    cfg = TrainConfig(
+        model=args.model,
+        backbone=args.backbone,
+        pretrained=pretrained,
+        data=[str(data / "cvc-clinicdb" / "train"), str(data / "kvasir-seg")],
+        val=[str(data / "cvc-clinicdb" / "valid"), str(data / "polypgen-negatives")],
+        out=str(out),
+        iters=args.iters,
+        batch=args.batch,
+        lr=args.lr,
+        input_size=(h, w),
+        device="cpu",
+        seed=0,
+        val_every=args.iters,
+        save_every=args.iters,
+        log_every=10,
+        resume=(out / "checkpoint.pt").exists(),
+    )
     result = train(cfg)
-    return {"init": "ImageNet" if pretrained else "random", **result.last_val,
-            "steps": result.step, "train_s": round(result.seconds)}
+    return {
+        "init": "ImageNet" if pretrained else "random",
+        **result.last_val,
+        "steps": result.step,
+        "train_s": round(result.seconds),
+    }
 
 
 def _hw(text: str) -> tuple[int, int]:
@@ -65,12 +82,17 @@ def main() -> int:
         print(json.dumps(rows, indent=2))
         return 0
     keys = ["maxDice", "meanDice", "Smeasure", "MAE", "neg_clean"]
-    print(f"{args.model} on {args.backbone}, {args.size}, {args.iters} steps of {args.batch} clips, lr {args.lr}")
+    print(
+        f"{args.model} on {args.backbone}, {args.size}, {args.iters} steps of {args.batch} clips, lr {args.lr}"
+    )
     print("| init | " + " | ".join(keys) + " | train time |")
     print("|---|" + "---|" * (len(keys) + 1))
     for r in rows:
-        print(f"| {r['init']} | " + " | ".join(f"{r.get(k, float('nan')):.3f}" for k in keys)
-              + f" | {r['train_s']} s |")
+        print(
+            f"| {r['init']} | "
+            + " | ".join(f"{r.get(k, float('nan')):.3f}" for k in keys)
+            + f" | {r['train_s']} s |"
+        )
     return 0
 
 

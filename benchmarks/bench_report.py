@@ -8,6 +8,7 @@ its page with :func:`vpscli.report.write_report` (timed), and opens it ``--runs`
 headless Chromium through Selenium, reporting the navigation's ``loadEventEnd`` (the page parsed, styled,
 its SVG and thumbnails decoded) — the target is under 2 s for a 1-hour video, and under 20 MB.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -30,23 +31,58 @@ def make_run(folder: Path, minutes: float, episodes: int) -> int:
     present = np.zeros(n, bool)
     spacing = n // max(episodes, 1)
     for k in range(episodes):
-        present[k * spacing + 10:k * spacing + 10 + 20 + k % 30] = True
+        present[k * spacing + 10 : k * spacing + 10 + 20 + k % 30] = True
     mask = np.zeros((h, w), np.uint8)
     mask[100:160, 200:280] = 255
     with open(folder / "frames.csv", "w", newline="") as f:
         out = csv.writer(f)
-        out.writerow(["index", "name", "timestamp", "present", "area_fraction", "max_prob", "bbox_x", "bbox_y",
-                      "bbox_w", "bbox_h", "flagged", "suppressed"])
+        out.writerow(
+            [
+                "index",
+                "name",
+                "timestamp",
+                "present",
+                "area_fraction",
+                "max_prob",
+                "bbox_x",
+                "bbox_y",
+                "bbox_w",
+                "bbox_h",
+                "flagged",
+                "suppressed",
+            ]
+        )
         for i in range(n):
             p = bool(present[i])
-            out.writerow([i, f"{i:06d}", f"{i / 25:.6f}", int(p), f"{0.037 if p else 0:.6f}",
-                          f"{0.99 if p else 0.1:.6f}", *([200, 100, 80, 60] if p else ["", "", "", ""]), int(p), 0])
+            out.writerow(
+                [
+                    i,
+                    f"{i:06d}",
+                    f"{i / 25:.6f}",
+                    int(p),
+                    f"{0.037 if p else 0:.6f}",
+                    f"{0.99 if p else 0.1:.6f}",
+                    *([200, 100, 80, 60] if p else ["", "", "", ""]),
+                    int(p),
+                    0,
+                ]
+            )
     for i in np.flatnonzero(present):
         write_mask(folder / "masks" / f"{i:06d}.png", mask)
-    (folder / "run.json").write_text(json.dumps({
-        "status": "complete", "model": "pns-plus", "backbone": "efficientnet-lite2", "threshold": 0.5,
-        "min_persistence": 6, "probe": {"kind": "video", "fps": 25.0, "frame_count": n, "width": w, "height": h},
-        "source": str(folder / "gone.mp4"), "frames": n}))
+    (folder / "run.json").write_text(
+        json.dumps(
+            {
+                "status": "complete",
+                "model": "pns-plus",
+                "backbone": "efficientnet-lite2",
+                "threshold": 0.5,
+                "min_persistence": 6,
+                "probe": {"kind": "video", "fps": 25.0, "frame_count": n, "width": w, "height": h},
+                "source": str(folder / "gone.mp4"),
+                "frames": n,
+            }
+        )
+    )
     return n
 
 
@@ -73,17 +109,24 @@ def main() -> int:
             options.add_argument(flag)
         loads = []
         for _ in range(args.runs):
-            browser = webdriver.Chrome(service=Service(shutil.which("chromedriver") or "chromedriver"), options=options)
+            browser = webdriver.Chrome(
+                service=Service(shutil.which("chromedriver") or "chromedriver"), options=options
+            )
             try:
                 browser.get(page.resolve().as_uri())
-                loads.append(browser.execute_script(
-                    "const e = performance.getEntriesByType('navigation')[0]; return e.loadEventEnd / 1000"))
+                loads.append(
+                    browser.execute_script(
+                        "const e = performance.getEntriesByType('navigation')[0]; return e.loadEventEnd / 1000"
+                    )
+                )
             finally:
                 browser.quit()
         print(f"| video | frames | episodes | page | written in | opens in (Chromium, {args.runs} runs) |")
         print("|---|---|---|---|---|---|")
-        print(f"| {args.minutes:g} min at 25 fps | {n} | {args.episodes} | {page.stat().st_size / 1e6:.1f} MB | "
-              f"{written:.1f} s | {min(loads):.2f}–{max(loads):.2f} s |")
+        print(
+            f"| {args.minutes:g} min at 25 fps | {n} | {args.episodes} | {page.stat().st_size / 1e6:.1f} MB | "
+            f"{written:.1f} s | {min(loads):.2f}–{max(loads):.2f} s |"
+        )
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return 0

@@ -23,6 +23,7 @@ Targets (issue 5): end to end ≥ 0.7× model alone on the CPU; RSS within 10 % 
 Issue 13: on a GPU, end to end ≥ 0.7× model alone; on a 2-core CPU, ``--model-free`` at 1080p
 ≥ 2× the pipeline before it (measured 12.1 → see the README).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -38,23 +39,51 @@ from pathlib import Path
 def make_video(path: Path, frames: int, size: str) -> None:
     from vpscli.io.ffmpeg import ffmpeg_exe
 
-    subprocess.run([ffmpeg_exe(), "-v", "error", "-y", "-f", "lavfi", "-i", f"testsrc2=size={size}:rate=25",
-                    "-frames:v", str(frames), "-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p",
-                    str(path)], check=True)
+    subprocess.run(
+        [
+            ffmpeg_exe(),
+            "-v",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            f"testsrc2=size={size}:rate=25",
+            "-frames:v",
+            str(frames),
+            "-c:v",
+            "libx264",
+            "-preset",
+            "veryfast",
+            "-pix_fmt",
+            "yuv420p",
+            str(path),
+        ],
+        check=True,
+    )
 
 
-def worker(model: str, video: str, device: str, precision: str, out: str, model_alone_steps: int,
-           model_free: bool = False, compile_mode: str | None = None, jobs: int = 1) -> dict:
+def worker(
+    model: str,
+    video: str,
+    device: str,
+    precision: str,
+    out: str,
+    model_alone_steps: int,
+    model_free: bool = False,
+    compile_mode: str | None = None,
+    jobs: int = 1,
+) -> dict:
     import torch
 
     from vpscli.engine import Segmenter, SegmentOptions, segment_video
-    from vpscli.io.sources import open_source
-    from vpscli.models import build_model
-    from vpscli.train.calibration import calibrate_batchnorm
 
     # untrained weights with calibrated BatchNorm: a trained model's output scale, so masks, PNGs and
     # overlays cost what they cost with real weights (a raw random PNS net marks all or nothing)
     from vpscli.engine.device import model_cpu_threads, set_cpu_threads
+    from vpscli.io.sources import open_source
+    from vpscli.models import build_model
+    from vpscli.train.calibration import calibrate_batchnorm
 
     if device == "cpu":
         set_cpu_threads(model_cpu_threads())  # what `vps segment` does on the CPU
@@ -99,8 +128,12 @@ def worker(model: str, video: str, device: str, precision: str, out: str, model_
             (copies / f"v{k}.mp4").unlink(missing_ok=True)
             (copies / f"v{k}.mp4").symlink_to(Path(video).absolute())
         t0 = time.perf_counter()
-        reports, failures = segment_many(seg, [open_source(copies / f"v{k}.mp4") for k in range(jobs)],
-                                         SegmentOptions(out_root=Path(out) / "jobs", overwrite=True), jobs=jobs)
+        reports, failures = segment_many(
+            seg,
+            [open_source(copies / f"v{k}.mp4") for k in range(jobs)],
+            SegmentOptions(out_root=Path(out) / "jobs", overwrite=True),
+            jobs=jobs,
+        )
         wall = time.perf_counter() - t0
         assert not failures, failures
         frames = sum(r.frames for r in reports)
@@ -111,18 +144,28 @@ def worker(model: str, video: str, device: str, precision: str, out: str, model_
         stages["total"] = wall
         rep_frames, rep_seconds = frames, wall
     else:
-        rep = segment_video(seg, open_source(video), SegmentOptions(out_root=Path(out), overwrite=True),
-                            on_frame=sample_rss)
+        rep = segment_video(
+            seg, open_source(video), SegmentOptions(out_root=Path(out), overwrite=True), on_frame=sample_rss
+        )
         stages = json.loads((Path(out) / Path(video).stem / "run.json").read_text())["timings_seconds"]
         rep_frames, rep_seconds = rep.frames, rep.seconds
     from vpscli.engine.outputs import png_workers
 
-    return {"model": model, "precision": seg.placement.precision, "png_workers": png_workers(), "jobs": jobs,
-            "compile_mode": compile_mode, "frames": rep_frames, "model_alone_fps": alone,
-            "end_to_end_fps": rep_frames / rep_seconds, "stages": stages,
-            "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-            "gpu_peak_mib": torch.cuda.max_memory_allocated() / 2**20 if device != "cpu" else None,
-            "rss_warm_mib": samples.get(n_frames // 3), "rss_end_mib": samples.get(n_frames - 1)}
+    return {
+        "model": model,
+        "precision": seg.placement.precision,
+        "png_workers": png_workers(),
+        "jobs": jobs,
+        "compile_mode": compile_mode,
+        "frames": rep_frames,
+        "model_alone_fps": alone,
+        "end_to_end_fps": rep_frames / rep_seconds,
+        "stages": stages,
+        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "gpu_peak_mib": torch.cuda.max_memory_allocated() / 2**20 if device != "cpu" else None,
+        "rss_warm_mib": samples.get(n_frames // 3),
+        "rss_end_mib": samples.get(n_frames - 1),
+    }
 
 
 def main() -> None:
@@ -133,16 +176,37 @@ def main() -> None:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--precision", default="auto")
     ap.add_argument("--steps", type=int, default=0, help="model-alone timed steps (default: ≥ 10 frames)")
-    ap.add_argument("--model-free", action="store_true",
-                    help="a zero-cost stand-in for each model: the pipeline's own throughput")
-    ap.add_argument("--compile-mode", default=None, help="torch.compile mode (default, reduce-overhead, max-autotune)")
-    ap.add_argument("--jobs", type=int, default=1, help="segment this many copies of the long clip at once "
-                    "(vps segment --jobs): aggregate frames/s")
+    ap.add_argument(
+        "--model-free",
+        action="store_true",
+        help="a zero-cost stand-in for each model: the pipeline's own throughput",
+    )
+    ap.add_argument(
+        "--compile-mode", default=None, help="torch.compile mode (default, reduce-overhead, max-autotune)"
+    )
+    ap.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        help="segment this many copies of the long clip at once (vps segment --jobs): aggregate frames/s",
+    )
     ap.add_argument("--worker", nargs=3, metavar=("MODEL", "VIDEO", "OUT"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
-        print(json.dumps(worker(*args.worker[:2], args.device, args.precision, args.worker[2], args.steps,
-                                args.model_free, args.compile_mode, args.jobs)))
+        print(
+            json.dumps(
+                worker(
+                    *args.worker[:2],
+                    args.device,
+                    args.precision,
+                    args.worker[2],
+                    args.steps,
+                    args.model_free,
+                    args.compile_mode,
+                    args.jobs,
+                )
+            )
+        )
         return
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -152,53 +216,90 @@ def main() -> None:
         for model in args.models.split(","):
             result = {}
             for label, video in (("short", short), ("long", long)):
-                proc = subprocess.run([sys.executable, __file__, "--worker", model, str(video), str(Path(tmp) / "out"),
-                                       "--device", args.device, "--precision", args.precision,
-                                       "--steps", str(args.steps), "--jobs", str(args.jobs if label == "long" else 1)]
-                                      + (["--model-free"] if args.model_free else [])
-                                      + (["--compile-mode", args.compile_mode] if args.compile_mode else []),
-                                      capture_output=True, text=True, check=True)
+                proc = subprocess.run(
+                    [
+                        sys.executable,
+                        __file__,
+                        "--worker",
+                        model,
+                        str(video),
+                        str(Path(tmp) / "out"),
+                        "--device",
+                        args.device,
+                        "--precision",
+                        args.precision,
+                        "--steps",
+                        str(args.steps),
+                        "--jobs",
+                        str(args.jobs if label == "long" else 1),
+                    ]
+                    + (["--model-free"] if args.model_free else [])
+                    + (["--compile-mode", args.compile_mode] if args.compile_mode else []),
+                    capture_output=True,
+                    text=True,
+                    check=True,
+                )
                 result[label] = json.loads(proc.stdout.strip().splitlines()[-1])
             rows.append(result)
             r = result["long"]
-            print(f"{model}: done ({r['frames']} frames, {r['end_to_end_fps']:.3f} frames/s)", file=sys.stderr)
-    kind = "zero-cost stand-in models (--model-free: the pipeline alone)" if args.model_free else \
-        "untrained calibrated weights"
+            print(
+                f"{model}: done ({r['frames']} frames, {r['end_to_end_fps']:.3f} frames/s)", file=sys.stderr
+            )
+    kind = (
+        "zero-cost stand-in models (--model-free: the pipeline alone)"
+        if args.model_free
+        else "untrained calibrated weights"
+    )
     if args.jobs > 1:
         kind += f"; the long run is {args.jobs} copies at once (--jobs {args.jobs}), frames/s summed"
     if args.compile_mode:
         kind += f"; torch.compile mode {args.compile_mode}"
-    print(f"\nvps segment on {args.size} H.264, device {args.device}, clips of {args.frames} and {args.frames * 10} "
-          f"frames, {kind}\n")
-    head = (f"{'model':<14}{'prec':>6}{'alone f/s':>11}{'e2e f/s':>10}{'e2e/alone':>11}{'model/wall':>12}{'decode':>8}"
-            f"{'model':>8}{'upsamp':>8}{'png':>7}{'overlay':>8}  {'bottleneck':<12}{'RSS short':>10}{'RSS long':>10}"
-            f"{'warm→end':>15}")
+    print(
+        f"\nvps segment on {args.size} H.264, device {args.device}, clips of {args.frames} and {args.frames * 10} "
+        f"frames, {kind}\n"
+    )
+    head = (
+        f"{'model':<14}{'prec':>6}{'alone f/s':>11}{'e2e f/s':>10}{'e2e/alone':>11}{'model/wall':>12}{'decode':>8}"
+        f"{'model':>8}{'upsamp':>8}{'png':>7}{'overlay':>8}  {'bottleneck':<12}{'RSS short':>10}{'RSS long':>10}"
+        f"{'warm→end':>15}"
+    )
     print(head)
     print("-" * len(head))
     for res in rows:
         s, lg = res["short"], res["long"]
         st = lg["stages"]
-        print(f"{lg['model']:<14}{lg['precision']:>6}{lg['model_alone_fps']:>11.1f}{lg['end_to_end_fps']:>10.2f}"
-              f"{lg['end_to_end_fps'] / lg['model_alone_fps']:>11.3f}{st.get('model', 0) / st['total']:>12.2f}"
-              f"{st.get('decode', 0):>8.2f}{st.get('model', 0):>8.2f}{st.get('upsample', 0):>8.2f}"
-              f"{st.get('png', 0):>7.2f}{st.get('overlay', 0):>8.2f}  {bottleneck(st, lg['png_workers'], lg['jobs']):<12}"
-              f"{s['peak_rss_mib']:>9.0f}M{lg['peak_rss_mib']:>9.0f}M"
-              + (f"{lg['rss_warm_mib']:>8.0f}→{lg['rss_end_mib']:.0f}M" if lg["rss_warm_mib"] else f"{'-':>10}")
-              + (f"   GPU peak {s['gpu_peak_mib']:.0f}→{lg['gpu_peak_mib']:.0f} MiB" if lg["gpu_peak_mib"] else ""))
-    print("\nstage columns: seconds over the long clip, each stage's own time (decode+preprocess on the decoder thread;"
-          "\nmodel+upsample on the model thread; png on a pool; overlay drawing and feeding the encoder on its thread);"
-          "\nmodel/wall: the share of the run the model computed (GPU utilisation on CUDA; with --jobs the videos'"
-          "\nmodel seconds are summed, so overlapping streams can exceed 1); bottleneck: the busiest"
-          "\nthread (the encoder process is not timed: it shows as overlay time when the overlay waits for it);"
-          "\nwarm→end: RSS of the long run after a third of its frames and at its last frame")
+        print(
+            f"{lg['model']:<14}{lg['precision']:>6}{lg['model_alone_fps']:>11.1f}{lg['end_to_end_fps']:>10.2f}"
+            f"{lg['end_to_end_fps'] / lg['model_alone_fps']:>11.3f}{st.get('model', 0) / st['total']:>12.2f}"
+            f"{st.get('decode', 0):>8.2f}{st.get('model', 0):>8.2f}{st.get('upsample', 0):>8.2f}"
+            f"{st.get('png', 0):>7.2f}{st.get('overlay', 0):>8.2f}  {bottleneck(st, lg['png_workers'], lg['jobs']):<12}"
+            f"{s['peak_rss_mib']:>9.0f}M{lg['peak_rss_mib']:>9.0f}M"
+            + (f"{lg['rss_warm_mib']:>8.0f}→{lg['rss_end_mib']:.0f}M" if lg["rss_warm_mib"] else f"{'-':>10}")
+            + (
+                f"   GPU peak {s['gpu_peak_mib']:.0f}→{lg['gpu_peak_mib']:.0f} MiB"
+                if lg["gpu_peak_mib"]
+                else ""
+            )
+        )
+    print(
+        "\nstage columns: seconds over the long clip, each stage's own time (decode+preprocess on the decoder thread;"
+        "\nmodel+upsample on the model thread; png on a pool; overlay drawing and feeding the encoder on its thread);"
+        "\nmodel/wall: the share of the run the model computed (GPU utilisation on CUDA; with --jobs the videos'"
+        "\nmodel seconds are summed, so overlapping streams can exceed 1); bottleneck: the busiest"
+        "\nthread (the encoder process is not timed: it shows as overlay time when the overlay waits for it);"
+        "\nwarm→end: RSS of the long run after a third of its frames and at its last frame"
+    )
 
 
 def bottleneck(stages: dict, png_workers: int, jobs: int = 1) -> str:
     """The thread with the most busy seconds: the stage that sets the pace (with ``jobs`` videos at once,
     each stage's seconds are summed over the videos: per thread, a ``jobs``-th of it)."""
-    busy = {"decode": stages.get("decode", 0) + stages.get("preprocess", 0),
-            "model": stages.get("model", 0) + stages.get("upsample", 0),
-            "png": stages.get("png", 0) / max(png_workers, 1), "overlay": stages.get("overlay", 0)}
+    busy = {
+        "decode": stages.get("decode", 0) + stages.get("preprocess", 0),
+        "model": stages.get("model", 0) + stages.get("upsample", 0),
+        "png": stages.get("png", 0) / max(png_workers, 1),
+        "overlay": stages.get("overlay", 0),
+    }
     name = max(busy, key=busy.get)
     return f"{name} {busy[name] / jobs / stages['total']:.0%}"
 

@@ -23,6 +23,7 @@ EfficientNet-Lite2 from ImageNet (``bench_pretrained.py``'s recipe) with each lo
 :func:`vpscli.train.train` and reports the validation scores: the new loader must not change
 what a run learns (issue 15: within ±0.03 maxDice after 300 CPU steps).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -56,8 +57,11 @@ def data_root() -> Path:
 
 
 def training_sources(root: Path):
-    return [discover_source(root / "cvc-clinicdb" / "train"), discover_source(root / "kvasir-seg"),
-            discover_source(root / "polypgen-negatives")]
+    return [
+        discover_source(root / "cvc-clinicdb" / "train"),
+        discover_source(root / "kvasir-seg"),
+        discover_source(root / "polypgen-negatives"),
+    ]
 
 
 def sync(device: torch.device) -> None:
@@ -70,7 +74,9 @@ class LegacyBatches:
     ``len``, ``batch``): ``DataLoader`` workers decode and augment, then the batch is copied."""
 
     def __init__(self, sources, window, size, seed, augment: bool, device, workers: int = 0, batch: int = 2):
-        self.ds = LegacyTrainSet(sources, window, size, seed=seed, augment=LegacyAugmentConfig(enabled=augment))
+        self.ds = LegacyTrainSet(
+            sources, window, size, seed=seed, augment=LegacyAugmentConfig(enabled=augment)
+        )
         self.device, self.workers, self.batch_size = device, workers, batch
         self._it, self._next = None, None
 
@@ -91,9 +97,16 @@ class LegacyBatches:
             if self._it is None or self._next != ks[0]:
                 from torch.utils.data import DataLoader
 
-                self._it = iter(DataLoader(self.ds, batch_size=len(ks), sampler=range(ks[0], len(self.ds)),
-                                           num_workers=self.workers, drop_last=True,
-                                           pin_memory=self.device.type == "cuda"))
+                self._it = iter(
+                    DataLoader(
+                        self.ds,
+                        batch_size=len(ks),
+                        sampler=range(ks[0], len(self.ds)),
+                        num_workers=self.workers,
+                        drop_last=True,
+                        pin_memory=self.device.type == "cuda",
+                    )
+                )
             b = next(self._it)
             self._next = ks[-1] + 1
         return {k: v.to(self.device, non_blocking=True) for k, v in b.items()}
@@ -143,12 +156,26 @@ def measure(args, name: str, loader: str, sources, device, size, amp: bool) -> d
     total_s = time.perf_counter() - t0
     frames = window.n_frames + int(window.needs_anchor)
     sps = args.steps * b / total_s
-    return {"model": name, "backbone": args.backbone, "device": str(device), "loader": loader,
-            "workers": args.workers if loader == "legacy" else 0, "batch": b, "size": f"{size[1]}x{size[0]}",
-            "samples_per_s": sps, "frames_per_s": sps * frames, "data_ms": 1000 * data_s, "step_ms": 1000 * step_s,
-            "data_share": data_s / (data_s + step_s), "store_build_s": build_s, "store_cached": cached,
-            "compile_mode": args.compile_mode, "amp": amp, "channels_last": placement.channels_last,
-            "gpu_peak_mib": torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None}
+    return {
+        "model": name,
+        "backbone": args.backbone,
+        "device": str(device),
+        "loader": loader,
+        "workers": args.workers if loader == "legacy" else 0,
+        "batch": b,
+        "size": f"{size[1]}x{size[0]}",
+        "samples_per_s": sps,
+        "frames_per_s": sps * frames,
+        "data_ms": 1000 * data_s,
+        "step_ms": 1000 * step_s,
+        "data_share": data_s / (data_s + step_s),
+        "store_build_s": build_s,
+        "store_cached": cached,
+        "compile_mode": args.compile_mode,
+        "amp": amp,
+        "channels_last": placement.channels_last,
+        "gpu_peak_mib": torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None,
+    }
 
 
 def store_memory(args, sources) -> list[dict]:
@@ -157,9 +184,17 @@ def store_memory(args, sources) -> list[dict]:
         size = get_spec(name).input_size
         t0 = time.perf_counter()
         store, cached = build_store(sources, store_size(size), args.cache)
-        rows.append({"model": name, "input": f"{size[1]}x{size[0]}", "store": f"{store.size[1]}x{store.size[0]}",
-                     "frames": int(store.frames.shape[0]), "mib": store.nbytes / 2**20,
-                     "seconds": time.perf_counter() - t0, "cached": cached})
+        rows.append(
+            {
+                "model": name,
+                "input": f"{size[1]}x{size[0]}",
+                "store": f"{store.size[1]}x{store.size[0]}",
+                "frames": int(store.frames.shape[0]),
+                "mib": store.nbytes / 2**20,
+                "seconds": time.perf_counter() - t0,
+                "cached": cached,
+            }
+        )
         del store
     return rows
 
@@ -172,23 +207,44 @@ def curve(args, root: Path) -> list[dict]:
     size = parse_size(args.size)
     for loader in ("legacy", "store"):
         out = Path(args.out) / loader
-        cfg = TrainConfig(model="pns-plus", backbone="efficientnet-lite2", pretrained=True,
-                          data=[str(root / "cvc-clinicdb" / "train"), str(root / "kvasir-seg")],
-                          val=[str(root / "cvc-clinicdb" / "valid"), str(root / "polypgen-negatives")],
-                          out=str(out), iters=args.iters, batch=args.batch, lr=5e-4, input_size=size, device=args.device,
-                          seed=0, val_every=args.iters, save_every=args.iters, log_every=10,
-                          cache_dir=args.cache, resume=(out / "checkpoint.pt").exists())
+        cfg = TrainConfig(
+            model="pns-plus",
+            backbone="efficientnet-lite2",
+            pretrained=True,
+            data=[str(root / "cvc-clinicdb" / "train"), str(root / "kvasir-seg")],
+            val=[str(root / "cvc-clinicdb" / "valid"), str(root / "polypgen-negatives")],
+            out=str(out),
+            iters=args.iters,
+            batch=args.batch,
+            lr=5e-4,
+            input_size=size,
+            device=args.device,
+            seed=0,
+            val_every=args.iters,
+            save_every=args.iters,
+            log_every=10,
+            cache_dir=args.cache,
+            resume=(out / "checkpoint.pt").exists(),
+        )
         real_samples, real_store = loop.TrainSamples, loop._load_store
         if loader == "legacy":
             loop._load_store = lambda cfg_, sources, size_, reporter: _Unplaced(sources)
             loop.TrainSamples = lambda store, window, size_, seed, augment: LegacyBatches(
-                store.sources, window, size_, seed, augment.enabled, resolve_device(args.device)[0])
+                store.sources, window, size_, seed, augment.enabled, resolve_device(args.device)[0]
+            )
         try:
             result = train(cfg)
         finally:
             loop.TrainSamples, loop._load_store = real_samples, real_store
-        rows.append({"loader": loader, **result.last_val, "steps": result.step, "train_s": round(result.seconds),
-                     "samples_per_s": result.samples_per_s})
+        rows.append(
+            {
+                "loader": loader,
+                **result.last_val,
+                "steps": result.step,
+                "train_s": round(result.seconds),
+                "samples_per_s": result.samples_per_s,
+            }
+        )
     return rows
 
 
@@ -221,8 +277,12 @@ def main() -> int:
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--device", default="cpu")
     p.add_argument("--workers", type=int, default=0, help="legacy loader processes")
-    p.add_argument("--loaders", default="legacy,store", help="legacy (the replaced loader and placement), store "
-                   "(vps train today), store-nchw (store without channels-last: the memory format's share)")
+    p.add_argument(
+        "--loaders",
+        default="legacy,store",
+        help="legacy (the replaced loader and placement), store "
+        "(vps train today), store-nchw (store without channels-last: the memory format's share)",
+    )
     p.add_argument("--compile-mode", default=None)
     p.add_argument("--no-amp", action="store_true")
     p.add_argument("--cache", default=None, help="store cache folder (default: a temporary one)")
@@ -234,7 +294,10 @@ def main() -> int:
     args = p.parse_args()
     root = data_root()
     if not (root / "cvc-clinicdb" / "train").is_dir():
-        print(f"no training data under {root}: set VPS_DATA (../shared/data or ../shared/data-pack)", file=sys.stderr)
+        print(
+            f"no training data under {root}: set VPS_DATA (../shared/data or ../shared/data-pack)",
+            file=sys.stderr,
+        )
         return 2
     tmp = tempfile.TemporaryDirectory()
     args.cache = args.cache or tmp.name

@@ -9,6 +9,7 @@ and the ``vps evaluate`` toolbox protocol: maxDice, meanDice, S-measure, MAE, ma
 clean held-out polyp-free frames before the persistence filter (``neg_clean``; ``benchmarks/train_default.sh``
 links the two held-out sequences into ``runs/split/neg-val/Frame``). Seconds are wall time on the CPU.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -40,7 +41,9 @@ def main() -> int:
     if not valid.is_dir():
         print(f"no CVC-ClinicDB valid clips under {data}: set VPS_DATA", file=sys.stderr)
         return 2
-    sources = [discover_source(valid)] + ([discover_source(args.negatives)] if Path(args.negatives).is_dir() else [])
+    sources = [discover_source(valid)] + (
+        [discover_source(args.negatives)] if Path(args.negatives).is_dir() else []
+    )
     loaded = load_model(args.model, args.weights)
     rows = {}
     for name, net in (("plain", loaded.net), ("tta", MirrorAveraged(loaded.net))):
@@ -48,8 +51,11 @@ def main() -> int:
         result = validate(net, sources, torch.device("cpu"))
         seconds = time.perf_counter() - t0
         frames = result.n_frames + sum(len(s) for src in sources[1:] for s in src.sequences)
-        rows[name] = {**{k: round(v, 4) for k, v in result.metrics.items()}, "seconds": round(seconds, 1),
-                      "ms_per_frame": round(1000 * seconds / max(frames, 1), 1)}
+        rows[name] = {
+            **{k: round(v, 4) for k, v in result.metrics.items()},
+            "seconds": round(seconds, 1),
+            "ms_per_frame": round(1000 * seconds / max(frames, 1), 1),
+        }
     if args.json:
         print(json.dumps({"weights": loaded.describe(), "rows": rows}, indent=2))
         return 0

@@ -6,6 +6,7 @@ geometry helpers and the file readers it shares with the package are imported): 
 augmented frame by frame with OpenCV, in ``torch.utils.data.DataLoader`` workers. The benchmark
 times it against :mod:`vpscli.train.store` + :mod:`vpscli.train.augment` in the same run.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -47,9 +48,14 @@ def _highlights(frame: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return frame * (1 - alpha) + np.float32(0.98) * alpha
 
 
-def augment_clip(frames: list[np.ndarray], masks: list[np.ndarray | None], kind: str,
-                 out_hw: tuple[int, int], rng: np.random.Generator,
-                 cfg: LegacyAugmentConfig = LegacyAugmentConfig()) -> tuple[np.ndarray, np.ndarray]:
+def augment_clip(
+    frames: list[np.ndarray],
+    masks: list[np.ndarray | None],
+    kind: str,
+    out_hw: tuple[int, int],
+    rng: np.random.Generator,
+    cfg: LegacyAugmentConfig = LegacyAugmentConfig(),
+) -> tuple[np.ndarray, np.ndarray]:
     """Augment one sample (see the module doc for what is shared across frames).
 
     Args:
@@ -68,10 +74,12 @@ def augment_clip(frames: list[np.ndarray], masks: list[np.ndarray | None], kind:
     out_m = np.zeros((n, oh, ow), np.float32)
     if cfg.enabled:
         geom = random_geometry(rng, cfg)
-        colour = (float(rng.uniform(-cfg.brightness, cfg.brightness)),
-                  float(rng.uniform(1 - cfg.contrast, 1 + cfg.contrast)),
-                  float(rng.uniform(1 - cfg.saturation, 1 + cfg.saturation)),
-                  rng.uniform(1 - cfg.channel_gain, 1 + cfg.channel_gain, 3).astype(np.float32))
+        colour = (
+            float(rng.uniform(-cfg.brightness, cfg.brightness)),
+            float(rng.uniform(1 - cfg.contrast, 1 + cfg.contrast)),
+            float(rng.uniform(1 - cfg.saturation, 1 + cfg.saturation)),
+            rng.uniform(1 - cfg.channel_gain, 1 + cfg.channel_gain, 3).astype(np.float32),
+        )
         sigma = float(rng.uniform(0.5, 1.5)) if rng.random() < cfg.blur else 0.0
     for i, (frame, mask) in enumerate(zip(frames, masks)):
         geoms = []
@@ -81,8 +89,9 @@ def augment_clip(frames: list[np.ndarray], masks: list[np.ndarray | None], kind:
         warped = cv2.warpAffine(frame, m, (ow, oh), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
         f = warped.astype(np.float32) / 255.0
         if mask is not None:
-            wm = cv2.warpAffine(mask.astype(np.float32), m, (ow, oh), flags=cv2.INTER_LINEAR,
-                                borderMode=cv2.BORDER_CONSTANT)
+            wm = cv2.warpAffine(
+                mask.astype(np.float32), m, (ow, oh), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT
+            )
             out_m[i] = wm > 0.5
         if cfg.enabled:
             f = _colour(f, colour)
@@ -117,8 +126,14 @@ class LegacyTrainSet(Dataset):
         augment: augmentation settings (``LegacyAugmentConfig(enabled=False)``: resize only).
     """
 
-    def __init__(self, sources: list[DataSource], window: TrainWindow, input_size: tuple[int, int],
-                 seed: int = 0, augment: LegacyAugmentConfig = LegacyAugmentConfig()):
+    def __init__(
+        self,
+        sources: list[DataSource],
+        window: TrainWindow,
+        input_size: tuple[int, int],
+        seed: int = 0,
+        augment: LegacyAugmentConfig = LegacyAugmentConfig(),
+    ):
         self.sequences: list[Sequence] = [s for src in sources for s in src.sequences]
         self.window = window
         self.input_size = (int(input_size[0]), int(input_size[1]))
@@ -160,8 +175,14 @@ class LegacyTrainSet(Dataset):
         for i in set(idx):
             mask = None if seq.masks[i] is None else read_binary_mask(seq.masks[i])
             cache[i] = (read_rgb(seq.frames[i]), mask)
-        frames, masks = augment_clip([cache[i][0] for i in idx], [cache[i][1] for i in idx], seq.kind,
-                                     self.input_size, rng, self.augment)
+        frames, masks = augment_clip(
+            [cache[i][0] for i in idx],
+            [cache[i][1] for i in idx],
+            seq.kind,
+            self.input_size,
+            rng,
+            self.augment,
+        )
         frames_t = torch.from_numpy(frames).permute(0, 3, 1, 2).contiguous()
         masks_t = torch.from_numpy(masks)[:, None]
         if self.window.needs_anchor:

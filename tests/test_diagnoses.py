@@ -1,5 +1,6 @@
 """Each bad input is named for what it is: a text file posing as weights, a training snapshot, an empty mask,
 a video under an unlisted extension, --fps given for a video, and --debug tracebacks for one failed input."""
+
 from __future__ import annotations
 
 import re
@@ -17,14 +18,24 @@ from vpscli.models import build_model, load_checkpoint
 
 
 def vps(*args):
-    return subprocess.run([sys.executable, "-m", "vpscli", *map(str, args)], capture_output=True, text=True,
-                          timeout=300, env={**__import__("os").environ, "COLUMNS": "250"})
+    return subprocess.run(
+        [sys.executable, "-m", "vpscli", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**__import__("os").environ, "COLUMNS": "250"},
+    )
 
 
-@pytest.mark.parametrize("content, said", [(b"hello\n", "is a text file, not a PyTorch checkpoint"),
-                                           (b"", "is an empty file (0 bytes)"),
-                                           (b"<!DOCTYPE html><html>", "is an HTML page"),
-                                           (bytes(range(256)), "neither a torch.save archive nor a pickle")])
+@pytest.mark.parametrize(
+    "content, said",
+    [
+        (b"hello\n", "is a text file, not a PyTorch checkpoint"),
+        (b"", "is an empty file (0 bytes)"),
+        (b"<!DOCTYPE html><html>", "is an HTML page"),
+        (bytes(range(256)), "neither a torch.save archive nor a pickle"),
+    ],
+)
 def test_weights_files_that_are_not_checkpoints(tmp_path, content, said):
     path = tmp_path / "w.pth"
     path.write_bytes(content)
@@ -34,8 +45,12 @@ def test_weights_files_that_are_not_checkpoints(tmp_path, content, said):
 
 def test_a_training_snapshot_is_named_as_such(tmp_path):
     model = build_model("pns-net", backbone="efficientnet-lite2")
-    snapshot = {"format": "vps-train-1", "step": 3, "model": model.state_dict(),
-                "optimizer": torch.optim.AdamW(model.parameters()).state_dict()}
+    snapshot = {
+        "format": "vps-train-1",
+        "step": 3,
+        "model": model.state_dict(),
+        "optimizer": torch.optim.AdamW(model.parameters()).state_dict(),
+    }
     torch.save(snapshot, tmp_path / "checkpoint.pt")
     with pytest.raises(InputError, match="is a vps train snapshot") as e:
         load_checkpoint(model, tmp_path / "checkpoint.pt")
@@ -61,8 +76,20 @@ def test_fps_for_a_video_is_said_to_be_unused_and_debug_shows_one_inputs_traceba
     bad = tmp_path / "bad.mp4"
     data = (clip / "vid.mp4").read_bytes()
     bad.write_bytes(data[: len(data) // 4])
-    r = vps("--debug", "segment", clip / "vid.mp4", bad, "-w", weights["pns-plus"], "-o", tmp_path / "o",
-            "--no-overlay", "-q", "--fps", "30")
+    r = vps(
+        "--debug",
+        "segment",
+        clip / "vid.mp4",
+        bad,
+        "-w",
+        weights["pns-plus"],
+        "-o",
+        tmp_path / "o",
+        "--no-overlay",
+        "-q",
+        "--fps",
+        "30",
+    )
     assert r.returncode == 3, r.stderr
     assert "--fps 30 applies to frame folders only: 2 video file(s)" in " ".join(r.stderr.split())
     assert "Traceback" in r.stderr and "InputError: " in r.stderr and f"error: {bad}" in r.stderr

@@ -1,4 +1,5 @@
 """The inference driver: windowing, ownership, state per video, batching, upsampling."""
+
 from __future__ import annotations
 
 import cv2
@@ -15,15 +16,32 @@ class Probe(VideoModel):
     """A contract model that records every call; logit = 8·(red − 0.5), so p follows the red channel."""
 
     def __init__(self, clip_length=5, stateful=False, anchor=False):
-        super().__init__(ModelSpec(name="probe", title="test model", clip_length=clip_length, input_size=(24, 32),
-                                   fixed_input_size=True, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0),
-                                   memory_clips=1 if stateful else 0, needs_anchor=anchor))
+        super().__init__(
+            ModelSpec(
+                name="probe",
+                title="test model",
+                clip_length=clip_length,
+                input_size=(24, 32),
+                fixed_input_size=True,
+                mean=(0.0, 0.0, 0.0),
+                std=(1.0, 1.0, 1.0),
+                memory_clips=1 if stateful else 0,
+                needs_anchor=anchor,
+            )
+        )
         self.calls = []
         self.scale = torch.nn.Parameter(torch.tensor(8.0))
 
     def step(self, clip, state, indices, anchor):
-        self.calls.append({"indices": list(indices), "batch": clip.shape[0], "state": state,
-                           "seen_before": state.frames_seen, "anchor": None if anchor is None else anchor.clone()})
+        self.calls.append(
+            {
+                "indices": list(indices),
+                "batch": clip.shape[0],
+                "state": state,
+                "seen_before": state.frames_seen,
+                "anchor": None if anchor is None else anchor.clone(),
+            }
+        )
         return self.scale * (clip[:, :, :1] - 0.5)
 
 
@@ -56,7 +74,9 @@ def test_windows_predict_every_frame_exactly_once(n, clip_length):
     if n >= clip_length and n % clip_length:
         assert windows[-1].indices == list(range(n - clip_length, n)), "tail aligned to the end"
     if n < clip_length:
-        assert [i.index for i in windows[0].items] == list(range(n)) + [n - 1] * (clip_length - n), "pad by repeating"
+        assert [i.index for i in windows[0].items] == list(range(n)) + [n - 1] * (clip_length - n), (
+            "pad by repeating"
+        )
 
 
 @pytest.mark.parametrize("n", [1, 2, 3, 4, 5, 6, 7, 11, 12])
@@ -66,7 +86,9 @@ def test_segmenter_outputs_one_result_per_frame_at_source_size(tmp_path, n):
     results = list(seg.run(folder_clip(tmp_path, n, size=(41, 31))))
     assert [r.index for r in results] == list(range(n))
     assert [r.name for r in results] == [f"f{i}" for i in range(n)]
-    assert all(r.mask.shape == (31, 41) and r.prob.shape == (31, 41) and r.prob.dtype == np.uint8 for r in results)
+    assert all(
+        r.mask.shape == (31, 41) and r.prob.shape == (31, 41) and r.prob.dtype == np.uint8 for r in results
+    )
     # the bottom half's red level is 10·i/255: p = sigmoid(8·(red − 0.5)) survives bilinear upsampling
     for r in results:
         red = ((10 * r.index) % 250) / 255
@@ -82,7 +104,7 @@ def test_state_is_fresh_per_video_and_carried_within_one(tmp_path):
     list(seg.run(folder_clip(tmp_path, 7, name="a")))
     first = list(model.calls)
     list(seg.run(folder_clip(tmp_path, 7, name="b")))
-    second = model.calls[len(first):]
+    second = model.calls[len(first) :]
     # the state objects themselves are kept (an id() of a freed state can be reused by the next one)
     assert len({id(c["state"]) for c in first}) == 1 and len({id(c["state"]) for c in second}) == 1
     assert first[0]["state"] is not second[0]["state"]
@@ -99,7 +121,9 @@ def test_batching_stateless_clips_keeps_batch_constant_and_anchor_is_frame_zero(
     anchors = [c["anchor"] for c in model.calls]
     frame0_red = 0.0  # bottom rows of frame 0 have red 0
     for a in anchors:  # one frame shared by the batch: the model encodes it once, alone
-        assert a.shape[0] == 1 and torch.all(a[:, 0, -1, :] == frame0_red), "every clip sees frame 0 as anchor"
+        assert a.shape[0] == 1 and torch.all(a[:, 0, -1, :] == frame0_red), (
+            "every clip sees frame 0 as anchor"
+        )
 
 
 def test_unknown_model_and_missing_weights_are_clear_errors(tmp_path, monkeypatch):

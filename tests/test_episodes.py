@@ -1,12 +1,20 @@
 """Episodes, the persistence filter, the false-alarm summary and time to first detection, as pure functions."""
+
 from __future__ import annotations
 
 import random
 
 import pytest
 
-from vpscli.episodes import (EpisodeDetection, PersistenceFilter, Run, episode_detections, flag_summary,
-                             persistent, runs)
+from vpscli.episodes import (
+    EpisodeDetection,
+    PersistenceFilter,
+    Run,
+    episode_detections,
+    flag_summary,
+    persistent,
+    runs,
+)
 
 
 def flags(text: str) -> list[bool]:
@@ -37,13 +45,16 @@ def test_runs_find_every_maximal_run_including_the_edges():
     assert runs(flags("####")) == [Run(0, 4)]
 
 
-@pytest.mark.parametrize("n, expected", [
-    (1, "##..###.#...####"),
-    (2, "##..###.....####"),
-    (3, "....###.....####"),
-    (4, "............####"),
-    (5, "................"),
-])
+@pytest.mark.parametrize(
+    "n, expected",
+    [
+        (1, "##..###.#...####"),
+        (2, "##..###.....####"),
+        (3, "....###.....####"),
+        (4, "............####"),
+        (5, "................"),
+    ],
+)
 def test_persistent_keeps_runs_of_at_least_n_frames(n, expected):
     # a run at the start (2), in the middle (3 and 1), and at the end of the video (4)
     assert text(persistent(flags("##..###.#...####"), n)) == expected
@@ -74,7 +85,9 @@ def test_the_streaming_filter_decides_a_run_as_soon_as_it_reaches_n():
     assert f.push("d", True) == [("d", True)] and f.held == 0
     assert f.push("e", False) == [("e", False)]
     assert f.push("f", True) == [] and f.push("g", False) == [("f", False), ("g", False)]
-    assert f.push("h", True) == [] and f.finish() == [("h", False)]  # the video ended before the run reached 3
+    assert f.push("h", True) == [] and f.finish() == [
+        ("h", False)
+    ]  # the video ended before the run reached 3
     assert f.finish() == []
 
 
@@ -115,8 +128,11 @@ def test_flag_summary_gives_false_alarm_rates_only_for_a_video_said_to_be_polyp_
 def test_episode_detections_time_to_first_detection_and_misses():
     gt = flags("..####...###..##")
     hit = flags("#...##.....#....")  # a detection before the first episode does not count for it
-    assert episode_detections(gt, hit) == [EpisodeDetection(2, 4, 2), EpisodeDetection(9, 3, 2),
-                                           EpisodeDetection(14, 2, None)]
+    assert episode_detections(gt, hit) == [
+        EpisodeDetection(2, 4, 2),
+        EpisodeDetection(9, 3, 2),
+        EpisodeDetection(14, 2, None),
+    ]
     assert episode_detections(gt, hit)[2].missed
     assert episode_detections(flags("###"), flags("###")) == [EpisodeDetection(0, 3, 0)]
     assert episode_detections(flags("..."), flags("###")) == []

@@ -1,4 +1,5 @@
 """``vps evaluate`` end to end: layouts, outputs (table, JSON, CSV, plot), notes and bad input."""
+
 from __future__ import annotations
 
 import csv
@@ -32,7 +33,9 @@ def _pred(rng, gt):
     return np.clip(pred.astype(int) + rng.integers(-10, 20, gt.shape), 0, 255).astype(np.uint8)
 
 
-def make_tree(root: Path, cases: dict[str, int], *, methods=(".",), split="", seed=0, pred_sub="", gt_kind=None):
+def make_tree(
+    root: Path, cases: dict[str, int], *, methods=(".",), split="", seed=0, pred_sub="", gt_kind=None
+):
     """GT under root/gt/<split>/GT/<case>/<i>.png; predictions under root/pred/<method>/<split>/<case>[/pred_sub]."""
     rng = np.random.default_rng(seed)
     truth: dict[str, list[tuple[str, np.ndarray, dict]]] = {}
@@ -60,8 +63,12 @@ def expected_dataset(truth, method=".", keep_ends=False):
         if not used:
             continue
         per = [oracle.all_measures(preds[method], gt) for _, gt, preds in used]
-        seq_curves.append({k: np.mean([f[k] for f in per], axis=0) for k in ("Dice", "IoU", "Sen", "Spe", "Em", "Fm")})
-        seq_scalars.append({k: np.mean([f[k] for f in per]) for k in ("Smeasure", "wFmeasure", "MAE", "adpEm", "adpFm")})
+        seq_curves.append(
+            {k: np.mean([f[k] for f in per], axis=0) for k in ("Dice", "IoU", "Sen", "Spe", "Em", "Fm")}
+        )
+        seq_scalars.append(
+            {k: np.mean([f[k] for f in per]) for k in ("Smeasure", "wFmeasure", "MAE", "adpEm", "adpFm")}
+        )
     out = {k: float(np.mean([s[k] for s in seq_scalars])) for k in seq_scalars[0]}
     for k in seq_curves[0]:
         curve = np.mean([c[k] for c in seq_curves], axis=0)
@@ -77,7 +84,9 @@ def run(args, capsys):
 
 def test_gt_folder_json_matches_oracle(tmp_path, capsys):
     truth = make_tree(tmp_path, {"1": 5, "2": 4, "10": 3})
-    code, out, err = run([tmp_path / "pred", tmp_path / "gt" / "GT", "-m", "all", "--json", tmp_path / "r.json"], capsys)
+    code, out, err = run(
+        [tmp_path / "pred", tmp_path / "gt" / "GT", "-m", "all", "--json", tmp_path / "r.json"], capsys
+    )
     assert code == 0, err
     doc = json.loads((tmp_path / "r.json").read_text())
     assert set(doc) == {"protocol", "splits"}
@@ -95,12 +104,25 @@ def test_gt_folder_json_matches_oracle(tmp_path, capsys):
 
 def test_keep_ends_and_per_sequence(tmp_path, capsys):
     truth = make_tree(tmp_path, {"1": 4, "2": 3})
-    code, out, _ = run([tmp_path / "pred", tmp_path / "gt", "--keep-ends", "--per-sequence", "-m", "Smeasure,maxDice",
-                        "--json", tmp_path / "r.json"], capsys)
+    code, out, _ = run(
+        [
+            tmp_path / "pred",
+            tmp_path / "gt",
+            "--keep-ends",
+            "--per-sequence",
+            "-m",
+            "Smeasure,maxDice",
+            "--json",
+            tmp_path / "r.json",
+        ],
+        capsys,
+    )
     assert code == 0
     entry = json.loads((tmp_path / "r.json").read_text())["splits"]["."]["."]
     assert entry["per_sequence"]["1"]["n_frames"] == 4
-    assert entry["dataset"]["maxDice"] == pytest.approx(expected_dataset(truth, keep_ends=True)["maxDice"], abs=1e-9)
+    assert entry["dataset"]["maxDice"] == pytest.approx(
+        expected_dataset(truth, keep_ends=True)["maxDice"], abs=1e-9
+    )
     assert "per sequence" in out
 
 
@@ -108,7 +130,10 @@ def test_dataset_root_with_splits_and_methods(tmp_path, capsys):
     for split, seed in (("TestEasyDataset/Seen", 1), ("TestHardDataset/Unseen", 2)):
         make_tree(tmp_path, {"case1": 4, "case2_1": 3}, methods=("PNSPlus", "UNet"), split=split, seed=seed)
     (tmp_path / "pred" / "notes").mkdir()  # a folder that is not a method
-    code, out, err = run([tmp_path / "pred", tmp_path / "gt", "--json", tmp_path / "r.json", "--csv", tmp_path / "r.csv"], capsys)
+    code, out, err = run(
+        [tmp_path / "pred", tmp_path / "gt", "--json", tmp_path / "r.json", "--csv", tmp_path / "r.csv"],
+        capsys,
+    )
     assert code == 0, err
     doc = json.loads((tmp_path / "r.json").read_text())
     assert set(doc["splits"]) == {"TestEasyDataset/Seen", "TestHardDataset/Unseen"}
@@ -132,7 +157,10 @@ def test_segment_masks_layout_and_flat_folder(tmp_path, capsys):
     # one masks/ folder against a GT folder of several cases: only with --matched-only
     code, _, err = run([tmp_path / "pred" / "a" / "masks", tmp_path / "gt", "-q"], capsys)
     assert code == 1 and "GT cases without a prediction folder: b" in err and "--matched-only" in err
-    code, _, err = run([tmp_path / "pred" / "a" / "masks", tmp_path / "gt", "--matched-only", "--json", tmp_path / "a.json"], capsys)
+    code, _, err = run(
+        [tmp_path / "pred" / "a" / "masks", tmp_path / "gt", "--matched-only", "--json", tmp_path / "a.json"],
+        capsys,
+    )
     assert code == 0, err
     assert "left out 1 GT case(s)" in err
     per = json.loads((tmp_path / "a.json").read_text())["splits"]["."]["."]["per_sequence"]
@@ -156,7 +184,18 @@ def test_missing_predictions(tmp_path, capsys):
     code, _, err = run([tmp_path / "pred", tmp_path / "gt"], capsys)
     assert code == 1
     assert "1 prediction(s) missing" in err and "3.png" in err and "--allow-missing" in err
-    code, _, err = run([tmp_path / "pred", tmp_path / "gt", "--allow-missing", "-m", "maxDice", "--json", tmp_path / "r.json"], capsys)
+    code, _, err = run(
+        [
+            tmp_path / "pred",
+            tmp_path / "gt",
+            "--allow-missing",
+            "-m",
+            "maxDice",
+            "--json",
+            tmp_path / "r.json",
+        ],
+        capsys,
+    )
     assert code == 0 and "scored as all-zero maps" in err
     zero = {k: v for k, v in truth.items()}
     name, gt, preds = zero["1"][2]
@@ -234,13 +273,31 @@ def test_nan_frames_are_reported(tmp_path, capsys):
 
 def test_plot_and_workers_give_identical_results(tmp_path):
     make_tree(tmp_path, {str(i): 8 for i in range(1, 9)}, methods=("A", "B"))
-    base = [sys.executable, "-m", "vpscli", "evaluate", str(tmp_path / "pred"), str(tmp_path / "gt"), "-m", "all", "-q"]
-    one = subprocess.run(base + ["-j", "1", "--json", str(tmp_path / "1.json"), "--plot", str(tmp_path / "c.png")],
-                         capture_output=True, text=True)
+    base = [
+        sys.executable,
+        "-m",
+        "vpscli",
+        "evaluate",
+        str(tmp_path / "pred"),
+        str(tmp_path / "gt"),
+        "-m",
+        "all",
+        "-q",
+    ]
+    one = subprocess.run(
+        base + ["-j", "1", "--json", str(tmp_path / "1.json"), "--plot", str(tmp_path / "c.png")],
+        capture_output=True,
+        text=True,
+    )
     assert one.returncode == 0, one.stderr
-    two = subprocess.run(base + ["-j", "2", "--json", str(tmp_path / "2.json")], capture_output=True, text=True)
+    two = subprocess.run(
+        base + ["-j", "2", "--json", str(tmp_path / "2.json")], capture_output=True, text=True
+    )
     assert two.returncode == 0, two.stderr
-    assert json.loads((tmp_path / "1.json").read_text())["splits"] == json.loads((tmp_path / "2.json").read_text())["splits"]
+    assert (
+        json.loads((tmp_path / "1.json").read_text())["splits"]
+        == json.loads((tmp_path / "2.json").read_text())["splits"]
+    )
     image = cv2.imread(str(tmp_path / "c.png"))
     assert image is not None and image.shape[1] == 7 * 300 and image.std() > 10
 
@@ -263,7 +320,9 @@ def test_real_cvc_clips_against_the_oracle(vps_data, tmp_path, capsys):
             cv2.imwrite(str(tmp_path / "gt" / "GT" / clip.name / f.name), gt)
             cv2.imwrite(str(tmp_path / "pred" / clip.name / f.name), pred)
             truth.setdefault(clip.name, []).append((f.name, gt, {".": pred}))
-    code, _, err = run([tmp_path / "pred", tmp_path / "gt", "-m", "all", "--json", tmp_path / "r.json"], capsys)
+    code, _, err = run(
+        [tmp_path / "pred", tmp_path / "gt", "-m", "all", "--json", tmp_path / "r.json"], capsys
+    )
     assert code == 0, err
     got = json.loads((tmp_path / "r.json").read_text())["splits"]["."]["."]["dataset"]
     for key, value in expected_dataset(truth).items():
@@ -287,7 +346,9 @@ def _write_davis_case(path: Path, gt: np.ndarray) -> None:
     from vpscli.export.davis import write_davis
     from vpscli.export.instances import FrameInstances
 
-    folder = write_davis([FrameInstances(int(path.stem), gt > 0, [], None)], path.parent / "_davis", path.parent.name)
+    folder = write_davis(
+        [FrameInstances(int(path.stem), gt > 0, [], None)], path.parent / "_davis", path.parent.name
+    )
     (folder / f"{int(path.stem):05d}.png").rename(path)
 
 
@@ -300,7 +361,9 @@ def test_gt_encodings_mean_what_read_mask_says(tmp_path, capsys, kind, write, no
     """A palette (vps's DAVIS export), 0/1 or 1-bit GT scores exactly like the 0/255 GT it encodes."""
     truth = make_tree(tmp_path, {"1": 5, "2": 4})
     _rewrite_gt(tmp_path, truth, write)
-    code, _, err = run([tmp_path / "pred", tmp_path / "gt", "-m", "all", "--json", tmp_path / "r.json"], capsys)
+    code, _, err = run(
+        [tmp_path / "pred", tmp_path / "gt", "-m", "all", "--json", tmp_path / "r.json"], capsys
+    )
     assert code == 0, err
     doc = json.loads((tmp_path / "r.json").read_text())
     got = doc["splits"]["."]["."]["dataset"]
@@ -322,13 +385,19 @@ def test_prediction_encodings_are_reported_once_per_kind(tmp_path, capsys):
             cv2.imwrite(str(path), preds["."].astype(np.uint16) * 257)
         else:
             cv2.imwrite(str(path), np.dstack([preds["."]] * 3))
-    code, _, err = run([tmp_path / "pred", tmp_path / "gt", "-m", "Smeasure,maxDice,MAE", "--json", tmp_path / "r.json"], capsys)
+    code, _, err = run(
+        [tmp_path / "pred", tmp_path / "gt", "-m", "Smeasure,maxDice,MAE", "--json", tmp_path / "r.json"],
+        capsys,
+    )
     assert code == 0, err
     got = json.loads((tmp_path / "r.json").read_text())["splits"]["."]["."]["dataset"]
     want = expected_dataset(truth)
     for key in ("Smeasure", "maxDice", "MAE"):
         assert got[key] == pytest.approx(want[key], abs=1e-9), key
-    assert "2 prediction(s) are 16-bit images" in err and "2 prediction(s) are RGB images with equal channels" in err
+    assert (
+        "2 prediction(s) are 16-bit images" in err
+        and "2 prediction(s) are RGB images with equal channels" in err
+    )
     assert err.count("16-bit images") == 1
 
 
@@ -336,7 +405,10 @@ def test_8bit_grey_inputs_have_no_conversion_note(tmp_path, capsys):
     make_tree(tmp_path, {"1": 4})
     code, _, err = run([tmp_path / "pred", tmp_path / "gt", "--json", tmp_path / "r.json"], capsys)
     assert code == 0 and " are " not in err.replace("are 0 at every", "")
-    assert json.loads((tmp_path / "r.json").read_text())["protocol"]["conversions"] == {"gt": {}, "predictions": {}}
+    assert json.loads((tmp_path / "r.json").read_text())["protocol"]["conversions"] == {
+        "gt": {},
+        "predictions": {},
+    }
 
 
 # --- sequences too short for the protocol ---------------------------------------------------------------
@@ -347,7 +419,10 @@ def test_only_short_sequences_is_an_error_suggesting_keep_ends(tmp_path, capsys)
     code, out, err = run([tmp_path / "pred", tmp_path / "gt"], capsys)
     assert code == 1 and "nan" not in out
     assert "all 2 sequence(s) have at most 2 frames" in err and "fix: use --keep-ends" in err
-    code, _, err = run([tmp_path / "pred", tmp_path / "gt", "--keep-ends", "-m", "maxDice", "--json", tmp_path / "r.json"], capsys)
+    code, _, err = run(
+        [tmp_path / "pred", tmp_path / "gt", "--keep-ends", "-m", "maxDice", "--json", tmp_path / "r.json"],
+        capsys,
+    )
     assert code == 0, err
     got = json.loads((tmp_path / "r.json").read_text())["splits"]["."]["."]["dataset"]["maxDice"]
     assert got == pytest.approx(expected_dataset(truth, keep_ends=True)["maxDice"], abs=1e-9)
@@ -361,7 +436,9 @@ def test_prediction_extension_in_upper_case_is_scored_with_a_note(tmp_path, caps
     for name in ("2.png", "3.png"):
         path = tmp_path / "pred" / "1" / name
         path.rename(path.with_suffix(".PNG"))
-    code, _, err = run([tmp_path / "pred", tmp_path / "gt", "-m", "Smeasure", "--json", tmp_path / "r.json"], capsys)
+    code, _, err = run(
+        [tmp_path / "pred", tmp_path / "gt", "-m", "Smeasure", "--json", tmp_path / "r.json"], capsys
+    )
     assert code == 0, err
     got = json.loads((tmp_path / "r.json").read_text())["splits"]["."]["."]["dataset"]["Smeasure"]
     assert got == pytest.approx(expected_dataset(truth)["Smeasure"], abs=1e-9)
@@ -375,14 +452,18 @@ def test_prediction_numbers_with_other_zero_padding_are_scored_as_that_frame(tmp
     pred = tmp_path / "pred" / "1"
     for i in range(1, 7):
         (pred / f"{i}.png").rename(pred / f"{i:06d}.png")
-    code, _, err = run([tmp_path / "pred", tmp_path / "gt", "-m", "Smeasure,maxDice", "--json", tmp_path / "r.json"],
-                       capsys)
+    code, _, err = run(
+        [tmp_path / "pred", tmp_path / "gt", "-m", "Smeasure,maxDice", "--json", tmp_path / "r.json"], capsys
+    )
     assert code == 0, err
     got = json.loads((tmp_path / "r.json").read_text())["splits"]["."]["."]["dataset"]
     want = expected_dataset(truth)
     assert got["Smeasure"] == pytest.approx(want["Smeasure"], abs=1e-9)
     assert got["maxDice"] == pytest.approx(want["maxDice"], abs=1e-9)
-    assert "4 prediction file(s) carry the GT frame's number with other zero padding (e.g. 000002.png for 2.png)" in err
+    assert (
+        "4 prediction file(s) carry the GT frame's number with other zero padding (e.g. 000002.png for 2.png)"
+        in err
+    )
     assert "ignored" not in err  # every renamed file stands for a GT frame
 
 
@@ -468,7 +549,11 @@ def test_segment_folder_scores_probs_before_masks(tmp_path, capsys):
     assert code == 0, err
     got = json.loads((tmp_path / "r.json").read_text())["splits"]["."]["."]["dataset"]
     assert got["maxDice"] == pytest.approx(expected_dataset(soft)["maxDice"], abs=1e-9)
-    assert "scored probs/" in err and "2 vps segment folder(s) that also hold masks/" in err and "--use-masks" in err
+    assert (
+        "scored probs/" in err
+        and "2 vps segment folder(s) that also hold masks/" in err
+        and "--use-masks" in err
+    )
     assert expected_dataset(soft)["maxDice"] != pytest.approx(expected_dataset(binary)["maxDice"], abs=1e-6)
 
     code, _, err = run(args + ["--use-masks"], capsys)
@@ -478,7 +563,17 @@ def test_segment_folder_scores_probs_before_masks(tmp_path, capsys):
     assert "scored masks/ of 2 vps segment folder(s) (--use-masks)" in err and "nearly coincide" in err
 
     # one segment case folder given directly, against one GT case
-    code, _, err = run([tmp_path / "pred" / "a", tmp_path / "gt" / "GT" / "a", "-m", "maxDice", "--json", tmp_path / "a.json"], capsys)
+    code, _, err = run(
+        [
+            tmp_path / "pred" / "a",
+            tmp_path / "gt" / "GT" / "a",
+            "-m",
+            "maxDice",
+            "--json",
+            tmp_path / "a.json",
+        ],
+        capsys,
+    )
     assert code == 0, err
     per = json.loads((tmp_path / "a.json").read_text())["splits"]["."]["."]["dataset"]["maxDice"]
     assert per == pytest.approx(expected_dataset({"a": soft["a"]})["maxDice"], abs=1e-9)
@@ -486,7 +581,9 @@ def test_segment_folder_scores_probs_before_masks(tmp_path, capsys):
 
 def test_segment_folder_with_masks_only_says_binary_masks_are_scored(tmp_path, capsys):
     _, binary = _segment_tree(tmp_path, {"a": 4}, probs=False)
-    code, _, err = run([tmp_path / "pred", tmp_path / "gt", "-m", "maxDice", "--json", tmp_path / "r.json"], capsys)
+    code, _, err = run(
+        [tmp_path / "pred", tmp_path / "gt", "-m", "maxDice", "--json", tmp_path / "r.json"], capsys
+    )
     assert code == 0, err
     got = json.loads((tmp_path / "r.json").read_text())["splits"]["."]["."]["dataset"]["maxDice"]
     assert got == pytest.approx(expected_dataset(binary)["maxDice"], abs=1e-9)
@@ -506,7 +603,9 @@ def test_partial_segment_run_is_a_warning_even_when_quiet(tmp_path, capsys, reco
     assert code == 0
     lines = [line for line in err.splitlines() if line.startswith("warning:")]
     assert len(lines) == 1 and text in lines[0] and str(tmp_path / "pred" / "a") in lines[0]
-    assert json.loads((tmp_path / "r.json").read_text())["protocol"]["warnings"] == [lines[0][len("warning: "):]]
+    assert json.loads((tmp_path / "r.json").read_text())["protocol"]["warnings"] == [
+        lines[0][len("warning: ") :]
+    ]
     # said before the error when the run's missing frames stop the evaluation
     (tmp_path / "pred" / "a" / "masks" / "2.png").unlink()
     code, _, err = run([tmp_path / "pred", tmp_path / "gt", "-q"], capsys)
@@ -532,7 +631,9 @@ def test_a_scorer_elsewhere_is_run_to_its_end_and_gives_the_local_numbers(tmp_pa
     elsewhere = evaluate_plan(plan, metrics, scorer=scorer)
     local = evaluate_plan(plan, metrics)
     assert ended == [plan.n_frames] and plan.n_frames == 3 + 4
-    assert repr(elsewhere.datasets) == repr(local.datasets) and repr(elsewhere.sequences) == repr(local.sequences)
+    assert repr(elsewhere.datasets) == repr(local.datasets) and repr(elsewhere.sequences) == repr(
+        local.sequences
+    )
     assert "Smeasure" in repr(local.datasets)
 
 
@@ -558,8 +659,11 @@ def test_probs_not_listed_in_run_json_are_not_scored(clip, weights, tmp_path, ca
     assert RunFolder(folder).scored_folder() == folder / "masks"
     shutil.copytree(folder / "masks", folder / "probs")  # stale maps the record does not list
     assert not RunFolder(folder).probs_listed() and RunFolder(folder).scored_folder() == folder / "masks"
-    segment_video(seg, open_source(clip / "vid.mp4"), SegmentOptions(out_root=tmp_path / "b", overlay=False,
-                                                                     save_prob=True))
+    segment_video(
+        seg,
+        open_source(clip / "vid.mp4"),
+        SegmentOptions(out_root=tmp_path / "b", overlay=False, save_prob=True),
+    )
     listed = RunFolder(tmp_path / "b" / "vid")
     assert listed.probs_listed() and listed.scored_folder() == tmp_path / "b" / "vid" / "probs"
 
@@ -582,13 +686,17 @@ def test_method_on_predictions_without_methods_does_not_suggest_cases(tmp_path, 
     make_tree(tmp_path, {"1": 5, "2": 4})
     code, _, err = run([tmp_path / "pred", tmp_path / "gt", "--method", "nope"], capsys)
     err = " ".join(err.split())
-    assert code == 1 and "have no method folders" in err and "leave out --method" in err and "choose among" not in err
+    assert (
+        code == 1
+        and "have no method folders" in err
+        and "leave out --method" in err
+        and "choose among" not in err
+    )
 
 
 @pytest.mark.parametrize("pool", ["threads", "processes"])
 def test_thread_and_process_pools_score_bit_for_bit_as_one_worker(tmp_path, monkeypatch, pool):
-    from vpscli.metrics import build_plan, evaluate_plan
-    from vpscli.metrics import runner
+    from vpscli.metrics import build_plan, evaluate_plan, runner
 
     make_tree(tmp_path, {str(i): 6 for i in range(1, 5)}, methods=("A", "B"))
     plan = build_plan(tmp_path / "pred", tmp_path / "gt")

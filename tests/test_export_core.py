@@ -1,4 +1,5 @@
 """vps export: cvat-mask, coco and davis round trips, input checks and the CLI."""
+
 from __future__ import annotations
 
 import io
@@ -8,9 +9,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _export_fixtures import HEIGHT, N_FRAMES, WIDTH, copy_without, make_segmented_clip
 from PIL import Image
 
-from _export_fixtures import HEIGHT, N_FRAMES, WIDTH, copy_without, make_segmented_clip
 from vpscli.errors import InputError, UsageError
 from vpscli.export.coco_rle import encode_coco_rle
 from vpscli.export.instances import TrackLinker, split_components
@@ -30,7 +31,7 @@ def two_blob_masks(folder, n=3, size=(40, 30)):
     for i in range(n):
         m = np.zeros((size[1], size[0]), bool)
         m[2:10, 3:12] = True
-        m[15:25 - i, 20:35] = True
+        m[15 : 25 - i, 20:35] = True
         m[0, 39] = True  # a 1-pixel speck in the corner
         write_mask(folder / f"{i + 1}.png", m)
         masks.append(m)
@@ -39,13 +40,14 @@ def two_blob_masks(folder, n=3, size=(40, 30)):
 
 # --- independent decoders -------------------------------------------------------------------
 
+
 def decode_coco_counts(rle: dict) -> np.ndarray:
     """COCO uncompressed RLE → (H, W) bool, column-major, runs alternate starting with 0s."""
     h, w = rle["size"]
     flat = np.zeros(h * w, bool)
     pos, value = 0, False
     for run in rle["counts"]:
-        flat[pos:pos + run] = value
+        flat[pos : pos + run] = value
         pos += run
         value = not value
     assert pos == h * w
@@ -54,17 +56,23 @@ def decode_coco_counts(rle: dict) -> np.ndarray:
 
 # --- cvat-mask ------------------------------------------------------------------------------
 
+
 def test_cvat_mask_zip_round_trip(clip, tmp_path):
     result = export_masks(clip.run_dir, "cvat-mask", tmp_path)
     assert result.path == tmp_path / "segmentation_mask.zip" and result.frames == N_FRAMES
     with zipfile.ZipFile(result.path) as z:
         names = set(z.namelist())
         labelmap = z.read("labelmap.txt").decode().splitlines()
-        assert [line for line in labelmap if not line.startswith("#")] == ["background:0,0,0::", "polyp:128,0,0::"]
+        assert [line for line in labelmap if not line.startswith("#")] == [
+            "background:0,0,0::",
+            "polyp:128,0,0::",
+        ]
         listed = z.read("ImageSets/Segmentation/default.txt").decode().split()
         assert listed == [f"frame_{i:06d}" for i in range(N_FRAMES)]
-        colours = {tuple(map(int, line.split(":")[1].split(","))): k
-                   for k, line in enumerate(x for x in labelmap if not x.startswith("#"))}
+        colours = {
+            tuple(map(int, line.split(":")[1].split(","))): k
+            for k, line in enumerate(x for x in labelmap if not x.startswith("#"))
+        }
         for i, expected in clip.masks.items():
             assert f"SegmentationClass/frame_{i:06d}.png" in names
             im = Image.open(io.BytesIO(z.read(f"SegmentationClass/frame_{i:06d}.png")))
@@ -73,7 +81,9 @@ def test_cvat_mask_zip_round_trip(clip, tmp_path):
             assert set(np.unique(index)) <= {0, 1}  # only declared, contiguous indices
             np.testing.assert_array_equal(index == 1, expected)
             rgb = np.asarray(im.convert("RGB"))  # how a colour reader sees it
-            by_colour = np.vectorize(lambda r, g, b: colours[(r, g, b)])(rgb[..., 0], rgb[..., 1], rgb[..., 2])
+            by_colour = np.vectorize(lambda r, g, b: colours[(r, g, b)])(
+                rgb[..., 0], rgb[..., 1], rgb[..., 2]
+            )
             np.testing.assert_array_equal(by_colour == 1, expected)
             obj = np.asarray(Image.open(io.BytesIO(z.read(f"SegmentationObject/frame_{i:06d}.png"))))
             np.testing.assert_array_equal(obj > 0, expected)
@@ -96,6 +106,7 @@ def test_cvat_mask_instances_and_min_area(tmp_path):
 
 
 # --- coco -----------------------------------------------------------------------------------
+
 
 def test_coco_rle_encoder_edges():
     m = np.zeros((3, 4), bool)
@@ -171,6 +182,7 @@ def test_coco_splits_disconnected_components(tmp_path):
 
 # --- davis ----------------------------------------------------------------------------------
 
+
 def test_davis_round_trip(clip, tmp_path):
     result = export_masks(clip.run_dir, "davis", tmp_path)
     assert result.path == tmp_path / "Annotations" / "clip"
@@ -192,11 +204,13 @@ def test_include_frames_named_to_match(clip, tmp_path):
     assert jpgs == [f"{i:05d}.jpg" for i in range(N_FRAMES)]
     assert Image.open(tmp_path / "JPEGImages" / "clip" / "00000.jpg").size == (WIDTH, HEIGHT)
     result = export_masks(clip.run_dir, "cvat-mask", tmp_path / "c", video=clip.video, include_frames=True)
-    assert sorted(p.name for p in (tmp_path / "c" / "images").iterdir()) == [f"frame_{i:06d}.jpg"
-                                                                            for i in range(N_FRAMES)]
+    assert sorted(p.name for p in (tmp_path / "c" / "images").iterdir()) == [
+        f"frame_{i:06d}.jpg" for i in range(N_FRAMES)
+    ]
 
 
 # --- linking --------------------------------------------------------------------------------
+
 
 def test_track_linker_overlap_and_reentry():
     a = np.zeros((10, 10), bool)
@@ -213,13 +227,15 @@ def test_track_linker_overlap_and_reentry():
 
 # --- inputs and edge cases ------------------------------------------------------------------
 
+
 def test_frames_without_masks_are_skipped_and_counted(clip, tmp_path):
     run = copy_without(clip.run_dir, tmp_path / "run", drop=[2, 9])
     result = export_masks(run, "davis", tmp_path / "o", video=clip.video)
     assert result.frames == N_FRAMES - 2 and result.frames_without_mask == 2
     assert not (tmp_path / "o" / "Annotations" / "run" / "00002.png").exists()
-    np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "o" / "Annotations" / "run" / "00010.png")) == 1,
-                                  clip.masks[10])
+    np.testing.assert_array_equal(
+        np.asarray(Image.open(tmp_path / "o" / "Annotations" / "run" / "00010.png")) == 1, clip.masks[10]
+    )
 
 
 def test_input_errors(clip, tmp_path):
@@ -267,12 +283,15 @@ def test_cli_export_and_error_line(clip, tmp_path):
     assert r.returncode == 0, r.stderr
     assert "coco: 12 frames, 9 polyp instances in 2 tracks" in r.stderr
     r = vps("export", tmp_path / "missing", "--format", "coco", "-o", tmp_path / "o")
-    assert r.returncode == 1 and "mask folder not found" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    assert (
+        r.returncode == 1 and "mask folder not found" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    )
     r = vps("export", clip.run_dir, "--format", "coco", "-o", tmp_path / "o", "--include-frames")
     assert r.returncode == 2 and "--include-frames needs --video" in r.stderr
 
 
 # --- frames without a mask are named; partial runs are said -----------------------------------
+
 
 def test_frame_ranges():
     from vpscli.export.mask_sequence import frame_ranges
@@ -287,8 +306,10 @@ def test_missing_frames_are_named(clip, tmp_path):
     run = copy_without(clip.run_dir, tmp_path / "run", drop=[2, 3, 4, 5, 9])
     result = export_masks(run, "coco", tmp_path / "o", video=clip.video)
     assert result.frames_without_mask == 5 and result.missing_frames == [2, 3, 4, 5, 9]
-    assert result.warnings == [f"{run / 'masks'}: 5 source frames have no mask file and are not annotated in the "
-                               "export: frames 2–5, 9"]
+    assert result.warnings == [
+        f"{run / 'masks'}: 5 source frames have no mask file and are not annotated in the "
+        "export: frames 2–5, 9"
+    ]
     from test_cli import vps
 
     r = vps("export", run, "--format", "davis", "-o", tmp_path / "d", "--video", clip.video, "-q")
@@ -299,12 +320,16 @@ def test_missing_frames_are_named(clip, tmp_path):
 @pytest.mark.parametrize("status", ["partial", "interrupted"])
 def test_partial_run_is_warned_about(clip, tmp_path, status):
     from test_cli import vps
+
     from vpscli.io.run_record import partial_warning
 
     run = copy_without(clip.run_dir, tmp_path / "run", drop=[])
     record = json.loads((run / "run.json").read_text())
-    record.update(status=status, frames=N_FRAMES,
-                  partial={"frames_expected": 30, "frames_decoded": N_FRAMES, "reason": "decoding stopped at frame 12"})
+    record.update(
+        status=status,
+        frames=N_FRAMES,
+        partial={"frames_expected": 30, "frames_decoded": N_FRAMES, "reason": "decoding stopped at frame 12"},
+    )
     (run / "run.json").write_text(json.dumps(record))
     expected = partial_warning(run)
     assert expected and ("12 of 30 frames" in expected if status == "partial" else "interrupted" in expected)
@@ -322,6 +347,7 @@ def test_complete_run_has_no_warning(clip, tmp_path):
 
 # --- an existing export is never replaced silently, nor destroyed by a failing one -------------
 
+
 def _tree(folder):
     return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
@@ -335,8 +361,11 @@ def test_existing_export_is_refused_then_replaced_with_overwrite(clip, tmp_path)
     first = export_masks(clip.run_dir, "coco", out)
     export_masks(clip.run_dir, "cvat-video", out)  # another format's files do not conflict
     before = _tree(out)
-    with pytest.raises(OutputError, match=r"o: already holds a coco export \(annotations/instances_default.json\)"
-                                          r" — fix: pass --overwrite"):
+    with pytest.raises(
+        OutputError,
+        match=r"o: already holds a coco export \(annotations/instances_default.json\)"
+        r" — fix: pass --overwrite",
+    ):
         export_masks(clip.run_dir, "coco", out, min_area=50)
     assert _tree(out) == before  # nothing written, nothing left behind
     result = export_masks(clip.run_dir, "coco", out, min_area=10_000, overwrite=True)
@@ -394,7 +423,9 @@ def test_cli_refuses_existing_export_and_overwrites(clip, tmp_path):
     assert "--overwrite" in r.stderr
     r = vps("export", clip.run_dir, "--format", "labelstudio", "-o", out, "--overwrite", "--label", "lesion")
     assert r.returncode == 0, r.stderr
-    assert "replaced the previous export" in r.stderr and "lesion" in (out / "labeling_config.xml").read_text()
+    assert (
+        "replaced the previous export" in r.stderr and "lesion" in (out / "labeling_config.xml").read_text()
+    )
 
 
 def test_failed_swap_puts_the_previous_export_back(clip, tmp_path, monkeypatch):
@@ -408,7 +439,11 @@ def test_failed_swap_puts_the_previous_export_back(clip, tmp_path, monkeypatch):
     real = os.replace
 
     def replace(src, dst):  # the second file of the swap cannot be moved in
-        if ".vps-export-" in str(src) and ".replaced" not in str(src) and Path(dst) == out / "labeling_config.xml":
+        if (
+            ".vps-export-" in str(src)
+            and ".replaced" not in str(src)
+            and Path(dst) == out / "labeling_config.xml"
+        ):
             raise PermissionError(13, "Permission denied")
         return real(src, dst)
 

@@ -1,12 +1,13 @@
 """vps export --format cvat-video: CVAT for video 1.1 XML decoded back, tracks per polyp episode."""
+
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 
 import numpy as np
 import pytest
-
 from _export_fixtures import HEIGHT, N_FRAMES, WIDTH, make_segmented_clip
+
 from vpscli.export.cvat_rle import encode_cvat_rle
 from vpscli.export.runner import export_masks
 from vpscli.io.masks import write_mask
@@ -80,7 +81,7 @@ def test_cvat_video_simultaneous_polyps_and_trailing_outside(tmp_path):
     masks = []
     for i in range(4):
         m = np.zeros((20, 30), bool)
-        m[2:6, 2 + i:8 + i] = True  # moves right, stays overlapping
+        m[2:6, 2 + i : 8 + i] = True  # moves right, stays overlapping
         if i < 2:
             m[12:18, 20:27] = True  # second polyp, gone from frame 2
         write_mask(folder / f"{i:06d}.png", m)

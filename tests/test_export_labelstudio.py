@@ -1,12 +1,13 @@
 """vps export --format labelstudio: brush RLE decoded by an independent decoder, task fields."""
+
 from __future__ import annotations
 
 import json
 
 import numpy as np
 import pytest
-
 from _export_fixtures import HEIGHT, N_FRAMES, SHA, WIDTH, make_segmented_clip
+
 from vpscli.export.labelstudio import model_version
 from vpscli.export.labelstudio_rle import encode_labelstudio_rle
 from vpscli.export.runner import export_masks
@@ -28,7 +29,7 @@ def decode_ls_rle(rle: list[int]) -> np.ndarray:
     def take(n: int) -> int:
         nonlocal pos
         value = 0
-        for b in bits[pos:pos + n]:
+        for b in bits[pos : pos + n]:
             value = (value << 1) | int(b)
         pos += n
         return value
@@ -42,7 +43,7 @@ def decode_ls_rle(rle: list[int]) -> np.ndarray:
         repeat = take(1)
         n = take(sizes[take(2)]) + 1
         if repeat:
-            out[i:i + n] = take(word)
+            out[i : i + n] = take(word)
         else:
             for k in range(n):
                 out[i + k] = take(word)
@@ -71,7 +72,7 @@ def test_ls_rle_header():
     assert int.from_bytes(bytes(rle[:4]), "big") == 24  # 6 pixels x RGBA
     bits = "".join(f"{b:08b}" for b in rle)
     assert bits[32:37] == "00111"  # word size 8
-    assert [int(bits[37 + 4 * k:41 + 4 * k], 2) + 1 for k in range(4)] == [3, 4, 8, 16]
+    assert [int(bits[37 + 4 * k : 41 + 4 * k], 2) + 1 for k in range(4)] == [3, 4, 8, 16]
 
 
 def test_labelstudio_tasks_round_trip(clip, tmp_path):

@@ -1,4 +1,5 @@
 """Frame images cut short are refused by name, not segmented (or trained on) with grey rows."""
+
 from __future__ import annotations
 
 import cv2

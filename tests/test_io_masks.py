@@ -99,8 +99,17 @@ def test_kinds_name_each_conversion(tmp_path, blob):
     Image.fromarray(np.dstack([blob.astype(np.uint8) * 7] * 3)).save(tmp_path / "grey3.png")
     write_probability(tmp_path / "prob.png", np.linspace(0, 1, 12).reshape(3, 4))
     kinds = {p.stem: read_mask(p).kind for p in tmp_path.glob("*.png")}
-    assert kinds == {"bit": "1-bit", "pal": "palette", "16": "16-bit", "16-01": "0/1", "16-zero": "16-bit",
-                     "01": "0/1", "rgb": "colour", "grey3": "grey-rgb", "prob": None}
+    assert kinds == {
+        "bit": "1-bit",
+        "pal": "palette",
+        "16": "16-bit",
+        "16-01": "0/1",
+        "16-zero": "16-bit",
+        "01": "0/1",
+        "rgb": "colour",
+        "grey3": "grey-rgb",
+        "prob": None,
+    }
     assert set(kinds.values()) - {None} <= set(CONVERSIONS)
 
 
@@ -118,7 +127,9 @@ def test_8bit_grey_png_is_the_toolbox_array(tmp_path):
         with Image.open(tmp_path / f"{name}.png") as im:
             assert im.mode == "L"
             np.testing.assert_array_equal(r.array, np.asarray(im))
-        np.testing.assert_array_equal(r.array, cv2.imread(str(tmp_path / f"{name}.png"), cv2.IMREAD_GRAYSCALE))
+        np.testing.assert_array_equal(
+            r.array, cv2.imread(str(tmp_path / f"{name}.png"), cv2.IMREAD_GRAYSCALE)
+        )
         assert r.kind is None and r.array.dtype == np.uint8 and r.array.flags.writeable
     low = np.minimum(levels, 2)  # values 0..2: a faint map, not a 0/1 mask
     Image.fromarray(low).save(tmp_path / "low.png")

@@ -1,4 +1,5 @@
 """Video I/O: probe, readers and the H.264 writer, on files made by the bundled ffmpeg."""
+
 from __future__ import annotations
 
 import os
@@ -121,7 +122,7 @@ def test_rotation_metadata_is_applied_once(tmp_path):
 
 def test_variable_frame_rate_detected_and_true_timestamps(tmp_path):
     a = make_testsrc(tmp_path / "a.mp4", 1, 10, extra=["-video_track_timescale", "1000"])
-    b = make_testsrc(tmp_path / "b.mp4", 1, 25, extra=["-video_track_timescale", "1000"])
+    make_testsrc(tmp_path / "b.mp4", 1, 25, extra=["-video_track_timescale", "1000"])
     (tmp_path / "list.txt").write_text("file a.mp4\nfile b.mp4\n")
     vfr = tmp_path / "vfr.mp4"
     ffmpeg("-f", "concat", "-i", str(tmp_path / "list.txt"), "-c", "copy", str(vfr))
@@ -134,14 +135,29 @@ def test_variable_frame_rate_detected_and_true_timestamps(tmp_path):
     assert not open_source(a).probe().vfr
 
 
-@pytest.mark.parametrize("suffix,codec", [
-    ("avi", ["-c:v", "mjpeg", "-q:v", "3"]),
-    ("mkv", ["-c:v", "libx265", "-pix_fmt", "yuv420p", "-x265-params", "log-level=none"]),
-    ("webm", ["-c:v", "libvpx-vp9", "-b:v", "200k"]),
-    ("mov", ["-c:v", "libx264", "-pix_fmt", "yuv420p"]),
-    ("mpg", ["-c:v", "mpeg2video", "-q:v", "4"]),
-    ("mp4", ["-c:v", "libx265", "-pix_fmt", "yuv420p10le", "-tag:v", "hvc1", "-x265-params", "log-level=none"]),
-])
+@pytest.mark.parametrize(
+    "suffix,codec",
+    [
+        ("avi", ["-c:v", "mjpeg", "-q:v", "3"]),
+        ("mkv", ["-c:v", "libx265", "-pix_fmt", "yuv420p", "-x265-params", "log-level=none"]),
+        ("webm", ["-c:v", "libvpx-vp9", "-b:v", "200k"]),
+        ("mov", ["-c:v", "libx264", "-pix_fmt", "yuv420p"]),
+        ("mpg", ["-c:v", "mpeg2video", "-q:v", "4"]),
+        (
+            "mp4",
+            [
+                "-c:v",
+                "libx265",
+                "-pix_fmt",
+                "yuv420p10le",
+                "-tag:v",
+                "hvc1",
+                "-x265-params",
+                "log-level=none",
+            ],
+        ),
+    ],
+)
 def test_containers_and_codecs(tmp_path, suffix, codec):
     path = make_testsrc(tmp_path / f"clip.{suffix}", 1, 25, codec=codec)
     src = open_source(path)
@@ -186,7 +202,9 @@ def test_truncated_constant_rate_file_keeps_its_rate_and_is_reported_damaged(tmp
     assert "index lists 100 frames" in probe.stream_error and probe.frame_count < 100
     assert str(cut) in probe.damage_message() and "--decode" in probe.damage_message()
     clean = open_source(full).probe()
-    assert clean.fps == Fraction(25) and not clean.vfr and not clean.damaged and clean.damage_message() is None
+    assert (
+        clean.fps == Fraction(25) and not clean.vfr and not clean.damaged and clean.damage_message() is None
+    )
     src = open_source(cut)
     stamps = [f.timestamp for f in src]
     assert src.truncation is not None and src.truncation.expected == 100
@@ -225,8 +243,12 @@ def test_garbage_empty_missing_and_unsupported_inputs(tmp_path):
     empty.write_bytes(b"")
     notes = tmp_path / "notes.txt"
     notes.write_text("hello")
-    cases = {garbage: "not a readable video", empty: "empty file", tmp_path / "missing.mp4": "not found",
-             notes: "unsupported file type"}
+    cases = {
+        garbage: "not a readable video",
+        empty: "empty file",
+        tmp_path / "missing.mp4": "not found",
+        notes: "unsupported file type",
+    }
     for path, text in cases.items():
         with pytest.raises(InputError) as e:
             open_source(path).probe()
@@ -248,7 +270,9 @@ def test_frame_folder_natural_order_timestamps_and_size_check(tmp_path):
     assert [int(f.image[0, 0, 0]) for f in frames] == [10, 20, 30, 100, 110]
     assert frames[3].timestamp == pytest.approx(0.3)
     cv2.imwrite(str(folder / "seq1_img12.png"), np.zeros((10, 10, 3), np.uint8))
-    with pytest.raises(InputError, match=r"seq1_img12.png: frame is 10x10 but the folder's first frame is 32x24"):
+    with pytest.raises(
+        InputError, match=r"seq1_img12.png: frame is 10x10 but the folder's first frame is 32x24"
+    ):
         list(FrameFolderSource(folder))
     (tmp_path / "empty").mkdir()
     with pytest.raises(InputError, match="no frames in folder"):

@@ -1,4 +1,5 @@
 """Per-frame measures against an independent brute-force oracle, PySODMetrics, and the spec's edge cases."""
+
 from __future__ import annotations
 
 import math
@@ -37,7 +38,13 @@ def assert_matches_oracle(pred, gt, label=""):
 def random_pair(rng, h, w, gt_kind, pred_kind):
     gt = np.zeros((h, w), np.uint8)
     if gt_kind == "blob":
-        cv2.circle(gt, (int(rng.integers(0, w)), int(rng.integers(0, h))), int(rng.integers(1, max(2, h // 2))), 255, -1)
+        cv2.circle(
+            gt,
+            (int(rng.integers(0, w)), int(rng.integers(0, h))),
+            int(rng.integers(1, max(2, h // 2))),
+            255,
+            -1,
+        )
     elif gt_kind == "noise":
         gt = (rng.random((h, w)) < rng.random()).astype(np.uint8) * 255
     elif gt_kind == "gray":
@@ -98,7 +105,9 @@ def test_dice_iou_sen_use_float_linspace_not_histogram():
     gt[5:15, 5:15] = 255
     mine = scores_dict(pred, gt)
     assert mine["Sen"].mean() == pytest.approx(77 / 256, abs=1e-15)  # spec: 77/256 under L
-    v2 = py_sod.FmeasureV2(metric_handlers={"sen": py_sod.SensitivityHandler(with_adaptive=False, with_dynamic=True)})
+    v2 = py_sod.FmeasureV2(
+        metric_handlers={"sen": py_sod.SensitivityHandler(with_adaptive=False, with_dynamic=True)}
+    )
     v2.step(pred=pred, gt=gt)
     assert v2.get_results()["sen"]["dynamic"].mean() == pytest.approx(78 / 256)  # H gives 78/256
     # Dice/IoU/Sen agree with FmeasureV2 on maps without ties (a binary 0/255 map).

@@ -1,4 +1,5 @@
 """Frame order, trimming, reading of unusual PNGs, and the frame -> sequence -> split aggregation."""
+
 from __future__ import annotations
 
 import cv2
@@ -7,12 +8,11 @@ import pytest
 from PIL import Image
 
 from tests import _metrics_oracle as oracle
-from vpscli.errors import InputError
+from vpscli.errors import InputError, UsageError
 from vpscli.metrics import read_gray, score_arrays
 from vpscli.metrics.aggregate import SequenceAccumulator, aggregate_sequences
 from vpscli.metrics.keys import DEFAULT_METRICS, METRIC_KEYS, PUBLISHED_METRICS, families_for, parse_metrics
 from vpscli.metrics.ordering import evaluated_frames, sort_frames
-from vpscli.errors import UsageError
 
 SUNSEG = "case_M_20181001100941_0U62372100109341_1_005_{clip:03d}-1_a{a}_ayy_image{i:04d}.png"
 
@@ -62,7 +62,14 @@ def test_metric_parsing():
     assert parse_metrics(None) == DEFAULT_METRICS
     assert DEFAULT_METRICS == PUBLISHED_METRICS + ("maxIoU", "MAE")
     assert parse_metrics("all") == METRIC_KEYS and len(METRIC_KEYS) == 17
-    assert parse_metrics("smeasure, MAXDICE,published") == ("Smeasure", "maxDice", "meanEm", "wFmeasure", "meanFm", "meanSen")
+    assert parse_metrics("smeasure, MAXDICE,published") == (
+        "Smeasure",
+        "maxDice",
+        "meanEm",
+        "wFmeasure",
+        "meanFm",
+        "meanSen",
+    )
     assert families_for(("maxDice", "adpEm")) == {"medical", "emeasure"}
     with pytest.raises(UsageError, match="unknown metric 'Dice'"):
         parse_metrics("Dice")
@@ -76,7 +83,9 @@ def test_reading_rgb_16bit_and_palette_pngs(tmp_path):
     rgb = rng.integers(0, 256, (8, 9, 3)).astype(np.uint8)
     Image.fromarray(rgb, "RGB").save(tmp_path / "rgb.png")
     luma = rgb @ np.array([0.299, 0.587, 0.114])
-    assert np.abs(read_gray(tmp_path / "rgb.png").astype(float) - np.round(luma)).max() <= 1  # OpenCV luma (±1)
+    assert (
+        np.abs(read_gray(tmp_path / "rgb.png").astype(float) - np.round(luma)).max() <= 1
+    )  # OpenCV luma (±1)
 
     rgba = np.dstack([rgb, np.zeros((8, 9), np.uint8)])
     Image.fromarray(rgba, "RGBA").save(tmp_path / "rgba.png")
@@ -146,7 +155,9 @@ def test_nan_spreads_and_empty_sequences_are_left_out():
     empty = SequenceAccumulator("short").result()
     assert empty.n_frames == 0 and np.isnan(empty.value("meanSpe"))
     dataset = aggregate_sequences([acc.result(), empty])
-    assert dataset.n_sequences == 1 and np.isnan(dataset.value("meanSpe")) and np.isnan(dataset.value("maxSpe"))
+    assert (
+        dataset.n_sequences == 1 and np.isnan(dataset.value("meanSpe")) and np.isnan(dataset.value("maxSpe"))
+    )
     assert np.isnan(aggregate_sequences([empty]).value("meanSpe"))
 
 

@@ -4,6 +4,7 @@ window contract and state semantics, shapes, determinism, gradients, checkpoints
 Everything runs on the CPU at tiny sizes (64×96) except the parameter counts and FLOPs,
 which build the models at their native size without running them (FLOPs on ``meta``).
 """
+
 from __future__ import annotations
 
 import functools
@@ -13,6 +14,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from tests._models import trained_like
 from vpscli.errors import InputError, UsageError
 from vpscli.models import (
     available_models,
@@ -26,7 +28,6 @@ from vpscli.models import (
 )
 from vpscli.models.backbone import Res2NetV1b
 from vpscli.models.cffm import reference_frames
-from tests._models import trained_like
 from vpscli.train.calibration import synthetic_frames
 
 SMALL = (64, 96)
@@ -129,10 +130,20 @@ def test_backbone_matches_res2net_layout():
     keys = net.state_dict()
     total = sum(p.numel() for p in net.parameters())
     assert total == pytest.approx(25.72e6 - 2.049e6, rel=2e-3)  # spec §1.1 minus the unused fc
-    for k in ["conv1.0.weight", "conv1.1.num_batches_tracked", "conv1.3.weight", "conv1.4.running_var",
-              "conv1.6.weight", "bn1.weight", "layer1.0.convs.2.weight", "layer1.0.bns.0.running_mean",
-              "layer1.0.downsample.1.weight", "layer1.0.downsample.2.bias", "layer3.5.conv3.weight",
-              "layer4.2.bn3.weight"]:
+    for k in [
+        "conv1.0.weight",
+        "conv1.1.num_batches_tracked",
+        "conv1.3.weight",
+        "conv1.4.running_var",
+        "conv1.6.weight",
+        "bn1.weight",
+        "layer1.0.convs.2.weight",
+        "layer1.0.bns.0.running_mean",
+        "layer1.0.downsample.1.weight",
+        "layer1.0.downsample.2.bias",
+        "layer3.5.conv3.weight",
+        "layer4.2.bn3.weight",
+    ]:
         assert k in keys, k
     x = torch.randn(1, 3, 67, 101)
     assert [tuple(f.shape[-2:]) for f in net.eval()(x)] == [(17, 26), (9, 13), (5, 7), (3, 4)]
@@ -173,7 +184,12 @@ def _official_state(name: str, seed: int = 0) -> dict:
     state = dict(build_model(name).state_dict())
     extra = Res2NetV1b().layer4.state_dict()
     state.update({f"feature_extractor.layer4.{k}": v for k, v in extra.items()})
-    state.update({"feature_extractor.fc.weight": torch.zeros(1000, 2048), "feature_extractor.fc.bias": torch.zeros(1000)})
+    state.update(
+        {
+            "feature_extractor.fc.weight": torch.zeros(1000, 2048),
+            "feature_extractor.fc.bias": torch.zeros(1000),
+        }
+    )
     squeeze = torch.nn.Sequential(torch.nn.Conv2d(1024, 32, 1), torch.nn.BatchNorm2d(32)).state_dict()
     state.update({f"squeeze.{k}": v for k, v in squeeze.items()})
     for k, v in state.items():  # random values so a load is visible
@@ -186,9 +202,13 @@ def _official_state(name: str, seed: int = 0) -> dict:
 def test_official_key_names_load(name, tmp_path):
     state = _official_state(name)
     assert len(state) == 742  # spec §10: 742 entries in an official PNS checkpoint
-    expected = {**OFFICIAL_KEYS["pns-net"], **OFFICIAL_KEYS[name]} if name == "pns-plus" else OFFICIAL_KEYS[name]
+    expected = (
+        {**OFFICIAL_KEYS["pns-net"], **OFFICIAL_KEYS[name]} if name == "pns-plus" else OFFICIAL_KEYS[name]
+    )
     if name == "pns-plus":
-        expected = {k: v for k, v in expected.items() if not k.startswith("NSB_1") and not k.startswith("NSB_2")}
+        expected = {
+            k: v for k, v in expected.items() if not k.startswith("NSB_1") and not k.startswith("NSB_2")
+        }
     for key, shape in expected.items():
         assert tuple(state[f"module.{key}"].shape) == shape, key
     path = tmp_path / "official.pth"
@@ -197,9 +217,14 @@ def test_official_key_names_load(name, tmp_path):
     report = load_checkpoint(model, path)
     assert report.official and report.legacy_norm and model.legacy_norm
     assert len(report.skipped) == 742 - len(model.state_dict())
-    assert all(k.startswith(("squeeze.", "feature_extractor.layer4.", "feature_extractor.fc.")) for k in report.skipped)
-    torch.testing.assert_close(model.NSB_1.bn.weight if name == "pns-net" else model.NSB_global.bn.weight,
-                               state["module.NSB_1.bn.weight" if name == "pns-net" else "module.NSB_global.bn.weight"])
+    assert all(
+        k.startswith(("squeeze.", "feature_extractor.layer4.", "feature_extractor.fc."))
+        for k in report.skipped
+    )
+    torch.testing.assert_close(
+        model.NSB_1.bn.weight if name == "pns-net" else model.NSB_global.bn.weight,
+        state["module.NSB_1.bn.weight" if name == "pns-net" else "module.NSB_global.bn.weight"],
+    )
     # Round trip through our format keeps the weights and the legacy flag.
     ours = save_checkpoint(model, tmp_path / "ours.safetensors")
     again = build_model(name)
@@ -247,7 +272,11 @@ def test_weights_folder_import_list_verify(tmp_path):
     folder = tmp_path / "weights"
     entry = import_weights(src, "pns-plus", folder=folder, training_data="SUN-SEG (official)")
     assert entry.path == folder / entry.file and entry.path.is_file()
-    assert entry.record["legacy_norm"] and entry.input_size == (256, 448) and entry.record["input_size"] == [256, 448]
+    assert (
+        entry.record["legacy_norm"]
+        and entry.input_size == (256, 448)
+        and entry.record["input_size"] == [256, 448]
+    )
     manifest = json.loads((folder / "manifest.json").read_text())
     assert manifest["weights"][0]["sha256"] == entry.sha256 and read_manifest(folder) == [entry]
     assert [e.file for e in bundled_entries(folder)] == [entry.file]
@@ -270,7 +299,9 @@ def test_weights_folder_import_list_verify(tmp_path):
 def test_describe_models_json(monkeypatch, tmp_path):
     monkeypatch.setenv("VPS_WEIGHTS", str(tmp_path))
     rows = describe_models(with_flops=False)
-    assert [(r["name"], r["backbone"]) for r in rows] == [(n, b) for n in ALL for b in ("res2net50", "efficientnet-lite2")]
+    assert [(r["name"], r["backbone"]) for r in rows] == [
+        (n, b) for n in ALL for b in ("res2net50", "efficientnet-lite2")
+    ]
     for r in rows:
         assert {"name", "backbone", "params", "gflops_per_frame", "input_size", "window", "weights"} <= set(r)
         assert r["weights"] == [] and r["params"] > (9e6 if r["backbone"] == "res2net50" else 1e6)
@@ -289,8 +320,15 @@ def test_output_shapes(small_models, name):
     assert torch.isfinite(logits).all() and state.frames_seen == t
 
 
-@pytest.mark.parametrize("name,size", [("cffm", (67, 101)), ("pns-net", (70, 98)), ("aen-cffm", (65, 97)),
-                                       pytest.param("aen-pns-plus", (66, 99), marks=pytest.mark.slow)])
+@pytest.mark.parametrize(
+    "name,size",
+    [
+        ("cffm", (67, 101)),
+        ("pns-net", (70, 98)),
+        ("aen-cffm", (65, 97)),
+        pytest.param("aen-pns-plus", (66, 99), marks=pytest.mark.slow),
+    ],
+)
 def test_odd_input_sizes(name, size):
     model = build_model(name, input_size=size).eval()
     with torch.inference_mode():
@@ -335,7 +373,7 @@ def test_cffm_cache_encodes_each_frame_once_and_matches_any_chunking(small_model
     outs = []
     with torch.inference_mode():
         for i in range(14):  # one frame per step: each target reads t−9, t−6, t−3 from the cache
-            out, state = model(video[:, i:i + 1], state)
+            out, state = model(video[:, i : i + 1], state)
             outs.append(out)
             assert len(state.feature_cache) <= 10
     assert sum(calls) == 14 and state.backbone_frames == 14
@@ -344,7 +382,7 @@ def test_cffm_cache_encodes_each_frame_once_and_matches_any_chunking(small_model
     state = model.init_state()
     with torch.inference_mode():
         for start in (0, 5, 10):
-            out, state = model(video[:, start:start + 5], state)
+            out, state = model(video[:, start : start + 5], state)
             chunked.append(out)
     torch.testing.assert_close(torch.cat(chunked, 1), frame_by_frame, rtol=1e-3, atol=1e-3)
     # The references matter: the same frame without its history predicts differently.
@@ -418,8 +456,9 @@ def test_pnsplus_shared_anchor_batch_equals_one_clip_at_a_time(small_models):
         state = model.init_state()
         one, state = model(video[:, 0:5], state, anchor=video[:, 0])
         two, _ = model(video[:, 5:10], state)
-        batched, _ = model(torch.cat([video[:, 0:5], video[:, 5:10]]), model.init_state(),
-                           anchor=video[:, 0])  # (1, 3, H, W): one anchor for both clips
+        batched, _ = model(
+            torch.cat([video[:, 0:5], video[:, 5:10]]), model.init_state(), anchor=video[:, 0]
+        )  # (1, 3, H, W): one anchor for both clips
     scale = float(torch.cat([one, two]).std())
     assert scale > 0.1
     torch.testing.assert_close(batched, torch.cat([one, two]), rtol=0, atol=1e-4 * scale)
@@ -472,7 +511,9 @@ def test_custom_modules_describe_themselves_and_refuse_bad_arguments():
     from vpscli.models.ns import NSBlock
 
     pns = repr(build_model("pns-plus", input_size=(64, 64)))
-    assert "dilation=(3, 4, 3, 4)" in pns and "dilation=(1, 2, 1, 2)" in pns  # PNS+ global and local NS blocks
+    assert (
+        "dilation=(3, 4, 3, 4)" in pns and "dilation=(1, 2, 1, 2)" in pns
+    )  # PNS+ global and local NS blocks
     aen = repr(build_model("aen-cffm", input_size=(64, 64)))
     assert "clip_levels=(1, 2, 3), clip_kernels=(7, 5, 3)" in aen and "regions=50, map_size=(16, 16)" in aen
     assert "classes=1, regions=50, scales=4" in aen and "align_iterations=3" in aen
@@ -495,8 +536,13 @@ def test_each_model_keeps_only_its_own_state():
     """Typed per-model state: a field exists only on the models that use it, and ``to`` moves all of it."""
     from dataclasses import fields
 
-    expected = {"pns-net": set(), "pns-plus": {"anchor"}, "cffm": {"feature_cache"},
-                "aen-cffm": {"feature_cache", "memory"}, "aen-pns-plus": {"anchor", "memory"}}
+    expected = {
+        "pns-net": set(),
+        "pns-plus": {"anchor"},
+        "cffm": {"feature_cache"},
+        "aen-cffm": {"feature_cache", "memory"},
+        "aen-pns-plus": {"anchor", "memory"},
+    }
     for name, own in expected.items():
         state = build_model(name, input_size=(64, 112)).init_state()
         assert {f.name for f in fields(state)} - {"frames_seen", "backbone_frames"} == own, name
@@ -515,7 +561,7 @@ def test_cffm_fuse_per_stage_equals_the_concatenated_conv():
 
     torch.manual_seed(3)
     head = CFFMHead((24, 48, 120, 352)).eval()
-    stages = [torch.randn(2, c, 40 // 2 ** i, 56 // 2 ** i) for i, c in enumerate((24, 48, 120, 352))]
+    stages = [torch.randn(2, c, 40 // 2**i, 56 // 2**i) for i, c in enumerate((24, 48, 120, 352))]
     embeds, fused, fused8 = head.embed(stages)
     size = embeds[0].shape[-2:]
     up = [embeds[0]] + [F.interpolate(e, size=size, mode="bilinear", align_corners=False) for e in embeds[1:]]
@@ -561,7 +607,9 @@ def test_import_never_changes_the_default_nor_replaces_a_file(tmp_path):
     with pytest.raises(UsageError, match="plain file name"):
         import_weights(other, folder=folder, name="../x")
     set_default("pns-net-b.safetensors", folder)
-    assert find_entry("pns-net", folder) == second and load_model(folder=folder).weights_sha256 == second.sha256
+    assert (
+        find_entry("pns-net", folder) == second and load_model(folder=folder).weights_sha256 == second.sha256
+    )
     with pytest.raises(UsageError, match="pns-net-a.safetensors"):
         set_default("nope", folder)
 
@@ -590,7 +638,9 @@ def test_zoo_file_is_current():
     from vpscli.models.registry import architecture_table
     from vpscli.zoo import _DEFAULT_BACKBONE, architecture_rows
 
-    assert architecture_rows() == architecture_table(), "vpscli/zoo.json is stale: run python -m vpscli.models.registry"
+    assert architecture_rows() == architecture_table(), (
+        "vpscli/zoo.json is stale: run python -m vpscli.models.registry"
+    )
     assert _DEFAULT_BACKBONE == DEFAULT_BACKBONE
 
 
@@ -598,8 +648,10 @@ def test_models_command_is_instant_and_torch_free(tmp_path):
     import subprocess
     import sys
 
-    code = ("import sys\nfrom vpscli.cli import main\nmain(['models', '--json'])\n"
-            "print(sorted(m for m in ('torch', 'cv2', 'numpy') if m in sys.modules), file=sys.stderr)")
+    code = (
+        "import sys\nfrom vpscli.cli import main\nmain(['models', '--json'])\n"
+        "print(sorted(m for m in ('torch', 'cv2', 'numpy') if m in sys.modules), file=sys.stderr)"
+    )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0 and r.stderr.strip().splitlines()[-1] == "[]", r.stderr
     rows = json.loads(r.stdout)

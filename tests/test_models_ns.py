@@ -1,5 +1,6 @@
 """The pure-PyTorch NS op and block against literal loop implementations of the original
 CUDA kernels (spec §3.1, §3.4), in float64."""
+
 from __future__ import annotations
 
 import math
@@ -80,13 +81,17 @@ def test_relevance_and_aggregation_match_kernel_loops(case):
 
 def test_ns_op_gradcheck():
     g = torch.Generator().manual_seed(0)
-    q, k, v = (torch.randn(1, 2, 2, 4, 5, generator=g, dtype=torch.float64, requires_grad=True) for _ in range(3))
+    q, k, v = (
+        torch.randn(1, 2, 2, 4, 5, generator=g, dtype=torch.float64, requires_grad=True) for _ in range(3)
+    )
     assert torch.autograd.gradcheck(lambda a, b: ns_relevance(a, b, 1, 2), (q, k))
     wgt = torch.randn(1, 2, 18, 4, 5, generator=g, dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(lambda a, b: ns_aggregate(a, b, 1, 2), (wgt, v))
 
 
-def loop_block(block: NSBlock, first: torch.Tensor, x: torch.Tensor, oob: str = "zero", weights: str = "logits"):
+def loop_block(
+    block: NSBlock, first: torch.Tensor, x: torch.Tensor, oob: str = "zero", weights: str = "logits"
+):
     """The official NS_Block forward with the loop kernels; ``oob``/``weights`` select the
     two wrong readings of spec §3.4 ("-inf" logits out of range; "softmax" aggregation)."""
     heads, hd = block.heads, block.head_dim
@@ -94,7 +99,11 @@ def loop_block(block: NSBlock, first: torch.Tensor, x: torch.Tensor, oob: str = 
     def pointwise(conv, t):
         return torch.einsum("oc,btchw->btohw", conv.weight.flatten(1), t)
 
-    query, key, value = pointwise(block.query_conv, first), pointwise(block.key_conv, x), pointwise(block.value_conv, x)
+    query, key, value = (
+        pointwise(block.query_conv, first),
+        pointwise(block.key_conv, x),
+        pointwise(block.value_conv, x),
+    )
     outs, probs = [], []
     for i in range(heads):
         sl = slice(i * hd, (i + 1) * hd)

@@ -5,8 +5,13 @@ from vpscli.io.naming import natural_key, natural_sorted
 
 def test_numbers_compare_as_numbers():
     names = ["seq1_img10.jpg", "seq1_img2.jpg", "seq1_img1.jpg", "seq10_img1.jpg", "seq2_img3.jpg"]
-    assert natural_sorted(names) == ["seq1_img1.jpg", "seq1_img2.jpg", "seq1_img10.jpg", "seq2_img3.jpg",
-                                     "seq10_img1.jpg"]
+    assert natural_sorted(names) == [
+        "seq1_img1.jpg",
+        "seq1_img2.jpg",
+        "seq1_img10.jpg",
+        "seq2_img3.jpg",
+        "seq10_img1.jpg",
+    ]
 
 
 def test_unpadded_cvc_names_and_paths():

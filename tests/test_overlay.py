@@ -1,4 +1,5 @@
 """``vps overlay`` end to end: MP4 frame count/size, PNG frames, contact sheet, VFR timecodes, mismatches."""
+
 from __future__ import annotations
 
 import os
@@ -22,8 +23,13 @@ W, H, N = 96, 64, 12
 
 def vps(*args):
     env = {**os.environ, "COLUMNS": "200", "NO_COLOR": "1"}
-    return subprocess.run([sys.executable, "-m", "vpscli", *map(str, args)], capture_output=True, text=True,
-                          env=env, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "vpscli", *map(str, args)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +77,18 @@ def test_contact_sheet_dimensions(clip, tmp_path):
 
     img = cv2.imread(str(sheet))
     assert img.shape == (2 * H + 3 * GAP, 4 * W + 5 * GAP, 3)
-    r = vps("overlay", video, gt, "--contact-sheet", sheet, "--sheet-pick", "confident", "--sheet-frames", "3", "-q")
+    r = vps(
+        "overlay",
+        video,
+        gt,
+        "--contact-sheet",
+        sheet,
+        "--sheet-pick",
+        "confident",
+        "--sheet-frames",
+        "3",
+        "-q",
+    )
     assert r.returncode == 0, r.stderr
     assert cv2.imread(str(sheet)).shape == (H + 2 * GAP, 3 * W + 4 * GAP, 3)
 
@@ -102,8 +119,9 @@ def test_allow_mismatch_draws_missing_masks_as_no_mask(clip, tmp_path):
     assert r.returncode == 0, r.stderr
     assert "12 frames" in r.stderr and "10 masks" in " ".join(r.stderr.split())
     assert sum(1 for _ in open_source(out)) == N
-    result = render_review(video, short, video_out=None, frames_out=tmp_path / "f",
-                           options=ReviewOptions(allow_mismatch=True))
+    result = render_review(
+        video, short, video_out=None, frames_out=tmp_path / "f", options=ReviewOptions(allow_mismatch=True)
+    )
     assert result.missing_masks == [10, 11] and result.frames == N
 
 
@@ -132,8 +150,9 @@ def test_probability_folder_thresholded_and_run_json_read(clip, tmp_path):
     quiet = dict(timeline=False, info=False, timecode=False)  # keep the HUD off the probed pixel
     result = render_review(video, masks, frames_out=tmp_path / "f", options=ReviewOptions(**quiet))
     assert result.probability and result.threshold == 0.5 and result.run.model == "pns_plus"
-    low = render_review(video, masks, frames_out=tmp_path / "g",
-                        options=ReviewOptions(threshold=0.2, **quiet))
+    low = render_review(
+        video, masks, frames_out=tmp_path / "g", options=ReviewOptions(threshold=0.2, **quiet)
+    )
     assert low.threshold == 0.2
     import cv2
 
@@ -178,17 +197,29 @@ def vfr_clip(tmp_path_factory):
 
 def _text(img, rect):
     x, y, w, h = rect
-    return np.all(img[y:y + h, x:x + w] > 200, axis=2)
+    return np.all(img[y : y + h, x : x + w] > 200, axis=2)
 
 
 def test_vfr_timecodes_come_from_true_timestamps(vfr_clip, tmp_path):
     video, masks = vfr_clip
     stamps = [f.timestamp for f in open_source(video)]
     assert stamps[12] - stamps[0] == pytest.approx(1.08, abs=2e-3)  # a CFR guess (25 fps avg) would say 0.48
-    r = vps("overlay", video, masks, "--no-info", "--no-timeline", "--frames", tmp_path / "png",
-            "-o", tmp_path / "o.mp4", "-q")
+    r = vps(
+        "overlay",
+        video,
+        masks,
+        "--no-info",
+        "--no-timeline",
+        "--frames",
+        tmp_path / "png",
+        "-o",
+        tmp_path / "o.mp4",
+        "-q",
+    )
     assert r.returncode == 0, r.stderr
-    rect = draw_hud(np.zeros((120, 160, 3), np.uint8), FrameInfo(12, 35, stamps[12]), details=False)["timecode"]
+    rect = draw_hud(np.zeros((120, 160, 3), np.uint8), FrameInfo(12, 35, stamps[12]), details=False)[
+        "timecode"
+    ]
     import cv2
 
     def png(i):
@@ -229,10 +260,21 @@ def _partial_segment_run(folder, n_masks: int, decoded: int, expected: int):
         m = np.zeros((120, 160), bool)
         m[40:80, 50:90] = True
         write_mask(folder / "masks" / f"{i:06d}.png", m)
-    (folder / "run.json").write_text(json.dumps({
-        "status": "partial", "model": "pns-plus", "threshold": 0.5, "frames": decoded,
-        "partial": {"frames_expected": expected, "frames_decoded": decoded,
-                    "reason": "the source is truncated or damaged"}}))
+    (folder / "run.json").write_text(
+        json.dumps(
+            {
+                "status": "partial",
+                "model": "pns-plus",
+                "threshold": 0.5,
+                "frames": decoded,
+                "partial": {
+                    "frames_expected": expected,
+                    "frames_decoded": decoded,
+                    "reason": "the source is truncated or damaged",
+                },
+            }
+        )
+    )
     return folder / "masks"
 
 
@@ -263,7 +305,9 @@ def test_overlay_of_a_truncated_source_with_its_segment_masks(tmp_path):
     msg = " ".join(r.stderr.split())
     assert r.returncode == 1 and f"more than the {decoded - 2} frames MASKS has masks for" in msg
     assert not (tmp_path / "short.mp4").exists() and not list(tmp_path.glob(".*partial*"))
-    result = render_review(cut, short, frames_out=tmp_path / "png", options=ReviewOptions(allow_mismatch=True))
+    result = render_review(
+        cut, short, frames_out=tmp_path / "png", options=ReviewOptions(allow_mismatch=True)
+    )
     assert result.frames == decoded and result.missing_masks == [decoded - 2, decoded - 1]
 
 
@@ -278,7 +322,9 @@ def test_count_mismatch_fix_points_to_resume_for_an_unfinished_run(clip, tmp_pat
     (run / "run.json").write_text(json.dumps({"status": "interrupted", "frames": 7}))
     with pytest.raises(InputError, match="did not finish: complete it with --resume"):
         render_review(video, run / "masks", frames_out=tmp_path / "f")
-    result = render_review(video, run / "masks", frames_out=tmp_path / "f", options=ReviewOptions(allow_mismatch=True))
+    result = render_review(
+        video, run / "masks", frames_out=tmp_path / "f", options=ReviewOptions(allow_mismatch=True)
+    )
     assert any("was interrupted after 7 frames" in w for w in result.warnings)
 
 
@@ -315,9 +361,13 @@ def test_frame_folder_source_with_masks_named_by_frame(tmp_path):
     for i in range(5):  # frame names that are not indices: case_1.png ... case_5.png
         (frames_dir / f"case_{i + 1}.png").write_bytes((res.frames / f"{i:06d}.png").read_bytes())
         (masks / f"case_{i + 1}.png").write_bytes((res.gt / f"{i:06d}.png").read_bytes())
-    result = render_review(frames_dir, masks, masks, frames_out=tmp_path / "out",
-                           options=ReviewOptions(style="fill", alpha=1.0, info=False, timecode=False,
-                                                 timeline=False))
+    result = render_review(
+        frames_dir,
+        masks,
+        masks,
+        frames_out=tmp_path / "out",
+        options=ReviewOptions(style="fill", alpha=1.0, info=False, timecode=False, timeline=False),
+    )
     assert result.frames == 5 and not result.missing_masks
     assert sorted(p.name for p in (tmp_path / "out").glob("*.png")) == [f"case_{i}.png" for i in range(1, 6)]
     gt0 = cv2.imread(str(masks / "case_1.png"), 0) > 127
@@ -338,12 +388,18 @@ def test_overlay_refuses_masks_of_another_video(tmp_path, weights):
     for seed, name in ((1, "a"), (2, "b")):
         write_clip(tmp_path, SynthConfig(frames=6, width=96, height=64, seed=seed), "mp4", name)
     seg = Segmenter("pns-plus", weights["pns-plus"], device="cpu")
-    segment_video(seg, open_source(tmp_path / "a.mp4"), SegmentOptions(out_root=tmp_path / "out", overlay=False))
+    segment_video(
+        seg, open_source(tmp_path / "a.mp4"), SegmentOptions(out_root=tmp_path / "out", overlay=False)
+    )
     masks = tmp_path / "out" / "a"
     with pytest.raises(InputError, match="made from another video"):
         render_review(tmp_path / "b.mp4", masks, video_out=tmp_path / "wrong.mp4")
     assert not (tmp_path / "wrong.mp4").exists()
     assert render_review(tmp_path / "a.mp4", masks, video_out=tmp_path / "right.mp4").frames == 6
-    drawn = render_review(tmp_path / "b.mp4", masks, video_out=tmp_path / "forced.mp4",
-                          options=ReviewOptions(allow_mismatch=True))
+    drawn = render_review(
+        tmp_path / "b.mp4",
+        masks,
+        video_out=tmp_path / "forced.mp4",
+        options=ReviewOptions(allow_mismatch=True),
+    )
     assert drawn.frames == 6

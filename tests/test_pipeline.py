@@ -1,6 +1,7 @@
 """The streaming pipeline around the model: source-size post-processing computed only where it can be
 non-zero, overlays drawn only around the masks, several videos at once (``--jobs``), the stand-in
 model of ``bench_segment.py --model-free``."""
+
 from __future__ import annotations
 
 import csv
@@ -100,7 +101,7 @@ def test_a_clean_frame_costs_no_upsampling():
     polyp = torch.full((1, 1, 64, 112), -10.0)
     polyp[..., 20:30, 40:56] = 6.0  # 10×16 cells: 2.2 % of the frame
     pred = up(polyp)[0]
-    (rows, cols), = calls
+    ((rows, cols),) = calls
     assert rows[0] <= pred.box[1] and pred.box[1] + pred.box[3] <= rows[1]
     assert (rows[1] - rows[0]) * (cols[1] - cols[0]) < 0.04 * 1080 * 1920  # the polyp's cells and a margin
 
@@ -117,8 +118,16 @@ def test_overlay_drawn_in_the_mask_box_equals_the_whole_frame():
         pred = np.zeros((270, 480), np.uint8)
         gt = np.zeros_like(pred)
         for m in (pred, pred, gt):
-            cv2.ellipse(m, (int(rng.integers(-20, 500)), int(rng.integers(-20, 290))),
-                        (int(rng.integers(2, 90)), int(rng.integers(2, 70))), float(rng.integers(0, 180)), 0, 360, 1, -1)
+            cv2.ellipse(
+                m,
+                (int(rng.integers(-20, 500)), int(rng.integers(-20, 290))),
+                (int(rng.integers(2, 90)), int(rng.integers(2, 70))),
+                float(rng.integers(0, 180)),
+                0,
+                360,
+                1,
+                -1,
+            )
         pred, gt = pred > 0, gt > 0
         for style in ("fill", "contour", "both", "box"):
             for g in (None, gt):
@@ -190,12 +199,18 @@ def test_jobs_write_what_one_video_at_a_time_writes(clip, weights, tmp_path):
 
     for k in range(2):
         shutil.copy(clip / "vid.mp4", tmp_path / f"v{k}.mp4")
-    sources = discover_sources([str(tmp_path / f"v{k}.mp4") for k in range(2)] + [str(clip / "Frame" / "odd")])
+    sources = discover_sources(
+        [str(tmp_path / f"v{k}.mp4") for k in range(2)] + [str(clip / "Frame" / "odd")]
+    )
     seg = Segmenter("cffm", weights["cffm"], device="cpu")
     runs = {}
     for jobs in (1, 2):
-        reports, failures = segment_many(seg, sources, SegmentOptions(out_root=tmp_path / f"j{jobs}", save_prob=True,
-                                                                      overlay=jobs == 2), jobs=jobs)
+        reports, failures = segment_many(
+            seg,
+            sources,
+            SegmentOptions(out_root=tmp_path / f"j{jobs}", save_prob=True, overlay=jobs == 2),
+            jobs=jobs,
+        )
         assert not failures and [r.name for r in reports] == [s.name for s in sources]
         runs[jobs] = _run_dirs(tmp_path / f"j{jobs}")
     assert runs[1].keys() == runs[2].keys() and len(runs[1]) == 3
@@ -224,14 +239,22 @@ def test_an_interrupt_stops_every_running_video(clip, weights, tmp_path):
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        segment_many(seg, sources, SegmentOptions(out_root=tmp_path / "out", overlay=False), on_frame=on_frame, jobs=2)
-    statuses = {d.name: json.loads((d / "run.json").read_text())["status"] for d in (tmp_path / "out").iterdir()}
+        segment_many(
+            seg, sources, SegmentOptions(out_root=tmp_path / "out", overlay=False), on_frame=on_frame, jobs=2
+        )
+    statuses = {
+        d.name: json.loads((d / "run.json").read_text())["status"] for d in (tmp_path / "out").iterdir()
+    }
     assert statuses["v0"] == "interrupted"
     assert statuses.get("v1", "interrupted") in ("interrupted", "complete")  # it may have finished first
-    reports, failures = segment_many(seg, sources, SegmentOptions(out_root=tmp_path / "out", overlay=False,
-                                                                  resume=True), jobs=2)
+    reports, failures = segment_many(
+        seg, sources, SegmentOptions(out_root=tmp_path / "out", overlay=False, resume=True), jobs=2
+    )
     assert not failures and all(r.status == "complete" or r.status == "skipped" for r in reports)
-    assert all(json.loads((tmp_path / "out" / n / "run.json").read_text())["status"] == "complete" for n in ("v0", "v1"))
+    assert all(
+        json.loads((tmp_path / "out" / n / "run.json").read_text())["status"] == "complete"
+        for n in ("v0", "v1")
+    )
 
 
 def test_job_placement_helpers_on_the_cpu(monkeypatch):

@@ -3,6 +3,7 @@
 `vps segment` and `vps train` crashed on CUDA for every PNS model: `model.to(memory_format=channels_last)`
 raises on the NS blocks' 5-D Conv3d weights, and that line ran only on CUDA, so no test reached it.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -31,7 +32,7 @@ def test_every_model_converts_to_channels_last_and_computes_the_same(name):
     model = trained_like(name, TINY[name])
     x = model.preprocess(synthetic_frames(TINY[name], 6, seed=8))
     t = min(model.spec.clip_length, model.spec.max_clip_length or 5)
-    clip = x[1:1 + t][None]
+    clip = x[1 : 1 + t][None]
     anchor = x[:1] if model.spec.needs_anchor else None
     with torch.inference_mode():
         before, _ = model(clip, anchor=anchor)
@@ -62,7 +63,9 @@ def test_segment_runs_the_cuda_branches_on_the_cpu(tmp_path, monkeypatch):
     assert ((reference > 12) & (reference < 243)).any() and (reference >= 128).any()
     monkeypatch.setattr("vpscli.engine.segmenter.resolve_placement", lambda device, precision: CPU_AS_CUDA)
     seg = Segmenter("pns-plus")
-    convs = [m.weight for m in seg.model.modules() if isinstance(m, torch.nn.Conv2d) and m.weight.shape[-1] > 1]
+    convs = [
+        m.weight for m in seg.model.modules() if isinstance(m, torch.nn.Conv2d) and m.weight.shape[-1] > 1
+    ]
     assert convs and all(w.is_contiguous(memory_format=torch.channels_last) for w in convs)
     assert np.abs(probs(seg) - reference).max() <= 1
     bf16 = Placement(torch.device("cpu"), torch.bfloat16, channels_last=True)
@@ -117,10 +120,23 @@ def test_training_runs_the_cuda_branches_on_the_cpu(tmp_path, monkeypatch):
         return placed["model"], forward
 
     monkeypatch.setattr("vpscli.train.loop.place_model", spy)
-    result = train(TrainConfig(data=[str(tmp_path / "data")], out=str(tmp_path / "run"), model="pns-net", input_size=(64, 128),
-                               iters=2, batch=1, device="cpu", augment=False))
+    result = train(
+        TrainConfig(
+            data=[str(tmp_path / "data")],
+            out=str(tmp_path / "run"),
+            model="pns-net",
+            input_size=(64, 128),
+            iters=2,
+            batch=1,
+            device="cpu",
+            augment=False,
+        )
+    )
     # Training is channels-last on the CPU too (Placement.for_training: oneDNN's backward is faster in NHWC)
-    assert placed["placement"] == Placement.for_training(torch.device("cpu")) and placed["placement"].channels_last
+    assert (
+        placed["placement"] == Placement.for_training(torch.device("cpu"))
+        and placed["placement"].channels_last
+    )
     assert placed["model"].training
     four_d = [p for p in placed["model"].parameters() if p.dim() == 4]
     assert all(p.is_contiguous(memory_format=torch.channels_last) for p in four_d)
@@ -140,7 +156,10 @@ def test_one_device_resolver():
         with pytest.raises(UsageError, match="CUDA is not available"):
             resolve_device("cuda:0")
     assert not resolve_placement("cpu", "fp32").channels_last
-    assert Placement.on(torch.device("cuda")).channels_last and not Placement.on(torch.device("cpu")).channels_last
+    assert (
+        Placement.on(torch.device("cuda")).channels_last
+        and not Placement.on(torch.device("cpu")).channels_last
+    )
 
 
 def test_to_channels_last_leaves_values_alone():
@@ -173,5 +192,7 @@ def test_segment_refuses_an_unknown_compile_mode(clip, tmp_path):
 
     from vpscli.cli import app
 
-    r = CliRunner().invoke(app, ["segment", str(clip / "vid.mp4"), "-o", str(tmp_path / "o"), "--compile-mode", "x"])
+    r = CliRunner().invoke(
+        app, ["segment", str(clip / "vid.mp4"), "-o", str(tmp_path / "o"), "--compile-mode", "x"]
+    )
     assert r.exit_code == 2 and "--compile-mode must be one of" in r.output and not (tmp_path / "o").exists()

@@ -5,13 +5,13 @@ recomputing finished videos, evaluate's numbers equal to a local evaluation.
 The CLI runs in a subprocess that joins this module's Ray instance by its address (``--ray HOST:PORT``),
 as a command on a cluster's head node would.
 """
+
 from __future__ import annotations
 
 import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
@@ -45,15 +45,22 @@ def clips(tmp_path_factory):
 
 
 def vps(*args, env=None):
-    return subprocess.run([sys.executable, "-m", "vpscli", *map(str, args)], capture_output=True, text=True,
-                          env=env, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "vpscli", *map(str, args)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
 
 
 def error_lines(stderr: str) -> set[str]:
     return {line.strip() for line in stderr.splitlines() if line.startswith("error:")}
 
 
-def test_ray_batch_with_bundled_weights_equals_a_local_run_and_reports_the_bad_input(cluster, clips, tmp_path):
+def test_ray_batch_with_bundled_weights_equals_a_local_run_and_reports_the_bad_input(
+    cluster, clips, tmp_path
+):
     d, _ = clips
     inputs = [d / "c0.mp4", d / "broken.mp4", d / "c1.mp4", d / "c2.mp4"]
     # the bundled weights; one model thread in both runs (the Ray task's share: 1 CPU → 1 thread), so the
@@ -95,8 +102,18 @@ def test_evaluate_on_ray_gives_the_numbers_of_a_local_evaluation(cluster, clips,
         for png in (d / "GT" / f"c{(i + 1) % 3}").iterdir():
             (case / png.name).write_bytes(png.read_bytes())
     local = vps("evaluate", pred, d / "GT", "--metrics", "all", "--json", tmp_path / "local.json", "-q")
-    on_ray = vps("evaluate", pred, d / "GT", "--metrics", "all", "--json", tmp_path / "ray.json", "-q",
-                 "--ray", cluster)
+    on_ray = vps(
+        "evaluate",
+        pred,
+        d / "GT",
+        "--metrics",
+        "all",
+        "--json",
+        tmp_path / "ray.json",
+        "-q",
+        "--ray",
+        cluster,
+    )
     assert local.returncode == on_ray.returncode == 0, on_ray.stderr
     a, b = (json.loads((tmp_path / f"{n}.json").read_text()) for n in ("local", "ray"))
     assert a == b
@@ -104,33 +121,79 @@ def test_evaluate_on_ray_gives_the_numbers_of_a_local_evaluation(cluster, clips,
     assert scores["n_sequences"] == 3 and 0.1 < scores["dataset"]["Smeasure"] < 0.99  # not a trivial score
 
 
-def test_a_killed_worker_is_reported_and_resume_completes_the_batch_without_recomputing(cluster, clips, tmp_path):
+def test_a_killed_worker_is_reported_and_resume_completes_the_batch_without_recomputing(
+    cluster, clips, tmp_path
+):
     d, w = clips
     inputs = [d / "c0.mp4", d / "c1.mp4", d / "c2.mp4"]
     out = tmp_path / "out"
     # the worker segmenting c1 dies abruptly (os._exit, as a kill -9) at its frame 5; no retries allowed
     env = {**os.environ, "VPS_TEST_RAY_EXIT": f"c1:5:{tmp_path / 'died'}"}
-    first = vps("segment", *inputs, "-w", w, "-o", out, "--ray", cluster, "--max-retries", "0",
-                "--min-persistence", "1", "-q", env=env)
+    first = vps(
+        "segment",
+        *inputs,
+        "-w",
+        w,
+        "-o",
+        out,
+        "--ray",
+        cluster,
+        "--max-retries",
+        "0",
+        "--min-persistence",
+        "1",
+        "-q",
+        env=env,
+    )
     assert first.returncode == 3, first.stderr
     assert (tmp_path / "died").exists()
     lost = [line for line in error_lines(first.stderr) if "c1.mp4:" in line]
     assert len(lost) == 1 and "worker" in lost[0] and "--resume" in lost[0]
-    assert json.loads((out / "c1" / "run.json").read_text())["status"] == "running"  # killed: no chance to say
+    assert (
+        json.loads((out / "c1" / "run.json").read_text())["status"] == "running"
+    )  # killed: no chance to say
     finished = {n: (out / n / "run.json").stat().st_mtime_ns for n in ("c0", "c2")}
 
-    second = vps("segment", *inputs, "-w", w, "-o", out, "--ray", cluster, "--resume", "--min-persistence", "1",
-                 "-q", env=env)
+    second = vps(
+        "segment",
+        *inputs,
+        "-w",
+        w,
+        "-o",
+        out,
+        "--ray",
+        cluster,
+        "--resume",
+        "--min-persistence",
+        "1",
+        "-q",
+        env=env,
+    )
     assert second.returncode == 0, second.stderr
     assert {n: (out / n / "run.json").stat().st_mtime_ns for n in ("c0", "c2")} == finished  # not touched
     batch = json.loads((out / "batch.json").read_text())
-    assert {e["name"]: e["status"] for e in batch["entries"]} == {"c0": "skipped", "c1": "complete", "c2": "skipped"}
+    assert {e["name"]: e["status"] for e in batch["entries"]} == {
+        "c0": "skipped",
+        "c1": "complete",
+        "c2": "skipped",
+    }
     run = json.loads((out / "c1" / "run.json").read_text())
     assert run["status"] == "complete" and run["frames"] == 8
     assert 0 < run["resumed_with_existing_masks"] < 8  # the frames the killed worker wrote were kept
     # and the resumed video equals an uninterrupted local run
-    ref = vps("segment", d / "c1.mp4", "-w", w, "-o", tmp_path / "ref", "--threads", "1", "--min-persistence", "1",
-              "-q")
+    ref = vps(
+        "segment",
+        d / "c1.mp4",
+        "-w",
+        w,
+        "-o",
+        tmp_path / "ref",
+        "--threads",
+        "1",
+        "--min-persistence",
+        "1",
+        "-q",
+    )
     assert ref.returncode == 0, ref.stderr
     assert (out / "c1" / "frames.csv").read_bytes() == (tmp_path / "ref" / "c1" / "frames.csv").read_bytes()
     for png in (tmp_path / "ref" / "c1" / "masks").iterdir():
@@ -141,8 +204,24 @@ def test_a_killed_worker_is_retried_and_the_retry_continues_from_its_frames(clus
     d, w = clips
     out = tmp_path / "out"
     env = {**os.environ, "VPS_TEST_RAY_EXIT": f"c2:4:{tmp_path / 'died'}"}
-    r = vps("segment", d / "c0.mp4", d / "c2.mp4", "-w", w, "-o", out, "--ray", cluster, "--max-retries", "1",
-            "--min-persistence", "1", "--no-overlay", "-q", env=env)
+    r = vps(
+        "segment",
+        d / "c0.mp4",
+        d / "c2.mp4",
+        "-w",
+        w,
+        "-o",
+        out,
+        "--ray",
+        cluster,
+        "--max-retries",
+        "1",
+        "--min-persistence",
+        "1",
+        "--no-overlay",
+        "-q",
+        env=env,
+    )
     assert r.returncode == 0, r.stderr
     assert (tmp_path / "died").exists()
     entries = {e["name"]: e for e in json.loads((out / "batch.json").read_text())["entries"]}
@@ -157,10 +236,27 @@ def test_ctrl_c_cancels_the_tasks_and_they_record_the_interrupt(cluster, clips, 
     import time
 
     d, w = clips
-    write_clip(tmp_path, SynthConfig(frames=400, width=96, height=64, seed=44), "mp4", "long")  # outlasts the wait
-    proc = subprocess.Popen([sys.executable, "-m", "vpscli", "segment", tmp_path / "long.mp4", "-w", w, "-o",
-                             tmp_path / "out", "--ray", cluster], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+    write_clip(
+        tmp_path, SynthConfig(frames=400, width=96, height=64, seed=44), "mp4", "long"
+    )  # outlasts the wait
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "vpscli",
+            "segment",
+            tmp_path / "long.mp4",
+            "-w",
+            w,
+            "-o",
+            tmp_path / "out",
+            "--ray",
+            cluster,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     masks = tmp_path / "out" / "long" / "masks"
     deadline = time.time() + 120
     while time.time() < deadline and len(list(masks.glob("*.png"))) < 5 and proc.poll() is None:

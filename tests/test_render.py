@@ -1,4 +1,5 @@
 """The renderer on numpy arrays: exact colours per region and style, palettes, HUD, timeline, sheet layout."""
+
 from __future__ import annotations
 
 import json
@@ -7,7 +8,14 @@ import numpy as np
 import pytest
 
 from vpscli.errors import UsageError
-from vpscli.render.contact_sheet import GAP, build_sheet, label_thumbnail, pick_frames, sheet_size, thumbnail_size
+from vpscli.render.contact_sheet import (
+    GAP,
+    build_sheet,
+    label_thumbnail,
+    pick_frames,
+    sheet_size,
+    thumbnail_size,
+)
 from vpscli.render.hud import FrameInfo, draw_hud, draw_legend, format_timecode
 from vpscli.render.mask_set import is_probability, match_masks, read_run_info
 from vpscli.render.overlay import draw_overlay
@@ -51,7 +59,11 @@ def test_fill_colours_are_exact_per_region(scene, palette, alpha):
 
 
 def test_default_palette_is_the_aen_convention():
-    assert DEFAULT.gt_only == (255, 0, 0) and DEFAULT.pred_only == (0, 255, 0) and DEFAULT.overlap == (255, 255, 0)
+    assert (
+        DEFAULT.gt_only == (255, 0, 0)
+        and DEFAULT.pred_only == (0, 255, 0)
+        and DEFAULT.overlap == (255, 255, 0)
+    )
 
 
 def test_colorblind_palette_avoids_red_green_and_dashes_gt():
@@ -107,7 +119,7 @@ def test_box_style_draws_component_boxes(scene):
     image, pred, gt = scene
     disc = np.zeros((100, 100), bool)
     yy, xx = np.mgrid[:100, :100]
-    disc[(yy - 40) ** 2 + (xx - 40) ** 2 <= 15 ** 2] = True  # box = [25, 55]
+    disc[(yy - 40) ** 2 + (xx - 40) ** 2 <= 15**2] = True  # box = [25, 55]
     out = draw_overlay(image, disc, None, style="box", line_width=2)
     assert tuple(out[25, 40]) == (0, 255, 0) and tuple(out[40, 25]) == (0, 255, 0)
     assert tuple(out[40, 40]) == (GREY,) * 3  # inside the box, nothing filled
@@ -139,13 +151,13 @@ def test_timecode_format():
 
 def _text_pixels(image, rect):
     x, y, w, h = rect
-    return np.all(image[y:y + h, x:x + w] > 200, axis=2)
+    return np.all(image[y : y + h, x : x + w] > 200, axis=2)
 
 
 def test_hud_timecode_region_has_text_that_changes_with_time():
     a, b = np.full((240, 320, 3), 90, np.uint8), np.full((240, 320, 3), 90, np.uint8)
     ra = draw_hud(a, FrameInfo(index=3, total=10, timestamp=0.12), details=False)
-    rb = draw_hud(b, FrameInfo(index=4, total=10, timestamp=1.16), details=False)
+    draw_hud(b, FrameInfo(index=4, total=10, timestamp=1.16), details=False)
     assert set(ra) == {"timecode"}
     assert _text_pixels(a, ra["timecode"]).sum() > 20
     assert not np.array_equal(_text_pixels(a, ra["timecode"]), _text_pixels(b, ra["timecode"]))
@@ -153,8 +165,9 @@ def test_hud_timecode_region_has_text_that_changes_with_time():
 
 def test_hud_details_and_toggles():
     img = np.full((240, 320, 3), 90, np.uint8)
-    regions = draw_hud(img, FrameInfo(0, 5, 0.0, area_fraction=0.1, confidence=0.9, model="pns_plus",
-                                      threshold=0.5))
+    regions = draw_hud(
+        img, FrameInfo(0, 5, 0.0, area_fraction=0.1, confidence=0.9, model="pns_plus", threshold=0.5)
+    )
     assert {"frame", "timecode", "model", "status", "banner"} <= set(regions)
     blank = np.full((240, 320, 3), 90, np.uint8)
     assert draw_hud(blank, FrameInfo(0, 5, 0.0), timecode=False, details=False) == {}
@@ -165,7 +178,7 @@ def test_legend_lists_three_entries_with_gt_one_without():
     assert len(DEFAULT.legend_entries(True)) == 3 and len(DEFAULT.legend_entries(False)) == 1
     img = np.zeros((240, 320, 3), np.uint8)
     x, y, w, h = draw_legend(img, DEFAULT, with_gt=True)
-    region = img[y:y + h, x:x + w]
+    region = img[y : y + h, x : x + w]
     for colour in (DEFAULT.gt_only, DEFAULT.pred_only, DEFAULT.overlap):
         assert np.any(np.all(region == colour, axis=2))
     assert y + h <= 240
@@ -236,13 +249,16 @@ def test_masks_matched_by_name_index_or_order(tmp_path):
 
 def test_run_info_and_probability_detection(tmp_path):
     (tmp_path / "masks").mkdir()
-    (tmp_path / "run.json").write_text(json.dumps({"model": {"name": "pns_plus", "version": "1.0"},
-                                                   "threshold": 0.4}))
+    (tmp_path / "run.json").write_text(
+        json.dumps({"model": {"name": "pns_plus", "version": "1.0"}, "threshold": 0.4})
+    )
     (tmp_path / "frames.csv").write_text("index,timestamp,present,area_fraction,max_prob\n0,0.0,1,0.1,0.93\n")
     info = read_run_info(tmp_path / "masks")
     assert info.model == "pns_plus@1.0" and info.threshold == 0.4 and info.max_prob == {0: 0.93}
     assert read_run_info(tmp_path / "nothing" / "masks").model is None
-    assert is_probability(np.array([[0, 128]], np.uint8)) and not is_probability(np.array([[0, 255]], np.uint8))
+    assert is_probability(np.array([[0, 128]], np.uint8)) and not is_probability(
+        np.array([[0, 255]], np.uint8)
+    )
 
 
 def test_thumbnail_label_marks_the_bottom_band_only():
@@ -260,7 +276,13 @@ def test_legend_names_the_mask_layer():
     pal = get_palette("default")
     assert pal.legend_entries(False) == [("prediction", pal.pred_only, False)]
     assert pal.legend_entries(False, "ground truth")[0][0] == "ground truth"
-    assert [e[0] for e in pal.legend_entries(True, "model B")] == ["ground truth only", "model B only", "overlap"]
+    assert [e[0] for e in pal.legend_entries(True, "model B")] == [
+        "ground truth only",
+        "model B only",
+        "overlap",
+    ]
     short = np.zeros((240, 320, 3), np.uint8)
     wide = np.zeros((240, 320, 3), np.uint8)
-    assert draw_legend(wide, pal, False, "a much longer layer name")[2] > draw_legend(short, pal, False, "gt")[2]
+    assert (
+        draw_legend(wide, pal, False, "a much longer layer name")[2] > draw_legend(short, pal, False, "gt")[2]
+    )

@@ -1,5 +1,6 @@
 """`vps report`: review pages read from what `vps segment` wrote — episodes, timeline, thumbnails, what ran —
 checked as data and, in headless Chromium, as a person uses them (click, seek, offline, screenshot)."""
+
 from __future__ import annotations
 
 import csv
@@ -46,8 +47,8 @@ def test_episodes_are_the_runs_of_written_masks(run_dir):
     for e in run.episodes:
         assert e.start_s == pytest.approx(float(rows[e.start]["timestamp"]))
         assert e.end_s == pytest.approx(float(rows[e.end]["timestamp"]) + 1 / 25)
-        assert e.peak == pytest.approx(max(float(r["max_prob"]) for r in rows[e.start:e.end + 1]))
-        areas = [float(r["area_fraction"]) for r in rows[e.start:e.end + 1]]
+        assert e.peak == pytest.approx(max(float(r["max_prob"]) for r in rows[e.start : e.end + 1]))
+        areas = [float(r["area_fraction"]) for r in rows[e.start : e.end + 1]]
         assert e.largest == e.start + int(np.argmax(areas)) and e.largest_area == pytest.approx(max(areas))
 
 
@@ -75,14 +76,16 @@ def test_user_text_is_escaped_and_a_run_without_overlay_has_no_player(run_dir, t
     (folder / "run.json").write_text(json.dumps(record))
     html = render_report(folder)
     assert "<b onmouseover" not in html and "&lt;b onmouseover=alert(1)&gt;clip" in html
-    assert '<img src=x onerror' not in html and "&lt;img src=x onerror" in html
-    assert '<video' not in html and "No overlay video was written" in html
+    assert "<img src=x onerror" not in html and "&lt;img src=x onerror" in html
+    assert "<video" not in html and "No overlay video was written" in html
     assert html.count('class="episode-row"') == 3  # thumbnails from the source video instead
 
 
 def test_partial_and_interrupted_runs_say_so(run_dir, tmp_path):
-    for status, said in (("partial", "Partial: the video ended early"), ("interrupted", "Interrupted: the run was "
-                                                                                       "stopped after 39 of 39")):
+    for status, said in (
+        ("partial", "Partial: the video ended early"),
+        ("interrupted", "Interrupted: the run was stopped after 39 of 39"),
+    ):
         folder = tmp_path / status
         shutil.copytree(run_dir / "out" / "clip", folder)
         record = json.loads((folder / "run.json").read_text())
@@ -114,10 +117,25 @@ def test_cli_report_for_a_batch_writes_pages_and_an_index(run_dir, tmp_path, cap
 def test_segment_report_flag_writes_the_page(run_dir, tmp_path, monkeypatch):
     from vpscli.weights.store import LoadedModel
 
-    monkeypatch.setattr("vpscli.weights.store.load_model",
-                        lambda model=None, weights=None: LoadedModel(scripted_stand_in(PATTERN)))
-    assert main(["segment", str(run_dir / "clip.mp4"), "-o", str(tmp_path / "o"), "--report", "-q",
-                 "--min-persistence", "3"]) == 0
+    monkeypatch.setattr(
+        "vpscli.weights.store.load_model",
+        lambda model=None, weights=None: LoadedModel(scripted_stand_in(PATTERN)),
+    )
+    assert (
+        main(
+            [
+                "segment",
+                str(run_dir / "clip.mp4"),
+                "-o",
+                str(tmp_path / "o"),
+                "--report",
+                "-q",
+                "--min-persistence",
+                "3",
+            ]
+        )
+        == 0
+    )
     assert (tmp_path / "o" / "clip" / "report.html").read_text().count('class="episode-row"') == 3
 
 
@@ -131,23 +149,58 @@ def test_an_hour_long_video_page_stays_small(tmp_path):
     n, h, w = 90_000, 270, 480
     present = np.zeros(n, bool)
     for k in range(300):
-        present[k * 300 + 10:k * 300 + 10 + 20 + k % 30] = True
+        present[k * 300 + 10 : k * 300 + 10 + 20 + k % 30] = True
     mask = np.zeros((h, w), np.uint8)
     mask[100:160, 200:280] = 255
     with open(folder / "frames.csv", "w", newline="") as f:
         out = csv.writer(f)
-        out.writerow(["index", "name", "timestamp", "present", "area_fraction", "max_prob", "bbox_x", "bbox_y",
-                      "bbox_w", "bbox_h", "flagged", "suppressed"])
+        out.writerow(
+            [
+                "index",
+                "name",
+                "timestamp",
+                "present",
+                "area_fraction",
+                "max_prob",
+                "bbox_x",
+                "bbox_y",
+                "bbox_w",
+                "bbox_h",
+                "flagged",
+                "suppressed",
+            ]
+        )
         for i in range(n):
             p = bool(present[i])
-            out.writerow([i, f"{i:06d}", f"{i / 25:.6f}", int(p), f"{0.037 if p else 0:.6f}",
-                          f"{0.99 if p else 0.1:.6f}", *([200, 100, 80, 60] if p else ["", "", "", ""]), int(p), 0])
+            out.writerow(
+                [
+                    i,
+                    f"{i:06d}",
+                    f"{i / 25:.6f}",
+                    int(p),
+                    f"{0.037 if p else 0:.6f}",
+                    f"{0.99 if p else 0.1:.6f}",
+                    *([200, 100, 80, 60] if p else ["", "", "", ""]),
+                    int(p),
+                    0,
+                ]
+            )
     for i in np.flatnonzero(present):
         write_mask(folder / "masks" / f"{i:06d}.png", mask)
-    (folder / "run.json").write_text(json.dumps({
-        "status": "complete", "model": "pns-plus", "backbone": "efficientnet-lite2", "threshold": 0.5,
-        "min_persistence": 6, "probe": {"kind": "video", "fps": 25.0, "frame_count": n, "width": w, "height": h},
-        "source": str(tmp_path / "gone.mp4"), "frames": n}))
+    (folder / "run.json").write_text(
+        json.dumps(
+            {
+                "status": "complete",
+                "model": "pns-plus",
+                "backbone": "efficientnet-lite2",
+                "threshold": 0.5,
+                "min_persistence": 6,
+                "probe": {"kind": "video", "fps": 25.0, "frame_count": n, "width": w, "height": h},
+                "source": str(tmp_path / "gone.mp4"),
+                "frames": n,
+            }
+        )
+    )
     page = write_report(folder)
     html = page.read_text()
     assert html.count('class="episode-row"') == 300 and html.count("data:image/jpeg") == 600
@@ -167,8 +220,14 @@ def _browser():
 
     options = webdriver.ChromeOptions()
     options.binary_location = chromium
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                 "--autoplay-policy=no-user-gesture-required", "--window-size=1280,1600"):
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--autoplay-policy=no-user-gesture-required",
+        "--window-size=1280,1600",
+    ):
         options.add_argument(flag)
     del selenium
     return webdriver.Chrome(service=Service(driver), options=options)
@@ -185,8 +244,9 @@ def test_page_in_a_browser_click_seek_offline_screenshot(run_dir, tmp_path):
     browser = _browser()
     try:
         browser.get(page.resolve().as_uri())
-        WebDriverWait(browser, 30).until(lambda b: b.execute_script(
-            "return document.getElementById('player').readyState >= 1"))
+        WebDriverWait(browser, 30).until(
+            lambda b: b.execute_script("return document.getElementById('player').readyState >= 1")
+        )
         rows = browser.find_elements(By.CSS_SELECTOR, ".episode-row")
         assert len(rows) == len(run.episodes) == 3
         assert browser.find_element(By.ID, "episode-count").text == "3"
@@ -200,13 +260,16 @@ def test_page_in_a_browser_click_seek_offline_screenshot(run_dir, tmp_path):
         width = box.size["width"]
         from selenium.webdriver.common.action_chains import ActionChains
 
-        ActionChains(browser).move_to_element_with_offset(box, int(width * 0.25) - width // 2, 0).click().perform()
+        ActionChains(browser).move_to_element_with_offset(
+            box, int(width * 0.25) - width // 2, 0
+        ).click().perform()
         now = browser.execute_script("return document.getElementById('player').currentTime")
         assert now == pytest.approx(0.25 * run.duration_s, abs=0.06)
         # offline: everything the page loaded is the page itself, inline data, or the overlay beside it
         loaded = browser.execute_script(
             "return performance.getEntriesByType('resource').map(e => e.name)"
-            ".concat([document.getElementById('player').currentSrc])")
+            ".concat([document.getElementById('player').currentSrc])"
+        )
         assert loaded and all(u.startswith(("file:", "data:")) for u in loaded), loaded
         shot = tmp_path / "report.png"
         browser.save_screenshot(str(shot))

@@ -1,5 +1,6 @@
 """RunFolder: the one definition of a ``vps segment`` output folder (names, frames.csv, run.json, finished frames),
 and the sinks ``segment_video`` writes through."""
+
 from __future__ import annotations
 
 import csv
@@ -10,13 +11,25 @@ import numpy as np
 
 from vpscli.io.atomic import partial_path
 from vpscli.io.masks import write_levels, write_mask
-from vpscli.io.run_folder import (CSV_COLUMNS, RunFolder, index_name, is_index_name, match_to_frames,
-                                  number_files)
+from vpscli.io.run_folder import (
+    CSV_COLUMNS,
+    RunFolder,
+    index_name,
+    is_index_name,
+    match_to_frames,
+    number_files,
+)
 
 
 def _row(index: int, name: str, **cells) -> dict:
-    return {**{c: "" for c in CSV_COLUMNS}, "index": index, "name": name, "present": 1, "max_prob": "0.900000",
-            **cells}
+    return {
+        **{c: "" for c in CSV_COLUMNS},
+        "index": index,
+        "name": name,
+        "present": 1,
+        "max_prob": "0.900000",
+        **cells,
+    }
 
 
 def _write_csv(path: Path, rows: list[dict]) -> str:
@@ -35,8 +48,12 @@ def test_index_names():
 def test_match_to_frames_by_name_index_and_order():
     by_name = [Path(f"m/case_{i}.png") for i in (1, 2, 3)]
     files, how = match_to_frames(by_name, ["case_1", "case_2", "case_3", "case_4"])
-    assert how == "name" and [f.name if f else None for f in files] == ["case_1.png", "case_2.png", "case_3.png",
-                                                                        None]
+    assert how == "name" and [f.name if f else None for f in files] == [
+        "case_1.png",
+        "case_2.png",
+        "case_3.png",
+        None,
+    ]
     by_index = [Path("m/000000.png"), Path("m/000002.png")]
     files, how = match_to_frames(by_index, ["a", "b", "c"])
     assert how == "index" and [f.name if f else None for f in files] == ["000000.png", None, "000002.png"]
@@ -50,7 +67,11 @@ def test_match_to_frames_by_name_index_and_order():
 
 def test_number_files_uses_indices_only_when_every_name_is_one():
     strided = [Path("000000.png"), Path("000004.png"), Path("000002.png")]
-    assert number_files(strided) == [(0, Path("000000.png")), (2, Path("000002.png")), (4, Path("000004.png"))]
+    assert number_files(strided) == [
+        (0, Path("000000.png")),
+        (2, Path("000002.png")),
+        (4, Path("000004.png")),
+    ]
     mixed = [Path("000000.png"), Path("frame.png")]
     assert number_files(mixed) == [(0, Path("000000.png")), (1, Path("frame.png"))]
 
@@ -59,8 +80,11 @@ def test_layout_and_which_folder_a_mask_folder_belongs_to(tmp_path):
     run = RunFolder(tmp_path / "clip")
     assert run.mask_path("000007") == tmp_path / "clip" / "masks" / "000007.png"
     assert run.prob_path("a") == tmp_path / "clip" / "probs" / "a.png"
-    assert (run.frames_csv.name, run.run_json.name, run.overlay_path.name) == ("frames.csv", "run.json",
-                                                                                "overlay.mp4")
+    assert (run.frames_csv.name, run.run_json.name, run.overlay_path.name) == (
+        "frames.csv",
+        "run.json",
+        "overlay.mp4",
+    )
     assert RunFolder.of(tmp_path / "clip" / "probs").path == tmp_path / "clip"
     assert RunFolder.of(tmp_path / "clip").path == tmp_path / "clip"
     assert RunFolder.of_mask_folder(tmp_path / "clip" / "my_masks").path == tmp_path / "clip"
@@ -75,15 +99,25 @@ def test_status_and_partial_warning(tmp_path):
     run = RunFolder(tmp_path / "clip")
     run.masks_dir.mkdir(parents=True)
     assert run.record() == {} and run.status() is None and run.partial_warning() is None
-    run.write_record({"status": "partial", "partial": {"frames_decoded": 7, "frames_expected": 10,
-                                                       "reason": "decoding stopped at frame 7 of 10"}})
+    run.write_record(
+        {
+            "status": "partial",
+            "partial": {
+                "frames_decoded": 7,
+                "frames_expected": 10,
+                "reason": "decoding stopped at frame 7 of 10",
+            },
+        }
+    )
     assert json.loads(run.run_json.read_text())["status"] == "partial"
     assert run.status() == "partial" and RunFolder.is_finished(run.record())
     # found from the masks/ folder as well (run.json one level up)
     masks_view = RunFolder.of_mask_folder(run.masks_dir)
     assert masks_view.record_path() == run.run_json
-    assert masks_view.partial_warning() == (f"{run.path}: partial run (7 of 10 frames): decoding stopped at frame 7 "
-                                            "of 10; frames after the damage have no masks")
+    assert masks_view.partial_warning() == (
+        f"{run.path}: partial run (7 of 10 frames): decoding stopped at frame 7 "
+        "of 10; frames after the damage have no masks"
+    )
     run.write_record({"status": "interrupted", "frames": 4})
     assert not RunFolder.is_finished(run.record())
     assert "was interrupted after 4 frames" in run.partial_warning()

@@ -1,4 +1,5 @@
 """`vps segment` outputs: masks, probs, overlay, frames.csv, run.json, resume, batch errors."""
+
 from __future__ import annotations
 
 import csv
@@ -11,13 +12,14 @@ import sys
 import numpy as np
 import pytest
 
+from tests._models import trained_like
 from vpscli.engine import Segmenter, SegmentOptions, segment_video
 from vpscli.errors import OutputError
 from vpscli.io.masks import read_mask
 from vpscli.io.sources import open_source
-from tests._models import trained_like
 from vpscli.models import save_checkpoint
 from vpscli.synth import SynthConfig, write_clip
+
 
 def read_csv(path):
     with open(path, newline="") as f:
@@ -48,7 +50,10 @@ def test_outputs_agree_with_each_other(clip, weights, tmp_path, model):
         if (m > 0).any():
             ys, xs = np.nonzero(m)
             assert (int(row["bbox_x"]), int(row["bbox_y"])) == (xs.min(), ys.min())
-            assert (int(row["bbox_w"]), int(row["bbox_h"])) == (xs.max() - xs.min() + 1, ys.max() - ys.min() + 1)
+            assert (int(row["bbox_w"]), int(row["bbox_h"])) == (
+                xs.max() - xs.min() + 1,
+                ys.max() - ys.min() + 1,
+            )
     overlay = open_source(out / "overlay.mp4")
     assert overlay.probe().frame_count == 11 and (overlay.probe().width, overlay.probe().height) == (96, 64)
     assert sum(1 for _ in overlay) == 11
@@ -56,7 +61,8 @@ def test_outputs_agree_with_each_other(clip, weights, tmp_path, model):
     assert run["status"] == "complete" and run["model"] == model and run["frames"] == 11
     assert run["weights_sha256"] and run["device"] == "cpu" and run["threshold"] == 0.5
     assert run["probe"]["frame_count"] == 11 and {"decode", "model", "upsample", "png", "overlay"} <= set(
-        run["timings_seconds"])
+        run["timings_seconds"]
+    )
 
 
 def test_frame_folder_odd_size_names_and_no_overlay(clip, weights, tmp_path):
@@ -79,7 +85,9 @@ def test_state_resets_between_videos(clip, weights, tmp_path):
     segment_video(seg, open_source(clip / "vid.mp4"), opts)
     segment_video(seg, open_source(tmp_path / "copy.mp4"), opts)
     for a in sorted((tmp_path / "out" / "vid" / "probs").glob("*.png")):
-        np.testing.assert_array_equal(read_mask(a).array, read_mask(tmp_path / "out" / "copy" / "probs" / a.name).array)
+        np.testing.assert_array_equal(
+            read_mask(a).array, read_mask(tmp_path / "out" / "copy" / "probs" / a.name).array
+        )
 
 
 @pytest.mark.numerics
@@ -118,8 +126,10 @@ def test_resume_after_interrupt_gives_identical_outputs(clip, weights, tmp_path)
 
 # pns-net in batches of two 5-frame clips: frames 10-19 form one batch, so 10 + the 4-frame tail are computed
 @pytest.mark.numerics
-@pytest.mark.parametrize("model, batch, computed", [("pns-net", 2, 14), ("pns-plus", 1, 24 - 15),
-                                                    ("cffm", 1, 24 - 16 + 9), ("aen-pns-plus", 1, 24)])
+@pytest.mark.parametrize(
+    "model, batch, computed",
+    [("pns-net", 2, 14), ("pns-plus", 1, 24 - 15), ("cffm", 1, 24 - 16 + 9), ("aen-pns-plus", 1, 24)],
+)
 def test_resume_runs_the_model_only_where_outputs_are_missing(weights, tmp_path, model, batch, computed):
     """A run stopped after 16 of 24 frames: the resumed run predicts the rest — plus the frames the model
     needs to rebuild its state (CFFM: 9 for its feature cache; AEN: all, its memory feeds on itself) —
@@ -127,8 +137,11 @@ def test_resume_runs_the_model_only_where_outputs_are_missing(weights, tmp_path,
     write_clip(tmp_path, SynthConfig(frames=24, width=96, height=64, seed=4), "mp4", "v24")
     seg = Segmenter(model, weights[model], device="cpu", batch=batch)
     clean = tmp_path / "clean" / "v24"
-    rep = segment_video(seg, open_source(tmp_path / "v24.mp4"), SegmentOptions(out_root=tmp_path / "clean",
-                                                                              save_prob=True, overlay=False))
+    rep = segment_video(
+        seg,
+        open_source(tmp_path / "v24.mp4"),
+        SegmentOptions(out_root=tmp_path / "clean", save_prob=True, overlay=False),
+    )
     assert json.loads((clean / "run.json").read_text())["frames_computed"] == 24 == rep.frames
     cut = tmp_path / "cut" / "v24"
     shutil.copytree(clean, cut)
@@ -149,51 +162,112 @@ def test_resume_runs_the_model_only_where_outputs_are_missing(weights, tmp_path,
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):  # stopped again while passing over the finished frames
-        segment_video(seg, open_source(tmp_path / "v24.mp4"), SegmentOptions(
-            out_root=tmp_path / "cut", save_prob=True, overlay=False, resume=True), on_frame=stop_at_three)
+        segment_video(
+            seg,
+            open_source(tmp_path / "v24.mp4"),
+            SegmentOptions(out_root=tmp_path / "cut", save_prob=True, overlay=False, resume=True),
+            on_frame=stop_at_three,
+        )
     assert read_csv(cut / "frames.csv") == rows[:16], "the earlier run's rows are kept"
-    rep = segment_video(seg, open_source(tmp_path / "v24.mp4"), SegmentOptions(out_root=tmp_path / "cut",
-                        save_prob=True, overlay=False, resume=True))
+    rep = segment_video(
+        seg,
+        open_source(tmp_path / "v24.mp4"),
+        SegmentOptions(out_root=tmp_path / "cut", save_prob=True, overlay=False, resume=True),
+    )
     record = json.loads((cut / "run.json").read_text())
     assert rep.reused_masks == 16 and record["status"] == "complete"
     assert record["frames_computed"] == computed
     assert read_csv(cut / "frames.csv") == rows
     for sub in ("masks", "probs"):
         for a in sorted((clean / sub).glob("*.png")):
-            np.testing.assert_array_equal(read_mask(a).array, read_mask(cut / sub / a.name).array, err_msg=a.name)
+            np.testing.assert_array_equal(
+                read_mask(a).array, read_mask(cut / sub / a.name).array, err_msg=a.name
+            )
 
 
 def vps(*args, cwd, env=None):
-    return subprocess.run([sys.executable, "-m", "vpscli", *map(str, args)], capture_output=True, text=True,
-                          cwd=cwd, env={**os.environ, "COLUMNS": "200", **(env or {})}, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "vpscli", *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env={**os.environ, "COLUMNS": "200", **(env or {})},
+        timeout=300,
+    )
 
 
 def test_cli_batch_with_a_bad_input_finishes_the_others(clip, weights, tmp_path):
     (tmp_path / "bad.mp4").write_bytes(os.urandom(2000))
     # two at a time: the failure is reported while the other video runs
-    r = vps("segment", clip / "vid.mp4", tmp_path / "bad.mp4", tmp_path / "missing.mp4", "-m", "pns-plus",
-            "-w", weights["pns-plus"], "-o", tmp_path / "out", "--device", "cpu", "-q", "--jobs", "2", cwd=tmp_path)
+    r = vps(
+        "segment",
+        clip / "vid.mp4",
+        tmp_path / "bad.mp4",
+        tmp_path / "missing.mp4",
+        "-m",
+        "pns-plus",
+        "-w",
+        weights["pns-plus"],
+        "-o",
+        tmp_path / "out",
+        "--device",
+        "cpu",
+        "-q",
+        "--jobs",
+        "2",
+        cwd=tmp_path,
+    )
     assert r.returncode == 3, r.stderr
     assert "bad.mp4: not a readable video" in r.stderr and "missing.mp4: not found" in r.stderr
     assert "2 of 3 inputs failed" in r.stderr
     assert len(list((tmp_path / "out" / "vid" / "masks").glob("*.png"))) == 11
-    r = vps("segment", clip / "vid.mp4", "-m", "pns-plus", "-w", weights["pns-plus"], "-o", tmp_path / "out",
-            "--device", "cpu", "-q", cwd=tmp_path)
+    r = vps(
+        "segment",
+        clip / "vid.mp4",
+        "-m",
+        "pns-plus",
+        "-w",
+        weights["pns-plus"],
+        "-o",
+        tmp_path / "out",
+        "--device",
+        "cpu",
+        "-q",
+        cwd=tmp_path,
+    )
     assert r.returncode == 1 and "already segmented" in r.stderr and "--resume" in r.stderr
     r = vps("segment", clip / "vid.mp4", "-m", "cffm", "-w", weights["pns-plus"], cwd=tmp_path)
     assert r.returncode == 1 and "weights are for model 'pns-plus'" in r.stderr
     r = vps("segment", clip / "vid.mp4", "-m", "nope", cwd=tmp_path)
     assert r.returncode == 2 and "unknown model 'nope'" in r.stderr
     (tmp_path / "afile").write_text("x")
-    r = vps("segment", clip / "vid.mp4", "-m", "pns-plus", "-w", weights["pns-plus"], "-o", tmp_path / "afile",
-            "--device", "cpu", "-q", cwd=tmp_path)
+    r = vps(
+        "segment",
+        clip / "vid.mp4",
+        "-m",
+        "pns-plus",
+        "-w",
+        weights["pns-plus"],
+        "-o",
+        tmp_path / "afile",
+        "--device",
+        "cpu",
+        "-q",
+        cwd=tmp_path,
+    )
     assert r.returncode == 1 and "afile: is a file, not a folder" in r.stderr
     assert "Traceback" not in r.stderr
 
 
 def test_cli_refuses_to_run_without_weights(clip, tmp_path):
-    r = subprocess.run([sys.executable, "-m", "vpscli", "segment", str(clip / "vid.mp4"), "-q"], capture_output=True,
-                       text=True, cwd=tmp_path, env={**os.environ, "VPS_WEIGHTS": str(tmp_path)}, timeout=120)
+    r = subprocess.run(
+        [sys.executable, "-m", "vpscli", "segment", str(clip / "vid.mp4"), "-q"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={**os.environ, "VPS_WEIGHTS": str(tmp_path)},
+        timeout=120,
+    )
     assert r.returncode == 1
     assert "no trained weights for model 'aen-cffm' are bundled" in r.stderr and "--weights FILE" in r.stderr
     assert not (tmp_path / "vps-out").exists()
@@ -209,12 +283,29 @@ def test_imported_half_weights_are_bundled_at_their_trained_size(clip, weights, 
 
     monkeypatch.setenv("VPS_WEIGHTS", str(tmp_path / "w"))
     net = trained_like("pns-plus", (64, 112))
-    trained = save_checkpoint(net, tmp_path / "best.safetensors", {
-        "steps": "7", "data": json.dumps(["/d/kvasir-seg", "/d/cvc-clinicdb/train"]),
-        "val_data": json.dumps(["/d/cvc-clinicdb/valid"]), "val_metrics": json.dumps({"maxDice": 0.61234}),
-        "recipe": "AdamW lr 0.0004"})
-    r = vps("weights", "import", trained, "--half", "--name", "pns-plus-test", "--note", "demo grade", cwd=tmp_path,
-            env={"VPS_WEIGHTS": str(tmp_path / "w")})
+    trained = save_checkpoint(
+        net,
+        tmp_path / "best.safetensors",
+        {
+            "steps": "7",
+            "data": json.dumps(["/d/kvasir-seg", "/d/cvc-clinicdb/train"]),
+            "val_data": json.dumps(["/d/cvc-clinicdb/valid"]),
+            "val_metrics": json.dumps({"maxDice": 0.61234}),
+            "recipe": "AdamW lr 0.0004",
+        },
+    )
+    r = vps(
+        "weights",
+        "import",
+        trained,
+        "--half",
+        "--name",
+        "pns-plus-test",
+        "--note",
+        "demo grade",
+        cwd=tmp_path,
+        env={"VPS_WEIGHTS": str(tmp_path / "w")},
+    )
     assert r.returncode == 0, r.stderr
     assert "pns-plus-test.safetensors for pns-plus at 112×64 (W×H), float16" in r.stderr
     entry = json.loads((tmp_path / "w" / "manifest.json").read_text())["weights"][0]
@@ -231,7 +322,9 @@ def test_imported_half_weights_are_bundled_at_their_trained_size(clip, weights, 
 
     bundled = Segmenter("pns-plus", device="cpu", threshold=0.5)
     assert bundled.input_size == (64, 112) and bundled.weights_entry.file == "pns-plus-test.safetensors"
-    with torch.no_grad():  # the float32 model with its parameters rounded through float16 is the bundled model
+    with (
+        torch.no_grad()
+    ):  # the float32 model with its parameters rounded through float16 is the bundled model
         for p in net.parameters():
             p.copy_(p.half().float())
     rounded = save_checkpoint(net, tmp_path / "rounded.safetensors")
@@ -240,16 +333,48 @@ def test_imported_half_weights_are_bundled_at_their_trained_size(clip, weights, 
     assert len(a) == len(b) == 11 and all(np.array_equal(x, y) for x, y in zip(a, b))
 
     # no --model: the best model with bundled weights (here the only one)
-    r = vps("segment", clip / "vid.mp4", "--no-overlay", "--device", "cpu", cwd=tmp_path,
-            env={"VPS_WEIGHTS": str(tmp_path / "w")})
-    assert r.returncode == 0 and "running: pns-plus on res2net50, weights pns-plus-test.safetensors" in r.stderr
+    r = vps(
+        "segment",
+        clip / "vid.mp4",
+        "--no-overlay",
+        "--device",
+        "cpu",
+        cwd=tmp_path,
+        env={"VPS_WEIGHTS": str(tmp_path / "w")},
+    )
+    assert (
+        r.returncode == 0 and "running: pns-plus on res2net50, weights pns-plus-test.safetensors" in r.stderr
+    )
     run = json.loads((tmp_path / "vps-out" / "vid" / "run.json").read_text())
     assert run["weights_sha256"] == entry["sha256"] and run["model"] == "pns-plus"
     # --weights alone: the model the file records
-    r = vps("segment", clip / "vid.mp4", "-w", trained, "--no-overlay", "--device", "cpu", "-q", "-o", "byfile",
-            cwd=tmp_path, env={"VPS_WEIGHTS": str(tmp_path / "w")})
-    assert r.returncode == 0 and json.loads((tmp_path / "byfile" / "vid" / "run.json").read_text())["model"] == "pns-plus"
-    r = vps("segment", clip / "vid.mp4", "-m", "cffm", "-q", cwd=tmp_path, env={"VPS_WEIGHTS": str(tmp_path / "w")})
+    r = vps(
+        "segment",
+        clip / "vid.mp4",
+        "-w",
+        trained,
+        "--no-overlay",
+        "--device",
+        "cpu",
+        "-q",
+        "-o",
+        "byfile",
+        cwd=tmp_path,
+        env={"VPS_WEIGHTS": str(tmp_path / "w")},
+    )
+    assert (
+        r.returncode == 0
+        and json.loads((tmp_path / "byfile" / "vid" / "run.json").read_text())["model"] == "pns-plus"
+    )
+    r = vps(
+        "segment",
+        clip / "vid.mp4",
+        "-m",
+        "cffm",
+        "-q",
+        cwd=tmp_path,
+        env={"VPS_WEIGHTS": str(tmp_path / "w")},
+    )
     assert r.returncode == 1 and "no trained weights for model 'cffm'" in r.stderr
     assert "--model pns-plus" in r.stderr
 
@@ -273,7 +398,9 @@ def test_bundled_weights_segment_a_synthetic_clip_well(tmp_path, model):
         pytest.skip("no trained weights are bundled (see weights/README.md)")
     write_clip(tmp_path, SynthConfig(frames=20, width=320, height=224, seed=9001), "mp4", "pos")
     write_clip(tmp_path, SynthConfig(frames=20, width=320, height=224, seed=9002, polyps=2), "mp4", "two")
-    write_clip(tmp_path, SynthConfig(frames=20, width=320, height=224, seed=9003, negative=True), "mp4", "neg")
+    write_clip(
+        tmp_path, SynthConfig(frames=20, width=320, height=224, seed=9003, negative=True), "mp4", "neg"
+    )
     seg = Segmenter(model, device="cpu")
     dice = []
     for name in ("pos", "two"):
@@ -296,10 +423,27 @@ def test_ctrl_c_stops_cleanly_and_resume_completes(clip, weights, tmp_path):
     from vpscli.synth import SynthConfig, write_clip
 
     write_clip(tmp_path, SynthConfig(frames=40, width=96, height=64, seed=5), "mp4", "long")
-    args = [sys.executable, "-m", "vpscli", "segment", str(tmp_path / "long.mp4"), "-m", "pns-plus", "-w",
-            str(weights["pns-plus"]), "--device", "cpu", "--save-prob"]
-    proc = subprocess.Popen(args + ["-o", str(tmp_path / "cut")], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, env={**os.environ, "COLUMNS": "200"})
+    args = [
+        sys.executable,
+        "-m",
+        "vpscli",
+        "segment",
+        str(tmp_path / "long.mp4"),
+        "-m",
+        "pns-plus",
+        "-w",
+        str(weights["pns-plus"]),
+        "--device",
+        "cpu",
+        "--save-prob",
+    ]
+    proc = subprocess.Popen(
+        args + ["-o", str(tmp_path / "cut")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "COLUMNS": "200"},
+    )
     masks = tmp_path / "cut" / "long" / "masks"
     deadline = time.time() + 120
     while time.time() < deadline and len(list(masks.glob("*.png"))) < 8 and proc.poll() is None:
@@ -313,18 +457,25 @@ def test_ctrl_c_stops_cleanly_and_resume_completes(clip, weights, tmp_path):
     assert not list((tmp_path / "cut").rglob(".*partial*"))
     kept = len(list(masks.glob("*.png")))
     assert 0 < kept < 40
-    r = subprocess.run(args + ["-o", str(tmp_path / "cut"), "--resume", "-q"], capture_output=True, text=True,
-                       timeout=300)
+    r = subprocess.run(
+        args + ["-o", str(tmp_path / "cut"), "--resume", "-q"], capture_output=True, text=True, timeout=300
+    )
     assert r.returncode == 0, r.stderr
-    r = subprocess.run(args + ["-o", str(tmp_path / "clean"), "-q", "--no-overlay"], capture_output=True, text=True,
-                       timeout=300)
+    r = subprocess.run(
+        args + ["-o", str(tmp_path / "clean"), "-q", "--no-overlay"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert r.returncode == 0, r.stderr
     for sub in ("masks", "probs"):
         names = sorted(p.name for p in (tmp_path / "clean" / "long" / sub).glob("*.png"))
         assert len(names) == 40
         for name in names:
-            np.testing.assert_array_equal(read_mask(tmp_path / "clean" / "long" / sub / name).array,
-                                          read_mask(tmp_path / "cut" / "long" / sub / name).array)
+            np.testing.assert_array_equal(
+                read_mask(tmp_path / "clean" / "long" / sub / name).array,
+                read_mask(tmp_path / "cut" / "long" / sub / name).array,
+            )
     run = json.loads((tmp_path / "cut" / "long" / "run.json").read_text())
     assert run["status"] == "complete" and run["resumed_with_existing_masks"] == kept
     assert open_source(tmp_path / "cut" / "long" / "overlay.mp4").probe().frame_count == 40
@@ -343,8 +494,11 @@ def test_segment_overlay_of_a_vfr_video_keeps_the_source_timestamps(weights, tmp
     source = open_source(tmp_path / "vfr.mp4")
     assert source.probe().vfr
     stamps = [f.timestamp for f in source]
-    segment_video(Segmenter("pns-net", weights["pns-net"], device="cpu"), source,
-                  SegmentOptions(out_root=tmp_path / "out"))
+    segment_video(
+        Segmenter("pns-net", weights["pns-net"], device="cpu"),
+        source,
+        SegmentOptions(out_root=tmp_path / "out"),
+    )
     with av.open(str(tmp_path / "out" / "vfr" / "overlay.mp4")) as c:
         stream = c.streams.video[0]
         pts = sorted(float(f.pts * stream.time_base) for f in c.decode(stream))

@@ -3,6 +3,7 @@
 A scripted stand-in model flags exactly the frames a test names (a polyp-sized ellipse there, nothing
 elsewhere), so every expected mask, row and count is known in advance.
 """
+
 from __future__ import annotations
 
 import csv
@@ -44,8 +45,11 @@ def column(rows, key) -> str:
 
 def outputs(folder):
     """Every mask and probability PNG's pixels, and the frames.csv rows, of one output folder."""
-    pngs = {f"{sub}/{p.name}": read_mask(p).array for sub in ("masks", "probs")
-            for p in sorted((folder / sub).glob("*.png"))}
+    pngs = {
+        f"{sub}/{p.name}": read_mask(p).array
+        for sub in ("masks", "probs")
+        for p in sorted((folder / sub).glob("*.png"))
+    }
     return pngs, read_csv(folder / "frames.csv")
 
 
@@ -74,30 +78,46 @@ def test_short_detections_are_emptied_and_summarised(v24, tmp_path):
         mask = read_mask(out / "masks" / f"{i:06d}.png").array
         assert mask.any() == (KEPT_N3[i] == "#"), i
         if row["suppressed"] == "1":
-            assert row["area_fraction"] == "0.000000" and row["bbox_x"] == "" and float(row["max_prob"]) > 0.99
+            assert (
+                row["area_fraction"] == "0.000000" and row["bbox_x"] == "" and float(row["max_prob"]) > 0.99
+            )
         # the probability maps stay the model's raw output, suppressed frames included
-        np.testing.assert_array_equal(read_mask(out / "probs" / f"{i:06d}.png").array,
-                                      read_mask(tmp_path / "n1" / "v24" / "probs" / f"{i:06d}.png").array)
+        np.testing.assert_array_equal(
+            read_mask(out / "probs" / f"{i:06d}.png").array,
+            read_mask(tmp_path / "n1" / "v24" / "probs" / f"{i:06d}.png").array,
+        )
     record = json.loads((out / "run.json").read_text())
     minutes = 24 / 25 / 60
     assert record["min_persistence"] == 3 and record["frames_with_polyp"] == 10
     assert record["false_alarm_summary"] == {
-        "expect_negative": True, "frames": 24, "fps": 25.0,
-        "flagged_frames_before_filter": 14, "flagged_frames_after_filter": 10, "suppressed_frames": 4,
-        "episodes_before_filter": 6, "episodes_after_filter": 3,
+        "expect_negative": True,
+        "frames": 24,
+        "fps": 25.0,
+        "flagged_frames_before_filter": 14,
+        "flagged_frames_after_filter": 10,
+        "suppressed_frames": 4,
+        "episodes_before_filter": 6,
+        "episodes_after_filter": 3,
         "longest_episode": {"first_frame": 4, "frames": 4, "seconds": 0.16},
         "false_alarm_episodes_per_minute_before_filter": round(6 / minutes, 4),
-        "false_alarm_episodes_per_minute": round(3 / minutes, 4)}
+        "false_alarm_episodes_per_minute": round(3 / minutes, 4),
+    }
     assert report.flags.flagged_after == 10 and report.frames_with_polyp == 10
     unfiltered = json.loads((tmp_path / "n1" / "v24" / "run.json").read_text())["false_alarm_summary"]
-    assert unfiltered["flagged_frames_after_filter"] == 14 and unfiltered["false_alarm_episodes_per_minute"] is None
+    assert (
+        unfiltered["flagged_frames_after_filter"] == 14
+        and unfiltered["false_alarm_episodes_per_minute"] is None
+    )
 
 
 @pytest.mark.parametrize("model", ["scripted", "pns-plus"])
 def test_min_persistence_1_writes_exactly_what_the_model_gives(v24, weights, tmp_path, model):
     """N = 1 is today's output, bit for bit: masks, probabilities and rows are the engine's own."""
-    seg = (Segmenter(scripted_stand_in(PATTERN), device="cpu") if model == "scripted"
-           else Segmenter("pns-plus", weights["pns-plus"], device="cpu"))
+    seg = (
+        Segmenter(scripted_stand_in(PATTERN), device="cpu")
+        if model == "scripted"
+        else Segmenter("pns-plus", weights["pns-plus"], device="cpu")
+    )
     segment_video(seg, open_source(v24), SegmentOptions(out_root=tmp_path, save_prob=True, min_persistence=1))
     out = tmp_path / "v24"
     rows = read_csv(out / "frames.csv")
@@ -140,12 +160,16 @@ def test_resume_rebuilds_the_filter_from_the_rows_written(v24, tmp_path, keep):
     opts = SegmentOptions(out_root=tmp_path / "clean", save_prob=True, overlay=False, min_persistence=3)
     segment_video(seg, open_source(v24), opts)
     _cut(tmp_path / "clean" / "v24", tmp_path / "cut" / "v24", keep)
-    resumed = SegmentOptions(out_root=tmp_path / "cut", save_prob=True, overlay=False, min_persistence=3, resume=True)
+    resumed = SegmentOptions(
+        out_root=tmp_path / "cut", save_prob=True, overlay=False, min_persistence=3, resume=True
+    )
     report = segment_video(seg, open_source(v24), resumed)
     assert report.status == "complete" and report.reused_masks == keep
     assert_same_outputs(tmp_path / "clean" / "v24", tmp_path / "cut" / "v24")
-    assert json.loads((tmp_path / "cut" / "v24" / "run.json").read_text())["false_alarm_summary"] == json.loads(
-        (tmp_path / "clean" / "v24" / "run.json").read_text())["false_alarm_summary"]
+    assert (
+        json.loads((tmp_path / "cut" / "v24" / "run.json").read_text())["false_alarm_summary"]
+        == json.loads((tmp_path / "clean" / "v24" / "run.json").read_text())["false_alarm_summary"]
+    )
 
 
 def test_an_interrupt_drops_the_frames_the_filter_holds(v24, tmp_path):
@@ -169,7 +193,7 @@ def test_an_interrupt_drops_the_frames_the_filter_holds(v24, tmp_path):
     folder = tmp_path / "cut" / "v24"
     assert json.loads((folder / "run.json").read_text())["status"] == "interrupted"
     rows = read_csv(folder / "frames.csv")
-    assert 1 <= len(rows) <= 13 and rows == read_csv(tmp_path / "clean" / "v24" / "frames.csv")[:len(rows)]
+    assert 1 <= len(rows) <= 13 and rows == read_csv(tmp_path / "clean" / "v24" / "frames.csv")[: len(rows)]
     assert sorted(p.stem for p in (folder / "masks").glob("*.png")) == [f"{i:06d}" for i in range(len(rows))]
     seg.run = engine_run
     cut.resume = True
@@ -183,8 +207,12 @@ def test_jobs_filter_each_video_as_one_at_a_time(v24, tmp_path):
     sources = discover_sources([str(tmp_path / "v0.mp4"), str(tmp_path / "v1.mp4")])
     seg = Segmenter(scripted_stand_in(PATTERN), device="cpu")
     for jobs in (1, 2):
-        reports, failures = segment_many(seg, sources, SegmentOptions(out_root=tmp_path / f"j{jobs}", overlay=False,
-                                                                      min_persistence=3), jobs=jobs)
+        reports, failures = segment_many(
+            seg,
+            sources,
+            SegmentOptions(out_root=tmp_path / f"j{jobs}", overlay=False, min_persistence=3),
+            jobs=jobs,
+        )
         assert not failures and [r.flags.flagged_after for r in reports] == [10, 10]
     for k in range(2):
         assert_same_outputs(tmp_path / "j1" / f"v{k}", tmp_path / "j2" / f"v{k}")
@@ -196,16 +224,24 @@ def test_resume_refuses_another_min_persistence(v24, tmp_path):
     opts = SegmentOptions(out_root=tmp_path, overlay=False, min_persistence=3)
     segment_video(seg, open_source(v24), opts)
     _cut(tmp_path / "v24", tmp_path / "old" / "v24", 10)
-    with pytest.raises(OutputError, match=r"--min-persistence 3.*fix: pass --min-persistence 3 to continue it"):
-        segment_video(seg, open_source(v24), SegmentOptions(out_root=tmp_path / "old", overlay=False,
-                                                            min_persistence=2, resume=True))
+    with pytest.raises(
+        OutputError, match=r"--min-persistence 3.*fix: pass --min-persistence 3 to continue it"
+    ):
+        segment_video(
+            seg,
+            open_source(v24),
+            SegmentOptions(out_root=tmp_path / "old", overlay=False, min_persistence=2, resume=True),
+        )
     # a run written before the filter existed has no min_persistence: its masks are unfiltered, as N = 1 writes
     record = json.loads((tmp_path / "old" / "v24" / "run.json").read_text())
     del record["min_persistence"]
     (tmp_path / "old" / "v24" / "run.json").write_text(json.dumps(record))
     with pytest.raises(OutputError, match="made with --min-persistence 1"):
-        segment_video(seg, open_source(v24), SegmentOptions(out_root=tmp_path / "old", overlay=False,
-                                                            min_persistence=3, resume=True))
+        segment_video(
+            seg,
+            open_source(v24),
+            SegmentOptions(out_root=tmp_path / "old", overlay=False, min_persistence=3, resume=True),
+        )
 
 
 @pytest.mark.parametrize("value", ["0", "31", "-2"])
@@ -213,7 +249,11 @@ def test_cli_refuses_a_min_persistence_out_of_range(v24, tmp_path, capsys, value
     code = main(["segment", str(v24), "-o", str(tmp_path), "--min-persistence", value])
     err = capsys.readouterr().err
     assert code == 2
-    assert "--min-persistence must be between 1 and 30 frames" in err and "fix:" in err and "Traceback" not in err
+    assert (
+        "--min-persistence must be between 1 and 30 frames" in err
+        and "fix:" in err
+        and "Traceback" not in err
+    )
     assert not (tmp_path / "v24").exists()
 
 
@@ -223,32 +263,60 @@ def _scripted_cli(monkeypatch, pattern: str):
     from vpscli.weights.store import LoadedModel
 
     # the loader the CLI calls once per model: the scripted model in place of the bundled weights
-    monkeypatch.setattr(vpscli.weights.store, "load_model",
-                        lambda model=None, weights=None: LoadedModel(scripted_stand_in(pattern)))
+    monkeypatch.setattr(
+        vpscli.weights.store,
+        "load_model",
+        lambda model=None, weights=None: LoadedModel(scripted_stand_in(pattern)),
+    )
 
 
 def test_cli_summary_and_false_alarm_warning(v24, tmp_path, capsys, monkeypatch):
     _scripted_cli(monkeypatch, PATTERN)
     monkeypatch.setenv("COLUMNS", "250")
-    code = main(["segment", str(v24), "-o", str(tmp_path / "a"), "--min-persistence", "3", "--expect-negative",
-                 "--no-overlay"])
+    code = main(
+        [
+            "segment",
+            str(v24),
+            "-o",
+            str(tmp_path / "a"),
+            "--min-persistence",
+            "3",
+            "--expect-negative",
+            "--no-overlay",
+        ]
+    )
     out, err = capsys.readouterr()
     assert code == 0, err
     header, row = [line.split("  ") for line in out.splitlines()]  # piped: plain lines, cells 2 spaces apart
     cells = dict(zip([h.strip() for h in header if h.strip()], [c.strip() for c in row if c.strip()]))
     assert (cells["with polyp"], cells["flagged by model"], cells["episodes"]) == ("10", "14", "3")
-    assert cells["longest episode"] == "4 frames (0.16 s) from frame 4" and cells["false alarms/min"] == "187.50"
+    assert (
+        cells["longest episode"] == "4 frames (0.16 s) from frame 4" and cells["false alarms/min"] == "187.50"
+    )
     warning = "v24: 3 false-alarm episode(s) (187.50 per minute) on a video said to be polyp-free"
     assert warning in err
     # --quiet drops the table but never the warning
-    code = main(["segment", str(v24), "-o", str(tmp_path / "b"), "--min-persistence", "3", "--expect-negative",
-                 "--no-overlay", "--quiet"])
+    code = main(
+        [
+            "segment",
+            str(v24),
+            "-o",
+            str(tmp_path / "b"),
+            "--min-persistence",
+            "3",
+            "--expect-negative",
+            "--no-overlay",
+            "--quiet",
+        ]
+    )
     out, err = capsys.readouterr()
     assert code == 0 and out == "" and warning in err
     # without --expect-negative flagged frames are detections: no warning, no false-alarm column
     code = main(["segment", str(v24), "-o", str(tmp_path / "c"), "--min-persistence", "3", "--no-overlay"])
     out, err = capsys.readouterr()
-    assert code == 0 and "false-alarm" not in err and "false alarms/min" not in out and "flagged by model" in out
+    assert (
+        code == 0 and "false-alarm" not in err and "false alarms/min" not in out and "flagged by model" in out
+    )
 
 
 def test_edge_warning_names_what_the_edges_cleared():
@@ -260,11 +328,14 @@ def test_edge_warning_names_what_the_edges_cleared():
 
     assert warn("##..####..#..###...#.###", 3) == (
         "2 flagged frames at the start (2 frames) were cleared: the video starts within a run shorter than "
-        "--min-persistence 3; pass --min-persistence 1 to keep every detection")
+        "--min-persistence 3; pass --min-persistence 1 to keep every detection"
+    )
     assert "at the start (2 frames) and at the end (3 frames)" in warn("##..####..###", 4)
     assert "5 flagged frames" in warn("##..####..###", 4) and "starts or ends" in warn("##..####..###", 4)
-    assert warn("#####", 6) == ("the video has 5 frames, fewer than --min-persistence 6, so none of its 5 flagged "
-                                "frames can be kept: pass --min-persistence 5 (or 1) to keep them")
+    assert warn("#####", 6) == (
+        "the video has 5 frames, fewer than --min-persistence 6, so none of its 5 flagged "
+        "frames can be kept: pass --min-persistence 5 (or 1) to keep them"
+    )
     assert warn("..#..####..", 3) is None  # a short run inside the video: the filter's ordinary work
     assert warn("##..####..###", 1) is None and warn(".....", 6) is None and warn("", 6) is None
 
@@ -275,15 +346,29 @@ def test_a_clip_shorter_than_the_filter_warns_even_when_quiet(tmp_path, monkeypa
     from vpscli.weights.store import LoadedModel
 
     write_clip(tmp_path, SynthConfig(frames=5, width=96, height=64, seed=71), "mp4", "five")
-    monkeypatch.setattr("vpscli.weights.store.load_model",
-                        lambda model=None, weights=None: LoadedModel(scripted_stand_in("#####")))
-    code = main(["segment", str(tmp_path / "five.mp4"), "-o", str(tmp_path / "out"), "--no-overlay", "-q",
-                 "--device", "cpu"])
+    monkeypatch.setattr(
+        "vpscli.weights.store.load_model",
+        lambda model=None, weights=None: LoadedModel(scripted_stand_in("#####")),
+    )
+    code = main(
+        [
+            "segment",
+            str(tmp_path / "five.mp4"),
+            "-o",
+            str(tmp_path / "out"),
+            "--no-overlay",
+            "-q",
+            "--device",
+            "cpu",
+        ]
+    )
     assert code in (0, None)
     err = " ".join(capsys.readouterr().err.split())
     assert "the video has 5 frames, fewer than --min-persistence 6" in err and "--min-persistence 5" in err
     record = json.loads((tmp_path / "out" / "five" / "run.json").read_text())
-    assert record["frames_with_polyp"] == 0 and any("fewer than --min-persistence 6" in n for n in record["notes"])
+    assert record["frames_with_polyp"] == 0 and any(
+        "fewer than --min-persistence 6" in n for n in record["notes"]
+    )
 
 
 def _peaked_stand_in(peaks: str):
@@ -300,8 +385,12 @@ def _peaked_stand_in(peaks: str):
     class Peaked(StandInModel):
         def step(self, clip, state, indices, anchor):
             logits = super().step(clip, state, indices, anchor)
-            shift = torch.tensor([math.log(level[peaks[i]] / (1 - level[peaks[i]])) - 8.0 if peaks[i] in level
-                                  else -16.0 for i in indices])
+            shift = torch.tensor(
+                [
+                    math.log(level[peaks[i]] / (1 - level[peaks[i]])) - 8.0 if peaks[i] in level else -16.0
+                    for i in indices
+                ]
+            )
             return logits + shift[None, :, None, None, None]
 
     return Peaked(get_spec("pns-plus"))
@@ -312,9 +401,12 @@ def test_presence_level_decides_frames_before_the_filter(v24, tmp_path):
     flagged 0), and the persistence filter then runs on what remains."""
     peaks = "HHHlHHHHllll....HHHHHHH."
     seg = Segmenter(_peaked_stand_in(peaks), device="cpu")
-    plain = segment_video(seg, open_source(v24), SegmentOptions(out_root=tmp_path / "mask", min_persistence=3))
-    report = segment_video(seg, open_source(v24), SegmentOptions(out_root=tmp_path / "peak", min_persistence=3,
-                                                                 presence=0.9))
+    plain = segment_video(
+        seg, open_source(v24), SegmentOptions(out_root=tmp_path / "mask", min_persistence=3)
+    )
+    report = segment_video(
+        seg, open_source(v24), SegmentOptions(out_root=tmp_path / "peak", min_persistence=3, presence=0.9)
+    )
     rows = read_csv(tmp_path / "peak" / "v24" / "frames.csv")
     assert column(rows, "flagged") == "###.####........#######."
     assert column(rows, "present") == "###.####........#######."
@@ -326,16 +418,20 @@ def test_presence_level_decides_frames_before_the_filter(v24, tmp_path):
     record = json.loads((tmp_path / "peak" / "v24" / "run.json").read_text())
     assert record["presence"] == 0.9
     with pytest.raises(OutputError, match="--presence"):
-        segment_video(seg, open_source(v24), SegmentOptions(out_root=tmp_path / "peak", min_persistence=3,
-                                                            resume=True))
+        segment_video(
+            seg, open_source(v24), SegmentOptions(out_root=tmp_path / "peak", min_persistence=3, resume=True)
+        )
 
 
 def test_presence_below_the_threshold_is_refused(v24, tmp_path):
     from vpscli.errors import UsageError
 
     with pytest.raises(UsageError, match="between the threshold"):
-        segment_video(Segmenter(scripted_stand_in("#"), device="cpu", threshold=0.5), open_source(v24),
-                      SegmentOptions(out_root=tmp_path, presence=0.3))
+        segment_video(
+            Segmenter(scripted_stand_in("#"), device="cpu", threshold=0.5),
+            open_source(v24),
+            SegmentOptions(out_root=tmp_path, presence=0.3),
+        )
     assert not (tmp_path / "v24").exists()
     code = main(["segment", str(v24), "-o", str(tmp_path / "cli"), "--presence", "1.5"])
     assert code == 2 and not (tmp_path / "cli").exists()

@@ -1,4 +1,5 @@
 """A resumed run keeps the outputs of the run it continues, and a failed run that wrote nothing is redone."""
+
 from __future__ import annotations
 
 import json
@@ -16,27 +17,36 @@ def _stop_at(index):
     def on_frame(result):
         if result.index == index:
             raise KeyboardInterrupt
+
     return on_frame
 
 
 def test_resume_without_save_prob_keeps_writing_probs(clip, weights, tmp_path):
     seg = Segmenter("pns-plus", weights["pns-plus"], device="cpu")
-    clean = segment_video(seg, open_source(clip / "vid.mp4"), SegmentOptions(out_root=tmp_path / "clean",
-                                                                             save_prob=True, overlay=False))
+    clean = segment_video(
+        seg,
+        open_source(clip / "vid.mp4"),
+        SegmentOptions(out_root=tmp_path / "clean", save_prob=True, overlay=False),
+    )
     assert clean.status == "complete"
     started = SegmentOptions(out_root=tmp_path / "cut", save_prob=True, overlay=False)
     with pytest.raises(KeyboardInterrupt):
         segment_video(seg, open_source(clip / "vid.mp4"), started, on_frame=_stop_at(5))
     cut = tmp_path / "cut" / "vid"
     assert 1 <= len(list((cut / "probs").glob("*.png"))) <= 6
-    report = segment_video(seg, open_source(clip / "vid.mp4"),
-                           SegmentOptions(out_root=tmp_path / "cut", resume=True, save_prob=False, overlay=False))
+    report = segment_video(
+        seg,
+        open_source(clip / "vid.mp4"),
+        SegmentOptions(out_root=tmp_path / "cut", resume=True, save_prob=False, overlay=False),
+    )
     assert report.status == "complete"
     assert any("--save-prob as the run was started" in w for w in report.warnings)
     probs = sorted((cut / "probs").glob("*.png"))
     assert len(probs) == 11
     for p in probs:
-        np.testing.assert_array_equal(read_mask(p).array, read_mask(tmp_path / "clean" / "vid" / "probs" / p.name).array)
+        np.testing.assert_array_equal(
+            read_mask(p).array, read_mask(tmp_path / "clean" / "vid" / "probs" / p.name).array
+        )
     record = json.loads((cut / "run.json").read_text())
     assert record["outputs"]["probs"] == "probs/" and record["status"] == "complete"
     assert any("--save-prob" in n for n in record["notes"])

@@ -3,13 +3,13 @@ collisions, failed redos, bad options, unwritable folders, truncated inputs.
 
 Each test reproduces a defect a new user found (issue "Reliable everywhere"); they failed before it.
 """
+
 from __future__ import annotations
 
 import csv
 import errno
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -28,8 +28,14 @@ from vpscli.synth import SynthConfig, write_clip
 
 
 def vps(*args, cwd, env=None, timeout=300):
-    return subprocess.run([sys.executable, "-m", "vpscli", *map(str, args)], capture_output=True, text=True,
-                          cwd=cwd, env={**os.environ, "COLUMNS": "200", **(env or {})}, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "vpscli", *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env={**os.environ, "COLUMNS": "200", **(env or {})},
+        timeout=timeout,
+    )
 
 
 def read_csv(path):
@@ -39,8 +45,11 @@ def read_csv(path):
 
 def outputs_of(folder: Path) -> dict[str, np.ndarray]:
     """Every mask and probability PNG of a run folder, by relative path."""
-    return {str(p.relative_to(folder)): read_mask(p).array for sub in ("masks", "probs")
-            for p in sorted((folder / sub).glob("*.png"))}
+    return {
+        str(p.relative_to(folder)): read_mask(p).array
+        for sub in ("masks", "probs")
+        for p in sorted((folder / sub).glob("*.png"))
+    }
 
 
 def assert_same_outputs(a: Path, b: Path, n: int) -> None:
@@ -54,6 +63,7 @@ def stop_at(index: int):
     def on_frame(result):
         if result.index == index:
             raise KeyboardInterrupt
+
     return on_frame
 
 
@@ -75,8 +85,9 @@ def clips(tmp_path_factory):
 
 
 @pytest.mark.numerics
-def test_disk_full_stops_at_the_first_failed_write_and_resume_trusts_only_whole_files(seg, clips, tmp_path,
-                                                                                     monkeypatch):
+def test_disk_full_stops_at_the_first_failed_write_and_resume_trusts_only_whole_files(
+    seg, clips, tmp_path, monkeypatch
+):
     import vpscli.io.masks as masks_module
     from vpscli.io.atomic import output_error
 
@@ -106,8 +117,11 @@ def test_disk_full_stops_at_the_first_failed_write_and_resume_trusts_only_whole_
     opts.resume = True
     rep = segment_video(seg, open_source(clips / "A" / "clip.mp4"), opts)
     assert rep.status == "complete" and rep.reused_masks == len(rows) - 1
-    segment_video(seg, open_source(clips / "A" / "clip.mp4"), SegmentOptions(out_root=tmp_path / "clean",
-                                                                            save_prob=True, overlay=False))
+    segment_video(
+        seg,
+        open_source(clips / "A" / "clip.mp4"),
+        SegmentOptions(out_root=tmp_path / "clean", save_prob=True, overlay=False),
+    )
     assert_same_outputs(out, tmp_path / "clean" / "clip", 48)
 
 
@@ -116,7 +130,9 @@ def tiny_tmpfs(tmp_path):
     """A real 96 KiB file system (tmpfs), where the machine lets tests mount one (root on Linux)."""
     mnt = tmp_path / "tiny"
     mnt.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=96k", "tmpfs", str(mnt)], capture_output=True).returncode:
+    if subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=96k", "tmpfs", str(mnt)], capture_output=True
+    ).returncode:
         pytest.skip("cannot mount a tmpfs here (needs root)")
     yield mnt
     subprocess.run(["umount", "-l", str(mnt)], check=False)
@@ -126,8 +142,20 @@ def test_disk_full_on_a_real_small_disk(weights, tiny_tmpfs, tmp_path):
     """The user's repro: `vps segment clip.mp4 -o tiny/out` on a tiny tmpfs — one line, exit 1, no cut file;
     with space again, --resume completes."""
     write_clip(tmp_path, SynthConfig(frames=30, width=640, height=480, seed=23), "mp4", "big")
-    args = ["segment", tmp_path / "big.mp4", "-m", "pns-plus", "-w", weights["pns-plus"], "--device", "cpu",
-            "--save-prob", "-q", "-o", tiny_tmpfs / "out"]
+    args = [
+        "segment",
+        tmp_path / "big.mp4",
+        "-m",
+        "pns-plus",
+        "-w",
+        weights["pns-plus"],
+        "--device",
+        "cpu",
+        "--save-prob",
+        "-q",
+        "-o",
+        tiny_tmpfs / "out",
+    ]
     r = vps(*args, cwd=tmp_path)
     assert r.returncode == 1, r.stderr
     lines = [ln for ln in r.stderr.splitlines() if ln.strip() and not ln.startswith("running:")]  # what ran
@@ -136,11 +164,17 @@ def test_disk_full_on_a_real_small_disk(weights, tiny_tmpfs, tmp_path):
     out = tiny_tmpfs / "out" / "big"
     for png in list((out / "masks").glob("*.png")) + list((out / "probs").glob("*.png")):
         assert is_complete_png(png), png
-    assert json.loads((out / "run.json").read_text())["status"] in ("failed", "running")  # run.json may not fit
+    assert json.loads((out / "run.json").read_text())["status"] in (
+        "failed",
+        "running",
+    )  # run.json may not fit
     subprocess.run(["mount", "-o", "remount,size=64m", str(tiny_tmpfs)], check=True)
     r = vps(*args, "--resume", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
-    assert len(read_csv(out / "frames.csv")) == 30 and json.loads((out / "run.json").read_text())["status"] == "complete"
+    assert (
+        len(read_csv(out / "frames.csv")) == 30
+        and json.loads((out / "run.json").read_text())["status"] == "complete"
+    )
 
 
 # ---------------------------------------------------------------- defect 2: --resume of another input
@@ -160,9 +194,14 @@ def test_resume_refuses_an_earlier_run_of_another_source_model_or_threshold(seg,
     with pytest.raises(OutputError, match="another threshold"):
         segment_video(other, open_source(clips / "A" / "clip.mp4"), opts)
     with pytest.raises(OutputError, match="another model"):
-        segment_video(Segmenter("pns-net", weights["pns-net"], device="cpu"), open_source(clips / "A" / "clip.mp4"),
-                      opts)
-    assert {p.name: p.read_bytes() for p in sorted((tmp_path / "o" / "clip" / "masks").glob("*.png"))} == before
+        segment_video(
+            Segmenter("pns-net", weights["pns-net"], device="cpu"),
+            open_source(clips / "A" / "clip.mp4"),
+            opts,
+        )
+    assert {
+        p.name: p.read_bytes() for p in sorted((tmp_path / "o" / "clip" / "masks").glob("*.png"))
+    } == before
     assert segment_video(seg, open_source(clips / "A" / "clip.mp4"), opts).status == "complete"
     # a finished run is not skipped for another file either: that would keep A's masks under B's name
     with pytest.raises(OutputError, match="another source file"):
@@ -178,8 +217,18 @@ def test_resume_refuses_an_earlier_run_of_another_source_model_or_threshold(seg,
 
 
 def test_inputs_with_one_name_get_their_own_folders_in_any_order(weights, clips, tmp_path):
-    common = ["-m", "pns-plus", "-w", weights["pns-plus"], "--device", "cpu", "-o", tmp_path / "o", "-q",
-              "--no-overlay"]
+    common = [
+        "-m",
+        "pns-plus",
+        "-w",
+        weights["pns-plus"],
+        "--device",
+        "cpu",
+        "-o",
+        tmp_path / "o",
+        "-q",
+        "--no-overlay",
+    ]
     r = vps("segment", clips / "A" / "clip.mp4", clips / "B" / "clip.mp4", *common, cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     for name, src in (("A_clip", "A"), ("B_clip", "B")):
@@ -210,7 +259,8 @@ def test_overwrite_replaces_only_once_the_new_run_has_finished(seg, clips, tmp_p
     with pytest.raises(KeyboardInterrupt):  # a redo interrupted half-way
         segment_video(seg, open_source(clips / "B" / "clip.mp4"), redo, on_frame=stop_at(12))
     assert outputs_of(out).keys() == before.keys() and all(
-        np.array_equal(outputs_of(out)[k], v) for k, v in before.items())
+        np.array_equal(outputs_of(out)[k], v) for k, v in before.items()
+    )
     assert json.loads((out / "run.json").read_text()) == record
     assert sorted(p.name for p in (tmp_path / "o").iterdir()) == ["clip"], "no staging folder left"
     rep = segment_video(seg, open_source(clips / "B" / "clip.mp4"), redo)
@@ -237,9 +287,13 @@ def test_a_folder_of_other_files_is_never_taken_for_a_run_nor_replaced(seg, clip
 
 def _start(args, out: Path, n_masks: int, timeout=180):
     """Start `vps segment` in the background and return once it has written ``n_masks`` masks."""
-    proc = subprocess.Popen([sys.executable, "-m", "vpscli", *map(str, args), "-o", str(out)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "COLUMNS": "200"})
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "vpscli", *map(str, args), "-o", str(out)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "COLUMNS": "200"},
+    )
     masks = out / "long" / "masks"
     deadline = time.time() + timeout
     while time.time() < deadline and len(list(masks.glob("*.png"))) < n_masks and proc.poll() is None:
@@ -256,8 +310,18 @@ def long_clip(tmp_path_factory):
 
 @pytest.mark.numerics
 def test_kill_9_keeps_rows_for_the_frames_written(weights, long_clip, tmp_path):
-    args = ["segment", long_clip, "-m", "pns-plus", "-w", weights["pns-plus"], "--device", "cpu", "--save-prob",
-            "--no-overlay"]
+    args = [
+        "segment",
+        long_clip,
+        "-m",
+        "pns-plus",
+        "-w",
+        weights["pns-plus"],
+        "--device",
+        "cpu",
+        "--save-prob",
+        "--no-overlay",
+    ]
     proc = _start(args, tmp_path / "cut", 20)
     proc.kill()
     proc.wait(timeout=30)
@@ -272,7 +336,9 @@ def test_kill_9_keeps_rows_for_the_frames_written(weights, long_clip, tmp_path):
     assert r.returncode == 0, r.stderr
     record = json.loads((out / "run.json").read_text())
     # PNS+ runs whole 5-frame clips: only the clips with a frame left are computed again
-    assert record["resumed_with_existing_masks"] >= len(rows) and record["frames_computed"] <= 48 - 5 * (len(rows) // 5)
+    assert record["resumed_with_existing_masks"] >= len(rows) and record["frames_computed"] <= 48 - 5 * (
+        len(rows) // 5
+    )
     r = vps(*args, "-o", tmp_path / "clean", "-q", cwd=tmp_path)
     assert_same_outputs(out, tmp_path / "clean" / "long", 96)
 
@@ -351,16 +417,40 @@ def truncated(tmp_path_factory):
     """A constant 25 fps H.264 file of 100 frames (index at the front) cut at 55 % of its bytes."""
     d = tmp_path_factory.mktemp("trunc")
     full = d / "full.mp4"
-    ffmpeg("-f", "lavfi", "-i", "testsrc=size=96x64:rate=25", "-frames:v", "100", "-c:v", "libx264",
-           "-pix_fmt", "yuv420p", "-movflags", "+faststart", str(full))
+    ffmpeg(
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc=size=96x64:rate=25",
+        "-frames:v",
+        "100",
+        "-c:v",
+        "libx264",
+        "-pix_fmt",
+        "yuv420p",
+        "-movflags",
+        "+faststart",
+        str(full),
+    )
     data = full.read_bytes()
     (d / "cut.mp4").write_bytes(data[: int(len(data) * 0.55)])
     return d / "cut.mp4"
 
 
 def test_a_truncated_video_is_partial_with_its_own_exit_code(weights, truncated, tmp_path):
-    args = ["segment", truncated, "-m", "pns-plus", "-w", weights["pns-plus"], "--device", "cpu", "-o", tmp_path,
-            "--quiet"]
+    args = [
+        "segment",
+        truncated,
+        "-m",
+        "pns-plus",
+        "-w",
+        weights["pns-plus"],
+        "--device",
+        "cpu",
+        "-o",
+        tmp_path,
+        "--quiet",
+    ]
     r = vps(*args, cwd=tmp_path)
     assert r.returncode == 4, r.stderr
     assert "decoding stopped at frame" in r.stderr and "partial" in r.stderr  # --quiet keeps warnings
@@ -385,13 +475,21 @@ def test_run_json_records_the_numerics_and_a_resume_that_changes_them(weights, c
     import torch
 
     record = json.loads((tmp_path / "clip" / "run.json").read_text())
-    assert record["numerics"] == {"torch": torch.__version__, "cuda": torch.version.cuda,
-                                  "cpu_capability": torch.backends.cpu.get_cpu_capability(),
-                                  "threads": torch.get_num_threads(), "device": "cpu", "precision": "fp32",
-                                  "batch": 1}
+    assert record["numerics"] == {
+        "torch": torch.__version__,
+        "cuda": torch.version.cuda,
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "threads": torch.get_num_threads(),
+        "device": "cpu",
+        "precision": "fp32",
+        "batch": 1,
+    }
     opts.resume = True
-    segment_video(Segmenter("pns-plus", weights["pns-plus"], device="cpu", batch=2),
-                  open_source(clips / "A" / "clip.mp4"), opts)
+    segment_video(
+        Segmenter("pns-plus", weights["pns-plus"], device="cpu", batch=2),
+        open_source(clips / "A" / "clip.mp4"),
+        opts,
+    )
     notes = json.loads((tmp_path / "clip" / "run.json").read_text())["notes"]
     assert any("resumed with another batch" in n and "not bit for bit" in n for n in notes), notes
 
@@ -419,16 +517,42 @@ def test_cli_records_the_threads_it_chose(weights, clip, tmp_path):
     from vpscli.engine.device import usable_cpus
 
     env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}
-    args = ["-m", "vpscli", "segment", str(clip / "vid.mp4"), "-m", "pns-net", "-w", str(weights["pns-net"]),
-            "--device", "cpu", "-q", "--no-overlay"]
-    r = subprocess.run([sys.executable, *args, "-o", str(tmp_path / "a")], capture_output=True, text=True, env=env,
-                       timeout=300)
+    args = [
+        "-m",
+        "vpscli",
+        "segment",
+        str(clip / "vid.mp4"),
+        "-m",
+        "pns-net",
+        "-w",
+        str(weights["pns-net"]),
+        "--device",
+        "cpu",
+        "-q",
+        "--no-overlay",
+    ]
+    r = subprocess.run(
+        [sys.executable, *args, "-o", str(tmp_path / "a")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     assert r.returncode == 0, r.stderr
     assert json.loads((tmp_path / "a" / "vid" / "run.json").read_text())["numerics"]["threads"] == max(
-        1, usable_cpus() - 1)
-    r = subprocess.run([sys.executable, *args, "--threads", "3", "-o", str(tmp_path / "b")], capture_output=True,
-                       text=True, env=env, timeout=300)
-    assert r.returncode == 0 and json.loads((tmp_path / "b" / "vid" / "run.json").read_text())["numerics"]["threads"] == 3
+        1, usable_cpus() - 1
+    )
+    r = subprocess.run(
+        [sys.executable, *args, "--threads", "3", "-o", str(tmp_path / "b")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert (
+        r.returncode == 0
+        and json.loads((tmp_path / "b" / "vid" / "run.json").read_text())["numerics"]["threads"] == 3
+    )
 
 
 def test_an_interrupt_between_a_png_and_its_row_leaves_no_orphan(tmp_path):
@@ -438,8 +562,8 @@ def test_an_interrupt_between_a_png_and_its_row_leaves_no_orphan(tmp_path):
 
     from vpscli.engine.outputs import CSV_COLUMNS
     from vpscli.io.atomic import partial_path
-    from vpscli.io.run_folder import RunFolder
     from vpscli.io.masks import write_levels, write_mask
+    from vpscli.io.run_folder import RunFolder
 
     out = tmp_path / "run"
     for sub in ("masks", "probs"):
@@ -448,8 +572,10 @@ def test_an_interrupt_between_a_png_and_its_row_leaves_no_orphan(tmp_path):
         write_mask(out / "masks" / f"{name}.png", np.eye(4, dtype=bool))
         write_levels(out / "probs" / f"{name}.png", np.full((4, 4), 7, np.uint8))
     row = {c: "" for c in CSV_COLUMNS}
-    lines = [",".join(CSV_COLUMNS)] + [",".join(str(v) for v in {**row, "index": i, "name": f"00000{i}",
-                                                                   "present": 1}.values()) for i in (0, 1)]
+    lines = [",".join(CSV_COLUMNS)] + [
+        ",".join(str(v) for v in {**row, "index": i, "name": f"00000{i}", "present": 1}.values())
+        for i in (0, 1)
+    ]
     partial_path(out / "frames.csv").write_text("\n".join(lines) + "\n")
     RunFolder(out).keep_finished_rows(with_probs=True)
     assert [r["name"] for r in read_csv(out / "frames.csv")] == ["000000", "000001"]

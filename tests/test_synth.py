@@ -90,4 +90,5 @@ def test_synth_refuses_odd_video_sizes_and_names_with_folders(tmp_path):
     # frames have no such constraint: an odd size is written as asked, beside ground truth of that size
     write_clip(tmp_path, SynthConfig(frames=2, width=65, height=49), "frames", "oddframes")
     from vpscli.io.masks import read_mask
+
     assert read_mask(tmp_path / "GT" / "oddframes" / "000000.png").array.shape == (49, 65)

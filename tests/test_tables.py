@@ -1,5 +1,6 @@
 """Tables never cut a value: plain lines when the output is not a terminal or the terminal is too
 narrow, the Rich table on a terminal wide enough (``vpscli.cli.console.print_table``)."""
+
 from __future__ import annotations
 
 import io
@@ -29,7 +30,9 @@ def probe_table() -> Table:
 
 def render(table: Table, *, terminal: bool, width: int) -> str:
     buffer = io.StringIO()
-    console = Console(file=buffer, width=width, force_terminal=terminal, color_system="truecolor" if terminal else None)
+    console = Console(
+        file=buffer, width=width, force_terminal=terminal, color_system="truecolor" if terminal else None
+    )
     print_table(table, console)
     return buffer.getvalue()
 
@@ -43,7 +46,17 @@ def cells(line: str) -> list[str]:
 def test_narrow_terminal_or_pipe_prints_every_value_whole(terminal):
     text = render(probe_table(), terminal=terminal, width=80)
     lines = text.splitlines()
-    assert cells(lines[0]) == ["name", "kind", "size", "fps", "frames", "duration", "rotation", "VFR", "codec"]
+    assert cells(lines[0]) == [
+        "name",
+        "kind",
+        "size",
+        "fps",
+        "frames",
+        "duration",
+        "rotation",
+        "VFR",
+        "codec",
+    ]
     assert cells(lines[1]) == PROBE_ROW
     assert cells(lines[2]) == ["short.mp4", "video", "96x64", "25.000", "12", "0.48s", "0", "no", "h264"]
     assert len(lines) == 3
@@ -88,10 +101,24 @@ def test_evaluate_table_of_17_metrics_uncut_on_a_narrow_terminal(tmp_path, capsy
     assert len(ALL_KEYS) == 17
     make_tree(tmp_path, {"case-with-a-rather-long-name_001": 4, "2": 4})
     buffer = io.StringIO()
-    monkeypatch.setattr(evaluate_command, "out_console",
-                        Console(file=buffer, width=80, force_terminal=True, color_system="truecolor"))
-    code = main(["evaluate", str(tmp_path / "pred"), str(tmp_path / "gt"), "-m", "all", "--per-sequence",
-                 "--json", str(tmp_path / "r.json"), "-q"])
+    monkeypatch.setattr(
+        evaluate_command,
+        "out_console",
+        Console(file=buffer, width=80, force_terminal=True, color_system="truecolor"),
+    )
+    code = main(
+        [
+            "evaluate",
+            str(tmp_path / "pred"),
+            str(tmp_path / "gt"),
+            "-m",
+            "all",
+            "--per-sequence",
+            "--json",
+            str(tmp_path / "r.json"),
+            "-q",
+        ]
+    )
     assert code == 0, capsys.readouterr().err
     doc = json.loads((tmp_path / "r.json").read_text())["splits"]["."]["."]
     lines = buffer.getvalue().splitlines()
@@ -105,16 +132,24 @@ def test_evaluate_table_of_17_metrics_uncut_on_a_narrow_terminal(tmp_path, capsy
     assert cells(lines[seq_header]) == ["Sequence", "frames", *ALL_KEYS]
     seq = next(cells(line) for line in lines[seq_header:] if line.startswith("case-with"))
     assert seq[:2] == ["case-with-a-rather-long-name_001", "2"]
-    assert seq[2:] == [format_value(doc["per_sequence"]["case-with-a-rather-long-name_001"][k])
-                       for k in ALL_KEYS]
+    assert seq[2:] == [
+        format_value(doc["per_sequence"]["case-with-a-rather-long-name_001"][k]) for k in ALL_KEYS
+    ]
 
 
 # --- every command's table through the real CLI, piped with COLUMNS=80 -----------------------------
 
+
 def vps(*args, cwd=None):
     env = {**os.environ, "COLUMNS": "80", "NO_COLOR": "1"}
-    return subprocess.run([sys.executable, "-m", "vpscli", *map(str, args)], capture_output=True, text=True,
-                          env=env, cwd=cwd, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "vpscli", *map(str, args)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=cwd,
+        timeout=300,
+    )
 
 
 def assert_plain(stdout: str, ellipses: int = 0) -> None:
@@ -146,27 +181,62 @@ def test_segment_summary_piped_at_80_columns(long_clip, tmp_path):
     assert r.returncode == 0, r.stderr
     assert_plain(r.stdout)
     header, row = r.stdout.splitlines()
-    assert cells(header) == ["input", "status", "weights", "frames", "with polyp", "flagged by model", "episodes",
-                             "longest episode", "frames/s", "output"]
+    assert cells(header) == [
+        "input",
+        "status",
+        "weights",
+        "frames",
+        "with polyp",
+        "flagged by model",
+        "episodes",
+        "longest episode",
+        "frames/s",
+        "output",
+    ]
     values = cells(row)
-    assert values[:2] == [long_clip.stem, "complete"] and values[3] == "6" and values[9] == str(out / long_clip.stem)
+    assert (
+        values[:2] == [long_clip.stem, "complete"]
+        and values[3] == "6"
+        and values[9] == str(out / long_clip.stem)
+    )
     assert re.fullmatch(r"[a-z-]+ [0-9a-f]{12}", values[2])  # the model and its weights' sha256 prefix
 
 
 def test_models_table_uncut(monkeypatch, capsys):
-    import vpscli.models
     from vpscli.cli import main
 
-    rows = [{"name": "pns-plus", "backbone": "res2net50", "default": True, "params": 9_790_000,
-             "gflops_per_frame": 17.5, "imagenet": False,
-             "input_size": [256, 448], "window": "anchor (frame 0) + 5 frames + a deliberately long description",
-             "weights": ["pns-plus-demo.safetensors", "pns-plus-finetuned-on-our-hospital-data.safetensors"],
-             "state": "anchor", "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225],
-             "official_weights": ["PNSPlus.pth"]},
-            {"name": "pns-plus", "backbone": "efficientnet-lite2", "default": False, "params": 1_420_000,
-             "gflops_per_frame": 2.3, "imagenet": True, "input_size": [256, 448], "window": "anchor (frame 0) + 5 frames",
-             "weights": [], "state": "anchor", "mean": [127 / 255] * 3, "std": [128 / 255] * 3,
-             "official_weights": ["PNSPlus.pth"]}]
+    rows = [
+        {
+            "name": "pns-plus",
+            "backbone": "res2net50",
+            "default": True,
+            "params": 9_790_000,
+            "gflops_per_frame": 17.5,
+            "imagenet": False,
+            "input_size": [256, 448],
+            "window": "anchor (frame 0) + 5 frames + a deliberately long description",
+            "weights": ["pns-plus-demo.safetensors", "pns-plus-finetuned-on-our-hospital-data.safetensors"],
+            "state": "anchor",
+            "mean": [0.485, 0.456, 0.406],
+            "std": [0.229, 0.224, 0.225],
+            "official_weights": ["PNSPlus.pth"],
+        },
+        {
+            "name": "pns-plus",
+            "backbone": "efficientnet-lite2",
+            "default": False,
+            "params": 1_420_000,
+            "gflops_per_frame": 2.3,
+            "imagenet": True,
+            "input_size": [256, 448],
+            "window": "anchor (frame 0) + 5 frames",
+            "weights": [],
+            "state": "anchor",
+            "mean": [127 / 255] * 3,
+            "std": [128 / 255] * 3,
+            "official_weights": ["PNSPlus.pth"],
+        },
+    ]
     rows = [{**r, "val_maxDice": 0.8064 if r["weights"] else None} for r in rows]
     monkeypatch.setattr("vpscli.zoo.describe_zoo", lambda: rows)
     monkeypatch.setenv("COLUMNS", "80")
@@ -174,11 +244,32 @@ def test_models_table_uncut(monkeypatch, capsys):
     out = capsys.readouterr().out
     assert_plain(out)
     header, row, lite = out.splitlines()
-    assert cells(header) == ["name", "backbone", "params", "GFLOPs/frame", "input (W×H)", "window", "weights",
-                             "valid maxDice", "state", "mean / std", "official weights"]
-    assert cells(row) == ["pns-plus (default)", "res2net50", "9.79 M", "17.5", "448×256", rows[0]["window"],
-                          ", ".join(rows[0]["weights"]), "0.806", "anchor",
-                          "(0.485, 0.456, 0.406) / (0.229, 0.224, 0.225)", "PNSPlus.pth"]
+    assert cells(header) == [
+        "name",
+        "backbone",
+        "params",
+        "GFLOPs/frame",
+        "input (W×H)",
+        "window",
+        "weights",
+        "valid maxDice",
+        "state",
+        "mean / std",
+        "official weights",
+    ]
+    assert cells(row) == [
+        "pns-plus (default)",
+        "res2net50",
+        "9.79 M",
+        "17.5",
+        "448×256",
+        rows[0]["window"],
+        ", ".join(rows[0]["weights"]),
+        "0.806",
+        "anchor",
+        "(0.485, 0.456, 0.406) / (0.229, 0.224, 0.225)",
+        "PNSPlus.pth",
+    ]
     assert cells(lite)[:3] == ["pns-plus", "efficientnet-lite2", "1.42 M"]
     assert cells(lite)[6] == "none bundled; ImageNet init (vps[train])"  # brackets shown, not read as markup
 
@@ -190,10 +281,20 @@ def test_weights_table_piped_at_80_columns():
     r = vps("weights", "list")
     assert r.returncode == 0, r.stderr
     entries = read_manifest(weights_dir())
-    assert_plain(r.stdout, ellipses=len(entries))  # the table shows a 12-digit sha256 prefix "2a98…" by design
+    assert_plain(
+        r.stdout, ellipses=len(entries)
+    )  # the table shows a 12-digit sha256 prefix "2a98…" by design
     lines = r.stdout.splitlines()
-    assert cells(lines[0]) == ["file", "model", "backbone", "input (W×H)", "dtype", "sha256", "trained on",
-                               "validation"]
+    assert cells(lines[0]) == [
+        "file",
+        "model",
+        "backbone",
+        "input (W×H)",
+        "dtype",
+        "sha256",
+        "trained on",
+        "validation",
+    ]
     for line, entry in zip(lines[1:], entries):
         values = cells(line)
         assert values[0].removesuffix(" (default)") == entry.file and values[5] == entry.sha256[:12] + "…"
@@ -214,7 +315,12 @@ def test_names_with_brackets_are_shown_as_they_are(tmp_path):
     from tests._media import make_testsrc
 
     make_testsrc(tmp_path / "clip[red]2.mp4", 0.3, 10)
-    r = subprocess.run([sys.executable, "-m", "vpscli", "probe", str(tmp_path / "clip[red]2.mp4")], capture_output=True,
-                       text=True, env={**os.environ, "COLUMNS": "80"}, timeout=120)
+    r = subprocess.run(
+        [sys.executable, "-m", "vpscli", "probe", str(tmp_path / "clip[red]2.mp4")],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "COLUMNS": "80"},
+        timeout=120,
+    )
     assert r.returncode == 0, r.stderr
     assert "clip[red]2" in r.stdout

@@ -3,6 +3,7 @@
 Models run at 64×64 on the CPU on tiny synthetic clips (``write_clip``); PNS-Net is used for
 the loop tests because it is the cheapest model to step.
 """
+
 from __future__ import annotations
 
 import csv
@@ -25,12 +26,12 @@ from vpscli.train import TrainConfig, train
 from vpscli.train.augment import AugmentConfig, augment_batch, draw_clip_augment
 from vpscli.train.dataset import TrainSamples
 from vpscli.train.log import LOG_COLUMNS
-from vpscli.train.validate import validate
 from vpscli.train.loss import dice_loss, segmentation_loss
 from vpscli.train.schedule import poly_warmup_lr
 from vpscli.train.snapshot import load_snapshot
 from vpscli.train.sources import discover_source
 from vpscli.train.store import build_store, store_size
+from vpscli.train.validate import validate
 from vpscli.train.windows import window_for
 
 SIZE = (64, 64)
@@ -57,7 +58,9 @@ def negative_dir(tmp_path_factory):
     root = tmp_path_factory.mktemp("neg")
     (root / "Frame" / "seq1").mkdir(parents=True)
     for i in (1, 2, 10):  # natural order: 1, 2, 10
-        cv2.imwrite(str(root / "Frame" / "seq1" / f"seq1_img{i}.jpg"), np.full((70, 90, 3), 30 * i % 255, np.uint8))
+        cv2.imwrite(
+            str(root / "Frame" / "seq1" / f"seq1_img{i}.jpg"), np.full((70, 90, 3), 30 * i % 255, np.uint8)
+        )
     return root
 
 
@@ -79,7 +82,11 @@ def test_sources_accept_a_frame_folder_given_directly(video_dir, negative_dir):
     """``DIR/Frame`` (as ``TestDataset/Frame``): the cases of DIR, masks from ``DIR/GT``; negatives without it."""
     direct = discover_source(video_dir / "Frame")
     via_root = discover_source(video_dir)
-    assert direct.kind == "video" and direct.sequences == via_root.sequences and direct.root == video_dir / "Frame"
+    assert (
+        direct.kind == "video"
+        and direct.sequences == via_root.sequences
+        and direct.root == video_dir / "Frame"
+    )
     neg = discover_source(negative_dir / "Frame")
     assert neg.kind == "negative" and neg.sequences == discover_source(negative_dir).sequences
 
@@ -119,8 +126,11 @@ def test_training_feed_reaches_every_parameter(name, backbone):
     model = build_model(name, backbone=backbone, input_size=SIZE).train()
     window = window_for(model.spec, aen_clips=2)
     n = window.n_frames
-    batch = {"frames": torch.rand(1, n, 3, *SIZE), "masks": (torch.rand(1, n, 1, *SIZE) > 0.5).float(),
-             "anchor": torch.rand(1, 3, *SIZE)}
+    batch = {
+        "frames": torch.rand(1, n, 3, *SIZE),
+        "masks": (torch.rand(1, n, 1, *SIZE) > 0.5).float(),
+        "anchor": torch.rand(1, 3, *SIZE),
+    }
     loss, bce, dice = sample_loss(model, batch, window)
     loss.backward()
     assert torch.isfinite(loss) and loss.item() == pytest.approx(5 * bce.item() + 2 * dice.item(), rel=1e-5)
@@ -160,14 +170,17 @@ def test_video_augmentation_is_clip_consistent():
         for i in range(1, 4):  # the same geometry, colour and blur on every frame
             np.testing.assert_array_equal(masks[i], masks[0])
             np.testing.assert_allclose(frames[i], frames[0], atol=1e-6)
-        blurred += draw_clip_augment(np.random.default_rng(seed), 4, "video", (60, 80), (48, 64), cfg).blur_sigma > 0
+        blurred += (
+            draw_clip_augment(np.random.default_rng(seed), 4, "video", (60, 80), (48, 64), cfg).blur_sigma > 0
+        )
     assert blurred >= 1  # the blur branch ran (p = 0.2 per clip; seeds 0–7 draw it)
 
 
 def test_image_pseudo_clips_move_per_frame_and_masks_follow():
     frame, mask = _still()
-    frames, masks = augment_clip(frame, mask, 4, "image", (48, 64), np.random.default_rng(0),
-                                 AugmentConfig(highlights=0.0, blur=0.0))
+    frames, masks = augment_clip(
+        frame, mask, 4, "image", (48, 64), np.random.default_rng(0), AugmentConfig(highlights=0.0, blur=0.0)
+    )
     assert all(not np.array_equal(masks[i], masks[0]) for i in range(1, 4))
     for f, m in zip(frames, masks):  # the mask sits where the warped polyp is
         red = f[..., 0] > f[..., 2] + 0.2
@@ -176,8 +189,9 @@ def test_image_pseudo_clips_move_per_frame_and_masks_follow():
 
 def test_no_augmentation_is_a_resize():
     frame, mask = _still()
-    frames, masks = augment_clip(frame, mask, 1, "video", (30, 40), np.random.default_rng(0),
-                                 AugmentConfig(enabled=False))
+    frames, masks = augment_clip(
+        frame, mask, 1, "video", (30, 40), np.random.default_rng(0), AugmentConfig(enabled=False)
+    )
     expected = cv2.resize(frame, (40, 30), interpolation=cv2.INTER_LINEAR).astype(np.float32) / 255
     # OpenCV interpolates with 5-bit fixed-point weights; kornia exactly (half a level apart at most here)
     np.testing.assert_allclose(frames[0], expected, atol=1.5 / 255)
@@ -186,14 +200,28 @@ def test_no_augmentation_is_a_resize():
 
 def test_highlights_are_drawn_per_frame_where_drawn():
     frame = np.full((60, 80, 3), 80, np.uint8)
-    cfg = AugmentConfig(flip=0, scale=(1, 1), rotate=0, shift=0, brightness=0, contrast=0, saturation=0,
-                        channel_gain=0, blur=0, highlights=0.5)
+    cfg = AugmentConfig(
+        flip=0,
+        scale=(1, 1),
+        rotate=0,
+        shift=0,
+        brightness=0,
+        contrast=0,
+        saturation=0,
+        channel_gain=0,
+        blur=0,
+        highlights=0.5,
+    )
     rng = np.random.default_rng(4)
     params = draw_clip_augment(rng, 6, "video", (60, 80), (60, 80), cfg)
     lit = params.highlights[:, 0, 2] > 0
     assert 0 < lit.sum() < 6  # some frames have highlights, others not (p = 0.5 each)
-    x, _ = augment_batch(torch.from_numpy(frame).permute(2, 0, 1)[None, None].expand(1, 6, -1, -1, -1).contiguous(),
-                         None, [params], (60, 80))
+    x, _ = augment_batch(
+        torch.from_numpy(frame).permute(2, 0, 1)[None, None].expand(1, 6, -1, -1, -1).contiguous(),
+        None,
+        [params],
+        (60, 80),
+    )
     for i in range(6):
         bright = x[0, i].mean(0) > 90 / 255
         assert bool(bright.any()) == bool(lit[i])
@@ -208,7 +236,9 @@ def test_samples_shapes_negatives_and_determinism(video_dir, image_dir, negative
     sources = [discover_source(d) for d in (video_dir, image_dir, negative_dir)]
     window = window_for(get_spec("pns-plus"))
     store, cached = build_store(sources, store_size(SIZE))
-    assert not cached and store.frames.shape == (2 * 12 + 3 + 3, 3, 88, 88) and store.masks.dtype == torch.uint8
+    assert (
+        not cached and store.frames.shape == (2 * 12 + 3 + 3, 3, 88, 88) and store.masks.dtype == torch.uint8
+    )
     samples = TrainSamples(store, window, SIZE, seed=3)
     # 12-frame cases / 5 frames per sample → 2 slots each; 3 stills; 3 negative frames → 1 slot.
     assert len(samples) == 2 * 2 + 3 + 1
@@ -265,14 +295,22 @@ def test_two_runs_can_build_the_same_store_at_once(tmp_path, video_dir):
 
     def build(_):
         # Both builds hold their decoded temporary files before either renames its own.
-        return build_store(sources, (32, 32), tmp_path / "cache", threads=1,
-                           progress=lambda n, total: n == total and both_decoded.wait())
+        return build_store(
+            sources,
+            (32, 32),
+            tmp_path / "cache",
+            threads=1,
+            progress=lambda n, total: n == total and both_decoded.wait(),
+        )
 
     with ThreadPoolExecutor(2) as pool:
         (a, cached_a), (b, cached_b) = pool.map(build, range(2))
     assert not cached_a and not cached_b and torch.equal(a.frames, b.frames)
-    assert sorted(p.name.split(".", 1)[1] for p in (tmp_path / "cache").iterdir()) == \
-        ["frames.npy", "json", "masks.npy"]  # no temporary file left behind
+    assert sorted(p.name.split(".", 1)[1] for p in (tmp_path / "cache").iterdir()) == [
+        "frames.npy",
+        "json",
+        "masks.npy",
+    ]  # no temporary file left behind
     assert build_store(sources, (32, 32), tmp_path / "cache")[1]
 
 
@@ -307,8 +345,8 @@ def test_poly_schedule_with_warmup():
     lr = lambda s: poly_warmup_lr(s, total_steps=110, base_lr=1e-4, warmup_steps=10)  # noqa: E731
     assert lr(0) == pytest.approx(1e-5) and lr(4) == pytest.approx(5e-5) and lr(9) == pytest.approx(1e-4)
     assert lr(10) == pytest.approx(1e-4)
-    assert lr(60) == pytest.approx(1e-4 * 0.5 ** 0.9)
-    assert lr(109) == pytest.approx(1e-4 * 0.01 ** 0.9) and lr(110) == 0.0
+    assert lr(60) == pytest.approx(1e-4 * 0.5**0.9)
+    assert lr(109) == pytest.approx(1e-4 * 0.01**0.9) and lr(110) == 0.0
     assert poly_warmup_lr(0, 10, 1e-3, 0) == pytest.approx(1e-3)
 
 
@@ -316,8 +354,16 @@ def test_poly_schedule_with_warmup():
 
 
 def _cfg(tmp_path, data, **kw):
-    base = dict(model="pns-net", data=[str(d) for d in data], out=str(tmp_path / "run"), input_size=SIZE, batch=1,
-                device="cpu", log_every=1, save_every=1000)
+    base = dict(
+        model="pns-net",
+        data=[str(d) for d in data],
+        out=str(tmp_path / "run"),
+        input_size=SIZE,
+        batch=1,
+        device="cpu",
+        log_every=1,
+        save_every=1000,
+    )
     base.update(kw)
     return TrainConfig(**base)
 
@@ -337,7 +383,7 @@ def test_overfits_one_clip(tmp_path):
 @pytest.mark.numerics
 def test_resume_matches_an_uninterrupted_run(tmp_path, video_dir, image_dir):
     data = [video_dir, image_dir]  # 2·2 + 3 = 7 samples, batch 2 → 3 steps per epoch: resume crosses an epoch
-    full = train(_cfg(tmp_path / "a", data, iters=5, batch=2, seed=1))
+    train(_cfg(tmp_path / "a", data, iters=5, batch=2, seed=1))
     part = train(_cfg(tmp_path / "b", data, iters=5, batch=2, seed=1, stop_after=4))
     assert not part.finished and part.step == 4
     with pytest.raises(OutputError, match="already holds a run"):
@@ -348,7 +394,10 @@ def test_resume_matches_an_uninterrupted_run(tmp_path, video_dir, image_dir):
         train(_cfg(tmp_path / "b", data, iters=5, batch=2, seed=2, resume=True))
     resumed = train(_cfg(tmp_path / "b", data, iters=5, batch=2, seed=1, resume=True))
     assert resumed.finished and resumed.step == 5
-    a, b = load_snapshot(tmp_path / "a" / "run" / "checkpoint.pt"), load_snapshot(tmp_path / "b" / "run" / "checkpoint.pt")
+    a, b = (
+        load_snapshot(tmp_path / "a" / "run" / "checkpoint.pt"),
+        load_snapshot(tmp_path / "b" / "run" / "checkpoint.pt"),
+    )
     assert a["step"] == b["step"] == 5
     for k in a["model"]:
         torch.testing.assert_close(a["model"][k], b["model"][k], rtol=0, atol=0, msg=k)
@@ -364,17 +413,25 @@ def test_snapshot_every_n_steps(tmp_path, video_dir, monkeypatch):
 
     saved = []
     real = loop.save_snapshot
-    monkeypatch.setattr(loop, "save_snapshot", lambda path, **kw: saved.append(kw["step"]) or real(path, **kw))
+    monkeypatch.setattr(
+        loop, "save_snapshot", lambda path, **kw: saved.append(kw["step"]) or real(path, **kw)
+    )
     train(_cfg(tmp_path, [video_dir], iters=5, save_every=2))
     assert saved == [2, 4, 5]  # every 2 steps, and at the end
 
 
 def test_run_folder_contents(tmp_path, video_dir):
-    train(_cfg(tmp_path, [video_dir], iters=2, val=[str(video_dir)], val_max_frames=4, log_every=1, val_every=1))
+    train(
+        _cfg(tmp_path, [video_dir], iters=2, val=[str(video_dir)], val_max_frames=4, log_every=1, val_every=1)
+    )
     run = tmp_path / "run"
     snap = load_snapshot(run / "checkpoint.pt")
     assert {"format", "step", "model", "optimizer", "torch_rng", "config", "best"} <= set(snap)
-    assert snap["step"] == 2 and snap["config"]["model"] == "pns-net" and snap["config"]["input_size"] == [64, 64]
+    assert (
+        snap["step"] == 2
+        and snap["config"]["model"] == "pns-net"
+        and snap["config"]["input_size"] == [64, 64]
+    )
     from safetensors import safe_open
 
     for name in ("last.safetensors", "best.safetensors"):
@@ -406,7 +463,9 @@ def test_best_checkpoint_follows_the_validation_metric(tmp_path, video_dir, monk
 
     def fake_validate(model, sources, device, amp, max_frames):
         v = next(scripted)
-        return ValidationResult({"maxDice": v, "meanDice": v, "Smeasure": v, "MAE": 1 - v, "maxIoU": v}, 10, 1)
+        return ValidationResult(
+            {"maxDice": v, "meanDice": v, "Smeasure": v, "MAE": 1 - v, "maxIoU": v}, 10, 1
+        )
 
     monkeypatch.setattr(loop, "validate", fake_validate)
     result = train(_cfg(tmp_path, [video_dir], iters=3, val=[str(video_dir)], val_every=1))
@@ -422,8 +481,9 @@ def test_validation_scores_and_negatives(tmp_path, video_dir, negative_dir):
 
     torch.manual_seed(0)
     model = build_model("cffm", input_size=SIZE)
-    result = validate(model, [discover_source(video_dir), discover_source(negative_dir)], torch.device("cpu"),
-                      max_frames=6)
+    result = validate(
+        model, [discover_source(video_dir), discover_source(negative_dir)], torch.device("cpu"), max_frames=6
+    )
     assert result.n_sequences == 2 and result.n_frames == 2 * 4  # first and last frame dropped per case
     assert set(result.metrics) == {"maxDice", "meanDice", "Smeasure", "MAE", "maxIoU", "neg_clean"}
     assert all(0.0 <= v <= 1.0 for v in result.metrics.values())
@@ -448,8 +508,13 @@ def test_option_errors(tmp_path, video_dir):
 
 
 def vps(*args):
-    return subprocess.run([sys.executable, "-m", "vpscli", *map(str, args)], capture_output=True, text=True,
-                          env={**os.environ, "COLUMNS": "200"}, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "vpscli", *map(str, args)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "COLUMNS": "200"},
+        timeout=300,
+    )
 
 
 def test_cli_errors_are_one_line(tmp_path, video_dir):
@@ -467,14 +532,48 @@ def test_cli_errors_are_one_line(tmp_path, video_dir):
 
 
 def test_cli_short_run(tmp_path, video_dir):
-    r = vps("train", "-m", "pns-net", "--data", video_dir, "--out", tmp_path / "run", "--iters", "2", "--batch", "1",
-            "--size", "64x64", "--device", "cpu", "--cache-dir", tmp_path / "cache")
+    r = vps(
+        "train",
+        "-m",
+        "pns-net",
+        "--data",
+        video_dir,
+        "--out",
+        tmp_path / "run",
+        "--iters",
+        "2",
+        "--batch",
+        "1",
+        "--size",
+        "64x64",
+        "--device",
+        "cpu",
+        "--cache-dir",
+        tmp_path / "cache",
+    )
     assert r.returncode == 0, r.stderr
     assert "2 steps" in r.stdout and (tmp_path / "run" / "last.safetensors").is_file()
     assert "data: 24 frames at 88x88" in r.stderr and "decoded in" in r.stderr
     assert sorted(p.suffixes[-2] for p in (tmp_path / "cache").glob("*.npy")) == [".frames", ".masks"]
-    r = vps("train", "-m", "pns-net", "--data", video_dir, "--out", tmp_path / "again", "--iters", "1", "--batch",
-            "1", "--size", "64x64", "--device", "cpu", "--cache-dir", tmp_path / "cache")
+    r = vps(
+        "train",
+        "-m",
+        "pns-net",
+        "--data",
+        video_dir,
+        "--out",
+        tmp_path / "again",
+        "--iters",
+        "1",
+        "--batch",
+        "1",
+        "--size",
+        "64x64",
+        "--device",
+        "cpu",
+        "--cache-dir",
+        tmp_path / "cache",
+    )
     assert r.returncode == 0 and "from the cache in" in r.stderr, r.stderr
 
 
@@ -485,8 +584,22 @@ def test_cli_damaged_frame_is_one_line(tmp_path, video_dir):
     shutil.copytree(video_dir, data)
     bad = sorted((data / "Frame" / "case1").iterdir())[3]
     bad.write_bytes(b"not an image")
-    r = vps("train", "-m", "pns-net", "--data", data, "--out", tmp_path / "run", "--iters", "1", "--size", "64x64",
-            "--device", "cpu", "--no-cache")
+    r = vps(
+        "train",
+        "-m",
+        "pns-net",
+        "--data",
+        data,
+        "--out",
+        tmp_path / "run",
+        "--iters",
+        "1",
+        "--size",
+        "64x64",
+        "--device",
+        "cpu",
+        "--no-cache",
+    )
     assert r.returncode == 1 and "cannot read this image" in r.stderr and bad.name in r.stderr, r.stderr
     lines = r.stderr.strip().splitlines()  # progress messages ("data: …"), then the error on one line
     assert "cannot read this image" in lines[-1] and "fix:" in lines[-1] and "Traceback" not in r.stderr
@@ -520,10 +633,26 @@ def test_validation_scores_what_segment_and_evaluate_give(tmp_path, n):
     write_clip(tmp_path / "data", SynthConfig(frames=n, width=176, height=96, seed=31), "frames", "case")
     model = trained_like("pns-net", (64, 112))
     validated = validate(model, [discover_source(tmp_path / "data")], torch.device("cpu")).metrics
-    segment_video(Segmenter(model, device="cpu"), FrameFolderSource(tmp_path / "data" / "Frame" / "case"),
-                  SegmentOptions(out_root=tmp_path / "out", save_prob=True, overlay=False))
-    assert main(["evaluate", str(tmp_path / "out"), str(tmp_path / "data" / "GT"), "-q", "-m", "all",
-                 "--json", str(tmp_path / "scores.json")]) == 0
+    segment_video(
+        Segmenter(model, device="cpu"),
+        FrameFolderSource(tmp_path / "data" / "Frame" / "case"),
+        SegmentOptions(out_root=tmp_path / "out", save_prob=True, overlay=False),
+    )
+    assert (
+        main(
+            [
+                "evaluate",
+                str(tmp_path / "out"),
+                str(tmp_path / "data" / "GT"),
+                "-q",
+                "-m",
+                "all",
+                "--json",
+                str(tmp_path / "scores.json"),
+            ]
+        )
+        == 0
+    )
     evaluated = json.loads((tmp_path / "scores.json").read_text())["splits"]["."]["."]["dataset"]
     assert 0.05 < validated["maxDice"] < 0.999  # a real score, neither nothing nor perfect
     for key in ("maxDice", "meanDice", "Smeasure", "MAE", "maxIoU"):
@@ -566,8 +695,11 @@ def test_training_placement_and_fused_optimizer_run_on_the_cpu():
     placement = Placement.for_training(torch.device("cpu"))
     assert placement.channels_last and Placement.for_training(torch.device("cuda")).channels_last
     window = window_for(get_spec("pns-net"))
-    batch = {"frames": torch.rand(2, 5, 3, *SIZE, generator=torch.Generator().manual_seed(0)),
-             "masks": torch.zeros(2, 5, 1, *SIZE), "anchor": torch.zeros(2, 3, *SIZE)}
+    batch = {
+        "frames": torch.rand(2, 5, 3, *SIZE, generator=torch.Generator().manual_seed(0)),
+        "masks": torch.zeros(2, 5, 1, *SIZE),
+        "anchor": torch.zeros(2, 3, *SIZE),
+    }
     batch["masks"][..., 20:40, 20:40] = 1
     results = []
     for fused in (False, True):
@@ -602,8 +734,22 @@ def test_training_placement_and_fused_optimizer_run_on_the_cpu():
 
 def test_cli_unwritable_out_is_one_line_before_loading(tmp_path, video_dir):
     (tmp_path / "afile").write_text("x")
-    r = vps("train", "-m", "pns-net", "--data", video_dir, "--out", tmp_path / "afile" / "run", "--iters", "1",
-            "--size", "64x64", "--device", "cpu", "--no-cache")
+    r = vps(
+        "train",
+        "-m",
+        "pns-net",
+        "--data",
+        video_dir,
+        "--out",
+        tmp_path / "afile" / "run",
+        "--iters",
+        "1",
+        "--size",
+        "64x64",
+        "--device",
+        "cpu",
+        "--no-cache",
+    )
     assert r.returncode == 1 and "is a file, not a folder" in r.stderr and "fix:" in r.stderr, r.stderr
     assert "data:" not in r.stderr and "internal error" not in r.stderr  # refused before any data was read
 
@@ -613,20 +759,52 @@ def test_cli_sigterm_says_what_it_kept(tmp_path, video_dir):
     import time
 
     out = tmp_path / "run"
-    p = subprocess.Popen([sys.executable, "-m", "vpscli", "train", "-m", "pns-net", "--data", str(video_dir), "--out",
-                          str(out), "--iters", "100000", "--batch", "1", "--size", "64x64", "--device", "cpu",
-                          "--save-every", "2", "--log-every", "1", "--no-cache", "--no-augment"],
-                         stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-                         env={**os.environ, "COLUMNS": "200"})
+    p = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "vpscli",
+            "train",
+            "-m",
+            "pns-net",
+            "--data",
+            str(video_dir),
+            "--out",
+            str(out),
+            "--iters",
+            "100000",
+            "--batch",
+            "1",
+            "--size",
+            "64x64",
+            "--device",
+            "cpu",
+            "--save-every",
+            "2",
+            "--log-every",
+            "1",
+            "--no-cache",
+            "--no-augment",
+        ],
+        stderr=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "COLUMNS": "200"},
+    )
     deadline = time.monotonic() + 240
-    while time.monotonic() < deadline and not ((out / "checkpoint.pt").is_file() and (out / "log.csv").is_file()
-                                               and len((out / "log.csv").read_text().splitlines()) > 4):
+    while time.monotonic() < deadline and not (
+        (out / "checkpoint.pt").is_file()
+        and (out / "log.csv").is_file()
+        and len((out / "log.csv").read_text().splitlines()) > 4
+    ):
         time.sleep(0.2)
     p.send_signal(signal.SIGTERM)
     _, err = p.communicate(timeout=120)
     err = " ".join(err.split())
     assert p.returncode == 143, err  # EXIT_TERMINATED
-    assert "interrupted — stopped at step" in err and "checkpoint.pt holds step" in err and "--resume" in err, err
+    assert (
+        "interrupted — stopped at step" in err and "checkpoint.pt holds step" in err and "--resume" in err
+    ), err
 
 
 def test_a_mask_of_another_size_than_its_frame_is_refused(tmp_path, video_dir):

@@ -1,5 +1,6 @@
 """Test-time augmentation (``vps segment --tta``): the clip and its mirror image, each with a video
 state of its own, probabilities averaged."""
+
 from __future__ import annotations
 
 import json
@@ -20,7 +21,7 @@ SIZE = (64, 96)
 
 def _clips(n: int, t: int, seed: int = 0) -> list[torch.Tensor]:
     frames = (synthetic_frames(SIZE, n * t, seed=seed).float() / 255 - 0.45) / 0.225  # (n·t, 3, H, W)
-    return [frames[i * t:(i + 1) * t][None] for i in range(n)]
+    return [frames[i * t : (i + 1) * t][None] for i in range(n)]
 
 
 @pytest.mark.parametrize("name", ["pns-plus", "cffm"])
@@ -71,8 +72,11 @@ def test_segment_with_tta_records_it_and_resume_keeps_it(clip, weights, tmp_path
     record = json.loads((tmp_path / "vid" / "run.json").read_text())
     assert record["tta"] is True
     with pytest.raises(OutputError, match="--tta"):
-        segment_video(plain, open_source(clip / "vid.mp4"),
-                      SegmentOptions(out_root=tmp_path, overlay=False, resume=True))
+        segment_video(
+            plain,
+            open_source(clip / "vid.mp4"),
+            SegmentOptions(out_root=tmp_path, overlay=False, resume=True),
+        )
 
 
 def test_cli_tta_flag_reaches_the_run(clip, weights, tmp_path):
@@ -80,8 +84,17 @@ def test_cli_tta_flag_reaches_the_run(clip, weights, tmp_path):
 
     from vpscli.cli import app
 
-    args = ["segment", str(clip / "vid.mp4"), "-w", str(weights["pns-plus"]), "--no-overlay", "--device", "cpu",
-            "--min-persistence", "1"]
+    args = [
+        "segment",
+        str(clip / "vid.mp4"),
+        "-w",
+        str(weights["pns-plus"]),
+        "--no-overlay",
+        "--device",
+        "cpu",
+        "--min-persistence",
+        "1",
+    ]
     r = CliRunner().invoke(app, [*args, "-o", str(tmp_path / "tta"), "--tta", "-q"])
     assert r.exit_code == 0, r.output
     r = CliRunner().invoke(app, [*args, "-o", str(tmp_path / "plain"), "-q"])

@@ -4,7 +4,9 @@ The package is importable without the CLI: ``vpscli.io`` (video and mask I/O),
 ``vpscli.synth`` (synthetic clips with exact ground truth), and later the engine,
 models and metrics. ``vpscli.cli`` is a thin Typer layer over them.
 """
-from importlib.metadata import PackageNotFoundError, version as _version
+
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as _version
 
 try:
     __version__ = _version("vps")

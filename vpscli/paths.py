@@ -6,6 +6,7 @@
 - Cache (decoded training data): ``$VPS_CACHE``, else ``~/.cache/vps`` (XDG).
 Nothing is ever downloaded.
 """
+
 from __future__ import annotations
 
 import os

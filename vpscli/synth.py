@@ -17,6 +17,7 @@ Deterministic per seed: every random choice comes from generators spawned from
 change the mucosa, and a clip rendered with ``draw_polyps=False`` is the same clip with
 the polyps left out (that is how the tests check the masks).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -96,8 +97,16 @@ def _mucosa(rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarray:
         center = (int(rng.uniform(0, w)), int(rng.uniform(0, h)))
         axes = (int(rng.uniform(0.3, 0.9) * w), int(rng.uniform(0.2, 0.6) * h))
         start = float(rng.uniform(0, 360))
-        cv2.ellipse(folds, center, axes, float(rng.uniform(0, 180)), start, start + float(rng.uniform(60, 160)),
-                    1.0, thickness=max(2, w // 60))
+        cv2.ellipse(
+            folds,
+            center,
+            axes,
+            float(rng.uniform(0, 180)),
+            start,
+            start + float(rng.uniform(60, 160)),
+            1.0,
+            thickness=max(2, w // 60),
+        )
     folds = cv2.GaussianBlur(folds, (0, 0), sigmaX=max(2.0, w / 120))
     ridge = np.roll(folds, shift=max(2, w // 150), axis=0)
     img *= (1.0 - 0.35 * folds + 0.18 * ridge)[..., None]
@@ -113,7 +122,9 @@ def _mucosa(rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarray:
             pts.append(p.copy())
         cv2.polylines(vessels, [np.round(np.array(pts)).astype(np.int32)], False, 1.0, thickness=1)
     vessels = cv2.GaussianBlur(vessels, (3, 3), 0)
-    img *= (1.0 - 0.25 * vessels)[..., None] * np.array([1.0, 0.85, 0.9], np.float32)[None, None, :] ** vessels[..., None]
+    img *= (1.0 - 0.25 * vessels)[..., None] * np.array([1.0, 0.85, 0.9], np.float32)[
+        None, None, :
+    ] ** vessels[..., None]
     return img.clip(0, 255)
 
 
@@ -138,8 +149,10 @@ class _Polyp:
         r = self.radius * (1.0 + amp * math.sin(2 * math.pi * freq * t + phase))
         theta = np.linspace(0, 2 * math.pi, n, endpoint=False)
         k = np.arange(2, 2 + len(self.harmonics))[:, None]
-        wobble = (self.harmonics[:, :1] * np.sin(k * theta[None, :] + self.harmonics[:, 1:2]
-                                                 + self.harmonics[:, 2:3] * t)).sum(axis=0)
+        wobble = (
+            self.harmonics[:, :1]
+            * np.sin(k * theta[None, :] + self.harmonics[:, 1:2] + self.harmonics[:, 2:3] * t)
+        ).sum(axis=0)
         rr = r * (1.0 + wobble)
         return np.stack([cx + rr * np.cos(theta), cy + rr * np.sin(theta)], axis=1)
 
@@ -152,10 +165,22 @@ def _make_polyp(rng: np.random.Generator, world: tuple[int, int], frame: tuple[i
         cx=ww / 2 + rng.uniform(-0.28, 0.28) * fw,
         cy=wh / 2 + rng.uniform(-0.25, 0.25) * fh,
         radius=rng.uniform(0.08, 0.16) * min(fw, fh),
-        harmonics=np.stack([rng.uniform(0.03, 0.10, k), rng.uniform(0, 2 * math.pi, k), rng.uniform(-1.5, 1.5, k)], 1),
-        path=np.stack([rng.uniform(0.02, 0.08, 2) * min(fw, fh), rng.uniform(0.1, 0.4, 2),
-                       rng.uniform(0, 2 * math.pi, 2)], 1),
-        breathing=(float(rng.uniform(0.1, 0.3)), float(rng.uniform(0.1, 0.3)), float(rng.uniform(0, 2 * math.pi))),
+        harmonics=np.stack(
+            [rng.uniform(0.03, 0.10, k), rng.uniform(0, 2 * math.pi, k), rng.uniform(-1.5, 1.5, k)], 1
+        ),
+        path=np.stack(
+            [
+                rng.uniform(0.02, 0.08, 2) * min(fw, fh),
+                rng.uniform(0.1, 0.4, 2),
+                rng.uniform(0, 2 * math.pi, 2),
+            ],
+            1,
+        ),
+        breathing=(
+            float(rng.uniform(0.1, 0.3)),
+            float(rng.uniform(0.1, 0.3)),
+            float(rng.uniform(0, 2 * math.pi)),
+        ),
         colour=np.array([rng.uniform(175, 215), rng.uniform(80, 110), rng.uniform(80, 105)], np.float32),
         texture=_smooth_noise(rng, world, 40),
     )
@@ -165,8 +190,14 @@ def _camera(rng: np.random.Generator, cfg: SynthConfig, world: tuple[int, int]):
     """Per-time affine map world → frame: drift (smooth), zoom and roll about the view centre."""
     wh, ww = world
     fw, fh = cfg.width, cfg.height
-    drift = np.stack([rng.uniform(0.03, 0.10, 2) * min(fw, fh), rng.uniform(0.05, 0.25, 2),
-                      rng.uniform(0, 2 * math.pi, 2)], 1)
+    drift = np.stack(
+        [
+            rng.uniform(0.03, 0.10, 2) * min(fw, fh),
+            rng.uniform(0.05, 0.25, 2),
+            rng.uniform(0, 2 * math.pi, 2),
+        ],
+        1,
+    )
     zoom = (float(rng.uniform(0.05, 0.15)), float(rng.uniform(0.05, 0.2)), float(rng.uniform(0, 2 * math.pi)))
     roll = (float(rng.uniform(0.0, 0.08)), float(rng.uniform(0.05, 0.2)), float(rng.uniform(0, 2 * math.pi)))
 
@@ -177,7 +208,9 @@ def _camera(rng: np.random.Generator, cfg: SynthConfig, world: tuple[int, int]):
         a = roll[0] * math.sin(2 * math.pi * roll[1] * t + roll[2])
         c, si = s * math.cos(a), s * math.sin(a)
         # frame = R·s·(world − centre) + frame centre
-        return np.array([[c, -si, fw / 2 - (c * cx - si * cy)], [si, c, fh / 2 - (si * cx + c * cy)]], np.float64)
+        return np.array(
+            [[c, -si, fw / 2 - (c * cx - si * cy)], [si, c, fh / 2 - (si * cx + c * cy)]], np.float64
+        )
 
     return matrix
 
@@ -187,8 +220,19 @@ def _fov_mask(width: int, height: int) -> np.ndarray:
     import cv2
 
     cut = int(round(0.16 * min(width, height)))
-    pts = np.array([[cut, 0], [width - 1 - cut, 0], [width - 1, cut], [width - 1, height - 1 - cut],
-                    [width - 1 - cut, height - 1], [cut, height - 1], [0, height - 1 - cut], [0, cut]], np.int32)
+    pts = np.array(
+        [
+            [cut, 0],
+            [width - 1 - cut, 0],
+            [width - 1, cut],
+            [width - 1, height - 1 - cut],
+            [width - 1 - cut, height - 1],
+            [cut, height - 1],
+            [0, height - 1 - cut],
+            [0, cut],
+        ],
+        np.int32,
+    )
     mask = np.zeros((height, width), np.uint8)
     cv2.fillPoly(mask, [pts], 1)
     return mask.astype(bool)
@@ -203,8 +247,10 @@ def _motion_kernel(dx: float, dy: float) -> np.ndarray | None:
     c = size // 2
     for i in range(size * 2):
         f = i / (size * 2 - 1) - 0.5
-        k[int(round(c + f * dy * (size - 1) / max(length, 1e-6))),
-          int(round(c + f * dx * (size - 1) / max(length, 1e-6)))] = 1.0
+        k[
+            int(round(c + f * dy * (size - 1) / max(length, 1e-6))),
+            int(round(c + f * dx * (size - 1) / max(length, 1e-6))),
+        ] = 1.0
     return k / k.sum()
 
 
@@ -230,8 +276,14 @@ def render_clip(cfg: SynthConfig, draw_polyps: bool = True) -> Iterator[tuple[np
     light = np.array([shade_rng.uniform(-0.5, 0.5), shade_rng.uniform(-0.8, -0.3)], np.float32)
     # world-anchored specular spots (wet mucosa) plus a few that ride on each polyp's cap
     n_spots = int(spec_rng.integers(6, 14))
-    spots = np.stack([spec_rng.uniform(0, world[1], n_spots), spec_rng.uniform(0, world[0], n_spots),
-                      spec_rng.uniform(1.0, 4.0, n_spots) * max(fw, fh) / 448], 1)
+    spots = np.stack(
+        [
+            spec_rng.uniform(0, world[1], n_spots),
+            spec_rng.uniform(0, world[0], n_spots),
+            spec_rng.uniform(1.0, 4.0, n_spots) * max(fw, fh) / 448,
+        ],
+        1,
+    )
     overlay_text = f"SYNTH {cfg.seed:04d}"
     dt = 1.0 / cfg.fps
     prev_m = camera(-dt)
@@ -260,8 +312,9 @@ def render_clip(cfg: SynthConfig, draw_polyps: bool = True) -> Iterator[tuple[np
         yield out, mask
 
 
-def _draw_polyps(frame: np.ndarray, mask: np.ndarray, polyps, m: np.ndarray, t: float, grid, light,
-                 kernel, draw: bool) -> list[tuple[np.ndarray, float]]:
+def _draw_polyps(
+    frame: np.ndarray, mask: np.ndarray, polyps, m: np.ndarray, t: float, grid, light, kernel, draw: bool
+) -> list[tuple[np.ndarray, float]]:
     """Paint the polyps seen through camera ``m`` at time ``t`` into ``frame`` (float ``(H, W, 3)``)
     and their areas into ``mask``; returns each polyp's ``(centre, radius)`` in the frame (its cap)."""
     import cv2
@@ -284,8 +337,15 @@ def _draw_polyps(frame: np.ndarray, mask: np.ndarray, polyps, m: np.ndarray, t: 
             continue
         tex = cv2.warpAffine(p.texture, m, (fw, fh), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
         d = np.sqrt(((xx - centre_f[0]) ** 2 + (yy - centre_f[1]) ** 2)) / max(radius_f, 1.0)
-        dome = np.clip(1.0 - d ** 2, 0, 1)
-        shade = 0.75 + 0.45 * dome + 0.25 * dome * ((xx - centre_f[0]) * light[0] + (yy - centre_f[1]) * light[1]) / max(radius_f, 1.0)
+        dome = np.clip(1.0 - d**2, 0, 1)
+        shade = (
+            0.75
+            + 0.45 * dome
+            + 0.25
+            * dome
+            * ((xx - centre_f[0]) * light[0] + (yy - centre_f[1]) * light[1])
+            / max(radius_f, 1.0)
+        )
         layer = p.colour[None, None, :] * (shade * (1.0 + 0.12 * tex))[..., None]
         if kernel is not None:
             layer = cv2.filter2D(layer, -1, kernel, borderType=cv2.BORDER_REFLECT)
@@ -304,7 +364,9 @@ def _add_highlights(frame: np.ndarray, spots: np.ndarray, caps, m: np.ndarray, l
         cv2.ellipse(spec, (int(fx), int(fy)), (max(1, int(sr * 1.6)), max(1, int(sr))), 30.0, 0, 360, 1.0, -1)
     for (cx, cy), r in caps:
         hx, hy = cx + light[0] * 0.45 * r, cy + light[1] * 0.45 * r
-        cv2.ellipse(spec, (int(hx), int(hy)), (max(1, int(r * 0.14)), max(1, int(r * 0.08))), -20.0, 0, 360, 1.0, -1)
+        cv2.ellipse(
+            spec, (int(hx), int(hy)), (max(1, int(r * 0.14)), max(1, int(r * 0.08))), -20.0, 0, 360, 1.0, -1
+        )
     spec = cv2.GaussianBlur(spec, (0, 0), 1.2)
     return frame * (1 - spec[..., None]) + 255.0 * spec[..., None]
 
@@ -317,11 +379,27 @@ def _burn_in_text(out: np.ndarray, mask: np.ndarray, text: str, t: float) -> Non
     text_layer = np.zeros((fh, fw), np.uint8)
     scale = 0.32 * min(fw, fh) / 320
     thick = max(1, int(round(scale * 2)))
-    cv2.putText(text_layer, text, (4, int(14 * scale / 0.32)), cv2.FONT_HERSHEY_SIMPLEX, scale, 255,
-                thick, cv2.LINE_AA)
+    cv2.putText(
+        text_layer,
+        text,
+        (4, int(14 * scale / 0.32)),
+        cv2.FONT_HERSHEY_SIMPLEX,
+        scale,
+        255,
+        thick,
+        cv2.LINE_AA,
+    )
     seconds = int(t)
-    cv2.putText(text_layer, f"{seconds // 3600:02d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}",
-                (4, fh - 6), cv2.FONT_HERSHEY_SIMPLEX, scale, 255, thick, cv2.LINE_AA)
+    cv2.putText(
+        text_layer,
+        f"{seconds // 3600:02d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}",
+        (4, fh - 6),
+        cv2.FONT_HERSHEY_SIMPLEX,
+        scale,
+        255,
+        thick,
+        cv2.LINE_AA,
+    )
     drawn = text_layer > 0
     out[drawn] = np.maximum(out[drawn], text_layer[drawn, None])
     mask &= ~drawn
@@ -339,8 +417,9 @@ class SynthOutput:
     polyp_frames: int
 
 
-def write_clip(out: str | Path, cfg: SynthConfig, fmt: str = "mp4", name: str = "synth",
-               progress=None) -> SynthOutput:
+def write_clip(
+    out: str | Path, cfg: SynthConfig, fmt: str = "mp4", name: str = "synth", progress=None
+) -> SynthOutput:
     """Render ``cfg`` into ``out``.
 
     Layout (SUN-SEG style, so ``vps evaluate`` reads it directly):
@@ -357,12 +436,16 @@ def write_clip(out: str | Path, cfg: SynthConfig, fmt: str = "mp4", name: str = 
     if fmt not in ("mp4", "frames"):
         raise UsageError(f"--format must be mp4 or frames, got {fmt!r}")
     if not name or name in (".", "..") or any(c in name for c in "/\\\0"):
-        raise UsageError(f"--name must be a plain name (no folders), got {name!r}", fix="give e.g. --name clip1; "
-                         "choose the folder with the output argument")
+        raise UsageError(
+            f"--name must be a plain name (no folders), got {name!r}",
+            fix="give e.g. --name clip1; choose the folder with the output argument",
+        )
     if fmt == "mp4" and (cfg.width % 2 or cfg.height % 2):
-        raise UsageError(f"an H.264 video needs an even width and height, got {cfg.width}x{cfg.height}",
-                         fix=f"use --size {cfg.width + cfg.width % 2}x{cfg.height + cfg.height % 2}, or --format "
-                             "frames for odd sizes")
+        raise UsageError(
+            f"an H.264 video needs an even width and height, got {cfg.width}x{cfg.height}",
+            fix=f"use --size {cfg.width + cfg.width % 2}x{cfg.height + cfg.height % 2}, or --format "
+            "frames for odd sizes",
+        )
     cfg.validate()
     out = Path(out)
     gt_dir = out / "GT" / name
@@ -373,13 +456,17 @@ def write_clip(out: str | Path, cfg: SynthConfig, fmt: str = "mp4", name: str = 
         frame_dir.mkdir(parents=True, exist_ok=True)
     positives = 0
     # VideoWriter's context aborts (no file left) on an exception and finalises otherwise
-    video = VideoWriter(video_path, cfg.fps, (cfg.width, cfg.height)) if video_path else contextlib.nullcontext()
+    video = (
+        VideoWriter(video_path, cfg.fps, (cfg.width, cfg.height)) if video_path else contextlib.nullcontext()
+    )
     with video as writer:
         for i, (frame, mask) in enumerate(render_clip(cfg)):
             if writer is not None:
                 writer.write(frame)
             elif not cv2.imwrite(str(frame_dir / f"{i:06d}.png"), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR)):
-                raise OutputError("cannot write a frame", path=frame_dir, fix="check free space and permissions")
+                raise OutputError(
+                    "cannot write a frame", path=frame_dir, fix="check free space and permissions"
+                )
             write_mask(gt_dir / f"{i:06d}.png", mask)
             positives += bool(mask.any())
             if progress is not None:

@@ -10,6 +10,7 @@ equals the computation, so it cannot go stale; regenerate it after changing a mo
 The weights columns (bundled files, validation maxDice, the default) come from the weights manifest
 (:func:`with_weights`), the one rule both ``vps models`` and :func:`describe_models` use.
 """
+
 from __future__ import annotations
 
 import json
@@ -44,14 +45,17 @@ def with_weights(rows: list[dict], weights_dir=None) -> list[dict]:
         name, backbone = row["name"], row["backbone"]
         entry = find_entry(name, weights_dir, backbone)
         score = (entry.record.get("metrics") or {}).get("maxDice") if entry is not None else None
-        out.append({**row, "weights": [e.file for e in bundled if e.model == name and e.backbone == backbone],
-                    "val_maxDice": float(score) if isinstance(score, (int, float)) else None,
-                    "default": name == default and backbone == default_backbone})
+        out.append(
+            {
+                **row,
+                "weights": [e.file for e in bundled if e.model == name and e.backbone == backbone],
+                "val_maxDice": float(score) if isinstance(score, (int, float)) else None,
+                "default": name == default and backbone == default_backbone,
+            }
+        )
     return out
 
 
 def describe_zoo(weights_dir=None) -> list[dict]:
     """What :func:`vpscli.models.describe_models` returns, read from ``zoo.json`` (instant, no torch)."""
     return with_weights(architecture_rows(), weights_dir)
-
-

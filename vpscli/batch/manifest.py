@@ -15,6 +15,7 @@ in a single run (:func:`~vpscli.io.sources.distinct_names` over all of them), so
 shard I takes positions ``I, I + N, I + 2N …``. Names do not depend on the shard, so N shards write the
 folders one unsharded run would, into one output root.
 """
+
 from __future__ import annotations
 
 import csv
@@ -46,12 +47,18 @@ def read_manifest(path: str | Path) -> list[ManifestEntry]:
     except FileNotFoundError:
         raise UsageError("manifest not found", path=path, fix="check the --manifest path") from None
     except (OSError, UnicodeDecodeError) as e:
-        raise UsageError(f"cannot read the manifest ({getattr(e, 'strerror', None) or e})", path=path,
-                         fix="give a UTF-8 text file of paths, or a CSV with a path column") from None
+        raise UsageError(
+            f"cannot read the manifest ({getattr(e, 'strerror', None) or e})",
+            path=path,
+            fix="give a UTF-8 text file of paths, or a CSV with a path column",
+        ) from None
     entries = _read_csv(path, text) if path.suffix.lower() == ".csv" else _read_lines(path, text)
     if not entries:
-        raise UsageError("the manifest lists no inputs", path=path,
-                         fix="write one video path per line (or a CSV with a path column)")
+        raise UsageError(
+            "the manifest lists no inputs",
+            path=path,
+            fix="write one video path per line (or a CSV with a path column)",
+        )
     return entries
 
 
@@ -74,12 +81,18 @@ def _read_csv(path: Path, text: str) -> list[ManifestEntry]:
     reader = csv.DictReader(io.StringIO(text))
     columns = [c.strip() for c in (reader.fieldnames or [])]
     if "path" not in columns:
-        raise UsageError(f"a CSV manifest needs a 'path' column (found: {', '.join(columns) or 'no header'})",
-                         path=path, fix="put a header line such as: path,threshold")
+        raise UsageError(
+            f"a CSV manifest needs a 'path' column (found: {', '.join(columns) or 'no header'})",
+            path=path,
+            fix="put a header line such as: path,threshold",
+        )
     unknown = [c for c in columns if c != "path" and c not in CSV_OPTION_COLUMNS]
     if unknown:
-        raise UsageError(f"unknown manifest column(s): {', '.join(unknown)}", path=path,
-                         fix=f"use path and any of: {', '.join(CSV_OPTION_COLUMNS)}")
+        raise UsageError(
+            f"unknown manifest column(s): {', '.join(unknown)}",
+            path=path,
+            fix=f"use path and any of: {', '.join(CSV_OPTION_COLUMNS)}",
+        )
     entries = []
     try:
         for row in reader:
@@ -91,8 +104,11 @@ def _read_csv(path: Path, text: str) -> list[ManifestEntry]:
             options = {k: _option(k, row[k], where) for k in CSV_OPTION_COLUMNS if row.get(k)}
             entries.append(ManifestEntry(_resolve(path, row["path"]), options, where))
     except csv.Error as e:
-        raise UsageError(f"not a readable CSV ({e})", path=f"{path} line {reader.line_num}",
-                         fix="quote paths that hold commas") from None
+        raise UsageError(
+            f"not a readable CSV ({e})",
+            path=f"{path} line {reader.line_num}",
+            fix="quote paths that hold commas",
+        ) from None
     return entries
 
 
@@ -105,7 +121,9 @@ def _option(column: str, value: str, where: str):
     try:
         if column == "model":
             if value not in available_models():
-                raise UsageError(f"unknown model '{value}'", fix="choose one of: " + ", ".join(available_models()))
+                raise UsageError(
+                    f"unknown model '{value}'", fix="choose one of: " + ", ".join(available_models())
+                )
             return value
         if column == "threshold":
             number = float(value)

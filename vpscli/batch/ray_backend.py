@@ -19,6 +19,7 @@ device resolver, the same resume rule), so shards, Ray workers and local runs ca
 - **Ctrl-C**: every running task is cancelled (``ray.cancel``: the task stops as at a local Ctrl-C and
   records ``interrupted``), and a Ray instance this command started is shut down.
 """
+
 from __future__ import annotations
 
 import logging
@@ -54,12 +55,16 @@ def check_cluster_resources(resources: dict, gpus_per_video: float, cpus_per_vid
     ``resources`` is ``ray.cluster_resources()``, the cluster's totals."""
     gpus, cpus = float(resources.get("GPU", 0.0)), float(resources.get("CPU", 0.0))
     if gpus_per_video > gpus:
-        raise UsageError(f"--gpus-per-video {gpus_per_video:g} asks for more GPUs than the Ray cluster has "
-                         f"({gpus:g}): its tasks would wait forever",
-                         fix="leave out --gpus-per-video to run on CPUs, or join a cluster with GPUs")
+        raise UsageError(
+            f"--gpus-per-video {gpus_per_video:g} asks for more GPUs than the Ray cluster has "
+            f"({gpus:g}): its tasks would wait forever",
+            fix="leave out --gpus-per-video to run on CPUs, or join a cluster with GPUs",
+        )
     if cpus_per_video > cpus:
-        raise UsageError(f"--cpus-per-video {cpus_per_video:g} asks for more CPUs than the Ray cluster has ({cpus:g})",
-                         fix=f"pass --cpus-per-video {max(cpus, 1):g} or less")
+        raise UsageError(
+            f"--cpus-per-video {cpus_per_video:g} asks for more CPUs than the Ray cluster has ({cpus:g})",
+            fix=f"pass --cpus-per-video {max(cpus, 1):g} or less",
+        )
 
 
 def connect(address: str) -> bool:
@@ -80,10 +85,12 @@ def connect(address: str) -> bool:
         ray.init(address=address, **quiet)
     except ConnectionError as e:
         if address != "auto":
-            raise InputError(f"cannot reach the Ray cluster at {address} ({e})",
-                             fix="start it with `ray start --head` and pass the address it prints (a cluster with "
-                                 "token authentication also needs its token here: ~/.ray/auth_token or "
-                                 "RAY_AUTH_TOKEN), or use --ray local for a Ray instance on this machine") from None
+            raise InputError(
+                f"cannot reach the Ray cluster at {address} ({e})",
+                fix="start it with `ray start --head` and pass the address it prints (a cluster with "
+                "token authentication also needs its token here: ~/.ray/auth_token or "
+                "RAY_AUTH_TOKEN), or use --ray local for a Ray instance on this machine",
+            ) from None
         ray.init(include_dashboard=False, **quiet)  # no cluster running: one on this machine
     return True
 
@@ -107,19 +114,27 @@ def task_device(device: str, gpus_per_video: float) -> str:
     GPU), and a GPU device without a GPU share would have nothing to run on."""
     spec = (device or "auto").strip().lower()
     if spec not in ("auto", "cpu", "cuda"):
-        raise UsageError(f"--device {device} with --ray: Ray chooses each task's GPU",
-                         fix="use --device auto (or cuda) with --gpus-per-video, or --device cpu")
+        raise UsageError(
+            f"--device {device} with --ray: Ray chooses each task's GPU",
+            fix="use --device auto (or cuda) with --gpus-per-video, or --device cpu",
+        )
     if gpus_per_video < 0:
-        raise UsageError(f"--gpus-per-video must be 0 or more, got {gpus_per_video}",
-                         fix="give a GPU share per video, e.g. 0.25 for four videos per GPU")
+        raise UsageError(
+            f"--gpus-per-video must be 0 or more, got {gpus_per_video}",
+            fix="give a GPU share per video, e.g. 0.25 for four videos per GPU",
+        )
     if gpus_per_video > 0:
         if spec == "cpu":
-            raise UsageError("--device cpu with --gpus-per-video would hold GPUs it never uses",
-                             fix="drop --gpus-per-video, or use --device auto")
+            raise UsageError(
+                "--device cpu with --gpus-per-video would hold GPUs it never uses",
+                fix="drop --gpus-per-video, or use --device auto",
+            )
         return "cuda"
     if spec == "cuda":
-        raise UsageError("--device cuda with --ray needs a GPU share per video",
-                         fix="add --gpus-per-video 1 (or a fraction, e.g. 0.5)")
+        raise UsageError(
+            "--device cuda with --ray needs a GPU share per video",
+            fix="add --gpus-per-video 1 (or a fraction, e.g. 0.5)",
+        )
     return "cpu"
 
 
@@ -157,9 +172,17 @@ def _segmenter(key: tuple):
         if len(_SEGMENTERS) >= _MAX_SEGMENTERS:
             _SEGMENTERS.pop(next(iter(_SEGMENTERS)))
         model, weights, device, precision, threshold, batch, compile_model, compile_mode, tta = key
-        seg = _SEGMENTERS[key] = Segmenter(model, weights, device=device, precision=precision, threshold=threshold,
-                                           batch=batch, compile=compile_model, compile_mode=compile_mode,
-                                           tta=tta)
+        seg = _SEGMENTERS[key] = Segmenter(
+            model,
+            weights,
+            device=device,
+            precision=precision,
+            threshold=threshold,
+            batch=batch,
+            compile=compile_model,
+            compile_mode=compile_mode,
+            tta=tta,
+        )
     return seg
 
 
@@ -256,19 +279,30 @@ def failure_message(source, error, attempts: int) -> str:
         what = f"{type(cause).__name__}: {str(cause).strip().splitlines()[-1] if str(cause).strip() else ''}"
     else:  # the worker or its node died
         what = f"the Ray worker segmenting it was lost ({type(error).__name__})"
-    return (f"{source.path}: {what} — {attempts} attempt(s) — fix: run the same command with --resume to continue "
-            "it (its finished frames are kept)")
+    return (
+        f"{source.path}: {what} — {attempts} attempt(s) — fix: run the same command with --resume to continue "
+        "it (its finished frames are kept)"
+    )
 
 
-def segment_tasks(tasks: list[SegmentTask], *, gpus_per_video: float, cpus_per_video: float, max_retries: int,
-                  on_result: Callable, on_tick: Callable[[int], None]) -> None:
+def segment_tasks(
+    tasks: list[SegmentTask],
+    *,
+    gpus_per_video: float,
+    cpus_per_video: float,
+    max_retries: int,
+    on_result: Callable,
+    on_tick: Callable[[int], None],
+) -> None:
     """Run every task on Ray; ``on_result(i, result | None, error | None, attempts, frames)`` as each ends
     (``result`` is the task's dict; ``error`` a Ray error after the last retry), ``on_tick(frames)`` about
     twice a second. Ctrl-C cancels the tasks still running and re-raises."""
     ray = import_ray()
     if max_retries < 0:
         raise UsageError(f"--max-retries must be 0 or more, got {max_retries}")
-    remote = ray.remote(run_segment_task).options(num_cpus=cpus_per_video, num_gpus=gpus_per_video, max_retries=0)
+    remote = ray.remote(run_segment_task).options(
+        num_cpus=cpus_per_video, num_gpus=gpus_per_video, max_retries=0
+    )
     counter = ray.remote(num_cpus=0)(_FrameCounter).remote()  # no CPU of its own: it only adds numbers
     pending: dict = {}  # object ref → (task index, attempt)
 
@@ -315,14 +349,19 @@ def _check_worker_version(ray, ref) -> None:
     every video): a one-line error before the batch goes on, else nothing."""
     import vpscli
 
-    fix = ("install the same vps, with its ray extra, on every node of the cluster (pip install 'vps[ray]'), "
-           "then run the same command with --resume")
+    fix = (
+        "install the same vps, with its ray extra, on every node of the cluster (pip install 'vps[ray]'), "
+        "then run the same command with --resume"
+    )
     try:
         theirs = ray.get(ref)
     except ray.exceptions.RayError as e:
         cause = getattr(e, "cause", None) or e
-        raise InputError(f"the Ray workers cannot run vps ({type(cause).__name__}: "
-                         f"{str(cause).strip().splitlines()[-1] if str(cause).strip() else ''})", fix=fix) from None
+        raise InputError(
+            f"the Ray workers cannot run vps ({type(cause).__name__}: "
+            f"{str(cause).strip().splitlines()[-1] if str(cause).strip() else ''})",
+            fix=fix,
+        ) from None
     if theirs != vpscli.__version__:
         raise InputError(f"the Ray workers run vps {theirs}, this command vps {vpscli.__version__}", fix=fix)
 

@@ -7,6 +7,7 @@ writing into one root never overwrite each other's summary) holds, besides when 
 ``interrupted``), ``frames``, ``seconds``, ``frames_per_second``, ``device``, ``worker`` (host, process
 id and, on Ray, node id), ``attempts`` and, for a failure, ``error`` (its one-line message).
 """
+
 from __future__ import annotations
 
 import json
@@ -67,14 +68,31 @@ def outcome_of_report(job: VideoJob, report, device: str, worker: str, attempts:
     if report.status == "skipped":
         record = read_run_record(report.out_dir)
         frames, device, worker = record.get("frames") or 0, record.get("device") or device, None
-    return VideoOutcome(report.name, str(job.source.path), str(report.out_dir), report.status, frames, seconds,
-                        device, worker, attempts)
+    return VideoOutcome(
+        report.name,
+        str(job.source.path),
+        str(report.out_dir),
+        report.status,
+        frames,
+        seconds,
+        device,
+        worker,
+        attempts,
+    )
 
 
-def outcome_of_failure(job: VideoJob, out_root: Path, message: str, status: str = "failed", worker=None,
-                       attempts: int = 1) -> VideoOutcome:
-    return VideoOutcome(job.source.name, str(job.source.path), str(Path(out_root) / job.source.name), status,
-                        worker=worker, attempts=attempts, error=message)
+def outcome_of_failure(
+    job: VideoJob, out_root: Path, message: str, status: str = "failed", worker=None, attempts: int = 1
+) -> VideoOutcome:
+    return VideoOutcome(
+        job.source.name,
+        str(job.source.path),
+        str(Path(out_root) / job.source.name),
+        status,
+        worker=worker,
+        attempts=attempts,
+        error=message,
+    )
 
 
 def batch_json_path(out_root: Path, shard: tuple[int, int] | None) -> Path:
@@ -93,8 +111,9 @@ def _other_batch(path: Path, outcomes: list[VideoOutcome]) -> bool:
     return any(isinstance(e, dict) and e.get("source") not in ours for e in entries)
 
 
-def write_batch_json(path: Path, outcomes: list[VideoOutcome], *, started: datetime, backend: str,
-                     extra: dict | None = None) -> Path:
+def write_batch_json(
+    path: Path, outcomes: list[VideoOutcome], *, started: datetime, backend: str, extra: dict | None = None
+) -> Path:
     """``batch.json``: totals, then one entry per video (in input order). Written under a lock (one writer
     at a time); when ``path`` holds another batch's record (two batches into one output root), this one is
     written beside it as ``<stem>-<started, UTC>.json`` and both are kept. Returns the path written."""
@@ -106,8 +125,9 @@ def write_batch_json(path: Path, outcomes: list[VideoOutcome], *, started: datet
         return _write_batch_json(path, outcomes, started=started, backend=backend, extra=extra)
 
 
-def _write_batch_json(path: Path, outcomes: list[VideoOutcome], *, started: datetime, backend: str,
-                      extra: dict | None) -> Path:
+def _write_batch_json(
+    path: Path, outcomes: list[VideoOutcome], *, started: datetime, backend: str, extra: dict | None
+) -> Path:
     statuses: dict[str, int] = {}
     for o in outcomes:
         statuses[o.status] = statuses.get(o.status, 0) + 1
@@ -117,12 +137,14 @@ def _write_batch_json(path: Path, outcomes: list[VideoOutcome], *, started: date
     record = {
         "started": started.isoformat(timespec="seconds"),
         "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "backend": backend, **(extra or {}),
-        "videos": len(outcomes), "statuses": statuses,
-        "frames_computed": frames, "wall_seconds": round(wall, 3),
+        "backend": backend,
+        **(extra or {}),
+        "videos": len(outcomes),
+        "statuses": statuses,
+        "frames_computed": frames,
+        "wall_seconds": round(wall, 3),
         "frames_per_second": round(frames / wall, 3) if wall > 0 else None,
         "entries": [{**asdict(o), "frames_per_second": o.frames_per_second} for o in outcomes],
     }
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     return write_text_atomic(path, json.dumps(record, indent=2) + "\n")
-

@@ -5,6 +5,7 @@ Each subcommand lives in its own module under :mod:`vpscli.cli.commands` and exp
 Command modules import heavy libraries (torch, OpenCV) inside the command function so
 that ``vps --help`` and ``vps --version`` stay instant.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -18,6 +19,7 @@ from vpscli import __version__
 from vpscli.cli import commands as _commands
 from vpscli.cli.console import set_debug
 from vpscli.errors import EXIT_ERROR
+
 
 def _flags_without_type() -> None:
     """Typer's Rich help prints ``<bool>`` in the type column of every flag (``--resume``, ``--help``), which
@@ -46,6 +48,7 @@ app = typer.Typer(
     rich_markup_mode="rich",
     context_settings={"help_option_names": ["-h", "--help"]},
 )
+
 
 def _version_callback(value: bool) -> None:
     if value:

@@ -2,6 +2,7 @@
 
 Messages and progress go to stderr; machine output (``--json`` to stdout) to stdout.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -81,16 +82,20 @@ def reports_errors(func: F) -> F:
             raise typer.Exit(e.exit_code) from None
         except KeyboardInterrupt as e:
             note = getattr(e, "vps_note", None)  # what the command kept, where it knows it
-            err_console.print("[red]interrupted[/] — " + ("finished outputs are kept" if note is None else ""),
-                              end="" if note else "\n")
+            err_console.print(
+                "[red]interrupted[/] — " + ("finished outputs are kept" if note is None else ""),
+                end="" if note else "\n",
+            )
             if note:
                 err_console.print(note, markup=False, soft_wrap=True)
             raise typer.Exit(EXIT_TERMINATED if isinstance(e, Terminated) else EXIT_INTERRUPTED) from None
         except Exception as e:  # a bug in vps, not a user error
             if _debug["on"]:
                 err_console.print_exception()
-            error_line(f"{type(e).__name__}: {e} — run again with --debug for the traceback and report it",
-                       label="internal error")
+            error_line(
+                f"{type(e).__name__}: {e} — run again with --debug for the traceback and report it",
+                label="internal error",
+            )
             raise typer.Exit(EXIT_ERROR) from None
 
     return wrapper  # type: ignore[return-value]
@@ -138,8 +143,10 @@ def plain_table_lines(table, console: Console | None = None) -> list[str]:
     columns = table.columns
     rows = [[_plain_cell(console, cell) for cell in column.cells] for column in columns]
     header = [_plain_cell(console, column.header) for column in columns]
-    widths = [max([cell_len(v) for v in cells] + ([cell_len(h)] if table.show_header else [0]))
-              for cells, h in zip(rows, header)]
+    widths = [
+        max([cell_len(v) for v in cells] + ([cell_len(h)] if table.show_header else [0]))
+        for cells, h in zip(rows, header)
+    ]
 
     def line(values: list[str]) -> str:
         parts = []
@@ -171,7 +178,9 @@ def _plain_cell(console: Console, cell) -> str:
         text = cell.plain
     else:  # any other renderable: render it unconstrained and keep its characters
         options = console.options.update(max_width=1_000_000, width=1_000_000, no_wrap=True)
-        text = "\n".join("".join(seg.text for seg in line) for line in console.render_lines(cell, options, pad=False))
+        text = "\n".join(
+            "".join(seg.text for seg in line) for line in console.render_lines(cell, options, pad=False)
+        )
     return " ".join(text.split("\n")).rstrip()
 
 
@@ -180,6 +189,7 @@ def sigterm_as_interrupt():
     """Inside the block, SIGTERM (``kill``, a scheduler's timeout, ``docker stop``) raises
     :class:`~vpscli.errors.Terminated`, a ``KeyboardInterrupt``: the run stops as on Ctrl-C —
     whole files kept, run.json saying ``interrupted`` — instead of dying mid-write."""
+
     def _raise(signum, frame):
         raise Terminated()
 

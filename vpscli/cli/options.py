@@ -1,4 +1,5 @@
 """Option values shared by several commands, parsed one way."""
+
 from __future__ import annotations
 
 from vpscli.errors import UsageError

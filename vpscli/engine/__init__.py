@@ -15,9 +15,19 @@ Example::
     for r in seg.run(open_source("video.mp4")):
         r.index, r.mask, r.max_prob
 """
+
 from vpscli.engine.outputs import SegmentOptions, VideoReport, segment_many, segment_video
 from vpscli.engine.segmenter import FrameResult, Segmenter, VideoRun
 from vpscli.engine.windows import Window, clip_windows
 
-__all__ = ["FrameResult", "Segmenter", "SegmentOptions", "VideoReport", "VideoRun", "Window", "clip_windows",
-           "segment_many", "segment_video"]
+__all__ = [
+    "FrameResult",
+    "Segmenter",
+    "SegmentOptions",
+    "VideoReport",
+    "VideoRun",
+    "Window",
+    "clip_windows",
+    "segment_many",
+    "segment_video",
+]

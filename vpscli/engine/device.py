@@ -13,6 +13,7 @@
   CPU too (a :class:`Placement` with ``channels_last=True``, an autocast dtype, ``compile``), so the
   CPU test suite runs the code a GPU runs.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -39,13 +40,16 @@ class Placement:
     channels_last: bool = False
 
     @classmethod
-    def on(cls, device: torch.device, dtype: torch.dtype | None = None, note: str | None = None) -> "Placement":
+    def on(
+        cls, device: torch.device, dtype: torch.dtype | None = None, note: str | None = None
+    ) -> "Placement":
         """The placement vps uses on ``device``: channels-last where it helps (CUDA)."""
         return cls(device, dtype, note, channels_last=device.type == "cuda")
 
     @classmethod
-    def for_training(cls, device: torch.device, dtype: torch.dtype | None = None,
-                     note: str | None = None) -> "Placement":
+    def for_training(
+        cls, device: torch.device, dtype: torch.dtype | None = None, note: str | None = None
+    ) -> "Placement":
         """The placement ``vps train`` uses: channels-last on the CPU as well. oneDNN's backward
         convolutions are faster in NHWC (measured on a 2-core AVX2 CPU, ``benchmarks/bench_train.py``:
         see the README), while at inference the CPU gains nothing measurable from it."""
@@ -100,14 +104,18 @@ def resolve_device(spec: str) -> tuple[torch.device, str | None]:
     if spec.startswith("cuda"):
         if not torch.cuda.is_available():
             build = "a CPU-only torch build" if torch.version.cuda is None else "no visible GPU"
-            raise UsageError(f"--device {spec}: CUDA is not available ({build})", fix="use --device cpu or auto")
+            raise UsageError(
+                f"--device {spec}: CUDA is not available ({build})", fix="use --device cpu or auto"
+            )
         try:
             dev = torch.device(spec)
         except RuntimeError:
             raise UsageError(f"--device must be auto, cpu, cuda or cuda:N, got {spec!r}") from None
         if dev.index is not None and dev.index >= torch.cuda.device_count():
-            raise UsageError(f"--device {spec}: only {torch.cuda.device_count()} CUDA device(s)",
-                             fix=f"use cuda:0 … cuda:{torch.cuda.device_count() - 1}")
+            raise UsageError(
+                f"--device {spec}: only {torch.cuda.device_count()} CUDA device(s)",
+                fix=f"use cuda:0 … cuda:{torch.cuda.device_count() - 1}",
+            )
         return dev, None
     if spec == "mps" and getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
         return torch.device("mps"), None
@@ -143,7 +151,7 @@ def to_channels_last(model: nn.Module) -> nn.Module:
     their layout. Values are unchanged, only their order in memory."""
     with torch.no_grad():
         for module in model.modules():
-            for name, tensor in [*module._parameters.items(), *module._buffers.items()]:
+            for _name, tensor in [*module._parameters.items(), *module._buffers.items()]:
                 if tensor is not None and tensor.dim() == 4:
                     tensor.data = tensor.data.contiguous(memory_format=torch.channels_last)
     return model
@@ -160,8 +168,14 @@ def check_compile_mode(mode: str | None) -> None:
         raise UsageError(f"--compile-mode must be one of {', '.join(COMPILE_MODES)}, got {mode!r}")
 
 
-def place_model(model: nn.Module, placement: Placement, *, training: bool = False, compile: bool | str = False,
-                mode: str | None = None):
+def place_model(
+    model: nn.Module,
+    placement: Placement,
+    *,
+    training: bool = False,
+    compile: bool | str = False,
+    mode: str | None = None,
+):
     """Prepare ``model`` for ``placement``: moved to its device, in training or eval mode,
     channels-last where the placement says, and wrapped in ``torch.compile`` when asked
     (``compile``: ``True`` for torch's default backend, inductor, or a backend's name; ``mode``: one

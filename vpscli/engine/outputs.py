@@ -49,6 +49,7 @@ Finished work is never overwritten silently, and never lost to a failed redo: ``
 writes the new run beside the old (``.<name>.overwrite/``) and replaces the old only when the new
 one has finished; if it fails or is interrupted, the old outputs stay as they were.
 """
+
 from __future__ import annotations
 
 import os
@@ -70,15 +71,27 @@ import numpy as np
 
 from vpscli import __version__
 from vpscli.engine.segmenter import FrameResult, Segmenter, check_options
-from vpscli.io.lock import OutputLock
-from vpscli.episodes import DEFAULT_MIN_PERSISTENCE, FlagSummary, PersistenceFilter, edge_warning, flag_summary
+from vpscli.episodes import (
+    DEFAULT_MIN_PERSISTENCE,
+    FlagSummary,
+    PersistenceFilter,
+    edge_warning,
+    flag_summary,
+)
 from vpscli.errors import InputError, OutputError, VpsError
 from vpscli.io.atomic import output_error
 from vpscli.io.fingerprint import source_fingerprint
+from vpscli.io.lock import OutputLock
 from vpscli.io.masks import read_mask, write_levels, write_mask
-from vpscli.io.run_folder import CSV_COLUMNS  # noqa: F401  (the frames.csv columns, read here by callers)
-from vpscli.io.run_folder import FRAMES_CSV, MASKS, OVERLAY, PROBS, RowWriter, RunFolder
-
+from vpscli.io.run_folder import (
+    CSV_COLUMNS,  # noqa: F401  (the frames.csv columns, read here by callers)
+    FRAMES_CSV,
+    MASKS,
+    OVERLAY,
+    PROBS,
+    RowWriter,
+    RunFolder,
+)
 
 
 def png_workers() -> int:
@@ -158,10 +171,21 @@ def frame_row(result: FrameResult, flagged: bool | None = None) -> dict:
     present = area > 0
     flagged = present if flagged is None else bool(flagged)
     box = box if present else ("", "", "", "")
-    return {"index": result.index, "name": result.name, "timestamp": f"{result.timestamp:.6f}",
-            "present": int(present), "area_fraction": f"{area / mask.size:.6f}", "max_prob": f"{result.max_prob:.6f}",
-            "bbox_x": box[0], "bbox_y": box[1], "bbox_w": box[2], "bbox_h": box[3],
-            "flagged": int(flagged), "suppressed": int(flagged and not present)}
+    return {
+        "index": result.index,
+        "name": result.name,
+        "timestamp": f"{result.timestamp:.6f}",
+        "present": int(present),
+        "area_fraction": f"{area / mask.size:.6f}",
+        "max_prob": f"{result.max_prob:.6f}",
+        "bbox_x": box[0],
+        "bbox_y": box[1],
+        "bbox_w": box[2],
+        "bbox_h": box[3],
+        "flagged": int(flagged),
+        "suppressed": int(flagged and not present),
+    }
+
 
 def _has_mask(result: FrameResult) -> bool:
     return result.mask_area > 0 if result.mask_area is not None else bool(result.mask.any())
@@ -171,23 +195,39 @@ def suppress(result: FrameResult) -> FrameResult:
     """``result`` with an empty mask (the persistence filter's decision); the probabilities stay raw."""
     return replace(result, mask=np.zeros_like(result.mask), mask_box=None, mask_area=0)
 
+
 def _versions() -> dict:
+    import av
     import cv2
     import torch
 
     from vpscli.io.ffmpeg import ffmpeg_version
 
-    import av
-
-    return {"vps": __version__, "python": platform.python_version(), "torch": torch.__version__,
-            "opencv": cv2.__version__, "av": av.__version__, "ffmpeg": ffmpeg_version(), "numpy": np.__version__}
+    return {
+        "vps": __version__,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "opencv": cv2.__version__,
+        "av": av.__version__,
+        "ffmpeg": ffmpeg_version(),
+        "numpy": np.__version__,
+    }
 
 
 class _OverlayWriter:
     """Renders overlay frames and feeds the H.264 writer on its own thread (bounded queue)."""
 
-    def __init__(self, path: Path, fps, size: tuple[int, int], total: int, model: str, threshold: float, timings,
-                 vfr: bool = False):
+    def __init__(
+        self,
+        path: Path,
+        fps,
+        size: tuple[int, int],
+        total: int,
+        model: str,
+        threshold: float,
+        timings,
+        vfr: bool = False,
+    ):
         from vpscli.io.writer import VideoWriter
 
         self.preset = overlay_preset()
@@ -217,10 +257,27 @@ class _OverlayWriter:
                 t0 = time.perf_counter()
                 known = item.mask_area is not None  # the engine's box and area: no scan of the whole mask
                 area = item.mask_area if known else int(np.count_nonzero(item.mask))
-                img = draw_overlay(item.image, item.mask, style="both", palette=palette,
-                                   box=item.mask_box if known else None, empty=area == 0)
-                draw_hud(img, FrameInfo(item.index, self.total, item.timestamp, True, area / item.mask.size,
-                                        item.max_prob, self.model, self.threshold))
+                img = draw_overlay(
+                    item.image,
+                    item.mask,
+                    style="both",
+                    palette=palette,
+                    box=item.mask_box if known else None,
+                    empty=area == 0,
+                )
+                draw_hud(
+                    img,
+                    FrameInfo(
+                        item.index,
+                        self.total,
+                        item.timestamp,
+                        True,
+                        area / item.mask.size,
+                        item.max_prob,
+                        self.model,
+                        self.threshold,
+                    ),
+                )
                 draw_legend(img, palette, with_gt=False)
                 self.writer.write(img, timestamp=item.timestamp if self.timestamps else None)
                 self.timings.add("overlay", time.perf_counter() - t0)
@@ -260,10 +317,16 @@ def numerics(segmenter: Segmenter) -> dict:
     otherwise they agree to float rounding."""
     import torch
 
-    return {"torch": torch.__version__, "cuda": torch.version.cuda,
-            "cpu_capability": torch.backends.cpu.get_cpu_capability(), "threads": torch.get_num_threads(),
-            "device": str(segmenter.placement.device), "precision": segmenter.placement.precision,
-            "batch": segmenter.batch}
+    return {
+        "torch": torch.__version__,
+        "cuda": torch.version.cuda,
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "threads": torch.get_num_threads(),
+        "device": str(segmenter.placement.device),
+        "precision": segmenter.placement.precision,
+        "batch": segmenter.batch,
+    }
+
 
 def _identity(segmenter: Segmenter, source, min_persistence: int, presence: float | None = None) -> dict:
     """What must not change between a run and its ``--resume``: the source and what maps it to masks."""
@@ -271,43 +334,73 @@ def _identity(segmenter: Segmenter, source, min_persistence: int, presence: floa
         fingerprint = source_fingerprint(source)
     except OSError as e:
         raise InputError(f"cannot read ({e.strerror or e})", path=source.path, fix="check the path") from None
-    return {"source_fingerprint": fingerprint, "model": segmenter.spec.name,
-            "input_size": list(segmenter.spec.input_size), "weights_sha256": segmenter.weights_sha256,
-            "threshold": segmenter.threshold, "min_persistence": min_persistence, "tta": segmenter.tta,
-            "presence": presence}
+    return {
+        "source_fingerprint": fingerprint,
+        "model": segmenter.spec.name,
+        "input_size": list(segmenter.spec.input_size),
+        "weights_sha256": segmenter.weights_sha256,
+        "threshold": segmenter.threshold,
+        "min_persistence": min_persistence,
+        "tta": segmenter.tta,
+        "presence": presence,
+    }
 
 
 def _check_same_run(out_dir: Path, record: dict, identity: dict) -> None:
     """Refuse to continue (or skip) an earlier run made from another source, model, weights, threshold or
     persistence filter."""
     if not record:
-        raise OutputError("holds files but no readable run.json, so vps cannot tell what made them", path=out_dir,
-                          fix="use --overwrite to replace them, or choose another --out")
-    labels = {"source_fingerprint": "source file (size and content differ)", "model": "model",
-              "input_size": "input size", "weights_sha256": "weights (sha256 differs)", "threshold": "threshold"}
+        raise OutputError(
+            "holds files but no readable run.json, so vps cannot tell what made them",
+            path=out_dir,
+            fix="use --overwrite to replace them, or choose another --out",
+        )
+    labels = {
+        "source_fingerprint": "source file (size and content differ)",
+        "model": "model",
+        "input_size": "input size",
+        "weights_sha256": "weights (sha256 differs)",
+        "threshold": "threshold",
+    }
     if "source_fingerprint" not in record:
-        raise OutputError("was written by an older vps, which did not record its source's fingerprint, so vps "
-                          "cannot tell whether it is this video's", path=out_dir,
-                          fix="use --overwrite to redo it, or choose another --out")
+        raise OutputError(
+            "was written by an older vps, which did not record its source's fingerprint, so vps "
+            "cannot tell whether it is this video's",
+            path=out_dir,
+            fix="use --overwrite to redo it, or choose another --out",
+        )
     for key, label in labels.items():
         if record.get(key) != identity[key]:
             before = record.get("source") if key == "source_fingerprint" else record.get(key)
-            raise OutputError(f"holds a run of another {label}: {before}", path=out_dir,
-                              fix="use --overwrite to redo it with these settings, or choose another --out")
+            raise OutputError(
+                f"holds a run of another {label}: {before}",
+                path=out_dir,
+                fix="use --overwrite to redo it with these settings, or choose another --out",
+            )
     if record.get("presence") != identity["presence"]:
         earlier = record.get("presence")
-        raise OutputError(f"holds a run made {'with --presence ' + str(earlier) if earlier is not None else 'without --presence'}",
-                          path=out_dir, fix="use the same frame decision to continue it, or --overwrite to redo it")
+        raise OutputError(
+            f"holds a run made {'with --presence ' + str(earlier) if earlier is not None else 'without --presence'}",
+            path=out_dir,
+            fix="use the same frame decision to continue it, or --overwrite to redo it",
+        )
     if record.get("tta", False) != identity["tta"]:
         said = "with" if record.get("tta", False) else "without"
-        raise OutputError(f"holds a run made {said} --tta (test-time augmentation)", path=out_dir,
-                          fix=f"{'add' if said == 'with' else 'drop'} --tta to continue it, or use --overwrite to redo it")
+        raise OutputError(
+            f"holds a run made {said} --tta (test-time augmentation)",
+            path=out_dir,
+            fix=f"{'add' if said == 'with' else 'drop'} --tta to continue it, or use --overwrite to redo it",
+        )
     # a run made before the filter existed wrote the model's masks unfiltered, as --min-persistence 1 does
     earlier_persistence = record.get("min_persistence", 1)
     if earlier_persistence != identity["min_persistence"]:
-        raise OutputError(f"holds a run made with --min-persistence {earlier_persistence}", path=out_dir,
-                          fix=f"pass --min-persistence {earlier_persistence} to continue it, or use --overwrite to "
-                              f"redo it with {identity['min_persistence']}")
+        raise OutputError(
+            f"holds a run made with --min-persistence {earlier_persistence}",
+            path=out_dir,
+            fix=f"pass --min-persistence {earlier_persistence} to continue it, or use --overwrite to "
+            f"redo it with {identity['min_persistence']}",
+        )
+
 
 def _prepare(folder: RunFolder, opts: SegmentOptions, identity: dict) -> tuple[str, dict]:
     """Decide what to do with ``folder``: ``fresh``, ``resume``, ``skip`` or ``replace`` (``--overwrite``
@@ -316,23 +409,34 @@ def _prepare(folder: RunFolder, opts: SegmentOptions, identity: dict) -> tuple[s
     if folder.is_empty():
         return "fresh", {}
     if not folder.holds_outputs():  # never replaced, not even by --overwrite: they are not vps's to delete
-        raise OutputError("holds other files, not a vps run (no run.json, masks/ or frames.csv)",
-                          path=folder.path, fix="move them away, or choose another --out (each video is written "
-                                                "to <out>/<video name>/)")
+        raise OutputError(
+            "holds other files, not a vps run (no run.json, masks/ or frames.csv)",
+            path=folder.path,
+            fix="move them away, or choose another --out (each video is written to <out>/<video name>/)",
+        )
     if opts.overwrite:
         return "replace", {}
     record = folder.record()
     finished = RunFolder.is_finished(record)
     if record.get("status") == "failed" and not folder.rows():
-        return "replace", {}  # a failed run that wrote no frame is no work to keep: redo it, whatever the source
+        return (
+            "replace",
+            {},
+        )  # a failed run that wrote no frame is no work to keep: redo it, whatever the source
     if opts.resume:
         _check_same_run(folder.path, record, identity)
         return ("skip" if finished else "resume"), record
     if finished:
-        raise OutputError(f"already segmented (run.json says {record['status']})", path=folder.path,
-                          fix="use --resume to skip finished videos, or --overwrite to redo them")
-    raise OutputError("holds an unfinished run", path=folder.path,
-                      fix="use --resume to continue it, or --overwrite to start again")
+        raise OutputError(
+            f"already segmented (run.json says {record['status']})",
+            path=folder.path,
+            fix="use --resume to skip finished videos, or --overwrite to redo them",
+        )
+    raise OutputError(
+        "holds an unfinished run",
+        path=folder.path,
+        fix="use --resume to continue it, or --overwrite to start again",
+    )
 
 
 def _inherit_outputs(opts: SegmentOptions, earlier: dict) -> tuple[SegmentOptions, str | None]:
@@ -379,8 +483,11 @@ def _check_writable(folder: Path, create: bool) -> None:
         with tempfile.TemporaryFile(dir=folder):
             pass
     except OSError as e:
-        raise OutputError(f"cannot write in this folder ({e.strerror or e})", path=folder,
-                          fix="make it writable, or choose another --out") from None
+        raise OutputError(
+            f"cannot write in this folder ({e.strerror or e})",
+            path=folder,
+            fix="make it writable, or choose another --out",
+        ) from None
 
 
 def _make_writable(folders: list[Path]) -> None:
@@ -397,6 +504,7 @@ def check_output_root(out_root: str | Path) -> None:
         folder = folder.parent
     _check_writable(folder, create=False)
 
+
 def _output_folder(final_dir: Path, mode: str, opts: SegmentOptions) -> RunFolder:
     """The folder this run writes (beside ``final_dir`` for ``--overwrite``), its folders made and proved
     writable before any frame is decoded."""
@@ -408,25 +516,40 @@ def _output_folder(final_dir: Path, mode: str, opts: SegmentOptions) -> RunFolde
     return folder
 
 
-def _run_fields(segmenter: Segmenter, source, probe, opts: SegmentOptions, identity: dict, mode: str,
-                earlier: dict) -> tuple[dict, list[str]]:
+def _run_fields(
+    segmenter: Segmenter, source, probe, opts: SegmentOptions, identity: dict, mode: str, earlier: dict
+) -> tuple[dict, list[str]]:
     """The record of a starting run (``run.json`` while it runs), and the notes its final record will carry."""
     spec = segmenter.spec
     now = numerics(segmenter)
     notes = [n for n in (segmenter.placement.note, segmenter.batch_note) if n]
     if mode == "resume" and earlier.get("numerics") not in (None, now):
         changed = [k for k in now if earlier["numerics"].get(k) != now[k]]
-        notes.append(f"resumed with another {', '.join(changed)} than the earlier run: frames computed now agree "
-                     "with an uninterrupted run to float rounding, not bit for bit")
+        notes.append(
+            f"resumed with another {', '.join(changed)} than the earlier run: frames computed now agree "
+            "with an uninterrupted run to float rounding, not bit for bit"
+        )
     record = {
-        "status": "running", "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "versions": _versions(), "numerics": now, **identity,
-        "backbone": spec.backbone, "window": spec.window_text(), "weights": str(segmenter.weights_path) if segmenter.weights_path else None,
-        "device": str(segmenter.placement.device), "precision": segmenter.placement.precision,
-        "batch": segmenter.batch, "compile": segmenter.compiled, "source": str(source.path),
+        "status": "running",
+        "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "versions": _versions(),
+        "numerics": now,
+        **identity,
+        "backbone": spec.backbone,
+        "window": spec.window_text(),
+        "weights": str(segmenter.weights_path) if segmenter.weights_path else None,
+        "device": str(segmenter.placement.device),
+        "precision": segmenter.placement.precision,
+        "batch": segmenter.batch,
+        "compile": segmenter.compiled,
+        "source": str(source.path),
         "probe": probe.to_json(),
-        "outputs": {"masks": f"{MASKS}/", "probs": f"{PROBS}/" if opts.save_prob else None,
-                    "overlay": OVERLAY if opts.overlay else None, "frames_csv": FRAMES_CSV},
+        "outputs": {
+            "masks": f"{MASKS}/",
+            "probs": f"{PROBS}/" if opts.save_prob else None,
+            "overlay": OVERLAY if opts.overlay else None,
+            "frames_csv": FRAMES_CSV,
+        },
         "overlay_preset": overlay_preset() if opts.overlay else None,
     }
     return record, notes
@@ -436,9 +559,13 @@ def _run_fields(segmenter: Segmenter, source, probe, opts: SegmentOptions, ident
 SinkFactory = Callable[[RunFolder, Segmenter, object, SegmentOptions], "list[Sink]"]
 
 
-def segment_video(segmenter: Segmenter, source, opts: SegmentOptions,
-                  on_frame: Callable[[FrameResult], None] | None = None,
-                  sinks: SinkFactory | None = None) -> VideoReport:
+def segment_video(
+    segmenter: Segmenter,
+    source,
+    opts: SegmentOptions,
+    on_frame: Callable[[FrameResult], None] | None = None,
+    sinks: SinkFactory | None = None,
+) -> VideoReport:
     """Segment one source into ``opts.out_root/<source.name>/`` (see the module doc): decide what to do
     with the folder, then wire source → segmenter → persistence filter → sinks.
 
@@ -457,8 +584,16 @@ def segment_video(segmenter: Segmenter, source, opts: SegmentOptions,
         return _segment_locked(segmenter, source, opts, final_dir, identity, on_frame, sinks, lock.note)
 
 
-def _segment_locked(segmenter: Segmenter, source, opts: SegmentOptions, final_dir: Path, identity: dict,
-                    on_frame, sinks: "SinkFactory | None", lock_note: str | None) -> VideoReport:
+def _segment_locked(
+    segmenter: Segmenter,
+    source,
+    opts: SegmentOptions,
+    final_dir: Path,
+    identity: dict,
+    on_frame,
+    sinks: "SinkFactory | None",
+    lock_note: str | None,
+) -> VideoReport:
     """:func:`segment_video` while holding the folder's lock (``lock_note``: a stale lock taken over)."""
     mode, earlier = _prepare(RunFolder(final_dir), opts, identity)
     opts, inherited = _inherit_outputs(opts, earlier) if mode == "resume" else (opts, None)
@@ -478,7 +613,18 @@ def _segment_locked(segmenter: Segmenter, source, opts: SegmentOptions, final_di
     t_start = time.perf_counter()
     try:
         frame_sinks = (sinks or default_sinks)(folder, segmenter, run, opts)
-        _stream(segmenter, source, run, folder, frame_sinks, opts, probe, report, on_frame, resume=mode == "resume")
+        _stream(
+            segmenter,
+            source,
+            run,
+            folder,
+            frame_sinks,
+            opts,
+            probe,
+            report,
+            on_frame,
+            resume=mode == "resume",
+        )
     except BaseException as e:
         record.abort(e)
         if mode == "replace":
@@ -494,8 +640,18 @@ def _segment_locked(segmenter: Segmenter, source, opts: SegmentOptions, final_di
     return report
 
 
-def _stream(segmenter: Segmenter, source, run, folder: RunFolder, sinks: list["Sink"], opts: SegmentOptions, probe,
-            report: VideoReport, on_frame, resume: bool) -> None:
+def _stream(
+    segmenter: Segmenter,
+    source,
+    run,
+    folder: RunFolder,
+    sinks: list["Sink"],
+    opts: SegmentOptions,
+    probe,
+    report: VideoReport,
+    on_frame,
+    resume: bool,
+) -> None:
     """Run the model over ``source``, pass every frame through the persistence filter, and hand every
     frame it has decided to the ``sinks`` (opened first, closed last; all aborted on an error).
 
@@ -503,8 +659,9 @@ def _stream(segmenter: Segmenter, source, run, folder: RunFolder, sinks: list["S
     them again); a finished frame's ``flagged`` cell feeds the filter as the model's flag would, so
     a resumed run decides every frame as an uninterrupted one.
     """
-    frames = _FrameDecider(folder, resume, opts.save_prob, needs_masks=any(s.needs_masks for s in sinks),
-                           presence=opts.presence)
+    frames = _FrameDecider(
+        folder, resume, opts.save_prob, needs_masks=any(s.needs_masks for s in sinks), presence=opts.presence
+    )
     flagged_by_model: list[bool] = []  # per frame written, in order: the model flagged it / its mask is kept
     kept_masks: list[bool] = []
     # frames travel through the filter as (result, finished earlier, flagged by the model)
@@ -550,8 +707,14 @@ class _FrameDecider:
     is not predicted again (``skip``); its row stands for it. Decided once, before the first frame.
     """
 
-    def __init__(self, folder: RunFolder, resume: bool, save_prob: bool, needs_masks: bool,
-                 presence: float | None = None):
+    def __init__(
+        self,
+        folder: RunFolder,
+        resume: bool,
+        save_prob: bool,
+        needs_masks: bool,
+        presence: float | None = None,
+    ):
         self.folder, self.resume, self.save_prob, self.needs_masks = folder, resume, save_prob, needs_masks
         self.presence = presence
         self.saved = folder.rows() if resume else {}
@@ -576,7 +739,9 @@ class _FrameDecider:
                 mask = read_mask(self.folder.mask_path(result.name)).array > 0
                 result = replace(result, mask=mask, max_prob=float(row["max_prob"]))
             return DecidedFrame(result, row, flagged, row["present"] == "1", finished=True, on_disk=True)
-        if (flagged and not kept) or (not flagged and _has_mask(result)):  # the filter's, or the frame decision's
+        if (flagged and not kept) or (
+            not flagged and _has_mask(result)
+        ):  # the filter's, or the frame decision's
             result = suppress(result)
         row = frame_row(result, flagged)
         on_disk = self.resume and self.folder.has_pngs(result.name, self.save_prob)
@@ -617,7 +782,7 @@ class Sink(ABC):
     #: frames finished by an earlier run reach this sink with their masks read back from disk
     needs_masks = False
 
-    def open(self, probe) -> None:
+    def open(self, probe) -> None:  # noqa: B027 - optional hook
         """Before the first frame; ``probe`` is the source's :class:`~vpscli.io.probe.Probe`."""
 
     @abstractmethod
@@ -628,7 +793,7 @@ class Sink(ABC):
     def close(self) -> None:
         """After the last frame: finish the output (raises when it cannot)."""
 
-    def abort(self, error: BaseException | None = None) -> None:
+    def abort(self, error: BaseException | None = None) -> None:  # noqa: B027 - optional hook
         """After an error or interrupt: keep what is whole, drop the rest (best effort)."""
 
 
@@ -659,9 +824,14 @@ class MaskPngSink(Sink):
         if frame.on_disk:
             return
         result, folder = frame.result, self.folder
-        frame.png_job = self.pool.submit(_write_pngs, folder.mask_path(result.name), result.mask,
-                                         folder.prob_path(result.name) if self.save_prob else None, result.prob,
-                                         self.timings)
+        frame.png_job = self.pool.submit(
+            _write_pngs,
+            folder.mask_path(result.name),
+            result.mask,
+            folder.prob_path(result.name) if self.save_prob else None,
+            result.prob,
+            self.timings,
+        )
         self.in_flight.append(frame.png_job)
         while self.in_flight and (len(self.in_flight) > 2 * self.workers or self.in_flight[0].done()):
             self.in_flight.popleft().result()  # re-raises a failed write (disk full) at once
@@ -688,8 +858,16 @@ class OverlaySink(Sink):
         self.writer: _OverlayWriter | None = None
 
     def open(self, probe) -> None:
-        self.writer = _OverlayWriter(self.path, probe.fps, (probe.width, probe.height), probe.frame_count, self.model,
-                                     self.threshold, self.timings, vfr=probe.vfr)
+        self.writer = _OverlayWriter(
+            self.path,
+            probe.fps,
+            (probe.width, probe.height),
+            probe.frame_count,
+            self.model,
+            self.threshold,
+            self.timings,
+            vfr=probe.vfr,
+        )
 
     def write(self, frame: DecidedFrame) -> None:
         self.writer.put(frame.result)
@@ -761,7 +939,14 @@ class RunRecordSink(Sink):
     """
 
     def __init__(self, folder: RunFolder, record: dict, notes: list[str], report: VideoReport, run, source):
-        self.folder, self.record, self.notes, self.report, self.run, self.source = folder, record, notes, report, run, source
+        self.folder, self.record, self.notes, self.report, self.run, self.source = (
+            folder,
+            record,
+            notes,
+            report,
+            run,
+            source,
+        )
 
     def open(self, probe) -> None:
         self.folder.write_record(self.record)
@@ -771,22 +956,33 @@ class RunRecordSink(Sink):
 
     def close(self) -> None:
         report, run, truncation = self.report, self.run, self.source.truncation
-        self.record.update({
-            "status": report.status, "frames": report.frames, "frames_with_polyp": report.frames_with_polyp,
-            "partial": None if truncation is None else {
-                "frames_expected": truncation.expected, "frames_decoded": truncation.decoded,
-                "reason": f"decoding stopped at frame {truncation.decoded} of {truncation.expected} (the file is "
-                          "truncated or damaged)"},
-            "resumed_with_existing_masks": report.reused_masks,
-            "false_alarm_summary": report.flags.to_json() if report.flags is not None else None,
-            "frames_computed": run.frames_computed,
-            "timings_seconds": {**run.timings.as_dict(), "total": round(report.seconds, 4)},
-            "frames_per_second": round(report.frames / report.seconds, 3) if report.seconds else None,
-            "notes": self.notes + report.warnings,
-        })
+        self.record.update(
+            {
+                "status": report.status,
+                "frames": report.frames,
+                "frames_with_polyp": report.frames_with_polyp,
+                "partial": None
+                if truncation is None
+                else {
+                    "frames_expected": truncation.expected,
+                    "frames_decoded": truncation.decoded,
+                    "reason": f"decoding stopped at frame {truncation.decoded} of {truncation.expected} (the file is "
+                    "truncated or damaged)",
+                },
+                "resumed_with_existing_masks": report.reused_masks,
+                "false_alarm_summary": report.flags.to_json() if report.flags is not None else None,
+                "frames_computed": run.frames_computed,
+                "timings_seconds": {**run.timings.as_dict(), "total": round(report.seconds, 4)},
+                "frames_per_second": round(report.frames / report.seconds, 3) if report.seconds else None,
+                "notes": self.notes + report.warnings,
+            }
+        )
         if not self._finish():
-            raise OutputError("cannot record the finished run in run.json", path=self.folder.run_json,
-                              fix="free disk space and run the same command with --resume")
+            raise OutputError(
+                "cannot record the finished run in run.json",
+                path=self.folder.run_json,
+                fix="free disk space and run the same command with --resume",
+            )
 
     def abort(self, error: BaseException | None = None) -> None:
         if isinstance(error, KeyboardInterrupt):
@@ -815,9 +1011,15 @@ def _write_pngs(mask_path: Path, mask: np.ndarray, prob_path: Path | None, prob:
     timings.add("png", time.perf_counter() - t0)
 
 
-def segment_many(segmenter: Segmenter, sources: list, opts: SegmentOptions,
-                 on_start: Callable | None = None, on_frame: Callable | None = None,
-                 on_done: Callable | None = None, jobs: int = 1) -> tuple[list[VideoReport], dict[str, VpsError]]:
+def segment_many(
+    segmenter: Segmenter,
+    sources: list,
+    opts: SegmentOptions,
+    on_start: Callable | None = None,
+    on_frame: Callable | None = None,
+    on_done: Callable | None = None,
+    jobs: int = 1,
+) -> tuple[list[VideoReport], dict[str, VpsError]]:
     """Segment every source; a failing input does not stop the others.
 
     ``jobs`` videos run at once, each in its own thread with its own state, outputs and (on CUDA)

@@ -25,6 +25,7 @@ source is at least as large as the model's input). A frame whose whole map stays
 then the peak of the model's own map — an upper bound (to float rounding) of the upsampled peak,
 which is not computed, and below 0.004.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -73,8 +74,9 @@ def bilinear_axis(n_in: int, n_out: int, device: torch.device | str = "cpu") -> 
     lam = np.clip(src - i0, 0.0, 1.0).astype(np.float32)
     w1 = np.where(i1 == i0, np.float32(0.0), lam).astype(np.float32)
     dev = torch.device(device)
-    return AxisWeights(torch.from_numpy(i0).to(dev), torch.from_numpy(i1).to(dev), torch.from_numpy(w1).to(dev),
-                       i0, i1)
+    return AxisWeights(
+        torch.from_numpy(i0).to(dev), torch.from_numpy(i1).to(dev), torch.from_numpy(w1).to(dev), i0, i1
+    )
 
 
 @dataclass(frozen=True)
@@ -111,8 +113,13 @@ class SourceUpsampler:
         frames = up(logits[0])            # logits (T, 1, 256, 448) → T FramePredictions
     """
 
-    def __init__(self, in_hw: tuple[int, int], out_hw: tuple[int, int], threshold: float,
-                 device: torch.device | str = "cpu"):
+    def __init__(
+        self,
+        in_hw: tuple[int, int],
+        out_hw: tuple[int, int],
+        threshold: float,
+        device: torch.device | str = "cpu",
+    ):
         self.in_hw, self.out_hw = (int(in_hw[0]), int(in_hw[1])), (int(out_hw[0]), int(out_hw[1]))
         self.threshold = float(threshold)
         self.rows = bilinear_axis(self.in_hw[0], self.out_hw[0], device)
@@ -144,7 +151,9 @@ class SourceUpsampler:
         pt = p.transpose(1, 2).contiguous()  # (k, w, h)
         x = torch.lerp(pt.index_select(1, rx.i0[c0:c1]), pt.index_select(1, rx.i1[c0:c1]), rx.w1[c0:c1, None])
         xt = x.transpose(1, 2).contiguous()  # (k, h, c1 − c0)
-        return torch.lerp(xt.index_select(1, ry.i0[r0:r1]), xt.index_select(1, ry.i1[r0:r1]), ry.w1[r0:r1, None])
+        return torch.lerp(
+            xt.index_select(1, ry.i0[r0:r1]), xt.index_select(1, ry.i1[r0:r1]), ry.w1[r0:r1, None]
+        )
 
     def __call__(self, logits: Tensor) -> list[FramePrediction]:
         """``logits`` ``(k, 1, h, w)`` (any float dtype, on the device) → ``k`` frame predictions."""
@@ -163,11 +172,14 @@ class SourceUpsampler:
                     continue
                 ys = self.rows.span(int(rows_hit[0]), int(rows_hit[-1]))
                 xs = self.cols.span(int(cols_hit[0]), int(cols_hit[-1]))
-                up = self.upsample(p[j:j + 1], ys, xs)[0]
+                up = self.upsample(p[j : j + 1], ys, xs)[0]
                 mask = up >= self.threshold
                 levels = (up * 255.0).to(torch.uint8)  # floor: up ∈ [0, 1], so the cast truncates ≥ 0
-                pieces += [levels.reshape(-1), mask.reshape(-1).to(torch.uint8), up.amax().reshape(1).view(
-                    torch.uint8)]
+                pieces += [
+                    levels.reshape(-1),
+                    mask.reshape(-1).to(torch.uint8),
+                    up.amax().reshape(1).view(torch.uint8),
+                ]
                 regions.append((ys, xs))
             # a second wait: every frame's region values in one copy
             flat = torch.cat(pieces).cpu().numpy() if pieces else np.zeros(0, np.uint8)
@@ -185,9 +197,9 @@ class SourceUpsampler:
                 continue
             (y0, y1), (x0, x1) = region
             n = (y1 - y0) * (x1 - x0)
-            levels = flat[at:at + n].reshape(y1 - y0, x1 - x0)
-            hit = flat[at + n:at + 2 * n].reshape(y1 - y0, x1 - x0).view(bool)
-            peak = float(flat[at + 2 * n:at + 2 * n + 4].view(np.float32)[0])
+            levels = flat[at : at + n].reshape(y1 - y0, x1 - x0)
+            hit = flat[at + n : at + 2 * n].reshape(y1 - y0, x1 - x0).view(bool)
+            peak = float(flat[at + 2 * n : at + 2 * n + 4].view(np.float32)[0])
             at += 2 * n + 4
             prob[y0:y1, x0:x1] = levels
             mask[y0:y1, x0:x1] = hit

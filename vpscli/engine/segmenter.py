@@ -25,6 +25,7 @@ Where each stage runs, and why (measured at 1080p, ``benchmarks/bench_segment.py
   device would need each full frame uploaded and the overlay downloaded (12 MB a frame);
 - PNG encoding on a pool and H.264 encoding in ffmpeg, over the machine's cores.
 """
+
 from __future__ import annotations
 
 import queue
@@ -116,7 +117,10 @@ class StageClock:
     def __init__(self, device: torch.device):
         self.cuda = device.type == "cuda"
         if self.cuda:
-            self._start, self._end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            self._start, self._end = (
+                torch.cuda.Event(enable_timing=True),
+                torch.cuda.Event(enable_timing=True),
+            )
             self._start.record()
         else:
             self._t0 = time.perf_counter()
@@ -218,20 +222,31 @@ class VideoRun:
 MAX_MIN_PERSISTENCE = 30
 
 
-def check_options(*, threshold: float = 0.5, batch: int = 1, fps: float | None = None, jobs: int = 1,
-                  min_persistence: int = 1, presence: float | None = None) -> None:
+def check_options(
+    *,
+    threshold: float = 0.5,
+    batch: int = 1,
+    fps: float | None = None,
+    jobs: int = 1,
+    min_persistence: int = 1,
+    presence: float | None = None,
+) -> None:
     """Refuse option values that cannot work, before any model is loaded or file written."""
     import math
 
     if presence is not None and not (math.isfinite(presence) and threshold <= presence <= 1.0):
-        raise UsageError(f"--presence must lie between the threshold ({threshold:g}) and 1, got {presence}",
-                         fix="give the peak probability a frame needs to count as showing a polyp, e.g. "
-                             "--presence 0.9 (leave it out: a frame counts when its mask has a pixel)")
+        raise UsageError(
+            f"--presence must lie between the threshold ({threshold:g}) and 1, got {presence}",
+            fix="give the peak probability a frame needs to count as showing a polyp, e.g. "
+            "--presence 0.9 (leave it out: a frame counts when its mask has a pixel)",
+        )
 
     if not 1 <= min_persistence <= MAX_MIN_PERSISTENCE:
-        raise UsageError(f"--min-persistence must be between 1 and {MAX_MIN_PERSISTENCE} frames, got {min_persistence}",
-                         fix="give the shortest run of consecutive flagged frames to keep, e.g. --min-persistence 3 "
-                             "(1 keeps every detection)")
+        raise UsageError(
+            f"--min-persistence must be between 1 and {MAX_MIN_PERSISTENCE} frames, got {min_persistence}",
+            fix="give the shortest run of consecutive flagged frames to keep, e.g. --min-persistence 3 "
+            "(1 keeps every detection)",
+        )
     if jobs < 1:
         raise UsageError(f"--jobs must be at least 1, got {jobs}")
     if not (math.isfinite(threshold) and 0.0 <= threshold <= 1.0):
@@ -239,8 +254,10 @@ def check_options(*, threshold: float = 0.5, batch: int = 1, fps: float | None =
     if batch < 1:
         raise UsageError(f"--batch must be at least 1, got {batch}")
     if fps is not None and not (math.isfinite(fps) and 0 < fps <= 1000):
-        raise UsageError(f"--fps must be a frame rate in (0, 1000], got {fps}",
-                         fix="give the frame rate the frames were recorded at, e.g. --fps 25")
+        raise UsageError(
+            f"--fps must be a frame rate in (0, 1000], got {fps}",
+            fix="give the frame rate the frames were recorded at, e.g. --fps 25",
+        )
 
 
 def _loaded_network(net, weights):
@@ -278,9 +295,19 @@ class Segmenter:
             (:class:`~vpscli.engine.tta.MirrorAveraged`; two forward passes per clip).
     """
 
-    def __init__(self, model=None, weights: str | Path | None = None, *, device: str = "auto",
-                 precision: str = "auto", threshold: float = 0.5, batch: int = 1, compile: bool = False,
-                 compile_mode: str | None = None, tta: bool = False):
+    def __init__(
+        self,
+        model=None,
+        weights: str | Path | None = None,
+        *,
+        device: str = "auto",
+        precision: str = "auto",
+        threshold: float = 0.5,
+        batch: int = 1,
+        compile: bool = False,
+        compile_mode: str | None = None,
+        tta: bool = False,
+    ):
         from vpscli.engine.tta import MirrorAveraged
         from vpscli.models import VideoModel
         from vpscli.weights.store import LoadedModel, load_model
@@ -305,8 +332,11 @@ class Segmenter:
         self.compiled = (compile_mode or "default") if (compile or compile_mode) else False
         stateful = bool(self.spec.ref_offsets) or self.spec.memory_clips > 0
         self.batch = 1 if stateful else batch
-        self.batch_note = (f"--batch {batch} ignored: {self.spec.name} carries state from clip to clip"
-                           if stateful and batch > 1 else None)
+        self.batch_note = (
+            f"--batch {batch} ignored: {self.spec.name} carries state from clip to clip"
+            if stateful and batch > 1
+            else None
+        )
 
     @property
     def weights_path(self) -> Path | None:
@@ -336,7 +366,9 @@ class Segmenter:
 
     def _tensor(self, items: list[_Decoded]) -> torch.Tensor:
         """Window frames → ``(T, 3, h, w)`` normalised float on the device."""
-        x = torch.from_numpy(np.stack([it.resized for it in items])).to(self.placement.device, non_blocking=True)
+        x = torch.from_numpy(np.stack([it.resized for it in items])).to(
+            self.placement.device, non_blocking=True
+        )
         return self.model.preprocess(x.permute(0, 3, 1, 2))
 
     def _batches(self, windows: Iterator[Window[_Decoded]]) -> Iterator[list[Window[_Decoded]]]:
@@ -349,8 +381,9 @@ class Segmenter:
         if batch:
             yield batch
 
-    def _plan(self, batches: Iterator[list[Window[_Decoded]]],
-              skip: Callable[[Frame], bool] | None) -> Iterator[tuple[list[Window[_Decoded]], str]]:
+    def _plan(
+        self, batches: Iterator[list[Window[_Decoded]]], skip: Callable[[Frame], bool] | None
+    ) -> Iterator[tuple[list[Window[_Decoded]], str]]:
         """Tag each batch ``predict``, ``replay`` (run only to rebuild the state for a later batch)
         or ``skip`` (every owned frame is in ``skip`` and no later batch needs it).
 
@@ -383,8 +416,9 @@ class Segmenter:
         while held:
             yield held.popleft(), "skip"
 
-    def run(self, source, state: VideoRun | None = None,
-            skip: Callable[[Frame], bool] | None = None) -> Iterator[FrameResult]:
+    def run(
+        self, source, state: VideoRun | None = None, skip: Callable[[Frame], bool] | None = None
+    ) -> Iterator[FrameResult]:
         """Segment every frame of ``source``; yields one :class:`FrameResult` per frame, in order.
 
         Args:
@@ -414,14 +448,17 @@ class Segmenter:
                     # were skipped): the model encodes it alone and shares it across the batch
                     anchor = self._tensor([first])
                 with torch.inference_mode(), self.placement.autocast():
-                    logits, run.model_state = self._forward(clip, run.model_state, frame_indices=full[0].indices,
-                                                            anchor=anchor)
+                    logits, run.model_state = self._forward(
+                        clip, run.model_state, frame_indices=full[0].indices, anchor=anchor
+                    )
                 clock.stop()
                 run.frames_computed += sum(len(w.owned) for w in batch)
                 if mode == "replay":
                     yield from self._skipped(run, batch)
                     continue
-                outputs = [list(self._postprocess(run, window, logits[b])) for b, window in enumerate(batch[:n_real])]
+                outputs = [
+                    list(self._postprocess(run, window, logits[b])) for b, window in enumerate(batch[:n_real])
+                ]
                 run.timings.add("model", clock.seconds())  # the post-processing waited for the device
                 for results in outputs:
                     yield from results
@@ -434,10 +471,20 @@ class Segmenter:
             for i in window.owned:
                 frame = window.items[i].frame
                 run.frames_out += 1
-                yield FrameResult(frame.index, frame.name, frame.timestamp, frame.image, None, None, float("nan"),
-                                  predicted=False)
+                yield FrameResult(
+                    frame.index,
+                    frame.name,
+                    frame.timestamp,
+                    frame.image,
+                    None,
+                    None,
+                    float("nan"),
+                    predicted=False,
+                )
 
-    def _postprocess(self, run: VideoRun, window: Window[_Decoded], logits: torch.Tensor) -> Iterator[FrameResult]:
+    def _postprocess(
+        self, run: VideoRun, window: Window[_Decoded], logits: torch.Tensor
+    ) -> Iterator[FrameResult]:
         """Owned frames of one window: sigmoid, bilinear upsampling to the source size, threshold
         (:class:`~vpscli.engine.postprocess.SourceUpsampler`: only where something can be non-zero)."""
         t0 = time.perf_counter()
@@ -448,11 +495,24 @@ class Segmenter:
         for k, frame in enumerate(frames):
             by_size[frame.image.shape[:2]].append(k)
         for size, ks in by_size.items():
-            for k, pred in zip(ks, run.upsampler(size, tuple(logits.shape[-2:]), self.threshold,
-                                                 self.placement.device)(logits[[owned[k] for k in ks]])):
+            for k, pred in zip(
+                ks,
+                run.upsampler(size, tuple(logits.shape[-2:]), self.threshold, self.placement.device)(
+                    logits[[owned[k] for k in ks]]
+                ),
+            ):
                 preds[k] = pred
         run.timings.add("upsample", time.perf_counter() - t0)
         for frame, pred in zip(frames, preds):
             run.frames_out += 1
-            yield FrameResult(frame.index, frame.name, frame.timestamp, frame.image, pred.prob, pred.mask,
-                              pred.max_prob, mask_box=pred.box, mask_area=pred.area)
+            yield FrameResult(
+                frame.index,
+                frame.name,
+                frame.timestamp,
+                frame.image,
+                pred.prob,
+                pred.mask,
+                pred.max_prob,
+                mask_box=pred.box,
+                mask_area=pred.area,
+            )

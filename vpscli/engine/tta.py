@@ -9,6 +9,7 @@ consumer of a model's output (thresholds, upsampling, ``floor(255·p)``) is unch
 ``vps segment --tta`` (and ``Segmenter(tta=True)``) costs two forward passes per clip;
 ``benchmarks/bench_frame_decision.py --tta`` and the model card give its measured gain.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -68,13 +69,19 @@ class MirrorAveraged(nn.Module):
     def preprocess(self, x: Tensor) -> Tensor:
         return self.net.preprocess(x)
 
-    def forward(self, clip: Tensor, state: MirroredState | None = None, *,
-                frame_indices: Sequence[int] | None = None, anchor: Tensor | None = None
-                ) -> tuple[Tensor, MirroredState]:
+    def forward(
+        self,
+        clip: Tensor,
+        state: MirroredState | None = None,
+        *,
+        frame_indices: Sequence[int] | None = None,
+        anchor: Tensor | None = None,
+    ) -> tuple[Tensor, MirroredState]:
         state = state or self.init_state()
         plain, state.plain = self.net(clip, state.plain, frame_indices=frame_indices, anchor=anchor)
         mirrored_anchor = None if anchor is None else anchor.flip(-1)
-        mirrored, state.mirrored = self.net(clip.flip(-1), state.mirrored, frame_indices=frame_indices,
-                                            anchor=mirrored_anchor)
+        mirrored, state.mirrored = self.net(
+            clip.flip(-1), state.mirrored, frame_indices=frame_indices, anchor=mirrored_anchor
+        )
         p = (torch.sigmoid(plain.float()) + torch.sigmoid(mirrored.float()).flip(-1)) * 0.5
         return torch.logit(p, eps=_EPS), state

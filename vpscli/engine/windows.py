@@ -11,6 +11,7 @@ tail is decided when the stream ends:
 - ``n < L``: the frames padded to ``L`` by repeating the last one; padded positions get
   fresh increasing indices (the contract needs increasing indices) and are not owned.
 """
+
 from __future__ import annotations
 
 from collections import deque
@@ -30,7 +31,9 @@ class Window(Generic[T]):
     owned: list[int]
 
 
-def clip_windows(items: Iterable[T], clip_length: int, index_of=lambda item: item.index) -> Iterator[Window[T]]:
+def clip_windows(
+    items: Iterable[T], clip_length: int, index_of=lambda item: item.index
+) -> Iterator[Window[T]]:
     """Yield the windows of a stream of frames (see the module doc).
 
     Args:

@@ -12,6 +12,7 @@ One module per concept:
 - :mod:`.source_frames` — ``--include-frames``: decoded source frames named to match.
 - :mod:`.runner` — :func:`~vpscli.export.runner.export_masks`, what the CLI calls.
 """
+
 from __future__ import annotations
 
 #: export formats, in the order the CLI lists them

@@ -13,6 +13,7 @@ One annotation per frame-instance (connected component), so disconnected polyps 
 mask (CVAT #7458). Every exported frame is an image, with or without annotations. ``score`` is
 left out when unknown. ``--include-frames`` writes ``OUT/images/frame_XXXXXX.jpg``.
 """
+
 from __future__ import annotations
 
 import json
@@ -26,28 +27,56 @@ from vpscli.io.atomic import write_bytes_atomic
 JSON_PATH = Path("annotations") / "instances_default.json"
 
 
-def write_coco(frames: Iterable[FrameInstances], out: Path, width: int, height: int,
-               label: str = "polyp", description: str = "vps export") -> Path:
+def write_coco(
+    frames: Iterable[FrameInstances],
+    out: Path,
+    width: int,
+    height: int,
+    label: str = "polyp",
+    description: str = "vps export",
+) -> Path:
     """Write ``OUT/annotations/instances_default.json``; returns its path."""
     images, annotations = [], []
     for frame in frames:
         image_id = len(images) + 1
-        images.append({"id": image_id, "file_name": f"frame_{frame.index:06d}.jpg", "width": width,
-                       "height": height, "frame_index": frame.index, "license": 0,
-                       "flickr_url": "", "coco_url": "", "date_captured": 0})
+        images.append(
+            {
+                "id": image_id,
+                "file_name": f"frame_{frame.index:06d}.jpg",
+                "width": width,
+                "height": height,
+                "frame_index": frame.index,
+                "license": 0,
+                "flickr_url": "",
+                "coco_url": "",
+                "date_captured": 0,
+            }
+        )
         for inst in frame.instances:
             attributes = {"occluded": False, "track_id": inst.track_id, "keyframe": True}
-            annotation = {"id": len(annotations) + 1, "image_id": image_id, "category_id": 1,
-                          "segmentation": encode_coco_rle(inst.mask), "area": float(inst.area),
-                          "bbox": [float(v) for v in inst.bbox], "iscrowd": 1}
+            annotation = {
+                "id": len(annotations) + 1,
+                "image_id": image_id,
+                "category_id": 1,
+                "segmentation": encode_coco_rle(inst.mask),
+                "area": float(inst.area),
+                "bbox": [float(v) for v in inst.bbox],
+                "iscrowd": 1,
+            }
             if inst.score is not None:
                 annotation["score"] = inst.score
                 attributes["score"] = inst.score
             annotation["attributes"] = attributes
             annotations.append(annotation)
     document = {
-        "info": {"description": description, "contributor": "vps", "version": "1.0", "url": "",
-                 "year": "", "date_created": ""},
+        "info": {
+            "description": description,
+            "contributor": "vps",
+            "version": "1.0",
+            "url": "",
+            "year": "",
+            "date_created": "",
+        },
         "licenses": [{"id": 0, "name": "", "url": ""}],
         "categories": [{"id": 1, "name": label, "supercategory": ""}],
         "images": images,

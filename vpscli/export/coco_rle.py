@@ -5,6 +5,7 @@
 background run (0 when the first pixel is foreground). Used with ``iscrowd: 1``;
 pycocotools reads it with ``frPyObjects``.
 """
+
 from __future__ import annotations
 
 import numpy as np

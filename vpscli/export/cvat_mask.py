@@ -13,6 +13,7 @@ Layout of ``OUT/segmentation_mask.zip`` (upload with Task → Actions → Upload
 Names are 6-digit 0-based source frame indices, the names CVAT gives the frames of a task
 created from the same video.
 """
+
 from __future__ import annotations
 
 import zipfile
@@ -36,9 +37,11 @@ def cvat_frame_name(index: int) -> str:
 
 
 def labelmap_text(label: str) -> str:
-    return ("# label:color_rgb:parts:actions\n"
-            "background:0,0,0::\n"
-            f"{label}:{','.join(str(v) for v in LABEL_COLOUR)}::\n")
+    return (
+        "# label:color_rgb:parts:actions\n"
+        "background:0,0,0::\n"
+        f"{label}:{','.join(str(v) for v in LABEL_COLOUR)}::\n"
+    )
 
 
 def write_cvat_mask(frames: Iterable[FrameInstances], out: Path, label: str = "polyp") -> Path:
@@ -53,8 +56,9 @@ def write_cvat_mask(frames: Iterable[FrameInstances], out: Path, label: str = "p
         for frame in frames:
             name = cvat_frame_name(frame.index)
             names.append(name)
-            archive.writestr(f"SegmentationClass/{name}.png",
-                             palette_png_bytes(frame.mask.astype(np.uint8), class_palette))
+            archive.writestr(
+                f"SegmentationClass/{name}.png", palette_png_bytes(frame.mask.astype(np.uint8), class_palette)
+            )
             objects = np.zeros(frame.mask.shape, dtype=np.uint8)
             for k, inst in enumerate(frame.instances[:255], start=1):
                 objects[inst.mask] = k

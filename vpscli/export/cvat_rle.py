@@ -5,6 +5,7 @@ over the instance's **tight bounding box** flattened **row-major**, alternating
 background/foreground and starting with a background run (0 when the box's first pixel is
 foreground). Pixel ``k`` of the box is at ``y, x = divmod(k, width)`` plus ``(top, left)``.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -37,5 +38,5 @@ def encode_cvat_rle(mask: np.ndarray) -> CvatMaskRle:
     if ys.size == 0:
         raise ValueError("cannot encode an empty mask as a CVAT mask")
     top, bottom, left, right = int(ys.min()), int(ys.max()), int(xs.min()), int(xs.max())
-    box = mask[top:bottom + 1, left:right + 1]
+    box = mask[top : bottom + 1, left : right + 1]
     return CvatMaskRle(run_lengths(box.ravel(order="C")), left, top, right - left + 1, bottom - top + 1)

@@ -21,6 +21,7 @@ on the next exported frame — or the next source frame — after the episode. A
 lasts to the last source frame has no outside keyframe (there is no frame after it).
 Frames without a mask file are not keyframes: CVAT holds the previous keyframe over them.
 """
+
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
@@ -37,18 +38,38 @@ LABEL_COLOUR = "#800000"
 
 def _mask_element(track: ET.Element, inst: Instance, frame: int, outside: bool) -> None:
     rle = encode_cvat_rle(inst.mask)
-    ET.SubElement(track, "mask", {
-        "frame": str(frame), "keyframe": "1", "outside": "1" if outside else "0", "occluded": "0",
-        "rle": rle.rle_text, "left": str(rle.left), "top": str(rle.top),
-        "width": str(rle.width), "height": str(rle.height), "z_order": "0",
-    })
+    ET.SubElement(
+        track,
+        "mask",
+        {
+            "frame": str(frame),
+            "keyframe": "1",
+            "outside": "1" if outside else "0",
+            "occluded": "0",
+            "rle": rle.rle_text,
+            "left": str(rle.left),
+            "top": str(rle.top),
+            "width": str(rle.width),
+            "height": str(rle.height),
+            "z_order": "0",
+        },
+    )
 
 
 def _meta(root: ET.Element, name: str, frame_count: int, width: int, height: int, label: str) -> None:
     task = ET.SubElement(ET.SubElement(root, "meta"), "task")
-    for key, value in (("id", "0"), ("name", name), ("size", str(frame_count)), ("mode", "interpolation"),
-                       ("overlap", "0"), ("bugtracker", ""), ("flipped", "False"),
-                       ("start_frame", "0"), ("stop_frame", str(max(frame_count - 1, 0))), ("frame_filter", "")):
+    for key, value in (
+        ("id", "0"),
+        ("name", name),
+        ("size", str(frame_count)),
+        ("mode", "interpolation"),
+        ("overlap", "0"),
+        ("bugtracker", ""),
+        ("flipped", "False"),
+        ("start_frame", "0"),
+        ("stop_frame", str(max(frame_count - 1, 0))),
+        ("frame_filter", ""),
+    ):
         ET.SubElement(task, key).text = value
     labels = ET.SubElement(ET.SubElement(task, "labels"), "label")
     ET.SubElement(labels, "name").text = label
@@ -60,8 +81,15 @@ def _meta(root: ET.Element, name: str, frame_count: int, width: int, height: int
     ET.SubElement(size, "height").text = str(height)
 
 
-def write_cvat_video(frames: Iterable[FrameInstances], out: Path, name: str, frame_count: int,
-                     width: int, height: int, label: str = "polyp") -> Path:
+def write_cvat_video(
+    frames: Iterable[FrameInstances],
+    out: Path,
+    name: str,
+    frame_count: int,
+    width: int,
+    height: int,
+    label: str = "polyp",
+) -> Path:
     """Write ``OUT/annotations.xml``; returns its path.
 
     Memory holds the masks of open episodes' last frames plus each track's RLE text.
@@ -77,8 +105,9 @@ def write_cvat_video(frames: Iterable[FrameInstances], out: Path, name: str, fra
             _mask_element(tracks[tid], open_last.pop(tid), frame.index, outside=True)
         for inst in frame.instances:
             if inst.track_id not in tracks:
-                tracks[inst.track_id] = ET.SubElement(root, "track", {
-                    "id": str(inst.track_id), "label": label, "source": "auto"})
+                tracks[inst.track_id] = ET.SubElement(
+                    root, "track", {"id": str(inst.track_id), "label": label, "source": "auto"}
+                )
             _mask_element(tracks[inst.track_id], inst, frame.index, outside=False)
             open_last[inst.track_id] = inst
     for tid, inst in open_last.items():

@@ -4,6 +4,7 @@
 128,0,0), named by the 0-based source frame index, 5 digits (more when needed).
 ``--include-frames`` writes ``OUT/JPEGImages/<video>/00000.jpg`` to match.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -26,6 +27,8 @@ def write_davis(frames: Iterable[FrameInstances], out: Path, video: str) -> Path
     folder = make_folder(out / "Annotations" / video)
     palette = voc_palette()
     for frame in frames:
-        write_bytes_atomic(folder / f"{davis_frame_name(frame.index)}.png",
-                           palette_png_bytes(frame.mask.astype(np.uint8), palette))
+        write_bytes_atomic(
+            folder / f"{davis_frame_name(frame.index)}.png",
+            palette_png_bytes(frame.mask.astype(np.uint8), palette),
+        )
     return folder

@@ -7,6 +7,7 @@ once per frame); an instance overlapping none starts a new track. So a track is 
 episode: consecutive frames with a detection, split where components separate — a polyp
 that leaves the view and re-enters gets two tracks.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -82,8 +83,9 @@ class TrackLinker:
         return ids  # type: ignore[return-value]
 
 
-def instance_score(component: np.ndarray, probability: np.ndarray | None, frame_confidence: float | None
-                   ) -> float | None:
+def instance_score(
+    component: np.ndarray, probability: np.ndarray | None, frame_confidence: float | None
+) -> float | None:
     """Max probability inside ``component``, else the frame's confidence, else ``None``."""
     if probability is not None:
         return round(float(probability[component].max()), 4)
@@ -119,8 +121,10 @@ def frame_instances(sequence, min_area: int = 0) -> Iterator[FrameInstances]:
         if confidence is None and probability is not None:
             confidence = float(probability.max())
         confidence = None if confidence is None else round(float(confidence), 4)
-        instances = [Instance(frame.index, tid, comp, instance_score(comp, probability, confidence))
-                     for tid, comp in zip(ids, components)]
+        instances = [
+            Instance(frame.index, tid, comp, instance_score(comp, probability, confidence))
+            for tid, comp in zip(ids, components)
+        ]
         kept = np.logical_or.reduce(components) if components else np.zeros_like(mask)
         yield FrameInstances(frame.index, kept, instances, confidence)
 

@@ -17,6 +17,7 @@ hence image tasks. ``data.image`` is relative to ``OUT``: serve ``OUT`` (local-f
 or rewrite the prefix. ``OUT/labeling_config.xml`` is the matching labeling interface.
 ``--include-frames`` writes ``OUT/images/frame_XXXXXX.jpg``.
 """
+
 from __future__ import annotations
 
 import json
@@ -39,30 +40,53 @@ def model_version(model: str | None, weights_sha256: str | None) -> str:
 
 
 def labeling_config(label: str) -> str:
-    return (f'<View>\n  <Image name="{TO_NAME}" value="$image" zoom="true"/>\n'
-            f'  <BrushLabels name="{FROM_NAME}" toName="{TO_NAME}">\n'
-            f'    <Label value="{label}" background="#800000"/>\n  </BrushLabels>\n</View>\n')
+    return (
+        f'<View>\n  <Image name="{TO_NAME}" value="$image" zoom="true"/>\n'
+        f'  <BrushLabels name="{FROM_NAME}" toName="{TO_NAME}">\n'
+        f'    <Label value="{label}" background="#800000"/>\n  </BrushLabels>\n</View>\n'
+    )
 
 
-def write_labelstudio(frames: Iterable[FrameInstances], out: Path, video: str, width: int, height: int,
-                      version: str, label: str = "polyp") -> Path:
+def write_labelstudio(
+    frames: Iterable[FrameInstances],
+    out: Path,
+    video: str,
+    width: int,
+    height: int,
+    version: str,
+    label: str = "polyp",
+) -> Path:
     """Write ``OUT/tasks.json`` and ``OUT/labeling_config.xml``; returns the tasks path."""
     tasks = []
     for frame in frames:
         results = []
         for k, inst in enumerate(frame.instances):
-            result = {"id": f"f{frame.index}_{k}", "from_name": FROM_NAME, "to_name": TO_NAME,
-                      "type": "brushlabels", "origin": "prediction",
-                      "original_width": width, "original_height": height, "image_rotation": 0,
-                      "value": {"format": "rle", "rle": encode_labelstudio_rle(inst.mask), "brushlabels": [label]}}
+            result = {
+                "id": f"f{frame.index}_{k}",
+                "from_name": FROM_NAME,
+                "to_name": TO_NAME,
+                "type": "brushlabels",
+                "origin": "prediction",
+                "original_width": width,
+                "original_height": height,
+                "image_rotation": 0,
+                "value": {"format": "rle", "rle": encode_labelstudio_rle(inst.mask), "brushlabels": [label]},
+            }
             if inst.score is not None:
                 result["score"] = inst.score
             results.append(result)
         prediction = {"model_version": version, "result": results}
         if frame.confidence is not None:
             prediction["score"] = frame.confidence
-        tasks.append({"data": {"image": f"images/frame_{frame.index:06d}.jpg", "video": video,
-                               "frame_index": frame.index},
-                      "predictions": [prediction]})
+        tasks.append(
+            {
+                "data": {
+                    "image": f"images/frame_{frame.index:06d}.jpg",
+                    "video": video,
+                    "frame_index": frame.index,
+                },
+                "predictions": [prediction],
+            }
+        )
     write_bytes_atomic(out / CONFIG_NAME, labeling_config(label).encode())
     return write_bytes_atomic(out / TASKS_NAME, json.dumps(tasks, separators=(",", ":")).encode())

@@ -13,6 +13,7 @@ Bit stream (most significant bit first, zero-padded to whole bytes; JSON: list o
 
 This encoder writes repeat chunks only (masks are long runs; a chunk holds ≤ 2^16 values).
 """
+
 from __future__ import annotations
 
 import numpy as np

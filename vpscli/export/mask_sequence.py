@@ -16,6 +16,7 @@ Metadata (all optional): model name and threshold from ``run.json`` via
 per-frame confidence (``max_prob``) from ``frames.csv``, and probability maps (``floor(255·p)``)
 from ``--probs`` or a ``probs/`` folder beside ``masks/``.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -88,9 +89,12 @@ class MaskSequence:
             if candidate.is_file():
                 prob = read_mask(candidate).array
                 if prob.shape != (self.height, self.width):
-                    raise InputError(f"probability map is {prob.shape[1]}x{prob.shape[0]}, masks are "
-                                     f"{self.width}x{self.height}", path=candidate,
-                                     fix="pass the probs/ folder written with these masks")
+                    raise InputError(
+                        f"probability map is {prob.shape[1]}x{prob.shape[0]}, masks are "
+                        f"{self.width}x{self.height}",
+                        path=candidate,
+                        fix="pass the probs/ folder written with these masks",
+                    )
                 return prob.astype(np.float32) / 255.0
         return None
 
@@ -127,13 +131,19 @@ def _image_size(path: Path) -> tuple[int, int]:
         with Image.open(path) as im:
             return im.size
     except (UnidentifiedImageError, OSError, SyntaxError) as e:
-        raise InputError(f"cannot read this mask ({_damage(path, e)})", path=path,
-                         fix="replace the damaged file with an 8-bit PNG") from None
+        raise InputError(
+            f"cannot read this mask ({_damage(path, e)})",
+            path=path,
+            fix="replace the damaged file with an 8-bit PNG",
+        ) from None
 
 
-def load_mask_sequence(masks: str | Path, probs: str | Path | None = None,
-                       video_size: tuple[int, int] | None = None,
-                       video_frame_count: int | None = None) -> MaskSequence:
+def load_mask_sequence(
+    masks: str | Path,
+    probs: str | Path | None = None,
+    video_size: tuple[int, int] | None = None,
+    video_frame_count: int | None = None,
+) -> MaskSequence:
     """Describe the masks under ``masks`` (a ``vps segment`` output folder or a mask folder).
 
     Args:
@@ -153,27 +163,39 @@ def load_mask_sequence(masks: str | Path, probs: str | Path | None = None,
     folder = RunFolder.mask_folder(root)
     files = list_masks(folder)
     if not files:
-        raise InputError("no mask images in folder (expected png/bmp/tif/jpg)", path=folder,
-                         fix="pass a vps segment output folder or a folder of mask PNGs")
+        raise InputError(
+            "no mask images in folder (expected png/bmp/tif/jpg)",
+            path=folder,
+            fix="pass a vps segment output folder or a folder of mask PNGs",
+        )
     frames = [FrameMask(index, path) for index, path in number_files(files)]
 
     width, height = _image_size(frames[0].path)
     for frame in frames[1:]:
         size = _image_size(frame.path)
         if size != (width, height):
-            raise InputError(f"mask is {size[0]}x{size[1]} but {frames[0].path.name} is {width}x{height}",
-                             path=frame.path, fix="export masks of one video at one resolution")
+            raise InputError(
+                f"mask is {size[0]}x{size[1]} but {frames[0].path.name} is {width}x{height}",
+                path=frame.path,
+                fix="export masks of one video at one resolution",
+            )
     if video_size is not None and tuple(video_size) != (width, height):
-        raise InputError(f"masks are {width}x{height} but --video frames are {video_size[0]}x{video_size[1]}",
-                         path=folder, fix="pass the video these masks were segmented from "
-                                          "(vps segment writes masks at the source resolution)")
+        raise InputError(
+            f"masks are {width}x{height} but --video frames are {video_size[0]}x{video_size[1]}",
+            path=folder,
+            fix="pass the video these masks were segmented from "
+            "(vps segment writes masks at the source resolution)",
+        )
     last = frames[-1].index
     if video_frame_count is not None:
         if video_frame_count == 0:
             raise InputError("--video has no frames", fix="pass a video that decodes")
         if last >= video_frame_count:
-            raise InputError(f"mask for frame {last} but --video has {video_frame_count} frames",
-                             path=frames[-1].path, fix="pass the video these masks were segmented from")
+            raise InputError(
+                f"mask for frame {last} but --video has {video_frame_count} frames",
+                path=frames[-1].path,
+                fix="pass the video these masks were segmented from",
+            )
     frame_count = video_frame_count if video_frame_count is not None else last + 1
 
     info = read_run_info(folder)
@@ -185,6 +207,15 @@ def load_mask_sequence(masks: str | Path, probs: str | Path | None = None,
         beside = RunFolder.of_mask_folder(folder).probs_dir
         probs_folder = beside if beside.is_dir() else None
     name = folder.parent.name if folder.name == MASKS else folder.name
-    return MaskSequence(name=name or "video", folder=folder, frames=frames, width=width, height=height,
-                        frame_count=frame_count, model=info.model, weights_sha256=info.weights_sha256,
-                        confidence=dict(info.max_prob), probs_folder=probs_folder)
+    return MaskSequence(
+        name=name or "video",
+        folder=folder,
+        frames=frames,
+        width=width,
+        height=height,
+        frame_count=frame_count,
+        model=info.model,
+        weights_sha256=info.weights_sha256,
+        confidence=dict(info.max_prob),
+        probs_folder=probs_folder,
+    )

@@ -1,4 +1,5 @@
 """Writing export files: atomic (temporary name, then rename) and with one-line errors."""
+
 from __future__ import annotations
 
 import io
@@ -14,8 +15,9 @@ def make_folder(folder: Path) -> Path:
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise OutputError(f"cannot create folder ({e.strerror})", path=folder,
-                          fix="choose another -o or check permissions") from None
+        raise OutputError(
+            f"cannot create folder ({e.strerror})", path=folder, fix="choose another -o or check permissions"
+        ) from None
     return folder
 
 
@@ -83,8 +85,11 @@ class StagedExport:
         try:  # inside OUT: same file system, so the swap is a rename, never a copy
             self.folder = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=self.out))
         except OSError as e:
-            raise OutputError(f"cannot write in this folder ({e.strerror})", path=self.out,
-                              fix="check that the folder is writable, or choose another -o") from None
+            raise OutputError(
+                f"cannot write in this folder ({e.strerror})",
+                path=self.out,
+                fix="check that the folder is writable, or choose another -o",
+            ) from None
         return self.folder
 
     def __exit__(self, kind, error, tb) -> None:
@@ -122,8 +127,11 @@ class StagedExport:
                         os.replace(old, dest)
                 except OSError:
                     pass
-            raise OutputError(f"cannot move the finished export into place ({e.strerror or e})", path=self.out,
-                              fix="check that the folder is writable, then run the export again") from None
+            raise OutputError(
+                f"cannot move the finished export into place ({e.strerror or e})",
+                path=self.out,
+                fix="check that the folder is writable, then run the export again",
+            ) from None
 
     def _clean(self) -> None:
         if self.folder is not None:

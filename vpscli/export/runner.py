@@ -1,4 +1,5 @@
 """``export_masks``: a mask folder → one annotation-tool format (what ``vps export`` runs)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -65,9 +66,13 @@ def export_targets(fmt: str, video: str, include_frames: bool) -> list[Path]:
     from vpscli.export.cvat_video import XML_NAME
     from vpscli.export.labelstudio import CONFIG_NAME, TASKS_NAME
 
-    targets = {"cvat-mask": [Path(ZIP_NAME)], "cvat-video": [Path(XML_NAME)], "coco": [JSON_PATH],
-               "labelstudio": [Path(TASKS_NAME), Path(CONFIG_NAME)],
-               "davis": [Path("Annotations") / video]}[fmt]
+    targets = {
+        "cvat-mask": [Path(ZIP_NAME)],
+        "cvat-video": [Path(XML_NAME)],
+        "coco": [JSON_PATH],
+        "labelstudio": [Path(TASKS_NAME), Path(CONFIG_NAME)],
+        "davis": [Path("Annotations") / video],
+    }[fmt]
     if include_frames:
         targets.append(_frames_folder(fmt, Path(), video)[0])
     return targets
@@ -82,9 +87,18 @@ def _frames_folder(fmt: str, out: Path, video: str) -> tuple[Path, object]:
     return out / "images", cvat_frame_name
 
 
-def export_masks(masks: str | Path, fmt: str, out: str | Path, *, video: str | Path | None = None,
-                 probs: str | Path | None = None, label: str = "polyp", min_area: int = 0,
-                 include_frames: bool = False, overwrite: bool = False) -> ExportResult:
+def export_masks(
+    masks: str | Path,
+    fmt: str,
+    out: str | Path,
+    *,
+    video: str | Path | None = None,
+    probs: str | Path | None = None,
+    label: str = "polyp",
+    min_area: int = 0,
+    include_frames: bool = False,
+    overwrite: bool = False,
+) -> ExportResult:
     """Export the masks under ``masks`` as ``fmt`` into the folder ``out``.
 
     Args:
@@ -113,7 +127,9 @@ def export_masks(masks: str | Path, fmt: str, out: str | Path, *, video: str | P
     if min_area < 0:
         raise UsageError(f"--min-area must be ≥ 0, got {min_area}", fix="pass a pixel count such as 50")
     if not label or any(c in label for c in ':,<>"&\n'):
-        raise UsageError(f"--label {label!r} cannot be used in labelmaps/XML", fix="use a plain name such as polyp")
+        raise UsageError(
+            f"--label {label!r} cannot be used in labelmaps/XML", fix="use a plain name such as polyp"
+        )
     source = None
     video_size = video_frames = None
     if video is not None:
@@ -130,17 +146,31 @@ def export_masks(masks: str | Path, fmt: str, out: str | Path, *, video: str | P
     existing = existing_targets(out, targets)
     if existing and not overwrite:
         # checked before any work: an export never replaces finished files the user did not ask to replace
-        raise OutputError(f"already holds a {fmt} export ({', '.join(map(str, existing))})", path=out,
-                          fix="pass --overwrite to replace it, or choose another -o")
+        raise OutputError(
+            f"already holds a {fmt} export ({', '.join(map(str, existing))})",
+            path=out,
+            fix="pass --overwrite to replace it, or choose another -o",
+        )
     with StagedExport(out, targets) as stage:
-        path = _write(sequence, fmt, stage, label, min_area, counting := _Counting(_frames(sequence, min_area)))
-        result = ExportResult(fmt, out / path.relative_to(stage), counting.frames, counting.instances,
-                              len(counting.tracks), sequence.missing_frames, replaced=existing)
+        path = _write(
+            sequence, fmt, stage, label, min_area, counting := _Counting(_frames(sequence, min_area))
+        )
+        result = ExportResult(
+            fmt,
+            out / path.relative_to(stage),
+            counting.frames,
+            counting.instances,
+            len(counting.tracks),
+            sequence.missing_frames,
+            replaced=existing,
+        )
         if include_frames and source is not None:
             from vpscli.export.source_frames import write_source_frames
 
             folder, stem = _frames_folder(fmt, stage, sequence.name)
-            result.source_frames = write_source_frames(source, folder, stem, (sequence.width, sequence.height))
+            result.source_frames = write_source_frames(
+                source, folder, stem, (sequence.width, sequence.height)
+            )
             result.frames_folder = out / folder.relative_to(stage)
     result.missing_frames = sequence.missing_indices
     result.warnings = _warnings(masks, sequence)
@@ -158,9 +188,11 @@ def _warnings(masks: str | Path, sequence: MaskSequence) -> list[str]:
     missing = sequence.missing_indices
     if missing:
         n = len(missing)
-        warnings.append(f"{sequence.folder}: {n} source frame{'s have' if n != 1 else ' has'} no mask file and "
-                        f"{'are' if n != 1 else 'is'} not annotated in the export: frame{'s' if n != 1 else ''} "
-                        f"{frame_ranges(missing)}")
+        warnings.append(
+            f"{sequence.folder}: {n} source frame{'s have' if n != 1 else ' has'} no mask file and "
+            f"{'are' if n != 1 else 'is'} not annotated in the export: frame{'s' if n != 1 else ''} "
+            f"{frame_ranges(missing)}"
+        )
     return warnings
 
 
@@ -178,18 +210,27 @@ def _write(sequence: MaskSequence, fmt: str, out: Path, label: str, min_area: in
     if fmt == "cvat-video":
         from vpscli.export.cvat_video import write_cvat_video
 
-        return write_cvat_video(frames, out, sequence.name, sequence.frame_count, sequence.width,
-                                sequence.height, label)
+        return write_cvat_video(
+            frames, out, sequence.name, sequence.frame_count, sequence.width, sequence.height, label
+        )
     if fmt == "coco":
         from vpscli.export.coco import write_coco
 
-        return write_coco(frames, out, sequence.width, sequence.height, label,
-                          description=f"vps export of {sequence.name}")
+        return write_coco(
+            frames, out, sequence.width, sequence.height, label, description=f"vps export of {sequence.name}"
+        )
     if fmt == "labelstudio":
         from vpscli.export.labelstudio import model_version, write_labelstudio
 
-        return write_labelstudio(frames, out, sequence.name, sequence.width, sequence.height,
-                                 model_version(sequence.model, sequence.weights_sha256), label)
+        return write_labelstudio(
+            frames,
+            out,
+            sequence.name,
+            sequence.width,
+            sequence.height,
+            model_version(sequence.model, sequence.weights_sha256),
+            label,
+        )
     from vpscli.export.davis import write_davis
 
     return write_davis(frames, out, sequence.name)

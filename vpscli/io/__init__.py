@@ -1,4 +1,5 @@
 """Video and mask I/O, importable without the CLI."""
+
 import os as _os
 
 # OpenCV's bundled ffmpeg prints decoder chatter (e.g. on truncated files) straight to

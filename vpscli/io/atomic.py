@@ -5,6 +5,7 @@ leaves a half-written file that a later run (or ``--resume``) would take for fin
 The temporary name is ``.<stem>.partial<suffix>``: hidden, and with the real suffix so that
 encoders that pick the format from the name (OpenCV, ffmpeg) still work.
 """
+
 from __future__ import annotations
 
 import errno
@@ -31,9 +32,14 @@ def partial_path(path: str | Path, unique: bool = False) -> Path:
 def output_error(path: Path, error: OSError) -> OutputError:
     """The one-line error for a failed write (disk full named as such)."""
     if error.errno == errno.ENOSPC:
-        return OutputError("disk full while writing", path=path, fix="free disk space or choose another output folder")
-    return OutputError(f"cannot write ({error.strerror or error})", path=path,
-                       fix="check that the folder is writable and has space")
+        return OutputError(
+            "disk full while writing", path=path, fix="free disk space or choose another output folder"
+        )
+    return OutputError(
+        f"cannot write ({error.strerror or error})",
+        path=path,
+        fix="check that the folder is writable and has space",
+    )
 
 
 @contextmanager
@@ -91,6 +97,8 @@ def check_file_target(path: str | Path, option: str) -> None:
     while not folder.exists() and folder != folder.parent:
         folder = folder.parent
     if not folder.is_dir():
-        raise OutputError(f"{option}: {folder} is a file, not a folder", path=target, fix="choose another path")
+        raise OutputError(
+            f"{option}: {folder} is a file, not a folder", path=target, fix="choose another path"
+        )
     if not os.access(folder, os.W_OK | os.X_OK):
         raise OutputError(f"{option}: cannot write in {folder}", path=target, fix="choose a writable folder")

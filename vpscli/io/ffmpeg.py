@@ -3,6 +3,7 @@
 PyAV (FFmpeg's libraries) probes and decodes; this ffmpeg program encodes H.264 (OpenCV's
 wheels cannot), fed raw frames through a pipe.
 """
+
 from __future__ import annotations
 
 import functools

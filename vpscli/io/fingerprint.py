@@ -10,6 +10,7 @@ source's.
 - frame folder: the number of frames, every file's name and size, and the sha256 of the first and
   last frame files.
 """
+
 from __future__ import annotations
 
 import hashlib

@@ -1,4 +1,5 @@
 """The unit every source yields: one decoded frame with its index, timestamp and name."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field

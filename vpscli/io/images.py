@@ -5,6 +5,7 @@ missing rows with grey and prints "Premature end of JPEG file" to stderr, so a d
 segmented (or trained on) as if it were whole. :func:`cut_short` finds such files from their bytes before
 decoding: a JPEG must have an end-of-image marker after its last start-of-scan, a PNG its ``IEND`` chunk.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -47,10 +48,14 @@ def read_rgb(path: str | Path) -> np.ndarray:
     try:
         data = path.read_bytes()
     except OSError as e:
-        raise InputError(f"cannot read ({e.strerror or e})", path=path, fix="check the file's permissions") from None
+        raise InputError(
+            f"cannot read ({e.strerror or e})", path=path, fix="check the file's permissions"
+        ) from None
     reason = cut_short(data)
     if reason is not None:
-        raise InputError(f"damaged frame: {reason}", path=path, fix="replace the file with a whole copy, or remove it")
+        raise InputError(
+            f"damaged frame: {reason}", path=path, fix="replace the file with a whole copy, or remove it"
+        )
     bgr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR) if data else None
     if bgr is None:
         raise InputError("cannot read this image", path=path, fix="replace the damaged file, or remove it")

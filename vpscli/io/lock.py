@@ -9,6 +9,7 @@ the holder still runs, so it refuses and says which file to delete once it is su
 Liveness on the same host: the pid exists and, on Linux, its start time (``/proc/<pid>/stat``) is the
 one recorded, so a pid reused by another program does not keep a stale lock alive.
 """
+
 from __future__ import annotations
 
 import json
@@ -88,14 +89,18 @@ class OutputLock:
                 self._take_over_if_stale(me["host"])
                 continue
             except OSError as e:
-                raise OutputError(f"cannot create a lock file ({e.strerror or e})", path=self.path,
-                                  fix="check the output folder is writable") from None
+                raise OutputError(
+                    f"cannot create a lock file ({e.strerror or e})",
+                    path=self.path,
+                    fix="check the output folder is writable",
+                ) from None
             with os.fdopen(fd, "w") as f:
                 f.write(json.dumps(me) + "\n")
             self._held = True
             return self
-        raise OutputError("another vps keeps taking this folder's lock", path=self.path,
-                          fix="run one vps per output folder")
+        raise OutputError(
+            "another vps keeps taking this folder's lock", path=self.path, fix="run one vps per output folder"
+        )
 
     def _take_over_if_stale(self, host: str) -> None:
         holder = self._holder()
@@ -105,16 +110,28 @@ class OutputLock:
         except FileNotFoundError:
             return
         if not holder and age < 10:  # created a moment ago, its writer not done yet
-            raise OutputError(f"another vps is starting to write {self.what}", path=self.folder,
-                              fix="run one vps per output folder")
+            raise OutputError(
+                f"another vps is starting to write {self.what}",
+                path=self.folder,
+                fix="run one vps per output folder",
+            )
         if holder and holder.get("host") != host:
-            raise OutputError(f"another vps ({where}) is writing {self.what}", path=self.folder,
-                              fix=f"wait for it to finish; if no vps runs there any more, delete {self.path}")
+            raise OutputError(
+                f"another vps ({where}) is writing {self.what}",
+                path=self.folder,
+                fix=f"wait for it to finish; if no vps runs there any more, delete {self.path}",
+            )
         if holder and _alive(holder):
-            raise OutputError(f"another vps ({where}) is writing {self.what}", path=self.folder,
-                              fix="wait for it to finish, or stop it and use --resume")
-        self.note = (f"took over the lock of a vps that is no longer running ({where})" if holder
-                     else "took over an unreadable lock file")
+            raise OutputError(
+                f"another vps ({where}) is writing {self.what}",
+                path=self.folder,
+                fix="wait for it to finish, or stop it and use --resume",
+            )
+        self.note = (
+            f"took over the lock of a vps that is no longer running ({where})"
+            if holder
+            else "took over an unreadable lock file"
+        )
         try:
             self.path.unlink()
         except FileNotFoundError:

@@ -1,4 +1,5 @@
 """Natural ordering of file names: ``seq1_img2`` before ``seq1_img10``, ``2.png`` before ``10.png``."""
+
 from __future__ import annotations
 
 import re

@@ -36,6 +36,7 @@ The rules, in order:
    counter-clockwise. Angles more than 1° away from a multiple of 90 are not applied (0),
    as ffmpeg's own autorotation does.
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
@@ -119,7 +120,9 @@ class VideoProbe:
         d = asdict(self)
         d["fps"] = float(self.fps)
         d["fps_rational"] = f"{self.fps.numerator}/{self.fps.denominator}"
-        d["time_base"] = None if self.time_base is None else f"{self.time_base.numerator}/{self.time_base.denominator}"
+        d["time_base"] = (
+            None if self.time_base is None else f"{self.time_base.numerator}/{self.time_base.denominator}"
+        )
         d["damaged"] = self.damaged
         return d
 
@@ -161,8 +164,9 @@ def open_container(path: Path):
         # PyAV: scripts that match the message keep working
         raise _open_error(path, f"Error opening input files: {e.strerror or e}") from None
     except OSError as e:
-        raise InputError(f"cannot open ({e.strerror or e})", path=path,
-                         fix="check the path and its permissions") from None
+        raise InputError(
+            f"cannot open ({e.strerror or e})", path=path, fix="check the path and its permissions"
+        ) from None
 
 
 def video_stream(container, path: Path):
@@ -221,8 +225,12 @@ def list_packets(container, stream) -> tuple[PacketListing, object | None]:
     except av.error.FFmpegError as e:
         problems.append(f"reading stopped after {count} packets: {e.strerror or e}")
     if corrupt:  # one line however many: a damaged recording can have thousands
-        problems.insert(0, f"packet #{corrupt[0]} is cut short or corrupt" if len(corrupt) == 1 else
-                        f"{len(corrupt)} packets are cut short or corrupt (first: #{corrupt[0]})")
+        problems.insert(
+            0,
+            f"packet #{corrupt[0]} is cut short or corrupt"
+            if len(corrupt) == 1
+            else f"{len(corrupt)} packets are cut short or corrupt (first: #{corrupt[0]})",
+        )
     if first is None and fed:
         try:  # short videos: the decoder may still hold the first frame back
             frames = stream.codec_context.decode(None)
@@ -233,7 +241,9 @@ def list_packets(container, stream) -> tuple[PacketListing, object | None]:
     # containers without presentation timestamps (some AVI) still have decode timestamps,
     # which equal them when frames are not reordered
     chosen = with_pts if 2 * len(with_pts) >= len(pts) else [d for d in dts if d is not None]
-    listing = PacketListing(count, np.asarray(chosen, dtype=np.int64), Fraction(stream.time_base), tuple(problems))
+    listing = PacketListing(
+        count, np.asarray(chosen, dtype=np.int64), Fraction(stream.time_base), tuple(problems)
+    )
     return listing, first
 
 
@@ -246,7 +256,9 @@ def _rotation(frame) -> int:
     return int(nearest) % 360 if abs(angle - nearest) <= 1.0 else 0
 
 
-def timing(listing: PacketListing, damaged: bool, declared: Fraction | None) -> tuple[Fraction, bool, np.ndarray]:
+def timing(
+    listing: PacketListing, damaged: bool, declared: Fraction | None
+) -> tuple[Fraction, bool, np.ndarray]:
     """Rules 3–5 of the module doc: ``(fps, vfr, timestamps used)``.
 
     Args:
@@ -286,7 +298,9 @@ def probe_video(path: str | Path) -> VideoProbe:
     if not path.is_file():
         raise InputError("file not found", path=path, fix="check the path")
     if path.stat().st_size == 0:
-        raise InputError("empty file (0 bytes)", path=path, fix="the copy or recording failed; get the video again")
+        raise InputError(
+            "empty file (0 bytes)", path=path, fix="the copy or recording failed; get the video again"
+        )
     container = open_container(path)
     try:
         stream = video_stream(container, path)
@@ -305,13 +319,16 @@ def probe_video(path: str | Path) -> VideoProbe:
         raise InputError("video stream has no frame size", path=path, fix="the file is damaged; re-export it")
     problems = list(listing.problems)
     if header_count and listing.count < header_count:
-        problems.append(f"the container's index lists {header_count} frames, the file holds {listing.count} "
-                        "packets")
+        problems.append(
+            f"the container's index lists {header_count} frames, the file holds {listing.count} packets"
+        )
     stream_error = "; ".join(problems) or None
     n = listing.count
     if n == 0:
         what = f" (its index lists {header_count}; the file is truncated)" if header_count else ""
-        raise InputError(f"video has no frames{what}", path=path, fix="the file is empty or damaged; re-export it")
+        raise InputError(
+            f"video has no frames{what}", path=path, fix="the file is empty or damaged; re-export it"
+        )
     fps, vfr, ticks = timing(listing, stream_error is not None, declared)
     rotation = _rotation(first)
     if rotation in (90, 270):

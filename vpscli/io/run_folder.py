@@ -16,6 +16,7 @@ functions and the class below.
 A frame is *finished* when its mask PNG (and its probability PNG, when the run saves them) is whole
 on disk and ``frames.csv`` has its row: ``--resume`` does not predict it again.
 """
+
 from __future__ import annotations
 
 import csv
@@ -36,8 +37,20 @@ FRAMES_CSV = "frames.csv"
 OVERLAY = "overlay.mp4"
 
 #: the columns of ``frames.csv``, in order
-CSV_COLUMNS = ("index", "name", "timestamp", "present", "area_fraction", "max_prob", "bbox_x", "bbox_y", "bbox_w",
-               "bbox_h", "flagged", "suppressed")
+CSV_COLUMNS = (
+    "index",
+    "name",
+    "timestamp",
+    "present",
+    "area_fraction",
+    "max_prob",
+    "bbox_x",
+    "bbox_y",
+    "bbox_w",
+    "bbox_h",
+    "flagged",
+    "suppressed",
+)
 
 # ≥ 6 digits: a video past frame 999,999 gets longer names, still read as indices
 _INDEX_NAME = re.compile(r"^\d{6,}$")
@@ -157,8 +170,10 @@ class RunFolder:
     def holds_outputs(self) -> bool:
         """Something a ``vps segment`` run writes is here (``run.json``, ``masks/``, ``probs/``, ``frames.csv``,
         the overlay): the folder is a run, finished or not, rather than somebody else's files."""
-        return any(p.exists() for p in (self.run_json, self.masks_dir, self.probs_dir, self.frames_csv,
-                                        self.overlay_path))
+        return any(
+            p.exists()
+            for p in (self.run_json, self.masks_dir, self.probs_dir, self.frames_csv, self.overlay_path)
+        )
 
     def scored_folder(self, use_masks: bool = False) -> Path | None:
         """The folder ``vps evaluate`` scores: ``probs/`` when it exists (a soft map sweeps thresholds; a
@@ -215,7 +230,7 @@ class RunFolder:
                 text = path.read_text()
             except (OSError, UnicodeDecodeError):
                 continue
-            text = text[:text.rfind("\n") + 1]  # a killed writer may have left its last line unfinished
+            text = text[: text.rfind("\n") + 1]  # a killed writer may have left its last line unfinished
             try:
                 for row in csv.DictReader(io.StringIO(text)):
                     if None not in row and None not in row.values() and row["index"].isdigit():
@@ -254,7 +269,9 @@ class RunFolder:
     # finished frames
     def has_pngs(self, name: str, with_probs: bool) -> bool:
         """The frame's mask PNG (and probability PNG, ``with_probs``) is on disk, whole."""
-        return is_complete_png(self.mask_path(name)) and (not with_probs or is_complete_png(self.prob_path(name)))
+        return is_complete_png(self.mask_path(name)) and (
+            not with_probs or is_complete_png(self.prob_path(name))
+        )
 
     def finished(self, with_probs: bool, rows: dict[str, dict] | None = None) -> set[str]:
         """Names of the finished frames (module doc): those with whole PNGs and a row in ``rows``

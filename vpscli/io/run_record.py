@@ -13,6 +13,7 @@ is a ``masks/``/``probs/`` folder, in its parent.
 - ``interrupted``: stopped by Ctrl-C or SIGTERM; ``--resume`` continues it;
 - ``failed``: stopped by an error (``error`` holds its one-line message).
 """
+
 from __future__ import annotations
 
 import json
@@ -62,8 +63,14 @@ def partial_warning(folder: str | Path, record: dict | None = None) -> str | Non
         return f"{where}: partial run{counts}: {reason}; frames after the damage have no masks"
     if status in ("running", "interrupted", "failed"):
         done = record.get("frames")
-        how = {"running": "did not finish (still running, or killed)", "interrupted": "was interrupted",
-               "failed": "failed"}[status]
-        return (f"{where}: this vps segment run {how}" + (f" after {done} frames" if done is not None else "")
-                + "; its masks cover only part of the video — run vps segment --resume to complete it")
+        how = {
+            "running": "did not finish (still running, or killed)",
+            "interrupted": "was interrupted",
+            "failed": "failed",
+        }[status]
+        return (
+            f"{where}: this vps segment run {how}"
+            + (f" after {done} frames" if done is not None else "")
+            + "; its masks cover only part of the video — run vps segment --resume to complete it"
+        )
     return None

@@ -4,6 +4,7 @@ Each wanted frame is reached by seeking to the keyframe before it and decoding f
 whose timestamp (counted from the stream's start, as :class:`~vpscli.io.sources.VideoFileSource` counts
 it) reaches the wanted one, within half a frame. Rotation metadata is applied as the source applies it.
 """
+
 from __future__ import annotations
 
 from fractions import Fraction
@@ -14,8 +15,9 @@ import numpy as np
 __all__ = ["frames_at"]
 
 
-def frames_at(path: str | Path, wanted: dict[int, float], rotation: int = 0, fps: float | None = None
-              ) -> dict[int, np.ndarray]:
+def frames_at(
+    path: str | Path, wanted: dict[int, float], rotation: int = 0, fps: float | None = None
+) -> dict[int, np.ndarray]:
     """``{key: RGB frame}`` for each ``{key: timestamp in seconds}`` of ``wanted`` that the file holds
     (frames it cannot reach are left out; a damaged file gives what decodes)."""
     import av
@@ -24,7 +26,9 @@ def frames_at(path: str | Path, wanted: dict[int, float], rotation: int = 0, fps
     from vpscli.io.probe import open_container, video_stream
 
     tolerance = 0.5 / fps if fps else 1e-3
-    rotate = {90: cv2.ROTATE_90_COUNTERCLOCKWISE, 180: cv2.ROTATE_180, 270: cv2.ROTATE_90_CLOCKWISE}.get(rotation)
+    rotate = {90: cv2.ROTATE_90_COUNTERCLOCKWISE, 180: cv2.ROTATE_180, 270: cv2.ROTATE_90_CLOCKWISE}.get(
+        rotation
+    )
     out: dict[int, np.ndarray] = {}
     container = open_container(Path(path))
     try:

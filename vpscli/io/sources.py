@@ -12,6 +12,7 @@ Inputs accepted by :func:`discover_sources`:
 - a folder of videos (each video is one source);
 - a glob pattern (``"videos/*.mp4"``).
 """
+
 from __future__ import annotations
 
 import glob as _glob
@@ -32,7 +33,22 @@ from vpscli.io.run_folder import index_name
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff"})
 VIDEO_EXTENSIONS = frozenset(
-    {".mp4", ".m4v", ".avi", ".mkv", ".mov", ".mpg", ".mpeg", ".webm", ".wmv", ".flv", ".ts", ".mts", ".3gp", ".ogv"}
+    {
+        ".mp4",
+        ".m4v",
+        ".avi",
+        ".mkv",
+        ".mov",
+        ".mpg",
+        ".mpeg",
+        ".webm",
+        ".wmv",
+        ".flv",
+        ".ts",
+        ".mts",
+        ".3gp",
+        ".ogv",
+    }
 )
 #: frame rate assumed for frame folders unless the caller gives one
 DEFAULT_FOLDER_FPS = Fraction(25)
@@ -100,8 +116,11 @@ class VideoFileSource:
             time_base = Fraction(stream.time_base)
             start = stream.start_time
             # cv2.rotate writes the turned image in one pass (np.rot90 + a copy is slower)
-            rotate = {90: cv2.ROTATE_90_COUNTERCLOCKWISE, 180: cv2.ROTATE_180,
-                      270: cv2.ROTATE_90_CLOCKWISE}.get(probe.rotation)
+            rotate = {
+                90: cv2.ROTATE_90_COUNTERCLOCKWISE,
+                180: cv2.ROTATE_180,
+                270: cv2.ROTATE_90_CLOCKWISE,
+            }.get(probe.rotation)
             # one converter for the whole video (it keeps its scaler set up); bicubic is what
             # OpenCV used, and only matters for >8-bit sources (8-bit 4:2:0 converts exactly)
             to_rgb = VideoReformatter()
@@ -112,15 +131,20 @@ class VideoFileSource:
                 rgb = to_rgb.reformat(frame, format="rgb24", interpolation=Interpolation.BICUBIC).to_ndarray()
                 if rotate is not None:  # display matrix: counter-clockwise, as ffmpeg's autorotation turns it
                     rgb = cv2.rotate(rgb, rotate)
-                yield Frame(index=index, timestamp=timestamp, image=np.ascontiguousarray(rgb), name=index_name(index))
+                yield Frame(
+                    index=index, timestamp=timestamp, image=np.ascontiguousarray(rgb), name=index_name(index)
+                )
                 index += 1
         finally:
             container.close()
         self.decoded_count = index
         if index == 0:
-            raise InputError(f"no frame could be decoded (the container announces {probe.expected_frames}; "
-                             "the file is truncated or damaged)", path=self.path,
-                             fix="copy or export the video again")
+            raise InputError(
+                f"no frame could be decoded (the container announces {probe.expected_frames}; "
+                "the file is truncated or damaged)",
+                path=self.path,
+                fix="copy or export the video again",
+            )
         expected = probe.expected_frames
         self.truncation = Truncation(index, expected) if index < expected else None
 
@@ -165,14 +189,23 @@ class FrameFolderSource:
 
     kind = "frames"
 
-    def __init__(self, folder: str | Path, name: str | None = None, fps: float | Fraction | None = None,
-                 files: list[Path] | None = None):
+    def __init__(
+        self,
+        folder: str | Path,
+        name: str | None = None,
+        fps: float | Fraction | None = None,
+        files: list[Path] | None = None,
+    ):
         self.path = Path(folder)
         self.name = name or self.path.name
         if not self.path.is_dir():
             raise InputError("folder not found", path=self.path, fix="check the path")
-        self.files = [Path(f) for f in files] if files is not None else natural_sorted(
-            p for p in self.path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS
+        self.files = (
+            [Path(f) for f in files]
+            if files is not None
+            else natural_sorted(
+                p for p in self.path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS
+            )
         )
         if not self.files:
             raise InputError(
@@ -252,13 +285,18 @@ def is_vps_output(folder: Path) -> bool:
 
 def _folder_sources(folder: Path, fps) -> list[FrameSource]:
     if is_vps_output(folder):
-        raise InputError("is a vps segment output folder, not an input", path=folder,
-                         fix="pass the videos or frame folders it was made from")
+        raise InputError(
+            "is a vps segment output folder, not an input",
+            path=folder,
+            fix="pass the videos or frame folders it was made from",
+        )
     frame_root = folder / "Frame"
     if frame_root.is_dir():  # SUN-SEG style root: Frame/<case>/
         cases = natural_sorted(p for p in frame_root.iterdir() if p.is_dir() and not is_vps_output(p))
         if not cases:
-            raise InputError("Frame/ has no case folders", path=frame_root, fix="expected Frame/<case>/<frame>.jpg")
+            raise InputError(
+                "Frame/ has no case folders", path=frame_root, fix="expected Frame/<case>/<frame>.jpg"
+            )
         return _case_sources(cases, fps)
     entries = [p for p in folder.iterdir() if p.is_file()]
     if any(p.suffix.lower() in IMAGE_EXTENSIONS for p in entries):
@@ -268,8 +306,11 @@ def _folder_sources(folder: Path, fps) -> list[FrameSource]:
         return [VideoFileSource(v) for v in videos]
     frames = folder.parent / "Frame"
     if folder.name == "GT" and frames.is_dir():  # its case folders hold masks, which would pass for frames
-        raise InputError("is the ground-truth folder of a SUN-SEG root, not frames", path=folder,
-                         fix=f"pass {frames} or {folder.parent}")
+        raise InputError(
+            "is the ground-truth folder of a SUN-SEG root, not frames",
+            path=folder,
+            fix=f"pass {frames} or {folder.parent}",
+        )
     # a folder of case folders (a SUN-SEG Frame/ given directly, or any such collection): read
     # as a SUN-SEG root reads its Frame/, so a case folder without frames is an error either way
     # vps's own outputs (an output root inside the input folder: `cd study && vps segment .`) are skipped
@@ -280,7 +321,7 @@ def _folder_sources(folder: Path, fps) -> list[FrameSource]:
         "no frames, videos or case folders of frames found",
         path=folder,
         fix="pass a video file, a folder of frame images, a folder of such folders (one per case), "
-            "or a SUN-SEG root with Frame/<case>/",
+        "or a SUN-SEG root with Frame/<case>/",
     )
 
 
@@ -329,7 +370,9 @@ def discover_sources(inputs: list[str], fps: float | None = None) -> list[FrameS
         if _is_glob(text) and not Path(text).exists():
             matches = natural_sorted(Path(m) for m in _glob.glob(text, recursive=True))
             if not matches:
-                raise InputError("no file matches this pattern", path=text, fix="check the pattern and quote it")
+                raise InputError(
+                    "no file matches this pattern", path=text, fix="check the pattern and quote it"
+                )
             for m in matches:
                 if m.is_dir() or m.suffix.lower() in VIDEO_EXTENSIONS:
                     sources.extend(discover_sources([str(m)], fps=fps))
@@ -351,8 +394,9 @@ def discover_sources(inputs: list[str], fps: float | None = None) -> list[FrameS
             raise InputError(
                 f"unsupported file type '{path.suffix or '(none)'}'",
                 path=path,
-                fix="pass a video FFmpeg can read (" + ", ".join(sorted(e.lstrip('.') for e in VIDEO_EXTENSIONS))
-                    + ", …) or a frame folder",
+                fix="pass a video FFmpeg can read ("
+                + ", ".join(sorted(e.lstrip(".") for e in VIDEO_EXTENSIONS))
+                + ", …) or a frame folder",
             )
     return distinct_names(sources)
 

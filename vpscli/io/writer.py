@@ -19,6 +19,7 @@ Timing, decided by the first :meth:`VideoWriter.write`:
   the first frame's (the video starts at 0); one that does not increase is moved one tick
   after the previous frame, since a frame cannot be shown twice at once.
 """
+
 from __future__ import annotations
 
 import os
@@ -52,8 +53,14 @@ class VideoWriter:
     whether an odd size was padded. Give every frame a timestamp, or none (module doc).
     """
 
-    def __init__(self, path: str | Path, fps: float | Fraction, size: tuple[int, int], crf: int = 18,
-                 preset: str = "medium"):
+    def __init__(
+        self,
+        path: str | Path,
+        fps: float | Fraction,
+        size: tuple[int, int],
+        crf: int = 18,
+        preset: str = "medium",
+    ):
         self.path = Path(path)
         self.width, self.height = int(size[0]), int(size[1])
         if self.width < 1 or self.height < 1:
@@ -68,7 +75,8 @@ class VideoWriter:
         encoders = h264_encoders()
         if not encoders:
             raise OutputError(
-                "this ffmpeg has no H.264 encoder", path=ffmpeg_exe(),
+                "this ffmpeg has no H.264 encoder",
+                path=ffmpeg_exe(),
                 fix="install imageio-ffmpeg's wheel or set IMAGEIO_FFMPEG_EXE to an ffmpeg with libx264",
             )
         self.encoder = encoders[0]
@@ -86,20 +94,48 @@ class VideoWriter:
         if timestamped:
             source = ["-f", "nut", "-i", "-", "-enc_time_base", "demux"]  # keep the 90 kHz ticks
         else:
-            source = ["-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{self.width}x{self.height}",
-                      "-framerate", f"{self.fps.numerator}/{self.fps.denominator}", "-i", "-"]
+            source = [
+                "-f",
+                "rawvideo",
+                "-pix_fmt",
+                "rgb24",
+                "-s",
+                f"{self.width}x{self.height}",
+                "-framerate",
+                f"{self.fps.numerator}/{self.fps.denominator}",
+                "-i",
+                "-",
+            ]
         cmd = [
-            ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error", "-y", *source,
-            "-an", "-c:v", self.encoder, *self._quality, "-pix_fmt", "yuv420p",
+            ffmpeg_exe(),
+            "-hide_banner",
+            "-nostdin",
+            "-loglevel",
+            "error",
+            "-y",
+            *source,
+            "-an",
+            "-c:v",
+            self.encoder,
+            *self._quality,
+            "-pix_fmt",
+            "yuv420p",
             # RGB → YUV 4:2:0 with bilinear chroma filtering: swscale's default (bicubic) costs more than
             # libx264 superfast itself at 1080p and runs on one thread (measured: 68 → 33 ms of CPU per
             # frame for the conversion and the encoding together; benchmarks/bench_segment.py --model-free)
-            "-sws_flags", "bilinear",
-            "-vf", "pad=ceil(iw/2)*2:ceil(ih/2)*2:0:0:color=black",
-            "-fps_mode", "passthrough", "-movflags", "+faststart", str(self._tmp),
+            "-sws_flags",
+            "bilinear",
+            "-vf",
+            "pad=ceil(iw/2)*2:ceil(ih/2)*2:0:0:color=black",
+            "-fps_mode",
+            "passthrough",
+            "-movflags",
+            "+faststart",
+            str(self._tmp),
         ]
-        self._proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
-                                      stderr=subprocess.PIPE)
+        self._proc = subprocess.Popen(
+            cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
         self.timestamped = timestamped
         if timestamped:
             import av
@@ -114,7 +150,9 @@ class VideoWriter:
         """Append one ``(H, W, 3)`` uint8 RGB frame of the writer's size, shown at ``timestamp``
         seconds (give one with every frame or with none; module doc)."""
         if rgb.shape != (self.height, self.width, 3) or rgb.dtype != np.uint8:
-            raise ValueError(f"expected a ({self.height}, {self.width}, 3) uint8 frame, got {rgb.shape} {rgb.dtype}")
+            raise ValueError(
+                f"expected a ({self.height}, {self.width}, 3) uint8 frame, got {rgb.shape} {rgb.dtype}"
+            )
         if self.timestamped is None:
             self._start(timestamp is not None)
         elif self.timestamped != (timestamp is not None):
@@ -168,11 +206,17 @@ class VideoWriter:
         self._proc.wait()
         self._tmp.unlink(missing_ok=True)
         if "No space left" in err:
-            raise OutputError("disk full while writing the video", path=self.path,
-                              fix="free disk space or choose another output folder") from None
+            raise OutputError(
+                "disk full while writing the video",
+                path=self.path,
+                fix="free disk space or choose another output folder",
+            ) from None
         last = err.strip().splitlines()[-1] if err.strip() else f"ffmpeg exited with {self._proc.returncode}"
-        raise OutputError(f"cannot write the video ({last})", path=self.path,
-                          fix="check the output folder is writable and has space") from None
+        raise OutputError(
+            f"cannot write the video ({last})",
+            path=self.path,
+            fix="check the output folder is writable and has space",
+        ) from None
 
     def close(self) -> None:
         """Finish the file (moov atom first) and move it into place."""

@@ -16,6 +16,7 @@ Typical use::
     result = evaluate_plan(plan, ("Smeasure", "meanEm", "maxDice"))
     result.datasets[("TestEasyDataset/Seen", "PNSPlus")].value("Smeasure")
 """
+
 from __future__ import annotations
 
 from vpscli.metrics.aggregate import DatasetResult, SequenceResult, aggregate_sequences

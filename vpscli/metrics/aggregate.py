@@ -9,6 +9,7 @@
 NaN spreads through every step, as with plain ``numpy.mean``/``numpy.max`` in the reference. The reference
 turns a dataset scalar into 256 copies before averaging them; that (bit-level) detail is kept too.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -22,6 +22,7 @@ The dataset level pools the frames of its sequences (sensitivity over all GT-pos
 sums episodes, and gives false alarms per minute over the negative videos' total duration.
 The toolbox numbers are computed elsewhere, untouched.
 """
+
 from __future__ import annotations
 
 import statistics
@@ -94,16 +95,29 @@ class SequenceDetection:
 
     def to_json(self) -> dict:
         return {
-            "frames": self.frames, "gt_positive_frames": self.gt_positive, "detected_gt_positive": self.true_positive,
-            "detected_gt_negative": self.false_positive, "sensitivity": self.sensitivity,
-            "specificity": self.specificity, "negative_video": self.negative,
+            "frames": self.frames,
+            "gt_positive_frames": self.gt_positive,
+            "detected_gt_positive": self.true_positive,
+            "detected_gt_negative": self.false_positive,
+            "sensitivity": self.sensitivity,
+            "specificity": self.specificity,
+            "negative_video": self.negative,
             "false_alarm_episodes": self.false_alarm_episodes,
-            "false_alarm_episodes_per_minute": self.false_alarms_per_minute, "fps": self.fps,
-            "polyp_episodes": [{"first_frame": e.start, "frames": e.frames, "detected": not e.missed,
-                                "time_to_first_detection_frames": e.delay,
-                                "time_to_first_detection_seconds": self.seconds(e.delay)} for e in self.episodes],
+            "false_alarm_episodes_per_minute": self.false_alarms_per_minute,
+            "fps": self.fps,
+            "polyp_episodes": [
+                {
+                    "first_frame": e.start,
+                    "frames": e.frames,
+                    "detected": not e.missed,
+                    "time_to_first_detection_frames": e.delay,
+                    "time_to_first_detection_seconds": self.seconds(e.delay),
+                }
+                for e in self.episodes
+            ],
             "median_time_to_first_detection_frames": self.median_delay_frames,
-            "detected_from": self.source, "missing_predictions": self.missing,
+            "detected_from": self.source,
+            "missing_predictions": self.missing,
         }
 
 
@@ -146,9 +160,12 @@ class DatasetDetection:
     def to_json(self) -> dict:
         negatives = [s for s in self.sequences if s.negative]
         return {
-            "videos": len(self.sequences), "negative_videos": len(negatives),
-            "frames": self._sum("frames"), "gt_positive_frames": self._sum("gt_positive"),
-            "sensitivity": self.sensitivity, "specificity": self.specificity,
+            "videos": len(self.sequences),
+            "negative_videos": len(negatives),
+            "frames": self._sum("frames"),
+            "gt_positive_frames": self._sum("gt_positive"),
+            "sensitivity": self.sensitivity,
+            "specificity": self.specificity,
             "polyp_episodes": len(self.episodes),
             "polyp_episodes_detected": sum(not e.missed for _, e in self.episodes),
             "median_time_to_first_detection_frames": self.median_delay_frames,
@@ -179,8 +196,15 @@ def frame_gaps(names: list[str]) -> tuple[list[int], list[tuple[int, int]]]:
     return starts, gaps
 
 
-def sequence_detection(name: str, gt_positive: list[bool], detected: list[bool], fps: float | None,
-                       source: str, missing: int = 0, frame_names: list[str] | None = None) -> SequenceDetection:
+def sequence_detection(
+    name: str,
+    gt_positive: list[bool],
+    detected: list[bool],
+    fps: float | None,
+    source: str,
+    missing: int = 0,
+    frame_names: list[str] | None = None,
+) -> SequenceDetection:
     """The detection view of one video from its per-frame GT positivity and detections (pure). With
     ``frame_names`` numbered with gaps, episodes and false-alarm runs are counted within each stretch of
     consecutive frames, never across a gap."""
@@ -191,13 +215,25 @@ def sequence_detection(name: str, gt_positive: list[bool], detected: list[bool],
     negative = not gt.any()
     starts, gaps = frame_gaps(frame_names) if frame_names is not None else ([], [])
     bounds = list(zip([0, *starts], [*starts, len(gt)]))
-    episodes = [replace(e, start=e.start + a) for a, b in bounds
-                for e in episode_detections(gt_positive[a:b], detected[a:b])]
+    episodes = [
+        replace(e, start=e.start + a)
+        for a, b in bounds
+        for e in episode_detections(gt_positive[a:b], detected[a:b])
+    ]
     alarms = sum(len(runs(detected[a:b])) for a, b in bounds) if negative else None
     return SequenceDetection(
-        name=name, frames=len(gt), gt_positive=int(gt.sum()), true_positive=int((gt & hit).sum()),
-        false_positive=int((~gt & hit).sum()), episodes=episodes, false_alarm_episodes=alarms, fps=fps,
-        source=source, missing=missing, gaps=gaps)
+        name=name,
+        frames=len(gt),
+        gt_positive=int(gt.sum()),
+        true_positive=int((gt & hit).sum()),
+        false_positive=int((~gt & hit).sum()),
+        episodes=episodes,
+        false_alarm_episodes=alarms,
+        fps=fps,
+        source=source,
+        missing=missing,
+        gaps=gaps,
+    )
 
 
 def detection_source(folder: Path | None, threshold: float | None) -> tuple[Path | None, float | None]:
@@ -253,8 +289,14 @@ def _run_rows(source_dir: Path, preds: list[Path | None]) -> list[bool] | None:
     return out
 
 
-def _one_sequence(seq: Sequence, folder: Path | None, threshold: float | None, fps: float | None,
-                  pool: ThreadPoolExecutor, known: dict | None = None) -> SequenceDetection:
+def _one_sequence(
+    seq: Sequence,
+    folder: Path | None,
+    threshold: float | None,
+    fps: float | None,
+    pool: ThreadPoolExecutor,
+    known: dict | None = None,
+) -> SequenceDetection:
     source_dir, t = detection_source(folder, threshold)
     listing = list_predictions(source_dir) if source_dir is not None else None
     hits = [listing.find(name) if listing is not None else None for name in seq.frames]
@@ -268,19 +310,33 @@ def _one_sequence(seq: Sequence, folder: Path | None, threshold: float | None, f
 
         def flag(job):
             name, pred = job
-            if t is not None and pred is not None and pred in known:  # the scoring pass read this file already
+            if (
+                t is not None and pred is not None and pred in known
+            ):  # the scoring pass read this file already
                 gt_positive, peak = known[pred]
                 return gt_positive, peak >= 255.0 * t
             return _read_flags(seq.gt_dir / name, pred, t)
 
         flags = list(pool.map(flag, zip(seq.frames, preds)))
     source = f"{MASKS_FOLDER}/ (non-empty)" if t is None else f"maps ≥ {t:g}"
-    return sequence_detection(seq.name, [g for g, _ in flags], [d for _, d in flags], sequence_fps(folder, fps),
-                              source, missing=sum(p is None for p in preds), frame_names=list(seq.frames))
+    return sequence_detection(
+        seq.name,
+        [g for g, _ in flags],
+        [d for _, d in flags],
+        sequence_fps(folder, fps),
+        source,
+        missing=sum(p is None for p in preds),
+        frame_names=list(seq.frames),
+    )
 
 
-def detection_view(plan: Plan, threshold: float | None = None, fps: float | None = None,
-                   workers: int = 4, known: dict | None = None) -> dict[tuple[str, str], DatasetDetection]:
+def detection_view(
+    plan: Plan,
+    threshold: float | None = None,
+    fps: float | None = None,
+    workers: int = 4,
+    known: dict | None = None,
+) -> dict[tuple[str, str], DatasetDetection]:
     """The detection view of every (split, method) of ``plan`` (frames read on ``workers`` threads:
     decoding PNGs releases the GIL). ``known``: :attr:`EvaluationResult.flags` of the same plan — the GT
     positivity and peak of every file the scoring pass read, which is then not read again (the sequences'
@@ -293,6 +349,9 @@ def detection_view(plan: Plan, threshold: float | None = None, fps: float | None
                 if folders is None:
                     continue
                 out[(split.name, method)] = DatasetDetection(
-                    [_one_sequence(seq, folders.get(seq.name), threshold, fps, pool, known)
-                     for seq in split.sequences])
+                    [
+                        _one_sequence(seq, folders.get(seq.name), threshold, fps, pool, known)
+                        for seq in split.sequences
+                    ]
+                )
     return out

@@ -11,6 +11,7 @@ E can exceed 1 slightly (a perfect map on an empty GT gives N / (N - 1)).
 
 The arithmetic follows the reference's order of operations so that values agree to the last bit.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -37,7 +38,12 @@ def _emeasure(tp, positives, n_fg: int, n: int):
         pred_fg, pred_bg = 1 - mean_pred, 0 - mean_pred
         gt_fg, gt_bg = 1 - mean_gt, 0 - mean_gt
         enhanced_sum = 0
-        for count, a, b in ((tp, pred_fg, gt_fg), (fp, pred_fg, gt_bg), (fn, pred_bg, gt_fg), (tn, pred_bg, gt_bg)):
+        for count, a, b in (
+            (tp, pred_fg, gt_fg),
+            (fp, pred_fg, gt_bg),
+            (fn, pred_bg, gt_fg),
+            (tn, pred_bg, gt_bg),
+        ):
             align = 2 * (a * b) / (a**2 + b**2 + EPS)
             enhanced_sum = enhanced_sum + (align + 1) ** 2 / 4 * count
     return enhanced_sum / (n - 1 + EPS)

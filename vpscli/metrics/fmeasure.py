@@ -6,6 +6,7 @@ For a binary map F: ``precision = TP / |F|`` (|F| = 0 counts as 1), ``recall = T
 - curve (meanFm, maxFm) and the PR curve: 256 points of convention H;
 - adpFm: the adaptive threshold; 0 when there is no true positive.
 """
+
 from __future__ import annotations
 
 import numpy as np

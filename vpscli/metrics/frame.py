@@ -25,6 +25,7 @@ the uint8 map plus a 256-entry table ``levels`` with the float64 value of each l
 same float operations as the reference, so ``levels[pred]`` is bit-identical to the reference's map — and
 the per-level pixel counts on the GT foreground and background. Most measures need nothing else.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -9,6 +9,7 @@ Every key is one of three kinds:
 Keys are spelled exactly as GewelsJI/VPS ``eval/vps_evaluator.py`` spells them, so reports can be diffed
 against its ``eval-result/*.txt`` tables.
 """
+
 from __future__ import annotations
 
 from vpscli.errors import UsageError
@@ -56,8 +57,8 @@ def split_key(key: str) -> tuple[str, str | None]:
     if key in SCALAR_KEYS:
         return "scalar", None
     for prefix in ("max", "mean"):
-        if key.startswith(prefix) and key[len(prefix):] in CURVE_FAMILY:
-            return prefix, key[len(prefix):]
+        if key.startswith(prefix) and key[len(prefix) :] in CURVE_FAMILY:
+            return prefix, key[len(prefix) :]
     raise KeyError(key)
 
 

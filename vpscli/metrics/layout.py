@@ -32,6 +32,7 @@ File names (the toolbox's rules, plus hints where it would fail):
 
 Stray files and empty folders next to the cases, which crash the toolbox, are skipped and reported.
 """
+
 from __future__ import annotations
 
 import os
@@ -236,14 +237,20 @@ def find_splits(gt_root: Path) -> list[tuple[str, Path]]:
         return [(".", gt_root)]
     if _has_frames(gt_root):
         return [(".", gt_root)]  # a single case folder
-    upper = _has_frames(gt_root, any_case=True) or any(_has_frames(Path(d.path), True) for d in _subdirs(gt_root))
+    upper = _has_frames(gt_root, any_case=True) or any(
+        _has_frames(Path(d.path), True) for d in _subdirs(gt_root)
+    )
     raise InputError(
         "no ground truth found: expected GT/<case>/*.png, <split>/GT/<case>/*.png or <case>/*.png"
-        + (" (the files here end in .PNG; GT frames must end in lower-case .png, as the toolbox globs *.png)"
-           if upper else ""),
+        + (
+            " (the files here end in .PNG; GT frames must end in lower-case .png, as the toolbox globs *.png)"
+            if upper
+            else ""
+        ),
         path=gt_root,
-        fix="rename the GT files to lower-case .png" if upper else
-        "point GT at a GT folder, a dataset root with GT folders, or a folder of case folders of PNG masks",
+        fix="rename the GT files to lower-case .png"
+        if upper
+        else "point GT at a GT folder, a dataset root with GT folders, or a folder of case folders of PNG masks",
     )
 
 
@@ -419,7 +426,9 @@ def build_plan(
     for split in splits:
         for method in method_names:
             if (split.name, method) not in pred_dirs and method != ".":
-                notes.append(f"{_where(split.name)}method {method} has no predictions for this split; skipped")
+                notes.append(
+                    f"{_where(split.name)}method {method} has no predictions for this split; skipped"
+                )
     folders = list(dict.fromkeys(f for table in pred_dirs.values() for f in table.values() if f is not None))
     notes += _segment_notes(folders, pred_root)
     warnings = _run_warnings(folders, on_warning)
@@ -427,16 +436,31 @@ def build_plan(
         splits = _drop_unmatched(splits, method_names, pred_dirs, notes)
     missing, renamed = _check_frames(splits, method_names, pred_dirs, pred_root, allow_missing, notes)
     if missing:  # the scores are not the model's: said even under --quiet
-        warning = (f"{len(missing)} missing prediction(s) scored as all-zero maps (--allow-missing): every score "
-                   f"is lower than the predictions that exist would give, e.g. {missing[0]}")
+        warning = (
+            f"{len(missing)} missing prediction(s) scored as all-zero maps (--allow-missing): every score "
+            f"is lower than the predictions that exist would give, e.g. {missing[0]}"
+        )
         warnings.append(warning)
         if on_warning is not None:
             on_warning(warning)
     splits = [s for s in splits if s.sequences]
     if not splits:
-        raise InputError("no GT case is left to evaluate", path=gt_root, fix="check --matched-only and the layout")
-    plan = Plan(gt_root, pred_root, splits, method_names, pred_dirs, sort_rule, keep_ends, missing=missing,
-                notes=notes, warnings=warnings, renamed=renamed)
+        raise InputError(
+            "no GT case is left to evaluate", path=gt_root, fix="check --matched-only and the layout"
+        )
+    plan = Plan(
+        gt_root,
+        pred_root,
+        splits,
+        method_names,
+        pred_dirs,
+        sort_rule,
+        keep_ends,
+        missing=missing,
+        notes=notes,
+        warnings=warnings,
+        renamed=renamed,
+    )
     if plan.n_frames == 0:
         n_seq = sum(len(s.sequences) for s in plan.splits)
         raise InputError(
@@ -457,8 +481,11 @@ def _load_splits(gt_root: Path, sort_rule: str, keep_ends: bool, notes: list[str
         upper = [n for n in notes if "ending in .PNG" in n]
         raise InputError(
             "no case folder with PNG frames found in the ground truth"
-            + (" (its files end in .PNG; GT frames must end in lower-case .png, as the toolbox globs *.png)"
-               if upper else ""),
+            + (
+                " (its files end in .PNG; GT frames must end in lower-case .png, as the toolbox globs *.png)"
+                if upper
+                else ""
+            ),
             path=gt_root,
             fix="rename the GT files to lower-case .png" if upper else None,
         )
@@ -469,8 +496,9 @@ def _load_splits(gt_root: Path, sort_rule: str, keep_ends: bool, notes: list[str
 PredDirs = dict[tuple[str, str], dict[str, Path | None]]
 
 
-def _match_root(root: Path, splits: list[Split], allow_flat: bool,
-                use_masks: bool) -> tuple[dict[str, dict[str, Path | None]], int, list[str]]:
+def _match_root(
+    root: Path, splits: list[Split], allow_flat: bool, use_masks: bool
+) -> tuple[dict[str, dict[str, Path | None]], int, list[str]]:
     """Every split's cases matched under ``root``: (split -> case -> folder, cases matched, extra folders)."""
     found, total, extra = {}, 0, []
     for split in splits:
@@ -482,8 +510,9 @@ def _match_root(root: Path, splits: list[Split], allow_flat: bool,
     return found, total, extra
 
 
-def _match_predictions(pred_root: Path, splits: list[Split], methods: list[str] | None, use_masks: bool,
-                       notes: list[str]) -> tuple[list[str], PredDirs]:
+def _match_predictions(
+    pred_root: Path, splits: list[Split], methods: list[str] | None, use_masks: bool, notes: list[str]
+) -> tuple[list[str], PredDirs]:
     """The methods and their prediction folders. Predictions without a method level (``PRED/[<split>/]<case>``,
     or one flat folder) are the one method ``.``, unless ``methods`` names method folders; otherwise each
     folder of ``pred_root`` is a method. Raises when nothing matches the GT cases."""
@@ -496,12 +525,18 @@ def _match_predictions(pred_root: Path, splits: list[Split], methods: list[str] 
     if methods:
         unknown = [m for m in methods if m not in candidates]
         if unknown and total:  # the folders are the GT's cases: there is no method level to choose from
-            raise InputError(f"--method {', '.join(unknown)}: these predictions have no method folders (the "
-                             f"folders here are GT cases)", path=pred_root,
-                             fix="leave out --method, or give the folder that holds one folder per method")
+            raise InputError(
+                f"--method {', '.join(unknown)}: these predictions have no method folders (the "
+                f"folders here are GT cases)",
+                path=pred_root,
+                fix="leave out --method, or give the folder that holds one folder per method",
+            )
         if unknown:
-            raise InputError(f"method folder(s) not found: {', '.join(unknown)}", path=pred_root,
-                             fix=f"choose among: {_names(candidates) or '(no folders)'}")
+            raise InputError(
+                f"method folder(s) not found: {', '.join(unknown)}",
+                path=pred_root,
+                fix=f"choose among: {_names(candidates) or '(no folders)'}",
+            )
         candidates = [m for m in candidates if m in methods]
     method_names, unmatched, extra_cases = [], [], []
     pred_dirs: PredDirs = {}
@@ -518,7 +553,9 @@ def _match_predictions(pred_root: Path, splits: list[Split], methods: list[str] 
     if not pred_dirs:
         raise _no_match_error(pred_root, splits)
     if extra_cases:
-        notes.append(f"ignored {len(extra_cases)} prediction folder(s) that are not GT cases: {_names(extra_cases)}")
+        notes.append(
+            f"ignored {len(extra_cases)} prediction folder(s) that are not GT cases: {_names(extra_cases)}"
+        )
     return method_names, pred_dirs
 
 
@@ -526,8 +563,9 @@ def _no_match_error(pred_root: Path, splits: list[Split]) -> InputError:
     """No prediction folder matches a GT case: both lists, and what to name the files."""
     gt_cases = [f"{_where(s.name)}{q.name}" for s in splits for q in s.sequences]
     here = list_predictions(pred_root)
-    found_names = _method_folders(pred_root) or sorted({*here.files.values(), *here.others.values()},
-                                                       key=natural_key)
+    found_names = _method_folders(pred_root) or sorted(
+        {*here.files.values(), *here.others.values()}, key=natural_key
+    )
     not_png = not here.files and here.others and not _method_folders(pred_root)
     return InputError(
         f"no prediction matches the ground-truth cases. GT cases: {_names(gt_cases)}. "
@@ -560,8 +598,10 @@ def _segment_notes(folders: list[Path], pred_root: Path) -> list[str]:
     given = [f for f in with_probs if f == pred_root]  # a masks/ folder named on the command line
     masks_chosen = [f for f in with_probs if f != pred_root]
     notes = []
-    binary = ("binary 0/255 maps give the same result at every threshold, so max and mean metrics "
-              "(maxDice/meanDice, maxEm/meanEm …) nearly coincide and fall below what probability maps score")
+    binary = (
+        "binary 0/255 maps give the same result at every threshold, so max and mean metrics "
+        "(maxDice/meanDice, maxEm/meanEm …) nearly coincide and fall below what probability maps score"
+    )
     if probs_over_masks:
         notes.append(
             f"scored probs/ (probability maps, what the benchmark expects) of {len(probs_over_masks)} "
@@ -587,8 +627,14 @@ def _segment_notes(folders: list[Path], pred_root: Path) -> list[str]:
     return notes
 
 
-def _check_frames(splits: list[Split], methods: list[str], pred_dirs: PredDirs, pred_root: Path,
-                  allow_missing: bool, notes: list[str]) -> tuple[list[Path], dict[Path, Path]]:
+def _check_frames(
+    splits: list[Split],
+    methods: list[str],
+    pred_dirs: PredDirs,
+    pred_root: Path,
+    allow_missing: bool,
+    notes: list[str],
+) -> tuple[list[Path], dict[Path, Path]]:
     """The evaluated frames without a prediction file, and the files that stand for a GT name under another
     letter case (``0001.PNG``); notes extra predictions, and raises on missing ones unless allowed — saying
     when a missing file is there under another extension."""
@@ -615,8 +661,10 @@ def _check_frames(splits: list[Split], methods: list[str], pred_dirs: PredDirs, 
     if found.n_missing and not allow_missing:
         raise _missing_error(found, pred_root)
     for folder, (shift, gt_name, pred_name) in found.shifted.items():
-        notes.append(f"the predictions in {folder} look numbered {shift:+d} from the ground truth ({pred_name} "
-                     f"where GT {gt_name} is expected): they were scored by their own numbers, not shifted")
+        notes.append(
+            f"the predictions in {folder} look numbered {shift:+d} from the ground truth ({pred_name} "
+            f"where GT {gt_name} is expected): they were scored by their own numbers, not shifted"
+        )
     return found.missing, found.renamed
 
 
@@ -656,7 +704,8 @@ def _find_predictions(splits: list[Split], methods: list[str], pred_dirs: PredDi
                     found.listing[folder] = list_predictions(folder)
                 files = found.listing[folder]
                 found.used.setdefault(folder, set()).update(
-                    hit for hit in map(files.find, seq.frames) if hit is not None)
+                    hit for hit in map(files.find, seq.frames) if hit is not None
+                )
                 n_before = found.n_missing
                 for name in seq.evaluated:
                     actual = files.find(name)
@@ -696,32 +745,45 @@ def _missing_error(found: _Found, pred_root: Path) -> InputError:
     fix = "add them, or use --allow-missing to score them as all-zero maps"
     if found.shifted:
         folder, (shift, gt_name, pred_name) = next(iter(found.shifted.items()))
-        msg += (f"; the predictions in {folder} are numbered {abs(shift)} {'higher' if shift > 0 else 'lower'} "
-                f"than the ground truth's frames ({pred_name} where GT {gt_name} is expected"
-                f"{': frames extracted from 1, GT from 0?' if shift == 1 else ''}); vps does not guess an offset")
-        fix = ("segment the same frames the ground truth was drawn on, with their names, or rename the "
-               "predictions to the GT's frame numbers if you know they match")
+        msg += (
+            f"; the predictions in {folder} are numbered {abs(shift)} {'higher' if shift > 0 else 'lower'} "
+            f"than the ground truth's frames ({pred_name} where GT {gt_name} is expected"
+            f"{': frames extracted from 1, GT from 0?' if shift == 1 else ''}); vps does not guess an offset"
+        )
+        fix = (
+            "segment the same frames the ground truth was drawn on, with their names, or rename the "
+            "predictions to the GT's frame numbers if you know they match"
+        )
     other_ext = found.other_ext
     if other_ext:
         ext = other_ext[0].rpartition(".")[2]
-        msg += (f"; {len(other_ext)} of them exist with another extension (e.g. {other_ext[0]}), which is not "
-                "read: predictions are PNG files named like the GT frames")
-        fix = (f"save the maps as PNG with the GT's names (convert the .{ext} files, e.g. "
-               f"{other_ext[0]} -> {Path(other_ext[0]).stem}.png; JPEG is lossy, so re-export from the "
-               "model's maps where you can), or use --allow-missing to score them as all-zero maps")
+        msg += (
+            f"; {len(other_ext)} of them exist with another extension (e.g. {other_ext[0]}), which is not "
+            "read: predictions are PNG files named like the GT frames"
+        )
+        fix = (
+            f"save the maps as PNG with the GT's names (convert the .{ext} files, e.g. "
+            f"{other_ext[0]} -> {Path(other_ext[0]).stem}.png; JPEG is lossy, so re-export from the "
+            "model's maps where you can), or use --allow-missing to score them as all-zero maps"
+        )
     return InputError(
         msg,
         path=pred_root,
-        fix=fix + (", or --matched-only to leave out the cases without predictions" if found.missing_cases else ""),
+        fix=fix
+        + (", or --matched-only to leave out the cases without predictions" if found.missing_cases else ""),
     )
 
 
-def _drop_unmatched(splits: list[Split], methods: list[str], pred_dirs: PredDirs, notes: list[str]) -> list[Split]:
+def _drop_unmatched(
+    splits: list[Split], methods: list[str], pred_dirs: PredDirs, notes: list[str]
+) -> list[Split]:
     """--matched-only: the splits with only the cases that every method evaluated on the split has predictions for."""
     kept = []
     for split in splits:
         tables = [pred_dirs[(split.name, m)] for m in methods if (split.name, m) in pred_dirs]
-        dropped = [q.name for q in split.sequences if any(t.get(q.name) is None for t in tables)] if tables else []
+        dropped = (
+            [q.name for q in split.sequences if any(t.get(q.name) is None for t in tables)] if tables else []
+        )
         if dropped:
             split = replace(split, sequences=[q for q in split.sequences if q.name not in dropped])
             notes.append(

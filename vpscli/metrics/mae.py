@@ -1,4 +1,5 @@
 """Mean absolute error: ``mean(|p - G|)`` over all pixels of the normalised map ``p`` and boolean GT ``G``."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -9,6 +9,7 @@ each point:
 A full-foreground GT has TN + FP = 0, so Spe is 0/0 = **NaN** wherever TP > 0, as in the reference (the NaN
 then spreads to the dataset meanSpe/maxSpe). An all-zero prediction is positive everywhere at t = 0.
 """
+
 from __future__ import annotations
 
 import numpy as np

@@ -19,6 +19,7 @@ Rules (``--sort``):
 Like the toolbox, the toolbox rules sort the directory listing with a stable sort, so frames with equal
 keys keep their listing order (this only happens under ``legacy`` with multi-clip SUN-SEG cases).
 """
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -5,6 +5,7 @@ Each split is one row of panels: Dice, IoU, Sen, Spe against the convention-L th
 precision against recall (convention H). The curves are the dataset-mean curves the report's max/mean
 values come from.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -22,11 +23,21 @@ PANEL_W, PANEL_H = 300, 260
 MARGIN_L, MARGIN_R, MARGIN_T, MARGIN_B = 44, 12, 30, 34
 TITLE_H = 34
 #: Line colours (BGR), cycled over methods.
-COLOURS = ((200, 90, 30), (40, 40, 220), (60, 160, 60), (0, 140, 255), (160, 60, 160), (120, 120, 0), (80, 80, 80))
+COLOURS = (
+    (200, 90, 30),
+    (40, 40, 220),
+    (60, 160, 60),
+    (0, 140, 255),
+    (160, 60, 160),
+    (120, 120, 0),
+    (80, 80, 80),
+)
 _HIST_THRESHOLDS = (255 - np.arange(256)) / 255
 
 
-def _panel(title: str, lines: list[tuple[np.ndarray, np.ndarray, tuple[int, int, int]]], xlabel: str) -> np.ndarray:
+def _panel(
+    title: str, lines: list[tuple[np.ndarray, np.ndarray, tuple[int, int, int]]], xlabel: str
+) -> np.ndarray:
     import cv2
 
     img = np.full((PANEL_H, PANEL_W, 3), 255, np.uint8)

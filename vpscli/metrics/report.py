@@ -13,6 +13,7 @@ With the detection view (:mod:`vpscli.metrics.detection`), each (split, method) 
 computed; the CSV rows gain :data:`DETECTION_COLUMNS` after the toolbox metrics. The toolbox values
 are the same, bit for bit, with or without it.
 """
+
 from __future__ import annotations
 
 import csv
@@ -29,17 +30,26 @@ from vpscli.metrics.runner import EvaluationResult
 #: CSV columns of the detection view, after the toolbox metrics. ``time_to_first_detection_*`` list the
 #: video's polyp episodes in order, ``;``-separated (``missed`` when never detected); dataset rows leave
 #: them empty and give the median over detected episodes instead.
-DETECTION_COLUMNS = ("frame_sensitivity", "frame_specificity", "gt_positive_frames", "polyp_episodes",
-                     "polyp_episodes_detected", "time_to_first_detection_frames", "time_to_first_detection_seconds",
-                     "median_time_to_first_detection_frames", "false_alarm_episodes",
-                     "false_alarm_episodes_per_minute")
+DETECTION_COLUMNS = (
+    "frame_sensitivity",
+    "frame_specificity",
+    "gt_positive_frames",
+    "polyp_episodes",
+    "polyp_episodes_detected",
+    "time_to_first_detection_frames",
+    "time_to_first_detection_seconds",
+    "median_time_to_first_detection_frames",
+    "false_alarm_episodes",
+    "false_alarm_episodes_per_minute",
+)
 
 DETECTION_PROTOCOL = (
     "every GT frame of each sequence (first and last kept); GT-positive: GT > 128 somewhere; detected: the "
     "predicted mask is non-empty (masks/ of vps segment runs, after their persistence filter; other maps "
     "binarised at v/255 >= threshold); sensitivity/specificity over frames, pooled over sequences for the "
     "dataset; polyp episode: a maximal run of GT-positive frames, time to first detection from its first "
-    "frame; false-alarm episodes: runs of detected frames in videos whose GT is empty on every frame")
+    "frame; false-alarm episodes: runs of detected frames in videos whose GT is empty on every frame"
+)
 
 SORT_DESCRIPTIONS = {
     "auto": "numeric, else SUN-SEG (toolbox 2025 rule), else natural",
@@ -136,7 +146,9 @@ def to_dict(result: EvaluationResult, detection: dict | None = None) -> dict:
         if detection is not None and (split, method) in detection:
             view = detection[(split, method)]
             splits[split][method]["detection"] = {
-                "dataset": view.to_json(), "per_sequence": {s.name: s.to_json() for s in view.sequences}}
+                "dataset": view.to_json(),
+                "per_sequence": {s.name: s.to_json() for s in view.sequences},
+            }
     doc = {"protocol": protocol(result), "splits": splits}
     if detection is not None:
         doc["protocol"]["detection"] = DETECTION_PROTOCOL
@@ -164,12 +176,30 @@ def csv_rows(result: EvaluationResult, detection: dict | None = None) -> list[li
         view = detection.get((split, method)) if detection is not None else None
         by_name = {s.name: s for s in view.sequences} if view is not None else {}
         tail = _dataset_detection_cells(view) if extra else []
-        rows.append([split, method, "dataset", "", dataset.n_frames, *cells(dataset.value(k) for k in result.metrics),
-                     *tail])
+        rows.append(
+            [
+                split,
+                method,
+                "dataset",
+                "",
+                dataset.n_frames,
+                *cells(dataset.value(k) for k in result.metrics),
+                *tail,
+            ]
+        )
         for seq in result.sequences[(split, method)]:
             tail = _sequence_detection_cells(by_name.get(seq.name)) if extra else []
-            rows.append([split, method, "sequence", seq.name, seq.n_frames,
-                         *cells(seq.value(k) for k in result.metrics), *tail])
+            rows.append(
+                [
+                    split,
+                    method,
+                    "sequence",
+                    seq.name,
+                    seq.n_frames,
+                    *cells(seq.value(k) for k in result.metrics),
+                    *tail,
+                ]
+            )
     return rows
 
 
@@ -181,20 +211,41 @@ def _dataset_detection_cells(view) -> list[str]:
     if view is None:
         return [""] * len(DETECTION_COLUMNS)
     d = view.to_json()
-    return [_cell(d["sensitivity"]), _cell(d["specificity"]), _cell(d["gt_positive_frames"]),
-            _cell(d["polyp_episodes"]), _cell(d["polyp_episodes_detected"]), "", "",
-            _cell(d["median_time_to_first_detection_frames"]), _cell(d["false_alarm_episodes"]),
-            _cell(d["false_alarm_episodes_per_minute"])]
+    return [
+        _cell(d["sensitivity"]),
+        _cell(d["specificity"]),
+        _cell(d["gt_positive_frames"]),
+        _cell(d["polyp_episodes"]),
+        _cell(d["polyp_episodes_detected"]),
+        "",
+        "",
+        _cell(d["median_time_to_first_detection_frames"]),
+        _cell(d["false_alarm_episodes"]),
+        _cell(d["false_alarm_episodes_per_minute"]),
+    ]
 
 
 def _sequence_detection_cells(seq) -> list[str]:
     if seq is None:
         return [""] * len(DETECTION_COLUMNS)
     frames = ";".join("missed" if e.missed else str(e.delay) for e in seq.episodes)
-    seconds = ";".join("missed" if e.missed else repr(seq.seconds(e.delay)) for e in seq.episodes) if seq.fps else ""
-    return [_cell(seq.sensitivity), _cell(seq.specificity), str(seq.gt_positive), str(len(seq.episodes)),
-            str(sum(not e.missed for e in seq.episodes)), frames, seconds, _cell(seq.median_delay_frames),
-            _cell(seq.false_alarm_episodes), _cell(seq.false_alarms_per_minute)]
+    seconds = (
+        ";".join("missed" if e.missed else repr(seq.seconds(e.delay)) for e in seq.episodes)
+        if seq.fps
+        else ""
+    )
+    return [
+        _cell(seq.sensitivity),
+        _cell(seq.specificity),
+        str(seq.gt_positive),
+        str(len(seq.episodes)),
+        str(sum(not e.missed for e in seq.episodes)),
+        frames,
+        seconds,
+        _cell(seq.median_delay_frames),
+        _cell(seq.false_alarm_episodes),
+        _cell(seq.false_alarms_per_minute),
+    ]
 
 
 def write_csv(result: EvaluationResult, path: str | Path, detection: dict | None = None) -> None:

@@ -7,6 +7,7 @@ sets, a process pool, whose start-up (each worker imports NumPy, SciPy and OpenC
 GT frame is read once for all methods; results come back in frame order, so the averages are the same,
 bit for bit, as with one worker.
 """
+
 from __future__ import annotations
 
 import os
@@ -79,7 +80,9 @@ def default_workers(n_frames: int) -> int:
     """One process for small sets, else one per CPU (at most 8)."""
     if n_frames < MIN_FRAMES_FOR_POOL:
         return 1
-    return max(1, min(8, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1))
+    return max(
+        1, min(8, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+    )
 
 
 def evaluate_plan(
@@ -161,6 +164,7 @@ def _note_frame(issue: FrameIssue, name: str, scores: FrameScores) -> None:
         issue.gt_kinds[scores.gt_kind] = issue.gt_kinds.get(scores.gt_kind, 0) + 1
     if scores.pred_kind is not None:
         issue.pred_kinds[scores.pred_kind] = issue.pred_kinds.get(scores.pred_kind, 0) + 1
+
 
 def _results(jobs: list, tasks, workers: int, scorer):
     """``(executor or None, an iterator of each frame's scores in job order)``: the given scorer (Ray), a

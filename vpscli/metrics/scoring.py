@@ -4,6 +4,7 @@
 aggregation (:mod:`vpscli.metrics.aggregate`) averages over frames and sequences. Only the requested
 families are computed, as the reference only runs the requested metric modules.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ from vpscli.metrics.mae import mae
 from vpscli.metrics.medical import medical_curves
 from vpscli.metrics.smeasure import smeasure
 from vpscli.metrics.wfmeasure import weighted_fmeasure
+
 
 @dataclass
 class FrameScores:
@@ -77,7 +79,9 @@ def score_arrays(pred: np.ndarray, gt: np.ndarray, families: frozenset[str] | se
     return scores
 
 
-def score_paths(gt_path: str | Path, pred_paths: list[Path | None], families: frozenset[str] | set[str]) -> list[FrameScores]:
+def score_paths(
+    gt_path: str | Path, pred_paths: list[Path | None], families: frozenset[str] | set[str]
+) -> list[FrameScores]:
     """Read one GT frame once and score each prediction of it (None: missing, scored as an all-zero map).
 
     Each result records how its files were converted (``gt_kind``, ``pred_kind``) and whether the
@@ -97,6 +101,8 @@ def score_paths(gt_path: str | Path, pred_paths: list[Path | None], families: fr
     return results
 
 
-def score_files(gt_path: str | Path, pred_path: str | Path | None, families: frozenset[str] | set[str]) -> FrameScores:
+def score_files(
+    gt_path: str | Path, pred_path: str | Path | None, families: frozenset[str] | set[str]
+) -> FrameScores:
     """Read and score one pair; ``pred_path=None`` scores a missing prediction as an all-zero map."""
     return score_paths(gt_path, [pred_path], families)[0]

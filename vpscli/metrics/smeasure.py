@@ -16,6 +16,7 @@ S = 0. Means and (co)variances come from per-level histograms of each quadrant (
 place where the reference's exact float summation changes the result discontinuously (a constant
 prediction over a constant-GT quadrant, where ``s_x`` is 0 or a rounding residue) is replayed exactly.
 """
+
 from __future__ import annotations
 
 import math
@@ -80,7 +81,9 @@ def _region_score(frame: PreparedFrame) -> float:
     weights = weights + (1 - weights[0] - weights[1] - weights[2],)
     quadrants = ((0, y, 0, x), (0, y, x, w), (y, h, 0, x), (y, h, x, w))
     # Per-quadrant (background, foreground) level histograms; the last is the total minus the others.
-    hists = [level_histograms(frame.pred[r0:r1, c0:c1], frame.gt[r0:r1, c0:c1]) for r0, r1, c0, c1 in quadrants[:3]]
+    hists = [
+        level_histograms(frame.pred[r0:r1, c0:c1], frame.gt[r0:r1, c0:c1]) for r0, r1, c0, c1 in quadrants[:3]
+    ]
     hists.append((
         frame.bg_hist - hists[0][0] - hists[1][0] - hists[2][0],
         frame.fg_hist - hists[0][1] - hists[1][1] - hists[2][1],
@@ -91,7 +94,9 @@ def _region_score(frame: PreparedFrame) -> float:
     return score
 
 
-def _quadrant_similarity(frame: PreparedFrame, bounds: tuple[int, int, int, int], bg: np.ndarray, fg: np.ndarray) -> float:
+def _quadrant_similarity(
+    frame: PreparedFrame, bounds: tuple[int, int, int, int], bg: np.ndarray, fg: np.ndarray
+) -> float:
     """The reference's SSIM-like score of one quadrant (rows r0:r1, columns c0:c1) from its histograms."""
     r0, r1, c0, c1 = bounds
     n = (r1 - r0) * (c1 - c0)
@@ -119,7 +124,9 @@ def _quadrant_similarity(frame: PreparedFrame, bounds: tuple[int, int, int, int]
     return 1.0 if beta == 0 else 0.0
 
 
-def _reference_mean_is_exact(value: float, shape: tuple[int, int], r0: int, r1: int, c0: int, c1: int) -> bool:
+def _reference_mean_is_exact(
+    value: float, shape: tuple[int, int], r0: int, r1: int, c0: int, c1: int
+) -> bool:
     """Whether ``numpy.mean`` of the quadrant slice of a map holding ``value`` returns ``value`` exactly.
 
     numpy's summation order depends on the slice's memory layout, so the slice is rebuilt with the same

@@ -13,6 +13,7 @@ Every count here is obtained from the per-level histograms of :class:`~vpscli.me
 by mapping each of the 256 levels to the first sweep point at which it is positive — the same float
 comparisons the reference makes per pixel, done once per level.
 """
+
 from __future__ import annotations
 
 from functools import lru_cache

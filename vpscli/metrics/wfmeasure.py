@@ -18,6 +18,7 @@ the first sum comes from the histogram, the second only from pixels within 266 p
 (farther, 0.5^(D/5) < 2^-53), with distances from OpenCV's exact Euclidean transform turned back into
 scipy's float64 values (see :func:`_distances`).
 """
+
 from __future__ import annotations
 
 import numpy as np

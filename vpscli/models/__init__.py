@@ -10,6 +10,7 @@ Public API (the driver needs nothing else):
 - :func:`load_checkpoint`, :func:`save_checkpoint` — weights (safetensors, official ``.pth``);
 - :func:`describe_models` — parameters, GFLOPs, window, input size, bundled weights.
 """
+
 from vpscli.models.base import ModelSpec, VideoModel, VideoState
 from vpscli.models.checkpoint import LoadReport, load_checkpoint, save_checkpoint
 from vpscli.models.registry import (

@@ -48,6 +48,7 @@ Choices where the paper is silent (documented per class below):
 Memory is carried from clip to clip through a video in the
 :class:`~vpscli.models.base.VideoState` and reset by ``init_state()``.
 """
+
 from __future__ import annotations
 
 import math
@@ -63,7 +64,18 @@ from vpscli.models.base import ModelSpec, VideoModel, VideoState
 from vpscli.models.cffm import CFFM, CFFM_SPEC, CFFMState
 from vpscli.models.pns_plus import PNS_PLUS_SPEC, PNSPlus, PNSPlusState
 
-__all__ = ["CRLStage", "CRL", "CSA", "AEN", "AENCFFM", "AENPNSPlus", "AENCFFMState", "AENPNSPlusState", "AEN_CFFM_SPEC", "AEN_PNS_PLUS_SPEC"]
+__all__ = [
+    "CRLStage",
+    "CRL",
+    "CSA",
+    "AEN",
+    "AENCFFM",
+    "AENPNSPlus",
+    "AENCFFMState",
+    "AENPNSPlusState",
+    "AEN_CFFM_SPEC",
+    "AEN_PNS_PLUS_SPEC",
+]
 
 AEN_CFFM_SPEC = ModelSpec(
     name="aen-cffm",
@@ -107,8 +119,14 @@ class CRLStage(nn.Module):
         - Output: ``(N, c·S, D)``.
     """
 
-    def __init__(self, backbone_channels: int, pgn_channels: int, regions: int, map_size: tuple[int, int],
-                 dim: int = 256):
+    def __init__(
+        self,
+        backbone_channels: int,
+        pgn_channels: int,
+        regions: int,
+        map_size: tuple[int, int],
+        dim: int = 256,
+    ):
         super().__init__()
         if regions < 1 or min(map_size) < 1:
             raise ValueError(f"regions and map size must be positive, got {regions} and {tuple(map_size)}")
@@ -117,12 +135,18 @@ class CRLStage(nn.Module):
         self.backbone_proj = nn.Conv2d(backbone_channels, regions, 1)
         self.pgn_proj = nn.Conv2d(pgn_channels, regions, 1, bias=False)
         self.share = nn.Sequential(
-            nn.Conv2d(regions, regions, 3, padding=1, bias=False), nn.BatchNorm2d(regions), nn.ReLU(inplace=True),
-            nn.Conv2d(regions, regions, 3, padding=1, bias=False), nn.BatchNorm2d(regions), nn.ReLU(inplace=True),
+            nn.Conv2d(regions, regions, 3, padding=1, bias=False),
+            nn.BatchNorm2d(regions),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(regions, regions, 3, padding=1, bias=False),
+            nn.BatchNorm2d(regions),
+            nn.ReLU(inplace=True),
         )
         self.mlp = nn.Sequential(
-            nn.Linear(map_size[0] * map_size[1], dim), nn.ReLU(inplace=True),
-            nn.Linear(dim, dim), nn.ReLU(inplace=True),
+            nn.Linear(map_size[0] * map_size[1], dim),
+            nn.ReLU(inplace=True),
+            nn.Linear(dim, dim),
+            nn.ReLU(inplace=True),
             nn.Linear(dim, dim),
         )
 
@@ -145,11 +169,20 @@ class CRL(nn.Module):
     ordered (class, scale, region).
     """
 
-    def __init__(self, backbone_channels: Sequence[int], pgn_channels: Sequence[int],
-                 map_sizes: Sequence[tuple[int, int]], classes: int = 1, regions: int = 50, dim: int = 256):
+    def __init__(
+        self,
+        backbone_channels: Sequence[int],
+        pgn_channels: Sequence[int],
+        map_sizes: Sequence[tuple[int, int]],
+        classes: int = 1,
+        regions: int = 50,
+        dim: int = 256,
+    ):
         super().__init__()
         if not len(backbone_channels) == len(pgn_channels) == len(map_sizes) == 4:
-            raise ValueError("CRL links four scales: backbone_channels, pgn_channels and map_sizes need 4 entries each")
+            raise ValueError(
+                "CRL links four scales: backbone_channels, pgn_channels and map_sizes need 4 entries each"
+            )
         self.classes, self.regions = classes, regions
         self.stages = nn.ModuleList(
             CRLStage(cb, cp, classes * regions, size, dim)
@@ -174,7 +207,9 @@ class _Attention(nn.Module):
         self.norm = nn.LayerNorm(dim)
         self.attn = nn.MultiheadAttention(dim, heads, batch_first=True)
 
-    def forward(self, x: Tensor, pos: Tensor, kv: Tensor | None = None, kv_pos: Tensor | None = None) -> Tensor:
+    def forward(
+        self, x: Tensor, pos: Tensor, kv: Tensor | None = None, kv_pos: Tensor | None = None
+    ) -> Tensor:
         q = self.norm(x)
         if kv is None:
             kv, kv_pos = q, pos
@@ -285,8 +320,17 @@ class CSA(nn.Module):
         - Output: e3 ``(B, L, N, D)``.
     """
 
-    def __init__(self, tokens: int = 200, clip_length: int = 3, dim: int = 256, heads: int = 8, ffn: int = 512,
-                 encoder_layers: int = 1, decoder_layers: int = 1, align_iterations: int = 3):
+    def __init__(
+        self,
+        tokens: int = 200,
+        clip_length: int = 3,
+        dim: int = 256,
+        heads: int = 8,
+        ffn: int = 512,
+        encoder_layers: int = 1,
+        decoder_layers: int = 1,
+        align_iterations: int = 3,
+    ):
         super().__init__()
         if dim % heads:
             raise ValueError(f"dim ({dim}) must be divisible by heads ({heads})")
@@ -305,8 +349,10 @@ class CSA(nn.Module):
         self.align = nn.ModuleList(_AlignLayer(dim, heads, ffn) for _ in range(align_iterations))
 
     def extra_repr(self) -> str:
-        return (f"tokens={self.tokens}, clip_length={self.clip_length}, encoder_layers={len(self.encoder)}, "
-                f"decoder_layers={len(self.decoder)}, align_iterations={len(self.align)}")
+        return (
+            f"tokens={self.tokens}, clip_length={self.clip_length}, encoder_layers={len(self.encoder)}, "
+            f"decoder_layers={len(self.decoder)}, align_iterations={len(self.align)}"
+        )
 
     def forward(self, e2: Tensor, memory: Tensor | None) -> Tensor:
         b, l, n, d = e2.shape
@@ -341,25 +387,37 @@ class AEN(nn.Module):
         - Output: logits ``(B, L, c, h4, w4)``; the state's memory gets this clip's e3.
     """
 
-    def __init__(self, backbone_channels: Sequence[int], pgn_channels: Sequence[int],
-                 map_sizes: Sequence[tuple[int, int]], classes: int = 1, regions: int = 50, dim: int = 256,
-                 clip_length: int = 3, memory_clips: int = 3, interaction_scale: float | None = None, **csa_kw):
+    def __init__(
+        self,
+        backbone_channels: Sequence[int],
+        pgn_channels: Sequence[int],
+        map_sizes: Sequence[tuple[int, int]],
+        classes: int = 1,
+        regions: int = 50,
+        dim: int = 256,
+        clip_length: int = 3,
+        memory_clips: int = 3,
+        interaction_scale: float | None = None,
+        **csa_kw,
+    ):
         super().__init__()
         self.classes, self.proposals = classes, 4 * regions
         self.memory_clips = memory_clips
-        self.interaction_scale = (1.0 / math.sqrt(self.proposals * dim)) if interaction_scale is None \
-            else float(interaction_scale)
+        self.interaction_scale = (
+            (1.0 / math.sqrt(self.proposals * dim)) if interaction_scale is None else float(interaction_scale)
+        )
         self.crl = CRL(backbone_channels, pgn_channels, map_sizes, classes, regions, dim)
         self.csa = CSA(classes * self.proposals, clip_length, dim, **csa_kw)
 
-    def forward(self, backbone: Sequence[Tensor], pgn: Sequence[Tensor], proposals: Tensor,
-                state: VideoState) -> Tensor:
+    def forward(
+        self, backbone: Sequence[Tensor], pgn: Sequence[Tensor], proposals: Tensor, state: VideoState
+    ) -> Tensor:
         b, l = proposals.shape[:2]
         e2 = self.crl(backbone, pgn)
         e2 = e2.view(b, l, *e2.shape[1:])
         memory = torch.cat(state.memory, 1) if state.memory else None
         e3 = self.csa(e2, memory)
-        state.memory = (state.memory + [e3.detach()])[-self.memory_clips:] if self.memory_clips else []
+        state.memory = (state.memory + [e3.detach()])[-self.memory_clips :] if self.memory_clips else []
         e3 = e3.view(b, l, self.classes, self.proposals, -1)
         logits = torch.einsum("blqhw,blcqd->blchw", proposals, e3.to(proposals.dtype))
         return logits * self.interaction_scale
@@ -403,8 +461,14 @@ class AENCFFM(VideoModel):
         super().__init__(AEN_CFFM_SPEC.with_input_size(input_size).with_backbone(backbone))
         regions = aen_kw.get("regions", 50)
         self.pgn = CFFM(input_size, out_channels=4 * regions, spec=CFFM_SPEC, backbone=backbone)
-        self.aen = AEN(self.pgn.backbone.out_channels, (256,) * 4, stage_sizes(*input_size), clip_length=self.spec.clip_length,
-                       memory_clips=self.spec.memory_clips, **aen_kw)
+        self.aen = AEN(
+            self.pgn.backbone.out_channels,
+            (256,) * 4,
+            stage_sizes(*input_size),
+            clip_length=self.spec.clip_length,
+            memory_clips=self.spec.memory_clips,
+            **aen_kw,
+        )
 
     def step(self, clip: Tensor, state: VideoState, indices: list[int], anchor: Tensor | None) -> Tensor:
         b, t = clip.shape[:2]
@@ -444,8 +508,14 @@ class AENPNSPlus(VideoModel):
         regions = aen_kw.get("regions", 50)
         self.pgn = PNSPlus(input_size, out_channels=4 * regions, spec=PNS_PLUS_SPEC, backbone=backbone)
         c1, c2, c3 = self.pgn.feature_extractor.out_channels
-        self.aen = AEN((c1, c2, c3, c3), (16, 24, 32, 32), stage_sizes(*input_size),
-                       clip_length=self.spec.clip_length, memory_clips=self.spec.memory_clips, **aen_kw)
+        self.aen = AEN(
+            (c1, c2, c3, c3),
+            (16, 24, 32, 32),
+            stage_sizes(*input_size),
+            clip_length=self.spec.clip_length,
+            memory_clips=self.spec.memory_clips,
+            **aen_kw,
+        )
 
     def step(self, clip: Tensor, state: VideoState, indices: list[int], anchor: Tensor | None) -> Tensor:
         b, t = clip.shape[:2]
@@ -453,8 +523,11 @@ class AENPNSPlus(VideoModel):
         x1, x2, x3 = f.stages
         x4 = F.avg_pool2d(x3, 2, ceil_mode=True)
         high4 = F.avg_pool2d(f.high, 2, ceil_mode=True)
-        e1 = F.interpolate(self.pgn.SegNIN(f.decoded), size=x1.shape[-2:], mode="bilinear", align_corners=False)
-        logits = self.aen([x1, x2, x3, x4], [f.decoded, f.low, f.high, high4],
-                          e1.view(b, t, *e1.shape[1:]), state)
+        e1 = F.interpolate(
+            self.pgn.SegNIN(f.decoded), size=x1.shape[-2:], mode="bilinear", align_corners=False
+        )
+        logits = self.aen(
+            [x1, x2, x3, x4], [f.decoded, f.low, f.high, high4], e1.view(b, t, *e1.shape[1:]), state
+        )
         up = F.interpolate(logits.flatten(0, 1), size=clip.shape[-2:], mode="bilinear", align_corners=False)
         return up.view(b, t, *up.shape[1:])

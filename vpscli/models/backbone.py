@@ -17,6 +17,7 @@ efficientnet-lite2  24/48/120/352       (x·255−127)/128   ``vps[train]`` extr
 and the bundled weights load into it. ``efficientnet-lite2`` is what ``vps train`` can start
 from ImageNet (:mod:`vpscli.models.pretrained`).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -27,8 +28,20 @@ from vpscli.errors import UsageError
 from vpscli.models.efficientnet_lite import LITE2_STAGE_CHANNELS, EfficientNetLite
 from vpscli.models.res2net import STAGE_CHANNELS, Res2NetV1b, stage_sizes
 
-__all__ = ["DEFAULT_BACKBONE", "BackboneInfo", "BACKBONES", "LITE_MEAN", "LITE_STD", "available_backbones",
-           "backbone_info", "build_backbone", "find_backbone", "stage_sizes", "STAGE_CHANNELS", "Res2NetV1b"]
+__all__ = [
+    "DEFAULT_BACKBONE",
+    "BackboneInfo",
+    "BACKBONES",
+    "LITE_MEAN",
+    "LITE_STD",
+    "available_backbones",
+    "backbone_info",
+    "build_backbone",
+    "find_backbone",
+    "stage_sizes",
+    "STAGE_CHANNELS",
+    "Res2NetV1b",
+]
 
 #: The backbone of a model built without naming one (and of checkpoints that do not record one).
 DEFAULT_BACKBONE = "res2net50"
@@ -62,8 +75,9 @@ class BackboneInfo:
 
 BACKBONES = {
     "res2net50": BackboneInfo("res2net50", "Res2Net-50 v1b 26w×4s", STAGE_CHANNELS),
-    "efficientnet-lite2": BackboneInfo("efficientnet-lite2", "EfficientNet-Lite2", LITE2_STAGE_CHANNELS,
-                                       LITE_MEAN, LITE_STD, imagenet=True),
+    "efficientnet-lite2": BackboneInfo(
+        "efficientnet-lite2", "EfficientNet-Lite2", LITE2_STAGE_CHANNELS, LITE_MEAN, LITE_STD, imagenet=True
+    ),
 }
 
 
@@ -79,7 +93,9 @@ def backbone_info(name: str) -> BackboneInfo:
         UsageError: unknown name.
     """
     if name not in BACKBONES:
-        raise UsageError(f"unknown backbone '{name}'", fix="choose one of: " + ", ".join(available_backbones()))
+        raise UsageError(
+            f"unknown backbone '{name}'", fix="choose one of: " + ", ".join(available_backbones())
+        )
     return BACKBONES[name]
 
 

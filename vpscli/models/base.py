@@ -39,6 +39,7 @@ Rules of the contract:
 - **State**: updated in place and returned. ``init_state()`` for every new video.
 - Device/dtype follow the input (CPU, CUDA; bf16 autocast works); no ``.cuda()`` inside.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, fields, replace
@@ -166,8 +167,10 @@ class ModelSpec:
         if name == self.backbone:
             return self
         if info.mean is None:
-            raise ValueError(f"{self.name}: the normalisation of {name} is the architecture's own; "
-                             "derive this spec from the declared one")
+            raise ValueError(
+                f"{self.name}: the normalisation of {name} is the architecture's own; "
+                "derive this spec from the declared one"
+            )
         return replace(self, backbone=name, mean=info.mean, std=info.std)
 
 
@@ -258,9 +261,14 @@ class VideoModel(nn.Module):
             return legacy_column_normalize(frames, mean, std)
         return (frames - mean[:, None, None]) / std[:, None, None]
 
-    def forward(self, clip: Tensor, state: VideoState | None = None, *,
-                frame_indices: Sequence[int] | None = None, anchor: Tensor | None = None
-                ) -> tuple[Tensor, VideoState]:
+    def forward(
+        self,
+        clip: Tensor,
+        state: VideoState | None = None,
+        *,
+        frame_indices: Sequence[int] | None = None,
+        anchor: Tensor | None = None,
+    ) -> tuple[Tensor, VideoState]:
         """One step of the window contract (see the module docstring).
 
         Args:

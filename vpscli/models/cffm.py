@@ -27,6 +27,7 @@ Choices where the original is not applicable: SyncBN → BatchNorm; no ``conv_se
 (built but never used by the original); a reference index missing from the cache (random
 access, sparse training clips) falls back to the nearest earlier frame available.
 """
+
 from __future__ import annotations
 
 import math
@@ -40,7 +41,17 @@ from torch import Tensor, nn
 from vpscli.models.backbone import DEFAULT_BACKBONE, STAGE_CHANNELS, build_backbone
 from vpscli.models.base import ModelSpec, VideoModel, VideoState
 
-__all__ = ["CFFM", "CFFMState", "CFFMFeatures", "CFFMHead", "CFFMTransformer", "CFFMBlock", "CFFMAttention", "reference_frames", "CFFM_SPEC"]
+__all__ = [
+    "CFFM",
+    "CFFMState",
+    "CFFMFeatures",
+    "CFFMHead",
+    "CFFMTransformer",
+    "CFFMBlock",
+    "CFFMAttention",
+    "reference_frames",
+    "CFFM_SPEC",
+]
 
 CFFM_SPEC = ModelSpec(
     name="cffm",
@@ -144,17 +155,29 @@ class CFFMAttention(nn.Module):
         - Output: ``(B·nW, window², C)``.
     """
 
-    def __init__(self, dim: int = 256, heads: int = 8, window: int = 7, expand: int = 3, focal_window: int = 5,
-                 clip_levels: Sequence[int] = (1, 2, 3), clip_kernels: Sequence[int] = (7, 5, 3)):
+    def __init__(
+        self,
+        dim: int = 256,
+        heads: int = 8,
+        window: int = 7,
+        expand: int = 3,
+        focal_window: int = 5,
+        clip_levels: Sequence[int] = (1, 2, 3),
+        clip_kernels: Sequence[int] = (7, 5, 3),
+    ):
         super().__init__()
         if dim % heads:
             raise ValueError(f"dim ({dim}) must be divisible by heads ({heads})")
         if len(clip_levels) != len(clip_kernels):
-            raise ValueError(f"one unfold kernel per reference level: levels {tuple(clip_levels)}, "
-                             f"kernels {tuple(clip_kernels)}")
+            raise ValueError(
+                f"one unfold kernel per reference level: levels {tuple(clip_levels)}, "
+                f"kernels {tuple(clip_kernels)}"
+            )
         if not 0 < expand < window or not all(1 <= lvl <= window for lvl in clip_levels):
-            raise ValueError(f"expand and every level must lie in 1 … window ({window}), "
-                             f"got expand {expand}, levels {tuple(clip_levels)}")
+            raise ValueError(
+                f"expand and every level must lie in 1 … window ({window}), "
+                f"got expand {expand}, levels {tuple(clip_levels)}"
+            )
         self.dim, self.heads, self.window, self.expand = dim, heads, window, expand
         self.focal_window = focal_window
         self.clip_levels, self.clip_kernels = tuple(clip_levels), tuple(clip_kernels)
@@ -169,45 +192,65 @@ class CFFMAttention(nn.Module):
         self.relative_position_bias_table_to_windows_clips = nn.ParameterList(
             [nn.Parameter(torch.zeros(heads, (window + k - 1) ** 2)) for k in self.clip_kernels]
         )
-        for p in [self.relative_position_bias_table_to_neighbors, *self.relative_position_bias_table_to_windows,
-                  *self.relative_position_bias_table_to_windows_clips]:
+        for p in [
+            self.relative_position_bias_table_to_neighbors,
+            *self.relative_position_bias_table_to_windows,
+            *self.relative_position_bias_table_to_windows_clips,
+        ]:
             nn.init.trunc_normal_(p, std=0.02)
-        self.register_buffer("relative_position_index", _relative_position_index(window, window), persistent=False)
-        self.register_buffer("relative_position_index_0", _relative_position_index(window, focal_window),
-                             persistent=False)
+        self.register_buffer(
+            "relative_position_index", _relative_position_index(window, window), persistent=False
+        )
+        self.register_buffer(
+            "relative_position_index_0", _relative_position_index(window, focal_window), persistent=False
+        )
         for i, k in enumerate(self.clip_kernels):
-            self.register_buffer(f"relative_position_index_clips_{i}", _relative_position_index(window, k),
-                                 persistent=False)
+            self.register_buffer(
+                f"relative_position_index_clips_{i}", _relative_position_index(window, k), persistent=False
+            )
         # Ring positions kept from each of the 4 diagonally rolled windows: those not already
         # inside the window (33 of 49 per direction for window 7, expand 3).
         masks = []
-        for rows, cols in ((slice(None, -expand), slice(None, -expand)), (slice(None, -expand), slice(expand, None)),
-                           (slice(expand, None), slice(None, -expand)), (slice(expand, None), slice(expand, None))):
+        for rows, cols in (
+            (slice(None, -expand), slice(None, -expand)),
+            (slice(None, -expand), slice(expand, None)),
+            (slice(expand, None), slice(None, -expand)),
+            (slice(expand, None), slice(expand, None)),
+        ):
             m = torch.ones(window, window)
             m[rows, cols] = 0
             masks.append(m)
-        self.register_buffer("valid_ind_rolled", torch.stack(masks).flatten().nonzero().view(-1), persistent=False)
+        self.register_buffer(
+            "valid_ind_rolled", torch.stack(masks).flatten().nonzero().view(-1), persistent=False
+        )
         self.qkv = nn.Linear(dim, dim * 3)
         self.proj = nn.Linear(dim, dim)
 
     def extra_repr(self) -> str:
-        return (f"dim={self.dim}, heads={self.heads}, window={self.window}, expand={self.expand}, "
-                f"focal_window={self.focal_window}, clip_levels={self.clip_levels}, clip_kernels={self.clip_kernels}")
+        return (
+            f"dim={self.dim}, heads={self.heads}, window={self.window}, expand={self.expand}, "
+            f"focal_window={self.focal_window}, clip_levels={self.clip_levels}, clip_kernels={self.clip_kernels}"
+        )
 
     def _bias(self) -> Tensor:
         """Relative-position biases for all key groups: ``(heads, window², N_keys)``."""
-        area = self.window ** 2
+        area = self.window**2
         parts = [
-            self.relative_position_bias_table[self.relative_position_index.reshape(-1)].view(area, area, -1)
+            self.relative_position_bias_table[self.relative_position_index.reshape(-1)]
+            .view(area, area, -1)
             .permute(2, 0, 1),
             self.relative_position_bias_table_to_neighbors[0],
-            self.relative_position_bias_table_to_windows[0][:, self.relative_position_index_0.reshape(-1)]
-            .view(self.heads, area, -1),
+            self.relative_position_bias_table_to_windows[0][
+                :, self.relative_position_index_0.reshape(-1)
+            ].view(self.heads, area, -1),
         ]
         for i in range(len(self.clip_kernels)):
             index = getattr(self, f"relative_position_index_clips_{i}")
-            parts.append(self.relative_position_bias_table_to_windows_clips[i][:, index.reshape(-1)]
-                         .view(self.heads, area, -1))
+            parts.append(
+                self.relative_position_bias_table_to_windows_clips[i][:, index.reshape(-1)].view(
+                    self.heads, area, -1
+                )
+            )
         return torch.cat(parts, dim=-1)
 
     def forward(self, target: Tensor, pooled_target: Tensor, pooled_refs: Sequence[Tensor]) -> Tensor:
@@ -242,7 +285,7 @@ class CFFMAttention(nn.Module):
         k_all, v_all = torch.cat(keys, 2), torch.cat(values, 2)
         # (nW, N) padding mask repeated over the batch (windows are batch-major).
         mask = torch.cat(masks, 1).repeat(b, 1)[:, None, None, :]
-        bias = (self._bias().to(q_win.dtype)[None] + mask.to(q_win.dtype))
+        bias = self._bias().to(q_win.dtype)[None] + mask.to(q_win.dtype)
         out = F.scaled_dot_product_attention(q_win, k_all, v_all, attn_mask=bias)
         return self.proj(out.transpose(1, 2).reshape(out.shape[0], ws * ws, c))
 
@@ -254,8 +297,15 @@ class CFFMBlock(nn.Module):
     Shape: ``(B, F, H, W, C)`` with frames ``[ref_far, ref_mid, ref_near, target]`` → same.
     """
 
-    def __init__(self, dim: int = 256, heads: int = 8, window: int = 7, mlp_ratio: float = 4.0,
-                 clip_levels: Sequence[int] = (1, 2, 3), clip_kernels: Sequence[int] = (7, 5, 3)):
+    def __init__(
+        self,
+        dim: int = 256,
+        heads: int = 8,
+        window: int = 7,
+        mlp_ratio: float = 4.0,
+        clip_levels: Sequence[int] = (1, 2, 3),
+        clip_kernels: Sequence[int] = (7, 5, 3),
+    ):
         super().__init__()
         self.window = window
         self.clip_levels = tuple(clip_levels)
@@ -291,8 +341,9 @@ class CFFMBlock(nn.Module):
             hk, wk = math.ceil(hp / ws) * lvl * size, math.ceil(wp / ws) * lvl * size
             ref = xn[:, k]
             if (hk, wk) != (hp, wp):
-                ref = F.interpolate(ref.permute(0, 3, 1, 2), size=(hk, wk), mode="bilinear",
-                                    align_corners=False).permute(0, 2, 3, 1)
+                ref = F.interpolate(
+                    ref.permute(0, 3, 1, 2), size=(hk, wk), mode="bilinear", align_corners=False
+                ).permute(0, 2, 3, 1)
             pooled_refs.append(_pool_windows(ref.contiguous(), size, self.pool_layers_clips[k]))
         out = self.attn(target, pooled_target, pooled_refs)  # (B·nW, ws², C)
         out = out.view(b, hp // ws, wp // ws, ws, ws, c).permute(0, 1, 3, 2, 4, 5).reshape(b, hp, wp, c)
@@ -355,10 +406,17 @@ class CFFMHead(nn.Module):
         depth: CFFM blocks (2).
     """
 
-    def __init__(self, in_channels: Sequence[int] = STAGE_CHANNELS, dim: int = 256, out_channels: int = 1,
-                 depth: int = 2):
+    def __init__(
+        self,
+        in_channels: Sequence[int] = STAGE_CHANNELS,
+        dim: int = 256,
+        out_channels: int = 1,
+        depth: int = 2,
+    ):
         super().__init__()
-        self.linear_c1, self.linear_c2, self.linear_c3, self.linear_c4 = (_LinearEmbed(c, dim) for c in in_channels)
+        self.linear_c1, self.linear_c2, self.linear_c3, self.linear_c4 = (
+            _LinearEmbed(c, dim) for c in in_channels
+        )
         self.linear_fuse = _ConvBNReLU(4 * dim, dim)
         self.dropout = nn.Dropout2d(0.1)
         self.linear_pred = nn.Conv2d(dim, out_channels, 1)
@@ -371,7 +429,9 @@ class CFFMHead(nn.Module):
         Shape: stages ``[(N, C_i, h_i, w_i)]`` → (per-stage embeddings ``[(N, E, h_i, w_i)]``,
         fused ``(N, E, h4, w4)``, fused at stride 8 ``(N, E, ⌊h4/2⌋, ⌊w4/2⌋)``).
         """
-        embeds = [lin(s) for lin, s in zip((self.linear_c1, self.linear_c2, self.linear_c3, self.linear_c4), stages)]
+        embeds = [
+            lin(s) for lin, s in zip((self.linear_c1, self.linear_c2, self.linear_c3, self.linear_c4), stages)
+        ]
         size = embeds[0].shape[-2:]
         fused = self.linear_fuse.after_conv(self._fuse_upsampled(embeds, size))
         fused8 = F.interpolate(fused, size=(size[0] // 2, size[1] // 2), mode="bilinear", align_corners=False)
@@ -415,8 +475,8 @@ class CFFMFeatures(NamedTuple):
 
     stages: list[Tensor]  #: the 4 backbone features
     embeds: list[Tensor]  #: the 4 per-stage E-channel maps
-    fused: Tensor         #: ``(N, E, h4, w4)``
-    fused8: Tensor        #: ``(N, E, h8, w8)``
+    fused: Tensor  #: ``(N, E, h4, w4)``
+    fused8: Tensor  #: ``(N, E, h8, w8)``
 
 
 class CFFM(VideoModel):
@@ -435,8 +495,13 @@ class CFFM(VideoModel):
 
     state_type = CFFMState
 
-    def __init__(self, input_size: tuple[int, int] = (320, 448), out_channels: int = 1,
-                 spec: ModelSpec | None = None, backbone: str = DEFAULT_BACKBONE):
+    def __init__(
+        self,
+        input_size: tuple[int, int] = (320, 448),
+        out_channels: int = 1,
+        spec: ModelSpec | None = None,
+        backbone: str = DEFAULT_BACKBONE,
+    ):
         super().__init__((spec or CFFM_SPEC).with_input_size(input_size).with_backbone(backbone))
         self.backbone = build_backbone(self.spec.backbone, stages=4)
         self.decode_head = CFFMHead(self.backbone.out_channels, 256, out_channels)
@@ -479,7 +544,9 @@ class CFFM(VideoModel):
             if not refs or not earlier:
                 continue
             # Fallback for frames missing from the cache: the nearest earlier frame available.
-            chosen = [r if r in available else max([i for i in earlier if i <= r] or [earlier[0]]) for r in refs]
+            chosen = [
+                r if r in available else max([i for i in earlier if i <= r] or [earlier[0]]) for r in refs
+            ]
             with_refs.append(j)
             stacks.append(torch.stack([available[r] for r in chosen] + [here[idx]], 1))
         fused_bt = fused.view(batch, t, *fused.shape[1:])
@@ -504,6 +571,7 @@ class CFFM(VideoModel):
     def step(self, clip: Tensor, state: VideoState, indices: list[int], anchor: Tensor | None) -> Tensor:
         b, t = clip.shape[:2]
         enc = self.encode(clip, state)
-        logits = F.interpolate(self.predict(enc, state, indices, b), size=clip.shape[-2:], mode="bilinear",
-                               align_corners=False)
+        logits = F.interpolate(
+            self.predict(enc, state, indices, b), size=clip.shape[-2:], mode="bilinear", align_corners=False
+        )
         return logits.view(b, t, *logits.shape[1:])

@@ -10,6 +10,7 @@ DataParallel's ``module.`` prefix). Keys of modules the official networks build 
 run (``squeeze.*``, ``feature_extractor.layer4.*``, ``feature_extractor.fc.*``) are skipped.
 Nothing here touches the network.
 """
+
 from __future__ import annotations
 
 import json
@@ -81,8 +82,11 @@ def read_state_dict(path: str | Path) -> tuple[dict[str, Tensor], dict[str, str]
                 metadata = dict(f.metadata() or {})
                 state = {k: f.get_tensor(k) for k in f.keys()}
         except Exception as e:  # safetensors raises its own error types
-            raise InputError(f"not a readable safetensors file ({e})", path=path,
-                             fix="re-create it with `vps weights import` or re-download it") from None
+            raise InputError(
+                f"not a readable safetensors file ({e})",
+                path=path,
+                fix="re-create it with `vps weights import` or re-download it",
+            ) from None
         official = metadata.get("format") != "vps"
     else:
         _check_torch_file(path)
@@ -95,21 +99,30 @@ def read_state_dict(path: str | Path) -> tuple[dict[str, Tensor], dict[str, str]
                 fix="export a plain state dict (torch.save(model.state_dict(), ...)) from a trusted environment",
             ) from e
         except Exception as e:
-            raise InputError(f"not a readable PyTorch checkpoint ({type(e).__name__}: {e})", path=path,
-                             fix="check that the download is complete") from None
+            raise InputError(
+                f"not a readable PyTorch checkpoint ({type(e).__name__}: {e})",
+                path=path,
+                fix="check that the download is complete",
+            ) from None
         if isinstance(obj, Mapping) and "optimizer" in obj and "step" in obj and "model" in obj:
-            raise InputError("is a vps train snapshot (what --resume continues from), not a weights file",
-                             path=path, fix=f"pass best.safetensors or last.safetensors from {path.parent}")
+            raise InputError(
+                "is a vps train snapshot (what --resume continues from), not a weights file",
+                path=path,
+                fix=f"pass best.safetensors or last.safetensors from {path.parent}",
+            )
         for wrapper in ("state_dict", "model", "net", "network"):
             if isinstance(obj, Mapping) and wrapper in obj and isinstance(obj[wrapper], Mapping):
                 obj = obj[wrapper]
                 break
         if not isinstance(obj, Mapping) or not all(isinstance(v, Tensor) for v in obj.values()):
-            raise InputError("not a state dict of tensors", path=path,
-                             fix="pass the model's weight file (e.g. PNSPlus.pth), not a training snapshot")
+            raise InputError(
+                "not a state dict of tensors",
+                path=path,
+                fix="pass the model's weight file (e.g. PNSPlus.pth), not a training snapshot",
+            )
         state = dict(obj)
         official = True
-    state = {(k[len("module."):] if k.startswith("module.") else k): v for k, v in state.items()}
+    state = {(k[len("module.") :] if k.startswith("module.") else k): v for k, v in state.items()}
     return state, metadata, official
 
 
@@ -128,8 +141,11 @@ def _check_torch_file(path: Path) -> None:
         what = "a text file, not a PyTorch checkpoint"
     else:
         what = "not a PyTorch checkpoint (neither a torch.save archive nor a pickle)"
-    raise InputError(f"is {what}", path=path, fix="pass the weights file itself (.pth from torch.save, or a "
-                                                  "vps .safetensors)")
+    raise InputError(
+        f"is {what}",
+        path=path,
+        fix="pass the weights file itself (.pth from torch.save, or a vps .safetensors)",
+    )
 
 
 def _guess_model(keys) -> str | None:
@@ -162,16 +178,22 @@ def load_checkpoint(model: nn.Module, path: str | Path, *, legacy_norm: bool | N
     name = spec.name if spec is not None else type(model).__name__
     recorded = metadata.get("backbone") or ("res2net50" if metadata.get("format") == "vps" else None)
     if spec is not None and recorded and recorded != spec.backbone:
-        raise InputError(f"these weights are for {name} on backbone {recorded}, not {spec.backbone}",
-                         path=path, fix=f"build the model with backbone={recorded!r} (vps train --backbone {recorded})")
+        raise InputError(
+            f"these weights are for {name} on backbone {recorded}, not {spec.backbone}",
+            path=path,
+            fix=f"build the model with backbone={recorded!r} (vps train --backbone {recorded})",
+        )
     expected = model.state_dict()
     skipped = [k for k in state if k not in expected and k.startswith(OFFICIAL_UNUSED_PREFIXES)]
     for k in skipped:
         del state[k]
     missing = [k for k in expected if k not in state]
     unexpected = [k for k in state if k not in expected]
-    mis_shaped = [f"{k} {tuple(state[k].shape)}≠{tuple(v.shape)}" for k, v in expected.items()
-                  if k in state and state[k].shape != v.shape]
+    mis_shaped = [
+        f"{k} {tuple(state[k].shape)}≠{tuple(v.shape)}"
+        for k, v in expected.items()
+        if k in state and state[k].shape != v.shape
+    ]
     if missing or unexpected or mis_shaped:
         guess = _guess_model(state)
         problems = []
@@ -184,7 +206,9 @@ def load_checkpoint(model: nn.Module, path: str | Path, *, legacy_norm: bool | N
         if guess and guess != name:
             fix = f"this looks like a {guess} checkpoint; use that model"
         elif mis_shaped:
-            fix = "build the model with the input size the weights were trained at (see the weights' metadata)"
+            fix = (
+                "build the model with the input size the weights were trained at (see the weights' metadata)"
+            )
         else:
             fix = f"pass a checkpoint trained for {name}"
         raise InputError(f"does not fit model {name}: " + "; ".join(problems), path=path, fix=fix)
@@ -196,12 +220,19 @@ def load_checkpoint(model: nn.Module, path: str | Path, *, legacy_norm: bool | N
             legacy_norm = metadata.get("legacy_norm", "false") == "true"
     if hasattr(model, "legacy_norm"):
         model.legacy_norm = bool(legacy_norm)
-    return LoadReport(path=str(path), official=official, loaded=len(state), skipped=skipped,
-                      legacy_norm=bool(legacy_norm), metadata=metadata)
+    return LoadReport(
+        path=str(path),
+        official=official,
+        loaded=len(state),
+        skipped=skipped,
+        legacy_norm=bool(legacy_norm),
+        metadata=metadata,
+    )
 
 
-def save_checkpoint(model: nn.Module, path: str | Path, metadata: Mapping[str, str] | None = None, *,
-                    half: bool = False) -> Path:
+def save_checkpoint(
+    model: nn.Module, path: str | Path, metadata: Mapping[str, str] | None = None, *, half: bool = False
+) -> Path:
     """Write ``model``'s state dict as our safetensors format (contiguous, CPU) with metadata
     ``format=vps``, ``model``, ``backbone``, ``input_size``, ``legacy_norm`` plus ``metadata``.
 
@@ -230,8 +261,11 @@ def save_checkpoint(model: nn.Module, path: str | Path, metadata: Mapping[str, s
             v = tensors[k]
             if v.is_floating_point():
                 if not torch.isfinite(v).all() or v.abs().max() > torch.finfo(torch.float16).max:
-                    raise InputError(f"parameter {k} does not fit float16", path=path,
-                                     fix="store the weights in float32 (leave out --half)")
+                    raise InputError(
+                        f"parameter {k} does not fit float16",
+                        path=path,
+                        fix="store the weights in float32 (leave out --half)",
+                    )
                 tensors[k] = v.half()
         meta["dtype"] = "float16"
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -244,6 +278,6 @@ def _canonical_header(blob: bytes) -> bytes:
     in hash order, so two saves of the same weights would differ in bytes (and sha256). The tensor data
     (offsets relative to its start) is unchanged; the header stays padded to 8 bytes."""
     n = int.from_bytes(blob[:8], "little")
-    header = json.dumps(json.loads(blob[8:8 + n]), sort_keys=True, separators=(",", ":")).encode()
+    header = json.dumps(json.loads(blob[8 : 8 + n]), sort_keys=True, separators=(",", ":")).encode()
     header += b" " * (-len(header) % 8)
-    return len(header).to_bytes(8, "little") + header + blob[8 + n:]
+    return len(header).to_bytes(8, "little") + header + blob[8 + n :]

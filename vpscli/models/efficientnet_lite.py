@@ -27,6 +27,7 @@ stage   blocks     channels  size
 4       15–20      352       ⌈H/32⌉×⌈W/32⌉
 ======  =========  ========  ==============
 """
+
 from __future__ import annotations
 
 import math
@@ -76,15 +77,24 @@ class SameConv2d(nn.Conv2d):
     """
 
     def __init__(self, channels_in: int, channels_out: int, kernel: int, stride: int = 1, groups: int = 1):
-        super().__init__(channels_in, channels_out, kernel, stride=stride, groups=groups, bias=False,
-                         padding=kernel // 2 if stride == 1 else 0)
+        super().__init__(
+            channels_in,
+            channels_out,
+            kernel,
+            stride=stride,
+            groups=groups,
+            bias=False,
+            padding=kernel // 2 if stride == 1 else 0,
+        )
 
     def forward(self, x: Tensor) -> Tensor:
         if self.stride[0] == 1:
             return super().forward(x)
         pads = []
         for size in (x.shape[-1], x.shape[-2]):  # F.pad takes the last dimension first
-            total = max((math.ceil(size / self.stride[0]) - 1) * self.stride[0] + self.kernel_size[0] - size, 0)
+            total = max(
+                (math.ceil(size / self.stride[0]) - 1) * self.stride[0] + self.kernel_size[0] - size, 0
+            )
             pads += [total // 2, total - total // 2]
         return super().forward(F.pad(x, pads))
 
@@ -141,11 +151,18 @@ class EfficientNetLite(nn.Module):
         self._conv_stem = SameConv2d(3, 32, 3, stride=2)
         self._bn0 = nn.BatchNorm2d(32, eps=_BN_EPS, momentum=_BN_MOMENTUM)
         blocks, self._ends = [], []
-        for row, st in enumerate(LITE2_STAGES[:_OUTPUT_ROWS[stages - 1] + 1]):
+        for row, st in enumerate(LITE2_STAGES[: _OUTPUT_ROWS[stages - 1] + 1]):
             for i in range(st.repeats):
                 first = i == 0
-                blocks.append(MBConv(st.channels_in if first else st.channels_out, st.channels_out, st.expand,
-                                     st.kernel, st.stride if first else 1))
+                blocks.append(
+                    MBConv(
+                        st.channels_in if first else st.channels_out,
+                        st.channels_out,
+                        st.expand,
+                        st.kernel,
+                        st.stride if first else 1,
+                    )
+                )
             if row in _OUTPUT_ROWS:
                 self._ends.append(len(blocks) - 1)
         self._blocks = nn.ModuleList(blocks)
@@ -155,7 +172,7 @@ class EfficientNetLite(nn.Module):
 
     @property
     def out_channels(self) -> tuple[int, ...]:
-        return LITE2_STAGE_CHANNELS[:self.stages]
+        return LITE2_STAGE_CHANNELS[: self.stages]
 
     def extra_repr(self) -> str:
         return f"stages={self.stages}, out_channels={self.out_channels}"

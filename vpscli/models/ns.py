@@ -18,6 +18,7 @@ The key frames may differ in number from the query frames (PNS+'s global block h
 query frame, the anchor, repeated over the clip: it is computed once and broadcast, which
 gives exactly the original's output).
 """
+
 from __future__ import annotations
 
 import math
@@ -96,15 +97,23 @@ class NSBlock(nn.Module):
           frames, as the original's repeated anchor is). The block has no residual; callers add it.
     """
 
-    def __init__(self, channels: int = 32, feature_size: tuple[int, int] = (16, 28), heads: int = 4,
-                 radius: Sequence[int] = (3, 3, 3, 3), dilation: Sequence[int] = (1, 3, 5, 7)):
+    def __init__(
+        self,
+        channels: int = 32,
+        feature_size: tuple[int, int] = (16, 28),
+        heads: int = 4,
+        radius: Sequence[int] = (3, 3, 3, 3),
+        dilation: Sequence[int] = (1, 3, 5, 7),
+    ):
         super().__init__()
         if channels % heads:
             raise ValueError(f"channels ({channels}) must be divisible by heads ({heads})")
         if len(radius) != heads or len(dilation) != heads:
             raise ValueError("radius and dilation need one entry per head")
         if min(radius) < 0 or min(dilation) < 1:
-            raise ValueError(f"radius must be ≥ 0 and dilation ≥ 1, got {tuple(radius)} and {tuple(dilation)}")
+            raise ValueError(
+                f"radius must be ≥ 0 and dilation ≥ 1, got {tuple(radius)} and {tuple(dilation)}"
+            )
         self.heads = heads
         self.feature_size = tuple(int(s) for s in feature_size)
         self.head_dim = channels // heads
@@ -118,8 +127,10 @@ class NSBlock(nn.Module):
         self.bn = nn.LayerNorm([self.head_dim, *feature_size])
 
     def extra_repr(self) -> str:
-        return (f"channels={self.heads * self.head_dim}, heads={self.heads}, feature_size={self.feature_size}, "
-                f"radius={self.radius}, dilation={self.dilation}")
+        return (
+            f"channels={self.heads * self.head_dim}, heads={self.heads}, feature_size={self.feature_size}, "
+            f"radius={self.radius}, dilation={self.dilation}"
+        )
 
     @staticmethod
     def _pointwise(conv: nn.Conv3d, x: Tensor) -> Tensor:
@@ -134,14 +145,18 @@ class NSBlock(nn.Module):
         value = self._pointwise(self.value_conv, x)
         scale = 1.0 / math.sqrt(self.head_dim)
         outs, gates = [], []
-        for i, (q, k, v) in enumerate(zip(query.chunk(self.heads, 2), key.chunk(self.heads, 2),
-                                          value.chunk(self.heads, 2))):
+        for i, (q, k, v) in enumerate(
+            zip(query.chunk(self.heads, 2), key.chunk(self.heads, 2), value.chunk(self.heads, 2))
+        ):
             q = self.bn(q)
             logits = ns_relevance(q, k, self.radius[i], self.dilation[i]) * scale
             # Gate: the head's largest softmax probability (max_j softmax(x)_j = 1/Σ exp(x − max)).
             # (softmax in at least float32: bf16/fp16 logits are upcast.)
-            gates.append(torch.softmax(logits, dim=2, dtype=torch.promote_types(logits.dtype, torch.float32))
-                         .amax(dim=2))
+            gates.append(
+                torch.softmax(logits, dim=2, dtype=torch.promote_types(logits.dtype, torch.float32)).amax(
+                    dim=2
+                )
+            )
             outs.append(ns_aggregate(logits, v, self.radius[i], self.dilation[i]))
         gate = torch.stack(gates, 0).amax(0).to(x.dtype)  # B, Tq, H, W
         out = self._pointwise(self.output_Linear, torch.cat(outs, 2)) * gate.unsqueeze(2)

@@ -7,6 +7,7 @@ and ``feature_extractor.fc`` entries are skipped by the loader; they are not bui
 On ``efficientnet-lite2`` the LightRFBs take its 48 (stride 8) and 120 (stride 16) channels
 instead of Res2Net's 512 and 1024; everything after them is the same.
 """
+
 from __future__ import annotations
 
 import torch

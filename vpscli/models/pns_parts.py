@@ -4,6 +4,7 @@ Class and attribute names follow the official ``LightRFB.py`` / ``PNSPlusNetwork
 official state-dict keys (``High_RFB.br1.2.conv.weight``, ``decoder.up2_high.conv0.weight``,
 …) map one to one.
 """
+
 from __future__ import annotations
 
 import math
@@ -45,11 +46,20 @@ class SELayer(nn.Module):
 class BasicConv(nn.Module):
     """Bias-free conv → BN(eps 1e-5, momentum 0.01) → optional PReLU (one shared slope)."""
 
-    def __init__(self, in_planes: int, out_planes: int, kernel_size: int, padding: int = 0, dilation: int = 1,
-                 groups: int = 1, relu: bool = True):
+    def __init__(
+        self,
+        in_planes: int,
+        out_planes: int,
+        kernel_size: int,
+        padding: int = 0,
+        dilation: int = 1,
+        groups: int = 1,
+        relu: bool = True,
+    ):
         super().__init__()
-        self.conv = nn.Conv2d(in_planes, out_planes, kernel_size, padding=padding, dilation=dilation,
-                              groups=groups, bias=False)
+        self.conv = nn.Conv2d(
+            in_planes, out_planes, kernel_size, padding=padding, dilation=dilation, groups=groups, bias=False
+        )
         self.bn = nn.BatchNorm2d(out_planes, eps=1e-5, momentum=0.01)
         self.relu = nn.PReLU() if relu else None
 
@@ -59,8 +69,15 @@ class BasicConv(nn.Module):
 
 
 def _depthwise(channels: int, kernel: int, dilation: int = 1) -> BasicConv:
-    return BasicConv(channels, channels, kernel, padding=dilation * (kernel // 2), dilation=dilation,
-                     groups=channels, relu=False)
+    return BasicConv(
+        channels,
+        channels,
+        kernel,
+        padding=dilation * (kernel // 2),
+        dilation=dilation,
+        groups=channels,
+        relu=False,
+    )
 
 
 class LightRFB(nn.Module):
@@ -128,7 +145,9 @@ class PNSDecoder(nn.Module):
         self.up2_low = nn.Conv2d(24, 16, 1, bias=False)
         self.up2_bn2 = nn.BatchNorm2d(16)
         self.up2_act = nn.PReLU(16)
-        self.refine = nn.Sequential(nn.Conv2d(16, 16, 3, padding=1, bias=False), nn.BatchNorm2d(16), nn.PReLU())
+        self.refine = nn.Sequential(
+            nn.Conv2d(16, 16, 3, padding=1, bias=False), nn.BatchNorm2d(16), nn.PReLU()
+        )
 
     def forward(self, low: Tensor, high: Tensor) -> Tensor:
         return self.refine(self.up2_act(self.up2_high(high) + self.up2_bn2(self.up2_low(low))))

@@ -17,12 +17,13 @@ Differences from the official code, none of which changes its outputs:
 - the global block's queries (one anchor frame repeated T times) are computed once and
   broadcast — its output is identical for all frames in the original too (spec §4.1).
 """
+
 from __future__ import annotations
 
-import torch
 from dataclasses import dataclass
 from typing import NamedTuple
 
+import torch
 from torch import Tensor
 
 from vpscli.models.backbone import DEFAULT_BACKBONE
@@ -59,9 +60,9 @@ class PNSPlusFeatures(NamedTuple):
     """Per-frame intermediates of the PNS+ forward, frames flattened into the batch (N = B·T)."""
 
     stages: list[Tensor]  #: layer1..layer3
-    low: Tensor           #: ``(N, 24, h8, w8)``
-    high: Tensor          #: after the NS blocks, ``(N, 32, h16, w16)``
-    decoded: Tensor       #: ``(N, 16, h8, w8)``
+    low: Tensor  #: ``(N, 24, h8, w8)``
+    high: Tensor  #: after the NS blocks, ``(N, 32, h16, w16)``
+    decoded: Tensor  #: ``(N, 16, h8, w8)``
 
 
 class PNSPlus(PNSTrunk):
@@ -82,9 +83,16 @@ class PNSPlus(PNSTrunk):
 
     state_type = PNSPlusState
 
-    def __init__(self, input_size: tuple[int, int] = (256, 448), out_channels: int = 1,
-                 spec: ModelSpec | None = None, backbone: str = DEFAULT_BACKBONE):
-        super().__init__((spec or PNS_PLUS_SPEC).with_input_size(input_size).with_backbone(backbone), out_channels)
+    def __init__(
+        self,
+        input_size: tuple[int, int] = (256, 448),
+        out_channels: int = 1,
+        spec: ModelSpec | None = None,
+        backbone: str = DEFAULT_BACKBONE,
+    ):
+        super().__init__(
+            (spec or PNS_PLUS_SPEC).with_input_size(input_size).with_backbone(backbone), out_channels
+        )
         size = self.ns_feature_size
         self.NSB_global = NSBlock(32, size, dilation=(3, 4, 3, 4))
         self.NSB_local = NSBlock(32, size, dilation=(1, 2, 1, 2))

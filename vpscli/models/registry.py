@@ -2,6 +2,7 @@
 
 A model is an architecture (its name) on a backbone (:mod:`vpscli.models.backbone`), the
 ``backbone`` option of :func:`build_model`; ``res2net50`` when none is named."""
+
 from __future__ import annotations
 
 import json
@@ -12,10 +13,17 @@ import torch
 from vpscli.errors import UsageError
 from vpscli.models.backbone import DEFAULT_BACKBONE, available_backbones, backbone_info
 from vpscli.models.base import ModelSpec, VideoModel
-from vpscli.weights.manifest import MODEL_PREFERENCE, bundled_entries, default_model, find_entry
+from vpscli.weights.manifest import MODEL_PREFERENCE
 
-__all__ = ["DEFAULT_MODEL", "available_models", "get_spec", "build_model", "count_parameters",
-           "gflops_per_frame", "describe_models"]
+__all__ = [
+    "DEFAULT_MODEL",
+    "available_models",
+    "get_spec",
+    "build_model",
+    "count_parameters",
+    "gflops_per_frame",
+    "describe_models",
+]
 
 #: The model ``vps`` uses when none is named.
 #: the architecture ``build_model`` and ``vps train`` default to: the best of the preference order
@@ -142,7 +150,7 @@ def gflops_per_frame(model: VideoModel, frames: int | None = None, steady_state:
         if steady_state and (spec.ref_offsets or spec.memory_clips or spec.needs_anchor):
             # Warm the cache/memory so the counted step is a steady-state one.
             warm = max([-o for o in spec.ref_offsets] + [spec.memory_clips * spec.clip_length, 1])
-            for start in range(0, warm, t):
+            for _ in range(0, warm, t):
                 meta(torch.zeros(1, t, 3, h, w, device="meta"), state, anchor=anchor)
             if spec.needs_anchor:
                 anchor = None  # kept in the state: a steady-state step does not re-encode it

@@ -17,6 +17,7 @@ layer3     1024         ⌈H/16⌉×⌈W/16⌉
 layer4     2048         ⌈H/32⌉×⌈W/32⌉
 =========  ===========  ==========
 """
+
 from __future__ import annotations
 
 import math
@@ -60,15 +61,24 @@ class Bottle2neck(nn.Module):
 
     expansion = 4
 
-    def __init__(self, inplanes: int, planes: int, stride: int = 1, downsample: nn.Module | None = None,
-                 base_width: int = 26, scale: int = 4, stage: bool = False):
+    def __init__(
+        self,
+        inplanes: int,
+        planes: int,
+        stride: int = 1,
+        downsample: nn.Module | None = None,
+        base_width: int = 26,
+        scale: int = 4,
+        stage: bool = False,
+    ):
         super().__init__()
         width = int(math.floor(planes * (base_width / 64.0)))
         self.conv1 = nn.Conv2d(inplanes, width * scale, kernel_size=1, bias=False)
         self.bn1 = nn.BatchNorm2d(width * scale)
         self.nums = max(scale - 1, 1)
         self.convs = nn.ModuleList(
-            nn.Conv2d(width, width, kernel_size=3, stride=stride, padding=1, bias=False) for _ in range(self.nums)
+            nn.Conv2d(width, width, kernel_size=3, stride=stride, padding=1, bias=False)
+            for _ in range(self.nums)
         )
         self.bns = nn.ModuleList(nn.BatchNorm2d(width) for _ in range(self.nums))
         # The pool has no parameters; it is only used by "stage" blocks.

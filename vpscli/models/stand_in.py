@@ -10,6 +10,7 @@ post-processing, PNG writing and overlay encoding on any machine.
     net = StandInModel.like("pns-plus")
     seg = Segmenter(net, device="cpu")       # outputs: a moving ellipse on every frame
 """
+
 from __future__ import annotations
 
 from dataclasses import replace
@@ -36,8 +37,17 @@ class StandInModel(VideoModel):
     """
 
     def __init__(self, spec: ModelSpec):
-        super().__init__(replace(spec, name="stand-in", title=f"zero-cost stand-in for {spec.name}",
-                                 ref_offsets=(), memory_clips=0, state="none", official_weights=()))
+        super().__init__(
+            replace(
+                spec,
+                name="stand-in",
+                title=f"zero-cost stand-in for {spec.name}",
+                ref_offsets=(),
+                memory_clips=0,
+                state="none",
+                official_weights=(),
+            )
+        )
         # a parameter, so `.to(device)` and dtype checks behave as for a real model
         self.scale = torch.nn.Parameter(torch.ones(()))
 

@@ -4,6 +4,7 @@ Layout: ``columns`` thumbnails per row (default: up to 4), ``GAP`` px dark gaps 
 between them, so a sheet of ``n`` thumbnails of ``tw x th`` is
 ``cols*tw + (cols+1)*GAP`` wide and ``rows*th + (rows+1)*GAP`` high.
 """
+
 from __future__ import annotations
 
 import math
@@ -88,7 +89,7 @@ def build_sheet(thumbs: list[np.ndarray], columns: int | None = None) -> np.ndar
     for k, t in enumerate(thumbs):
         r, c = divmod(k, cols)
         y, x = GAP + r * (th + GAP), GAP + c * (tw + GAP)
-        sheet[y:y + th, x:x + tw] = t
+        sheet[y : y + th, x : x + tw] = t
     return sheet
 
 

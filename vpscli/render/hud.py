@@ -6,6 +6,7 @@ known, polyp present/absent badge with per-frame area and confidence. A "researc
 banner sits at the top right. The legend sits at the bottom left.
 :func:`draw_hud` returns where each item went, so tests can look at the pixels.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -65,8 +66,9 @@ def _panel(image: np.ndarray, rect: Rect, alpha: float = 0.6) -> None:
         image[y0:y1, x0:x1] = np.rint(region * (1 - alpha)).astype(np.uint8)
 
 
-def _text_lines(image: np.ndarray, lines: list[tuple[str, tuple[int, int, int]]], x: int, y: int,
-                scale: float, thick: int) -> list[Rect]:
+def _text_lines(
+    image: np.ndarray, lines: list[tuple[str, tuple[int, int, int]]], x: int, y: int, scale: float, thick: int
+) -> list[Rect]:
     """Draw lines top-down from ``(x, y)`` on one dark panel; returns each line's rect."""
     import cv2
 
@@ -83,7 +85,9 @@ def _text_lines(image: np.ndarray, lines: list[tuple[str, tuple[int, int, int]]]
     return rects
 
 
-def draw_hud(image: np.ndarray, info: FrameInfo, *, timecode: bool = True, details: bool = True) -> dict[str, Rect]:
+def draw_hud(
+    image: np.ndarray, info: FrameInfo, *, timecode: bool = True, details: bool = True
+) -> dict[str, Rect]:
     """Draw the HUD in place on ``image`` ``(H, W, 3)`` uint8 RGB.
 
     ``timecode`` toggles the timecode line; ``details`` the frame index, model, area,
@@ -157,5 +161,7 @@ def draw_legend(image: np.ndarray, palette: Palette, with_gt: bool, mask_label: 
                 cv2.line(image, (sx, mid), (min(sx + 2, x + pad + sw), mid), colour, max(2, thick + 1))
         else:
             cv2.line(image, (x + pad, mid), (x + pad + sw, mid), colour, max(2, thick + 1))
-        cv2.putText(image, label, (x + 2 * pad + sw, top + th), FONT, scale, (255, 255, 255), thick, cv2.LINE_AA)
+        cv2.putText(
+            image, label, (x + 2 * pad + sw, top + th), FONT, scale, (255, 255, 255), thick, cv2.LINE_AA
+        )
     return (x, y, width, height)

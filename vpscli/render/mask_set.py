@@ -7,6 +7,7 @@ than 0 and 255 is a probability folder (``floor(255·p)``), thresholded at ``thr
 ``run.json`` beside the masks folder (or inside it) gives model name and threshold;
 ``frames.csv`` beside it gives per-frame ``max_prob`` for binary masks.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -86,8 +87,11 @@ def match_masks(folder: str | Path, frame_names: list[str]) -> MaskMatch:
     folder = Path(folder)
     masks = list_masks(folder)
     if not masks:
-        raise InputError("no mask images in folder (expected png/bmp/tif/jpg)", path=folder,
-                         fix="pass the folder that holds the masks")
+        raise InputError(
+            "no mask images in folder (expected png/bmp/tif/jpg)",
+            path=folder,
+            fix="pass the folder that holds the masks",
+        )
     files, how = match_to_frames(masks, frame_names)
     return MaskMatch(folder, files, len(masks), how)
 

@@ -6,12 +6,13 @@ outlines (where a GT line and a prediction line coincide, the overlap colour); `
 does fill then contour; ``box`` draws each component's bounding box. Without ground truth
 every predicted pixel is "prediction only".
 """
+
 from __future__ import annotations
 
 import numpy as np
 
 from vpscli.errors import UsageError
-from vpscli.render.palette import Palette, PALETTES
+from vpscli.render.palette import PALETTES, Palette
 from vpscli.render.strokes import box_strokes, contour_strokes, line_width_for
 
 STYLES = ("fill", "contour", "both", "box")
@@ -28,7 +29,9 @@ def blend(image: np.ndarray, where: np.ndarray, colour, alpha: float) -> None:
     if not where.any():
         return
     levels = np.arange(256, dtype=np.float32)[:, None]
-    table = np.clip(np.rint((1.0 - alpha) * levels + alpha * np.asarray(colour, np.float32)), 0, 255).astype(np.uint8)
+    table = np.clip(np.rint((1.0 - alpha) * levels + alpha * np.asarray(colour, np.float32)), 0, 255).astype(
+        np.uint8
+    )
     blended = cv2.LUT(image, table.reshape(1, 256, 3))
     if image.flags.c_contiguous:
         cv2.copyTo(blended, np.ascontiguousarray(where).view(np.uint8), image)  # in place, by mask
@@ -36,7 +39,9 @@ def blend(image: np.ndarray, where: np.ndarray, colour, alpha: float) -> None:
         np.copyto(image, blended, where=where[..., None])
 
 
-def _paint_strokes(image: np.ndarray, gt_line: np.ndarray | None, pred_line: np.ndarray, palette: Palette) -> None:
+def _paint_strokes(
+    image: np.ndarray, gt_line: np.ndarray | None, pred_line: np.ndarray, palette: Palette
+) -> None:
     if gt_line is None:
         image[pred_line] = palette.pred_only
         return
@@ -45,9 +50,18 @@ def _paint_strokes(image: np.ndarray, gt_line: np.ndarray | None, pred_line: np.
     image[gt_line & pred_line] = palette.overlap
 
 
-def draw_overlay(image: np.ndarray, pred: np.ndarray | None, gt: np.ndarray | None = None, *, style: str = "both",
-                 alpha: float = 0.4, palette: Palette = PALETTES["default"], line_width: int | None = None,
-                 box: tuple[int, int, int, int] | None = None, empty: bool = False) -> np.ndarray:
+def draw_overlay(
+    image: np.ndarray,
+    pred: np.ndarray | None,
+    gt: np.ndarray | None = None,
+    *,
+    style: str = "both",
+    alpha: float = 0.4,
+    palette: Palette = PALETTES["default"],
+    line_width: int | None = None,
+    box: tuple[int, int, int, int] | None = None,
+    empty: bool = False,
+) -> np.ndarray:
     """Overlay of ``pred`` and ``gt`` on ``image``.
 
     Args:
@@ -81,14 +95,28 @@ def draw_overlay(image: np.ndarray, pred: np.ndarray | None, gt: np.ndarray | No
         x0, y0 = max(box[0] - m, 0), max(box[1] - m, 0)
         x1, y1 = min(box[0] + box[2] + m, w), min(box[1] + box[3] + m, h)
         region = (slice(y0, y1), slice(x0, x1))
-        out[region] = _draw(out[region].copy(), None if pred is None else pred[region],
-                            None if gt is None else gt[region], style, alpha, palette, lw)
+        out[region] = _draw(
+            out[region].copy(),
+            None if pred is None else pred[region],
+            None if gt is None else gt[region],
+            style,
+            alpha,
+            palette,
+            lw,
+        )
         return out
     return _draw(out, pred, gt, style, alpha, palette, lw)
 
 
-def _draw(out: np.ndarray, pred: np.ndarray | None, gt: np.ndarray | None, style: str, alpha: float,
-          palette: Palette, lw: int) -> np.ndarray:
+def _draw(
+    out: np.ndarray,
+    pred: np.ndarray | None,
+    gt: np.ndarray | None,
+    style: str,
+    alpha: float,
+    palette: Palette,
+    lw: int,
+) -> np.ndarray:
     """Fill and strokes of ``pred``/``gt`` on ``out`` (in place; returned)."""
     h, w = out.shape[:2]
     pred = np.zeros((h, w), bool) if pred is None else pred.astype(bool, copy=False)

@@ -5,6 +5,7 @@ only, yellow = overlap. Red/green is unreadable for ~8 % of men, so ``colorblind
 Okabe & Ito blue/orange pair with white overlap, and codes the two by line style as well
 (GT dashed, prediction solid) so colour is never the only cue.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -30,14 +31,20 @@ class Palette:
         if not with_gt:
             return [(mask_label, self.pred_only, False)]
         gt_label = "ground truth only" + (" (dashed)" if self.gt_dashed else "")
-        return [(gt_label, self.gt_only, self.gt_dashed), (f"{mask_label} only", self.pred_only, False),
-                ("overlap", self.overlap, False)]
+        return [
+            (gt_label, self.gt_only, self.gt_dashed),
+            (f"{mask_label} only", self.pred_only, False),
+            ("overlap", self.overlap, False),
+        ]
 
 
 PALETTES: dict[str, Palette] = {
-    "default": Palette("default", gt_only=(255, 0, 0), pred_only=(0, 255, 0), overlap=(255, 255, 0), gt_dashed=False),
-    "colorblind": Palette("colorblind", gt_only=(0, 114, 178), pred_only=(230, 159, 0), overlap=(255, 255, 255),
-                          gt_dashed=True),
+    "default": Palette(
+        "default", gt_only=(255, 0, 0), pred_only=(0, 255, 0), overlap=(255, 255, 0), gt_dashed=False
+    ),
+    "colorblind": Palette(
+        "colorblind", gt_only=(0, 114, 178), pred_only=(230, 159, 0), overlap=(255, 255, 255), gt_dashed=True
+    ),
 }
 
 

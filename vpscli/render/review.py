@@ -16,10 +16,10 @@ frames than it has packets, so there the masks only need to cover a contiguous r
 frame 0 (what ``vps segment`` writes for such a file), and every frame that does decode must
 have its mask (checked while decoding) unless ``allow_mismatch``.
 """
+
 from __future__ import annotations
 
 import contextlib
-
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -30,8 +30,15 @@ from vpscli.errors import InputError, UsageError
 from vpscli.io.run_folder import RunFolder, index_name
 from vpscli.render.contact_sheet import build_sheet, label_thumbnail, pick_frames, thumbnail, write_png
 from vpscli.render.hud import FrameInfo, draw_hud, draw_legend, format_timecode
-from vpscli.render.mask_set import (MaskMatch, RunInfo, aspect_mismatch, is_probability, load_mask, match_masks,
-                                    read_run_info)
+from vpscli.render.mask_set import (
+    MaskMatch,
+    RunInfo,
+    aspect_mismatch,
+    is_probability,
+    load_mask,
+    match_masks,
+    read_run_info,
+)
 from vpscli.render.overlay import STYLES, draw_overlay
 from vpscli.render.palette import get_palette
 from vpscli.render.timeline import Timeline, strip_height
@@ -101,10 +108,14 @@ class ReviewResult:
     damaged: bool = False
 
 
-def output_size(width: int, height: int, *, side_by_side: bool, timeline: bool, with_gt: bool) -> tuple[int, int]:
+def output_size(
+    width: int, height: int, *, side_by_side: bool, timeline: bool, with_gt: bool
+) -> tuple[int, int]:
     """``(width, height)`` of the rendered frames for a ``width x height`` source."""
-    return (2 * width if side_by_side else width,
-            height + (strip_height(height, 2 if with_gt else 1) if timeline else 0))
+    return (
+        2 * width if side_by_side else width,
+        height + (strip_height(height, 2 if with_gt else 1) if timeline else 0),
+    )
 
 
 def _frame_names(source, n: int) -> list[str]:
@@ -119,17 +130,21 @@ def _mismatch_fix(label: str, run: RunInfo | None) -> str:
     return f"pass the {label} folder of this video, {anyway}"
 
 
-def _check_counts(match: MaskMatch, n: int, label: str, allow: bool, warnings: list[str],
-                  run: RunInfo | None = None) -> None:
+def _check_counts(
+    match: MaskMatch, n: int, label: str, allow: bool, warnings: list[str], run: RunInfo | None = None
+) -> None:
     missing = match.missing
     if match.n_masks == n and not missing:
         return
-    what = (f"frame count mismatch: SOURCE has {n} frames, {label} has {match.n_masks} masks"
-            + (f" ({len(missing)} frames have no mask)" if missing else ""))
+    what = f"frame count mismatch: SOURCE has {n} frames, {label} has {match.n_masks} masks" + (
+        f" ({len(missing)} frames have no mask)" if missing else ""
+    )
     if not allow:
         raise InputError(what, path=match.folder, fix=_mismatch_fix(label, run))
-    warnings.append(f"{match.folder}: {what}; missing masks drawn as 'no mask'"
-                    + (", extra masks ignored" if match.n_masks > n else ""))
+    warnings.append(
+        f"{match.folder}: {what}; missing masks drawn as 'no mask'"
+        + (", extra masks ignored" if match.n_masks > n else "")
+    )
 
 
 def _decodable_prefix(match: MaskMatch, packets: int) -> int:
@@ -139,10 +154,12 @@ def _decodable_prefix(match: MaskMatch, packets: int) -> int:
     later = [i for i, f in enumerate(match.files) if f is not None and i > k]
     if k == 0 or later:
         what = f"MASKS has no mask for frame {k}" + (f" but has one for frame {later[0]}" if later else "")
-        raise InputError(f"{what} (SOURCE is damaged: its {packets} packets may decode to fewer frames, so "
-                         "masks must cover frames 0, 1, 2 ... without a gap)", path=match.folder,
-                         fix="pass the MASKS folder of this video, or --allow-mismatch to draw missing masks as "
-                             "'no mask'")
+        raise InputError(
+            f"{what} (SOURCE is damaged: its {packets} packets may decode to fewer frames, so "
+            "masks must cover frames 0, 1, 2 ... without a gap)",
+            path=match.folder,
+            fix="pass the MASKS folder of this video, or --allow-mismatch to draw missing masks as 'no mask'",
+        )
     return k
 
 
@@ -154,9 +171,12 @@ def _check_size(match: MaskMatch, size: tuple[int, int], label: str, allow: bool
         return
     m = read_mask(first).array
     if aspect_mismatch((m.shape[1], m.shape[0]), size) and not allow:
-        raise InputError(f"size mismatch: SOURCE frames are {size[0]}x{size[1]}, {label} masks are "
-                         f"{m.shape[1]}x{m.shape[0]} (another aspect ratio)", path=first,
-                         fix=f"pass the {label} folder of this video, or --allow-mismatch to resize them anyway")
+        raise InputError(
+            f"size mismatch: SOURCE frames are {size[0]}x{size[1]}, {label} masks are "
+            f"{m.shape[1]}x{m.shape[0]} (another aspect ratio)",
+            path=first,
+            fix=f"pass the {label} folder of this video, or --allow-mismatch to resize them anyway",
+        )
 
 
 def mask_stats(match: MaskMatch, threshold: float) -> MaskStats:
@@ -210,14 +230,28 @@ class _Review:
         gt_mask = None
         if self.gt_match is not None and in_range and self.gt_match.files[i] is not None:
             gt_mask = self._mask(self.gt_match.files[i], False)
-        panel = draw_overlay(frame.image, pred, gt_mask if self.gt_match is not None else None,
-                             style=options.style, alpha=options.alpha, palette=self.palette)
+        panel = draw_overlay(
+            frame.image,
+            pred,
+            gt_mask if self.gt_match is not None else None,
+            style=options.style,
+            alpha=options.alpha,
+            palette=self.palette,
+        )
         conf = float(self.confidence[i]) if in_range and not np.isnan(self.confidence[i]) else None
         area = float(self.stats.area[i]) if in_range and not np.isnan(self.stats.area[i]) else None
-        info = FrameInfo(index=i, total=n, timestamp=frame.timestamp, has_mask=pred is not None,
-                         area_fraction=area, confidence=conf, model=self.run.model,
-                         threshold=self.threshold if (self.run.threshold is not None or self.stats.probability
-                                                      or options.threshold is not None) else None)
+        info = FrameInfo(
+            index=i,
+            total=n,
+            timestamp=frame.timestamp,
+            has_mask=pred is not None,
+            area_fraction=area,
+            confidence=conf,
+            model=self.run.model,
+            threshold=self.threshold
+            if (self.run.threshold is not None or self.stats.probability or options.threshold is not None)
+            else None,
+        )
         draw_hud(panel, info, timecode=options.timecode, details=options.info)
         draw_legend(panel, self.palette, with_gt=self.gt_match is not None, mask_label=options.mask_label)
         composed = np.hstack([frame.image, panel]) if options.side_by_side else panel
@@ -242,10 +276,12 @@ def _match_inputs(src, probe, mask_dir: Path, gt, options: ReviewOptions, run, w
             if gt is not None:
                 gt_match = match_masks(gt, names)
                 if gt_match.missing:
-                    raise InputError(f"GT has no mask for frame {gt_match.missing[0]}, and MASKS covers frames "
-                                     f"0-{n - 1}", path=gt_match.folder,
-                                     fix="pass the GT folder of this video, or --allow-mismatch to draw missing "
-                                         "masks as 'no mask'")
+                    raise InputError(
+                        f"GT has no mask for frame {gt_match.missing[0]}, and MASKS covers frames 0-{n - 1}",
+                        path=gt_match.folder,
+                        fix="pass the GT folder of this video, or --allow-mismatch to draw missing "
+                        "masks as 'no mask'",
+                    )
     else:
         _check_counts(pred_match, n, "MASKS", options.allow_mismatch, warnings, run)
         if gt_match is not None:
@@ -268,8 +304,11 @@ def _check_same_source(src, run, masks: Path, allow: bool) -> None:
     except OSError:
         return  # unreadable here: decoding reports it
     if not same:
-        raise InputError(f"these masks were made from another video ({run.source or 'see run.json'})",
-                         path=masks, fix="pass the video the run segmented, or --allow-mismatch to draw them anyway")
+        raise InputError(
+            f"these masks were made from another video ({run.source or 'see run.json'})",
+            path=masks,
+            fix="pass the video the run segmented, or --allow-mismatch to draw them anyway",
+        )
 
 
 def _prepare(src, probe, masks, gt, options: ReviewOptions, result: "ReviewResult") -> _Review:
@@ -278,7 +317,9 @@ def _prepare(src, probe, masks, gt, options: ReviewOptions, result: "ReviewResul
     partial = RunFolder.of_mask_folder(mask_dir).partial_warning()
     if partial:
         result.warnings.append(partial)
-    n, pred_match, gt_match, result.damaged = _match_inputs(src, probe, mask_dir, gt, options, run, result.warnings)
+    n, pred_match, gt_match, result.damaged = _match_inputs(
+        src, probe, mask_dir, gt, options, run, result.warnings
+    )
     result.missing_masks = pred_match.missing
     result.missing_gt = gt_match.missing if gt_match else []
     stats = mask_stats(pred_match, result.threshold)
@@ -288,28 +329,50 @@ def _prepare(src, probe, masks, gt, options: ReviewOptions, result: "ReviewResul
     else:
         confidence = np.array([run.max_prob.get(i, np.nan) for i in range(n)], np.float64)
     size = (probe.width, probe.height)
-    review = _Review(n, size, result.threshold, options, get_palette(options.palette), run, pred_match, gt_match,
-                     stats, confidence)
-    out_w, out_h = output_size(*size, side_by_side=options.side_by_side, timeline=options.timeline,
-                               with_gt=gt_match is not None)
+    review = _Review(
+        n,
+        size,
+        result.threshold,
+        options,
+        get_palette(options.palette),
+        run,
+        pred_match,
+        gt_match,
+        stats,
+        confidence,
+    )
+    out_w, out_h = output_size(
+        *size, side_by_side=options.side_by_side, timeline=options.timeline, with_gt=gt_match is not None
+    )
     result.size = (out_w, out_h)
     if options.timeline:
         missing = np.zeros(n, bool)
         missing[pred_match.missing] = True
         gt_stats = mask_stats(gt_match, 0.5) if gt_match else None
-        review.timeline = Timeline(out_w, out_h - size[1], stats.present, review.palette,
-                                   gt=gt_stats.present if gt_stats else None, missing=missing)
+        review.timeline = Timeline(
+            out_w,
+            out_h - size[1],
+            stats.present,
+            review.palette,
+            gt=gt_stats.present if gt_stats else None,
+            missing=missing,
+        )
     return review
 
 
 def _sheet_picks(review: _Review, frames: int, pick: str) -> set[int]:
     confidence = review.confidence
-    scores = np.where(np.isnan(confidence), 0.0, confidence) if not np.isnan(confidence).all() \
+    scores = (
+        np.where(np.isnan(confidence), 0.0, confidence)
+        if not np.isnan(confidence).all()
         else np.nan_to_num(review.stats.area)
+    )
     return set(pick_frames(review.n, frames, pick, scores))
 
 
-def _after_decoding(result: "ReviewResult", review: _Review, src, mask_dir: Path, allow_mismatch: bool) -> None:
+def _after_decoding(
+    result: "ReviewResult", review: _Review, src, mask_dir: Path, allow_mismatch: bool
+) -> None:
     """Notes and warnings known once every frame is decoded (see the module doc for damaged sources)."""
     notes = review.resize_notes
     if notes:
@@ -324,17 +387,28 @@ def _after_decoding(result: "ReviewResult", review: _Review, src, mask_dir: Path
     result.missing_gt = [i for i in review.gt_match.missing if i < decoded] if review.gt_match else []
     for label, missing in (("MASKS", result.missing_masks), ("GT", result.missing_gt)):
         if missing:  # only with allow_mismatch: without it the first one stopped the render
-            result.warnings.append(f"{len(missing)} of the {decoded} decoded frames have no {label} mask (first: "
-                                   f"frame {missing[0]}); drawn as 'no mask'")
+            result.warnings.append(
+                f"{len(missing)} of the {decoded} decoded frames have no {label} mask (first: "
+                f"frame {missing[0]}); drawn as 'no mask'"
+            )
     if decoded < n and not allow_mismatch:
-        result.warnings.append(f"{mask_dir}: the masks of frames {decoded}-{n - 1} were not drawn: SOURCE stopped "
-                               f"decoding at frame {decoded}")
+        result.warnings.append(
+            f"{mask_dir}: the masks of frames {decoded}-{n - 1} were not drawn: SOURCE stopped "
+            f"decoding at frame {decoded}"
+        )
 
 
-def render_review(source: str | Path, masks: str | Path, gt: str | Path | None = None, *,
-                  video_out: str | Path | None = None, frames_out: str | Path | None = None,
-                  contact_sheet: str | Path | None = None, options: ReviewOptions | None = None,
-                  progress: Callable[[int, int], None] | None = None) -> ReviewResult:
+def render_review(
+    source: str | Path,
+    masks: str | Path,
+    gt: str | Path | None = None,
+    *,
+    video_out: str | Path | None = None,
+    frames_out: str | Path | None = None,
+    contact_sheet: str | Path | None = None,
+    options: ReviewOptions | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> ReviewResult:
     """Render the review outputs of ``source`` with its prediction ``masks`` (and ``gt``).
 
     Example: ``render_review("clip.mp4", "vps-out/clip/masks", video_out="review.mp4")``.
@@ -366,20 +440,28 @@ def render_review(source: str | Path, masks: str | Path, gt: str | Path | None =
     result = ReviewResult(frames=0, size=(0, 0), run=run, threshold=threshold)
     review = _prepare(src, probe, masks, gt, options, result)
     n = review.n
-    picks = _sheet_picks(review, options.sheet_frames, options.sheet_pick) if contact_sheet is not None else set()
+    picks = (
+        _sheet_picks(review, options.sheet_frames, options.sheet_pick) if contact_sheet is not None else set()
+    )
     thumbs: dict[int, np.ndarray] = {}
     frames_dir = Path(frames_out) if frames_out is not None else None
     if frames_dir is not None:
         frames_dir.mkdir(parents=True, exist_ok=True)
     # the writer finishes the MP4 on success and removes it on any error or interrupt
-    with VideoWriter(video_out, probe.fps, result.size) if video_out is not None \
-            else contextlib.nullcontext() as writer:
+    with (
+        VideoWriter(video_out, probe.fps, result.size)
+        if video_out is not None
+        else contextlib.nullcontext() as writer
+    ):
         for frame in src:
             i = frame.index
             if i >= n and result.damaged and not options.allow_mismatch:
-                raise InputError(f"frame count mismatch: SOURCE decodes to more than the {n} frames MASKS has "
-                                 f"masks for (frame {i} has none)", path=Path(masks),
-                                 fix=_mismatch_fix("MASKS", run))
+                raise InputError(
+                    f"frame count mismatch: SOURCE decodes to more than the {n} frames MASKS has "
+                    f"masks for (frame {i} has none)",
+                    path=Path(masks),
+                    fix=_mismatch_fix("MASKS", run),
+                )
             composed, panel, _ = review.compose(frame)
             if writer is not None:
                 writer.write(composed, timestamp=frame.timestamp if probe.vfr else None)
@@ -388,8 +470,11 @@ def render_review(source: str | Path, masks: str | Path, gt: str | Path | None =
             if i in picks:
                 thumb = thumbnail(panel)
                 # the HUD already names the frame; without it, label the tile
-                thumbs[i] = thumb if options.info and options.timecode else \
-                    label_thumbnail(thumb, f"#{i} {format_timecode(frame.timestamp)}")
+                thumbs[i] = (
+                    thumb
+                    if options.info and options.timecode
+                    else label_thumbnail(thumb, f"#{i} {format_timecode(frame.timestamp)}")
+                )
             result.frames += 1
             if progress is not None:
                 progress(result.frames, n)

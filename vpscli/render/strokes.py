@@ -3,6 +3,7 @@
 Strokes are returned as ``(H, W)`` bool masks rather than drawn in colour, so the overlay
 can colour the pixels where a GT line and a prediction line coincide with the overlap colour.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -74,8 +75,12 @@ def box_strokes(mask: np.ndarray, width: int, dashed: bool = False) -> np.ndarra
         corners = np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]])
         if dashed:
             # densify the box edges so dashes follow arc length
-            dense = np.vstack([np.linspace(a, b, max(2, int(np.abs(b - a).max()) + 1), endpoint=False)
-                               for a, b in zip(corners, np.roll(corners, -1, axis=0))])
+            dense = np.vstack(
+                [
+                    np.linspace(a, b, max(2, int(np.abs(b - a).max()) + 1), endpoint=False)
+                    for a, b in zip(corners, np.roll(corners, -1, axis=0))
+                ]
+            )
             _draw_polyline(canvas, np.rint(dense).astype(np.int32), True, width, True)
         else:
             _draw_polyline(canvas, corners, True, width, False)

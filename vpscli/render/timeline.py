@@ -6,6 +6,7 @@ so a one-frame detection in a two-hour video still shows. Frames without a mask 
 The current position is a white marker. The strip is built once; each frame copies it and
 adds the marker.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -45,8 +46,15 @@ class Timeline:
         missing: ``(N,)`` bool, frames without a prediction mask, or ``None``.
     """
 
-    def __init__(self, width: int, height: int, pred: np.ndarray, palette: Palette, gt: np.ndarray | None = None,
-                 missing: np.ndarray | None = None):
+    def __init__(
+        self,
+        width: int,
+        height: int,
+        pred: np.ndarray,
+        palette: Palette,
+        gt: np.ndarray | None = None,
+        missing: np.ndarray | None = None,
+    ):
         self.n = len(pred)
         self.width, self.height = width, height
         strip = np.empty((height, width, 3), np.uint8)
@@ -73,5 +81,5 @@ class Timeline:
         """``(height, width, 3)`` strip with the marker at frame ``index``."""
         out = self.strip.copy()
         x = self.marker_x(index)
-        out[:, max(0, x - 1):x + 1] = MARKER
+        out[:, max(0, x - 1) : x + 1] = MARKER
         return out

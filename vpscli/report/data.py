@@ -4,6 +4,7 @@
 An **episode** is a run of consecutive frames whose written mask is not empty (``present``: after the
 frame decision and the persistence filter), as the summary table and ``run.json`` count them.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -58,12 +59,12 @@ class RunReport:
     name: str
     record: dict
     names: list[str]
-    timestamps: np.ndarray   #: seconds, float64
-    peak: np.ndarray         #: the model's peak probability per frame
-    present: np.ndarray      #: a mask was written (after the frame decision and the filter)
-    flagged: np.ndarray      #: the model flagged the frame (before the filter)
-    suppressed: np.ndarray   #: flagged, emptied by the persistence filter
-    area: np.ndarray         #: mask area as a share of the frame
+    timestamps: np.ndarray  #: seconds, float64
+    peak: np.ndarray  #: the model's peak probability per frame
+    present: np.ndarray  #: a mask was written (after the frame decision and the filter)
+    flagged: np.ndarray  #: the model flagged the frame (before the filter)
+    suppressed: np.ndarray  #: flagged, emptied by the persistence filter
+    area: np.ndarray  #: mask area as a share of the frame
     boxes: list[tuple[int, int, int, int] | None]
     episodes: list[Episode] = field(default_factory=list)
     gt_positive: np.ndarray | None = None  #: with ground truth: the GT frames showing a polyp
@@ -115,17 +116,28 @@ def read_run(folder: str | Path) -> RunReport:
     run = RunFolder(folder)
     record = run.record()
     if not record:
-        raise InputError("holds no readable run.json: not a vps segment run folder", path=run.path,
-                         fix="pass a folder vps segment wrote (OUT/<video name>/)")
+        raise InputError(
+            "holds no readable run.json: not a vps segment run folder",
+            path=run.path,
+            fix="pass a folder vps segment wrote (OUT/<video name>/)",
+        )
     rows = sorted(run.rows().values(), key=lambda r: int(r["index"]))
     names = [r["name"] for r in rows]
     out = RunReport(
-        folder=run.path, name=run.path.name, record=record, names=names,
+        folder=run.path,
+        name=run.path.name,
+        record=record,
+        names=names,
         timestamps=np.array([float(r["timestamp"]) for r in rows], np.float64),
         peak=np.array([float(r["max_prob"]) if r.get("max_prob") not in (None, "") else 0.0 for r in rows]),
         present=np.array([_flag(r, "present") for r in rows], bool),
-        flagged=np.array([_flag(r, "flagged") if r.get("flagged") not in (None, "") else _flag(r, "present")
-                          for r in rows], bool),
+        flagged=np.array(
+            [
+                _flag(r, "flagged") if r.get("flagged") not in (None, "") else _flag(r, "present")
+                for r in rows
+            ],
+            bool,
+        ),
         suppressed=np.array([_flag(r, "suppressed") for r in rows], bool),
         area=np.array([float(r["area_fraction"]) if r.get("area_fraction") else 0.0 for r in rows]),
         boxes=[_box(r) for r in rows],
@@ -139,10 +151,20 @@ def _episodes(r: RunReport) -> list[Episode]:
     episodes = []
     for k, run in enumerate(runs(r.present.tolist()), start=1):
         a, b = run.start, run.start + run.length - 1
-        peaks = r.peak[a:b + 1]
-        largest = a + int(np.argmax(r.area[a:b + 1]))
-        episodes.append(Episode(number=k, start=a, end=b, start_s=float(r.timestamps[a]),
-                                end_s=float(r.timestamps[b]) + frame_time, peak=float(peaks.max()), mean=float(peaks.mean()),
-                                largest=largest, largest_area=float(r.area[largest]),
-                                largest_box=r.boxes[largest]))
+        peaks = r.peak[a : b + 1]
+        largest = a + int(np.argmax(r.area[a : b + 1]))
+        episodes.append(
+            Episode(
+                number=k,
+                start=a,
+                end=b,
+                start_s=float(r.timestamps[a]),
+                end_s=float(r.timestamps[b]) + frame_time,
+                peak=float(peaks.max()),
+                mean=float(peaks.mean()),
+                largest=largest,
+                largest_area=float(r.area[largest]),
+                largest_box=r.boxes[largest],
+            )
+        )
     return episodes

@@ -9,6 +9,7 @@ Templates are Jinja2 with autoescaping on: file names, notes and paths are user 
     write_report("vps-out/clip", gt="data/GT/clip")     # + the vps evaluate numbers and GT on the timeline
     write_index("vps-out", ["vps-out/a", "vps-out/b"])  # vps-out/index.html
 """
+
 from __future__ import annotations
 
 import os
@@ -29,8 +30,11 @@ _TEMPLATES = Path(__file__).resolve().parent / "templates"
 def _env():
     from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
-    env = Environment(loader=FileSystemLoader(str(_TEMPLATES)), undefined=StrictUndefined,
-                      autoescape=select_autoescape(["html", "j2"], default_for_string=True, default=True))
+    env = Environment(
+        loader=FileSystemLoader(str(_TEMPLATES)),
+        undefined=StrictUndefined,
+        autoescape=select_autoescape(["html", "j2"], default_for_string=True, default=True),
+    )
     env.globals["clock"] = clock
     return env
 
@@ -49,11 +53,15 @@ def _status_text(run: RunReport) -> str:
     if status == "complete":
         return f"Complete: {run.frames} frames."
     if status == "partial":
-        return (f"Partial: the video ended early — {run.frames} of the {expected} frames its header announces "
-                "were decoded; this page covers those.")
+        return (
+            f"Partial: the video ended early — {run.frames} of the {expected} frames its header announces "
+            "were decoded; this page covers those."
+        )
     if status == "interrupted":
-        return (f"Interrupted: the run was stopped after {run.frames} of {expected} frames; this page covers "
-                "those (`vps segment --resume` finishes it).")
+        return (
+            f"Interrupted: the run was stopped after {run.frames} of {expected} frames; this page covers "
+            "those (`vps segment --resume` finishes it)."
+        )
     if status == "failed":
         return f"Failed: {rec.get('error') or 'see run.json'} — {run.frames} frames were written before it stopped."
     if status == "running":
@@ -72,8 +80,13 @@ def _weights_facts(rec: dict) -> list[tuple[str, str]]:
     if entry is not None:
         metrics = entry.record.get("metrics") or {}
         if metrics.get("maxDice") is not None:
-            facts.append(("validation", f"maxDice {metrics['maxDice']:.3f}, S-measure {metrics.get('Smeasure', float('nan')):.3f}"
-                                        f" ({metrics.get('validation_data', 'validation data')})"))
+            facts.append(
+                (
+                    "validation",
+                    f"maxDice {metrics['maxDice']:.3f}, S-measure {metrics.get('Smeasure', float('nan')):.3f}"
+                    f" ({metrics.get('validation_data', 'validation data')})",
+                )
+            )
         if entry.note:
             facts.append(("model card", entry.note))
     else:
@@ -85,26 +98,47 @@ def _facts(run: RunReport) -> list[tuple[str, str]]:
     rec = run.record
     summary = rec.get("false_alarm_summary") or {}
     presence = rec.get("presence")
-    facts = [("model", f"{rec.get('model')} on {rec.get('backbone', '?')}"), *_weights_facts(rec),
-             ("threshold", f"{rec.get('threshold')}"),
-             ("frame decision", f"peak probability ≥ {presence}" if presence is not None
-              else "the mask at the threshold has a pixel"),
-             ("persistence filter", f"a detection is kept when it lasts {rec.get('min_persistence', 1)} frames or more"),
-             ("test-time augmentation", "on (mirror image averaged)" if rec.get("tta") else "off"),
-             ("device", f"{rec.get('device')} ({rec.get('precision')}), backend {rec.get('backend', 'torch')}"),
-             ("source", f"{rec.get('source')}"),
-             ("frames", f"{run.frames} written; {summary.get('flagged_frames_before_filter', '?')} flagged by the model, "
-                        f"{summary.get('suppressed_frames', '?')} suppressed by the filter, "
-                        f"{int(run.present.sum())} with a mask")]
+    facts = [
+        ("model", f"{rec.get('model')} on {rec.get('backbone', '?')}"),
+        *_weights_facts(rec),
+        ("threshold", f"{rec.get('threshold')}"),
+        (
+            "frame decision",
+            f"peak probability ≥ {presence}"
+            if presence is not None
+            else "the mask at the threshold has a pixel",
+        ),
+        (
+            "persistence filter",
+            f"a detection is kept when it lasts {rec.get('min_persistence', 1)} frames or more",
+        ),
+        ("test-time augmentation", "on (mirror image averaged)" if rec.get("tta") else "off"),
+        ("device", f"{rec.get('device')} ({rec.get('precision')}), backend {rec.get('backend', 'torch')}"),
+        ("source", f"{rec.get('source')}"),
+        (
+            "frames",
+            f"{run.frames} written; {summary.get('flagged_frames_before_filter', '?')} flagged by the model, "
+            f"{summary.get('suppressed_frames', '?')} suppressed by the filter, "
+            f"{int(run.present.sum())} with a mask",
+        ),
+    ]
     if summary.get("expect_negative"):
         per_minute = summary.get("false_alarm_episodes_per_minute")
-        facts.append(("false alarms (polyp-free video)",
-                      f"{summary.get('episodes_after_filter')} episodes"
-                      + (f", {per_minute:.2f} per minute" if isinstance(per_minute, (int, float)) else "")))
+        facts.append(
+            (
+                "false alarms (polyp-free video)",
+                f"{summary.get('episodes_after_filter')} episodes"
+                + (f", {per_minute:.2f} per minute" if isinstance(per_minute, (int, float)) else ""),
+            )
+        )
     timings = rec.get("timings_seconds") or {}
     if timings:
-        facts.append(("timings", ", ".join(f"{k} {v:.1f} s" for k, v in timings.items()
-                                           if isinstance(v, (int, float)))))
+        facts.append(
+            (
+                "timings",
+                ", ".join(f"{k} {v:.1f} s" for k, v in timings.items() if isinstance(v, (int, float))),
+            )
+        )
     if rec.get("finished"):
         facts.append(("finished", str(rec["finished"])))
     return facts
@@ -130,15 +164,24 @@ def _ground_truth(run: RunReport, gt: Path) -> _GroundTruth:
     result = evaluate_plan(plan, keys, workers=1)
     (dataset,) = result.datasets.values()
     view = next(iter(detection_view(plan).values())).to_json()
-    labels = {"frames": "frames", "sensitivity": "frame sensitivity", "specificity": "frame specificity",
-              "polyp_episodes": "polyp episodes", "polyp_episodes_detected": "episodes detected",
-              "median_time_to_first_detection_frames": "median frames to first detection",
-              "false_alarm_episodes": "false-alarm episodes"}
-    detection = {label: ("—" if view.get(k) is None else f"{view[k]:.3f}" if isinstance(view[k], float) else view[k])
-                 for k, label in labels.items()}
+    labels = {
+        "frames": "frames",
+        "sensitivity": "frame sensitivity",
+        "specificity": "frame specificity",
+        "polyp_episodes": "polyp episodes",
+        "polyp_episodes_detected": "episodes detected",
+        "median_time_to_first_detection_frames": "median frames to first detection",
+        "false_alarm_episodes": "false-alarm episodes",
+    }
+    detection = {
+        label: ("—" if view.get(k) is None else f"{view[k]:.3f}" if isinstance(view[k], float) else view[k])
+        for k, label in labels.items()
+    }
     (split,) = plan.splits
     (sequence,) = split.sequences
-    positive = {Path(name).stem: bool((read_map(sequence.gt_dir / name)[0] > 128).any()) for name in sequence.frames}
+    positive = {
+        Path(name).stem: bool((read_map(sequence.gt_dir / name)[0] > 128).any()) for name in sequence.frames
+    }
     run.gt_positive = np.array([positive.get(n, False) for n in run.names], bool)
     return _GroundTruth(str(gt), {k: float(dataset.value(k)) for k in keys}, detection)
 
@@ -154,10 +197,23 @@ def render_report(folder: str | Path, gt: str | Path | None = None, video_href: 
     truth = _ground_truth(run, Path(gt)) if gt is not None else None
     overlay = run.overlay
     notes = [n for n in (run.record.get("notes") or []) if isinstance(n, str)]
-    return _env().get_template("video.html.j2").render(
-        run=run, status_text=_status_text(run), overlay=(video_href or overlay.name) if overlay else None,
-        timeline=timeline_svg(run), episodes=run.episodes, thumbs=episode_thumbnails(run),
-        duration=clock(run.duration_s), facts=_facts(run), notes=notes, gt=truth, version=__version__)
+    return (
+        _env()
+        .get_template("video.html.j2")
+        .render(
+            run=run,
+            status_text=_status_text(run),
+            overlay=(video_href or overlay.name) if overlay else None,
+            timeline=timeline_svg(run),
+            episodes=run.episodes,
+            thumbs=episode_thumbnails(run),
+            duration=clock(run.duration_s),
+            facts=_facts(run),
+            notes=notes,
+            gt=truth,
+            version=__version__,
+        )
+    )
 
 
 def write_report(folder: str | Path, out: str | Path | None = None, gt: str | Path | None = None) -> Path:
@@ -175,9 +231,16 @@ def write_report(folder: str | Path, out: str | Path | None = None, gt: str | Pa
 
 def _headline(run: RunReport) -> dict:
     summary = run.record.get("false_alarm_summary") or {}
-    return {"name": run.name, "status": run.status, "frames": run.frames, "episodes": len(run.episodes),
-            "with_mask": int(run.present.sum()), "flagged": summary.get("flagged_frames_before_filter"),
-            "duration": clock(run.duration_s), "model": run.record.get("model")}
+    return {
+        "name": run.name,
+        "status": run.status,
+        "frames": run.frames,
+        "episodes": len(run.episodes),
+        "with_mask": int(run.present.sum()),
+        "flagged": summary.get("flagged_frames_before_filter"),
+        "duration": clock(run.duration_s),
+        "model": run.record.get("model"),
+    }
 
 
 def write_index(root: str | Path, folders: list[str | Path], out: str | Path | None = None) -> Path:
@@ -195,8 +258,14 @@ def write_index(root: str | Path, folders: list[str | Path], out: str | Path | N
             rows.append({"name": Path(folder).name, "status": "unreadable", "error": e.one_line()})
             continue
         page = Path(folder) / REPORT_NAME
-        rows.append({**_headline(run), "href": Path(os.path.relpath(page.resolve(), target.parent.resolve())).as_posix()
-                     if page.is_file() else None})
+        rows.append(
+            {
+                **_headline(run),
+                "href": Path(os.path.relpath(page.resolve(), target.parent.resolve())).as_posix()
+                if page.is_file()
+                else None,
+            }
+        )
     listed = {r["name"] for r in rows}
     batch = root / "batch.json"
     if batch.is_file():
@@ -205,13 +274,23 @@ def write_index(root: str | Path, folders: list[str | Path], out: str | Path | N
         except (OSError, ValueError, AttributeError):
             entries = []
         for e in entries:
-            if isinstance(e, dict) and e.get("name") not in listed and e.get("status") not in ("complete", "partial"):
-                rows.append({"name": e.get("name") or e.get("source"), "status": e.get("status", "?"),
-                             "error": e.get("error")})
+            if (
+                isinstance(e, dict)
+                and e.get("name") not in listed
+                and e.get("status") not in ("complete", "partial")
+            ):
+                rows.append(
+                    {
+                        "name": e.get("name") or e.get("source"),
+                        "status": e.get("status", "?"),
+                        "error": e.get("error"),
+                    }
+                )
     from vpscli import __version__
 
-    blank = dict.fromkeys(("name", "status", "href", "error", "duration", "frames", "episodes", "with_mask",
-                           "flagged", "model"))
+    blank = dict.fromkeys(
+        ("name", "status", "href", "error", "duration", "frames", "episodes", "with_mask", "flagged", "model")
+    )
     rows = [{**blank, **r} for r in rows]
     html = _env().get_template("index.html.j2").render(root=root, rows=rows, version=__version__)
     write_text_atomic(target, html)

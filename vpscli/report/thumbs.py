@@ -5,6 +5,7 @@ The frame comes from the segmented video (``run.json``'s ``source``) when it can
 the run's ``overlay.mp4`` (the mask is drawn there already), else the thumbnail is the mask alone on
 grey: a page never fails for want of its video.
 """
+
 from __future__ import annotations
 
 import base64
@@ -95,7 +96,7 @@ def _thumbnail(frame: np.ndarray | None, mask: np.ndarray, episode: Episode) -> 
     cv2.drawContours(whole, contours, -1, _OUTLINE, max(2, mask.shape[1] // 200))
     x, y, w, h = episode.largest_box or (0, 0, mask.shape[1], mask.shape[0])
     margin_x, margin_y = max(w // 2, 8), max(h // 2, 8)
-    crop = whole[max(0, y - margin_y):y + h + margin_y, max(0, x - margin_x):x + w + margin_x]
+    crop = whole[max(0, y - margin_y) : y + h + margin_y, max(0, x - margin_x) : x + w + margin_x]
     return _resize(whole, THUMB_WIDTH), _resize(crop, THUMB_WIDTH * 3 // 4)
 
 

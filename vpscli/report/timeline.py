@@ -7,6 +7,7 @@ A long video has far more frames than the timeline has pixels, so frames are poo
 start and end. Times on the x axis are the frames' own timestamps (a variable frame rate is drawn as
 recorded).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -38,8 +39,10 @@ def _band(mask: np.ndarray, edges: np.ndarray, y: float, cls: str, title: str) -
             j = i
             while j + 1 < len(hit) and hit[j + 1]:
                 j += 1
-            rects.append(f'<rect x="{i * step:.1f}" y="{y:.1f}" width="{(j - i + 1) * step:.1f}" '
-                         f'height="{_BAND_H:.0f}"/>')
+            rects.append(
+                f'<rect x="{i * step:.1f}" y="{y:.1f}" width="{(j - i + 1) * step:.1f}" '
+                f'height="{_BAND_H:.0f}"/>'
+            )
             i = j + 1
         else:
             i += 1
@@ -52,24 +55,34 @@ def timeline_svg(run: RunReport, bins: int = TIMELINE_BINS) -> str:
     duration = max(run.duration_s, 1e-9)
     cols = max(1, min(bins, n))
     # the bin of each frame by its time, so that x is time even at a variable frame rate
-    frame_bin = np.minimum((run.timestamps / duration * cols).astype(np.int64), cols - 1) if n else np.zeros(0, int)
+    frame_bin = (
+        np.minimum((run.timestamps / duration * cols).astype(np.int64), cols - 1) if n else np.zeros(0, int)
+    )
     edges = np.searchsorted(frame_bin, np.arange(cols + 1)) if n else np.zeros(cols + 1, int)
     peak = _pool(run.peak, edges, np.maximum) if n else np.zeros(cols)
     step = _W / cols
-    points = " ".join(f"{i * step:.1f},{_CURVE_H * (1 - p):.1f} {(i + 1) * step:.1f},{_CURVE_H * (1 - p):.1f}"
-                      for i, p in enumerate(peak))
-    curve = (f'<polygon class="peak" points="0,{_CURVE_H:.0f} {points} {_W:.0f},{_CURVE_H:.0f}">'
-             '<title>peak probability per frame</title></polygon>')
+    points = " ".join(
+        f"{i * step:.1f},{_CURVE_H * (1 - p):.1f} {(i + 1) * step:.1f},{_CURVE_H * (1 - p):.1f}"
+        for i, p in enumerate(peak)
+    )
+    curve = (
+        f'<polygon class="peak" points="0,{_CURVE_H:.0f} {points} {_W:.0f},{_CURVE_H:.0f}">'
+        "<title>peak probability per frame</title></polygon>"
+    )
     y = _CURVE_H + _GAP
     bands = []
-    for mask, cls, title in ((run.flagged, "flagged", "flagged by the model"),
-                             (run.suppressed, "suppressed", "suppressed by the persistence filter")):
+    for mask, cls, title in (
+        (run.flagged, "flagged", "flagged by the model"),
+        (run.suppressed, "suppressed", "suppressed by the persistence filter"),
+    ):
         bands.append(_band(mask, edges, y, cls, title) if n else "")
         y += _BAND_H + _GAP
     episodes = "".join(
         f'<rect class="episode" data-episode="{e.number}" x="{e.start_s / duration * _W:.1f}" y="{y:.1f}" '
         f'width="{max((e.end_s - e.start_s) / duration * _W, 1.0):.1f}" height="{_BAND_H:.0f}">'
-        f'<title>episode {e.number}: {e.start_s:.2f}–{e.end_s:.2f} s</title></rect>' for e in run.episodes)
+        f"<title>episode {e.number}: {e.start_s:.2f}–{e.end_s:.2f} s</title></rect>"
+        for e in run.episodes
+    )
     bands.append(f'<g class="kept">{episodes}</g>')
     y += _BAND_H + _GAP
     if run.gt_positive is not None:
@@ -77,7 +90,9 @@ def timeline_svg(run: RunReport, bins: int = TIMELINE_BINS) -> str:
         y += _BAND_H + _GAP
     threshold = run.record.get("presence") or run.record.get("threshold") or 0.5
     line = _CURVE_H * (1 - float(threshold))
-    return (f'<svg id="timeline" viewBox="0 0 {_W:.0f} {y:.0f}" preserveAspectRatio="none" '
-            f'data-duration="{duration:.6f}" role="img" aria-label="timeline">'
-            f'<line class="threshold" x1="0" x2="{_W:.0f}" y1="{line:.1f}" y2="{line:.1f}"/>'
-            f'{curve}{"".join(bands)}<line id="playhead" x1="0" x2="0" y1="0" y2="{y:.0f}"/></svg>')
+    return (
+        f'<svg id="timeline" viewBox="0 0 {_W:.0f} {y:.0f}" preserveAspectRatio="none" '
+        f'data-duration="{duration:.6f}" role="img" aria-label="timeline">'
+        f'<line class="threshold" x1="0" x2="{_W:.0f}" y1="{line:.1f}" y2="{line:.1f}"/>'
+        f'{curve}{"".join(bands)}<line id="playhead" x1="0" x2="0" y1="0" y2="{y:.0f}"/></svg>'
+    )

@@ -22,6 +22,7 @@ Typical use::
     result = train(TrainConfig(model="pns-plus", data=["data/cvc-clinicdb/train"],
                                val=["data/cvc-clinicdb/valid"], out="runs/pns", epochs=20))
 """
+
 from vpscli.train.loop import TrainConfig, TrainResult, train
 
 __all__ = ["TrainConfig", "TrainResult", "train"]

@@ -24,6 +24,7 @@ with a σ per clip. Kornia's random augmentation modules (``VideoSequential``) a
 draw from torch's global generator per batch, so a sample would change with its batch-mates and
 a resumed run would not reproduce the uninterrupted one; its functional kernels do the work here.
 """
+
 from __future__ import annotations
 
 import math
@@ -34,8 +35,18 @@ import numpy as np
 import torch
 from torch import Tensor
 
-__all__ = ["AugmentConfig", "Geometry", "ClipAugment", "random_geometry", "random_motion", "affine_matrix",
-           "draw_clip_augment", "augment_batch", "to_device", "MAX_HIGHLIGHTS"]
+__all__ = [
+    "AugmentConfig",
+    "Geometry",
+    "ClipAugment",
+    "random_geometry",
+    "random_motion",
+    "affine_matrix",
+    "draw_clip_augment",
+    "augment_batch",
+    "to_device",
+    "MAX_HIGHLIGHTS",
+]
 
 #: specular highlights per frame, at most
 MAX_HIGHLIGHTS = 4
@@ -117,7 +128,9 @@ def _about_centre(geom: Geometry, out_hw: tuple[int, int]) -> np.ndarray:
     flip = np.diag([-1.0 if geom.flip_h else 1.0, -1.0 if geom.flip_v else 1.0, 1.0])
     rot = np.vstack([cv2.getRotationMatrix2D((0.0, 0.0), geom.angle, geom.scale), [0, 0, 1]])
     to_origin = np.array([[1, 0, -cx], [0, 1, -cy], [0, 0, 1]], dtype=np.float64)
-    back = np.array([[1, 0, cx + geom.shift_x * w], [0, 1, cy + geom.shift_y * h], [0, 0, 1]], dtype=np.float64)
+    back = np.array(
+        [[1, 0, cx + geom.shift_x * w], [0, 1, cy + geom.shift_y * h], [0, 0, 1]], dtype=np.float64
+    )
     return back @ rot @ flip @ to_origin
 
 
@@ -156,13 +169,24 @@ def _draw_highlights(rng: np.random.Generator, out_hw: tuple[int, int]) -> np.nd
     h, w = out_hw
     spots = np.zeros((MAX_HIGHLIGHTS, 5), np.float32)
     for j in range(int(rng.integers(1, MAX_HIGHLIGHTS + 1))):
-        spots[j] = (rng.integers(0, w), rng.integers(0, h), max(1, int(rng.uniform(0.005, 0.04) * w)),
-                    max(1, int(rng.uniform(0.005, 0.03) * h)), math.radians(rng.uniform(0, 180)))
+        spots[j] = (
+            rng.integers(0, w),
+            rng.integers(0, h),
+            max(1, int(rng.uniform(0.005, 0.04) * w)),
+            max(1, int(rng.uniform(0.005, 0.03) * h)),
+            math.radians(rng.uniform(0, 180)),
+        )
     return spots
 
 
-def draw_clip_augment(rng: np.random.Generator, n_frames: int, kind: str, src_hw: tuple[int, int],
-                      out_hw: tuple[int, int], cfg: AugmentConfig = AugmentConfig()) -> ClipAugment:
+def draw_clip_augment(
+    rng: np.random.Generator,
+    n_frames: int,
+    kind: str,
+    src_hw: tuple[int, int],
+    out_hw: tuple[int, int],
+    cfg: AugmentConfig = AugmentConfig(),
+) -> ClipAugment:
     """Draw one sample's augmentation (all randomness comes from ``rng``).
 
     Args:
@@ -175,9 +199,15 @@ def draw_clip_augment(rng: np.random.Generator, n_frames: int, kind: str, src_hw
         m = affine_matrix(src_hw, out_hw)
         return ClipAugment(np.repeat(m[None], n_frames, 0).astype(np.float32), _NO_COLOUR, 0.0, highlights)
     geom = random_geometry(rng, cfg)
-    colour = np.array([rng.uniform(-cfg.brightness, cfg.brightness), rng.uniform(1 - cfg.contrast, 1 + cfg.contrast),
-                       rng.uniform(1 - cfg.saturation, 1 + cfg.saturation),
-                       *rng.uniform(1 - cfg.channel_gain, 1 + cfg.channel_gain, 3)], np.float32)
+    colour = np.array(
+        [
+            rng.uniform(-cfg.brightness, cfg.brightness),
+            rng.uniform(1 - cfg.contrast, 1 + cfg.contrast),
+            rng.uniform(1 - cfg.saturation, 1 + cfg.saturation),
+            *rng.uniform(1 - cfg.channel_gain, 1 + cfg.channel_gain, 3),
+        ],
+        np.float32,
+    )
     sigma = float(rng.uniform(*_BLUR_SIGMA)) if rng.random() < cfg.blur else 0.0
     matrices = np.empty((n_frames, 2, 3), np.float32)
     for i in range(n_frames):
@@ -233,8 +263,9 @@ def _highlight_alpha(spots: Tensor, out_hw: tuple[int, int]) -> Tensor:
     return gaussian_blur2d(alpha, (kernel, kernel), (sigma, sigma), border_type="constant")
 
 
-def augment_batch(frames: Tensor, masks: Tensor | None, params: list[ClipAugment],
-                  out_hw: tuple[int, int]) -> tuple[Tensor, Tensor]:
+def augment_batch(
+    frames: Tensor, masks: Tensor | None, params: list[ClipAugment], out_hw: tuple[int, int]
+) -> tuple[Tensor, Tensor]:
     """Apply each sample's augmentation to its frames, on their device.
 
     Args:
@@ -253,13 +284,25 @@ def augment_batch(frames: Tensor, masks: Tensor | None, params: list[ClipAugment
     h, w = out_hw
     device = frames.device
     matrices = _stacked(params, "matrices", device).view(b * s, 2, 3)
-    x = warp_affine(frames.reshape(b * s, 3, sh, sw).float().div_(255), matrices, (h, w), mode="bilinear",
-                    padding_mode="zeros", align_corners=True)
+    x = warp_affine(
+        frames.reshape(b * s, 3, sh, sw).float().div_(255),
+        matrices,
+        (h, w),
+        mode="bilinear",
+        padding_mode="zeros",
+        align_corners=True,
+    )
     if masks is None:
         m = torch.zeros(b * s, 1, h, w, device=device)
     else:
-        cover = warp_affine(masks.reshape(b * s, 1, sh, sw).float().div_(255), matrices, (h, w), mode="bilinear",
-                            padding_mode="zeros", align_corners=True)
+        cover = warp_affine(
+            masks.reshape(b * s, 1, sh, sw).float().div_(255),
+            matrices,
+            (h, w),
+            mode="bilinear",
+            padding_mode="zeros",
+            align_corners=True,
+        )
         m = (cover > 0.5).float()
     if any(np.any(p.colour != _NO_COLOUR) for p in params):
         x = _colour(x, _stacked(params, "colour", device).repeat_interleave(s, dim=0))

@@ -12,6 +12,7 @@ in every BatchNorm layer, the exact average of the batch statistics it saw — w
 running statistics estimate. Afterwards logits are of order 1–10 and probability maps have real
 gradients, like a trained model's. Used by the benchmarks and the tests' fixtures.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -29,7 +30,9 @@ def synthetic_frames(size: tuple[int, int], n: int = 10, seed: int = 11) -> torc
     from vpscli.synth import SynthConfig, render_clip
 
     h, w = size
-    cfg = SynthConfig(frames=n, width=max(w, 32), height=max(h, 32), seed=seed)  # with burned-in text, as real video
+    cfg = SynthConfig(
+        frames=n, width=max(w, 32), height=max(h, 32), seed=seed
+    )  # with burned-in text, as real video
     images = [image for image, _ in render_clip(cfg)]
     if (cfg.height, cfg.width) != (h, w):
         import cv2
@@ -39,7 +42,9 @@ def synthetic_frames(size: tuple[int, int], n: int = 10, seed: int = 11) -> torc
 
 
 @torch.no_grad()
-def calibrate_batchnorm(model: VideoModel, frames: torch.Tensor | None = None, samples: int = 2) -> VideoModel:
+def calibrate_batchnorm(
+    model: VideoModel, frames: torch.Tensor | None = None, samples: int = 2
+) -> VideoModel:
     """Set every BatchNorm layer's running statistics to the mean batch statistics of ``samples``
     training samples cut from ``frames``; returns the model in eval mode. Parameters are unchanged.
 
@@ -54,8 +59,10 @@ def calibrate_batchnorm(model: VideoModel, frames: torch.Tensor | None = None, s
     if frames is None:
         frames = synthetic_frames(spec.input_size, samples - 1 + window.span)
     if frames.shape[0] < samples - 1 + window.span:
-        raise ValueError(f"{spec.name} needs {samples - 1 + window.span} frames for {samples} samples, "
-                         f"got {frames.shape[0]}")
+        raise ValueError(
+            f"{spec.name} needs {samples - 1 + window.span} frames for {samples} samples, "
+            f"got {frames.shape[0]}"
+        )
     x = model.preprocess(frames.to(next(model.parameters()).device))
     norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     momenta = [m.momentum for m in norms]
@@ -68,7 +75,7 @@ def calibrate_batchnorm(model: VideoModel, frames: torch.Tensor | None = None, s
             state = model.init_state()
             for k, indices in enumerate(window.steps):
                 clip = x[[start + i for i in indices]][None]
-                anchor = x[start:start + 1] if spec.needs_anchor and k == 0 else None
+                anchor = x[start : start + 1] if spec.needs_anchor and k == 0 else None
                 _, state = model(clip, state, frame_indices=list(indices), anchor=anchor)
     finally:
         for m, momentum in zip(norms, momenta):

@@ -8,6 +8,7 @@ same run gives the same samples in any order, in any batch and on any device (re
 that). A batch is then one gather from the store and one call of
 :func:`~vpscli.train.augment.augment_batch`, on the store's device.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -62,8 +63,14 @@ class TrainSamples:
         batch = samples.batch(range(0, 8))
     """
 
-    def __init__(self, store: FrameStore, window: TrainWindow, input_size: tuple[int, int],
-                 seed: int = 0, augment: AugmentConfig = AugmentConfig()):
+    def __init__(
+        self,
+        store: FrameStore,
+        window: TrainWindow,
+        input_size: tuple[int, int],
+        seed: int = 0,
+        augment: AugmentConfig = AugmentConfig(),
+    ):
         self.store = store
         self.window = window
         self.input_size = (int(input_size[0]), int(input_size[1]))

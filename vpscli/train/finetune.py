@@ -12,6 +12,7 @@
   (frozen, as in detection and segmentation fine-tuning); their scale and shift still learn,
   at the backbone's rate. Batch statistics train everywhere else.
 """
+
 from __future__ import annotations
 
 import torch
@@ -32,17 +33,21 @@ def parameter_groups(model: nn.Module, backbone_lr_mult: float) -> list[dict]:
     if backbone_lr_mult == 1:
         return [{"params": list(model.parameters()), "lr_mult": 1.0}]
     backbone = {id(p) for p in find_backbone(model).parameters()}
-    return [{"params": [p for p in model.parameters() if id(p) in backbone], "lr_mult": float(backbone_lr_mult)},
-            {"params": [p for p in model.parameters() if id(p) not in backbone], "lr_mult": 1.0}]
+    return [
+        {"params": [p for p in model.parameters() if id(p) in backbone], "lr_mult": float(backbone_lr_mult)},
+        {"params": [p for p in model.parameters() if id(p) not in backbone], "lr_mult": 1.0},
+    ]
 
 
-def make_optimizer(model: nn.Module, lr: float, weight_decay: float, backbone_lr_mult: float = 1.0,
-                   fused: bool = False) -> torch.optim.AdamW:
+def make_optimizer(
+    model: nn.Module, lr: float, weight_decay: float, backbone_lr_mult: float = 1.0, fused: bool = False
+) -> torch.optim.AdamW:
     """AdamW over :func:`parameter_groups`. ``fused`` (``vps train`` sets it on CUDA): one kernel
     for the whole update, with its step counters on the device, so a step neither launches a
     kernel per tensor nor reads a counter back to the host."""
-    return torch.optim.AdamW(parameter_groups(model, backbone_lr_mult), lr=lr, weight_decay=weight_decay,
-                             fused=fused or None)
+    return torch.optim.AdamW(
+        parameter_groups(model, backbone_lr_mult), lr=lr, weight_decay=weight_decay, fused=fused or None
+    )
 
 
 def _keep_eval(module: nn.Module, args) -> None:

@@ -11,6 +11,7 @@ Run folder (``config.out``)::
     config.json        the options of the run
     synth-data/        the synthetic clips mixed in (``synth_clips > 0``)
 """
+
 from __future__ import annotations
 
 import json
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import Protocol
 
 import torch
+
 from vpscli.engine.device import Placement, check_compile_mode, place_model, resolve_device
 from vpscli.errors import OutputError, UsageError
 from vpscli.models import build_model, get_spec, load_checkpoint, save_checkpoint
@@ -175,9 +177,12 @@ def _check_out(out: Path) -> None:
         folder = folder.parent
     free = shutil.disk_usage(folder).free
     if free < MIN_FREE_BYTES:
-        raise OutputError(f"only {free / 2**20:.0f} MiB free where the run folder goes (a run needs about "
-                          f"{MIN_FREE_BYTES / 2**30:.0f} GiB for its snapshots)", path=out,
-                          fix="free some space, or choose another --out")
+        raise OutputError(
+            f"only {free / 2**20:.0f} MiB free where the run folder goes (a run needs about "
+            f"{MIN_FREE_BYTES / 2**30:.0f} GiB for its snapshots)",
+            path=out,
+            fix="free some space, or choose another --out",
+        )
 
 
 def _check(cfg: TrainConfig) -> tuple[int, int]:
@@ -185,12 +190,19 @@ def _check(cfg: TrainConfig) -> tuple[int, int]:
     spec = get_spec(cfg.model, cfg.backbone)  # UsageError for an unknown model or backbone
     if not cfg.data:
         raise UsageError("no training data", fix="pass --data DIR (repeatable)")
-    for name, value, low in (("--batch", cfg.batch, 1), ("--epochs", cfg.epochs, 1), ("--iters", cfg.iters, 1),
-                             ("--save-every", cfg.save_every, 1), ("--log-every", cfg.log_every, 1),
-                             ("--val-every", cfg.val_every, 1),
-                             ("--synth", cfg.synth_clips, 0), ("--warmup", cfg.warmup, 0),
-                             ("--val-max-frames", cfg.val_max_frames, 3), ("--synth-frames", cfg.synth_frames, 1),
-                             ("--aen-clips", cfg.aen_clips, 1)):
+    for name, value, low in (
+        ("--batch", cfg.batch, 1),
+        ("--epochs", cfg.epochs, 1),
+        ("--iters", cfg.iters, 1),
+        ("--save-every", cfg.save_every, 1),
+        ("--log-every", cfg.log_every, 1),
+        ("--val-every", cfg.val_every, 1),
+        ("--synth", cfg.synth_clips, 0),
+        ("--warmup", cfg.warmup, 0),
+        ("--val-max-frames", cfg.val_max_frames, 3),
+        ("--synth-frames", cfg.synth_frames, 1),
+        ("--aen-clips", cfg.aen_clips, 1),
+    ):
         if value is not None and value < low:
             raise UsageError(f"{name} must be at least {low}, got {value}")
     if not cfg.lr > 0:
@@ -198,8 +210,10 @@ def _check(cfg: TrainConfig) -> tuple[int, int]:
     if not 0 < cfg.backbone_lr_mult <= 1:
         raise UsageError(f"--backbone-lr-mult must be in (0, 1], got {cfg.backbone_lr_mult}")
     if cfg.pretrained and cfg.init:
-        raise UsageError("--pretrained and --init exclude each other (--init sets every weight, backbone included)",
-                         fix="drop --pretrained")
+        raise UsageError(
+            "--pretrained and --init exclude each other (--init sets every weight, backbone included)",
+            fix="drop --pretrained",
+        )
     if cfg.pretrained:
         from vpscli.models.pretrained import imagenet_file
 
@@ -208,12 +222,16 @@ def _check(cfg: TrainConfig) -> tuple[int, int]:
     if cfg.weight_decay < 0 or cfg.clip_grad < 0:
         raise UsageError("--weight-decay and --clip-grad cannot be negative")
     if cfg.best_metric not in HIGHER_IS_BETTER:
-        raise UsageError(f"unknown --best-metric {cfg.best_metric!r}", fix="choose one of: " + ", ".join(HIGHER_IS_BETTER))
+        raise UsageError(
+            f"unknown --best-metric {cfg.best_metric!r}", fix="choose one of: " + ", ".join(HIGHER_IS_BETTER)
+        )
     _check_out(Path(cfg.out))
     size = tuple(cfg.input_size or spec.input_size)
     if len(size) != 2 or any(s < 64 or s % 32 for s in size):
         given = f"{size[1]}x{size[0]}" if len(size) == 2 else str(size)
-        raise UsageError(f"--size must be WIDTHxHEIGHT with both multiples of 32 and at least 64, got {given}")
+        raise UsageError(
+            f"--size must be WIDTHxHEIGHT with both multiples of 32 and at least 64, got {given}"
+        )
     return int(size[0]), int(size[1])
 
 
@@ -242,10 +260,15 @@ def _load_store(cfg: TrainConfig, sources: list[DataSource], size: tuple[int, in
         folder = Path(cfg.cache_dir) if cfg.cache_dir else cache_dir() / "train-store"
     t0 = time.monotonic()
     store, cached = build_store(sources, store_size(size), folder)
-    how = f"from the cache in {folder}" if cached else f"decoded in {time.monotonic() - t0:.0f} s" + (
-        f", cached in {folder}" if folder else "")
-    reporter.message(f"data: {store.frames.shape[0]} frames at {store.size[1]}x{store.size[0]} "
-                     f"({store.nbytes / 2**20:.0f} MiB), {how}")
+    how = (
+        f"from the cache in {folder}"
+        if cached
+        else f"decoded in {time.monotonic() - t0:.0f} s" + (f", cached in {folder}" if folder else "")
+    )
+    reporter.message(
+        f"data: {store.frames.shape[0]} frames at {store.size[1]}x{store.size[0]} "
+        f"({store.nbytes / 2**20:.0f} MiB), {how}"
+    )
     return store
 
 
@@ -254,22 +277,32 @@ def _snapshot_to_resume(cfg: TrainConfig, size: tuple[int, int], out: Path) -> d
     snapshot_path = out / SNAPSHOT_NAME
     if not cfg.resume:
         if snapshot_path.exists():
-            raise OutputError("this run folder already holds a run", path=out,
-                              fix="add --resume to continue it, or choose another --out")
+            raise OutputError(
+                "this run folder already holds a run",
+                path=out,
+                fix="add --resume to continue it, or choose another --out",
+            )
         return None
     snapshot = load_snapshot(snapshot_path)
     old = snapshot["config"]
     old_backbone = old.get("backbone", "res2net50")  # runs from before the choice
-    if old.get("model") != cfg.model or list(old.get("input_size", [])) != list(size) \
-            or old_backbone != cfg.backbone:
-        raise UsageError(f"the run in {out} trains {old.get('model')} on {old_backbone} at "
-                         f"{old.get('input_size')}, not {cfg.model} on {cfg.backbone} at {list(size)}",
-                         fix="resume with the same --model, --backbone and --size")
+    if (
+        old.get("model") != cfg.model
+        or list(old.get("input_size", [])) != list(size)
+        or old_backbone != cfg.backbone
+    ):
+        raise UsageError(
+            f"the run in {out} trains {old.get('model')} on {old_backbone} at "
+            f"{old.get('input_size')}, not {cfg.model} on {cfg.backbone} at {list(size)}",
+            fix="resume with the same --model, --backbone and --size",
+        )
     # Sample order and augmentation follow (seed, batch): changing them would not continue the run.
     changed = [f"--{k}" for k in ("seed", "batch") if old.get(k) != getattr(cfg, k)]
     if changed:
-        raise UsageError(f"{' and '.join(changed)} differ from the run in {out}",
-                         fix=f"resume with --seed {old.get('seed')} --batch {old.get('batch')}")
+        raise UsageError(
+            f"{' and '.join(changed)} differ from the run in {out}",
+            fix=f"resume with --seed {old.get('seed')} --batch {old.get('batch')}",
+        )
     return snapshot
 
 
@@ -279,7 +312,9 @@ def _initial_model(cfg: TrainConfig, size: tuple[int, int], snapshot: dict | Non
     torch.manual_seed(cfg.seed)
     model = build_model(cfg.model, backbone=cfg.backbone, input_size=size)
     # A resumed run keeps the choices it started with (its snapshot holds the weights).
-    pretrained = bool(snapshot["config"].get("pretrained", False)) if snapshot is not None else _pretrained(cfg)
+    pretrained = (
+        bool(snapshot["config"].get("pretrained", False)) if snapshot is not None else _pretrained(cfg)
+    )
     if cfg.init and snapshot is None:
         load_checkpoint(model, cfg.init)
     if pretrained:
@@ -287,8 +322,10 @@ def _initial_model(cfg: TrainConfig, size: tuple[int, int], snapshot: dict | Non
             from vpscli.models.pretrained import load_imagenet
 
             load_imagenet(model)
-            reporter.message(f"backbone: {cfg.backbone} from ImageNet (learning rate × {cfg.backbone_lr_mult}, "
-                             f"BatchNorm statistics frozen)")
+            reporter.message(
+                f"backbone: {cfg.backbone} from ImageNet (learning rate × {cfg.backbone_lr_mult}, "
+                f"BatchNorm statistics frozen)"
+            )
         freeze_batchnorm_statistics(model)
     elif snapshot is None and not cfg.init:
         reporter.message(f"backbone: {cfg.backbone} from random initialisation")
@@ -328,6 +365,7 @@ class _Run:
         return len(self.dataset) // self.cfg.batch
 
 
+# long: builds every part of a run in the order the snapshot restores them
 def _setup(cfg: TrainConfig, reporter) -> _Run:
     """Check the options, read the data, build the model and optimizer, restore a snapshot."""
     size = _check(cfg)
@@ -337,8 +375,15 @@ def _setup(cfg: TrainConfig, reporter) -> _Run:
     snapshot = _snapshot_to_resume(cfg, size, out)
     sources: list[DataSource] = [discover_source(d) for d in cfg.data]
     if cfg.synth_clips:
-        sources.append(synth_source(out / "synth-data", cfg.synth_clips, cfg.synth_frames,
-                                    (max(size[0], 256), max(size[1], 320)), seed=cfg.seed))
+        sources.append(
+            synth_source(
+                out / "synth-data",
+                cfg.synth_clips,
+                cfg.synth_frames,
+                (max(size[0], 256), max(size[1], 320)),
+                seed=cfg.seed,
+            )
+        )
     val_sources = [discover_source(d) for d in cfg.val]
     for src in sources:
         reporter.message(f"data: {src.describe()}")
@@ -350,24 +395,51 @@ def _setup(cfg: TrainConfig, reporter) -> _Run:
     placement = Placement.for_training(device, torch.bfloat16 if amp else None, device_note)
     model, forward = place_model(model, placement, training=True, mode=cfg.compile_mode)
     window = window_for(model.spec, cfg.aen_clips)
-    dataset = TrainSamples(store.to(device), window, size, seed=cfg.seed, augment=AugmentConfig(enabled=cfg.augment))
+    dataset = TrainSamples(
+        store.to(device), window, size, seed=cfg.seed, augment=AugmentConfig(enabled=cfg.augment)
+    )
     per_epoch = len(dataset) // cfg.batch
     if per_epoch == 0:
-        raise UsageError(f"--batch {cfg.batch} is larger than the {len(dataset)} samples of an epoch",
-                         fix="use a smaller --batch or add data")
+        raise UsageError(
+            f"--batch {cfg.batch} is larger than the {len(dataset)} samples of an epoch",
+            fix="use a smaller --batch or add data",
+        )
     total = cfg.iters or (cfg.epochs or DEFAULT_EPOCHS) * per_epoch
     lr_mult = cfg.backbone_lr_mult if pretrained else 1.0
-    run = _Run(cfg, out, device, amp, model, forward,
-               make_optimizer(model, cfg.lr, cfg.weight_decay, lr_mult, fused=device.type == "cuda"),
-               dataset, window, sources, val_sources, total,
-               warmup=cfg.warmup if cfg.warmup is not None else min(1000, total // 20),
-               val_every=cfg.val_every or per_epoch, lr_mult=lr_mult, pretrained=pretrained,
-               config=_jsonable(cfg, size, pretrained), log=None)  # type: ignore[arg-type]
+    run = _Run(
+        cfg,
+        out,
+        device,
+        amp,
+        model,
+        forward,
+        make_optimizer(model, cfg.lr, cfg.weight_decay, lr_mult, fused=device.type == "cuda"),
+        dataset,
+        window,
+        sources,
+        val_sources,
+        total,
+        warmup=cfg.warmup if cfg.warmup is not None else min(1000, total // 20),
+        val_every=cfg.val_every or per_epoch,
+        lr_mult=lr_mult,
+        pretrained=pretrained,
+        config=_jsonable(cfg, size, pretrained),
+        log=None,
+    )  # type: ignore[arg-type]
     if snapshot is not None:
         _restore(run, snapshot)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "config.json").write_text(json.dumps({**run.config, "total_steps": total, "warmup_steps": run.warmup,
-                                                 "samples_per_epoch": len(dataset)}, indent=2))
+    (out / "config.json").write_text(
+        json.dumps(
+            {
+                **run.config,
+                "total_steps": total,
+                "warmup_steps": run.warmup,
+                "samples_per_epoch": len(dataset),
+            },
+            indent=2,
+        )
+    )
     run.log = TrainLog(out / "log.csv", resume_step=run.step if snapshot is not None else None)
     return run
 
@@ -384,19 +456,34 @@ def _restore(run: _Run, snapshot: dict) -> None:
 def _weights_metadata(run: _Run, metrics: dict) -> dict:
     """What ``last``/``best.safetensors`` record (``vps weights import`` reads it into the model card)."""
     cfg = run.cfg
-    start = (f"from ImageNet (backbone lr × {run.lr_mult}, frozen BN statistics)" if run.pretrained
-             else f"from {Path(cfg.init).name}" if cfg.init else "from random initialisation")
-    return {"steps": str(run.step), "data": json.dumps([str(s.root) for s in run.sources]),
-            "val_data": json.dumps(cfg.val), "val_metrics": json.dumps(metrics),
-            "pretrained": "imagenet" if run.pretrained else "none",
-            "recipe": f"{cfg.backbone} {start}, AdamW lr {cfg.lr} wd {cfg.weight_decay}, poly 0.9 + {run.warmup} "
-                      f"warm-up steps, 5·BCE+2·Dice, batch {cfg.batch}, {run.total} steps, seed {cfg.seed}"}
+    start = (
+        f"from ImageNet (backbone lr × {run.lr_mult}, frozen BN statistics)"
+        if run.pretrained
+        else f"from {Path(cfg.init).name}"
+        if cfg.init
+        else "from random initialisation"
+    )
+    return {
+        "steps": str(run.step),
+        "data": json.dumps([str(s.root) for s in run.sources]),
+        "val_data": json.dumps(cfg.val),
+        "val_metrics": json.dumps(metrics),
+        "pretrained": "imagenet" if run.pretrained else "none",
+        "recipe": f"{cfg.backbone} {start}, AdamW lr {cfg.lr} wd {cfg.weight_decay}, poly 0.9 + {run.warmup} "
+        f"warm-up steps, 5·BCE+2·Dice, batch {cfg.batch}, {run.total} steps, seed {cfg.seed}",
+    }
 
 
 def _save(run: _Run) -> None:
     """The resumable snapshot, the latest weights and the curves."""
-    save_snapshot(run.out / SNAPSHOT_NAME, model=run.model, optimizer=run.optimizer, step=run.step,
-                  config=run.config, best=run.best)
+    save_snapshot(
+        run.out / SNAPSHOT_NAME,
+        model=run.model,
+        optimizer=run.optimizer,
+        step=run.step,
+        config=run.config,
+        best=run.best,
+    )
     save_checkpoint(run.model, run.out / "last.safetensors", _weights_metadata(run, run.last_val))
     plot_curves(run.log.rows, run.out / "curves.png")
     run.saved_step = run.step
@@ -407,12 +494,20 @@ def _validate(run: _Run, reporter, started: float) -> None:
     cfg = run.cfg
     result = validate(run.model, run.val_sources, run.device, run.amp, cfg.val_max_frames)
     run.last_val = dict(result.metrics)
-    run.log.add(kind="val", step=run.step, epoch=run.step / run.per_epoch, elapsed_s=time.monotonic() - started,
-                **{f"val_{k}": v for k, v in run.last_val.items()})
+    run.log.add(
+        kind="val",
+        step=run.step,
+        epoch=run.step / run.per_epoch,
+        elapsed_s=time.monotonic() - started,
+        **{f"val_{k}": v for k, v in run.last_val.items()},
+    )
     value, best = run.last_val.get(cfg.best_metric), run.best
     higher = HIGHER_IS_BETTER[cfg.best_metric]
-    if value is not None and value == value and (
-            not best or (value > best["value"] if higher else value < best["value"])):
+    if (
+        value is not None
+        and value == value
+        and (not best or (value > best["value"] if higher else value < best["value"]))
+    ):
         run.best = {"metric": cfg.best_metric, "value": value, "step": run.step, "metrics": run.last_val}
         save_checkpoint(run.model, run.out / "best.safetensors", _weights_metadata(run, run.last_val))
     reporter.message(f"step {run.step}: " + ", ".join(f"{k} {v:.4f}" for k, v in run.last_val.items()))
@@ -443,12 +538,21 @@ def _step(run: _Run, j: int, meter: _StepMeter, reporter, started: float) -> Non
     batch = run.dataset.batch(range(j * cfg.batch, (j + 1) * cfg.batch))
     lr = poly_warmup_lr(run.step, run.total, cfg.lr, run.warmup)
     set_lr(run.optimizer, lr)
-    meter.add(train_step(run.model, run.optimizer, batch, run.window, cfg.clip_grad or None, run.amp, run.forward))
+    meter.add(
+        train_step(run.model, run.optimizer, batch, run.window, cfg.clip_grad or None, run.amp, run.forward)
+    )
     run.step += 1
     if run.step % cfg.log_every == 0 or run.step == run.total:
         means, steps_per_s = meter.take()
-        run.log.add(kind="train", step=run.step, epoch=run.step / run.per_epoch, lr=lr, **means,
-                    samples_per_s=steps_per_s * cfg.batch, elapsed_s=time.monotonic() - started)
+        run.log.add(
+            kind="train",
+            step=run.step,
+            epoch=run.step / run.per_epoch,
+            lr=lr,
+            **means,
+            samples_per_s=steps_per_s * cfg.batch,
+            elapsed_s=time.monotonic() - started,
+        )
         reporter.update(run.step, {**means, "lr": lr})
     else:
         reporter.update(run.step, None)
@@ -475,19 +579,31 @@ def train(cfg: TrainConfig, reporter: Reporter | None = None) -> TrainResult:
         raise
     _save(run)
     seconds = time.monotonic() - started
-    return TrainResult(step=run.step, total_steps=run.total, finished=run.step >= run.total, best=run.best,
-                       last_val=run.last_val, out=run.out, seconds=seconds,
-                       samples_per_s=(run.step - start_step) * cfg.batch / max(seconds, 1e-9))
+    return TrainResult(
+        step=run.step,
+        total_steps=run.total,
+        finished=run.step >= run.total,
+        best=run.best,
+        last_val=run.last_val,
+        out=run.out,
+        seconds=seconds,
+        samples_per_s=(run.step - start_step) * cfg.batch / max(seconds, 1e-9),
+    )
 
 
 def _kept_text(run: _Run) -> str:
     """What an interrupted run leaves, in one line."""
-    best = (f"; best.safetensors: {run.best['metric']} {run.best['value']:.4f} at step {run.best['step']}"
-            if run.best else "")
+    best = (
+        f"; best.safetensors: {run.best['metric']} {run.best['value']:.4f} at step {run.best['step']}"
+        if run.best
+        else ""
+    )
     if run.saved_step is None:
         return f"stopped at step {run.step} of {run.total} before the first snapshot: nothing to resume from{best}"
-    return (f"stopped at step {run.step} of {run.total}: {run.out / SNAPSHOT_NAME} holds step {run.saved_step} "
-            f"(continue with --resume){best}")
+    return (
+        f"stopped at step {run.step} of {run.total}: {run.out / SNAPSHOT_NAME} holds step {run.saved_step} "
+        f"(continue with --resume){best}"
+    )
 
 
 def _loop(run: _Run, reporter, started: float, start_step: int) -> None:
@@ -506,6 +622,7 @@ def _loop(run: _Run, reporter, started: float, start_step: int) -> None:
             if run.step >= run.total:
                 break
             if (cfg.stop_after and run.step - start_step >= cfg.stop_after) or (
-                    cfg.time_limit_s and time.monotonic() - started >= cfg.time_limit_s):
+                cfg.time_limit_s and time.monotonic() - started >= cfg.time_limit_s
+            ):
                 stop = True
                 break

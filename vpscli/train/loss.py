@@ -1,4 +1,5 @@
 """The training loss: 5·BCE + 2·Dice (AEN, AAAI 2024, eq. 10)."""
+
 from __future__ import annotations
 
 import torch

@@ -1,4 +1,5 @@
 """Learning-rate schedule: linear warm-up, then poly decay (power 0.9) to 0 at the last step."""
+
 from __future__ import annotations
 
 __all__ = ["POLY_POWER", "poly_warmup_lr", "set_lr"]
@@ -6,7 +7,9 @@ __all__ = ["POLY_POWER", "poly_warmup_lr", "set_lr"]
 POLY_POWER = 0.9
 
 
-def poly_warmup_lr(step: int, total_steps: int, base_lr: float, warmup_steps: int, power: float = POLY_POWER) -> float:
+def poly_warmup_lr(
+    step: int, total_steps: int, base_lr: float, warmup_steps: int, power: float = POLY_POWER
+) -> float:
     """Learning rate of optimiser step ``step`` (0-based).
 
     ``step < warmup``: ``base · (step + 1) / warmup``; then

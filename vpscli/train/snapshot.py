@@ -5,6 +5,7 @@ optimiser state, the step, the torch RNG states, the best validation so far and 
 It is written to a temporary file and renamed, so an interrupted save never leaves a broken
 snapshot, and it loads with ``torch.load(weights_only=True)`` (tensors and plain values only).
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -21,8 +22,15 @@ SNAPSHOT_NAME = "checkpoint.pt"
 FORMAT = "vps-train-1"
 
 
-def save_snapshot(path: str | Path, *, model: torch.nn.Module, optimizer: torch.optim.Optimizer, step: int,
-                  config: dict[str, Any], best: dict[str, Any] | None) -> Path:
+def save_snapshot(
+    path: str | Path,
+    *,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    step: int,
+    config: dict[str, Any],
+    best: dict[str, Any] | None,
+) -> Path:
     """Write a snapshot after ``step`` optimiser steps (atomic)."""
     path = Path(path)
     payload = {
@@ -48,13 +56,21 @@ def load_snapshot(path: str | Path) -> dict[str, Any]:
     """
     path = Path(path)
     if not path.is_file():
-        raise InputError("no training snapshot to resume from", path=path,
-                         fix="drop --resume to start a new run, or pass the --out of an earlier run")
+        raise InputError(
+            "no training snapshot to resume from",
+            path=path,
+            fix="drop --resume to start a new run, or pass the --out of an earlier run",
+        )
     try:
         payload = torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as e:
-        raise InputError(f"cannot read the training snapshot ({type(e).__name__})", path=path,
-                         fix="resume from an intact run folder, or start again") from None
+        raise InputError(
+            f"cannot read the training snapshot ({type(e).__name__})",
+            path=path,
+            fix="resume from an intact run folder, or start again",
+        ) from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        raise InputError("not a vps train snapshot", path=path, fix="resume from a folder written by vps train")
+        raise InputError(
+            "not a vps train snapshot", path=path, fix="resume from a folder written by vps train"
+        )
     return payload

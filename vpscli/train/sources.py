@@ -13,6 +13,7 @@ with masks from ``DIR/GT`` when that exists, else negatives.
 
 Frames inside a case are in natural order (``img2`` before ``img10``).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -61,7 +62,9 @@ class DataSource:
 
 
 def _images(folder: Path) -> list[Path]:
-    return natural_sorted([p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS])
+    return natural_sorted(
+        [p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS]
+    )
 
 
 def _by_stem(folder: Path) -> dict[str, Path]:
@@ -82,29 +85,45 @@ def _video(root: Path, frame_root: Path, gt_root: Path | None) -> DataSource:
         else:
             gt_dir = gt_root / case.name
             if not gt_dir.is_dir():
-                raise InputError("case has frames but no GT folder", path=gt_dir,
-                                 fix="add the masks, or remove the case from Frame/")
+                raise InputError(
+                    "case has frames but no GT folder",
+                    path=gt_dir,
+                    fix="add the masks, or remove the case from Frame/",
+                )
             gt = _by_stem(gt_dir)
             missing = [f for f in frames if f.stem not in gt]
             if missing:
-                raise InputError(f"no mask for frame {missing[0].name} ({len(missing)} frames lack one)",
-                                 path=gt_dir, fix="every frame needs a mask with the same file stem")
+                raise InputError(
+                    f"no mask for frame {missing[0].name} ({len(missing)} frames lack one)",
+                    path=gt_dir,
+                    fix="every frame needs a mask with the same file stem",
+                )
             masks = [gt[f.stem] for f in frames]
-        sequences.append(Sequence(case.name, "negative" if negative else "video", tuple(frames), tuple(masks)))
+        sequences.append(
+            Sequence(case.name, "negative" if negative else "video", tuple(frames), tuple(masks))
+        )
     if not sequences:
-        raise InputError("no frames found under Frame/<case>/", path=frame_root,
-                         fix="put each case's frames in its own folder (SUN-SEG layout)")
+        raise InputError(
+            "no frames found under Frame/<case>/",
+            path=frame_root,
+            fix="put each case's frames in its own folder (SUN-SEG layout)",
+        )
     return DataSource(root, "negative" if negative else "video", tuple(sequences))
 
 
 def _image(root: Path) -> DataSource:
     images, masks = _images(root / "images"), _by_stem(root / "masks")
     if not images:
-        raise InputError("no images found", path=root / "images", fix="put the stills in images/ (jpg or png)")
+        raise InputError(
+            "no images found", path=root / "images", fix="put the stills in images/ (jpg or png)"
+        )
     missing = [p for p in images if p.stem not in masks]
     if missing:
-        raise InputError(f"no mask for image {missing[0].name} ({len(missing)} images lack one)",
-                         path=root / "masks", fix="every image needs a mask with the same file stem")
+        raise InputError(
+            f"no mask for image {missing[0].name} ({len(missing)} images lack one)",
+            path=root / "masks",
+            fix="every image needs a mask with the same file stem",
+        )
     seqs = tuple(Sequence(p.stem, "image", (p,), (masks[p.stem],)) for p in images)
     return DataSource(root, "image", seqs)
 
@@ -117,7 +136,9 @@ def discover_source(path: str | Path) -> DataSource:
     """
     root = Path(path)
     if not root.is_dir():
-        raise InputError("data folder not found", path=root, fix="check the path (see ../shared/data/README.md)")
+        raise InputError(
+            "data folder not found", path=root, fix="check the path (see ../shared/data/README.md)"
+        )
     if (root / "Frame").is_dir():
         return _video(root, root / "Frame", root / "GT" if (root / "GT").is_dir() else None)
     if root.name == "Frame" and any(d.is_dir() for d in root.iterdir()):  # DIR/Frame given directly
@@ -126,13 +147,18 @@ def discover_source(path: str | Path) -> DataSource:
     if (root / "images").is_dir() and (root / "masks").is_dir():
         return _image(root)
     splits = [d.name for d in (root / "train", root / "valid") if d.is_dir()]
-    hint = (f"pass one split, e.g. {root / 'train'}" if splits else
-            "use Frame/<case>/ + GT/<case>/ (videos), images/ + masks/ (stills) or Frame/<seq>/ alone (negatives); "
-            "a Frame/ folder itself is accepted too")
+    hint = (
+        f"pass one split, e.g. {root / 'train'}"
+        if splits
+        else "use Frame/<case>/ + GT/<case>/ (videos), images/ + masks/ (stills) or Frame/<seq>/ alone (negatives); "
+        "a Frame/ folder itself is accepted too"
+    )
     raise InputError("not a training data folder", path=root, fix=hint)
 
 
-def synth_source(out: str | Path, clips: int, frames: int, size: tuple[int, int], seed: int = 0) -> DataSource:
+def synth_source(
+    out: str | Path, clips: int, frames: int, size: tuple[int, int], seed: int = 0
+) -> DataSource:
     """Render ``clips`` synthetic clips of ``frames`` frames (``size`` = (H, W)) with
     :func:`vpscli.synth.write_clip` into ``out`` (reused when already there) and return them as
     a video source. Every fifth clip is a negative (no polyp)."""
@@ -143,7 +169,13 @@ def synth_source(out: str | Path, clips: int, frames: int, size: tuple[int, int]
         name = f"synth{i:03d}"
         if (out / "GT" / name).is_dir() and len(list((out / "GT" / name).iterdir())) == frames:
             continue
-        cfg = SynthConfig(frames=frames, width=size[1], height=size[0], seed=seed * 1000 + i,
-                          negative=i % 5 == 4, polyps=1 + (i % 3 == 2))
+        cfg = SynthConfig(
+            frames=frames,
+            width=size[1],
+            height=size[0],
+            seed=seed * 1000 + i,
+            negative=i % 5 == 4,
+            polyps=1 + (i % 3 == 2),
+        )
         write_clip(out, cfg, "frames", name)
     return _video(out, out / "Frame", out / "GT")

@@ -1,4 +1,5 @@
 """One optimiser step on a batch of samples, fed to the model as its window prescribes."""
+
 from __future__ import annotations
 
 import torch
@@ -10,8 +11,9 @@ from vpscli.train.windows import TrainWindow
 __all__ = ["STEP_VALUES", "sample_loss", "train_step"]
 
 
-def sample_loss(model, batch: dict[str, Tensor], window: TrainWindow, amp: bool = False,
-                forward=None) -> tuple[Tensor, Tensor, Tensor]:
+def sample_loss(
+    model, batch: dict[str, Tensor], window: TrainWindow, amp: bool = False, forward=None
+) -> tuple[Tensor, Tensor, Tensor]:
     """Run the model over a batch as :mod:`vpscli.train.windows` describes and return the loss
     ``(total, bce, dice)``, averaged over the steps of the window.
 
@@ -30,7 +32,9 @@ def sample_loss(model, batch: dict[str, Tensor], window: TrainWindow, amp: bool 
     for k, indices in enumerate(window.steps):
         cols = window.columns(k)
         with torch.autocast(device_type, dtype=torch.bfloat16, enabled=amp):
-            logits, state = forward(x[:, cols], state, frame_indices=list(indices), anchor=anchor if k == 0 else None)
+            logits, state = forward(
+                x[:, cols], state, frame_indices=list(indices), anchor=anchor if k == 0 else None
+            )
         t, b, d = segmentation_loss(logits, batch["masks"][:, cols])
         total, bce, dice = total + t, bce + b, dice + d
     n = len(window.steps)
@@ -41,8 +45,15 @@ def sample_loss(model, batch: dict[str, Tensor], window: TrainWindow, amp: bool 
 STEP_VALUES = ("loss", "bce", "dice", "grad_norm")
 
 
-def train_step(model, optimizer: torch.optim.Optimizer, batch: dict[str, Tensor], window: TrainWindow,
-               clip_grad: float | None, amp: bool = False, forward=None) -> Tensor:
+def train_step(
+    model,
+    optimizer: torch.optim.Optimizer,
+    batch: dict[str, Tensor],
+    window: TrainWindow,
+    clip_grad: float | None,
+    amp: bool = False,
+    forward=None,
+) -> Tensor:
     """Forward, backward, gradient clipping (by global norm), optimiser step.
 
     Returns the :data:`STEP_VALUES` (loss, BCE, Dice, gradient norm before clipping) as one

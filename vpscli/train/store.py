@@ -19,6 +19,7 @@ and :class:`FrameStore` holds the result; samples are index arithmetic on it
   Files are written under temporary names and renamed, index last, so an interrupted build is
   never taken for a finished one.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -40,8 +41,16 @@ from vpscli.io.atomic import atomic_path, write_text_atomic
 from vpscli.io.images import read_rgb
 from vpscli.train.sources import DataSource, Sequence
 
-__all__ = ["STORE_FORMAT", "StoredSequence", "FrameStore", "store_size", "store_key", "build_store",
-           "read_rgb", "read_binary_mask"]
+__all__ = [
+    "STORE_FORMAT",
+    "StoredSequence",
+    "FrameStore",
+    "store_size",
+    "store_key",
+    "build_store",
+    "read_rgb",
+    "read_binary_mask",
+]
 
 STORE_FORMAT = 1
 #: the augmentation's largest zoom (:class:`~vpscli.train.augment.AugmentConfig` ``scale``): stored
@@ -117,8 +126,10 @@ class FrameStore:
         return FrameStore(self.frames.to(device), self.masks.to(device), self.sequences, self.key)
 
     def __repr__(self) -> str:
-        return (f"FrameStore({self.frames.shape[0]} frames, {len(self.sequences)} cases, size={self.size}, "
-                f"{self.nbytes / 2**20:.0f} MiB on {self.device})")
+        return (
+            f"FrameStore({self.frames.shape[0]} frames, {len(self.sequences)} cases, size={self.size}, "
+            f"{self.nbytes / 2**20:.0f} MiB on {self.device})"
+        )
 
 
 def _files(sources: list[DataSource]) -> list[tuple[Sequence, int]]:
@@ -139,13 +150,16 @@ def store_key(sources: list[DataSource], size: tuple[int, int]) -> str:
                     try:
                         st = os.stat(p)
                     except OSError:
-                        raise InputError("training file disappeared", path=p, fix="check the data folder") from None
+                        raise InputError(
+                            "training file disappeared", path=p, fix="check the data folder"
+                        ) from None
                     h.update(f"\0{os.path.abspath(p)}\0{st.st_size}\0{st.st_mtime_ns}".encode())
     return h.hexdigest()
 
 
-def _decode_into(frames: np.ndarray, masks: np.ndarray, k: int, seq: Sequence, i: int,
-                 size: tuple[int, int]) -> None:
+def _decode_into(
+    frames: np.ndarray, masks: np.ndarray, k: int, seq: Sequence, i: int, size: tuple[int, int]
+) -> None:
     h, w = size
     rgb = read_rgb(seq.frames[i])
     frames[k] = cv2.resize(rgb, (w, h), interpolation=cv2.INTER_LINEAR).transpose(2, 0, 1)
@@ -153,10 +167,15 @@ def _decode_into(frames: np.ndarray, masks: np.ndarray, k: int, seq: Sequence, i
         masks[k] = 0
         return
     mask = read_binary_mask(seq.masks[i]).astype(np.uint8) * 255
-    if mask.shape != rgb.shape[:2]:  # an annotation of another image, or exported at another size: never guessed
-        raise InputError(f"this mask is {mask.shape[1]}x{mask.shape[0]} but its frame {seq.frames[i].name} is "
-                         f"{rgb.shape[1]}x{rgb.shape[0]}", path=seq.masks[i],
-                         fix="export the mask at its frame's size (or check that it belongs to this frame)")
+    if (
+        mask.shape != rgb.shape[:2]
+    ):  # an annotation of another image, or exported at another size: never guessed
+        raise InputError(
+            f"this mask is {mask.shape[1]}x{mask.shape[0]} but its frame {seq.frames[i].name} is "
+            f"{rgb.shape[1]}x{rgb.shape[0]}",
+            path=seq.masks[i],
+            fix="export the mask at its frame's size (or check that it belongs to this frame)",
+        )
     masks[k] = cv2.resize(mask, (w, h), interpolation=cv2.INTER_AREA)
 
 
@@ -169,8 +188,14 @@ def _sequences(sources: list[DataSource]) -> tuple[StoredSequence, ...]:
     return tuple(out)
 
 
-def _fill(frames: np.ndarray, masks: np.ndarray, files, size, threads: int,
-          progress: Callable[[int, int], None] | None) -> None:
+def _fill(
+    frames: np.ndarray,
+    masks: np.ndarray,
+    files,
+    size,
+    threads: int,
+    progress: Callable[[int, int], None] | None,
+) -> None:
     """Decode every file into its row, on ``threads`` threads (OpenCV releases the GIL)."""
     with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="store") as pool:
         jobs = [pool.submit(_decode_into, frames, masks, k, seq, i, size) for k, (seq, i) in enumerate(files)]
@@ -185,7 +210,9 @@ def _cache_paths(cache_dir: Path, key: str, size: tuple[int, int]) -> tuple[Path
     return stem.with_suffix(".frames.npy"), stem.with_suffix(".masks.npy"), stem.with_suffix(".json")
 
 
-def _load_cached(cache_dir: Path, key: str, size: tuple[int, int], n: int) -> tuple[np.ndarray, np.ndarray] | None:
+def _load_cached(
+    cache_dir: Path, key: str, size: tuple[int, int], n: int
+) -> tuple[np.ndarray, np.ndarray] | None:
     frames_path, masks_path, index_path = _cache_paths(cache_dir, key, size)
     try:
         index = json.loads(index_path.read_text())
@@ -200,9 +227,13 @@ def _load_cached(cache_dir: Path, key: str, size: tuple[int, int], n: int) -> tu
     return frames, masks
 
 
-def build_store(sources: list[DataSource], size: tuple[int, int], cache_dir: str | Path | None = None,
-                threads: int | None = None,
-                progress: Callable[[int, int], None] | None = None) -> tuple[FrameStore, bool]:
+def build_store(
+    sources: list[DataSource],
+    size: tuple[int, int],
+    cache_dir: str | Path | None = None,
+    threads: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> tuple[FrameStore, bool]:
     """Decode ``sources`` at ``size`` ``(H, W)``, or load them from ``cache_dir``'s cache.
 
     Args:
@@ -237,14 +268,26 @@ def build_store(sources: list[DataSource], size: tuple[int, int], cache_dir: str
             _fill(frames, masks, files, size, threads, progress)
             frames.flush(), masks.flush()
             del frames, masks
-        write_text_atomic(index_path, json.dumps({"format": STORE_FORMAT, "key": key, "size": list(size),
-                                                  "frames": len(files),
-                                                  "sources": [str(s.root) for s in sources]}),
-                          unique=True)
+        write_text_atomic(
+            index_path,
+            json.dumps(
+                {
+                    "format": STORE_FORMAT,
+                    "key": key,
+                    "size": list(size),
+                    "frames": len(files),
+                    "sources": [str(s.root) for s in sources],
+                }
+            ),
+            unique=True,
+        )
         cached = _load_cached(cache_dir, key, size, len(files))
         if cached is None:  # the files just written cannot be read back
-            raise InputError("the training cache cannot be read back", path=cache_dir,
-                             fix="check the disk, or train with --no-cache")
+            raise InputError(
+                "the training cache cannot be read back",
+                path=cache_dir,
+                fix="check the disk, or train with --no-cache",
+            )
         return FrameStore(torch.from_numpy(cached[0]), torch.from_numpy(cached[1]), sequences, key), False
     frames = np.empty((len(files), 3, *size), np.uint8)
     masks = np.empty((len(files), *size), np.uint8)

@@ -9,6 +9,7 @@ by construction). They are scored per frame with
 as the toolbox does, then averaged frame → case → split (:mod:`vpscli.metrics.aggregate`).
 Negative folders (no GT) give ``neg_clean``: the share of frames with an empty mask at 0.5.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -17,20 +18,26 @@ import cv2
 import numpy as np
 import torch
 
+from vpscli.io.sources import FrameFolderSource
 from vpscli.metrics.aggregate import SequenceAccumulator, aggregate_sequences
 from vpscli.metrics.ordering import evaluated_frames, sort_frames
 from vpscli.metrics.scoring import score_arrays
-from vpscli.io.sources import FrameFolderSource
-from vpscli.train.store import read_binary_mask
 from vpscli.train.sources import DataSource, Sequence
+from vpscli.train.store import read_binary_mask
 
 __all__ = ["VAL_METRICS", "HIGHER_IS_BETTER", "ValidationResult", "validate"]
 
 #: What validation reports (keys of :mod:`vpscli.metrics.keys`).
 VAL_METRICS = ("maxDice", "meanDice", "Smeasure", "MAE", "maxIoU")
 _FAMILIES = frozenset({"smeasure", "mae", "medical"})
-HIGHER_IS_BETTER = {"maxDice": True, "meanDice": True, "Smeasure": True, "MAE": False, "maxIoU": True,
-                    "neg_clean": True}
+HIGHER_IS_BETTER = {
+    "maxDice": True,
+    "meanDice": True,
+    "Smeasure": True,
+    "MAE": False,
+    "maxIoU": True,
+    "neg_clean": True,
+}
 
 
 @dataclass
@@ -47,12 +54,14 @@ def _ordered(seq: Sequence) -> Sequence:
     names = [p.name for p in seq.frames]
     order, _ = sort_frames(seq.name, names, "auto")
     pos = {n: i for i, n in enumerate(names)}
-    return Sequence(seq.name, seq.kind, tuple(seq.frames[pos[n]] for n in order),
-                    tuple(seq.masks[pos[n]] for n in order))
+    return Sequence(
+        seq.name, seq.kind, tuple(seq.frames[pos[n]] for n in order), tuple(seq.masks[pos[n]] for n in order)
+    )
 
 
-def validate(model, sources: list[DataSource], device: torch.device, amp: bool = False,
-             max_frames: int | None = None) -> ValidationResult:
+def validate(
+    model, sources: list[DataSource], device: torch.device, amp: bool = False, max_frames: int | None = None
+) -> ValidationResult:
     """Score ``model`` on every case of ``sources`` (see the module doc).
 
     Args:
@@ -70,7 +79,9 @@ def validate(model, sources: list[DataSource], device: torch.device, amp: bool =
             for seq in src.sequences:
                 seq = _ordered(seq)
                 n = len(seq) if max_frames is None else min(len(seq), max_frames)
-                results = segmenter.run(FrameFolderSource(seq.frames[0].parent, seq.name, files=list(seq.frames[:n])))
+                results = segmenter.run(
+                    FrameFolderSource(seq.frames[0].parent, seq.name, files=list(seq.frames[:n]))
+                )
                 if src.kind == "negative":
                     flags = [bool(r.mask.any()) for r in results]
                     neg_total, neg_clean = neg_total + n, neg_clean + flags.count(False)

@@ -17,6 +17,7 @@ made on a fresh :class:`~vpscli.models.VideoState` in order (the same windowing 
   first frame, as at inference; for stills an independently augmented view).
 - **PNS-Net**: 5 consecutive frames, one step.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

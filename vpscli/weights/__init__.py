@@ -3,15 +3,42 @@ imports, verifies and loads weights into models (:mod:`.store`, imports torch wh
 
 Example: ``from vpscli.weights import load_model; loaded = load_model("pns-plus")``.
 """
+
 from __future__ import annotations
 
-from vpscli.weights.manifest import (MANIFEST_NAME, MODEL_PREFERENCE, ChecksumCheck, WeightsEntry, bundled_entries,
-                                     default_model, find_entry, format_size, read_manifest, sha256_file,
-                                     verify_checksums)
+from vpscli.weights.manifest import (
+    MANIFEST_NAME,
+    MODEL_PREFERENCE,
+    ChecksumCheck,
+    WeightsEntry,
+    bundled_entries,
+    default_model,
+    find_entry,
+    format_size,
+    read_manifest,
+    sha256_file,
+    verify_checksums,
+)
 
-__all__ = ["MANIFEST_NAME", "MODEL_PREFERENCE", "ChecksumCheck", "WeightsEntry", "bundled_entries", "default_model",
-           "find_entry", "format_size", "read_manifest", "sha256_file", "verify_checksums",
-           "LoadedModel", "load_model", "choose_model", "import_weights", "verify_weights", "read_metadata"]
+__all__ = [
+    "MANIFEST_NAME",
+    "MODEL_PREFERENCE",
+    "ChecksumCheck",
+    "WeightsEntry",
+    "bundled_entries",
+    "default_model",
+    "find_entry",
+    "format_size",
+    "read_manifest",
+    "sha256_file",
+    "verify_checksums",
+    "LoadedModel",
+    "load_model",
+    "choose_model",
+    "import_weights",
+    "verify_weights",
+    "read_metadata",
+]
 
 _STORE = {"LoadedModel", "load_model", "choose_model", "import_weights", "verify_weights", "read_metadata"}
 

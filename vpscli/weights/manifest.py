@@ -17,6 +17,7 @@ is in the folder and its sha256 matches its entry.
 This module stays free of torch so that ``vps doctor`` is instant; importing, verifying and
 loading weights into models lives in :mod:`vpscli.weights.store`.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -83,9 +84,15 @@ class WeightsEntry:
     @classmethod
     def from_json(cls, data: dict, folder: Path) -> "WeightsEntry":
         size = data.get("input_size")
-        return cls(file=str(data["file"]), model=str(data["model"]), sha256=str(data["sha256"]).lower(),
-                   backbone=str(data.get("backbone") or UNRECORDED_BACKBONE),
-                   input_size=(int(size[0]), int(size[1])) if size else None, record=dict(data), folder=folder)
+        return cls(
+            file=str(data["file"]),
+            model=str(data["model"]),
+            sha256=str(data["sha256"]).lower(),
+            backbone=str(data.get("backbone") or UNRECORDED_BACKBONE),
+            input_size=(int(size[0]), int(size[1])) if size else None,
+            record=dict(data),
+            folder=folder,
+        )
 
     def to_json(self) -> dict:
         """The entry as ``manifest.json`` holds it."""
@@ -121,8 +128,11 @@ def read_manifest(folder: str | Path | None = None) -> list[WeightsEntry]:
     try:
         return [WeightsEntry.from_json(e, folder) for e in json.loads(path.read_text())["weights"]]
     except (ValueError, KeyError, TypeError, IndexError) as e:
-        raise InputError(f"malformed weights manifest ({e})", path=path,
-                         fix="restore weights/manifest.json from the repository") from None
+        raise InputError(
+            f"malformed weights manifest ({e})",
+            path=path,
+            fix="restore weights/manifest.json from the repository",
+        ) from None
 
 
 def read_default(folder: str | Path | None = None) -> str | None:
@@ -133,8 +143,11 @@ def read_default(folder: str | Path | None = None) -> str | None:
     try:
         value = json.loads(path.read_text()).get("default")
     except (ValueError, AttributeError) as e:
-        raise InputError(f"malformed weights manifest ({e})", path=path,
-                         fix="restore weights/manifest.json from the repository") from None
+        raise InputError(
+            f"malformed weights manifest ({e})",
+            path=path,
+            fix="restore weights/manifest.json from the repository",
+        ) from None
     return str(value) if value else None
 
 
@@ -148,8 +161,10 @@ def write_manifest(folder: Path, entries: list[WeightsEntry], default=_KEEP) -> 
     default = read_default(folder) if default is _KEEP else default
     head = {"default": default} if default else {}
 
-    write_text_atomic(folder / MANIFEST_NAME,
-                      json.dumps({**head, "weights": [e.to_json() for e in entries]}, indent=2) + "\n")
+    write_text_atomic(
+        folder / MANIFEST_NAME,
+        json.dumps({**head, "weights": [e.to_json() for e in entries]}, indent=2) + "\n",
+    )
 
 
 def bundled_entries(folder: str | Path | None = None) -> list[WeightsEntry]:
@@ -163,7 +178,9 @@ def default_entry(folder: str | Path | None = None) -> WeightsEntry | None:
     return next((e for e in bundled_entries(folder) if e.file == name), None) if name else None
 
 
-def find_entry(model: str, folder: str | Path | None = None, backbone: str | None = None) -> WeightsEntry | None:
+def find_entry(
+    model: str, folder: str | Path | None = None, backbone: str | None = None
+) -> WeightsEntry | None:
     """The weights ``--model model`` runs: the manifest's default when it is of ``model`` (on ``backbone``, or
     any when ``None``), else the last-registered present entry for it."""
     chosen = default_entry(folder)
@@ -192,9 +209,14 @@ class ChecksumCheck(NamedTuple):
     verified: bool
 
     def to_json(self) -> dict:
-        return {"file": self.entry.file, "model": self.entry.model, "sha256": self.entry.sha256,
-                "present": self.present, "verified": self.verified,
-                **{k: v for k, v in self.entry.record.items() if k not in ("file", "model", "sha256")}}
+        return {
+            "file": self.entry.file,
+            "model": self.entry.model,
+            "sha256": self.entry.sha256,
+            "present": self.present,
+            "verified": self.verified,
+            **{k: v for k, v in self.entry.record.items() if k not in ("file", "model", "sha256")},
+        }
 
 
 def verify_checksums(folder: str | Path | None = None) -> list[ChecksumCheck]:

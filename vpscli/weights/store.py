@@ -9,6 +9,7 @@ runner and the benchmarks take as it is.
 Every file is read without executing code (safetensors, or ``torch.load(weights_only=True)``
 for official ``.pth`` files). Nothing is downloaded.
 """
+
 from __future__ import annotations
 
 import json
@@ -19,11 +20,29 @@ from typing import NamedTuple
 from vpscli.errors import InputError, OutputError, UsageError
 from vpscli.models.checkpoint import load_checkpoint, save_checkpoint
 from vpscli.models.registry import build_model, get_spec
-from vpscli.weights.manifest import (UNRECORDED_BACKBONE, WeightsEntry, bundled_entries, default_model, find_entry,
-                                     folder_or_default, read_default, read_manifest, sha256_file, write_manifest)
+from vpscli.weights.manifest import (
+    UNRECORDED_BACKBONE,
+    WeightsEntry,
+    bundled_entries,
+    default_model,
+    find_entry,
+    folder_or_default,
+    read_default,
+    read_manifest,
+    sha256_file,
+    write_manifest,
+)
 
-__all__ = ["LoadedModel", "load_model", "choose_model", "import_weights", "read_metadata", "verify_weights",
-           "build_options", "metadata_input_size"]
+__all__ = [
+    "LoadedModel",
+    "load_model",
+    "choose_model",
+    "import_weights",
+    "read_metadata",
+    "verify_weights",
+    "build_options",
+    "metadata_input_size",
+]
 
 
 def read_metadata(path: str | Path) -> dict[str, str]:
@@ -89,16 +108,27 @@ class LoadedModel:
     @property
     def note(self) -> str | None:
         """The bundled weights' model-card line (what they are good for), if they carry one."""
-        return f"weights {self.entry.file}: {self.entry.note}" if self.entry is not None and self.entry.note else None
+        return (
+            f"weights {self.entry.file}: {self.entry.note}"
+            if self.entry is not None and self.entry.note
+            else None
+        )
 
     def describe(self) -> str:
         """What runs, in one line (:func:`weights_line`)."""
         spec = self.net.spec
-        return weights_line(spec.name, spec.backbone, self.weights_path, self.weights_sha256,
-                            _validation_maxdice(self.entry, self.weights_path))
+        return weights_line(
+            spec.name,
+            spec.backbone,
+            self.weights_path,
+            self.weights_sha256,
+            _validation_maxdice(self.entry, self.weights_path),
+        )
 
 
-def weights_line(model: str, backbone: str, path: Path | None, sha256: str | None, maxdice: float | None) -> str:
+def weights_line(
+    model: str, backbone: str, path: Path | None, sha256: str | None, maxdice: float | None
+) -> str:
     """``pns-plus on efficientnet-lite2, weights pns-plus-lite2.safetensors (sha256 38675ad126c2), validation
     maxDice 0.806`` — or ``…, no validation record`` for weights that carry no validation figures, and
     ``untrained (random) weights`` for a network given without any."""
@@ -122,30 +152,42 @@ def _validation_maxdice(entry: WeightsEntry | None, path: Path | None) -> float 
     return float(value) if isinstance(value, (int, float)) and value == value else None
 
 
-def describe_weights(model: str | None = None, weights: str | Path | None = None,
-                     folder: str | Path | None = None) -> str:
+def describe_weights(
+    model: str | None = None, weights: str | Path | None = None, folder: str | Path | None = None
+) -> str:
     """:meth:`LoadedModel.describe` without loading anything into a network (for the machine that hands
     videos to Ray workers): the weights a run of ``model``/``weights`` would load, from the manifest or the
     file's metadata. Raises as :func:`load_model` does when there are none."""
     name = choose_model(model, weights, folder)
     if weights is not None:
         meta = read_metadata(weights)
-        return weights_line(name, meta.get("backbone") or UNRECORDED_BACKBONE, Path(weights), sha256_file(weights),
-                            _validation_maxdice(None, Path(weights)))
+        return weights_line(
+            name,
+            meta.get("backbone") or UNRECORDED_BACKBONE,
+            Path(weights),
+            sha256_file(weights),
+            _validation_maxdice(None, Path(weights)),
+        )
     entry = find_entry(name, folder)
     if entry is None:
         _load_bundled(name, folder)  # raises the one-line "no trained weights" error
     return weights_line(name, entry.backbone, entry.path, entry.sha256, _validation_maxdice(entry, None))
 
 
-def choose_model(model: str | None = None, weights: str | Path | None = None,
-                 folder: str | Path | None = None) -> str:
+def choose_model(
+    model: str | None = None, weights: str | Path | None = None, folder: str | Path | None = None
+) -> str:
     """The model to run: the one named, else the one ``weights`` records, else :func:`default_model`."""
-    return model or (read_metadata(weights).get("model") if weights is not None else None) or default_model(folder)
+    return (
+        model
+        or (read_metadata(weights).get("model") if weights is not None else None)
+        or default_model(folder)
+    )
 
 
-def load_model(model: str | None = None, weights: str | Path | None = None, *,
-               folder: str | Path | None = None) -> LoadedModel:
+def load_model(
+    model: str | None = None, weights: str | Path | None = None, *, folder: str | Path | None = None
+) -> LoadedModel:
     """Build ``model`` (default: :func:`choose_model`) with ``weights`` (a checkpoint of ours or an
     official ``.pth``), or with its verified bundled weights when ``weights`` is ``None``.
 
@@ -162,8 +204,11 @@ def load_model(model: str | None = None, weights: str | Path | None = None, *,
         return _load_bundled(name, folder)
     meta = read_metadata(weights)
     if meta.get("model") and meta["model"] != name:
-        raise InputError(f"these weights are for model '{meta['model']}', not '{name}'", path=weights,
-                         fix=f"pass --model {meta['model']}")
+        raise InputError(
+            f"these weights are for model '{meta['model']}', not '{name}'",
+            path=weights,
+            fix=f"pass --model {meta['model']}",
+        )
     net = build_model(name, **build_options(meta))
     load_checkpoint(net, weights)
     return LoadedModel(net, Path(weights), sha256_file(weights))
@@ -174,12 +219,17 @@ def _load_bundled(name: str, folder: str | Path | None) -> LoadedModel:
     entry = find_entry(name, root)
     if entry is None:
         others = sorted({e.model for e in bundled_entries(root)})
-        alternative = (f"use a model with bundled weights (--model {' / '.join(others)}), or pass "
-                       if others else "pass ")
+        alternative = (
+            f"use a model with bundled weights (--model {' / '.join(others)}), or pass "
+            if others
+            else "pass "
+        )
         raise InputError(
-            f"no trained weights for model '{name}' are bundled with this vps", path=root / "manifest.json",
+            f"no trained weights for model '{name}' are bundled with this vps",
+            path=root / "manifest.json",
             fix=alternative + "--weights FILE (train one with `vps train`, or import official PNS weights "
-                "with `vps weights import PNSPlus.pth --model pns-plus`)")
+            "with `vps weights import PNSPlus.pth --model pns-plus`)",
+        )
     sha = _verified_sha256(entry)
     net = build_model(name, **build_options(entry))
     load_checkpoint(net, entry.path)
@@ -189,12 +239,18 @@ def _load_bundled(name: str, folder: str | Path | None) -> LoadedModel:
 def _verified_sha256(entry: WeightsEntry) -> str:
     """The file's sha256 (read once), refusing a missing or changed file."""
     if not entry.present:
-        raise InputError("weights file listed in the manifest is missing", path=entry.path,
-                         fix="re-import it with `vps weights import` or remove it from manifest.json")
+        raise InputError(
+            "weights file listed in the manifest is missing",
+            path=entry.path,
+            fix="re-import it with `vps weights import` or remove it from manifest.json",
+        )
     sha = sha256_file(entry.path)
     if sha != entry.sha256:
-        raise InputError("weights file does not match its sha256 in the manifest", path=entry.path,
-                         fix="the file is corrupt or was replaced; re-import it")
+        raise InputError(
+            "weights file does not match its sha256 in the manifest",
+            path=entry.path,
+            fix="the file is corrupt or was replaced; re-import it",
+        )
     return sha
 
 
@@ -207,10 +263,14 @@ def load_entry(net, entry: WeightsEntry):
 def _summary_of_training(meta: dict[str, str]) -> tuple[str, dict, str]:
     """``(training_data, validation metrics, recipe)`` recorded by ``vps train`` in a checkpoint."""
     try:
-        data = ", ".join(Path(d).name if Path(d).name != "train" else f"{Path(d).parent.name}/train"
-                         for d in json.loads(meta.get("data", "[]")))
+        data = ", ".join(
+            Path(d).name if Path(d).name != "train" else f"{Path(d).parent.name}/train"
+            for d in json.loads(meta.get("data", "[]"))
+        )
         metrics = {k: round(float(v), 4) for k, v in json.loads(meta.get("val_metrics", "{}")).items()}
-        val = ", ".join(Path(d).parent.name + "/" + Path(d).name for d in json.loads(meta.get("val_data", "[]")))
+        val = ", ".join(
+            Path(d).parent.name + "/" + Path(d).name for d in json.loads(meta.get("val_data", "[]"))
+        )
     except (ValueError, TypeError, AttributeError):
         return "", {}, ""
     if metrics and val:
@@ -228,14 +288,26 @@ def _model_of(source: Path, model: str | None, meta: dict[str, str]) -> str:
             raise UsageError(f"{source.name} does not record its model; pass --model (e.g. --model pns-plus)")
         return recorded
     if recorded and recorded != model:
-        raise InputError(f"these weights are for model '{recorded}', not '{model}'", path=source,
-                         fix=f"pass --model {recorded}")
+        raise InputError(
+            f"these weights are for model '{recorded}', not '{model}'",
+            path=source,
+            fix=f"pass --model {recorded}",
+        )
     return model
 
 
-def import_weights(source: str | Path, model: str | None = None, *, folder: str | Path | None = None,
-                   name: str | None = None, half: bool = False, training_data: str = "",
-                   metrics: dict | None = None, note: str = "", overwrite: bool = False) -> WeightsEntry:
+def import_weights(
+    source: str | Path,
+    model: str | None = None,
+    *,
+    folder: str | Path | None = None,
+    name: str | None = None,
+    half: bool = False,
+    training_data: str = "",
+    metrics: dict | None = None,
+    note: str = "",
+    overwrite: bool = False,
+) -> WeightsEntry:
     """Register a checkpoint in the weights folder: ours from ``vps train`` or an official ``.pth``.
 
     The file is loaded strictly into its model (names and shapes) at the input size it was trained
@@ -265,18 +337,31 @@ def import_weights(source: str | Path, model: str | None = None, *, folder: str 
     try:
         root.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise OutputError(f"cannot create the weights folder ({e.strerror})", path=root,
-                          fix="set VPS_WEIGHTS to a writable folder") from None
+        raise OutputError(
+            f"cannot create the weights folder ({e.strerror})",
+            path=root,
+            fix="set VPS_WEIGHTS to a writable folder",
+        ) from None
     file = f"{name or (model + '-' + source.stem.lower())}.safetensors"
     _check_target(root, file, overwrite)
     origin = f"{source.name} ({'official' if report.official else 'vps'}, sha256 {sha256_file(source)[:12]})"
     trained_on, trained_metrics, recipe = _summary_of_training(meta)
     training_data = training_data or trained_on
     save_checkpoint(net, root / file, {"source": origin, "training_data": training_data}, half=half)
-    record = {"file": file, "model": model, "backbone": net.spec.backbone, "sha256": sha256_file(root / file),
-              "dtype": "float16" if half else "float32", "input_size": list(net.spec.input_size),
-              "training_data": training_data, "metrics": dict(metrics or trained_metrics), "recipe": recipe,
-              "source": origin, "legacy_norm": report.legacy_norm, "note": note}
+    record = {
+        "file": file,
+        "model": model,
+        "backbone": net.spec.backbone,
+        "sha256": sha256_file(root / file),
+        "dtype": "float16" if half else "float32",
+        "input_size": list(net.spec.input_size),
+        "training_data": training_data,
+        "metrics": dict(metrics or trained_metrics),
+        "recipe": recipe,
+        "source": origin,
+        "legacy_norm": report.legacy_norm,
+        "note": note,
+    }
     entry = WeightsEntry.from_json(record, root)
     write_manifest(root, [e for e in read_manifest(root) if e.file != file] + [entry])
     return entry
@@ -285,13 +370,21 @@ def import_weights(source: str | Path, model: str | None = None, *, folder: str 
 def _check_target(root: Path, file: str, overwrite: bool) -> None:
     """Refuse to replace the default weights, or any registered file without ``overwrite``."""
     if "/" in file or "\\" in file or file.startswith("."):
-        raise UsageError(f"--name must be a plain file name, got {file!r}", fix="give a name such as my-weights")
+        raise UsageError(
+            f"--name must be a plain file name, got {file!r}", fix="give a name such as my-weights"
+        )
     if file == read_default(root):
-        raise OutputError(f"{file} is the default weights of this folder, which an import never replaces",
-                          path=root / file, fix="import under another --name")
+        raise OutputError(
+            f"{file} is the default weights of this folder, which an import never replaces",
+            path=root / file,
+            fix="import under another --name",
+        )
     if (root / file).exists() and not overwrite:
-        raise OutputError("a weights file of this name exists", path=root / file,
-                          fix="choose another --name, or pass --overwrite to replace it")
+        raise OutputError(
+            "a weights file of this name exists",
+            path=root / file,
+            fix="choose another --name, or pass --overwrite to replace it",
+        )
 
 
 def set_default(file: str, folder: str | Path | None = None) -> WeightsEntry:
@@ -300,8 +393,10 @@ def set_default(file: str, folder: str | Path | None = None) -> WeightsEntry:
     entries = read_manifest(root)
     entry = next((e for e in entries if e.file in (file, f"{file}.safetensors")), None)
     if entry is None:
-        raise UsageError(f"no weights named {file} in {root}",
-                         fix=f"give one of: {', '.join(e.file for e in entries) or 'none (import one first)'}")
+        raise UsageError(
+            f"no weights named {file} in {root}",
+            fix=f"give one of: {', '.join(e.file for e in entries) or 'none (import one first)'}",
+        )
     _verified_sha256(entry)
     write_manifest(root, entries, default=entry.file)
     return entry

@@ -1,4 +1,5 @@
 """``vps doctor``: versions, devices, encoders, weights and data — instant, no downloads."""
+
 from __future__ import annotations
 
 import json
@@ -13,6 +14,7 @@ def _yes(flag: bool) -> str:
     return "[green]yes[/]" if flag else "[red]no[/]"
 
 
+# long: one report row per check, in the order a user reads them
 @reports_errors
 def doctor(
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON (for bug reports)."),
@@ -38,13 +40,23 @@ def doctor(
     for name, ver in r["packages"].items():
         t.add_row(name, ver or "[red]not installed[/]")
     for extra, e in r["extras"].items():
-        t.add_row(escape(f"vps[{extra}]"), f"{e['package']} {e['version']} ({e['gives']})" if e["version"] else
-                  escape(f"not installed: pip install 'vps[{extra}]' for {e['gives']}"))
+        t.add_row(
+            escape(f"vps[{extra}]"),
+            f"{e['package']} {e['version']} ({e['gives']})"
+            if e["version"]
+            else escape(f"not installed: pip install 'vps[{extra}]' for {e['gives']}"),
+        )
     tb = r["torch_build"]
-    t.add_row("torch build", f"CUDA {tb['cuda']}" if tb.get("cuda") else ("ROCm " + tb["hip"] if tb.get("hip") else "CPU only"))
+    t.add_row(
+        "torch build",
+        f"CUDA {tb['cuda']}" if tb.get("cuda") else ("ROCm " + tb["hip"] if tb.get("hip") else "CPU only"),
+    )
     c = r["cpu"]
-    t.add_row("CPU", f"{c['model']} — {c['threads']} threads, AVX-512 {_yes(c['avx512'])}, "
-                     f"AVX-512 BF16 {_yes(c['avx512_bf16'])}, AMX {_yes(c['amx_bf16'])}")
+    t.add_row(
+        "CPU",
+        f"{c['model']} — {c['threads']} threads, AVX-512 {_yes(c['avx512'])}, "
+        f"AVX-512 BF16 {_yes(c['avx512_bf16'])}, AMX {_yes(c['amx_bf16'])}",
+    )
     cu = r["cuda"]
     if cu["devices"]:
         for d in cu["devices"]:
@@ -52,11 +64,17 @@ def doctor(
     else:
         t.add_row("CUDA", f"no GPU ({cu['source']}) — vps runs on the CPU")
     f = r["ffmpeg"]
-    t.add_row("ffmpeg", f"{f['version']} — H.264 {_yes(f['h264'])} ({', '.join(f['h264_encoders']) or 'none'})")
+    t.add_row(
+        "ffmpeg", f"{f['version']} — H.264 {_yes(f['h264'])} ({', '.join(f['h264_encoders']) or 'none'})"
+    )
     w = r["weights"]
     if w["entries"]:
         for e in w["entries"]:
-            state = "[green]verified[/]" if e["verified"] else ("[red]sha256 mismatch[/]" if e["present"] else "[red]missing[/]")
+            state = (
+                "[green]verified[/]"
+                if e["verified"]
+                else ("[red]sha256 mismatch[/]" if e["present"] else "[red]missing[/]")
+            )
             t.add_row(f"weights {e['model']}", f"{e['file']} {state}")
     else:
         t.add_row("weights", f"none bundled in {w['dir']}")

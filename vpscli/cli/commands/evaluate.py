@@ -2,6 +2,7 @@
 
 Parsing and reporting only; the computation lives in :mod:`vpscli.metrics`.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -16,50 +17,84 @@ from vpscli.errors import UsageError
 PROGRESS_MIN_FRAMES = 50
 
 
+# long: one statement per option to parse and report
 @reports_errors
 def evaluate(
-    pred: Path = typer.Argument(..., help="Predictions: PRED/[<method>/][<split>/]<case>/<frame>.png (or vps segment output)."),
-    gt: Path = typer.Argument(..., help="Ground truth: a GT/ folder of cases, a dataset root with <split>/GT/, or one case."),
+    pred: Path = typer.Argument(
+        ..., help="Predictions: PRED/[<method>/][<split>/]<case>/<frame>.png (or vps segment output)."
+    ),
+    gt: Path = typer.Argument(
+        ..., help="Ground truth: a GT/ folder of cases, a dataset root with <split>/GT/, or one case."
+    ),
     metrics: Optional[str] = typer.Option(
-        None, "--metrics", "-m",
+        None,
+        "--metrics",
+        "-m",
         help="Comma-separated keys, 'all', 'published' or 'default' "
         "(default: Smeasure,meanEm,wFmeasure,meanFm,maxDice,meanSen,maxIoU,MAE).",
     ),
-    keep_ends: bool = typer.Option(False, "--keep-ends", help="Keep the first and last frame of each sequence."),
+    keep_ends: bool = typer.Option(
+        False, "--keep-ends", help="Keep the first and last frame of each sequence."
+    ),
     sort: str = typer.Option(
-        "auto", "--sort",
+        "auto",
+        "--sort",
         help="Frame order before trimming: auto (toolbox: numeric, else SUN-SEG), legacy (pre-2025 SUN-SEG "
         "rule of the published tables), sunseg, natural, name.",
     ),
     per_sequence: bool = typer.Option(False, "--per-sequence", help="Also print a table per sequence."),
-    json_path: Optional[str] = typer.Option(None, "--json", help="Write unrounded results as JSON ('-': stdout)."),
+    json_path: Optional[str] = typer.Option(
+        None, "--json", help="Write unrounded results as JSON ('-': stdout)."
+    ),
     csv_path: Optional[Path] = typer.Option(None, "--csv", help="Write unrounded results as CSV."),
-    plot_path: Optional[Path] = typer.Option(None, "--plot", help="Draw Dice/IoU/Sen/Spe/E/F and PR curves (PNG)."),
-    workers: int = typer.Option(0, "--workers", "-j", min=0, help="Processes (0: one per CPU for large sets)."),
-    allow_missing: bool = typer.Option(False, "--allow-missing", help="Score missing predictions as all-zero maps."),
-    matched_only: bool = typer.Option(False, "--matched-only", help="Leave out GT cases that have no predictions."),
-    method: Optional[List[str]] = typer.Option(None, "--method", help="Only these method folders (repeatable)."),
+    plot_path: Optional[Path] = typer.Option(
+        None, "--plot", help="Draw Dice/IoU/Sen/Spe/E/F and PR curves (PNG)."
+    ),
+    workers: int = typer.Option(
+        0, "--workers", "-j", min=0, help="Processes (0: one per CPU for large sets)."
+    ),
+    allow_missing: bool = typer.Option(
+        False, "--allow-missing", help="Score missing predictions as all-zero maps."
+    ),
+    matched_only: bool = typer.Option(
+        False, "--matched-only", help="Leave out GT cases that have no predictions."
+    ),
+    method: Optional[List[str]] = typer.Option(
+        None, "--method", help="Only these method folders (repeatable)."
+    ),
     use_masks: bool = typer.Option(
-        False, "--use-masks",
+        False,
+        "--use-masks",
         help="Score masks/ of vps segment folders that also hold probs/ (default: probs/, the benchmark's input).",
     ),
     detection: bool = typer.Option(
-        True, "--detection/--no-detection",
+        True,
+        "--detection/--no-detection",
         help="Also report the per-video detection view: frame-level sensitivity and specificity, polyp episodes "
-             "and time to first detection, false-alarm episodes per minute on polyp-free videos (every GT "
-             "frame; a frame is detected when its predicted mask is non-empty)."),
+        "and time to first detection, false-alarm episodes per minute on polyp-free videos (every GT "
+        "frame; a frame is detected when its predicted mask is non-empty).",
+    ),
     threshold: Optional[float] = typer.Option(
-        None, "--threshold", "-t",
+        None,
+        "--threshold",
+        "-t",
         help="Detection view: binarise the scored maps at v/255 >= this (default: the masks/ of vps segment "
-             "runs — their threshold and persistence filter — and 0.5 for other maps)."),
+        "runs — their threshold and persistence filter — and 0.5 for other maps).",
+    ),
     fps: Optional[float] = typer.Option(
-        None, "--fps", help="Detection view: frame rate of the GT frames, for seconds and per-minute rates "
-        "(default: the video's rate recorded by vps segment, else frames only)."),
+        None,
+        "--fps",
+        help="Detection view: frame rate of the GT frames, for seconds and per-minute rates "
+        "(default: the video's rate recorded by vps segment, else frames only).",
+    ),
     ray: Optional[str] = typer.Option(
-        None, "--ray", metavar="auto|local|ADDRESS",
+        None,
+        "--ray",
+        metavar="auto|local|ADDRESS",
         help="Score each sequence as a Ray task (pip install 'vps\\[ray]'; same numbers as a local run; "
-             "--workers is then unused): auto joins the running cluster or starts one here, local starts one "
-             "here, else a cluster address. Every worker must see PRED and GT at the same paths."),
+        "--workers is then unused): auto joins the running cluster or starts one here, local starts one "
+        "here, else a cluster address. Every worker must see PRED and GT at the same paths.",
+    ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or notes."),
 ) -> None:
     """Score predictions against ground truth exactly as the SUN-SEG benchmark toolbox does.
@@ -79,8 +114,11 @@ def evaluate(
     _check_detection_options(threshold, fps)
     from vpscli.io.atomic import check_file_target
 
-    for option, target in (("--json", json_path if json_path not in (None, "-") else None), ("--csv", csv_path),
-                           ("--plot", plot_path)):
+    for option, target in (
+        ("--json", json_path if json_path not in (None, "-") else None),
+        ("--csv", csv_path),
+        ("--plot", plot_path),
+    ):
         if target is not None:  # before any scoring: a wrong path must not cost the whole run
             check_file_target(target, option)
     if ray is not None:
@@ -89,8 +127,14 @@ def evaluate(
         import_ray()  # before any work: a one-line error naming the extra when Ray is missing
 
     plan = build_plan(
-        pred, gt, sort_rule=sort, keep_ends=keep_ends, allow_missing=allow_missing,
-        matched_only=matched_only, methods=method or None, use_masks=use_masks,
+        pred,
+        gt,
+        sort_rule=sort,
+        keep_ends=keep_ends,
+        allow_missing=allow_missing,
+        matched_only=matched_only,
+        methods=method or None,
+        use_masks=use_masks,
         on_warning=warning_line,  # partial segment runs: said even under --quiet, and before any error
     )
     _print_matched(plan, quiet)
@@ -100,8 +144,14 @@ def evaluate(
     n_jobs = plan.n_frames
     n_workers = workers or default_workers(n_jobs * len(plan.methods))
     extra = ("emeasure", "fmeasure", "medical") if plot_path is not None else ()
-    result = _score(plan, keys, n_workers, extra, ray, show_progress=not quiet and n_jobs * len(plan.methods)
-                    >= PROGRESS_MIN_FRAMES)
+    result = _score(
+        plan,
+        keys,
+        n_workers,
+        extra,
+        ray,
+        show_progress=not quiet and n_jobs * len(plan.methods) >= PROGRESS_MIN_FRAMES,
+    )
     for note in _result_notes(result):
         notice(note, quiet)
 
@@ -109,7 +159,9 @@ def evaluate(
     if detection:
         from vpscli.metrics.detection import detection_view
 
-        view = detection_view(plan, threshold=threshold, fps=fps, workers=max(2, n_workers), known=result.flags)
+        view = detection_view(
+            plan, threshold=threshold, fps=fps, workers=max(2, n_workers), known=result.flags
+        )
         for note in _detection_notes(view):
             notice(note, quiet)
 
@@ -153,8 +205,14 @@ def _score(plan, keys, n_workers: int, extra, ray: str | None, show_progress: bo
         columns = (TextColumn("evaluating"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
         with Progress(*columns, console=err_console, transient=True) as progress:
             task = progress.add_task("frames", total=plan.n_frames)
-            return evaluate_plan(plan, keys, workers=n_workers, extra_families=extra, scorer=scorer,
-                                 on_frame=lambda n: progress.advance(task, n))
+            return evaluate_plan(
+                plan,
+                keys,
+                workers=n_workers,
+                extra_families=extra,
+                scorer=scorer,
+                on_frame=lambda n: progress.advance(task, n),
+            )
     finally:
         if started:
             import ray as ray_module
@@ -165,8 +223,10 @@ def _score(plan, keys, n_workers: int, extra, ray: str | None, show_progress: bo
 def _print_matched(plan, quiet: bool) -> None:
     if quiet:
         return
-    methods = "predictions without a method level" if plan.methods == ["."] else (
-        f"{len(plan.methods)} method(s): {', '.join(plan.methods)}"
+    methods = (
+        "predictions without a method level"
+        if plan.methods == ["."]
+        else (f"{len(plan.methods)} method(s): {', '.join(plan.methods)}")
     )
     err_console.print(f"[bold]matched[/] {len(plan.splits)} split(s), {methods}", soft_wrap=True)
     for split in plan.splits:
@@ -175,7 +235,8 @@ def _print_matched(plan, quiet: bool) -> None:
         err_console.print(
             f"  {split.name}: {len(split.sequences)} case(s), {n_all} frame(s), {n_eval} evaluated "
             f"(GT {split.cases_dir})",
-            markup=False, soft_wrap=True,
+            markup=False,
+            soft_wrap=True,
         )
 
 
@@ -207,7 +268,9 @@ def _result_notes(result) -> list[str]:
             )
         if issue.resized:
             who = "" if method == "." else f"{method}: "
-            texts.append(f"{who}{issue.resized} prediction(s) resized to the GT size (bilinear, as the toolbox)")
+            texts.append(
+                f"{who}{issue.resized} prediction(s) resized to the GT size (bilinear, as the toolbox)"
+            )
         gt_texts = [conversion_note(kind, n, gt=True) for kind, n in issue.gt_kinds.items()]
         gt_wide.update(gt_texts)  # about the GT files: the same for every method, never prefixed by one
         texts += gt_texts + [conversion_note(kind, n, gt=False) for kind, n in issue.pred_kinds.items()]
@@ -217,8 +280,11 @@ def _result_notes(result) -> list[str]:
     for (split, text), methods in found.items():
         n_methods = sum(1 for s, _ in result.datasets if s == split)
         where = "" if split == "." else f"{split}: "
-        if (len(methods) < n_methods or (methods != ["."] and n_methods == 1)) and "resized" not in text \
-                and text not in gt_wide:
+        if (
+            (len(methods) < n_methods or (methods != ["."] and n_methods == 1))
+            and "resized" not in text
+            and text not in gt_wide
+        ):
             where += ", ".join(methods) + ": "
         notes.append(where + text)
     for (split, method), sequences in result.sequences.items():
@@ -279,11 +345,15 @@ def _check_detection_options(threshold: float | None, fps: float | None) -> None
     import math
 
     if threshold is not None and not (math.isfinite(threshold) and 0.0 < threshold <= 1.0):
-        raise UsageError(f"--threshold must be in (0, 1], got {threshold}",
-                         fix="give the probability at or above which a pixel is polyp, e.g. --threshold 0.5")
+        raise UsageError(
+            f"--threshold must be in (0, 1], got {threshold}",
+            fix="give the probability at or above which a pixel is polyp, e.g. --threshold 0.5",
+        )
     if fps is not None and not (math.isfinite(fps) and 0 < fps <= 1000):
-        raise UsageError(f"--fps must be a frame rate in (0, 1000], got {fps}",
-                         fix="give the frame rate the GT frames were recorded at, e.g. --fps 25")
+        raise UsageError(
+            f"--fps must be a frame rate in (0, 1000], got {fps}",
+            fix="give the frame rate the GT frames were recorded at, e.g. --fps 25",
+        )
 
 
 def _detection_notes(view) -> list[str]:
@@ -293,15 +363,19 @@ def _detection_notes(view) -> list[str]:
         missing = [s for s in dataset.sequences if s.missing]
         if missing:
             where = ("" if split == "." else f"{split}: ") + ("" if method == "." else f"{method}: ")
-            notes.append(f"{where}detection view: {sum(s.missing for s in missing)} GT frame(s) without a prediction "
-                         f"count as not detected: {_first(s.name for s in missing)}")
+            notes.append(
+                f"{where}detection view: {sum(s.missing for s in missing)} GT frame(s) without a prediction "
+                f"count as not detected: {_first(s.name for s in missing)}"
+            )
         for s in dataset.sequences:
             if s.gaps:
                 where = ("" if split == "." else f"{split}: ") + ("" if method == "." else f"{method}: ")
                 shown = ", ".join(f"{a}" if a == b else f"{a}–{b}" for a, b in s.gaps[:4])
                 more = f" (+{len(s.gaps) - 4} more)" if len(s.gaps) > 4 else ""
-                notes.append(f"{where}{s.name}: GT frame numbers skip {shown}{more}; the detection view counts "
-                             "episodes within each stretch of consecutive frames, never across a gap")
+                notes.append(
+                    f"{where}{s.name}: GT frame numbers skip {shown}{more}; the detection view counts "
+                    "episodes within each stretch of consecutive frames, never across a gap"
+                )
     return notes
 
 
@@ -317,9 +391,19 @@ def _print_detection(result, view, console) -> None:
         table = Table(title=f"Dataset {_split_label(split)} — detection per video", title_justify="left")
         if len(methods) > 1:
             table.add_column("Method")
-        for name in ("Sequence", "frames", "GT+ frames", "Sen", "Spe", "polyps detected", "time to first detection",
-                     "false alarms"):
-            table.add_column(name, justify="left" if name in ("Sequence", "time to first detection") else "right")
+        for name in (
+            "Sequence",
+            "frames",
+            "GT+ frames",
+            "Sen",
+            "Spe",
+            "polyps detected",
+            "time to first detection",
+            "false alarms",
+        ):
+            table.add_column(
+                name, justify="left" if name in ("Sequence", "time to first detection") else "right"
+            )
         for method in methods:
             dataset = view[(split.name, method)]
             prefix = [method] if len(methods) > 1 else []
@@ -328,10 +412,14 @@ def _print_detection(result, view, console) -> None:
             table.add_row(*map(escape, prefix + _dataset_cells(dataset)), style="bold")
         print_table(table, console)
     sources = sorted({s.source for d in view.values() for s in d.sequences})
-    console.print(f"detection: frame detected when its predicted mask is non-empty ({', '.join(sources)}); every GT "
-                  "frame, ends kept; Sen/Spe over frames (pooled for all); time to first detection from each GT "
-                  "episode's first frame; false alarms: episodes of detected frames on videos with an empty GT",
-                  style="dim", markup=False, soft_wrap=True)
+    console.print(
+        f"detection: frame detected when its predicted mask is non-empty ({', '.join(sources)}); every GT "
+        "frame, ends kept; Sen/Spe over frames (pooled for all); time to first detection from each GT "
+        "episode's first frame; false alarms: episodes of detected frames on videos with an empty GT",
+        style="dim",
+        markup=False,
+        soft_wrap=True,
+    )
 
 
 def _ratio(value: float | None) -> str:
@@ -342,15 +430,25 @@ def _sequence_cells(seq) -> list[str]:
     delays = []
     for e in seq.episodes:
         seconds = seq.seconds(e.delay)
-        delays.append("missed" if e.missed else f"{e.delay}" + (f" ({seconds:.2f} s)" if seconds is not None else ""))
+        delays.append(
+            "missed" if e.missed else f"{e.delay}" + (f" ({seconds:.2f} s)" if seconds is not None else "")
+        )
     shown = ", ".join(delays[:4]) + (f", … ({len(delays)} episodes)" if len(delays) > 4 else "")
     alarms = "-"
     if seq.negative:
         rate = seq.false_alarms_per_minute
         alarms = f"{seq.false_alarm_episodes}" + (f" ({rate:.2f}/min)" if rate is not None else "")
     detected = sum(not e.missed for e in seq.episodes)
-    return [seq.name, str(seq.frames), str(seq.gt_positive), _ratio(seq.sensitivity), _ratio(seq.specificity),
-            f"{detected}/{len(seq.episodes)}" if seq.episodes else "-", shown or "-", alarms]
+    return [
+        seq.name,
+        str(seq.frames),
+        str(seq.gt_positive),
+        _ratio(seq.sensitivity),
+        _ratio(seq.specificity),
+        f"{detected}/{len(seq.episodes)}" if seq.episodes else "-",
+        shown or "-",
+        alarms,
+    ]
 
 
 def _dataset_cells(dataset) -> list[str]:
@@ -360,9 +458,16 @@ def _dataset_cells(dataset) -> list[str]:
     if d["negative_videos"]:
         rate = d["false_alarm_episodes_per_minute"]
         alarms = f"{d['false_alarm_episodes']}" + (f" ({rate:.2f}/min)" if rate is not None else "")
-    return ["all", str(d["frames"]), str(d["gt_positive_frames"]), _ratio(d["sensitivity"]), _ratio(d["specificity"]),
-            f"{d['polyp_episodes_detected']}/{d['polyp_episodes']}" if d["polyp_episodes"] else "-",
-            "-" if median is None else f"median {median:g} frames", alarms]
+    return [
+        "all",
+        str(d["frames"]),
+        str(d["gt_positive_frames"]),
+        _ratio(d["sensitivity"]),
+        _ratio(d["specificity"]),
+        f"{d['polyp_episodes_detected']}/{d['polyp_episodes']}" if d["polyp_episodes"] else "-",
+        "-" if median is None else f"median {median:g} frames",
+        alarms,
+    ]
 
 
 def _split_label(split) -> str:

@@ -1,4 +1,5 @@
 """``vps probe``: what vps sees in videos and frame folders before segmenting them."""
+
 from __future__ import annotations
 
 import json
@@ -65,8 +66,17 @@ def probe(
                 announced = p["header_frame_count"] or 0
                 frames += f" of {announced} (damaged)" if announced > p["frame_count"] else " (damaged)"
             frames += f" (decoded {p['decoded_frames']})" if "decoded_frames" in p else ""
-            t.add_row(escape(p["name"]), p["kind"], f"{p['width']}x{p['height']}", f"{p['fps']:.3f}", frames,
-                      f"{p['duration']:.2f}s", str(p["rotation"]), "yes" if p["vfr"] else "no", p["codec"])
+            t.add_row(
+                escape(p["name"]),
+                p["kind"],
+                f"{p['width']}x{p['height']}",
+                f"{p['fps']:.3f}",
+                frames,
+                f"{p['duration']:.2f}s",
+                str(p["rotation"]),
+                "yes" if p["vfr"] else "no",
+                p["codec"],
+            )
         print_table(t)
     if failures:
         for e in failures.values():

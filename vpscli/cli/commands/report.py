@@ -1,4 +1,5 @@
 """``vps report``: an offline HTML review page per ``vps segment`` run folder, and an index for a batch."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -12,12 +13,22 @@ from vpscli.errors import UsageError
 
 @reports_errors
 def report(
-    folders: List[Path] = typer.Argument(..., help="vps segment run folders (OUT/<video>/), or an output root "
-                                         "(OUT/, every run folder in it)."),
-    out: Optional[Path] = typer.Option(None, "--output", "-o", help="The page's file (one run folder; default: "
-                                       "RUN/report.html), or the index page (a batch; default: OUT/index.html)."),
-    gt: Optional[Path] = typer.Option(None, "--gt", help="Ground-truth mask folder of the video (one run folder): "
-                                      "adds the vps evaluate numbers and marks the GT polyp frames on the timeline."),
+    folders: List[Path] = typer.Argument(
+        ..., help="vps segment run folders (OUT/<video>/), or an output root (OUT/, every run folder in it)."
+    ),
+    out: Optional[Path] = typer.Option(
+        None,
+        "--output",
+        "-o",
+        help="The page's file (one run folder; default: "
+        "RUN/report.html), or the index page (a batch; default: OUT/index.html).",
+    ),
+    gt: Optional[Path] = typer.Option(
+        None,
+        "--gt",
+        help="Ground-truth mask folder of the video (one run folder): "
+        "adds the vps evaluate numbers and marks the GT polyp frames on the timeline.",
+    ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing but errors."),
 ) -> None:
     """Write a review page a clinician opens in a browser: the overlay video with a clickable timeline, the
@@ -33,8 +44,11 @@ def report(
         elif folder.is_dir():
             found = sorted(p for p in folder.iterdir() if p.is_dir() and (p / "run.json").is_file())
             if not found:
-                raise UsageError("holds no vps segment run (no run.json in it or in its folders)", path=folder,
-                                 fix="pass OUT/<video>/ or the OUT/ folder vps segment wrote")
+                raise UsageError(
+                    "holds no vps segment run (no run.json in it or in its folders)",
+                    path=folder,
+                    fix="pass OUT/<video>/ or the OUT/ folder vps segment wrote",
+                )
             runs += found
             roots.append(folder)
         else:

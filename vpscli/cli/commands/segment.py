@@ -1,4 +1,5 @@
 """``vps segment``: segment whole videos clip by clip — masks, probabilities, overlay, summary."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -6,81 +7,162 @@ from typing import List, Optional
 
 import typer
 
-from vpscli.cli.console import err_console, notice, print_table, reports_errors, sigterm_as_interrupt, warning_line
+from vpscli.cli.console import (
+    err_console,
+    notice,
+    print_table,
+    reports_errors,
+    sigterm_as_interrupt,
+    warning_line,
+)
 from vpscli.episodes import DEFAULT_MIN_PERSISTENCE
-from vpscli.errors import (EXIT_INTERRUPTED, EXIT_PARTIAL_INPUT, EXIT_TERMINATED, PartialFailure, Terminated,
-                           UsageError, VpsError)
+from vpscli.errors import (
+    EXIT_INTERRUPTED,
+    EXIT_PARTIAL_INPUT,
+    EXIT_TERMINATED,
+    PartialFailure,
+    Terminated,
+    UsageError,
+    VpsError,
+)
 
 
+# long: one statement per option to parse and report
 @reports_errors
 def segment(
-    inputs: Optional[List[str]] = typer.Argument(None, help="Video files, frame folders, SUN-SEG roots (Frame/<case>/) "
-                                                 "or globs."),
-    model: Optional[str] = typer.Option(None, "--model", "-m", help="aen-cffm, cffm, pns-plus, aen-pns-plus, pns-net "
-                                        "(default: the one --weights records, else the best with bundled weights)."),
-    weights: Optional[Path] = typer.Option(None, "--weights", "-w", help="Checkpoint file (default: bundled weights)."),
+    inputs: Optional[List[str]] = typer.Argument(
+        None, help="Video files, frame folders, SUN-SEG roots (Frame/<case>/) or globs."
+    ),
+    model: Optional[str] = typer.Option(
+        None,
+        "--model",
+        "-m",
+        help="aen-cffm, cffm, pns-plus, aen-pns-plus, pns-net "
+        "(default: the one --weights records, else the best with bundled weights).",
+    ),
+    weights: Optional[Path] = typer.Option(
+        None, "--weights", "-w", help="Checkpoint file (default: bundled weights)."
+    ),
     out: Path = typer.Option(Path("vps-out"), "--out", "-o", help="Output root: OUT/<input name>/."),
-    threshold: float = typer.Option(0.5, "--threshold", "-t", help="Probability at or above which a pixel is polyp."),
+    threshold: float = typer.Option(
+        0.5, "--threshold", "-t", help="Probability at or above which a pixel is polyp."
+    ),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:N."),
     precision: str = typer.Option("auto", "--precision", help="auto, fp32, bf16, fp16."),
-    batch: int = typer.Option(1, "--batch", help="Clips per forward pass (models without clip-to-clip state)."),
-    save_prob: bool = typer.Option(False, "--save-prob", help="Also write probability maps floor(255·p) to probs/."),
+    batch: int = typer.Option(
+        1, "--batch", help="Clips per forward pass (models without clip-to-clip state)."
+    ),
+    save_prob: bool = typer.Option(
+        False, "--save-prob", help="Also write probability maps floor(255·p) to probs/."
+    ),
     overlay: bool = typer.Option(True, "--overlay/--no-overlay", help="Write overlay.mp4."),
     resume: bool = typer.Option(False, "--resume", help="Skip finished videos; continue unfinished ones."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Redo videos that already have outputs."),
-    compile_model: bool = typer.Option(False, "--compile", help="torch.compile the model (slow start, faster run)."),
-    compile_mode: Optional[str] = typer.Option(None, "--compile-mode", help="torch.compile mode: default, "
-                                               "reduce-overhead (CUDA graphs: batch-1 stateful models), max-autotune; "
-                                               "implies --compile."),
-    tta: bool = typer.Option(False, "--tta", help="Test-time augmentation: average each clip's probabilities with "
-                             "those of its mirror image (two forward passes per clip; gain and cost: the model "
-                             "card)."),
-    threads: Optional[int] = typer.Option(None, "--threads", help="CPU threads of the model on the CPU (default: "
-                                          "the usable CPUs minus one, kept for decoding and writing; "
-                                          "OMP_NUM_THREADS if set)."),
-    fps: Optional[float] = typer.Option(None, "--fps", help="Frame rate of frame-folder inputs (default 25)."),
-    jobs: int = typer.Option(1, "--jobs", "-j", help="Videos segmented at once, sharing the model (each with "
-                             "its own state and outputs; on CUDA each on its own stream)."),
+    compile_model: bool = typer.Option(
+        False, "--compile", help="torch.compile the model (slow start, faster run)."
+    ),
+    compile_mode: Optional[str] = typer.Option(
+        None,
+        "--compile-mode",
+        help="torch.compile mode: default, "
+        "reduce-overhead (CUDA graphs: batch-1 stateful models), max-autotune; "
+        "implies --compile.",
+    ),
+    tta: bool = typer.Option(
+        False,
+        "--tta",
+        help="Test-time augmentation: average each clip's probabilities with "
+        "those of its mirror image (two forward passes per clip; gain and cost: the model "
+        "card).",
+    ),
+    threads: Optional[int] = typer.Option(
+        None,
+        "--threads",
+        help="CPU threads of the model on the CPU (default: "
+        "the usable CPUs minus one, kept for decoding and writing; "
+        "OMP_NUM_THREADS if set).",
+    ),
+    fps: Optional[float] = typer.Option(
+        None, "--fps", help="Frame rate of frame-folder inputs (default 25)."
+    ),
+    jobs: int = typer.Option(
+        1,
+        "--jobs",
+        "-j",
+        help="Videos segmented at once, sharing the model (each with "
+        "its own state and outputs; on CUDA each on its own stream).",
+    ),
     min_persistence: int = typer.Option(
-        DEFAULT_MIN_PERSISTENCE, "--min-persistence", metavar="N",
+        DEFAULT_MIN_PERSISTENCE,
+        "--min-persistence",
+        metavar="N",
         help="Keep a detection only when it lasts N consecutive frames or more; shorter ones are written as "
-             "empty masks (probs/ and max_prob stay the model's raw output). 1 keeps every detection. Default 6, "
-             "chosen on the validation clips with the bundled weights: it lost 4 of 116 detected GT-positive "
-             "frames (3.4 %) of the CVC-ClinicDB valid clips and no polyp, and raised the clean PolypGen "
-             "polyp-free frames from 23.6 % to 37.2 % (README: persistence table)."),
+        "empty masks (probs/ and max_prob stay the model's raw output). 1 keeps every detection. Default 6, "
+        "chosen on the validation clips with the bundled weights: it lost 4 of 116 detected GT-positive "
+        "frames (3.4 %) of the CVC-ClinicDB valid clips and no polyp, and raised the clean PolypGen "
+        "polyp-free frames from 23.6 % to 37.2 % (README: persistence table).",
+    ),
     presence: Optional[float] = typer.Option(
-        None, "--presence", metavar="LEVEL",
+        None,
+        "--presence",
+        metavar="LEVEL",
         help="Frame decision: a frame counts as showing a polyp (flagged, then filtered by --min-persistence) "
-             "only when its peak probability reaches LEVEL (between the threshold and 1); frames below it get "
-             "an empty mask. Default: a frame counts when its mask has a pixel. Measured trade-off per model: "
-             "the model card."),
-    report: bool = typer.Option(False, "--report", help="Also write OUT/<video>/report.html, a review page to "
-                                "open in a browser (as vps report does), and OUT/index.html for several videos."),
+        "only when its peak probability reaches LEVEL (between the threshold and 1); frames below it get "
+        "an empty mask. Default: a frame counts when its mask has a pixel. Measured trade-off per model: "
+        "the model card.",
+    ),
+    report: bool = typer.Option(
+        False,
+        "--report",
+        help="Also write OUT/<video>/report.html, a review page to "
+        "open in a browser (as vps report does), and OUT/index.html for several videos.",
+    ),
     expect_negative: bool = typer.Option(
-        False, "--expect-negative", help="The videos are polyp-free: report every flagged frame as a false "
+        False,
+        "--expect-negative",
+        help="The videos are polyp-free: report every flagged frame as a false "
         "alarm (episodes per minute, longest episode) in the summary and run.json, with a warning when any is "
-        "left after the filter."),
+        "left after the filter.",
+    ),
     manifest: Optional[Path] = typer.Option(
-        None, "--manifest", metavar="FILE",
+        None,
+        "--manifest",
+        metavar="FILE",
         help="More inputs: a text file of paths (one per line, # comments) or a CSV with a path column and "
-             "optional per-video columns model, threshold, min_persistence. Relative paths are taken from the "
-             "manifest's folder."),
+        "optional per-video columns model, threshold, min_persistence. Relative paths are taken from the "
+        "manifest's folder.",
+    ),
     shard: Optional[str] = typer.Option(
-        None, "--shard", metavar="I/N",
+        None,
+        "--shard",
+        metavar="I/N",
         help="Only share I of N (0-based) of all inputs: sorted by output name, every N-th from I — for array "
-             "jobs writing into one --out (names, --resume and --overwrite are those of one run)."),
+        "jobs writing into one --out (names, --resume and --overwrite are those of one run).",
+    ),
     ray: Optional[str] = typer.Option(
-        None, "--ray", metavar="auto|local|ADDRESS",
+        None,
+        "--ray",
+        metavar="auto|local|ADDRESS",
         help="Run each video as a Ray task (pip install 'vps\\[ray]'): auto joins the running cluster "
-             "(RAY_ADDRESS, ray start) or starts one here, local starts one here, else a cluster address."),
+        "(RAY_ADDRESS, ray start) or starts one here, local starts one here, else a cluster address.",
+    ),
     gpus_per_video: float = typer.Option(
-        0.0, "--gpus-per-video", help="With --ray: GPUs per video task (0.25: four videos share a GPU; 0: CPU)."),
+        0.0,
+        "--gpus-per-video",
+        help="With --ray: GPUs per video task (0.25: four videos share a GPU; 0: CPU).",
+    ),
     cpus_per_video: float = typer.Option(
-        1.0, "--cpus-per-video", help="With --ray: CPUs per video task; the model gets this minus one thread "
-        "(at least 1) unless --threads says otherwise."),
+        1.0,
+        "--cpus-per-video",
+        help="With --ray: CPUs per video task; the model gets this minus one thread "
+        "(at least 1) unless --threads says otherwise.",
+    ),
     max_retries: int = typer.Option(
-        2, "--max-retries", help="With --ray: retries of a video whose worker died or raised an unexpected "
-        "error (each retry continues from the frames written); input errors are not retried."),
+        2,
+        "--max-retries",
+        help="With --ray: retries of a video whose worker died or raised an unexpected "
+        "error (each retry continues from the frames written); input errors are not retried.",
+    ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or summary table."),
 ) -> None:
     """Segment every frame of each input and write OUT/<name>/{masks/, probs/, overlay.mp4, frames.csv, run.json}.
@@ -93,8 +175,15 @@ def segment(
     """
     from vpscli.batch.manifest import parse_shard, read_manifest
     from vpscli.batch.record import VideoSettings, batch_json_path
-    from vpscli.cli.commands._segment_batch import (BatchLog, LocalProgress, RayProgress, RunConfig, gather_jobs,
-                                                    run_local, run_on_ray)
+    from vpscli.cli.commands._segment_batch import (
+        BatchLog,
+        LocalProgress,
+        RayProgress,
+        RunConfig,
+        gather_jobs,
+        run_local,
+        run_on_ray,
+    )
     from vpscli.engine import SegmentOptions
     from vpscli.engine.device import check_compile_mode, model_cpu_threads, resolve_placement
     from vpscli.engine.outputs import check_output_root
@@ -103,8 +192,14 @@ def segment(
     # every option is checked before any input is read, model loaded or file written
     if resume and overwrite:
         raise UsageError("--resume and --overwrite exclude each other")
-    check_options(threshold=threshold, batch=batch, fps=fps, jobs=jobs, min_persistence=min_persistence,
-                  presence=presence)
+    check_options(
+        threshold=threshold,
+        batch=batch,
+        fps=fps,
+        jobs=jobs,
+        min_persistence=min_persistence,
+        presence=presence,
+    )
     check_compile_mode(compile_mode)
     model_cpu_threads(threads)  # checks --threads
     shard_index = parse_shard(shard)
@@ -117,27 +212,55 @@ def segment(
         raise UsageError("no inputs", fix="give videos, frame folders or globs, or --manifest FILE")
     check_output_root(out)
     model = _model_to_run(model, weights, entries, manifest)
-    job_list, failures = gather_jobs(list(inputs or []), entries, fps, shard_index,
-                                     VideoSettings(model, threshold, min_persistence), absolute=ray is not None)
+    job_list, failures = gather_jobs(
+        list(inputs or []),
+        entries,
+        fps,
+        shard_index,
+        VideoSettings(model, threshold, min_persistence),
+        absolute=ray is not None,
+    )
     if shard_index is not None:
         notice(f"shard {shard}: {len(job_list)} input(s) of this shard", quiet)
     if not job_list:
         if failures:
             raise typer.Exit(next(iter(failures.values())).exit_code)
         return  # an empty shard: nothing to do
-    opts = SegmentOptions(out_root=out, save_prob=save_prob, overlay=overlay, resume=resume, overwrite=overwrite,
-                          min_persistence=min_persistence, expect_negative=expect_negative, presence=presence)
+    opts = SegmentOptions(
+        out_root=out,
+        save_prob=save_prob,
+        overlay=overlay,
+        resume=resume,
+        overwrite=overwrite,
+        min_persistence=min_persistence,
+        expect_negative=expect_negative,
+        presence=presence,
+    )
     cfg = RunConfig(weights, device, precision, batch, compile_model, compile_mode, threads, quiet, tta)
     log = BatchLog(job_list, out, failures)
-    is_batch = len(job_list) + len(failures) > 1 or manifest is not None or shard_index is not None or ray is not None
+    is_batch = (
+        len(job_list) + len(failures) > 1
+        or manifest is not None
+        or shard_index is not None
+        or ray is not None
+    )
     progress = LocalProgress(quiet) if ray is None else RayProgress(len(job_list), quiet)
     try:
         with sigterm_as_interrupt(), progress.view:
             if ray is None:
                 run_local(job_list, log, cfg, opts, jobs, progress)
             else:
-                run_on_ray(job_list, log, cfg, opts, address=ray, gpus_per_video=gpus_per_video,
-                           cpus_per_video=cpus_per_video, max_retries=max_retries, progress=progress)
+                run_on_ray(
+                    job_list,
+                    log,
+                    cfg,
+                    opts,
+                    address=ray,
+                    gpus_per_video=gpus_per_video,
+                    cpus_per_video=cpus_per_video,
+                    max_retries=max_retries,
+                    progress=progress,
+                )
     except (KeyboardInterrupt, VpsError) as e:  # what finished is kept, and the summary says what did not
         if is_batch and not isinstance(e, UsageError):  # a refused option ran nothing: no summary to write
             log.write(batch_json_path(out, shard_index), "ray" if ray else "local", _batch_extra(ray, shard))
@@ -175,8 +298,11 @@ def _model_to_run(model: str | None, weights, entries: list, manifest) -> str:
 
         model = choose_model(model, weights)
     if weights is not None and any("model" in e.options for e in entries):
-        raise UsageError("the manifest's model column needs the bundled weights (--weights fixes one model)",
-                         path=manifest, fix="drop --weights, or the model column")
+        raise UsageError(
+            "the manifest's model column needs the bundled weights (--weights fixes one model)",
+            path=manifest,
+            fix="drop --weights, or the model column",
+        )
     if weights is None:
         _check_bundled_weights(model, entries, manifest)
     return model
@@ -187,7 +313,6 @@ def _check_bundled_weights(model: str, entries: list, manifest) -> None:
     any video runs (exit 2, nothing written), not found at the row that needs them."""
     from vpscli.weights import bundled_entries
     from vpscli.weights.manifest import find_entry
-
     from vpscli.zoo import architecture_rows
 
     known = list(dict.fromkeys(r["name"] for r in architecture_rows()))
@@ -205,14 +330,17 @@ def _check_bundled_weights(model: str, entries: list, manifest) -> None:
     if missing:
         have = sorted({e.model for e in bundled_entries()})
         m, where = next(iter(missing.items()))
-        raise UsageError(f"no trained weights for model '{m}' ({where}) are bundled with this vps"
-                         + (f"; nor for {', '.join(sorted(set(missing) - {m}))}" if len(missing) > 1 else ""),
-                         path=manifest,
-                         fix=f"use a model with bundled weights ({', '.join(have) or 'none'}), or pass --weights FILE")
+        raise UsageError(
+            f"no trained weights for model '{m}' ({where}) are bundled with this vps"
+            + (f"; nor for {', '.join(sorted(set(missing) - {m}))}" if len(missing) > 1 else ""),
+            path=manifest,
+            fix=f"use a model with bundled weights ({', '.join(have) or 'none'}), or pass --weights FILE",
+        )
 
 
-def _check_ray_options(device: str, precision: str, gpus_per_video: float, cpus_per_video: float,
-                       max_retries: int, jobs: int) -> None:
+def _check_ray_options(
+    device: str, precision: str, gpus_per_video: float, cpus_per_video: float, max_retries: int, jobs: int
+) -> None:
     """--ray's options, checked on this machine (which may have no GPU: the tasks' devices are resolved in
     the tasks, by the same resolver); Ray itself must be importable."""
     from vpscli.batch.ray_backend import import_ray, task_device
@@ -227,8 +355,10 @@ def _check_ray_options(device: str, precision: str, gpus_per_video: float, cpus_
     if max_retries < 0:
         raise UsageError(f"--max-retries must be 0 or more, got {max_retries}")
     if jobs != 1:
-        raise UsageError("--jobs applies to a local run; with --ray each video is its own task",
-                         fix="drop --jobs (use --gpus-per-video 0.5 to run two videos per GPU)")
+        raise UsageError(
+            "--jobs applies to a local run; with --ray each video is its own task",
+            fix="drop --jobs (use --gpus-per-video 0.5 to run two videos per GPU)",
+        )
     import_ray()
 
 
@@ -242,12 +372,16 @@ def _report_interrupt(e: KeyboardInterrupt, running: list[str], out: Path, overw
 
     name = ", ".join(escape(n) for n in running) or "the running videos"
     if overwrite:
-        kept = f"the earlier outputs of {name} in {out}/ are unchanged (--overwrite replaces them only once a run " \
-               "has finished); finished videos are kept — run the same command again to redo it"
+        kept = (
+            f"the earlier outputs of {name} in {out}/ are unchanged (--overwrite replaces them only once a run "
+            "has finished); finished videos are kept — run the same command again to redo it"
+        )
     else:
         kept = f"finished frames are kept in {out}/ — run the same command with --resume to continue"
-    err_console.print(f"[red]{'terminated' if isinstance(e, Terminated) else 'interrupted'}[/] during {name}: "
-                      + kept, soft_wrap=True)
+    err_console.print(
+        f"[red]{'terminated' if isinstance(e, Terminated) else 'interrupted'}[/] during {name}: " + kept,
+        soft_wrap=True,
+    )
     raise typer.Exit(EXIT_TERMINATED if isinstance(e, Terminated) else EXIT_INTERRUPTED) from None
 
 
@@ -261,9 +395,12 @@ def _finish(reports: list, failures: dict, quiet: bool, expect_negative: bool) -
         raise PartialFailure({k: e.message for k, e in failures.items()}, total=len(reports) + len(failures))
     partial = [r.name for r in reports if r.status == "partial"]
     if partial:  # told apart from failure: the outputs exist, but cover only part of these videos
-        warning_line(f"{len(partial)} of {len(reports)} inputs were partial (the source ended early; outputs cover "
-                     f"its decodable frames, run.json says status partial): {', '.join(partial[:5])}"
-                     + (" ..." if len(partial) > 5 else "") + f" — exit code {EXIT_PARTIAL_INPUT}")
+        warning_line(
+            f"{len(partial)} of {len(reports)} inputs were partial (the source ended early; outputs cover "
+            f"its decodable frames, run.json says status partial): {', '.join(partial[:5])}"
+            + (" ..." if len(partial) > 5 else "")
+            + f" — exit code {EXIT_PARTIAL_INPUT}"
+        )
         raise typer.Exit(EXIT_PARTIAL_INPUT)
 
 
@@ -278,8 +415,20 @@ def summary_table(reports, expect_negative: bool):
 
     # "with polyp" counts the masks written (after the filter), as it always has; "flagged by model" beside it
     # shows what the filter removed
-    columns = ["input", "status", "weights", "frames", "with polyp", "flagged by model", "episodes", "longest episode"] + (
-        ["false alarms/min"] if expect_negative else []) + ["frames/s", "output"]
+    columns = (
+        [
+            "input",
+            "status",
+            "weights",
+            "frames",
+            "with polyp",
+            "flagged by model",
+            "episodes",
+            "longest episode",
+        ]
+        + (["false alarms/min"] if expect_negative else [])
+        + ["frames/s", "output"]
+    )
     t = Table(*columns)
     for r in reports:
         rate = f"{r.frames / r.seconds:.2f}" if r.seconds else "-"
@@ -288,8 +437,16 @@ def summary_table(reports, expect_negative: bool):
         if expect_negative:
             per_minute = f.per_minute(f.episodes_after) if f else None
             cells.append("-" if per_minute is None else f"{per_minute:.2f}")
-        t.add_row(escape(r.name), r.status + (f" (kept {r.reused_masks} masks)" if r.reused_masks else ""),
-                  escape(r.weights) or "-", str(r.frames), str(r.frames_with_polyp), *cells, rate, escape(str(r.out_dir)))
+        t.add_row(
+            escape(r.name),
+            r.status + (f" (kept {r.reused_masks} masks)" if r.reused_masks else ""),
+            escape(r.weights) or "-",
+            str(r.frames),
+            str(r.frames_with_polyp),
+            *cells,
+            rate,
+            escape(str(r.out_dir)),
+        )
     return t
 
 

@@ -1,4 +1,5 @@
 """``vps synth``: procedural colonoscopy-like clips with exact ground truth."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -18,7 +19,9 @@ def synth(
     polyps: int = typer.Option(1, "--polyps", help="Number of polyps."),
     negative: bool = typer.Option(False, "--negative", help="A clip without polyps (empty masks)."),
     seed: int = typer.Option(0, "--seed", help="Random seed (same seed, same clip)."),
-    fmt: str = typer.Option("mp4", "--format", help="mp4 (video + GT masks) or frames (SUN-SEG Frame/ + GT/)."),
+    fmt: str = typer.Option(
+        "mp4", "--format", help="mp4 (video + GT masks) or frames (SUN-SEG Frame/ + GT/)."
+    ),
     name: str = typer.Option("synth", "--name", help="Clip name (video stem and case folder)."),
     no_text: bool = typer.Option(False, "--no-text", help="Do not burn on-screen text into the frames."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
@@ -32,16 +35,33 @@ def synth(
     from vpscli.synth import SynthConfig, write_clip
 
     h, w = parse_size(size)
-    cfg = SynthConfig(frames=frames, width=w, height=h, fps=fps, polyps=polyps, negative=negative, seed=seed,
-                      text=not no_text)
+    cfg = SynthConfig(
+        frames=frames,
+        width=w,
+        height=h,
+        fps=fps,
+        polyps=polyps,
+        negative=negative,
+        seed=seed,
+        text=not no_text,
+    )
     cfg.validate()
-    with Progress(TextColumn("synth"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=err_console, disable=quiet, transient=True) as bar:
+    with Progress(
+        TextColumn("synth"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err_console,
+        disable=quiet,
+        transient=True,
+    ) as bar:
         task = bar.add_task("render", total=frames)
         result = write_clip(out, cfg, fmt=fmt, name=name, progress=lambda n: bar.update(task, completed=n))
     where = result.video or result.frames
-    err_console.print(f"wrote {result.n_frames} frames ({result.polyp_frames} with a polyp): {where}  "
-                      f"ground truth: {result.gt}")
+    err_console.print(
+        f"wrote {result.n_frames} frames ({result.polyp_frames} with a polyp): {where}  "
+        f"ground truth: {result.gt}"
+    )
 
 
 def register(app: typer.Typer) -> None:
