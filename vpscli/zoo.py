@@ -18,7 +18,7 @@ from pathlib import Path
 
 from vpscli.weights.manifest import bundled_entries, default_model, find_entry
 
-__all__ = ["ZOO_FILE", "architecture_rows", "with_weights", "describe_zoo"]
+__all__ = ["ZOO_FILE", "architecture_rows", "model_names", "with_weights", "describe_zoo"]
 
 ZOO_FILE = Path(__file__).with_name("zoo.json")
 
@@ -30,6 +30,12 @@ _DEFAULT_BACKBONE = "res2net50"
 def architecture_rows() -> list[dict]:
     """The rows of ``zoo.json``: one per model and backbone, in registry order."""
     return json.loads(ZOO_FILE.read_text())
+
+
+def model_names() -> list[str]:
+    """Every model's name in registry order (the order of preference), without importing torch: what
+    help texts list."""
+    return list(dict.fromkeys(row["name"] for row in architecture_rows()))
 
 
 def with_weights(rows: list[dict], weights_dir=None) -> list[dict]:

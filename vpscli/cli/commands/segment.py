@@ -25,6 +25,7 @@ from vpscli.errors import (
     UsageError,
     VpsError,
 )
+from vpscli.zoo import model_names
 
 
 # long: one statement per option to parse and report
@@ -37,7 +38,7 @@ def segment(
         None,
         "--model",
         "-m",
-        help="aen-cffm, cffm, pns-plus, aen-pns-plus, pns-net "
+        help=f"{', '.join(model_names())} "
         "(default: the one --weights records, else the best with bundled weights).",
     ),
     weights: Optional[Path] = typer.Option(

@@ -11,7 +11,7 @@ import typer
 from vpscli.cli.console import err_console, notice, out_console, reports_errors, sigterm_as_interrupt
 from vpscli.cli.options import parse_size
 from vpscli.errors import UsageError
-from vpscli.weights.manifest import MODEL_PREFERENCE
+from vpscli.zoo import model_names
 
 
 class _RichReporter:
@@ -47,9 +47,7 @@ def train(
         "(videos), images/+masks/ (stills, as pseudo-clips) or Frame/ alone (negatives).",
     ),
     out: Path = typer.Option(..., "--out", "-o", help="Run folder (snapshot, weights, log.csv, curves.png)."),
-    model: str = typer.Option(
-        MODEL_PREFERENCE[0], "--model", "-m", help="aen-cffm, cffm, pns-plus, aen-pns-plus, pns-net."
-    ),
+    model: str = typer.Option(model_names()[0], "--model", "-m", help=", ".join(model_names()) + "."),
     backbone: str = typer.Option(
         "res2net50",
         "--backbone",
