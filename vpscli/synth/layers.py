@@ -1,76 +1,17 @@
-"""Procedural colonoscopy-like clips with exact ground truth.
-
-A clip is rendered from a fixed "world": a pinkish mucosa texture with folds and
-vessels, and polyps that live in that world. A camera looks at the world with drift,
-zoom and a little roll; polyps move on their own and change size and shape. Each
-frame is composed in layers so that the ground truth is exact: the mask is the set of
-pixels whose colour came from a polyp layer.
-
-Layers, in order: mucosa (motion-blurred) → polyps composited with their hard masks
-(each polyp layer blurred on its own, so blur never bleeds a polyp colour outside its
-mask) → specular highlights → vignetting → sensor noise → black endoscope corners →
-burned-in text. Highlights, vignetting and noise change colours but not which layer a
-pixel came from; corners and text hide pixels, so they are removed from the mask.
-
-Deterministic per seed: every random choice comes from generators spawned from
-``numpy.random.SeedSequence(seed)``, one per component, so adding a polyp does not
-change the mucosa, and a clip rendered with ``draw_polyps=False`` is the same clip with
-the polyps left out (that is how the tests check the masks).
-"""
+"""The layers a synthetic frame is composed of (see :mod:`vpscli.synth`): the mucosa texture, the
+polyps and how they move, the camera's path, motion blur, specular highlights, the endoscope's field of
+view and burned-in text."""
 
 from __future__ import annotations
 
-import contextlib
-import json
 import math
-from dataclasses import asdict, dataclass
-from pathlib import Path
-from typing import Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from vpscli.errors import OutputError, UsageError
-
-#: world canvas size relative to the frame: room for camera drift and zoom-out
-WORLD_SCALE = 1.7
-
-
-@dataclass(frozen=True)
-class SynthConfig:
-    """What to render.
-
-    Attributes:
-        frames: number of frames.
-        width, height: frame size in pixels.
-        fps: frame rate of the written video.
-        polyps: number of polyps (ignored when ``negative``).
-        negative: a clip without polyps (empty masks).
-        seed: random seed; equal configs render equal clips.
-        text: burn on-screen text into the top-left corner, as endoscopy processors do.
-    """
-
-    frames: int = 48
-    width: int = 448
-    height: int = 320
-    fps: float = 25.0
-    polyps: int = 1
-    negative: bool = False
-    seed: int = 0
-    text: bool = True
-
-    def validate(self) -> None:
-        if self.frames < 1:
-            raise UsageError(f"--frames must be at least 1, got {self.frames}")
-        if self.width < 32 or self.height < 32 or self.width > 7680 or self.height > 4320:
-            raise UsageError(f"--size must be between 32x32 and 7680x4320, got {self.width}x{self.height}")
-        if not (0 < self.fps <= 1000):
-            raise UsageError(f"--fps must be in (0, 1000], got {self.fps}")
-        if self.polyps < 0 or self.polyps > 20:
-            raise UsageError(f"--polyps must be between 0 and 20, got {self.polyps}")
-
-    @property
-    def n_polyps(self) -> int:
-        return 0 if self.negative else self.polyps
+if TYPE_CHECKING:
+    from vpscli.synth.clip import SynthConfig
 
 
 def _smooth_noise(rng: np.random.Generator, shape: tuple[int, int], cells: int) -> np.ndarray:
@@ -83,7 +24,7 @@ def _smooth_noise(rng: np.random.Generator, shape: tuple[int, int], cells: int) 
     return cv2.resize(grid, (w, h), interpolation=cv2.INTER_CUBIC).clip(-1, 1)
 
 
-def _mucosa(rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarray:
+def mucosa_texture(rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarray:
     """World mucosa texture, ``(H, W, 3)`` float32 RGB in [0, 255]: folds, vessels, mottling."""
     import cv2
 
@@ -157,7 +98,7 @@ class _Polyp:
         return np.stack([cx + rr * np.cos(theta), cy + rr * np.sin(theta)], axis=1)
 
 
-def _make_polyp(rng: np.random.Generator, world: tuple[int, int], frame: tuple[int, int]) -> _Polyp:
+def make_polyp(rng: np.random.Generator, world: tuple[int, int], frame: tuple[int, int]) -> _Polyp:
     wh, ww = world
     fw, fh = frame
     k = 3
@@ -186,7 +127,7 @@ def _make_polyp(rng: np.random.Generator, world: tuple[int, int], frame: tuple[i
     )
 
 
-def _camera(rng: np.random.Generator, cfg: SynthConfig, world: tuple[int, int]):
+def camera_path(rng: np.random.Generator, cfg: SynthConfig, world: tuple[int, int]):
     """Per-time affine map world → frame: drift (smooth), zoom and roll about the view centre."""
     wh, ww = world
     fw, fh = cfg.width, cfg.height
@@ -215,7 +156,7 @@ def _camera(rng: np.random.Generator, cfg: SynthConfig, world: tuple[int, int]):
     return matrix
 
 
-def _fov_mask(width: int, height: int) -> np.ndarray:
+def fov_mask(width: int, height: int) -> np.ndarray:
     """The endoscope's field of view: the frame with its four corners cut (octagon)."""
     import cv2
 
@@ -238,7 +179,7 @@ def _fov_mask(width: int, height: int) -> np.ndarray:
     return mask.astype(bool)
 
 
-def _motion_kernel(dx: float, dy: float) -> np.ndarray | None:
+def motion_kernel(dx: float, dy: float) -> np.ndarray | None:
     length = math.hypot(dx, dy)
     if length < 1.5:
         return None
@@ -254,65 +195,7 @@ def _motion_kernel(dx: float, dy: float) -> np.ndarray | None:
     return k / k.sum()
 
 
-def render_clip(cfg: SynthConfig, draw_polyps: bool = True) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """Yield ``(frame, mask)`` per frame: ``(H, W, 3)`` uint8 RGB and ``(H, W)`` bool ground truth.
-
-    ``draw_polyps=False`` renders the identical clip with the polyps left out (same camera,
-    highlights, noise); its masks are still the polyps' would-be areas.
-    """
-    import cv2
-
-    cfg.validate()
-    seeds = np.random.SeedSequence(cfg.seed).spawn(6 + cfg.n_polyps)
-    tex_rng, cam_rng, spec_rng, noise_rng, text_rng, shade_rng = (np.random.default_rng(s) for s in seeds[:6])
-    fw, fh = cfg.width, cfg.height
-    world = (int(fh * WORLD_SCALE), int(fw * WORLD_SCALE))
-    mucosa = _mucosa(tex_rng, world)
-    polyps = [_make_polyp(np.random.default_rng(s), world, (fw, fh)) for s in seeds[6:]]
-    camera = _camera(cam_rng, cfg, world)
-    fov = _fov_mask(fw, fh)
-    yy, xx = np.mgrid[0:fh, 0:fw].astype(np.float32)
-    vignette = 1.0 - 0.45 * (((xx - fw / 2) / (fw / 2)) ** 2 + ((yy - fh / 2) / (fh / 2)) ** 2) / 2.0
-    light = np.array([shade_rng.uniform(-0.5, 0.5), shade_rng.uniform(-0.8, -0.3)], np.float32)
-    # world-anchored specular spots (wet mucosa) plus a few that ride on each polyp's cap
-    n_spots = int(spec_rng.integers(6, 14))
-    spots = np.stack(
-        [
-            spec_rng.uniform(0, world[1], n_spots),
-            spec_rng.uniform(0, world[0], n_spots),
-            spec_rng.uniform(1.0, 4.0, n_spots) * max(fw, fh) / 448,
-        ],
-        1,
-    )
-    overlay_text = f"SYNTH {cfg.seed:04d}"
-    dt = 1.0 / cfg.fps
-    prev_m = camera(-dt)
-    for i in range(cfg.frames):
-        t = i * dt
-        m = camera(t)
-        # blur along the apparent motion of the view centre over one frame interval
-        centre = np.array([world[1] / 2, world[0] / 2, 1.0])
-        dx, dy = (m @ centre) - (prev_m @ centre)
-        prev_m = m
-        kernel = _motion_kernel(dx, dy)
-        frame = cv2.warpAffine(mucosa, m, (fw, fh), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
-        if kernel is not None:
-            frame = cv2.filter2D(frame, -1, kernel, borderType=cv2.BORDER_REFLECT)
-        mask = np.zeros((fh, fw), bool)
-        caps = _draw_polyps(frame, mask, polyps, m, t, (xx, yy), light, kernel, draw_polyps)
-        frame = _add_highlights(frame, spots, caps, m, light)
-        frame *= vignette[..., None]
-        frame += noise_rng.normal(0, 2.0, frame.shape).astype(np.float32)
-        out = np.clip(np.rint(frame), 0, 255).astype(np.uint8)
-        out[~fov] = 0
-        mask &= fov
-        if cfg.text:
-            _burn_in_text(out, mask, overlay_text, t)
-        _ = text_rng  # reserved: keeps the spawn order stable if text styles become random
-        yield out, mask
-
-
-def _draw_polyps(
+def paint_polyps(
     frame: np.ndarray, mask: np.ndarray, polyps, m: np.ndarray, t: float, grid, light, kernel, draw: bool
 ) -> list[tuple[np.ndarray, float]]:
     """Paint the polyps seen through camera ``m`` at time ``t`` into ``frame`` (float ``(H, W, 3)``)
@@ -353,7 +236,7 @@ def _draw_polyps(
     return caps
 
 
-def _add_highlights(frame: np.ndarray, spots: np.ndarray, caps, m: np.ndarray, light) -> np.ndarray:
+def add_highlights(frame: np.ndarray, spots: np.ndarray, caps, m: np.ndarray, light) -> np.ndarray:
     """Specular highlights, bright saturated blobs: world-anchored ``spots`` and one on each polyp's cap."""
     import cv2
 
@@ -371,7 +254,7 @@ def _add_highlights(frame: np.ndarray, spots: np.ndarray, caps, m: np.ndarray, l
     return frame * (1 - spec[..., None]) + 255.0 * spec[..., None]
 
 
-def _burn_in_text(out: np.ndarray, mask: np.ndarray, text: str, t: float) -> None:
+def burn_in_text(out: np.ndarray, mask: np.ndarray, text: str, t: float) -> None:
     """The endoscope's on-screen text (a label and the elapsed time), never part of a polyp."""
     import cv2
 
@@ -403,73 +286,3 @@ def _burn_in_text(out: np.ndarray, mask: np.ndarray, text: str, t: float) -> Non
     drawn = text_layer > 0
     out[drawn] = np.maximum(out[drawn], text_layer[drawn, None])
     mask &= ~drawn
-
-
-@dataclass(frozen=True)
-class SynthOutput:
-    """Where a clip was written: ``video`` (mp4) or ``frames`` (folder), and ``gt`` (mask folder)."""
-
-    name: str
-    video: Path | None
-    frames: Path | None
-    gt: Path
-    n_frames: int
-    polyp_frames: int
-
-
-def write_clip(
-    out: str | Path, cfg: SynthConfig, fmt: str = "mp4", name: str = "synth", progress=None
-) -> SynthOutput:
-    """Render ``cfg`` into ``out``.
-
-    Layout (SUN-SEG style, so ``vps evaluate`` reads it directly):
-    ``mp4`` → ``OUT/<name>.mp4`` + ``OUT/GT/<name>/000000.png`` …;
-    ``frames`` → ``OUT/Frame/<name>/000000.png`` … + ``OUT/GT/<name>/000000.png`` ….
-    Masks are 8-bit 0/255 PNGs named by 0-based frame index. ``OUT/<name>.json`` records
-    the config. ``progress`` is called with the number of frames done.
-    """
-    import cv2
-
-    from vpscli.io.masks import write_mask
-    from vpscli.io.writer import VideoWriter
-
-    if fmt not in ("mp4", "frames"):
-        raise UsageError(f"--format must be mp4 or frames, got {fmt!r}")
-    if not name or name in (".", "..") or any(c in name for c in "/\\\0"):
-        raise UsageError(
-            f"--name must be a plain name (no folders), got {name!r}",
-            fix="give e.g. --name clip1; choose the folder with the output argument",
-        )
-    if fmt == "mp4" and (cfg.width % 2 or cfg.height % 2):
-        raise UsageError(
-            f"an H.264 video needs an even width and height, got {cfg.width}x{cfg.height}",
-            fix=f"use --size {cfg.width + cfg.width % 2}x{cfg.height + cfg.height % 2}, or --format "
-            "frames for odd sizes",
-        )
-    cfg.validate()
-    out = Path(out)
-    gt_dir = out / "GT" / name
-    gt_dir.mkdir(parents=True, exist_ok=True)
-    video_path = out / f"{name}.mp4" if fmt == "mp4" else None
-    frame_dir = out / "Frame" / name if fmt == "frames" else None
-    if frame_dir is not None:
-        frame_dir.mkdir(parents=True, exist_ok=True)
-    positives = 0
-    # VideoWriter's context aborts (no file left) on an exception and finalises otherwise
-    video = (
-        VideoWriter(video_path, cfg.fps, (cfg.width, cfg.height)) if video_path else contextlib.nullcontext()
-    )
-    with video as writer:
-        for i, (frame, mask) in enumerate(render_clip(cfg)):
-            if writer is not None:
-                writer.write(frame)
-            elif not cv2.imwrite(str(frame_dir / f"{i:06d}.png"), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR)):
-                raise OutputError(
-                    "cannot write a frame", path=frame_dir, fix="check free space and permissions"
-                )
-            write_mask(gt_dir / f"{i:06d}.png", mask)
-            positives += bool(mask.any())
-            if progress is not None:
-                progress(i + 1)
-    (out / f"{name}.json").write_text(json.dumps({"generator": "vps synth", **asdict(cfg)}, indent=2) + "\n")
-    return SynthOutput(name, video_path, frame_dir, gt_dir, cfg.frames, positives)
