@@ -37,7 +37,11 @@ class Run(NamedTuple):
 
 
 def runs(flags: Iterable[bool]) -> list[Run]:
-    """The maximal runs of true values in ``flags``, in order."""
+    """The maximal runs of true values in ``flags``, in order.
+
+    >>> runs([False, True, True, False, True])
+    [Run(start=1, length=2), Run(start=4, length=1)]
+    """
     found: list[Run] = []
     start = None
     i = -1
@@ -53,7 +57,11 @@ def runs(flags: Iterable[bool]) -> list[Run]:
 
 
 def persistent(flags: Sequence[bool], min_frames: int) -> list[bool]:
-    """``flags`` with every run shorter than ``min_frames`` cleared (``min_frames = 1``: unchanged)."""
+    """``flags`` with every run shorter than ``min_frames`` cleared (``min_frames = 1``: unchanged).
+
+    >>> persistent([True, False, True, True, True, False], min_frames=3)
+    [False, False, True, True, True, False]
+    """
     kept = [False] * len(flags)
     for run in runs(flags):
         if run.length >= min_frames:
@@ -99,6 +107,16 @@ class PersistenceFilter(Generic[T]):
 
     A flagged frame is held back while its run is shorter than ``min_frames`` and the run may still
     grow: the held frames are always the current run's, so at most ``min_frames − 1`` of them.
+
+    >>> f = PersistenceFilter(min_frames=2)
+    >>> f.push("a", True)  # held: its run may still reach 2 frames
+    []
+    >>> f.push("b", True)
+    [('a', True), ('b', True)]
+    >>> f.push("c", True), f.push("d", False)
+    ([('c', True)], [('d', False)])
+    >>> f.push("e", True), f.finish()  # the video ends inside a 1-frame run
+    ([], [('e', False)])
     """
 
     def __init__(self, min_frames: int):

@@ -12,7 +12,11 @@ import numpy as np
 
 
 def run_lengths(flat: np.ndarray) -> list[int]:
-    """Alternating run lengths of a 1-D bool array, starting with a (possibly empty) False run."""
+    """Alternating run lengths of a 1-D bool array, starting with a (possibly empty) False run.
+
+    >>> run_lengths(np.array([True, True, False, True]))
+    [0, 2, 1, 1]
+    """
     flat = np.asarray(flat, dtype=bool)
     if flat.size == 0:
         return []
@@ -23,6 +27,10 @@ def run_lengths(flat: np.ndarray) -> list[int]:
 
 
 def encode_coco_rle(mask: np.ndarray) -> dict:
-    """``(H, W)`` bool mask → ``{"size": [H, W], "counts": [...]}`` (column-major runs)."""
+    """``(H, W)`` bool mask → ``{"size": [H, W], "counts": [...]}`` (column-major runs).
+
+    >>> encode_coco_rle(np.array([[0, 1], [0, 1]], bool))
+    {'size': [2, 2], 'counts': [2, 2]}
+    """
     mask = np.asarray(mask, dtype=bool)
     return {"size": [int(mask.shape[0]), int(mask.shape[1])], "counts": run_lengths(mask.ravel(order="F"))}

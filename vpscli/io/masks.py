@@ -201,7 +201,11 @@ def write_mask(path: str | Path, mask: np.ndarray) -> None:
 
 
 def probability_to_uint8(prob: np.ndarray) -> np.ndarray:
-    """``floor(255·p)`` of a probability map in [0, 1], as uint8 (the benchmark format)."""
+    """``floor(255·p)`` of a probability map in [0, 1], as uint8 (the benchmark format).
+
+    >>> probability_to_uint8(np.array([0.0, 0.5, 0.999, 1.0, 1.7]))
+    array([  0, 127, 254, 255, 255], dtype=uint8)
+    """
     return np.floor(np.clip(np.asarray(prob, dtype=np.float64), 0.0, 1.0) * 255.0).astype(np.uint8)
 
 

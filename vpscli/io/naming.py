@@ -23,5 +23,9 @@ def natural_key(name: str | Path) -> tuple:
 
 
 def natural_sorted(names: Iterable[T]) -> list[T]:
-    """``names`` in natural order (see :func:`natural_key`)."""
+    """``names`` in natural order (see :func:`natural_key`).
+
+    >>> natural_sorted(["img10.png", "img2.png", "IMG1.png", "img01.png"])
+    ['IMG1.png', 'img01.png', 'img2.png', 'img10.png']
+    """
     return sorted(names, key=natural_key)

@@ -70,6 +70,14 @@ def render_clip(cfg: SynthConfig, draw_polyps: bool = True) -> Iterator[tuple[np
 
     ``draw_polyps=False`` renders the identical clip with the polyps left out (same camera,
     highlights, noise); its masks are still the polyps' would-be areas.
+
+    >>> frames = list(render_clip(SynthConfig(frames=2, width=64, height=48, seed=1)))
+    >>> frame, mask = frames[0]
+    >>> frame.shape, frame.dtype, mask.shape, mask.dtype
+    ((48, 64, 3), dtype('uint8'), (48, 64), dtype('bool'))
+    >>> without = list(render_clip(SynthConfig(frames=2, width=64, height=48, seed=1), draw_polyps=False))
+    >>> bool((frames[1][0] != without[1][0]).any(axis=2)[~frames[1][1]].any())  # polyps change only their masks
+    False
     """
     import cv2
 
