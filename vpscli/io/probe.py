@@ -42,6 +42,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -193,7 +194,7 @@ def reorder_depth(decode_order: np.ndarray) -> int:
     return int((before > t[:, None]).sum(axis=1).max())
 
 
-def list_packets(container, stream) -> tuple[PacketListing, object | None]:
+def list_packets(container, stream) -> tuple[PacketListing, Any]:
     """Demux every packet of ``stream`` and list counts, timestamps and problems.
 
     Nothing is decoded except the first frame (for its display matrix, rule 7): the

@@ -128,7 +128,9 @@ class VideoFileSource:
                 if start is None:
                     start = frame.pts
                 timestamp = float((frame.pts - start) * time_base)
-                rgb = to_rgb.reformat(frame, format="rgb24", interpolation=Interpolation.BICUBIC).to_ndarray()
+                rgb: np.ndarray = to_rgb.reformat(
+                    frame, format="rgb24", interpolation=Interpolation.BICUBIC
+                ).to_ndarray()
                 if rotate is not None:  # display matrix: counter-clockwise, as ffmpeg's autorotation turns it
                     rgb = cv2.rotate(rgb, rotate)
                 yield Frame(

@@ -26,6 +26,7 @@ import os
 import subprocess
 from fractions import Fraction
 from pathlib import Path
+from typing import IO, Any
 
 import numpy as np
 
@@ -84,8 +85,8 @@ class VideoWriter:
         #: ``True``/``False`` once the first frame said whether frames carry timestamps
         self.timestamped: bool | None = None
         self._proc: subprocess.Popen | None = None
-        self._nut = None  # PyAV output container (timestamped mode)
-        self._nut_stream = None
+        self._nut: Any = None  # PyAV output container (timestamped mode; PyAV is imported when used)
+        self._nut_stream: Any = None
         self._first_ticks: int | None = None
         self._last_ticks: int | None = None
 
@@ -160,13 +161,18 @@ class VideoWriter:
         import av
 
         try:
-            if self.timestamped:
+            if timestamp is not None:  # the same as self.timestamped (checked above)
                 self._mux(rgb, timestamp)
             else:
-                self._proc.stdin.write(np.ascontiguousarray(rgb).tobytes())
+                self._stdin().write(np.ascontiguousarray(rgb).tobytes())
         except (OSError, av.error.FFmpegError):
             self._fail()
         self.frames_written += 1
+
+    def _stdin(self) -> IO[bytes]:
+        """The running ffmpeg's input pipe (the first frame starts ffmpeg)."""
+        assert self._proc is not None and self._proc.stdin is not None
+        return self._proc.stdin
 
     def _mux(self, rgb: np.ndarray, timestamp: float) -> None:
         import av
@@ -199,9 +205,10 @@ class VideoWriter:
         except Exception:  # the pipe is already broken: ffmpeg's stderr says why
             pass
         try:
-            self._proc.stdin.close()
+            self._stdin().close()
         except OSError:
             pass
+        assert self._proc is not None
         err = self._proc.stderr.read().decode(errors="replace") if self._proc.stderr else ""
         self._proc.wait()
         self._tmp.unlink(missing_ok=True)
@@ -231,7 +238,7 @@ class VideoWriter:
         except (OSError, av.error.FFmpegError):
             self._fail()
         try:
-            self._proc.stdin.close()
+            self._stdin().close()
         except (BrokenPipeError, OSError):
             pass
         code = self._proc.wait()
@@ -251,7 +258,7 @@ class VideoWriter:
             except Exception:
                 pass
         try:
-            self._proc.stdin.close()
+            self._stdin().close()
         except OSError:
             pass
         self._proc.wait()
