@@ -7,7 +7,9 @@ Per-frame measures (each in its own module, working on a :class:`~vpscli.metrics
 The protocol around them: :mod:`~vpscli.metrics.ordering` (frame order, trimming),
 :mod:`~vpscli.metrics.layout` (finding GT and predictions), :mod:`~vpscli.metrics.aggregate`
 (frame -> sequence -> split), :mod:`~vpscli.metrics.runner` (streaming, process pool),
-:mod:`~vpscli.metrics.report` and :mod:`~vpscli.metrics.plot` (outputs).
+:mod:`~vpscli.metrics.report` and :mod:`~vpscli.metrics.plot` (outputs), and what the user is told beyond
+the numbers: :mod:`~vpscli.metrics.diagnostics` (notes and warnings with stable codes), filled by the
+layout and by :mod:`~vpscli.metrics.result_diagnostics`.
 
 Typical use::
 

@@ -33,9 +33,10 @@ from pathlib import Path
 import numpy as np
 
 from vpscli.episodes import EpisodeDetection, episode_detections, runs
-from vpscli.io.run_folder import RunFolder
+from vpscli.io.run_folder import MASKS, RunFolder
 from vpscli.io.run_record import find_run_json, read_run_record
-from vpscli.metrics.layout import MASKS_FOLDER, Plan, Sequence, list_predictions
+from vpscli.metrics.layout import Plan, Sequence
+from vpscli.metrics.layout.discover import list_predictions
 
 #: the threshold of prediction maps that are not ``vps segment`` masks, when none is given
 DEFAULT_THRESHOLD = 0.5
@@ -318,7 +319,7 @@ def _one_sequence(
             return _read_flags(seq.gt_dir / name, pred, t)
 
         flags = list(pool.map(flag, zip(seq.frames, preds)))
-    source = f"{MASKS_FOLDER}/ (non-empty)" if t is None else f"maps ≥ {t:g}"
+    source = f"{MASKS}/ (non-empty)" if t is None else f"maps ≥ {t:g}"
     return sequence_detection(
         seq.name,
         [g for g, _ in flags],

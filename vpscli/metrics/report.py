@@ -90,8 +90,8 @@ def protocol(result: EvaluationResult) -> dict:
         "aggregation": "mean over frames per sequence, then mean over sequences; max/mean of the mean curve",
         "gt_root": str(plan.gt_root),
         "pred_root": str(plan.pred_root),
-        "notes": list(plan.notes),
-        "warnings": list(plan.warnings),
+        "notes": plan.diagnostics.notes,
+        "warnings": plan.diagnostics.warnings,
     }
 
 

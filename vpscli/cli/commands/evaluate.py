@@ -17,7 +17,6 @@ from vpscli.errors import UsageError
 PROGRESS_MIN_FRAMES = 50
 
 
-# long: one statement per option to parse and report
 @reports_errors
 def evaluate(
     pred: Path = typer.Argument(
@@ -104,28 +103,10 @@ def evaluate(
     Then the detection view, per video: frame-level sensitivity and specificity (a frame is detected when its predicted mask is non-empty: masks/ of vps segment runs, after their persistence filter; other maps at --threshold), time to first detection of each polyp episode, false-alarm episodes per minute on videos whose GT is empty.
     """
     from vpscli.metrics import build_plan, default_workers, parse_metrics
-    from vpscli.metrics.ordering import SORT_RULES
+    from vpscli.metrics.result_diagnostics import diagnose_detection, diagnose_result
 
     keys = parse_metrics(metrics)
-    if sort not in SORT_RULES:
-        raise UsageError(f"unknown --sort {sort!r}", fix=f"use one of: {', '.join(SORT_RULES)}")
-    if plot_path is not None and plot_path.suffix.lower() != ".png":
-        raise UsageError("--plot writes a PNG file", path=plot_path, fix="give a file name ending in .png")
-    _check_detection_options(threshold, fps)
-    from vpscli.io.atomic import check_file_target
-
-    for option, target in (
-        ("--json", json_path if json_path not in (None, "-") else None),
-        ("--csv", csv_path),
-        ("--plot", plot_path),
-    ):
-        if target is not None:  # before any scoring: a wrong path must not cost the whole run
-            check_file_target(target, option)
-    if ray is not None:
-        from vpscli.batch.ray_backend import import_ray
-
-        import_ray()  # before any work: a one-line error naming the extra when Ray is missing
-
+    _check_options(sort, json_path, csv_path, plot_path, threshold, fps, ray)
     plan = build_plan(
         pred,
         gt,
@@ -138,7 +119,7 @@ def evaluate(
         on_warning=warning_line,  # partial segment runs: said even under --quiet, and before any error
     )
     _print_matched(plan, quiet)
-    for note in plan.notes:
+    for note in plan.diagnostics.notes:  # its warnings were said as they were found
         notice(note, quiet)
 
     n_jobs = plan.n_frames
@@ -152,8 +133,7 @@ def evaluate(
         ray,
         show_progress=not quiet and n_jobs * len(plan.methods) >= PROGRESS_MIN_FRAMES,
     )
-    for note in _result_notes(result):
-        notice(note, quiet)
+    _say(diagnose_result(result), quiet)
 
     view = None
     if detection:
@@ -162,14 +142,62 @@ def evaluate(
         view = detection_view(
             plan, threshold=threshold, fps=fps, workers=max(2, n_workers), known=result.flags
         )
-        for note in _detection_notes(view):
-            notice(note, quiet)
+        _say(diagnose_detection(view), quiet)
 
     tables_console = err_console if json_path == "-" else out_console
     _print_tables(result, tables_console, per_sequence)
     if view is not None:
         _print_detection(result, view, tables_console)
+    _write_outputs(result, view, json_path, csv_path, plot_path, quiet)
 
+
+def _check_options(sort, json_path, csv_path, plot_path, threshold, fps, ray) -> None:
+    """Refuse bad option values and unwritable output files before any work: a wrong path must not cost the
+    whole run, nor a missing Ray install."""
+    import math
+
+    from vpscli.io.atomic import check_file_target
+    from vpscli.metrics.ordering import SORT_RULES
+
+    if sort not in SORT_RULES:
+        raise UsageError(f"unknown --sort {sort!r}", fix=f"use one of: {', '.join(SORT_RULES)}")
+    if plot_path is not None and plot_path.suffix.lower() != ".png":
+        raise UsageError("--plot writes a PNG file", path=plot_path, fix="give a file name ending in .png")
+    if threshold is not None and not (math.isfinite(threshold) and 0.0 < threshold <= 1.0):
+        raise UsageError(
+            f"--threshold must be in (0, 1], got {threshold}",
+            fix="give the probability at or above which a pixel is polyp, e.g. --threshold 0.5",
+        )
+    if fps is not None and not (math.isfinite(fps) and 0 < fps <= 1000):
+        raise UsageError(
+            f"--fps must be a frame rate in (0, 1000], got {fps}",
+            fix="give the frame rate the GT frames were recorded at, e.g. --fps 25",
+        )
+    for option, target in (
+        ("--json", json_path if json_path not in (None, "-") else None),
+        ("--csv", csv_path),
+        ("--plot", plot_path),
+    ):
+        if target is not None:
+            check_file_target(target, option)
+    if ray is not None:
+        from vpscli.batch.ray_backend import import_ray
+
+        import_ray()  # a one-line error naming the extra when Ray is missing
+
+
+def _say(diagnostics, quiet: bool) -> None:
+    """Print each finding: a warning always, a note unless ``quiet``."""
+    from vpscli.metrics.diagnostics import WARNING
+
+    for diagnostic in diagnostics:
+        if diagnostic.severity == WARNING:
+            warning_line(diagnostic.text)
+        else:
+            notice(diagnostic.text, quiet)
+
+
+def _write_outputs(result, view, json_path, csv_path, plot_path, quiet: bool) -> None:
     from vpscli.metrics import report
 
     if json_path is not None:
@@ -240,70 +268,6 @@ def _print_matched(plan, quiet: bool) -> None:
         )
 
 
-def _result_notes(result) -> list[str]:
-    """Notes about degenerate frames and converted files; a note that holds for every method of a split is
-    given once."""
-    from vpscli.metrics.frame import conversion_note
-    from vpscli.metrics.keys import split_key
-
-    keys = result.metrics
-    medical = [k for k in keys if split_key(k)[1] in ("Dice", "IoU", "Sen", "Spe")]
-    found: dict[tuple[str, str], list[str]] = {}  # (split, text) -> methods
-    gt_wide: set[str] = set()
-    for (split, method), issue in result.issues.items():
-        texts = []
-        if issue.nan:
-            bad = sorted({k for _, ks in issue.nan for k in ks})
-            affected = [k for k in keys if (split_key(k)[1] or k) in bad]
-            if affected:
-                why = " (Spe is 0/0 on a full-foreground GT)" if "Spe" in bad else ""
-                texts.append(
-                    f"{', '.join(affected)} = NaN: {len(issue.nan)} frame(s) give NaN{why}: "
-                    f"{_first(name for name, _ in issue.nan)}"
-                )
-        if issue.empty_gt and medical:
-            texts.append(
-                f"{len(issue.empty_gt)} frame(s) have an empty GT, where Dice/IoU/Sen/Spe are 0 at every "
-                f"threshold (toolbox rule): {_first(issue.empty_gt)}"
-            )
-        if issue.resized:
-            who = "" if method == "." else f"{method}: "
-            texts.append(
-                f"{who}{issue.resized} prediction(s) resized to the GT size (bilinear, as the toolbox)"
-            )
-        gt_texts = [conversion_note(kind, n, gt=True) for kind, n in issue.gt_kinds.items()]
-        gt_wide.update(gt_texts)  # about the GT files: the same for every method, never prefixed by one
-        texts += gt_texts + [conversion_note(kind, n, gt=False) for kind, n in issue.pred_kinds.items()]
-        for text in texts:
-            found.setdefault((split, text), []).append(method)
-    notes = []
-    for (split, text), methods in found.items():
-        n_methods = sum(1 for s, _ in result.datasets if s == split)
-        where = "" if split == "." else f"{split}: "
-        if (
-            (len(methods) < n_methods or (methods != ["."] and n_methods == 1))
-            and "resized" not in text
-            and text not in gt_wide
-        ):
-            where += ", ".join(methods) + ": "
-        notes.append(where + text)
-    for (split, method), sequences in result.sequences.items():
-        short = [s.name for s in sequences if s.n_frames == 0]
-        if short and method == next(m for s, m in result.sequences if s == split):
-            where = "" if split == "." else f"{split}: "
-            notes.append(
-                f"{where}{len(short)} sequence(s) have no frame left after dropping the first and last "
-                f"(the toolbox crashes on them) and are left out of the means: {_first(short)} "
-                "— --keep-ends keeps all frames"
-            )
-    return notes
-
-
-def _first(names, limit: int = 3) -> str:
-    names = list(names)
-    return ", ".join(names[:limit]) + (f", … ({len(names)} in all)" if len(names) > limit else "")
-
-
 def _print_tables(result, console, per_sequence: bool) -> None:
     from rich.markup import escape
     from rich.table import Table
@@ -339,44 +303,6 @@ def _print_tables(result, console, per_sequence: bool) -> None:
                     seq_table.add_row(*map(escape, ([method] if len(methods) > 1 else []) + cells))
             print_table(seq_table, console)
     console.print(protocol_line(result), style="dim", markup=False, soft_wrap=True)
-
-
-def _check_detection_options(threshold: float | None, fps: float | None) -> None:
-    import math
-
-    if threshold is not None and not (math.isfinite(threshold) and 0.0 < threshold <= 1.0):
-        raise UsageError(
-            f"--threshold must be in (0, 1], got {threshold}",
-            fix="give the probability at or above which a pixel is polyp, e.g. --threshold 0.5",
-        )
-    if fps is not None and not (math.isfinite(fps) and 0 < fps <= 1000):
-        raise UsageError(
-            f"--fps must be a frame rate in (0, 1000], got {fps}",
-            fix="give the frame rate the GT frames were recorded at, e.g. --fps 25",
-        )
-
-
-def _detection_notes(view) -> list[str]:
-    """Frames of the detection view without a prediction (counted as not detected)."""
-    notes = []
-    for (split, method), dataset in view.items():
-        missing = [s for s in dataset.sequences if s.missing]
-        if missing:
-            where = ("" if split == "." else f"{split}: ") + ("" if method == "." else f"{method}: ")
-            notes.append(
-                f"{where}detection view: {sum(s.missing for s in missing)} GT frame(s) without a prediction "
-                f"count as not detected: {_first(s.name for s in missing)}"
-            )
-        for s in dataset.sequences:
-            if s.gaps:
-                where = ("" if split == "." else f"{split}: ") + ("" if method == "." else f"{method}: ")
-                shown = ", ".join(f"{a}" if a == b else f"{a}–{b}" for a, b in s.gaps[:4])
-                more = f" (+{len(s.gaps) - 4} more)" if len(s.gaps) > 4 else ""
-                notes.append(
-                    f"{where}{s.name}: GT frame numbers skip {shown}{more}; the detection view counts "
-                    "episodes within each stretch of consecutive frames, never across a gap"
-                )
-    return notes
 
 
 def _print_detection(result, view, console) -> None:
