@@ -51,7 +51,7 @@ def test_models_json_lists_every_model(tmp_path):
     every = json.loads(r.stdout)  # one row per architecture and backbone
     assert [(row["name"], row["backbone"]) for row in every] == [
         (name, backbone)
-        for name in ("aen-cffm", "cffm", "pns-plus", "aen-pns-plus", "pns-net")
+        for name in ("aen-cffm", "aen-pns-plus", "cffm", "pns-plus", "pns-net")  # the order of preference
         for backbone in ("res2net50", "efficientnet-lite2")
     ]
     rows = {row["name"]: row for row in every if row["backbone"] == "res2net50"}

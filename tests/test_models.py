@@ -31,7 +31,8 @@ from vpscli.models.cffm import reference_frames
 from vpscli.train.calibration import synthetic_frames
 
 SMALL = (64, 96)
-ALL = ["aen-cffm", "cffm", "pns-plus", "aen-pns-plus", "pns-net"]
+#: every model in the order of preference (the AEN paper's benchmarks, Tables 1–2), the default first
+ALL = ["aen-cffm", "aen-pns-plus", "cffm", "pns-plus", "pns-net"]
 
 
 @functools.lru_cache(maxsize=None)
@@ -63,13 +64,57 @@ def small_models():
 # ---------------------------------------------------------------- registry and specs
 
 
-def test_registry_names_default_and_unknown():
-    assert available_models() == ALL  # default first
+def test_registry_names_default_and_unknown(tmp_path):
+    from vpscli.models import DEFAULT_MODEL
+    from vpscli.models.registry import model_of_keys
+    from vpscli.weights import default_model
+    from vpscli.zoo import model_names
+
+    assert available_models() == ALL and DEFAULT_MODEL == ALL[0]
+    # the torch-free order (help texts, the weights folder's fallback) is the registry's
+    assert model_names() == ALL and default_model(tmp_path) == ALL[0]
+    assert build_model(input_size=SMALL).spec.name == ALL[0]
+    # each model's checkpoints are told apart by their keys (errors name the model a file is for)
+    for name in ALL:
+        assert model_of_keys(build_model(name, input_size=(64, 112)).state_dict()) == name
     with pytest.raises(UsageError) as e:
         build_model("unet")
     assert "unknown model 'unet'" in str(e.value) and "aen-cffm" in e.value.fix
     with pytest.raises(UsageError):
         get_spec("x")
+
+
+def test_a_model_registers_itself_in_its_own_module(monkeypatch):
+    """A new model needs only its module: its registration puts it at its rank in the order of preference,
+    makes its spec known and lets it be built by name; a taken name or rank is refused."""
+    from vpscli.models import ModelSpec, VideoModel, register_model, registry
+
+    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))  # restored after the test
+    toy_spec = ModelSpec(
+        name="toy", title="one 1×1 conv", clip_length=2, input_size=(32, 48), fixed_input_size=False
+    )
+
+    @register_model(toy_spec, rank=35)
+    class Toy(VideoModel):
+        def __init__(self, input_size: tuple[int, int] = (32, 48), backbone: str = "res2net50"):
+            super().__init__(toy_spec.with_input_size(input_size).with_backbone(backbone))
+            self.head = torch.nn.Conv2d(3, 1, 1)
+
+        def step(self, clip, state, indices, anchor):
+            return self.head(clip.flatten(0, 1)).view(*clip.shape[:2], 1, *clip.shape[-2:])
+
+    assert available_models() == ["aen-cffm", "aen-pns-plus", "cffm", "toy", "pns-plus", "pns-net"]
+    assert get_spec("toy") == toy_spec and get_spec("toy", "efficientnet-lite2").mean == (127 / 255,) * 3
+    model = build_model("toy", backbone="efficientnet-lite2", input_size=(16, 24))
+    logits, _ = model(torch.zeros(1, 2, 3, 16, 24))
+    assert isinstance(model, Toy) and model.spec == get_spec("toy", "efficientnet-lite2").with_input_size(
+        (16, 24)
+    )
+    assert logits.shape == (1, 2, 1, 16, 24)
+    with pytest.raises(ValueError, match="'toy' is registered already"):
+        register_model(toy_spec, rank=99)(Toy)
+    with pytest.raises(ValueError, match="'cffm' holds it"):
+        register_model(ModelSpec("toy2", "", 1, (32, 32), False), rank=30)(Toy)
 
 
 def test_specs_declare_the_windows():
@@ -265,7 +310,8 @@ def test_legacy_column_normalisation():
 
 def test_weights_folder_import_list_verify(tmp_path):
     from vpscli.weights import bundled_entries, load_model, read_manifest
-    from vpscli.weights.store import import_weights, load_entry, verify_weights
+    from vpscli.weights.importer import import_weights
+    from vpscli.weights.store import load_entry, verify_weights
 
     src = tmp_path / "PNSPlus.pth"
     torch.save(_official_state("pns-plus"), src)
@@ -506,8 +552,9 @@ def test_bf16_autocast(small_models, name):
 def test_custom_modules_describe_themselves_and_refuse_bad_arguments():
     """``repr`` of a model shows the paper's hyper-parameters (NS dilations, CFFM levels, CRL regions,
     CSA depth); constructors refuse arguments that cannot build a working block."""
-    from vpscli.models.aen import CRL, CSA, CRLStage
-    from vpscli.models.cffm import CFFMAttention
+    from vpscli.models.aen import CRL, CRLStage
+    from vpscli.models.aen_csa import CSA
+    from vpscli.models.cffm_transformer import CFFMAttention
     from vpscli.models.ns import NSBlock
 
     pns = repr(build_model("pns-plus", input_size=(64, 64)))
@@ -580,8 +627,8 @@ def test_import_never_changes_the_default_nor_replaces_a_file(tmp_path):
     the default file is never replaced."""
     from vpscli.errors import OutputError
     from vpscli.weights import default_model, find_entry, load_model
+    from vpscli.weights.importer import import_weights, set_default
     from vpscli.weights.manifest import read_default
-    from vpscli.weights.store import import_weights, set_default
 
     folder = tmp_path / "weights"
     ckpt = tmp_path / "best.safetensors"

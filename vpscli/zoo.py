@@ -1,41 +1,29 @@
 """The model zoo as ``vps models`` shows it, without importing torch.
 
-``zoo.json`` beside this file holds what each architecture is on each backbone — parameters, GFLOPs per
-frame at its input size, window, state, normalisation: what :func:`vpscli.models.describe_models`
-computes by building every model (seconds, and torch). ``tests/test_models.py`` checks that the file
-equals the computation, so it cannot go stale; regenerate it after changing a model with::
+``zoo.json`` (:mod:`vpscli.zoo_file`) holds what each architecture is on each backbone — parameters,
+GFLOPs per frame at its input size, window, state, normalisation: what
+:func:`vpscli.models.describe_models` computes by building every model (seconds, and torch).
+``tests/test_models.py`` checks that the file equals the computation, so it cannot go stale; regenerate
+it after changing a model with::
 
     python -m vpscli.models.registry
 
 The weights columns (bundled files, validation maxDice, the default) come from the weights manifest
-(:func:`with_weights`), the one rule both ``vps models`` and :func:`describe_models` use.
+(:func:`with_weights`), the one rule both ``vps models`` and :func:`describe_models` use. The rows and
+the model names in the order of preference (:func:`architecture_rows`, :func:`model_names`) are those of
+:mod:`vpscli.zoo_file`.
 """
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 from vpscli.weights.manifest import bundled_entries, default_model, find_entry
+from vpscli.zoo_file import architecture_rows, model_names
 
-__all__ = ["ZOO_FILE", "architecture_rows", "model_names", "with_weights", "describe_zoo"]
-
-ZOO_FILE = Path(__file__).with_name("zoo.json")
+__all__ = ["architecture_rows", "model_names", "with_weights", "describe_zoo"]
 
 #: the backbone a model is shown with when no weights name one (``vpscli.models.backbone.DEFAULT_BACKBONE``,
 #: repeated here to keep this module free of torch; the zoo test checks they agree)
 _DEFAULT_BACKBONE = "res2net50"
-
-
-def architecture_rows() -> list[dict]:
-    """The rows of ``zoo.json``: one per model and backbone, in registry order."""
-    return json.loads(ZOO_FILE.read_text())
-
-
-def model_names() -> list[str]:
-    """Every model's name in registry order (the order of preference), without importing torch: what
-    help texts list."""
-    return list(dict.fromkeys(row["name"] for row in architecture_rows()))
 
 
 def with_weights(rows: list[dict], weights_dir=None) -> list[dict]:

@@ -13,33 +13,23 @@ memory m = 3 clips, alignment iterations 3.
    conv maps to the class dimension (c·S region maps), two 3×3 convs share spatial
    information, and an MLP (H_i·W_i → D → D → D) embeds each flattened region map; the four
    scales are concatenated into ``e2``: ``(B, L, c·q, D)``.
-3. **CSA** (eqs. 6–8): ``e_c = D2(e2, D1(E(e2)))`` — Transformer encoder over the clip's
-   tokens, a pixel decoder adding a learnable per-position embedding bias, a Transformer
-   decoder with e2 as queries; then the clip-level memory read (eq. 7, softmax-normalised
-   dot products against the last m clips), then 3 iterations of cross-attention (to e_c)
-   → self-attention over frames → FFN (eq. 8) → ``e3``.
+3. **CSA** (eqs. 6–8, :mod:`vpscli.models.aen_csa`): Transformer encoder, pixel decoder and
+   decoder over the clip's tokens, the clip-level memory read (eq. 7, against the last m
+   clips), then 3 alignment iterations → ``e3``.
 4. **Interaction** (eq. 9): ``P = σ(Σ_q Σ_d e1[q]·e3[c, q, d])`` at stride 4, upsampled to
    the input (logits are returned; the sigmoid is the caller's).
 
-Choices where the paper is silent (documented per class below):
+Choices where the paper is silent (CSA's in :mod:`vpscli.models.aen_csa`, the rest per class below):
 
 - "Add F'_i to F_i, then a 1×1 conv" with different channel counts (CFFM's stage features
   have 256 channels, Res2Net's 256…2048) is implemented as two 1×1 convs summed, one per
   input: identical to mapping F'_i into F_i's space and adding before one conv, without
   building that C_i-wide map. F'_i is bilinearly resized to F_i's size when they differ.
 - Region convs: 3×3 conv + BatchNorm + ReLU, twice; region MLP with ReLU between layers.
-- Attention: 8 heads, pre-norm residual layers, FFN width 2D = 512; 1 encoder layer and 1
-  decoder layer. These widths put the AEN at ≈ 8.4 M parameters on CFFM and ≈ 8.1 M on PNS+
-  (the paper's Table 4: +7.32 M and +8.92 M); see ``tests/test_models.py`` for the totals.
-- Positions: a learned embedding per token (region index) and per frame, added to queries
-  and keys of every attention (DETR style).
-- Pixel decoder D1: ``LN(x) + MLP(LN(x)) + B`` with B a learned per-position (frame ×
-  token) bias.
-- Memory (eq. 7): the memory holds e3 of the last m clips (detached). For each token (frame
-  l, index n) the read is ``Σ_j softmax_j(⟨W_q e_c[l,n], W_k M_j[n]⟩/√D) · W_v M_j[n]`` over
-  every stored frame j of the same token index n, added to e_c. With an empty memory (first
-  clip of a video) the read is skipped.
-- Self-attention "over frames" (eq. 8): per token index, across the L frames of the clip.
+- CSA's widths (8 heads, FFN 512, one encoder and one decoder layer) put the AEN at ≈ 8.4 M
+  parameters on CFFM and ≈ 8.1 M on PNS+ (the paper's Table 4: +7.32 M and +8.92 M); see
+  ``tests/test_models.py`` for the totals.
+- Memory (eq. 7): the memory holds e3 of the last m clips (detached).
 - Interaction: the literal eq. 9 multiplied by the constant ``1/√(q·D)`` (no parameter) so
   that logits start at O(1); ``interaction_scale=1.0`` gives the literal sum.
 - e3 has no final LayerNorm: with one, Σ_d e3 would be the LayerNorm bias sum at
@@ -59,15 +49,16 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from vpscli.models.aen_csa import CSA
 from vpscli.models.backbone import DEFAULT_BACKBONE, stage_sizes
 from vpscli.models.base import ModelSpec, VideoModel, VideoState
 from vpscli.models.cffm import CFFM, CFFM_SPEC, CFFMState
 from vpscli.models.pns_plus import PNS_PLUS_SPEC, PNSPlus, PNSPlusState
+from vpscli.models.registry import register_model
 
 __all__ = [
     "CRLStage",
     "CRL",
-    "CSA",
     "AEN",
     "AENCFFM",
     "AENPNSPlus",
@@ -199,179 +190,6 @@ class CRL(nn.Module):
         return e2.reshape(n, -1, d)
 
 
-class _Attention(nn.Module):
-    """Pre-norm residual multi-head attention: ``x + MHA(LN(x) + pos, kv + kv_pos, kv)``."""
-
-    def __init__(self, dim: int, heads: int):
-        super().__init__()
-        self.norm = nn.LayerNorm(dim)
-        self.attn = nn.MultiheadAttention(dim, heads, batch_first=True)
-
-    def forward(
-        self, x: Tensor, pos: Tensor, kv: Tensor | None = None, kv_pos: Tensor | None = None
-    ) -> Tensor:
-        q = self.norm(x)
-        if kv is None:
-            kv, kv_pos = q, pos
-        return x + self.attn(q + pos, kv + kv_pos, kv, need_weights=False)[0]
-
-
-class _FFN(nn.Module):
-    """Pre-norm residual feed-forward: ``x + W2·ReLU(W1·LN(x))``."""
-
-    def __init__(self, dim: int, hidden: int):
-        super().__init__()
-        self.norm = nn.LayerNorm(dim)
-        self.fc1 = nn.Linear(dim, hidden)
-        self.fc2 = nn.Linear(hidden, dim)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return x + self.fc2(F.relu(self.fc1(self.norm(x))))
-
-
-class _EncoderLayer(nn.Module):
-    def __init__(self, dim: int, heads: int, ffn: int):
-        super().__init__()
-        self.self_attn = _Attention(dim, heads)
-        self.ffn = _FFN(dim, ffn)
-
-    def forward(self, x: Tensor, pos: Tensor) -> Tensor:
-        return self.ffn(self.self_attn(x, pos))
-
-
-class _DecoderLayer(nn.Module):
-    def __init__(self, dim: int, heads: int, ffn: int):
-        super().__init__()
-        self.self_attn = _Attention(dim, heads)
-        self.cross_attn = _Attention(dim, heads)
-        self.ffn = _FFN(dim, ffn)
-
-    def forward(self, x: Tensor, pos: Tensor, memory: Tensor, memory_pos: Tensor) -> Tensor:
-        return self.ffn(self.cross_attn(self.self_attn(x, pos), pos, memory, memory_pos))
-
-
-class _PixelDecoder(nn.Module):
-    """D1 of eq. 6: refines encoded tokens and adds a learnable per-position embedding bias.
-
-    Shape: ``(B, L·N, D)`` → ``(B, L·N, D)`` for ``L ≤ clip_length``.
-    """
-
-    def __init__(self, dim: int, tokens: int, clip_length: int):
-        super().__init__()
-        self.norm = nn.LayerNorm(dim)
-        self.mlp = nn.Sequential(nn.Linear(dim, dim), nn.ReLU(inplace=True), nn.Linear(dim, dim))
-        self.position_bias = nn.Parameter(torch.zeros(clip_length * tokens, dim))
-        nn.init.trunc_normal_(self.position_bias, std=0.02)
-
-    def forward(self, x: Tensor) -> Tensor:
-        y = self.norm(x)
-        return y + self.mlp(y) + self.position_bias[: x.shape[1]]
-
-
-class _MemoryRead(nn.Module):
-    """Eq. 7: softmax-normalised dot products with the memory of earlier clips.
-
-    Shape: e_c ``(B, L, N, D)``, memory ``(B, M, N, D)`` (M stored frames) → ``(B, L, N, D)``.
-    """
-
-    def __init__(self, dim: int):
-        super().__init__()
-        self.query = nn.Linear(dim, dim)
-        self.key = nn.Linear(dim, dim)
-        self.value = nn.Linear(dim, dim)
-
-    def forward(self, e_c: Tensor, memory: Tensor) -> Tensor:
-        q, k, v = self.query(e_c), self.key(memory.to(e_c.dtype)), self.value(memory.to(e_c.dtype))
-        scores = torch.einsum("blnd,bmnd->blnm", q, k) / math.sqrt(q.shape[-1])
-        return e_c + torch.einsum("blnm,bmnd->blnd", scores.softmax(-1), v)
-
-
-class _AlignLayer(nn.Module):
-    """One iteration of eq. 8: cross-attention to e_c, self-attention over frames, FFN."""
-
-    def __init__(self, dim: int, heads: int, ffn: int):
-        super().__init__()
-        self.cross_attn = _Attention(dim, heads)
-        self.frame_attn = _Attention(dim, heads)
-        self.ffn = _FFN(dim, ffn)
-
-    def forward(self, x: Tensor, pos: Tensor, e_c: Tensor, frame_pos: Tensor) -> Tensor:
-        b, l, n, d = x.shape
-        x = self.cross_attn(x.reshape(b, l * n, d), pos, e_c.reshape(b, l * n, d), pos)
-        # frames as the sequence: (B·N, L, D)
-        xf = x.view(b, l, n, d).transpose(1, 2).reshape(b * n, l, d)
-        xf = self.frame_attn(xf, frame_pos[:l].unsqueeze(0))
-        x = xf.view(b, n, l, d).transpose(1, 2)
-        return self.ffn(x)
-
-
-class CSA(nn.Module):
-    """Cross-wise scale alignment (eqs. 6–8).
-
-    Args:
-        tokens: tokens per frame N = c·q (200).
-        clip_length: L (3); clips of 1..L frames are accepted.
-        dim, heads, ffn: D = 256, 8 heads, FFN width 512.
-        encoder_layers, decoder_layers: 1 and 1.
-        align_iterations: 3 (the paper's m in eq. 8).
-
-    Shape:
-        - e2: ``(B, L, N, D)``; memory: ``(B, M, N, D)`` or ``None``.
-        - Output: e3 ``(B, L, N, D)``.
-    """
-
-    def __init__(
-        self,
-        tokens: int = 200,
-        clip_length: int = 3,
-        dim: int = 256,
-        heads: int = 8,
-        ffn: int = 512,
-        encoder_layers: int = 1,
-        decoder_layers: int = 1,
-        align_iterations: int = 3,
-    ):
-        super().__init__()
-        if dim % heads:
-            raise ValueError(f"dim ({dim}) must be divisible by heads ({heads})")
-        if min(tokens, clip_length, align_iterations) < 1:
-            raise ValueError("tokens, clip_length and align_iterations must be at least 1")
-        self.tokens, self.clip_length = tokens, clip_length
-        self.token_pos = nn.Parameter(torch.zeros(tokens, dim))
-        self.frame_pos = nn.Parameter(torch.zeros(clip_length, dim))
-        nn.init.trunc_normal_(self.token_pos, std=0.02)
-        nn.init.trunc_normal_(self.frame_pos, std=0.02)
-        self.encoder = nn.ModuleList(_EncoderLayer(dim, heads, ffn) for _ in range(encoder_layers))
-        self.pixel_decoder = _PixelDecoder(dim, tokens, clip_length)
-        self.decoder = nn.ModuleList(_DecoderLayer(dim, heads, ffn) for _ in range(decoder_layers))
-        self.decoder_norm = nn.LayerNorm(dim)
-        self.memory_read = _MemoryRead(dim)
-        self.align = nn.ModuleList(_AlignLayer(dim, heads, ffn) for _ in range(align_iterations))
-
-    def extra_repr(self) -> str:
-        return (
-            f"tokens={self.tokens}, clip_length={self.clip_length}, encoder_layers={len(self.encoder)}, "
-            f"decoder_layers={len(self.decoder)}, align_iterations={len(self.align)}"
-        )
-
-    def forward(self, e2: Tensor, memory: Tensor | None) -> Tensor:
-        b, l, n, d = e2.shape
-        pos = (self.frame_pos[:l, None, :] + self.token_pos[None]).reshape(1, l * n, d)
-        tokens = e2.reshape(b, l * n, d)
-        enc = tokens
-        for layer in self.encoder:
-            enc = layer(enc, pos)
-        mem = self.pixel_decoder(enc)
-        x = tokens
-        for layer in self.decoder:
-            x = layer(x, pos, mem, pos)
-        e_c = self.decoder_norm(x).view(b, l, n, d)
-        e3 = e_c if memory is None else self.memory_read(e_c, memory)
-        for layer in self.align:
-            e3 = layer(e3, pos, e_c, self.frame_pos)
-        return e3
-
-
 class AEN(nn.Module):
     """CRL + CSA + the parameter-free interaction (eq. 9).
 
@@ -438,6 +256,7 @@ class AENPNSPlusState(PNSPlusState):
     memory: list[Tensor] = field(default_factory=list)
 
 
+@register_model(AEN_CFFM_SPEC, rank=10, key_prefix="pgn.decode_head.")
 class AENCFFM(VideoModel):
     """AEN on a CFFM proposal network (the paper's headline model).
 
@@ -479,6 +298,7 @@ class AENCFFM(VideoModel):
         return up.view(b, t, *up.shape[1:])
 
 
+@register_model(AEN_PNS_PLUS_SPEC, rank=20, key_prefix="pgn.NSB_global.")
 class AENPNSPlus(VideoModel):
     """AEN on a PNS+ proposal network (spec §7, adapted to the paper's parameter count).
 

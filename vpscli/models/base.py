@@ -72,7 +72,7 @@ class ModelSpec:
     """What a model needs from the driver. Everything a driver must know is here.
 
     Attributes:
-        name: registry name (``aen-cffm``, ``cffm``, ``pns-plus``, ``aen-pns-plus``, ``pns-net``).
+        name: registry name (one of :func:`vpscli.models.available_models`, e.g. ``aen-cffm``).
         title: one-line human description.
         clip_length: frames per step T the model was designed/trained for (all owned).
         max_clip_length: largest T accepted (``None``: any).

@@ -23,20 +23,12 @@ import torch
 from torch import Tensor, nn
 
 from vpscli.errors import InputError
+from vpscli.models.registry import model_of_keys
 
 __all__ = ["LoadReport", "read_state_dict", "load_checkpoint", "save_checkpoint", "OFFICIAL_UNUSED_PREFIXES"]
 
 #: Prefixes present in every official PNS checkpoint for modules that are never run.
 OFFICIAL_UNUSED_PREFIXES = ("squeeze.", "feature_extractor.layer4.", "feature_extractor.fc.")
-
-# Key families that identify an official checkpoint (used to name the right model in errors).
-_SIGNATURES = {
-    "pgn.decode_head.": "aen-cffm",
-    "pgn.NSB_global.": "aen-pns-plus",
-    "decode_head.decoder_focal.": "cffm",
-    "NSB_global.": "pns-plus",
-    "NSB_1.": "pns-net",
-}
 
 
 @dataclass
@@ -148,13 +140,6 @@ def _check_torch_file(path: Path) -> None:
     )
 
 
-def _guess_model(keys) -> str | None:
-    for prefix, name in _SIGNATURES.items():
-        if any(k.startswith(prefix) for k in keys):
-            return name
-    return None
-
-
 def _list(keys: list[str], n: int = 4) -> str:
     head = ", ".join(keys[:n])
     return head + (f" (+{len(keys) - n} more)" if len(keys) > n else "")
@@ -195,7 +180,7 @@ def load_checkpoint(model: nn.Module, path: str | Path, *, legacy_norm: bool | N
         if k in state and state[k].shape != v.shape
     ]
     if missing or unexpected or mis_shaped:
-        guess = _guess_model(state)
+        guess = model_of_keys(state)
         problems = []
         if missing:
             problems.append(f"{len(missing)} missing keys: {_list(missing)}")

@@ -18,6 +18,7 @@ from vpscli.models.backbone import DEFAULT_BACKBONE, build_backbone, stage_sizes
 from vpscli.models.base import PNS_MEAN, PNS_STD, ModelSpec, VideoModel, VideoState
 from vpscli.models.ns import NSBlock
 from vpscli.models.pns_parts import LightRFB, PNSDecoder
+from vpscli.models.registry import register_model
 
 __all__ = ["PNSTrunk", "PNSNet", "PNS_NET_SPEC"]
 
@@ -98,6 +99,7 @@ def _memory_format(x: Tensor) -> torch.memory_format:
     return torch.channels_last if x.is_cuda else torch.contiguous_format
 
 
+@register_model(PNS_NET_SPEC, rank=50, key_prefix="NSB_1.")
 class PNSNet(PNSTrunk):
     """PNS-Net: two NS self-attention blocks (dilations 1, 3, 5, 7) over the clip's
     stride-16 features.

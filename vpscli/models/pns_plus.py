@@ -30,6 +30,7 @@ from vpscli.models.backbone import DEFAULT_BACKBONE
 from vpscli.models.base import PNS_MEAN, PNS_STD, ModelSpec, VideoState
 from vpscli.models.ns import NSBlock
 from vpscli.models.pns_net import PNSTrunk
+from vpscli.models.registry import register_model
 
 __all__ = ["PNSPlus", "PNSPlusState", "PNSPlusFeatures", "PNS_PLUS_SPEC"]
 
@@ -65,6 +66,7 @@ class PNSPlusFeatures(NamedTuple):
     decoded: Tensor  #: ``(N, 16, h8, w8)``
 
 
+@register_model(PNS_PLUS_SPEC, rank=40, key_prefix="NSB_global.")
 class PNSPlus(PNSTrunk):
     """PNS+ network.
 

@@ -1,4 +1,11 @@
-"""Model names → specs and builders; parameter and FLOP summaries for ``vps models``.
+"""The model registry: every model, its spec and its place in the order of preference; parameter and
+FLOP summaries for ``vps models``.
+
+Each model module registers its own models (:func:`register_model` on the class that builds them), and
+the package imports each model module, so adding a model touches its module and its tests only. The
+registry owns the order: :func:`available_models` lists the names by rank, the first is what
+``build_model`` and ``vps train`` default to, and the torch-free ``vpscli/zoo.json`` (help texts,
+``vps models``, the weights manifest's fallback) is generated from it in the same order.
 
 A model is an architecture (its name) on a backbone (:mod:`vpscli.models.backbone`), the
 ``backbone`` option of :func:`build_model`; ``res2net50`` when none is named."""
@@ -6,18 +13,20 @@ A model is an architecture (its name) on a backbone (:mod:`vpscli.models.backbon
 from __future__ import annotations
 
 import json
-from typing import Callable
+from dataclasses import dataclass
+from typing import Callable, Iterable, TypeVar
 
 import torch
 
 from vpscli.errors import UsageError
 from vpscli.models.backbone import DEFAULT_BACKBONE, available_backbones, backbone_info
 from vpscli.models.base import ModelSpec, VideoModel
-from vpscli.weights.manifest import MODEL_PREFERENCE
 
 __all__ = [
-    "DEFAULT_MODEL",
+    "RegisteredModel",
+    "register_model",
     "available_models",
+    "model_of_keys",
     "get_spec",
     "build_model",
     "count_parameters",
@@ -25,74 +34,76 @@ __all__ = [
     "describe_models",
 ]
 
-#: The model ``vps`` uses when none is named.
-#: the architecture ``build_model`` and ``vps train`` default to: the best of the preference order
-#: (``vps segment`` uses the best with bundled weights: :func:`vpscli.weights.default_model`)
-DEFAULT_MODEL = MODEL_PREFERENCE[0]
+Builder = TypeVar("Builder", bound=Callable[..., VideoModel])
 
 
-def _build_aen_cffm(**kw) -> VideoModel:
-    from vpscli.models.aen import AENCFFM
+@dataclass(frozen=True)
+class RegisteredModel:
+    """One entry of the registry.
 
-    return AENCFFM(**kw)
+    Attributes:
+        spec: the model's :class:`ModelSpec` on ``res2net50`` at its native input size (its ``name`` is
+            the registry name).
+        rank: its place in the order of preference, lowest first (the best on the AEN paper's
+            benchmarks, Tables 1–2, comes first).
+        build: called as ``build(backbone=..., **options)``, returns the untrained model.
+        key_prefix: a state-dict key prefix that only this model's checkpoints have (``None``: none
+            declared), which names the model a checkpoint that does not fit is for.
+    """
 
-
-def _build_cffm(**kw) -> VideoModel:
-    from vpscli.models.cffm import CFFM
-
-    return CFFM(**kw)
-
-
-def _build_pns_plus(**kw) -> VideoModel:
-    from vpscli.models.pns_plus import PNSPlus
-
-    return PNSPlus(**kw)
-
-
-def _build_aen_pns_plus(**kw) -> VideoModel:
-    from vpscli.models.aen import AENPNSPlus
-
-    return AENPNSPlus(**kw)
+    spec: ModelSpec
+    rank: int
+    build: Callable[..., VideoModel]
+    key_prefix: str | None = None
 
 
-def _build_pns_net(**kw) -> VideoModel:
-    from vpscli.models.pns_net import PNSNet
-
-    return PNSNet(**kw)
+#: registry name → entry, filled by :func:`register_model` as the model modules are imported
+_REGISTRY: dict[str, RegisteredModel] = {}
 
 
-_BUILDERS: dict[str, Callable[..., VideoModel]] = {
-    "aen-cffm": _build_aen_cffm,
-    "cffm": _build_cffm,
-    "pns-plus": _build_pns_plus,
-    "aen-pns-plus": _build_aen_pns_plus,
-    "pns-net": _build_pns_net,
-}
+def register_model(spec: ModelSpec, rank: int, key_prefix: str | None = None) -> Callable[[Builder], Builder]:
+    """Register the decorated builder — a :class:`VideoModel` subclass, or a function returning one —
+    as the model ``spec.name``, ``rank``-th in the order of preference (lowest first; ranks are spaced
+    so that a new model fits between two others); ``key_prefix``: see :class:`RegisteredModel`::
 
+        @register_model(CFFM_SPEC, rank=30, key_prefix="decode_head.decoder_focal.")
+        class CFFM(VideoModel): ...
 
-def _spec_of(name: str) -> ModelSpec:
-    if name == "aen-cffm":
-        from vpscli.models.aen import AEN_CFFM_SPEC as spec
-    elif name == "cffm":
-        from vpscli.models.cffm import CFFM_SPEC as spec
-    elif name == "pns-plus":
-        from vpscli.models.pns_plus import PNS_PLUS_SPEC as spec
-    elif name == "aen-pns-plus":
-        from vpscli.models.aen import AEN_PNS_PLUS_SPEC as spec
-    else:
-        from vpscli.models.pns_net import PNS_NET_SPEC as spec
-    return spec
+    Raises:
+        ValueError: the name or the rank is taken.
+    """
+
+    def add(build: Builder) -> Builder:
+        if spec.name in _REGISTRY:
+            raise ValueError(f"a model named '{spec.name}' is registered already")
+        holder = next((m.spec.name for m in _REGISTRY.values() if m.rank == rank), None)
+        if holder is not None:
+            raise ValueError(f"cannot register '{spec.name}' at rank {rank}: '{holder}' holds it")
+        _REGISTRY[spec.name] = RegisteredModel(spec, rank, build, key_prefix)
+        return build
+
+    return add
 
 
 def available_models() -> list[str]:
-    """Registered model names, the default first."""
-    return list(_BUILDERS)
+    """Registered model names in the order of preference, the default first."""
+    return [m.spec.name for m in sorted(_REGISTRY.values(), key=lambda m: m.rank)]
 
 
-def _check(name: str) -> str:
-    if name not in _BUILDERS:
+def model_of_keys(keys: Iterable[str]) -> str | None:
+    """The registered model whose :attr:`~RegisteredModel.key_prefix` one of ``keys`` starts with
+    (``None``: no such model)."""
+    keys = list(keys)
+    for m in _REGISTRY.values():
+        if m.key_prefix is not None and any(k.startswith(m.key_prefix) for k in keys):
+            return m.spec.name
+    return None
+
+
+def _registered(name: str) -> RegisteredModel:
+    if name not in _REGISTRY:
         raise UsageError(f"unknown model '{name}'", fix="choose one of: " + ", ".join(available_models()))
-    return name
+    return _REGISTRY[name]
 
 
 def get_spec(name: str, backbone: str = DEFAULT_BACKBONE) -> ModelSpec:
@@ -101,14 +112,14 @@ def get_spec(name: str, backbone: str = DEFAULT_BACKBONE) -> ModelSpec:
     Raises:
         UsageError: unknown model or backbone.
     """
-    return _spec_of(_check(name)).with_backbone(backbone)
+    return _registered(name).spec.with_backbone(backbone)
 
 
-def build_model(name: str = DEFAULT_MODEL, backbone: str = DEFAULT_BACKBONE, **kwargs) -> VideoModel:
+def build_model(name: str | None = None, backbone: str = DEFAULT_BACKBONE, **kwargs) -> VideoModel:
     """Build a registered model with fresh (untrained) weights, on the CPU, in train mode.
 
     Args:
-        name: one of :func:`available_models`.
+        name: one of :func:`available_models` (``None``: the first of them).
         backbone: one of :func:`~vpscli.models.backbone.available_backbones` (randomly
             initialised; ImageNet weights come from :func:`vpscli.models.pretrained.load_imagenet`).
         **kwargs: model options, e.g. ``input_size=(H, W)`` (every model). Weights are loaded
@@ -117,9 +128,9 @@ def build_model(name: str = DEFAULT_MODEL, backbone: str = DEFAULT_BACKBONE, **k
     Raises:
         UsageError: unknown name or backbone.
     """
-    _check(name)
+    entry = _registered(available_models()[0] if name is None else name)
     backbone_info(backbone)
-    return _BUILDERS[name](backbone=backbone, **kwargs)
+    return entry.build(backbone=backbone, **kwargs)
 
 
 def count_parameters(model: torch.nn.Module) -> int:
@@ -186,11 +197,15 @@ def describe_models(with_flops: bool = True, weights_dir=None) -> list[dict]:
 
 def write_zoo() -> None:
     """Regenerate ``vpscli/zoo.json`` from the models (``python -m vpscli.models.registry``)."""
-    from vpscli.zoo import ZOO_FILE
+    from vpscli.zoo_file import ZOO_FILE
 
     ZOO_FILE.write_text(json.dumps(architecture_table(), indent=1) + "\n")
     print(f"wrote {ZOO_FILE}")
 
 
 if __name__ == "__main__":  # pragma: no cover - a maintenance command, checked by the zoo test
-    write_zoo()
+    # Run as a script, this file is a second copy of the module with an empty registry: the models
+    # registered themselves in the package's copy.
+    import importlib
+
+    importlib.import_module("vpscli.models.registry").write_zoo()

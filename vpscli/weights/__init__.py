@@ -1,5 +1,6 @@
-"""Model weights: the manifest of what vps ships (torch-free, :mod:`.manifest`) and the store that
-imports, verifies and loads weights into models (:mod:`.store`, imports torch when used).
+"""Model weights: the manifest of what vps ships (torch-free, :mod:`.manifest`), the store that
+verifies and loads weights into models (:mod:`.store`) and the importer that adds weights to the folder
+(:mod:`.importer`); these two import torch when used.
 
 Example: ``from vpscli.weights import load_model; loaded = load_model("pns-plus")``.
 """
@@ -8,7 +9,6 @@ from __future__ import annotations
 
 from vpscli.weights.manifest import (
     MANIFEST_NAME,
-    MODEL_PREFERENCE,
     ChecksumCheck,
     WeightsEntry,
     bundled_entries,
@@ -22,7 +22,6 @@ from vpscli.weights.manifest import (
 
 __all__ = [
     "MANIFEST_NAME",
-    "MODEL_PREFERENCE",
     "ChecksumCheck",
     "WeightsEntry",
     "bundled_entries",
@@ -40,13 +39,18 @@ __all__ = [
     "read_metadata",
 ]
 
-_STORE = {"LoadedModel", "load_model", "choose_model", "import_weights", "verify_weights", "read_metadata"}
+_STORE = {"LoadedModel", "load_model", "choose_model", "verify_weights", "read_metadata"}
 
 
 def __getattr__(name: str):
-    # the store imports torch: only when one of its names is used, so `vps doctor` stays instant
+    # the store and the importer import torch: only when one of their names is used, so `vps doctor`
+    # stays instant
     if name in _STORE:
         from vpscli.weights import store
 
         return getattr(store, name)
+    if name == "import_weights":
+        from vpscli.weights.importer import import_weights
+
+        return import_weights
     raise AttributeError(f"module 'vpscli.weights' has no attribute {name!r}")

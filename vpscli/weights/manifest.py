@@ -27,14 +27,9 @@ from pathlib import Path
 from typing import NamedTuple
 
 from vpscli.errors import InputError
+from vpscli.zoo_file import model_names
 
 MANIFEST_NAME = "manifest.json"
-
-#: The architectures from best to worst on the AEN paper's benchmarks (Tables 1–2). ``vps segment``
-#: runs the manifest's ``default`` weights; a folder whose manifest names none (a user's own) runs
-#: the first of these with weights (:func:`default_model`). ``vps train`` and ``build_model``
-#: default to the first (``vpscli.models.DEFAULT_MODEL``).
-MODEL_PREFERENCE = ("aen-cffm", "aen-pns-plus", "cffm", "pns-plus", "pns-net")
 
 #: The backbone of weights that do not record one (every checkpoint written before the choice).
 UNRECORDED_BACKBONE = "res2net50"
@@ -192,13 +187,14 @@ def find_entry(
 
 def default_model(folder: str | Path | None = None) -> str:
     """The model ``vps segment`` uses when none is named: that of the manifest's ``default`` weights, else
-    the first of :data:`MODEL_PREFERENCE` with weights in the folder (the first of all when none has any —
-    loading then says what to do)."""
+    the first model in the registry's order of preference (:func:`vpscli.zoo_file.model_names`) with
+    weights in the folder (the first of all when none has any — loading then says what to do)."""
     chosen = default_entry(folder)
     if chosen is not None:
         return chosen.model
     bundled = {e.model for e in bundled_entries(folder)}
-    return next((m for m in MODEL_PREFERENCE if m in bundled), MODEL_PREFERENCE[0])
+    preference = model_names()
+    return next((m for m in preference if m in bundled), preference[0])
 
 
 class ChecksumCheck(NamedTuple):

@@ -40,7 +40,7 @@ def import_(
     training data and validation metrics from vps train's record). The default weights stay as they are
     (`vps weights default` changes them)."""
     from vpscli.weights import format_size
-    from vpscli.weights.store import import_weights
+    from vpscli.weights.importer import import_weights
 
     entry = import_weights(
         file, model, folder=weights_dir, name=name, half=half, note=note, overwrite=overwrite
@@ -61,7 +61,7 @@ def default(
     ),
 ) -> None:
     """Make FILE the weights `vps segment` runs when no --model or --weights is given."""
-    from vpscli.weights.store import set_default
+    from vpscli.weights.importer import set_default
 
     entry = set_default(file, weights_dir)
     err_console.print(

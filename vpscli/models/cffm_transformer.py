@@ -1,0 +1,316 @@
+"""The CFFM transformer (Sun et al., CVPR 2022: coarse-to-fine feature mining) that enhances the
+target frame of :class:`~vpscli.models.cffm.CFFMHead` with its reference frames.
+
+The original ``BasicLayer3d3`` of ``GuoleiSun/VSS-CFFM``: 2 focal blocks, 8 heads, window 7, focal
+level 2, focal window 5, expand 3, ``pool_method='fc'``, clip granularities [1, 2, 3] with unfold
+kernels [7, 5, 3], at stride 8, in which the *target* frame attends to:
+
+- its own 7×7 window (49 tokens) and the 3-px ring around it (132 tokens, rolled
+  cyclically — ``torch.roll`` wraps at the borders, as in the original);
+- its windows pooled to one token each, 5×5 neighbourhood (25 tokens);
+- reference frames t−9, t−6, t−3 pooled at granularities 1, 2, 3 (49, 25, 9 tokens):
+  far frames coarse and wide, near frames fine and narrow.
+
+Parameter names are the original's.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+__all__ = ["CFFMTransformer", "CFFMBlock", "CFFMAttention", "FocalMlp"]
+
+
+def _relative_position_index(q_size: int, k_size: int) -> Tensor:
+    """Index into a ``(q_size + k_size − 1)²`` bias table for every (query, key) pair of a
+    ``q_size²`` query window and a ``k_size²`` key window: ``(q², k²)`` long."""
+    qc = torch.stack(torch.meshgrid(torch.arange(q_size), torch.arange(q_size), indexing="ij")).flatten(1)
+    kc = torch.stack(torch.meshgrid(torch.arange(k_size), torch.arange(k_size), indexing="ij")).flatten(1)
+    rel = (qc[:, :, None] - kc[:, None, :]).permute(1, 2, 0) + (k_size - 1)
+    return rel[..., 0] * (q_size + k_size - 1) + rel[..., 1]
+
+
+def _windows(x: Tensor, size: int) -> Tensor:
+    """``(B, H, W, C)`` → ``(B·nWh·nWw, size², C)`` (row-major windows, H and W multiples of size)."""
+    b, h, w, c = x.shape
+    x = x.view(b, h // size, size, w // size, size, c).permute(0, 1, 3, 2, 4, 5)
+    return x.reshape(-1, size * size, c)
+
+
+def _pool_windows(x: Tensor, size: int, pool: nn.Linear) -> Tensor:
+    """Pool each ``size×size`` window to one token with a learned Linear(size²→1):
+    ``(B, H, W, C)`` → ``(B, H/size, W/size, C)``."""
+    b, h, w, c = x.shape
+    x = x.view(b, h // size, size, w // size, size, c).permute(0, 1, 3, 5, 2, 4)
+    return pool(x.reshape(b, h // size, w // size, c, size * size)).squeeze(-1)
+
+
+def _unfold_tokens(x: Tensor, kernel: int, stride: int, heads: int) -> Tensor:
+    """Neighbourhoods of a token map as attention keys.
+
+    ``(B, C, h, w)`` → ``(B·L, heads, kernel², C/heads)`` with zero padding kernel//2 (L = number
+    of output positions, row-major, matching the target's windows).
+    """
+    b, c = x.shape[:2]
+    cols = F.unfold(x, kernel_size=kernel, stride=stride, padding=kernel // 2)  # B, C·k², L
+    cols = cols.view(b, c, kernel * kernel, -1).permute(0, 3, 2, 1)  # B, L, k², C
+    return cols.reshape(-1, kernel * kernel, heads, c // heads).transpose(1, 2)
+
+
+def _padding_mask(h: int, w: int, kernel: int, stride: int, like: Tensor) -> Tensor:
+    """−100 where an unfolded neighbourhood reads zero padding, else 0: ``(L, kernel²)``."""
+    ones = like.new_ones(1, 1, h, w)
+    cols = F.unfold(ones, kernel_size=kernel, stride=stride, padding=kernel // 2)[0].t()
+    return (cols == 0).to(like.dtype) * -100.0
+
+
+class FocalMlp(nn.Module):
+    """Linear → GELU → Linear. Shape: ``(..., C)`` → ``(..., C)``."""
+
+    def __init__(self, dim: int, hidden: int):
+        super().__init__()
+        self.fc1 = nn.Linear(dim, hidden)
+        self.act = nn.GELU()
+        self.fc2 = nn.Linear(hidden, dim)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.fc2(self.act(self.fc1(x)))
+
+
+class CFFMAttention(nn.Module):
+    """Window attention of the target frame over fine, pooled and reference tokens
+    (the original ``WindowAttention3d3`` with focal level 2).
+
+    Args:
+        dim: channels E (256).
+        heads: 8.
+        window: 7.
+        expand: ring width around each window (3).
+        focal_window: neighbourhood of pooled target windows (5 → 25 tokens).
+        clip_levels: granularity l per reference frame ([1, 2, 3]).
+        clip_kernels: unfold kernel per reference frame ([7, 5, 3]).
+
+    Shape:
+        - target: ``(B, Hp, Wp, C)`` (Hp, Wp multiples of ``window``).
+        - pooled_target: ``(B, Hp/7, Wp/7, C)``.
+        - pooled_refs: per reference k, ``(B, l_k·Hp/7, l_k·Wp/7, C)``.
+        - Output: ``(B·nW, window², C)``.
+    """
+
+    def __init__(
+        self,
+        dim: int = 256,
+        heads: int = 8,
+        window: int = 7,
+        expand: int = 3,
+        focal_window: int = 5,
+        clip_levels: Sequence[int] = (1, 2, 3),
+        clip_kernels: Sequence[int] = (7, 5, 3),
+    ):
+        super().__init__()
+        if dim % heads:
+            raise ValueError(f"dim ({dim}) must be divisible by heads ({heads})")
+        if len(clip_levels) != len(clip_kernels):
+            raise ValueError(
+                f"one unfold kernel per reference level: levels {tuple(clip_levels)}, "
+                f"kernels {tuple(clip_kernels)}"
+            )
+        if not 0 < expand < window or not all(1 <= lvl <= window for lvl in clip_levels):
+            raise ValueError(
+                f"expand and every level must lie in 1 … window ({window}), "
+                f"got expand {expand}, levels {tuple(clip_levels)}"
+            )
+        self.dim, self.heads, self.window, self.expand = dim, heads, window, expand
+        self.focal_window = focal_window
+        self.clip_levels, self.clip_kernels = tuple(clip_levels), tuple(clip_kernels)
+        area = window * window
+        # Bias tables (parameter names as in the original).
+        self.relative_position_bias_table = nn.Parameter(torch.zeros((2 * window - 1) ** 2, heads))
+        ring = 4 * area - 4 * (window - expand) ** 2
+        self.relative_position_bias_table_to_neighbors = nn.Parameter(torch.zeros(1, heads, area, ring))
+        self.relative_position_bias_table_to_windows = nn.ParameterList(
+            [nn.Parameter(torch.zeros(heads, (window + focal_window - 1) ** 2))]
+        )
+        self.relative_position_bias_table_to_windows_clips = nn.ParameterList(
+            [nn.Parameter(torch.zeros(heads, (window + k - 1) ** 2)) for k in self.clip_kernels]
+        )
+        for p in [
+            self.relative_position_bias_table_to_neighbors,
+            *self.relative_position_bias_table_to_windows,
+            *self.relative_position_bias_table_to_windows_clips,
+        ]:
+            nn.init.trunc_normal_(p, std=0.02)
+        self.register_buffer(
+            "relative_position_index", _relative_position_index(window, window), persistent=False
+        )
+        self.register_buffer(
+            "relative_position_index_0", _relative_position_index(window, focal_window), persistent=False
+        )
+        for i, k in enumerate(self.clip_kernels):
+            self.register_buffer(
+                f"relative_position_index_clips_{i}", _relative_position_index(window, k), persistent=False
+            )
+        # Ring positions kept from each of the 4 diagonally rolled windows: those not already
+        # inside the window (33 of 49 per direction for window 7, expand 3).
+        masks = []
+        for rows, cols in (
+            (slice(None, -expand), slice(None, -expand)),
+            (slice(None, -expand), slice(expand, None)),
+            (slice(expand, None), slice(None, -expand)),
+            (slice(expand, None), slice(expand, None)),
+        ):
+            m = torch.ones(window, window)
+            m[rows, cols] = 0
+            masks.append(m)
+        self.register_buffer(
+            "valid_ind_rolled", torch.stack(masks).flatten().nonzero().view(-1), persistent=False
+        )
+        self.qkv = nn.Linear(dim, dim * 3)
+        self.proj = nn.Linear(dim, dim)
+
+    def extra_repr(self) -> str:
+        return (
+            f"dim={self.dim}, heads={self.heads}, window={self.window}, expand={self.expand}, "
+            f"focal_window={self.focal_window}, clip_levels={self.clip_levels}, clip_kernels={self.clip_kernels}"
+        )
+
+    def _bias(self) -> Tensor:
+        """Relative-position biases for all key groups: ``(heads, window², N_keys)``."""
+        area = self.window**2
+        parts = [
+            self.relative_position_bias_table[self.relative_position_index.reshape(-1)]
+            .view(area, area, -1)
+            .permute(2, 0, 1),
+            self.relative_position_bias_table_to_neighbors[0],
+            self.relative_position_bias_table_to_windows[0][
+                :, self.relative_position_index_0.reshape(-1)
+            ].view(self.heads, area, -1),
+        ]
+        for i in range(len(self.clip_kernels)):
+            index = getattr(self, f"relative_position_index_clips_{i}")
+            parts.append(
+                self.relative_position_bias_table_to_windows_clips[i][:, index.reshape(-1)].view(
+                    self.heads, area, -1
+                )
+            )
+        return torch.cat(parts, dim=-1)
+
+    def forward(self, target: Tensor, pooled_target: Tensor, pooled_refs: Sequence[Tensor]) -> Tensor:
+        b, hp, wp, c = target.shape
+        heads, hd, ws = self.heads, c // self.heads, self.window
+        nwh, nww = hp // ws, wp // ws
+        q, k, v = self.qkv(target).chunk(3, dim=-1)
+
+        def heads_first(t: Tensor) -> Tensor:  # (B·nW, n, C) → (B·nW, heads, n, hd)
+            return t.view(t.shape[0], t.shape[1], heads, hd).transpose(1, 2)
+
+        q_win = heads_first(_windows(q, ws))
+        keys, values = [heads_first(_windows(k, ws))], [heads_first(_windows(v, ws))]
+        e = self.expand
+        rolled_k, rolled_v = [], []
+        for shift in ((-e, -e), (-e, e), (e, -e), (e, e)):
+            rolled_k.append(_windows(torch.roll(k, shifts=shift, dims=(1, 2)), ws))
+            rolled_v.append(_windows(torch.roll(v, shifts=shift, dims=(1, 2)), ws))
+        keys.append(heads_first(torch.cat(rolled_k, 1)[:, self.valid_ind_rolled]))
+        values.append(heads_first(torch.cat(rolled_v, 1)[:, self.valid_ind_rolled]))
+        masks = [target.new_zeros(nwh * nww, keys[0].shape[2] + keys[1].shape[2])]
+
+        # Pooled target windows (stride 1), then each reference at its granularity (stride l).
+        groups = [(pooled_target, self.focal_window, 1)] + [
+            (r, kern, lvl) for r, kern, lvl in zip(pooled_refs, self.clip_kernels, self.clip_levels)
+        ]
+        for tokens, kernel, stride in groups:
+            _, kv_k, kv_v = self.qkv(tokens).permute(0, 3, 1, 2).chunk(3, dim=1)
+            keys.append(_unfold_tokens(kv_k.contiguous(), kernel, stride, heads))
+            values.append(_unfold_tokens(kv_v.contiguous(), kernel, stride, heads))
+            masks.append(_padding_mask(tokens.shape[1], tokens.shape[2], kernel, stride, target))
+        k_all, v_all = torch.cat(keys, 2), torch.cat(values, 2)
+        # (nW, N) padding mask repeated over the batch (windows are batch-major).
+        mask = torch.cat(masks, 1).repeat(b, 1)[:, None, None, :]
+        bias = self._bias().to(q_win.dtype)[None] + mask.to(q_win.dtype)
+        out = F.scaled_dot_product_attention(q_win, k_all, v_all, attn_mask=bias)
+        return self.proj(out.transpose(1, 2).reshape(out.shape[0], ws * ws, c))
+
+
+class CFFMBlock(nn.Module):
+    """One CFFM transformer block (the original ``CffmTransformerBlock3d3``): only the
+    target (last) frame is updated; references pass through unchanged.
+
+    Shape: ``(B, F, H, W, C)`` with frames ``[ref_far, ref_mid, ref_near, target]`` → same.
+    """
+
+    def __init__(
+        self,
+        dim: int = 256,
+        heads: int = 8,
+        window: int = 7,
+        mlp_ratio: float = 4.0,
+        clip_levels: Sequence[int] = (1, 2, 3),
+        clip_kernels: Sequence[int] = (7, 5, 3),
+    ):
+        super().__init__()
+        self.window = window
+        self.clip_levels = tuple(clip_levels)
+        self.norm1 = nn.LayerNorm(dim)
+        self.attn = CFFMAttention(dim, heads, window, clip_levels=clip_levels, clip_kernels=clip_kernels)
+        self.norm2 = nn.LayerNorm(dim)
+        self.mlp = FocalMlp(dim, int(dim * mlp_ratio))
+        # Learned window pooling, initialised to the mean (as in the original).
+        self.pool_layers = nn.ModuleList([nn.Linear(window * window, 1)])
+        self.pool_layers_clips = nn.ModuleList(
+            [nn.Linear((window // lvl) ** 2, 1) for lvl in self.clip_levels]
+        )
+        for pool in [*self.pool_layers, *self.pool_layers_clips]:
+            nn.init.constant_(pool.weight, 1.0 / pool.in_features)
+            nn.init.zeros_(pool.bias)
+
+    def extra_repr(self) -> str:
+        return f"window={self.window}, clip_levels={self.clip_levels}"
+
+    def forward(self, x: Tensor) -> Tensor:
+        b, f, h0, w0, c = x.shape
+        ws = self.window
+        xn = self.norm1(x)
+        pad_b, pad_r = (ws - h0 % ws) % ws, (ws - w0 % ws) % ws
+        if pad_b or pad_r:
+            xn = F.pad(xn, (0, 0, 0, pad_r, 0, pad_b))
+        hp, wp = h0 + pad_b, w0 + pad_r
+        target = xn[:, -1]
+        pooled_target = _pool_windows(target, ws, self.pool_layers[0])
+        pooled_refs = []
+        for k, lvl in enumerate(self.clip_levels):
+            size = ws // lvl
+            hk, wk = math.ceil(hp / ws) * lvl * size, math.ceil(wp / ws) * lvl * size
+            ref = xn[:, k]
+            if (hk, wk) != (hp, wp):
+                ref = F.interpolate(
+                    ref.permute(0, 3, 1, 2), size=(hk, wk), mode="bilinear", align_corners=False
+                ).permute(0, 2, 3, 1)
+            pooled_refs.append(_pool_windows(ref.contiguous(), size, self.pool_layers_clips[k]))
+        out = self.attn(target, pooled_target, pooled_refs)  # (B·nW, ws², C)
+        out = out.view(b, hp // ws, wp // ws, ws, ws, c).permute(0, 1, 3, 2, 4, 5).reshape(b, hp, wp, c)
+        t = x[:, -1] + out[:, :h0, :w0]
+        t = t + self.mlp(self.norm2(t))
+        return torch.cat([x[:, :-1], t.unsqueeze(1)], 1)
+
+
+class CFFMTransformer(nn.Module):
+    """A stack of :class:`CFFMBlock` (the original ``BasicLayer3d3``, depth 2).
+
+    Shape: ``(B, 4, C, h, w)`` → ``(B, 4, C, h, w)`` (only the last frame changes).
+    """
+
+    def __init__(self, dim: int = 256, depth: int = 2, heads: int = 8):
+        super().__init__()
+        self.blocks = nn.ModuleList(CFFMBlock(dim, heads) for _ in range(depth))
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = x.permute(0, 1, 3, 4, 2)
+        for blk in self.blocks:
+            x = blk(x)
+        return x.permute(0, 1, 4, 2, 3)
