@@ -149,7 +149,7 @@ def worker(
         )
         stages = json.loads((Path(out) / Path(video).stem / "run.json").read_text())["timings_seconds"]
         rep_frames, rep_seconds = rep.frames, rep.seconds
-    from vpscli.engine.outputs import png_workers
+    from vpscli.engine.sinks import png_workers
 
     return {
         "model": model,

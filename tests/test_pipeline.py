@@ -260,8 +260,10 @@ def test_an_interrupt_stops_every_running_video(clip, weights, tmp_path):
 def test_job_placement_helpers_on_the_cpu(monkeypatch):
     import contextlib
 
-    from vpscli.engine import device, outputs
+    from vpscli.engine import device
     from vpscli.engine.device import Placement, job_stream, jobs_cpu_threads
+    from vpscli.engine.overlay_sink import overlay_preset
+    from vpscli.engine.sinks import png_workers
 
     assert isinstance(job_stream(Placement.on(torch.device("cpu"))), contextlib.nullcontext)
     made = []
@@ -276,11 +278,11 @@ def test_job_placement_helpers_on_the_cpu(monkeypatch):
     assert ctx[0] == "stream-context" and made == [torch.device("cuda", 1)]  # its own stream on its device
     assert jobs_cpu_threads(7, 1) == 7 and jobs_cpu_threads(7, 2) == 3 and jobs_cpu_threads(1, 8) == 1
     monkeypatch.setattr(device, "usable_cpus", lambda: 2)
-    assert outputs.png_workers() == 2 and outputs.overlay_preset() == "ultrafast"
+    assert png_workers() == 2 and overlay_preset() == "ultrafast"
     monkeypatch.setattr(device, "usable_cpus", lambda: 6)
-    assert outputs.png_workers() == 3 and outputs.overlay_preset() == "superfast"
+    assert png_workers() == 3 and overlay_preset() == "superfast"
     monkeypatch.setattr(device, "usable_cpus", lambda: 16)
-    assert outputs.png_workers() == 8 and outputs.overlay_preset() == "veryfast"
+    assert png_workers() == 8 and overlay_preset() == "veryfast"
 
 
 def test_cli_refuses_zero_jobs(clip, tmp_path):
@@ -297,7 +299,7 @@ def test_stage_clock_times_the_device_without_waiting_for_it(monkeypatch):
     """On the CPU the wall time; on CUDA two events on the stream, read after the pipeline's own wait."""
     import time
 
-    from vpscli.engine.segmenter import StageClock
+    from vpscli.engine.video_run import StageClock
 
     clock = StageClock(torch.device("cpu"))
     time.sleep(0.02)

@@ -19,6 +19,7 @@ from vpscli.io.run_folder import (
     match_to_frames,
     number_files,
 )
+from vpscli.io.run_record import RunRecord
 
 
 def _row(index: int, name: str, **cells) -> dict:
@@ -100,17 +101,19 @@ def test_status_and_partial_warning(tmp_path):
     run.masks_dir.mkdir(parents=True)
     assert run.record() == {} and run.status() is None and run.partial_warning() is None
     run.write_record(
-        {
-            "status": "partial",
-            "partial": {
-                "frames_decoded": 7,
-                "frames_expected": 10,
-                "reason": "decoding stopped at frame 7 of 10",
-            },
-        }
+        RunRecord.from_json(
+            {
+                "status": "partial",
+                "partial": {
+                    "frames_decoded": 7,
+                    "frames_expected": 10,
+                    "reason": "decoding stopped at frame 7 of 10",
+                },
+            }
+        )
     )
     assert json.loads(run.run_json.read_text())["status"] == "partial"
-    assert run.status() == "partial" and RunFolder.is_finished(run.record())
+    assert run.status() == "partial" and run.run_record().is_finished
     # found from the masks/ folder as well (run.json one level up)
     masks_view = RunFolder.of_mask_folder(run.masks_dir)
     assert masks_view.record_path() == run.run_json
@@ -118,8 +121,8 @@ def test_status_and_partial_warning(tmp_path):
         f"{run.path}: partial run (7 of 10 frames): decoding stopped at frame 7 "
         "of 10; frames after the damage have no masks"
     )
-    run.write_record({"status": "interrupted", "frames": 4})
-    assert not RunFolder.is_finished(run.record())
+    run.write_record(RunRecord.from_json({"status": "interrupted", "frames": 4}))
+    assert not run.run_record().is_finished
     assert "was interrupted after 4 frames" in run.partial_warning()
     run.run_json.write_text("{not json")
     assert run.status() is None
@@ -180,7 +183,7 @@ def test_row_writer_commits_whole_files_only(tmp_path):
 
 def test_a_library_sink_replaces_the_frame_outputs(clip, weights, tmp_path):
     from vpscli.engine import Segmenter, SegmentOptions, segment_video
-    from vpscli.engine.outputs import Sink, default_sinks
+    from vpscli.engine.run_loop import Sink, default_sinks
     from vpscli.io.sources import open_source
 
     class Collect(Sink):

@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 import sys
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -113,7 +114,7 @@ def test_resume_after_interrupt_gives_identical_outputs(clip, weights, tmp_path)
     assert read_csv(cut / "frames.csv") == read_csv(tmp_path / "clean" / "vid" / "frames.csv")[:n_kept]
     with pytest.raises(OutputError, match="unfinished run"):
         segment_video(seg, open_source(clip / "vid.mp4"), opts)
-    opts.resume = True
+    opts = replace(opts, resume=True)
     rep = segment_video(seg, open_source(clip / "vid.mp4"), opts)
     assert rep.status == "complete" and rep.reused_masks == n_kept
     for sub in ("masks", "probs"):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import json
 import shutil
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -16,9 +17,10 @@ import pytest
 from tests._models import scripted_stand_in
 from vpscli.cli import main
 from vpscli.engine import Segmenter, SegmentOptions, segment_many, segment_video
-from vpscli.engine.outputs import CSV_COLUMNS, frame_row
+from vpscli.engine.frame_decision import frame_row
 from vpscli.errors import OutputError
 from vpscli.io.masks import read_mask
+from vpscli.io.run_folder import CSV_COLUMNS
 from vpscli.io.sources import discover_sources, open_source
 from vpscli.synth import SynthConfig, write_clip
 
@@ -196,7 +198,7 @@ def test_an_interrupt_drops_the_frames_the_filter_holds(v24, tmp_path):
     assert 1 <= len(rows) <= 13 and rows == read_csv(tmp_path / "clean" / "v24" / "frames.csv")[: len(rows)]
     assert sorted(p.stem for p in (folder / "masks").glob("*.png")) == [f"{i:06d}" for i in range(len(rows))]
     seg.run = engine_run
-    cut.resume = True
+    cut = replace(cut, resume=True)
     assert segment_video(seg, open_source(v24), cut).status == "complete"
     assert_same_outputs(tmp_path / "clean" / "v24", folder)
 

@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -114,7 +115,7 @@ def test_disk_full_stops_at_the_first_failed_write_and_resume_trusts_only_whole_
     # An older vps left zero-byte PNGs under real names (cv2.imwrite "succeeded"): never trusted.
     (out / "masks" / f"{rows[-1]['name']}.png").write_bytes(b"")
     monkeypatch.setattr(masks_module, "write_bytes_atomic", real)
-    opts.resume = True
+    opts = replace(opts, resume=True)
     rep = segment_video(seg, open_source(clips / "A" / "clip.mp4"), opts)
     assert rep.status == "complete" and rep.reused_masks == len(rows) - 1
     segment_video(
@@ -186,7 +187,7 @@ def test_resume_refuses_an_earlier_run_of_another_source_model_or_threshold(seg,
         segment_video(seg, open_source(clips / "A" / "clip.mp4"), opts, on_frame=stop_at(9))
     kept = sorted((tmp_path / "o" / "clip" / "masks").glob("*.png"))
     before = {p.name: p.read_bytes() for p in kept}
-    opts.resume = True
+    opts = replace(opts, resume=True)
     with pytest.raises(OutputError, match="another source file") as e:  # same name, another video
         segment_video(seg, open_source(clips / "B" / "clip.mp4"), opts)
     assert "--overwrite" in e.value.fix
@@ -401,7 +402,7 @@ def test_unwritable_masks_folder_is_reported_before_inference(weights, clips, ma
     make_read_only(tmp_path / "clip" / "masks")
     started = []
     seg.init_state = lambda source: started.append(source)  # would start decoding
-    opts.resume = True
+    opts = replace(opts, resume=True)
     with pytest.raises(OutputError, match="cannot write in this folder") as e:
         segment_video(seg, open_source(clips / "A" / "clip.mp4"), opts)
     assert e.value.path == str(tmp_path / "clip" / "masks")
@@ -484,7 +485,7 @@ def test_run_json_records_the_numerics_and_a_resume_that_changes_them(weights, c
         "precision": "fp32",
         "batch": 1,
     }
-    opts.resume = True
+    opts = replace(opts, resume=True)
     segment_video(
         Segmenter("pns-plus", weights["pns-plus"], device="cpu", batch=2),
         open_source(clips / "A" / "clip.mp4"),
@@ -560,10 +561,9 @@ def test_an_interrupt_between_a_png_and_its_row_leaves_no_orphan(tmp_path):
     keeps rows and PNGs of the same frames (the orphan is predicted again by --resume anyway)."""
     import numpy as np
 
-    from vpscli.engine.outputs import CSV_COLUMNS
     from vpscli.io.atomic import partial_path
     from vpscli.io.masks import write_levels, write_mask
-    from vpscli.io.run_folder import RunFolder
+    from vpscli.io.run_folder import CSV_COLUMNS, RunFolder
 
     out = tmp_path / "run"
     for sub in ("masks", "probs"):

@@ -62,7 +62,7 @@ def test_segment_says_what_ran_even_when_quiet(clip, weights, tmp_path, capsys):
 
 def test_summary_table_and_hud_carry_the_weights(clip, weights, tmp_path, capsys):
     from vpscli.engine import Segmenter
-    from vpscli.engine.outputs import weights_tag
+    from vpscli.engine.record import weights_tag
 
     seg = Segmenter("pns-plus", weights["pns-plus"], device="cpu")
     tag = weights_tag(seg)

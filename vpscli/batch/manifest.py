@@ -114,7 +114,7 @@ def _read_csv(path: Path, text: str) -> list[ManifestEntry]:
 
 def _option(column: str, value: str, where: str):
     """A CSV cell converted and checked as its command-line option is."""
-    from vpscli.engine.segmenter import check_options
+    from vpscli.engine.options import check_options
     from vpscli.models.registry import available_models
 
     cell_fix = f"correct the {column} cell, or leave it empty for the command's value"

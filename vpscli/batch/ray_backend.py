@@ -202,7 +202,7 @@ def run_segment_task(task: SegmentTask, attempt: int, counter) -> dict:
     """The body of one video's Ray task: segment it as a local run would. Returns ``{"report": …}`` or, for
     an input error, ``{"error": one line}``; anything else (a bug, a lost worker) is Ray's to retry."""
     from vpscli.engine.device import set_cpu_threads
-    from vpscli.engine.outputs import VideoReport, segment_video
+    from vpscli.engine.run_loop import VideoReport, segment_video
 
     worker = _worker_name()
     opts = task.options

@@ -2,8 +2,10 @@
 
 - :class:`Segmenter` — a model on a device; ``run(source)`` yields a :class:`FrameResult`
   per source frame (probability, mask at the source resolution);
+- :class:`ModelConfig` / :class:`SegmentOptions` — which model runs how, and what is written
+  (:mod:`vpscli.engine.options`); ``Segmenter.from_config(config)``;
 - :func:`segment_video` / :func:`segment_many` — ``vps segment``'s outputs (masks, probs,
-  overlay, frames.csv, run.json) with resume;
+  overlay, frames.csv, run.json) with resume (:mod:`vpscli.engine.run_loop`, :mod:`vpscli.engine.many`);
 - :func:`clip_windows` — the windowing rule.
 
 Example::
@@ -16,12 +18,16 @@ Example::
         r.index, r.mask, r.max_prob
 """
 
-from vpscli.engine.outputs import SegmentOptions, VideoReport, segment_many, segment_video
-from vpscli.engine.segmenter import FrameResult, Segmenter, VideoRun
+from vpscli.engine.many import segment_many
+from vpscli.engine.options import ModelConfig, SegmentOptions
+from vpscli.engine.run_loop import VideoReport, segment_video
+from vpscli.engine.segmenter import Segmenter
+from vpscli.engine.video_run import FrameResult, VideoRun
 from vpscli.engine.windows import Window, clip_windows
 
 __all__ = [
     "FrameResult",
+    "ModelConfig",
     "Segmenter",
     "SegmentOptions",
     "VideoReport",

@@ -28,11 +28,8 @@ Where each stage runs, and why (measured at 1080p, ``benchmarks/bench_segment.py
 
 from __future__ import annotations
 
-import queue
-import threading
 import time
 from collections import defaultdict, deque
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -40,224 +37,12 @@ import numpy as np
 import torch
 
 from vpscli.engine.device import Placement, check_compile_mode, place_model, resolve_placement
-from vpscli.engine.postprocess import FramePrediction, SourceUpsampler
+from vpscli.engine.options import ModelConfig, check_options
+from vpscli.engine.postprocess import FramePrediction
+from vpscli.engine.video_run import FrameResult, ResizedFrame, StageClock, VideoRun
 from vpscli.engine.windows import Window, clip_windows
 from vpscli.errors import UsageError
 from vpscli.io.frames import Frame
-
-#: decoded-and-resized frames buffered ahead of the model (enough to hide decode jitter;
-#: each holds a full source frame, 6 MiB at 1080p, so more only costs memory)
-DECODE_QUEUE_FRAMES = 8
-_END = object()
-
-
-@dataclass(frozen=True)
-class FrameResult:
-    """The prediction for one source frame.
-
-    Attributes:
-        index, name, timestamp: from the source frame (name is the mask file stem).
-        image: the source frame ``(H, W, 3)`` uint8 RGB (for overlays).
-        prob: probability ``(H, W)`` uint8, ``floor(255·p)`` (the benchmark format).
-        mask: ``(H, W)`` bool, ``p ≥ threshold``.
-        max_prob: the frame's largest probability in [0, 1].
-        predicted: false for frames the caller asked to skip (resuming): ``prob`` and ``mask``
-            are then ``None`` and ``max_prob`` is NaN — the caller has them already.
-        mask_box: ``(x, y, w, h)`` bounding box of the mask, ``None`` when empty or not known.
-        mask_area: mask pixels, ``None`` when not known (computed from ``mask`` then).
-    """
-
-    index: int
-    name: str
-    timestamp: float
-    image: np.ndarray = field(repr=False)
-    prob: np.ndarray | None = field(repr=False)
-    mask: np.ndarray | None = field(repr=False)
-    max_prob: float
-    predicted: bool = True
-    mask_box: tuple[int, int, int, int] | None = None
-    mask_area: int | None = None
-
-
-class Timings:
-    """Seconds spent per stage, summed over threads."""
-
-    def __init__(self):
-        self._lock = threading.Lock()
-        self.seconds: dict[str, float] = defaultdict(float)
-
-    def add(self, stage: str, seconds: float) -> None:
-        with self._lock:
-            self.seconds[stage] += seconds
-
-    def as_dict(self) -> dict[str, float]:
-        with self._lock:
-            return {k: round(v, 4) for k, v in self.seconds.items()}
-
-
-@dataclass
-class _Decoded:
-    frame: Frame
-    resized: np.ndarray  # (h, w, 3) uint8 at the model's input size
-
-    @property
-    def index(self) -> int:
-        return self.frame.index
-
-
-class StageClock:
-    """Time of work issued to ``device`` between construction and :meth:`stop`.
-
-    On the CPU the wall time. On CUDA two events recorded on the current stream, read by
-    :meth:`seconds` once a later wait has passed them (the post-processing's copy to the host):
-    the device's own time, without the host waiting for it (a synchronize per clip would stall
-    every stream, other videos' under ``--jobs`` included).
-    """
-
-    def __init__(self, device: torch.device):
-        self.cuda = device.type == "cuda"
-        if self.cuda:
-            self._start, self._end = (
-                torch.cuda.Event(enable_timing=True),
-                torch.cuda.Event(enable_timing=True),
-            )
-            self._start.record()
-        else:
-            self._t0 = time.perf_counter()
-            self._t1: float | None = None
-
-    def stop(self) -> None:
-        if self.cuda:
-            self._end.record()
-        else:
-            self._t1 = time.perf_counter()
-
-    def seconds(self) -> float:
-        if self.cuda:
-            self._end.synchronize()  # already passed in the pipeline: returns at once
-            return self._start.elapsed_time(self._end) / 1000.0
-        return self._t1 - self._t0
-
-
-class VideoRun:
-    """Per-video inference state: the source, the model's state, the decoder thread, timings.
-
-    Made by :meth:`Segmenter.init_state`; consumed by :meth:`Segmenter.run`.
-    """
-
-    def __init__(self, source, model_state, input_hw: tuple[int, int]):
-        self.source = source
-        self.model_state = model_state
-        self.input_hw = input_hw
-        self.timings = Timings()
-        self.frames_out = 0
-        #: frames the model ran on (owned frames of the clips computed; fewer than frames_out when resuming)
-        self.frames_computed = 0
-        self._queue: queue.Queue = queue.Queue(maxsize=DECODE_QUEUE_FRAMES)
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._upsamplers: dict[tuple, SourceUpsampler] = {}
-
-    def upsampler(self, out_hw, in_hw, threshold: float, device) -> SourceUpsampler:
-        """The :class:`SourceUpsampler` for one source size (made once per video and size)."""
-        key = (tuple(out_hw), tuple(in_hw))
-        if key not in self._upsamplers:
-            self._upsamplers[key] = SourceUpsampler(in_hw, out_hw, threshold, device)
-        return self._upsamplers[key]
-
-    def start_decoding(self) -> None:
-        self._thread = threading.Thread(target=self._decode, name=f"decode:{self.source.name}", daemon=True)
-        self._thread.start()
-
-    def _put(self, item) -> bool:
-        while not self._stop.is_set():
-            try:
-                self._queue.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def _decode(self) -> None:
-        import cv2
-
-        h, w = self.input_hw
-        try:
-            it = iter(self.source)
-            while not self._stop.is_set():
-                t0 = time.perf_counter()
-                try:
-                    frame = next(it)
-                except StopIteration:
-                    break
-                t1 = time.perf_counter()
-                resized = cv2.resize(frame.image, (w, h), interpolation=cv2.INTER_LINEAR)
-                self.timings.add("decode", t1 - t0)
-                self.timings.add("preprocess", time.perf_counter() - t1)
-                if not self._put(_Decoded(frame, resized)):
-                    return
-            self._put(_END)
-        except BaseException as e:  # handed to the consumer, which re-raises it
-            self._put(e)
-
-    def decoded(self) -> Iterator[_Decoded]:
-        while True:
-            item = self._queue.get()
-            if item is _END:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-
-    def close(self) -> None:
-        """Stop the decoder (after an error or an interrupt) and wait for it."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-
-
-#: the longest --min-persistence: the writer holds up to N − 1 whole frames (image, probabilities, mask;
-#: about 10 MB each at 1080p) until their run is decided, so N is bounded; 30 frames is over a second
-#: at 25 fps, far beyond the ≤ 6-frame activations CADe systems suppress
-MAX_MIN_PERSISTENCE = 30
-
-
-def check_options(
-    *,
-    threshold: float = 0.5,
-    batch: int = 1,
-    fps: float | None = None,
-    jobs: int = 1,
-    min_persistence: int = 1,
-    presence: float | None = None,
-) -> None:
-    """Refuse option values that cannot work, before any model is loaded or file written."""
-    import math
-
-    if presence is not None and not (math.isfinite(presence) and threshold <= presence <= 1.0):
-        raise UsageError(
-            f"--presence must lie between the threshold ({threshold:g}) and 1, got {presence}",
-            fix="give the peak probability a frame needs to count as showing a polyp, e.g. "
-            "--presence 0.9 (leave it out: a frame counts when its mask has a pixel)",
-        )
-
-    if not 1 <= min_persistence <= MAX_MIN_PERSISTENCE:
-        raise UsageError(
-            f"--min-persistence must be between 1 and {MAX_MIN_PERSISTENCE} frames, got {min_persistence}",
-            fix="give the shortest run of consecutive flagged frames to keep, e.g. --min-persistence 3 "
-            "(1 keeps every detection)",
-        )
-    if jobs < 1:
-        raise UsageError(f"--jobs must be at least 1, got {jobs}")
-    if not (math.isfinite(threshold) and 0.0 <= threshold <= 1.0):
-        raise UsageError(f"--threshold must be between 0 and 1, got {threshold}")
-    if batch < 1:
-        raise UsageError(f"--batch must be at least 1, got {batch}")
-    if fps is not None and not (math.isfinite(fps) and 0 < fps <= 1000):
-        raise UsageError(
-            f"--fps must be a frame rate in (0, 1000], got {fps}",
-            fix="give the frame rate the frames were recorded at, e.g. --fps 25",
-        )
 
 
 def _loaded_network(net, weights):
@@ -338,6 +123,21 @@ class Segmenter:
             else None
         )
 
+    @classmethod
+    def from_config(cls, config: ModelConfig) -> "Segmenter":
+        """The segmenter ``config`` describes (its model loaded with its weights, placed on its device)."""
+        return cls(
+            config.model,
+            config.weights,
+            device=config.device,
+            precision=config.precision,
+            threshold=config.threshold,
+            batch=config.batch,
+            compile=config.compile,
+            compile_mode=config.compile_mode,
+            tta=config.tta,
+        )
+
     @property
     def weights_path(self) -> Path | None:
         return self.loaded.weights_path
@@ -364,15 +164,15 @@ class Segmenter:
         """A fresh per-video state for ``source`` (a :mod:`vpscli.io.sources` source)."""
         return VideoRun(source, self.model.init_state(), self.input_size)
 
-    def _tensor(self, items: list[_Decoded]) -> torch.Tensor:
+    def _tensor(self, items: list[ResizedFrame]) -> torch.Tensor:
         """Window frames → ``(T, 3, h, w)`` normalised float on the device."""
         x = torch.from_numpy(np.stack([it.resized for it in items])).to(
             self.placement.device, non_blocking=True
         )
         return self.model.preprocess(x.permute(0, 3, 1, 2))
 
-    def _batches(self, windows: Iterator[Window[_Decoded]]) -> Iterator[list[Window[_Decoded]]]:
-        batch: list[Window[_Decoded]] = []
+    def _batches(self, windows: Iterator[Window[ResizedFrame]]) -> Iterator[list[Window[ResizedFrame]]]:
+        batch: list[Window[ResizedFrame]] = []
         for w in windows:
             batch.append(w)
             if len(batch) == self.batch:
@@ -382,8 +182,8 @@ class Segmenter:
             yield batch
 
     def _plan(
-        self, batches: Iterator[list[Window[_Decoded]]], skip: Callable[[Frame], bool] | None
-    ) -> Iterator[tuple[list[Window[_Decoded]], str]]:
+        self, batches: Iterator[list[Window[ResizedFrame]]], skip: Callable[[Frame], bool] | None
+    ) -> Iterator[tuple[list[Window[ResizedFrame]], str]]:
         """Tag each batch ``predict``, ``replay`` (run only to rebuild the state for a later batch)
         or ``skip`` (every owned frame is in ``skip`` and no later batch needs it).
 
@@ -399,7 +199,7 @@ class Segmenter:
         def owned(batch):
             return sum(len(w.owned) for w in batch)
 
-        held: deque[list[Window[_Decoded]]] = deque()  # skippable batches a later batch may still need
+        held: deque[list[Window[ResizedFrame]]] = deque()  # skippable batches a later batch may still need
         held_frames = 0
         for batch in batches:
             if all(skip(w.items[i].frame) for w in batch for i in w.owned):
@@ -466,7 +266,7 @@ class Segmenter:
             run.close()
 
     @staticmethod
-    def _skipped(run: VideoRun, batch: list[Window[_Decoded]]) -> Iterator[FrameResult]:
+    def _skipped(run: VideoRun, batch: list[Window[ResizedFrame]]) -> Iterator[FrameResult]:
         for window in batch:
             for i in window.owned:
                 frame = window.items[i].frame
@@ -483,7 +283,7 @@ class Segmenter:
                 )
 
     def _postprocess(
-        self, run: VideoRun, window: Window[_Decoded], logits: torch.Tensor
+        self, run: VideoRun, window: Window[ResizedFrame], logits: torch.Tensor
     ) -> Iterator[FrameResult]:
         """Owned frames of one window: sigmoid, bilinear upsampling to the source size, threshold
         (:class:`~vpscli.engine.postprocess.SourceUpsampler`: only where something can be non-zero)."""

@@ -15,6 +15,14 @@ functions and the class below.
 
 A frame is *finished* when its mask PNG (and its probability PNG, when the run saves them) is whole
 on disk and ``frames.csv`` has its row: ``--resume`` does not predict it again.
+
+A run folder's life (:meth:`RunFolder.decide`): an empty folder gets a ``fresh`` run; an unfinished one is
+continued (``resume``) and a finished one left as it is (``skip``) under ``--resume``; ``--overwrite``
+writes the new run beside the old (``.<name>.overwrite/``, :meth:`RunFolder.staging`) and swaps it in
+only once it has finished (``replace``, :meth:`RunFolder.swap_in`), so a failed redo loses nothing.
+
+This module is longer than most: the layout, the tables, the record and the life of a run folder are one
+definition that the writer and every reader share.
 """
 
 from __future__ import annotations
@@ -24,12 +32,21 @@ import io
 import json
 import os
 import re
+import shutil
+import tempfile
 from pathlib import Path
 
-from vpscli.errors import VpsError
+from vpscli.errors import OutputError, VpsError
 from vpscli.io.atomic import output_error, partial_path, write_text_atomic
 from vpscli.io.masks import is_complete_png
-from vpscli.io.run_record import FINISHED, RUN_JSON, find_run_json, partial_warning, read_run_record
+from vpscli.io.run_record import (
+    RUN_JSON,
+    RunIdentity,
+    RunRecord,
+    find_run_json,
+    partial_warning,
+    read_run_record,
+)
 
 MASKS = "masks"
 PROBS = "probs"
@@ -205,19 +222,88 @@ class RunFolder:
         status = self.record().get("status")
         return status if isinstance(status, str) else None
 
-    @staticmethod
-    def is_finished(record: dict) -> bool:
-        """The record says the run finished (``complete`` or ``partial``): no more writes without
-        ``--resume``/``--overwrite``."""
-        return record.get("status") in FINISHED
-
     def partial_warning(self, record: dict | None = None) -> str | None:
         """One line when the run did not cover its whole source (partial or unfinished), else ``None``."""
         return partial_warning(self._record_from, record)
 
-    def write_record(self, record: dict) -> None:
+    def run_record(self) -> RunRecord | None:
+        """The run's typed record (``None`` when absent or unreadable)."""
+        return RunRecord.from_json(self.record())
+
+    def write_record(self, record: RunRecord) -> None:
         """Write ``run.json`` whole (temporary file, renamed)."""
-        write_text_atomic(self.run_json, json.dumps(record, indent=2) + "\n")
+        write_text_atomic(self.run_json, json.dumps(record.to_json(), indent=2) + "\n")
+
+    # the folder's life
+    def decide(self, identity: RunIdentity, *, resume: bool, overwrite: bool) -> tuple[str, RunRecord | None]:
+        """What a run of ``identity`` does with this folder: ``fresh``, ``resume``, ``skip`` or ``replace``
+        (module doc); returns the mode and the earlier run's record (``None`` unless resumed or skipped).
+        Refuses a folder of other files, a finished or unfinished run without ``--resume``/``--overwrite``,
+        and a run of another source or setting (:meth:`RunRecord.check_continues`)."""
+        if self.is_empty():
+            return "fresh", None
+        if not self.holds_outputs():  # never replaced, not even by --overwrite: they are not vps's to delete
+            raise OutputError(
+                "holds other files, not a vps run (no run.json, masks/ or frames.csv)",
+                path=self.path,
+                fix="move them away, or choose another --out (each video is written to <out>/<video name>/)",
+            )
+        if overwrite:
+            return "replace", None
+        record = self.run_record()
+        if record is not None and record.status == "failed" and not self.rows():
+            return (
+                "replace",
+                None,
+            )  # a failed run that wrote no frame is no work to keep: redo it, whatever the source
+        if resume:
+            if record is None:
+                raise OutputError(
+                    "holds files but no readable run.json, so vps cannot tell what made them",
+                    path=self.path,
+                    fix="use --overwrite to replace them, or choose another --out",
+                )
+            record.check_continues(identity, self.path)
+            return ("skip" if record.is_finished else "resume"), record
+        if record is not None and record.is_finished:
+            raise OutputError(
+                f"already segmented (run.json says {record.status})",
+                path=self.path,
+                fix="use --resume to skip finished videos, or --overwrite to redo them",
+            )
+        raise OutputError(
+            "holds an unfinished run",
+            path=self.path,
+            fix="use --resume to continue it, or --overwrite to start again",
+        )
+
+    def staging(self) -> "RunFolder":
+        """Where ``--overwrite`` writes a new run before it replaces this one (hidden: no command takes it for
+        a result)."""
+        return RunFolder(self.path.with_name(f".{self.path.name}.overwrite"))
+
+    def writing(self, mode: str, with_probs: bool) -> "RunFolder":
+        """The folder a run in ``mode`` writes (its :meth:`staging` folder for ``replace``, cleared of what a
+        killed ``--overwrite`` left), its folders made and proved writable before any frame is decoded."""
+        folder = self.staging() if mode == "replace" else self
+        if mode == "replace":
+            shutil.rmtree(folder.path, ignore_errors=True)
+        for path in [folder.path, folder.masks_dir] + ([folder.probs_dir] if with_probs else []):
+            check_writable(path, create=True)
+        return folder
+
+    def swap_in(self, staged: "RunFolder") -> None:
+        """Replace this folder by the finished ``staged`` run: the old outputs go only once the new are whole."""
+        old = self.path.with_name(f".{self.path.name}.replaced")
+        shutil.rmtree(old, ignore_errors=True)
+        try:
+            os.replace(self.path, old)
+            os.replace(staged.path, self.path)
+        except OSError as e:
+            if old.exists() and not self.path.exists():
+                os.replace(old, self.path)  # put the earlier outputs back
+            raise output_error(self.path, e) from None
+        shutil.rmtree(old, ignore_errors=True)
 
     # frames.csv
     def rows(self) -> dict[str, dict]:
@@ -303,6 +389,32 @@ class RunFolder:
             pass
         finally:
             partial_path(self.frames_csv).unlink(missing_ok=True)
+
+
+def check_writable(folder: Path, create: bool) -> None:
+    """``folder`` is a folder that takes files (made first when ``create``), or a one-line error."""
+    if folder.exists() and not folder.is_dir():
+        raise OutputError("is a file, not a folder", path=folder, fix="remove it, or choose another --out")
+    try:
+        if create:
+            folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as e:
+        raise OutputError(
+            f"cannot write in this folder ({e.strerror or e})",
+            path=folder,
+            fix="make it writable, or choose another --out",
+        ) from None
+
+
+def check_output_root(out_root: str | Path) -> None:
+    """The output root (or, when it does not exist yet, the folder it will be made in) takes files:
+    checked before a model is loaded, and without creating anything."""
+    folder = Path(out_root).absolute()
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    check_writable(folder, create=False)
 
 
 class RowWriter:

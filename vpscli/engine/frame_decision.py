@@ -1,0 +1,103 @@
+"""The frame decision: what each frame's outputs say, once the persistence filter has decided it.
+
+A frame is *flagged* when the model's mask at the threshold has a pixel and, with a presence level, its
+peak probability reaches it. A flagged frame keeps its mask only when it belongs to a run of at least
+``min_persistence`` consecutive flagged frames (:class:`~vpscli.episodes.PersistenceFilter`); otherwise,
+and for a frame that is not flagged, its mask is written empty (``suppressed`` when the model flagged
+it). Probability maps and ``max_prob`` stay the model's raw output.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from vpscli.engine.resume import ResumePlan
+from vpscli.engine.video_run import FrameResult
+
+
+@dataclass(frozen=True)
+class DecidedFrame:
+    """One frame the persistence filter has decided, as every sink receives it, in frame order.
+
+    Attributes:
+        result: the frame; its ``mask`` is the kept mask (empty when the filter suppressed it). A frame
+            finished by an earlier run and not predicted again has ``mask``/``prob`` ``None``
+            (:meth:`~vpscli.engine.resume.ResumePlan.with_saved_mask` reads its mask back).
+        row: its ``frames.csv`` row (the earlier run's, all strings, for a finished frame).
+        flagged: the model flagged it (before the filter).
+        present: its kept mask has a pixel.
+        finished: finished by an earlier run (PNGs and row on disk).
+        on_disk: its PNGs are on disk already (finished, or written before an interrupt): not written again.
+    """
+
+    result: FrameResult
+    row: dict
+    flagged: bool
+    present: bool
+    finished: bool
+    on_disk: bool
+
+
+def has_mask(result: FrameResult) -> bool:
+    """The frame's mask at the threshold has a pixel."""
+    return result.mask_area > 0 if result.mask_area is not None else bool(result.mask.any())
+
+
+def model_flagged(result: FrameResult, presence: float | None) -> bool:
+    """The model flagged the frame: its mask has a pixel and, with a ``presence`` level, its peak
+    probability reaches it."""
+    return has_mask(result) and (presence is None or result.max_prob >= presence)
+
+
+def suppress(result: FrameResult) -> FrameResult:
+    """``result`` with an empty mask (the persistence filter's decision); the probabilities stay raw."""
+    return replace(result, mask=np.zeros_like(result.mask), mask_box=None, mask_area=0)
+
+
+def decide(plan: ResumePlan, result: FrameResult, flagged: bool, kept: bool) -> DecidedFrame:
+    """The :class:`DecidedFrame` of a frame the filter decided (``kept``: its run is long enough). A frame
+    finished by the earlier run stands as its row says."""
+    name = result.name
+    if plan.is_finished(name):
+        row = plan.saved_row(name)
+        return DecidedFrame(result, row, flagged, row["present"] == "1", finished=True, on_disk=True)
+    if (flagged and not kept) or (not flagged and has_mask(result)):  # the filter's, or the frame decision's
+        result = suppress(result)
+    row = frame_row(result, flagged)
+    return DecidedFrame(
+        result, row, flagged, row["present"] == 1, finished=False, on_disk=plan.has_pngs(name)
+    )
+
+
+def frame_row(result: FrameResult, flagged: bool | None = None) -> dict:
+    """The ``frames.csv`` row of one frame (bounding box of the mask, empty when no polyp); the
+    engine's box and area are used when it gives them (a 1080p mask is not scanned again).
+    ``flagged``: the model flagged the frame (default: its mask is not empty, i.e. not suppressed)."""
+    mask = result.mask
+    if result.mask_area is not None:
+        area, box = result.mask_area, result.mask_box
+    else:
+        area, box = int(np.count_nonzero(mask)), None
+        if area:
+            ys = np.flatnonzero(mask.any(axis=1))
+            xs = np.flatnonzero(mask.any(axis=0))
+            box = (int(xs[0]), int(ys[0]), int(xs[-1] - xs[0] + 1), int(ys[-1] - ys[0] + 1))
+    present = area > 0
+    flagged = present if flagged is None else bool(flagged)
+    box = box if present else ("", "", "", "")
+    return {
+        "index": result.index,
+        "name": result.name,
+        "timestamp": f"{result.timestamp:.6f}",
+        "present": int(present),
+        "area_fraction": f"{area / mask.size:.6f}",
+        "max_prob": f"{result.max_prob:.6f}",
+        "bbox_x": box[0],
+        "bbox_y": box[1],
+        "bbox_w": box[2],
+        "bbox_h": box[3],
+        "flagged": int(flagged),
+        "suppressed": int(flagged and not present),
+    }

@@ -1,0 +1,193 @@
+"""One video's inference state and what the inference driver yields for each frame.
+
+:class:`VideoRun` holds a video's model state, its decoder thread (decode → resize to the model's
+input, ahead of the model through a bounded queue) and its stage timings; :class:`FrameResult` is one
+source frame's prediction; :class:`StageClock` times the work issued to a device.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Iterator
+
+import numpy as np
+import torch
+
+from vpscli.engine.postprocess import SourceUpsampler
+from vpscli.io.frames import Frame
+
+#: decoded-and-resized frames buffered ahead of the model (enough to hide decode jitter;
+#: each holds a full source frame, 6 MiB at 1080p, so more only costs memory)
+DECODE_QUEUE_FRAMES = 8
+_END = object()
+
+
+@dataclass(frozen=True)
+class FrameResult:
+    """The prediction for one source frame.
+
+    Attributes:
+        index, name, timestamp: from the source frame (name is the mask file stem).
+        image: the source frame ``(H, W, 3)`` uint8 RGB (for overlays).
+        prob: probability ``(H, W)`` uint8, ``floor(255·p)`` (the benchmark format).
+        mask: ``(H, W)`` bool, ``p ≥ threshold``.
+        max_prob: the frame's largest probability in [0, 1].
+        predicted: false for frames the caller asked to skip (resuming): ``prob`` and ``mask``
+            are then ``None`` and ``max_prob`` is NaN — the caller has them already.
+        mask_box: ``(x, y, w, h)`` bounding box of the mask, ``None`` when empty or not known.
+        mask_area: mask pixels, ``None`` when not known (computed from ``mask`` then).
+    """
+
+    index: int
+    name: str
+    timestamp: float
+    image: np.ndarray = field(repr=False)
+    prob: np.ndarray | None = field(repr=False)
+    mask: np.ndarray | None = field(repr=False)
+    max_prob: float
+    predicted: bool = True
+    mask_box: tuple[int, int, int, int] | None = None
+    mask_area: int | None = None
+
+
+class Timings:
+    """Seconds spent per stage, summed over threads."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self.seconds: dict[str, float] = defaultdict(float)
+
+    def add(self, stage: str, seconds: float) -> None:
+        with self._lock:
+            self.seconds[stage] += seconds
+
+    def as_dict(self) -> dict[str, float]:
+        with self._lock:
+            return {k: round(v, 4) for k, v in self.seconds.items()}
+
+
+@dataclass
+class ResizedFrame:
+    """A decoded source frame and its copy at the model's input size (made on the decoder thread)."""
+
+    frame: Frame
+    resized: np.ndarray  # (h, w, 3) uint8 at the model's input size
+
+    @property
+    def index(self) -> int:
+        return self.frame.index
+
+
+class StageClock:
+    """Time of work issued to ``device`` between construction and :meth:`stop`.
+
+    On the CPU the wall time. On CUDA two events recorded on the current stream, read by
+    :meth:`seconds` once a later wait has passed them (the post-processing's copy to the host):
+    the device's own time, without the host waiting for it (a synchronize per clip would stall
+    every stream, other videos' under ``--jobs`` included).
+    """
+
+    def __init__(self, device: torch.device):
+        self.cuda = device.type == "cuda"
+        if self.cuda:
+            self._start, self._end = (
+                torch.cuda.Event(enable_timing=True),
+                torch.cuda.Event(enable_timing=True),
+            )
+            self._start.record()
+        else:
+            self._t0 = time.perf_counter()
+            self._t1: float | None = None
+
+    def stop(self) -> None:
+        if self.cuda:
+            self._end.record()
+        else:
+            self._t1 = time.perf_counter()
+
+    def seconds(self) -> float:
+        if self.cuda:
+            self._end.synchronize()  # already passed in the pipeline: returns at once
+            return self._start.elapsed_time(self._end) / 1000.0
+        return self._t1 - self._t0
+
+
+class VideoRun:
+    """Per-video inference state: the source, the model's state, the decoder thread, timings.
+
+    Made by :meth:`Segmenter.init_state`; consumed by :meth:`Segmenter.run`.
+    """
+
+    def __init__(self, source, model_state, input_hw: tuple[int, int]):
+        self.source = source
+        self.model_state = model_state
+        self.input_hw = input_hw
+        self.timings = Timings()
+        self.frames_out = 0
+        #: frames the model ran on (owned frames of the clips computed; fewer than frames_out when resuming)
+        self.frames_computed = 0
+        self._queue: queue.Queue = queue.Queue(maxsize=DECODE_QUEUE_FRAMES)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._upsamplers: dict[tuple, SourceUpsampler] = {}
+
+    def upsampler(self, out_hw, in_hw, threshold: float, device) -> SourceUpsampler:
+        """The :class:`SourceUpsampler` for one source size (made once per video and size)."""
+        key = (tuple(out_hw), tuple(in_hw))
+        if key not in self._upsamplers:
+            self._upsamplers[key] = SourceUpsampler(in_hw, out_hw, threshold, device)
+        return self._upsamplers[key]
+
+    def start_decoding(self) -> None:
+        self._thread = threading.Thread(target=self._decode, name=f"decode:{self.source.name}", daemon=True)
+        self._thread.start()
+
+    def _put(self, item) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _decode(self) -> None:
+        import cv2
+
+        h, w = self.input_hw
+        try:
+            it = iter(self.source)
+            while not self._stop.is_set():
+                t0 = time.perf_counter()
+                try:
+                    frame = next(it)
+                except StopIteration:
+                    break
+                t1 = time.perf_counter()
+                resized = cv2.resize(frame.image, (w, h), interpolation=cv2.INTER_LINEAR)
+                self.timings.add("decode", t1 - t0)
+                self.timings.add("preprocess", time.perf_counter() - t1)
+                if not self._put(ResizedFrame(frame, resized)):
+                    return
+            self._put(_END)
+        except BaseException as e:  # handed to the consumer, which re-raises it
+            self._put(e)
+
+    def decoded(self) -> Iterator[ResizedFrame]:
+        while True:
+            item = self._queue.get()
+            if item is _END:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+
+    def close(self) -> None:
+        """Stop the decoder (after an error or an interrupt) and wait for it."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
