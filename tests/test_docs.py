@@ -103,7 +103,9 @@ def test_every_command_has_a_page():
     for g in groups:
         for p, _ in _commands():
             if len(p) == 2 and p[0] == g[0] and not (COMMANDS / "-".join(p)).with_suffix(".md").exists():
-                assert _sections(_page(p).read_text(), p), f"{_page(p)} has no section for `vps {' '.join(p)}`"
+                assert _sections(_page(p).read_text(), p), (
+                    f"{_page(p)} has no section for `vps {' '.join(p)}`"
+                )
 
 
 @pytest.mark.parametrize("path", [p for p, _ in _commands()], ids=lambda p: " ".join(p))
@@ -112,7 +114,9 @@ def test_every_option_is_documented(path):
     text = _doc_text(path, cmd)
     written = set(OPTION_RE.findall(text)) | set(re.findall(r"(?<![\w-])(-[a-zA-Z])\b", text))
     undocumented = sorted(_names(cmd) - written)
-    assert not undocumented, f"{_page(path).name}: options of `vps {' '.join(path)}` not documented: {undocumented}"
+    assert not undocumented, (
+        f"{_page(path).name}: options of `vps {' '.join(path)}` not documented: {undocumented}"
+    )
 
 
 # Options a page may name although its command lacks them: other commands' options it refers to, written
@@ -146,7 +150,9 @@ def test_nothing_documented_that_does_not_exist(path):
     cited = _foreign_mentions(text)
     foreign_ok = {opt for p, opt in cited if tuple(p) != tuple(path) and opt in _names(cmds[tuple(p)])}
     root = _names(_root()) | IMPLICIT
-    bad_cited = sorted({f"vps {' '.join(p)} {opt}" for p, opt in cited if opt not in _names(cmds[tuple(p)]) | root})
+    bad_cited = sorted(
+        {f"vps {' '.join(p)} {opt}" for p, opt in cited if opt not in _names(cmds[tuple(p)]) | root}
+    )
     assert not bad_cited, f"{_page(path).name}: options cited for commands that lack them: {bad_cited}"
     unknown = sorted(set(OPTION_RE.findall(text)) - own - foreign_ok)
     assert not unknown, f"{_page(path).name}: options `vps {' '.join(path)}` does not have: {unknown}"
@@ -178,8 +184,15 @@ def test_every_command_page_lists_exit_codes():
         text = _page(path).read_text()
         assert "Exit code" in text or "exit code" in text, f"{_page(path).name}: no exit codes"
     index = ROOT_PAGE.read_text()
-    for code in (errors.EXIT_OK, errors.EXIT_ERROR, errors.EXIT_USAGE, errors.EXIT_PARTIAL,
-                 errors.EXIT_PARTIAL_INPUT, errors.EXIT_INTERRUPTED, errors.EXIT_TERMINATED):
+    for code in (
+        errors.EXIT_OK,
+        errors.EXIT_ERROR,
+        errors.EXIT_USAGE,
+        errors.EXIT_PARTIAL,
+        errors.EXIT_PARTIAL_INPUT,
+        errors.EXIT_INTERRUPTED,
+        errors.EXIT_TERMINATED,
+    ):
         assert f"`{code}`" in index, f"{ROOT_PAGE.name}: exit code {code} not explained"
 
 
@@ -207,10 +220,14 @@ def test_every_docs_page_is_in_the_navigation():
 
 
 def test_mkdocs_build_strict(tmp_path):
+    """The site builds with no warning (a broken link or anchor, a page missing from the nav). Not quiet:
+    `mkdocs build -q` hides warnings, and strict mode then does not count them."""
     pytest.importorskip("mkdocs")
     r = subprocess.run(
-        [sys.executable, "-m", "mkdocs", "build", "--strict", "-q", "-d", str(tmp_path / "site")],
-        cwd=ROOT, capture_output=True, text=True,
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "-d", str(tmp_path / "site")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
     )
     assert r.returncode == 0, r.stdout + r.stderr
     assert "WARNING" not in r.stderr, r.stderr
