@@ -260,6 +260,32 @@ def test_notes_for_extra_stray_and_short_sequences(tmp_path, capsys):
     assert code == 0 and err == ""
 
 
+def test_findings_have_stable_codes_and_severities(tmp_path):
+    from vpscli.metrics import build_plan, evaluate_plan
+    from vpscli.metrics.diagnostics import NOTE, WARNING
+    from vpscli.metrics.result_diagnostics import diagnose_result
+
+    make_tree(tmp_path, {"1": 4, "2": 2, "3": 5})
+    (tmp_path / "gt" / "GT" / "readme.txt").write_text("x")
+    (tmp_path / "gt" / "GT" / "empty").mkdir()
+    (tmp_path / "pred" / "4").mkdir()
+    cv2.imwrite(str(tmp_path / "pred" / "1" / "99.png"), np.zeros((H, W), np.uint8))
+    (tmp_path / "pred" / "3" / "3.png").unlink()
+    said = []
+    plan = build_plan(tmp_path / "pred", tmp_path / "gt", allow_missing=True, on_warning=said.append)
+    assert [(d.code, d.severity) for d in plan.diagnostics] == [
+        ("gt-stray-files", NOTE),
+        ("gt-empty-case", NOTE),
+        ("pred-extra-folders", NOTE),
+        ("pred-extra-files", NOTE),
+        ("missing-prediction", WARNING),
+    ]
+    assert said == plan.diagnostics.warnings and "3/3.png" in said[0]
+    assert plan.diagnostics.notes[0].startswith("ignored 1 file(s) beside the case folders")
+    result = evaluate_plan(plan, ("Smeasure",))
+    assert [d.code for d in diagnose_result(result)] == ["too-short-sequence"]
+
+
 def test_nan_frames_are_reported(tmp_path, capsys):
     make_tree(tmp_path, {"1": 4}, gt_kind=lambda case, i: "full" if i == 2 else "blob")
     code, out, err = run([tmp_path / "pred", tmp_path / "gt", "-m", "meanSpe,maxDice", "--json", "-"], capsys)

@@ -260,6 +260,7 @@ def test_vps_segment_runs_are_judged_by_their_filtered_masks(tmp_path, capsys, m
 
 def test_gaps_in_gt_frame_numbers_split_episodes_and_are_named():
     from vpscli.metrics.detection import frame_gaps
+    from vpscli.metrics.result_diagnostics import diagnose_detection
 
     names = [f"{i:05d}.png" for i in (1, 2, 3, 4, 10, 11, 12, 20)]
     assert frame_gaps(names) == ([4, 7], [(5, 9), (13, 19)])
@@ -276,6 +277,9 @@ def test_gaps_in_gt_frame_numbers_split_episodes_and_are_named():
         "neg", flags("........"), flags("...##..."), fps=25.0, source="masks/", frame_names=names
     )
     assert neg.false_alarm_episodes == 2  # frames 4 and 10 are not one run
+    (gap,) = diagnose_detection({(".", "."): DatasetDetection([seq])})
+    assert (gap.code, gap.severity) == ("gt-gap", "note")
+    assert gap.text.startswith("gappy: GT frame numbers skip 5–9, 13–19;")
 
 
 def test_evaluate_names_gaps_in_gt_numbering(tmp_path, capsys):

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from vpscli import __version__
+from vpscli.metrics.layout import Split
 from vpscli.metrics.runner import EvaluationResult
 
 #: CSV columns of the detection view, after the toolbox metrics. ``time_to_first_detection_*`` list the
@@ -109,6 +110,14 @@ def conversions(result: EvaluationResult) -> dict[str, dict[str, int]]:
         for kind, n in issue.pred_kinds.items():
             preds[kind] = preds.get(kind, 0) + n
     return {"gt": gt, "predictions": preds}
+
+
+def split_label(split: Split) -> str:
+    """The toolbox's dataset label (``TestEasyDataset-Seen``); a single split is named after its folder."""
+    if split.name != ".":
+        return split.name.replace("/", "-")
+    folder = split.cases_dir
+    return folder.parent.name if folder.name == "GT" and folder.parent.name else folder.name
 
 
 def protocol_line(result: EvaluationResult) -> str:

@@ -251,35 +251,24 @@ def _score(plan, keys, n_workers: int, extra, ray: str | None, show_progress: bo
 def _print_matched(plan, quiet: bool) -> None:
     if quiet:
         return
-    methods = (
-        "predictions without a method level"
-        if plan.methods == ["."]
-        else (f"{len(plan.methods)} method(s): {', '.join(plan.methods)}")
-    )
-    err_console.print(f"[bold]matched[/] {len(plan.splits)} split(s), {methods}", soft_wrap=True)
-    for split in plan.splits:
-        n_all = sum(len(q.frames) for q in split.sequences)
-        n_eval = sum(len(q.evaluated) for q in split.sequences)
-        err_console.print(
-            f"  {split.name}: {len(split.sequences)} case(s), {n_all} frame(s), {n_eval} evaluated "
-            f"(GT {split.cases_dir})",
-            markup=False,
-            soft_wrap=True,
-        )
+    headline, *splits = plan.summary()
+    err_console.print(f"[bold]matched[/] {headline}", soft_wrap=True)
+    for line in splits:
+        err_console.print(line, markup=False, soft_wrap=True)
 
 
 def _print_tables(result, console, per_sequence: bool) -> None:
     from rich.markup import escape
     from rich.table import Table
 
-    from vpscli.metrics.report import format_value, protocol_line
+    from vpscli.metrics.report import format_value, protocol_line, split_label
 
     keys = result.metrics
     for split in result.plan.splits:
         methods = [m for m in result.plan.methods if (split.name, m) in result.datasets]
         if not methods:
             continue
-        title = "Dataset " + _split_label(split)
+        title = "Dataset " + split_label(split)
         table = Table(title=title, title_justify="left")
         table.add_column("Method")
         for key in keys:
@@ -310,98 +299,26 @@ def _print_detection(result, view, console) -> None:
     from rich.markup import escape
     from rich.table import Table
 
+    from vpscli.metrics.detection_table import COLUMNS, LEFT_ALIGNED, detection_line, pooled_row, sequence_row
+    from vpscli.metrics.report import split_label
+
     for split in result.plan.splits:
         methods = [m for m in result.plan.methods if (split.name, m) in view]
         if not methods:
             continue
-        table = Table(title=f"Dataset {_split_label(split)} — detection per video", title_justify="left")
+        table = Table(title=f"Dataset {split_label(split)} — detection per video", title_justify="left")
         if len(methods) > 1:
             table.add_column("Method")
-        for name in (
-            "Sequence",
-            "frames",
-            "GT+ frames",
-            "Sen",
-            "Spe",
-            "polyps detected",
-            "time to first detection",
-            "false alarms",
-        ):
-            table.add_column(
-                name, justify="left" if name in ("Sequence", "time to first detection") else "right"
-            )
+        for name in COLUMNS:
+            table.add_column(name, justify="left" if name in LEFT_ALIGNED else "right")
         for method in methods:
             dataset = view[(split.name, method)]
             prefix = [method] if len(methods) > 1 else []
             for seq in dataset.sequences:
-                table.add_row(*map(escape, prefix + _sequence_cells(seq)))
-            table.add_row(*map(escape, prefix + _dataset_cells(dataset)), style="bold")
+                table.add_row(*map(escape, prefix + sequence_row(seq)))
+            table.add_row(*map(escape, prefix + pooled_row(dataset)), style="bold")
         print_table(table, console)
-    sources = sorted({s.source for d in view.values() for s in d.sequences})
-    console.print(
-        f"detection: frame detected when its predicted mask is non-empty ({', '.join(sources)}); every GT "
-        "frame, ends kept; Sen/Spe over frames (pooled for all); time to first detection from each GT "
-        "episode's first frame; false alarms: episodes of detected frames on videos with an empty GT",
-        style="dim",
-        markup=False,
-        soft_wrap=True,
-    )
-
-
-def _ratio(value: float | None) -> str:
-    return "-" if value is None else f"{value:.3f}"
-
-
-def _sequence_cells(seq) -> list[str]:
-    delays = []
-    for e in seq.episodes:
-        seconds = seq.seconds(e.delay)
-        delays.append(
-            "missed" if e.missed else f"{e.delay}" + (f" ({seconds:.2f} s)" if seconds is not None else "")
-        )
-    shown = ", ".join(delays[:4]) + (f", … ({len(delays)} episodes)" if len(delays) > 4 else "")
-    alarms = "-"
-    if seq.negative:
-        rate = seq.false_alarms_per_minute
-        alarms = f"{seq.false_alarm_episodes}" + (f" ({rate:.2f}/min)" if rate is not None else "")
-    detected = sum(not e.missed for e in seq.episodes)
-    return [
-        seq.name,
-        str(seq.frames),
-        str(seq.gt_positive),
-        _ratio(seq.sensitivity),
-        _ratio(seq.specificity),
-        f"{detected}/{len(seq.episodes)}" if seq.episodes else "-",
-        shown or "-",
-        alarms,
-    ]
-
-
-def _dataset_cells(dataset) -> list[str]:
-    d = dataset.to_json()
-    median = d["median_time_to_first_detection_frames"]
-    alarms = "-"
-    if d["negative_videos"]:
-        rate = d["false_alarm_episodes_per_minute"]
-        alarms = f"{d['false_alarm_episodes']}" + (f" ({rate:.2f}/min)" if rate is not None else "")
-    return [
-        "all",
-        str(d["frames"]),
-        str(d["gt_positive_frames"]),
-        _ratio(d["sensitivity"]),
-        _ratio(d["specificity"]),
-        f"{d['polyp_episodes_detected']}/{d['polyp_episodes']}" if d["polyp_episodes"] else "-",
-        "-" if median is None else f"median {median:g} frames",
-        alarms,
-    ]
-
-
-def _split_label(split) -> str:
-    """The toolbox's dataset label (``TestEasyDataset-Seen``); a single split is named after its folder."""
-    if split.name != ".":
-        return split.name.replace("/", "-")
-    folder = split.cases_dir
-    return folder.parent.name if folder.name == "GT" and folder.parent.name else folder.name
+    console.print(detection_line(view), style="dim", markup=False, soft_wrap=True)
 
 
 def register(app: typer.Typer) -> None:

@@ -61,6 +61,24 @@ class Plan:
                         preds[method] = None if path is None or path in missing else path
                     yield split.name, seq.name, name, seq.gt_dir / name, preds
 
+    def summary(self) -> list[str]:
+        """What was matched, in words: the number of splits and the methods, then a line per split (its
+        cases, frames, evaluated frames and GT folder)."""
+        methods = (
+            "predictions without a method level"
+            if self.methods == ["."]
+            else f"{len(self.methods)} method(s): {', '.join(self.methods)}"
+        )
+        lines = [f"{len(self.splits)} split(s), {methods}"]
+        for split in self.splits:
+            n_all = sum(len(q.frames) for q in split.sequences)
+            n_eval = sum(len(q.evaluated) for q in split.sequences)
+            lines.append(
+                f"  {split.name}: {len(split.sequences)} case(s), {n_all} frame(s), {n_eval} evaluated "
+                f"(GT {split.cases_dir})"
+            )
+        return lines
+
     @property
     def n_frames(self) -> int:
         """Evaluated GT frames (each scored once per method)."""
