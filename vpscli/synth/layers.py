@@ -6,12 +6,8 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
-
-if TYPE_CHECKING:
-    from vpscli.synth.clip import SynthConfig
 
 
 def _smooth_noise(rng: np.random.Generator, shape: tuple[int, int], cells: int) -> np.ndarray:
@@ -127,10 +123,11 @@ def make_polyp(rng: np.random.Generator, world: tuple[int, int], frame: tuple[in
     )
 
 
-def camera_path(rng: np.random.Generator, cfg: SynthConfig, world: tuple[int, int]):
-    """Per-time affine map world → frame: drift (smooth), zoom and roll about the view centre."""
+def camera_path(rng: np.random.Generator, frame: tuple[int, int], world: tuple[int, int]):
+    """Per-time affine map world → frame (``frame`` = (width, height)): drift (smooth), zoom and roll
+    about the view centre."""
     wh, ww = world
-    fw, fh = cfg.width, cfg.height
+    fw, fh = frame
     drift = np.stack(
         [
             rng.uniform(0.03, 0.10, 2) * min(fw, fh),
