@@ -65,7 +65,8 @@ def _root(
 ) -> None:
     """Video polyp segmentation for colonoscopy videos.
 
-    Exit codes: 0 success, 1 error, 2 usage error, 3 some inputs of a batch failed.
+    Exit codes: 0 success, 1 error, 2 usage error, 3 some inputs of a batch failed, 4 some inputs
+    were partial (a truncated video), 130 interrupted (Ctrl-C), 143 terminated (SIGTERM).
     """
     set_debug(debug)
 
