@@ -41,7 +41,9 @@ _flags_without_type()
 
 app = typer.Typer(
     name="vps",
-    help="Video polyp segmentation for colonoscopy videos: segment, evaluate, overlay.",
+    help="Video polyp segmentation for colonoscopy videos: segment, evaluate, overlay.\n\n"
+    "Exit codes: 0 success, 1 error, 2 usage error, 3 some inputs of a batch failed, 4 some inputs were "
+    "partial (a truncated video), 130 interrupted (Ctrl-C), 143 terminated (SIGTERM).",
     no_args_is_help=True,
     add_completion=True,
     pretty_exceptions_enable=False,
@@ -63,11 +65,7 @@ def _root(
     ),
     debug: bool = typer.Option(False, "--debug", help="Show full tracebacks for errors."),
 ) -> None:
-    """Video polyp segmentation for colonoscopy videos.
-
-    Exit codes: 0 success, 1 error, 2 usage error, 3 some inputs of a batch failed, 4 some inputs
-    were partial (a truncated video), 130 interrupted (Ctrl-C), 143 terminated (SIGTERM).
-    """
+    """Options of ``vps`` itself (the app's help lists the exit codes)."""
     set_debug(debug)
 
 
