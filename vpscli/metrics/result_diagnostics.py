@@ -14,6 +14,9 @@ from vpscli.metrics.runner import EvaluationResult, FrameIssue
 NAMES_SHOWN = 3
 #: How many gaps a note about one sequence's numbering lists.
 GAPS_SHOWN = 4
+#: Notes that never name the methods they hold for: a resize note names its method itself, and a GT file is
+#: the same for every method.
+UNNAMED_METHODS = ("resized-predictions", "gt-conversion")
 
 
 def _diagnose_issue(issue: FrameIssue, method: str, keys: tuple[str, ...]) -> Diagnostics:
@@ -58,13 +61,8 @@ def diagnose_result(result: EvaluationResult) -> Diagnostics:
     diagnostics = Diagnostics()
     for (split, code, text), methods in found.items():
         n_methods = sum(1 for s, _ in result.datasets if s == split)
-        at = where(split)
-        # a resize note names its method itself; a GT file is the same for every method
-        if (len(methods) < n_methods or (methods != ["."] and n_methods == 1)) and code not in (
-            "resized-predictions",
-            "gt-conversion",
-        ):
-            at += ", ".join(methods) + ": "
+        some = len(methods) < n_methods or (methods != ["."] and n_methods == 1)
+        at = where(split) + (", ".join(methods) + ": " if some and code not in UNNAMED_METHODS else "")
         diagnostics.note(code, at + text)
     for (split, method), sequences in result.sequences.items():
         short = [s.name for s in sequences if s.n_frames == 0]

@@ -61,11 +61,6 @@ def _is_png_any_case(entry: os.DirEntry) -> bool:
     return entry.name[-4:].lower() == ".png" and not entry.name.startswith(".") and entry.is_file()
 
 
-def list_frames(folder: Path) -> list[str]:
-    """PNG frame names of ``folder`` in directory order (the order the toolbox's stable sort starts from)."""
-    return [e.name for e in _listdir(folder) if _is_frame(e)]
-
-
 def has_frames(folder: Path, any_case: bool = False) -> bool:
     """Whether ``folder`` holds GT frames (``any_case``: or files ending in ``.PNG``)."""
     test = _is_png_any_case if any_case else _is_frame
