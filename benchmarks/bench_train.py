@@ -201,7 +201,7 @@ def store_memory(args, sources) -> list[dict]:
 
 def curve(args, root: Path) -> list[dict]:
     """300 steps of pns-plus on EfficientNet-Lite2 (ImageNet) with each loader, then validation."""
-    from vpscli.train import TrainConfig, loop, train
+    from vpscli.train import TrainConfig, start, train
 
     rows = []
     size = parse_size(args.size)
@@ -226,16 +226,16 @@ def curve(args, root: Path) -> list[dict]:
             cache_dir=args.cache,
             resume=(out / "checkpoint.pt").exists(),
         )
-        real_samples, real_store = loop.TrainSamples, loop._load_store
+        real_samples, real_store = start.TrainSamples, start._load_store
         if loader == "legacy":
-            loop._load_store = lambda cfg_, sources, size_, reporter: _Unplaced(sources)
-            loop.TrainSamples = lambda store, window, size_, seed, augment: LegacyBatches(
+            start._load_store = lambda cfg_, sources, size_, reporter: _Unplaced(sources)
+            start.TrainSamples = lambda store, window, size_, seed, augment: LegacyBatches(
                 store.sources, window, size_, seed, augment.enabled, resolve_device(args.device)[0]
             )
         try:
             result = train(cfg)
         finally:
-            loop.TrainSamples, loop._load_store = real_samples, real_store
+            start.TrainSamples, start._load_store = real_samples, real_store
         rows.append(
             {
                 "loader": loader,

@@ -119,7 +119,7 @@ def test_training_runs_the_cuda_branches_on_the_cpu(tmp_path, monkeypatch):
         placed["model"], forward = real(model, placement, **kw)
         return placed["model"], forward
 
-    monkeypatch.setattr("vpscli.train.loop.place_model", spy)
+    monkeypatch.setattr("vpscli.train.start.place_model", spy)
     result = train(
         TrainConfig(
             data=[str(tmp_path / "data")],

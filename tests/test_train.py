@@ -409,12 +409,12 @@ def test_resume_matches_an_uninterrupted_run(tmp_path, video_dir, image_dir):
 
 
 def test_snapshot_every_n_steps(tmp_path, video_dir, monkeypatch):
-    from vpscli.train import loop
+    from vpscli.train import outputs
 
     saved = []
-    real = loop.save_snapshot
+    real = outputs.save_snapshot
     monkeypatch.setattr(
-        loop, "save_snapshot", lambda path, **kw: saved.append(kw["step"]) or real(path, **kw)
+        outputs, "save_snapshot", lambda path, **kw: saved.append(kw["step"]) or real(path, **kw)
     )
     train(_cfg(tmp_path, [video_dir], iters=5, save_every=2))
     assert saved == [2, 4, 5]  # every 2 steps, and at the end
@@ -456,7 +456,7 @@ def test_run_folder_contents(tmp_path, video_dir):
 
 
 def test_best_checkpoint_follows_the_validation_metric(tmp_path, video_dir, monkeypatch):
-    from vpscli.train import loop
+    from vpscli.train import outputs
     from vpscli.train.validate import ValidationResult
 
     scripted = iter([0.2, 0.6, 0.4])
@@ -467,7 +467,7 @@ def test_best_checkpoint_follows_the_validation_metric(tmp_path, video_dir, monk
             {"maxDice": v, "meanDice": v, "Smeasure": v, "MAE": 1 - v, "maxIoU": v}, 10, 1
         )
 
-    monkeypatch.setattr(loop, "validate", fake_validate)
+    monkeypatch.setattr(outputs, "validate", fake_validate)
     result = train(_cfg(tmp_path, [video_dir], iters=3, val=[str(video_dir)], val_every=1))
     assert result.best["step"] == 2 and result.best["value"] == 0.6
     from safetensors import safe_open
@@ -502,6 +502,50 @@ def test_option_errors(tmp_path, video_dir):
     with pytest.raises(UsageError, match="--compile-mode must be one of"):
         train(_cfg(tmp_path, [video_dir], compile_mode="fastest"))
     assert not (tmp_path / "run").exists()  # refused before anything is written
+
+
+@pytest.mark.parametrize(
+    "option, message",
+    [
+        ({"batch": 0}, "--batch must be at least 1, got 0"),
+        ({"val_max_frames": 2}, "--val-max-frames must be at least 3, got 2"),
+        ({"lr": 0.0}, "--lr must be positive, got 0.0"),
+        ({"backbone_lr_mult": 1.5}, r"--backbone-lr-mult must be in \(0, 1\], got 1.5"),
+        ({"time_limit_s": -6.0}, "--time-limit must be positive, got -0.1"),  # the flag counts minutes
+        ({"best_metric": "accuracy"}, "unknown --best-metric 'accuracy'"),
+        ({"weight_decay": -1.0}, "--weight-decay and --clip-grad cannot be negative"),
+        ({"input_size": (64, 60)}, "--size must be WIDTHxHEIGHT .* got 60x64"),
+        ({"data": []}, "no training data"),
+    ],
+)
+def test_option_checks_name_the_flag(option, message):
+    cfg = TrainConfig(**{"model": "pns-net", "data": ["somewhere"], "out": "run", **option})
+    with pytest.raises(UsageError, match=message):
+        cfg.check()
+
+
+def test_command_options_are_the_config_fields():
+    """Every TrainConfig field with a flag is a `vps train` option with the field's help and default
+    (the command's own choices: the zoo's first model, `--no-*` switches, `--val` given or not)."""
+    from dataclasses import MISSING, fields
+
+    import typer
+
+    from vpscli.cli import app
+
+    command = next(c for c in typer.main.get_command(app).commands.values() if c.name == "train")
+    params = {p.name: p for p in command.params}
+    flagged = [f for f in fields(TrainConfig) if f.metadata["flag"]]
+    assert set(params) == {f.name for f in flagged} | {"quiet"}
+    for f in flagged:
+        param = params[f.name]
+        assert f.metadata["flag"].split("/")[0] in param.opts, f.name
+        if f.name != "model":
+            assert param.help == f.metadata["help"].replace("[", "\\["), f.name
+        if f.metadata["flag"].startswith("--no-"):
+            assert param.default is False and f.default is True
+        elif f.name not in ("model", "val"):
+            assert param.default == (None if f.default is MISSING else f.default), f.name
 
 
 # ---------------------------------------------------------------- CLI

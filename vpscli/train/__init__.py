@@ -2,6 +2,7 @@
 
 One concept per module:
 
+- :mod:`~vpscli.train.config` — :class:`TrainConfig`, every option of a run (default, help, flag, check);
 - :mod:`~vpscli.train.sources` — data folders (videos, stills, negatives, synthetic clips);
 - :mod:`~vpscli.train.windows` — how each model is fed during training (CFFM refs, AEN memory, PNS+ anchor);
 - :mod:`~vpscli.train.store` — the data decoded once, cached, kept on the training device;
@@ -14,6 +15,9 @@ One concept per module:
 - :mod:`~vpscli.train.snapshot` — resumable snapshots;
 - :mod:`~vpscli.train.validate` — validation with the ``vps evaluate`` metrics;
 - :mod:`~vpscli.train.log` — ``log.csv`` and ``curves.png``;
+- :mod:`~vpscli.train.progress` — progress callbacks and the losses of each log row;
+- :mod:`~vpscli.train.start` — a run started: data read, model and optimiser built, snapshot restored;
+- :mod:`~vpscli.train.outputs` — what a run writes as it goes: snapshots, last/best weights, curves;
 - :mod:`~vpscli.train.loop` — :func:`train`, the whole run.
 
 Typical use::
@@ -23,6 +27,16 @@ Typical use::
                                val=["data/cvc-clinicdb/valid"], out="runs/pns", epochs=20))
 """
 
-from vpscli.train.loop import TrainConfig, TrainResult, train
+from vpscli.train.config import TrainConfig
 
 __all__ = ["TrainConfig", "TrainResult", "train"]
+
+
+def __getattr__(name: str):
+    # The run needs torch, its options do not: ``vps train`` builds its flags from TrainConfig
+    # without loading torch, so the loop is imported on first use.
+    if name in ("TrainResult", "train"):
+        from vpscli.train import loop
+
+        return getattr(loop, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

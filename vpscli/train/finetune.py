@@ -1,6 +1,7 @@
 """Fine-tuning from an ImageNet backbone: what changes when the backbone starts pretrained.
 
-- **Learning rate.** The backbone's parameters learn at ``BACKBONE_LR_MULT`` (0.1) times the
+- **Learning rate.** The backbone's parameters learn at
+  :data:`~vpscli.train.config.BACKBONE_LR_MULT` (0.1, ``vps train --backbone-lr-mult``) times the
   run's rate, every other parameter (necks, NS blocks, decoders, heads: randomly initialised)
   at the full rate: large early updates from a random head would otherwise wash out the
   ImageNet features before the head is any good. The multiplier rides in each AdamW parameter
@@ -20,10 +21,7 @@ from torch import nn
 
 from vpscli.models.backbone import find_backbone
 
-__all__ = ["BACKBONE_LR_MULT", "parameter_groups", "make_optimizer", "freeze_batchnorm_statistics"]
-
-#: Learning-rate multiplier of a pretrained backbone (``vps train --backbone-lr-mult``).
-BACKBONE_LR_MULT = 0.1
+__all__ = ["parameter_groups", "make_optimizer", "freeze_batchnorm_statistics"]
 
 
 def parameter_groups(model: nn.Module, backbone_lr_mult: float) -> list[dict]:

@@ -25,6 +25,6 @@ def poly_warmup_lr(
 
 def set_lr(optimizer, lr: float) -> None:
     """Set every parameter group's learning rate: ``lr`` times the group's ``lr_mult`` (1 when
-    absent; a pretrained backbone's group has :data:`vpscli.train.finetune.BACKBONE_LR_MULT`)."""
+    absent; a pretrained backbone's group has :data:`vpscli.train.config.BACKBONE_LR_MULT`)."""
     for group in optimizer.param_groups:
         group["lr"] = lr * group.get("lr_mult", 1.0)
