@@ -262,7 +262,7 @@ def test_notes_for_extra_stray_and_short_sequences(tmp_path, capsys):
 
 def test_findings_have_stable_codes_and_severities(tmp_path):
     from vpscli.metrics import build_plan, evaluate_plan
-    from vpscli.metrics.diagnostics import NOTE, WARNING
+    from vpscli.metrics.diagnostics import NOTE, WARNING, Diagnostics
     from vpscli.metrics.result_diagnostics import diagnose_result
 
     make_tree(tmp_path, {"1": 4, "2": 2, "3": 5})
@@ -284,6 +284,8 @@ def test_findings_have_stable_codes_and_severities(tmp_path):
     assert plan.diagnostics.notes[0].startswith("ignored 1 file(s) beside the case folders")
     result = evaluate_plan(plan, ("Smeasure",))
     assert [d.code for d in diagnose_result(result)] == ["too-short-sequence"]
+    with pytest.raises(ValueError, match="unknown diagnostic code"):
+        Diagnostics().note("no-such-code", "a finding without a code in CODES")
 
 
 def test_nan_frames_are_reported(tmp_path, capsys):
