@@ -3,7 +3,8 @@ run, a failing input reported while the others finish, a killed worker retried o
 recomputing finished videos, evaluate's numbers equal to a local evaluation.
 
 The CLI runs in a subprocess that joins this module's Ray instance by its address (``--ray HOST:PORT``),
-as a command on a cluster's head node would.
+as a command on a cluster's head node would; the runs whose worker must die call the library
+(:func:`vpscli.batch.runner.run_batch`) in this process, with a frame hook that kills the worker.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -52,6 +54,36 @@ def vps(*args, env=None):
         env=env,
         timeout=300,
     )
+
+
+class DieAt:
+    """A Ray task's frame hook: the worker segmenting video ``name`` exits abruptly (``os._exit``, as a
+    killed process) at frame ``frame``, once — ``marker`` records that it did."""
+
+    def __init__(self, name: str, frame: int, marker: Path):
+        self.name, self.frame, self.marker = name, frame, marker
+
+    def __call__(self, name: str, result) -> None:
+        if name == self.name and result.index >= self.frame and not self.marker.exists():
+            self.marker.touch()
+            os._exit(1)
+
+
+def segment_on_ray(inputs, weights, out, address, hook, max_retries: int, overlay: bool = True):
+    """``vps segment INPUTS -w WEIGHTS -o OUT --ray ADDRESS --min-persistence 1`` through the library, with
+    ``hook`` in the workers; writes ``OUT/batch.json`` and returns the batch's report."""
+    from vpscli.batch.jobs import gather_jobs
+    from vpscli.batch.runner import BatchReport, RayBackend, run_batch
+    from vpscli.engine import ModelConfig, SegmentOptions
+
+    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # the hook travels to the workers
+    model = ModelConfig("pns-plus", weights=Path(weights))
+    options = SegmentOptions(out_root=out, min_persistence=1, overlay=overlay)
+    jobs, missing = gather_jobs([str(i) for i in inputs], [], model, options, absolute=True)
+    report = BatchReport(jobs, out, missing)
+    run_batch(jobs, RayBackend(address, max_retries=max_retries, frame_hook=hook), report)
+    report.write_json(out / "batch.json", "ray")
+    return report
 
 
 def error_lines(stderr: str) -> set[str]:
@@ -128,27 +160,11 @@ def test_a_killed_worker_is_reported_and_resume_completes_the_batch_without_reco
     inputs = [d / "c0.mp4", d / "c1.mp4", d / "c2.mp4"]
     out = tmp_path / "out"
     # the worker segmenting c1 dies abruptly (os._exit, as a kill -9) at its frame 5; no retries allowed
-    env = {**os.environ, "VPS_TEST_RAY_EXIT": f"c1:5:{tmp_path / 'died'}"}
-    first = vps(
-        "segment",
-        *inputs,
-        "-w",
-        w,
-        "-o",
-        out,
-        "--ray",
-        cluster,
-        "--max-retries",
-        "0",
-        "--min-persistence",
-        "1",
-        "-q",
-        env=env,
-    )
-    assert first.returncode == 3, first.stderr
+    first = segment_on_ray(inputs, w, out, cluster, DieAt("c1", 5, tmp_path / "died"), max_retries=0)
     assert (tmp_path / "died").exists()
-    lost = [line for line in error_lines(first.stderr) if "c1.mp4:" in line]
-    assert len(lost) == 1 and "worker" in lost[0] and "--resume" in lost[0]
+    assert sorted(Path(p).name for p in first.failures) == ["c1.mp4"]
+    lost = next(iter(first.failures.values())).one_line()
+    assert "c1.mp4:" in lost and "worker" in lost and "--resume" in lost
     assert (
         json.loads((out / "c1" / "run.json").read_text())["status"] == "running"
     )  # killed: no chance to say
@@ -167,7 +183,6 @@ def test_a_killed_worker_is_reported_and_resume_completes_the_batch_without_reco
         "--min-persistence",
         "1",
         "-q",
-        env=env,
     )
     assert second.returncode == 0, second.stderr
     assert {n: (out / n / "run.json").stat().st_mtime_ns for n in ("c0", "c2")} == finished  # not touched
@@ -203,26 +218,9 @@ def test_a_killed_worker_is_reported_and_resume_completes_the_batch_without_reco
 def test_a_killed_worker_is_retried_and_the_retry_continues_from_its_frames(cluster, clips, tmp_path):
     d, w = clips
     out = tmp_path / "out"
-    env = {**os.environ, "VPS_TEST_RAY_EXIT": f"c2:4:{tmp_path / 'died'}"}
-    r = vps(
-        "segment",
-        d / "c0.mp4",
-        d / "c2.mp4",
-        "-w",
-        w,
-        "-o",
-        out,
-        "--ray",
-        cluster,
-        "--max-retries",
-        "1",
-        "--min-persistence",
-        "1",
-        "--no-overlay",
-        "-q",
-        env=env,
-    )
-    assert r.returncode == 0, r.stderr
+    hook = DieAt("c2", 4, tmp_path / "died")
+    r = segment_on_ray([d / "c0.mp4", d / "c2.mp4"], w, out, cluster, hook, max_retries=1, overlay=False)
+    assert not r.failures
     assert (tmp_path / "died").exists()
     entries = {e["name"]: e for e in json.loads((out / "batch.json").read_text())["entries"]}
     assert entries["c2"]["attempts"] == 2 and entries["c2"]["status"] == "complete"

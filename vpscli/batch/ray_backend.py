@@ -4,9 +4,8 @@ Ray is an optional extra (``pip install 'vps[ray]'``), imported only here and on
 used. What a task does is exactly what a local run does for that video (:func:`segment_video`, the same
 device resolver, the same resume rule), so shards, Ray workers and local runs can share one output root.
 
-- **Model per worker**: a worker process keeps the :class:`Segmenter`\\s it built (keyed by model,
-  weights, device, precision, threshold, batch, compile), so the model is loaded once per worker, not
-  once per video.
+- **Model per worker**: a worker process keeps the :class:`Segmenter`\\s it built (keyed by their
+  :class:`~vpscli.engine.ModelConfig`), so the model is loaded once per worker, not once per video.
 - **Devices**: a task asks Ray for ``--gpus-per-video`` GPUs (fractional: several videos share a GPU)
   and ``--cpus-per-video`` CPUs; Ray makes only the granted GPUs visible to it, so the task's device is
   ``cuda`` when it was granted a GPU share and ``cpu`` otherwise (:func:`task_device`).
@@ -28,14 +27,14 @@ import time
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from vpscli.errors import InputError, UsageError, VpsError
 
+if TYPE_CHECKING:
+    from vpscli.engine.options import ModelConfig, SegmentOptions
+
 RAY_FIX = "pip install 'vps[ray]'"
-#: test hook (``tests/test_ray.py``): ``NAME:FRAME:MARKER`` makes the worker segmenting video NAME exit
-#: abruptly (``os._exit``, as a killed process) at frame FRAME, once — MARKER records that it did
-TEST_EXIT_ENV = "VPS_TEST_RAY_EXIT"
 #: how often a task reports its frame count to the progress view (seconds)
 PROGRESS_EVERY_S = 1.0
 
@@ -152,11 +151,13 @@ class SegmentTask:
     """What one video's task needs (pickled to the worker)."""
 
     source: object
-    segmenter_key: tuple  # (model, weights, device, precision, threshold, batch, compile, compile_mode, tta)
-    options: object  # SegmentOptions
+    #: the model, its ``device`` already the task's (:func:`task_device`) and its weights an absolute path
+    model: ModelConfig
+    options: SegmentOptions
     threads: int
     batch_started: datetime
-    test_exit: str | None = None
+    #: called with the video's name and each decided frame, in the worker (a test's failure hook)
+    frame_hook: Callable | None = None
 
 
 #: the Segmenters of this worker process (a few: a manifest may mix models and thresholds)
@@ -164,25 +165,14 @@ _SEGMENTERS: dict = {}
 _MAX_SEGMENTERS = 4
 
 
-def _segmenter(key: tuple):
+def _segmenter(config: ModelConfig):
     from vpscli.engine import Segmenter
 
-    seg = _SEGMENTERS.get(key)
+    seg = _SEGMENTERS.get(config)
     if seg is None:
         if len(_SEGMENTERS) >= _MAX_SEGMENTERS:
             _SEGMENTERS.pop(next(iter(_SEGMENTERS)))
-        model, weights, device, precision, threshold, batch, compile_model, compile_mode, tta = key
-        seg = _SEGMENTERS[key] = Segmenter(
-            model,
-            weights,
-            device=device,
-            precision=precision,
-            threshold=threshold,
-            batch=batch,
-            compile=compile_model,
-            compile_mode=compile_mode,
-            tta=tta,
-        )
+        seg = _SEGMENTERS[config] = Segmenter.from_config(config)
     return seg
 
 
@@ -211,10 +201,10 @@ def run_segment_task(task: SegmentTask, attempt: int, counter) -> dict:
         return {"report": VideoReport(task.source.name, out_dir, "skipped"), "device": None, "worker": worker}
     if attempt > 0 and not opts.overwrite:
         opts = replace(opts, resume=True)  # the attempt before left frames: continue from them
-    set_cpu_threads(task.threads if task.segmenter_key[2] == "cpu" else None)
-    on_frame = _FrameReporter(counter, task.test_exit, task.source.name)
+    set_cpu_threads(task.threads if task.model.device == "cpu" else None)
+    on_frame = _FrameReporter(counter, task.frame_hook, task.source.name)
     try:
-        seg = _segmenter(task.segmenter_key)
+        seg = _segmenter(task.model)
         report = segment_video(seg, task.source, opts, on_frame=on_frame)
     except VpsError as e:
         return {"error": e.one_line(), "worker": worker}
@@ -234,18 +224,13 @@ def _worker_name() -> str:
 class _FrameReporter:
     """``on_frame`` of a task: counts frames for the progress view, sent at most once a second."""
 
-    def __init__(self, counter, test_exit: str | None, name: str):
+    def __init__(self, counter, frame_hook: Callable | None, name: str):
         self.counter, self.unsent, self.last = counter, 0, time.monotonic()
-        self.exit_at = None
-        if test_exit:
-            video, frame, marker = test_exit.split(":", 2)
-            if video == name and not Path(marker).exists():
-                self.exit_at = (int(frame), Path(marker))
+        self.frame_hook, self.name = frame_hook, name
 
     def __call__(self, result) -> None:
-        if self.exit_at is not None and result.index >= self.exit_at[0]:
-            self.exit_at[1].touch()
-            os._exit(1)  # the test hook: die as a killed worker does, without cleaning up
+        if self.frame_hook is not None:
+            self.frame_hook(self.name, result)
         self.unsent += 1
         if time.monotonic() - self.last >= PROGRESS_EVERY_S:
             self.flush()

@@ -17,23 +17,9 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+from vpscli.batch.jobs import VideoJob
 from vpscli.io.atomic import write_text_atomic
-from vpscli.io.run_record import read_run_record
-
-
-@dataclass(frozen=True)
-class VideoSettings:
-    """What a manifest may set per video; videos of equal settings share one model."""
-
-    model: str
-    threshold: float
-    min_persistence: int
-
-
-@dataclass
-class VideoJob:
-    source: object  # a FrameSource, already given its output name
-    settings: VideoSettings
+from vpscli.io.run_record import RunRecord
 
 
 @dataclass
@@ -61,13 +47,16 @@ def this_worker() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def outcome_of_report(job: VideoJob, report, device: str, worker: str, attempts: int = 1) -> VideoOutcome:
+def outcome_of_report(
+    job: VideoJob, report, device: str | None, worker: str | None, attempts: int = 1
+) -> VideoOutcome:
     """The outcome of a finished or skipped video; a skipped one takes its frames and device from its
     ``run.json`` (the run that finished it)."""
     frames, seconds = report.frames, round(report.seconds, 3)
     if report.status == "skipped":
-        record = read_run_record(report.out_dir)
-        frames, device, worker = record.get("frames") or 0, record.get("device") or device, None
+        record = RunRecord.read(report.out_dir)
+        frames = (record.frames if record else None) or 0
+        device, worker = (record.device if record else None) or device, None
     return VideoOutcome(
         report.name,
         str(job.source.path),

@@ -27,6 +27,31 @@ from vpscli.errors import (
 )
 from vpscli.zoo import model_names
 
+#: each ``vps segment`` option that configures the run, and the field of :class:`vpscli.engine.ModelConfig`
+#: (which model runs, and how) it sets
+MODEL_FLAGS = {
+    "model": "model",
+    "weights": "weights",
+    "device": "device",
+    "precision": "precision",
+    "threshold": "threshold",
+    "batch": "batch",
+    "compile_model": "compile",
+    "compile_mode": "compile_mode",
+    "tta": "tta",
+}
+#: … and of :class:`vpscli.engine.SegmentOptions` (what is written, and how earlier outputs are treated)
+OPTION_FLAGS = {
+    "out": "out_root",
+    "save_prob": "save_prob",
+    "overlay": "overlay",
+    "resume": "resume",
+    "overwrite": "overwrite",
+    "min_persistence": "min_persistence",
+    "expect_negative": "expect_negative",
+    "presence": "presence",
+}
+
 
 # long: one statement per option to parse and report
 @reports_errors
@@ -174,21 +199,21 @@ def segment(
     130 on Ctrl-C and 143 on SIGTERM (finished frames kept; --resume continues). A batch (several
     inputs, --manifest, --shard or --ray) also writes OUT/batch.json (OUT/batch-shard-I-of-N.json).
     """
+    flags = dict(locals())  # the options as given, mapped to the run's configuration by the tables below
+    from vpscli.batch.jobs import gather_jobs
     from vpscli.batch.manifest import parse_shard, read_manifest
-    from vpscli.batch.record import VideoSettings, batch_json_path
+    from vpscli.batch.record import batch_json_path
+    from vpscli.batch.runner import BatchReport, LocalBackend, RayBackend, run_batch
     from vpscli.cli.commands._segment_batch import (
-        BatchLog,
+        ConsoleEvents,
         LocalProgress,
         RayProgress,
-        RunConfig,
-        gather_jobs,
-        run_local,
-        run_on_ray,
+        write_batch_summary,
     )
-    from vpscli.engine import SegmentOptions
+    from vpscli.engine import ModelConfig, SegmentOptions
     from vpscli.engine.device import check_compile_mode, model_cpu_threads, resolve_placement
-    from vpscli.io.run_folder import check_output_root
     from vpscli.engine.options import check_options
+    from vpscli.io.run_folder import check_output_root
 
     # every option is checked before any input is read, model loaded or file written
     if resume and overwrite:
@@ -212,14 +237,18 @@ def segment(
     if not inputs and not entries:
         raise UsageError("no inputs", fix="give videos, frame folders or globs, or --manifest FILE")
     check_output_root(out)
-    model = _model_to_run(model, weights, entries, manifest)
+    flags["model"] = _model_to_run(model, weights, entries, manifest)
+    model_config = ModelConfig(**{field: flags[flag] for flag, field in MODEL_FLAGS.items()})
+    options = SegmentOptions(**{field: flags[flag] for flag, field in OPTION_FLAGS.items()})
     job_list, failures = gather_jobs(
         list(inputs or []),
         entries,
-        fps,
-        shard_index,
-        VideoSettings(model, threshold, min_persistence),
+        model_config,
+        options,
+        fps=fps,
+        shard=shard_index,
         absolute=ray is not None,
+        events=ConsoleEvents(None, quiet),  # missing inputs and warnings, before any progress view
     )
     if shard_index is not None:
         notice(f"shard {shard}: {len(job_list)} input(s) of this shard", quiet)
@@ -227,52 +256,33 @@ def segment(
         if failures:
             raise typer.Exit(next(iter(failures.values())).exit_code)
         return  # an empty shard: nothing to do
-    opts = SegmentOptions(
-        out_root=out,
-        save_prob=save_prob,
-        overlay=overlay,
-        resume=resume,
-        overwrite=overwrite,
-        min_persistence=min_persistence,
-        expect_negative=expect_negative,
-        presence=presence,
-    )
-    cfg = RunConfig(weights, device, precision, batch, compile_model, compile_mode, threads, quiet, tta)
-    log = BatchLog(job_list, out, failures)
+    batch_report = BatchReport(job_list, out, failures)
     is_batch = (
         len(job_list) + len(failures) > 1
         or manifest is not None
         or shard_index is not None
         or ray is not None
     )
-    progress = LocalProgress(quiet) if ray is None else RayProgress(len(job_list), quiet)
+    if ray is None:
+        backend, view = LocalBackend(jobs, threads), LocalProgress(quiet)
+    else:
+        backend = RayBackend(ray, gpus_per_video, cpus_per_video, max_retries, threads)
+        view = RayProgress(len(job_list), quiet)
+    summary = (batch_json_path(out, shard_index), backend.name, {"ray_address": ray, "shard": shard})
     try:
-        with sigterm_as_interrupt(), progress.view:
-            if ray is None:
-                run_local(job_list, log, cfg, opts, jobs, progress)
-            else:
-                run_on_ray(
-                    job_list,
-                    log,
-                    cfg,
-                    opts,
-                    address=ray,
-                    gpus_per_video=gpus_per_video,
-                    cpus_per_video=cpus_per_video,
-                    max_retries=max_retries,
-                    progress=progress,
-                )
+        with sigterm_as_interrupt(), view.view:
+            run_batch(job_list, backend, batch_report, ConsoleEvents(view, quiet))
     except (KeyboardInterrupt, VpsError) as e:  # what finished is kept, and the summary says what did not
         if is_batch and not isinstance(e, UsageError):  # a refused option ran nothing: no summary to write
-            log.write(batch_json_path(out, shard_index), "ray" if ray else "local", _batch_extra(ray, shard))
+            write_batch_summary(batch_report, *summary)
         if isinstance(e, VpsError):
             raise
-        _report_interrupt(e, progress.running_names(), out, overwrite)
+        _report_interrupt(e, view.running_names(), out, overwrite)
     if is_batch:
-        log.write(batch_json_path(out, shard_index), "ray" if ray else "local", _batch_extra(ray, shard))
+        write_batch_summary(batch_report, *summary)
     if report:
-        _write_reports(log.ordered_reports(), out, is_batch, quiet)
-    _finish(log.ordered_reports(), {**failures, **log.failures}, quiet, expect_negative)
+        _write_reports(batch_report.ordered_reports(), out, is_batch, quiet)
+    _finish(batch_report.ordered_reports(), {**failures, **batch_report.failures}, quiet, expect_negative)
 
 
 def _write_reports(reports, out: Path, is_batch: bool, quiet: bool) -> None:
@@ -361,10 +371,6 @@ def _check_ray_options(
             fix="drop --jobs (use --gpus-per-video 0.5 to run two videos per GPU)",
         )
     import_ray()
-
-
-def _batch_extra(ray: str | None, shard: str | None) -> dict:
-    return {"ray_address": ray, "shard": shard}
 
 
 def _report_interrupt(e: KeyboardInterrupt, running: list[str], out: Path, overwrite: bool) -> None:
