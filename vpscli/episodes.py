@@ -1,7 +1,7 @@
 """Episodes — maximal runs of consecutive positive frames — and what a clinician asks of them.
 
 Pure functions on per-frame booleans in frame order, shared by ``vps segment`` (the persistence
-filter and the false-alarm summary of :mod:`vpscli.engine.outputs`) and ``vps evaluate`` (the
+filter and the false-alarm summary of :mod:`vpscli.engine.run_loop`) and ``vps evaluate`` (the
 detection view of :mod:`vpscli.metrics.detection`):
 
 - :func:`runs`: the episodes of a flag sequence, as ``(start, length)``;
