@@ -285,3 +285,52 @@ def test_an_input_not_found_is_listed_in_batch_json(archive, tmp_path):
     entries = {e["source"]: e for e in batch["entries"]}
     assert entries[f"{d}/nope.mp4"]["status"] == "failed" and "not found" in entries[f"{d}/nope.mp4"]["error"]
     assert batch["statuses"] == {"complete": 1, "failed": 1}
+
+
+def test_a_batch_runs_from_the_library_with_its_events_and_a_per_video_column(clip, weights, tmp_path):
+    """``vpscli.batch`` without the command line: jobs from inputs and a manifest row's column, run locally,
+    each outcome in the report and in batch.json, every event told to the caller."""
+    from vpscli.batch.events import BatchEvents
+    from vpscli.batch.jobs import gather_jobs
+    from vpscli.batch.manifest import ManifestEntry
+    from vpscli.batch.runner import BatchReport, LocalBackend, run_batch
+    from vpscli.engine import ModelConfig, SegmentOptions
+
+    class Told(BatchEvents):
+        def __init__(self):
+            self.said: list[str] = []
+
+        def input_failed(self, error):
+            self.said.append("missing")
+
+        def video_finished(self, report):
+            self.said.append(f"finished {report.name}")
+
+        def running(self, message):
+            self.said.append("running")
+
+    told = Told()
+    model = ModelConfig("pns-plus", weights=weights["pns-plus"], device="cpu")
+    options = SegmentOptions(out_root=tmp_path / "out", overlay=False, min_persistence=1)
+    rows = [ManifestEntry(str(clip / "Frame" / "odd"), {"min_persistence": 2}, "m.csv line 2")]
+    jobs, missing = gather_jobs(
+        [str(clip / "vid.mp4"), str(tmp_path / "nowhere.mp4")], rows, model, options, events=told
+    )
+    assert [(j.source.name, j.options.min_persistence) for j in jobs] == [("vid", 1), ("odd", 2)]
+    report = run_batch(jobs, LocalBackend(threads=1), BatchReport(jobs, tmp_path / "out", missing), told)
+    assert [r.name for r in report.ordered_reports()] == ["vid", "odd"] and not report.failures
+    assert told.said == [
+        "missing",
+        "running",
+        "finished vid",
+        "running",
+        "finished odd",
+    ]  # one model per setting
+    written = report.write_json(tmp_path / "out" / "batch.json", "local")
+    entries = json.loads(written.read_text())["entries"]
+    assert [(e["name"], e["status"]) for e in entries] == [
+        ("vid", "complete"),
+        ("odd", "complete"),
+        ("nowhere.mp4", "failed"),
+    ]
+    assert json.loads((tmp_path / "out" / "odd" / "run.json").read_text())["min_persistence"] == 2

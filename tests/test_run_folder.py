@@ -209,3 +209,39 @@ def test_a_library_sink_replaces_the_frame_outputs(clip, weights, tmp_path):
     segment_video(seg, open_source(clip / "vid.mp4"), opts, sinks=lambda *args: default_sinks(*args) + [both])
     run = RunFolder(tmp_path / "both" / "vid")
     assert both.names == collect.names and run.finished(with_probs=False) == set(collect.names)
+
+
+def test_a_run_record_without_a_version_reads_as_the_first_layout_and_keeps_its_keys(tmp_path):
+    """run.json files written before the record carried its version: layout 1, their identity's missing
+    fields taken as their writer used them, and every key kept when written back."""
+    from vpscli.io.run_record import RECORD_VERSION, RunRecord
+
+    old = {
+        "status": "complete",
+        "started": "2026-01-02T03:04:05+00:00",
+        "source_fingerprint": "abc",
+        "model": "pns-plus",
+        "input_size": [256, 448],
+        "weights_sha256": "f00",
+        "threshold": 0.5,
+        "source": "clip.mp4",
+        "outputs": {"masks": "masks/", "probs": None},
+        "frames": 11,
+        "frames_with_polyp": 4,
+        "finished": "2026-01-02T03:05:00+00:00",
+        "written_by_a_later_vps": True,
+    }
+    record = RunRecord.from_json(old)
+    assert record.record_version == 1 == RECORD_VERSION and record.is_finished
+    assert (record.identity.min_persistence, record.identity.tta, record.identity.presence) == (
+        1,
+        False,
+        None,
+    )
+    assert record.frames == 11 and record.result.frames_with_polyp == 4
+    again = record.to_json()
+    assert again["record_version"] == 1 and {k: again[k] for k in old} == old
+    run = RunFolder(tmp_path / "clip")
+    run.path.mkdir()
+    run.write_record(record)
+    assert run.run_record() == record and run.record()["written_by_a_later_vps"] is True

@@ -1,1 +1,4 @@
-"""Archive-scale batches: manifests, shards, batch.json, and the Ray backend (optional extra)."""
+"""Archive-scale batches of ``vps segment``, usable without the command line: the jobs of a batch
+(:mod:`vpscli.batch.jobs`: inputs, manifests, shards), running them locally or on Ray and reporting each
+outcome (:mod:`vpscli.batch.runner`), ``batch.json`` (:mod:`vpscli.batch.record`) and the Ray tasks
+(:mod:`vpscli.batch.ray_backend`, an optional extra)."""

@@ -178,14 +178,14 @@ def _segmenter(config: ModelConfig):
 
 def _finished_during_batch(out_dir: Path, batch_started: datetime) -> bool:
     """The folder holds a finished run that started in this batch (an earlier attempt finished it)."""
-    from vpscli.io.run_record import FINISHED, read_run_record
+    from vpscli.io.run_record import RunRecord
 
-    record = read_run_record(out_dir)
+    record = RunRecord.read(out_dir)
     try:
-        started = datetime.fromisoformat(record.get("started", ""))
+        started = datetime.fromisoformat(record.started or "") if record else None
     except (TypeError, ValueError):
         return False
-    return record.get("status") in FINISHED and started >= batch_started.replace(microsecond=0)
+    return started is not None and record.is_finished and started >= batch_started.replace(microsecond=0)
 
 
 def run_segment_task(task: SegmentTask, attempt: int, counter) -> dict:

@@ -111,7 +111,8 @@ class RunRecord:
     device: str | None = None
     precision: str | None = None
     batch: int | None = None
-    compile: object = False
+    #: ``False``, or the ``torch.compile`` mode
+    compile: bool | str = False
     source: str | None = None
     probe: dict | None = None
     #: ``masks``, ``probs``, ``overlay``, ``frames_csv``: what the run writes (``None``: not written)

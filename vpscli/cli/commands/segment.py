@@ -7,24 +7,9 @@ from typing import List, Optional
 
 import typer
 
-from vpscli.cli.console import (
-    err_console,
-    notice,
-    print_table,
-    reports_errors,
-    sigterm_as_interrupt,
-    warning_line,
-)
+from vpscli.cli.console import notice, reports_errors, sigterm_as_interrupt
 from vpscli.episodes import DEFAULT_MIN_PERSISTENCE
-from vpscli.errors import (
-    EXIT_INTERRUPTED,
-    EXIT_PARTIAL_INPUT,
-    EXIT_TERMINATED,
-    PartialFailure,
-    Terminated,
-    UsageError,
-    VpsError,
-)
+from vpscli.errors import UsageError, VpsError
 from vpscli.zoo import model_names
 
 #: each ``vps segment`` option that configures the run, and the field of :class:`vpscli.engine.ModelConfig`
@@ -204,11 +189,14 @@ def segment(
     from vpscli.batch.manifest import parse_shard, read_manifest
     from vpscli.batch.record import batch_json_path
     from vpscli.batch.runner import BatchReport, LocalBackend, RayBackend, run_batch
-    from vpscli.cli.commands._segment_batch import (
+    from vpscli.cli.commands._segment_view import (
         ConsoleEvents,
         LocalProgress,
         RayProgress,
+        finish_with_summary,
+        report_interrupt,
         write_batch_summary,
+        write_review_pages,
     )
     from vpscli.engine import ModelConfig, SegmentOptions
     from vpscli.engine.device import check_compile_mode, model_cpu_threads, resolve_placement
@@ -264,9 +252,15 @@ def segment(
         or ray is not None
     )
     if ray is None:
-        backend, view = LocalBackend(jobs, threads), LocalProgress(quiet)
+        backend, view = LocalBackend(jobs_at_once=jobs, threads=threads), LocalProgress(quiet)
     else:
-        backend = RayBackend(ray, gpus_per_video, cpus_per_video, max_retries, threads)
+        backend = RayBackend(
+            ray,
+            gpus_per_video=gpus_per_video,
+            cpus_per_video=cpus_per_video,
+            max_retries=max_retries,
+            threads=threads,
+        )
         view = RayProgress(len(job_list), quiet)
     summary = (batch_json_path(out, shard_index), backend.name, {"ray_address": ray, "shard": shard})
     try:
@@ -277,29 +271,14 @@ def segment(
             write_batch_summary(batch_report, *summary)
         if isinstance(e, VpsError):
             raise
-        _report_interrupt(e, view.running_names(), out, overwrite)
+        report_interrupt(e, view.running_names(), out, overwrite)
     if is_batch:
         write_batch_summary(batch_report, *summary)
     if report:
-        _write_reports(batch_report.ordered_reports(), out, is_batch, quiet)
-    _finish(batch_report.ordered_reports(), {**failures, **batch_report.failures}, quiet, expect_negative)
-
-
-def _write_reports(reports, out: Path, is_batch: bool, quiet: bool) -> None:
-    """``--report``: a review page per video written (skipped ones included: their outputs are whole), and an
-    index for a batch. A page that cannot be written is a warning: the segmentation itself succeeded."""
-    from vpscli.report import write_index, write_report
-
-    folders = [r.out_dir for r in reports if (Path(r.out_dir) / "run.json").is_file()]
-    for folder in folders:
-        try:
-            page = write_report(folder)
-        except (OSError, VpsError) as e:
-            warning_line(f"{folder}: no review page ({e})")
-            continue
-        notice(f"review page: {page}", quiet)
-    if is_batch and folders:
-        notice(f"index of the review pages: {write_index(out, folders)}", quiet)
+        write_review_pages(batch_report.ordered_reports(), out, is_batch, quiet)
+    finish_with_summary(
+        batch_report.ordered_reports(), {**failures, **batch_report.failures}, quiet, expect_negative
+    )
 
 
 def _model_to_run(model: str | None, weights, entries: list, manifest) -> str:
@@ -371,90 +350,6 @@ def _check_ray_options(
             fix="drop --jobs (use --gpus-per-video 0.5 to run two videos per GPU)",
         )
     import_ray()
-
-
-def _report_interrupt(e: KeyboardInterrupt, running: list[str], out: Path, overwrite: bool) -> None:
-    """The interrupt's one message (what is kept, how to continue), then its exit code."""
-    from rich.markup import escape
-
-    name = ", ".join(escape(n) for n in running) or "the running videos"
-    if overwrite:
-        kept = (
-            f"the earlier outputs of {name} in {out}/ are unchanged (--overwrite replaces them only once a run "
-            "has finished); finished videos are kept — run the same command again to redo it"
-        )
-    else:
-        kept = f"finished frames are kept in {out}/ — run the same command with --resume to continue"
-    err_console.print(
-        f"[red]{'terminated' if isinstance(e, Terminated) else 'interrupted'}[/] during {name}: " + kept,
-        soft_wrap=True,
-    )
-    raise typer.Exit(EXIT_TERMINATED if isinstance(e, Terminated) else EXIT_INTERRUPTED) from None
-
-
-def _finish(reports: list, failures: dict, quiet: bool, expect_negative: bool) -> None:
-    """The summary table, then the exit code: 3 when some inputs failed, 4 when some were partial."""
-    if not quiet and reports:
-        print_table(summary_table(reports, expect_negative))
-    if failures:  # each was reported as it happened
-        if not reports:
-            raise typer.Exit(next(iter(failures.values())).exit_code)
-        raise PartialFailure({k: e.message for k, e in failures.items()}, total=len(reports) + len(failures))
-    partial = [r.name for r in reports if r.status == "partial"]
-    if partial:  # told apart from failure: the outputs exist, but cover only part of these videos
-        warning_line(
-            f"{len(partial)} of {len(reports)} inputs were partial (the source ended early; outputs cover "
-            f"its decodable frames, run.json says status partial): {', '.join(partial[:5])}"
-            + (" ..." if len(partial) > 5 else "")
-            + f" — exit code {EXIT_PARTIAL_INPUT}"
-        )
-        raise typer.Exit(EXIT_PARTIAL_INPUT)
-
-
-def summary_table(reports, expect_negative: bool):
-    """One row per video: status, frames, frames with a polyp mask (after the persistence filter) and
-    flagged by the model (before it), episodes and the longest one after it, and — for videos said to
-    be polyp-free — false alarms per minute."""
-    from rich.markup import escape
-    from rich.table import Table
-
-    from vpscli.cli.commands._segment_batch import longest_run_text
-
-    # "with polyp" counts the masks written (after the filter), as it always has; "flagged by model" beside it
-    # shows what the filter removed
-    columns = (
-        [
-            "input",
-            "status",
-            "weights",
-            "frames",
-            "with polyp",
-            "flagged by model",
-            "episodes",
-            "longest episode",
-        ]
-        + (["false alarms/min"] if expect_negative else [])
-        + ["frames/s", "output"]
-    )
-    t = Table(*columns)
-    for r in reports:
-        rate = f"{r.frames / r.seconds:.2f}" if r.seconds else "-"
-        f = r.flags
-        cells = [str(f.flagged_before), str(f.episodes_after), longest_run_text(f)] if f else ["-"] * 3
-        if expect_negative:
-            per_minute = f.per_minute(f.episodes_after) if f else None
-            cells.append("-" if per_minute is None else f"{per_minute:.2f}")
-        t.add_row(
-            escape(r.name),
-            r.status + (f" (kept {r.reused_masks} masks)" if r.reused_masks else ""),
-            escape(r.weights) or "-",
-            str(r.frames),
-            str(r.frames_with_polyp),
-            *cells,
-            rate,
-            escape(str(r.out_dir)),
-        )
-    return t
 
 
 def register(app: typer.Typer) -> None:
