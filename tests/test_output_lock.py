@@ -8,6 +8,8 @@ import os
 import socket
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 import pytest
 
@@ -45,6 +47,27 @@ def test_a_dead_writers_lock_is_taken_over_with_a_note(tmp_path):
     )
     with OutputLock(folder) as lock:
         assert lock.note and "no longer running" in lock.note
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="process states are read from /proc")
+def test_an_exited_writer_not_yet_collected_holds_no_lock(tmp_path):
+    """A killed writer whose parent has not collected it yet (a zombie: a killed Ray worker until the raylet
+    reaps it) still has its pid and start time, but writes nothing: its lock is stale."""
+    from vpscli.io.lock import _start_time
+
+    folder = tmp_path / "vid"
+    exited = subprocess.Popen([sys.executable, "-c", "pass"])
+    deadline = time.monotonic() + 30
+    while Path(f"/proc/{exited.pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z":
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    holder = {"pid": exited.pid, "host": socket.gethostname(), "start": _start_time(exited.pid)}
+    lock_path(folder).write_text(json.dumps(holder))
+    try:
+        with OutputLock(folder) as lock:
+            assert "no longer running" in lock.note and f"pid {exited.pid}" in lock.note
+    finally:
+        exited.wait()
 
 
 def test_another_hosts_lock_is_refused_with_the_file_to_delete(tmp_path):

@@ -197,7 +197,6 @@ def _loaded_segmenter(model: ModelConfig, events: BatchEvents):
     return seg
 
 
-# long: one Ray session from start to shutdown, its progress and its failures
 def _run_on_ray(jobs: list[VideoJob], backend: RayBackend, report: BatchReport, events: BatchEvents) -> None:
     """Segment every job as a Ray task (:mod:`vpscli.batch.ray_backend`); Ctrl-C cancels them."""
     from vpscli.batch import ray_backend as rb

@@ -84,10 +84,12 @@ def segment_video(
         folder = final.writing(mode, opts.save_prob)
         run = segmenter.init_state(source)
         report = VideoReport(source.name, final.path, "complete", weights=weights_tag(segmenter))
-        report.warnings += (
-            [inherited] if inherited else []
-        )  # outputs other than asked: said on the console too
-        report.warnings += [f"{final.path}: {lock.note}"] if lock.note else []
+        if (
+            inherited
+        ):  # the outputs differ from what this command asked for: said on the console and in run.json
+            report.warnings.append(inherited)
+        if lock.note:
+            report.warnings.append(f"{final.path}: {lock.note}")
         record = RecordKeeper(
             folder, *starting_record(segmenter, source, probe, opts, identity, earlier), report, run
         )
@@ -112,7 +114,6 @@ def segment_video(
         return report
 
 
-# long: the whole per-frame loop, read in one place
 def stream(
     segmenter: Segmenter,
     source,

@@ -6,8 +6,9 @@ refused with the holder's pid and host. A lock whose process is gone (killed, th
 stale: a process on the same host takes it over with a note. On another host vps cannot tell whether
 the holder still runs, so it refuses and says which file to delete once it is sure.
 
-Liveness on the same host: the pid exists and, on Linux, its start time (``/proc/<pid>/stat``) is the
-one recorded, so a pid reused by another program does not keep a stale lock alive.
+Liveness on the same host: the pid exists, has not exited (a zombie not yet collected by its parent holds
+nothing) and, on Linux, its start time (``/proc/<pid>/stat``) is the one recorded, so a pid reused by
+another program does not keep a stale lock alive.
 """
 
 from __future__ import annotations
@@ -30,13 +31,26 @@ def lock_path(folder: Path) -> Path:
     return folder.with_name(f".{folder.name}.lock")
 
 
-def _start_time(pid: int) -> str | None:
-    """The process's start time in clock ticks since boot (Linux), ``None`` where it cannot be read."""
+def _stat_fields(pid: int) -> list[str] | None:
+    """The fields of ``/proc/<pid>/stat`` after the command name (Linux), ``None`` where it cannot be read."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
-    return stat.rsplit(")", 1)[1].split()[19]  # field 22 of stat(5): after the command name in parentheses
+    return stat.rsplit(")", 1)[1].split()  # after the command name in parentheses: field 3 of stat(5) on
+
+
+def _start_time(pid: int) -> str | None:
+    """The process's start time in clock ticks since boot (Linux), ``None`` where it cannot be read."""
+    fields = _stat_fields(pid)
+    return fields[19] if fields else None  # field 22 of stat(5)
+
+
+def _exited(pid: int) -> bool:
+    """The process has exited and only waits for its parent to collect it (a zombie: a killed Ray worker
+    until the raylet reaps it), so it writes nothing any more."""
+    fields = _stat_fields(pid)
+    return bool(fields) and fields[0] in ("Z", "X")  # field 3 of stat(5): the state
 
 
 def _alive(holder: dict) -> bool:
@@ -49,6 +63,8 @@ def _alive(holder: dict) -> bool:
         return False
     except PermissionError:
         pass  # exists, owned by someone else
+    if _exited(pid):
+        return False
     recorded, now = holder.get("start"), _start_time(pid)
     return recorded is None or now is None or recorded == now
 
