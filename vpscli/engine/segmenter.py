@@ -60,7 +60,8 @@ def _loaded_network(net, weights):
 class Segmenter:
     """A model placed on a device, ready to segment videos.
 
-    Example: ``for r in Segmenter("pns-plus", device="cuda").run(open_source("video.mp4")): r.mask``.
+    Example: ``for r in Segmenter("pns-plus", device="cuda").run(open_source("video.mp4")): r.mask``; the same
+    from a configuration: ``Segmenter.from_config(ModelConfig("pns-plus", device="cuda"))``.
 
     Args:
         model: a :class:`~vpscli.weights.LoadedModel` (from :func:`~vpscli.weights.load_model`:
