@@ -51,7 +51,7 @@ from torch import Tensor, nn
 
 from vpscli.models.aen_csa import CSA
 from vpscli.models.backbone import DEFAULT_BACKBONE, stage_sizes
-from vpscli.models.base import ModelSpec, VideoModel, VideoState
+from vpscli.models.base import ModelSpec, VideoModel
 from vpscli.models.cffm import CFFM, CFFM_SPEC, CFFMState
 from vpscli.models.pns_plus import PNS_PLUS_SPEC, PNSPlus, PNSPlusState
 from vpscli.models.registry import register_model
@@ -228,7 +228,11 @@ class AEN(nn.Module):
         self.csa = CSA(classes * self.proposals, clip_length, dim, **csa_kw)
 
     def forward(
-        self, backbone: Sequence[Tensor], pgn: Sequence[Tensor], proposals: Tensor, state: VideoState
+        self,
+        backbone: Sequence[Tensor],
+        pgn: Sequence[Tensor],
+        proposals: Tensor,
+        state: AENCFFMState | AENPNSPlusState,
     ) -> Tensor:
         b, l = proposals.shape[:2]
         e2 = self.crl(backbone, pgn)
@@ -257,7 +261,7 @@ class AENPNSPlusState(PNSPlusState):
 
 
 @register_model(AEN_CFFM_SPEC, rank=10, key_prefix="pgn.decode_head.")
-class AENCFFM(VideoModel):
+class AENCFFM(VideoModel[AENCFFMState]):
     """AEN on a CFFM proposal network (the paper's headline model).
 
     The PGN is :class:`~vpscli.models.cffm.CFFM` with q = 200 output maps (``pgn.*`` keys); its
@@ -289,7 +293,7 @@ class AENCFFM(VideoModel):
             **aen_kw,
         )
 
-    def step(self, clip: Tensor, state: VideoState, indices: list[int], anchor: Tensor | None) -> Tensor:
+    def step(self, clip: Tensor, state: AENCFFMState, indices: list[int], anchor: Tensor | None) -> Tensor:
         b, t = clip.shape[:2]
         enc = self.pgn.encode(clip, state)
         e1 = self.pgn.predict(enc, state, indices, b)
@@ -299,7 +303,7 @@ class AENCFFM(VideoModel):
 
 
 @register_model(AEN_PNS_PLUS_SPEC, rank=20, key_prefix="pgn.NSB_global.")
-class AENPNSPlus(VideoModel):
+class AENPNSPlus(VideoModel[AENPNSPlusState]):
     """AEN on a PNS+ proposal network (spec §7, adapted to the paper's parameter count).
 
     The PGN is :class:`~vpscli.models.pns_plus.PNSPlus` with q = 200 SegNIN outputs (``pgn.*``
@@ -337,7 +341,7 @@ class AENPNSPlus(VideoModel):
             **aen_kw,
         )
 
-    def step(self, clip: Tensor, state: VideoState, indices: list[int], anchor: Tensor | None) -> Tensor:
+    def step(self, clip: Tensor, state: AENPNSPlusState, indices: list[int], anchor: Tensor | None) -> Tensor:
         b, t = clip.shape[:2]
         f = self.pgn.features(clip, state, anchor)
         x1, x2, x3 = f.stages

@@ -43,6 +43,8 @@ class _Attention(nn.Module):
         q = self.norm(x)
         if kv is None:
             kv, kv_pos = q, pos
+        elif kv_pos is None:
+            raise ValueError("kv_pos is required with kv")
         return x + self.attn(q + pos, kv + kv_pos, kv, need_weights=False)[0]
 
 

@@ -99,7 +99,7 @@ def backbone_info(name: str) -> BackboneInfo:
     return BACKBONES[name]
 
 
-def build_backbone(name: str, stages: int = 4) -> nn.Module:
+def build_backbone(name: str, stages: int = 4) -> Res2NetV1b | EfficientNetLite:
     """A fresh (randomly initialised) backbone returning its first ``stages`` (3 or 4) features.
 
     Shape: ``(N, 3, H, W)`` → ``[(N, C_i, ⌈H/s_i⌉, ⌈W/s_i⌉)]`` for s = 4, 8, 16(, 32).
@@ -110,7 +110,7 @@ def build_backbone(name: str, stages: int = 4) -> nn.Module:
     return EfficientNetLite(stages=stages)
 
 
-def find_backbone(model: nn.Module) -> nn.Module:
+def find_backbone(model: nn.Module) -> Res2NetV1b | EfficientNetLite:
     """The one backbone module inside ``model`` (what ImageNet initialises and what training
     treats as the pretrained part).
 

@@ -43,7 +43,7 @@ Rules of the contract:
 from __future__ import annotations
 
 from dataclasses import dataclass, fields, replace
-from typing import Sequence
+from typing import Generic, Sequence, TypeVar, cast
 
 import torch
 from torch import Tensor, nn
@@ -166,7 +166,7 @@ class ModelSpec:
         info = backbone_info(name)
         if name == self.backbone:
             return self
-        if info.mean is None:
+        if info.mean is None or info.std is None:
             raise ValueError(
                 f"{self.name}: the normalisation of {name} is the architecture's own; "
                 "derive this spec from the declared one"
@@ -205,7 +205,13 @@ class VideoState:
         return self
 
 
-def legacy_column_normalize(x: Tensor, mean: Sequence[float], std: Sequence[float]) -> Tensor:
+#: a model's own :class:`VideoState` subclass (the type parameter of :class:`VideoModel`)
+StateT = TypeVar("StateT", bound=VideoState)
+
+
+def legacy_column_normalize(
+    x: Tensor, mean: Sequence[float] | Tensor, std: Sequence[float] | Tensor
+) -> Tensor:
     """The official PNS-Net/PNS+ preprocessing bug, reproduced for their weights.
 
     Their ``Normalize`` indexes ``img[:, :, i]`` on a C×H×W tensor: it normalises pixel
@@ -220,12 +226,13 @@ def legacy_column_normalize(x: Tensor, mean: Sequence[float], std: Sequence[floa
     return x
 
 
-class VideoModel(nn.Module):
+class VideoModel(nn.Module, Generic[StateT]):
     """Base class of every model: spec, state, preprocessing, and the step signature.
 
     Example: ``model = build_model("pns-plus"); logits, state = model(clip, model.init_state(), frame_indices=[0, 1])``.
 
-    Subclasses implement :meth:`step`; ``forward`` checks the input against the spec.
+    Subclasses implement :meth:`step`; ``forward`` checks the input against the spec. The type
+    parameter is the model's state type (``VideoModel[CFFMState]``), the class that ``state_type`` names.
 
     Attributes:
         spec: the model's :class:`ModelSpec` (input size as built).
@@ -243,9 +250,10 @@ class VideoModel(nn.Module):
     #: the per-video state this model keeps (a :class:`VideoState` subclass with its own fields)
     state_type: type[VideoState] = VideoState
 
-    def init_state(self) -> VideoState:
+    def init_state(self) -> StateT:
         """A fresh per-video state (empty cache/memory, no anchor)."""
-        return self.state_type()
+        # a subclass sets state_type to the class it is parameterised with
+        return cast(StateT, self.state_type())
 
     def preprocess(self, frames: Tensor) -> Tensor:
         """Normalise RGB frames in [0, 1] (float, or uint8 in [0, 255]) the way this model expects.
@@ -264,11 +272,11 @@ class VideoModel(nn.Module):
     def forward(
         self,
         clip: Tensor,
-        state: VideoState | None = None,
+        state: StateT | None = None,
         *,
         frame_indices: Sequence[int] | None = None,
         anchor: Tensor | None = None,
-    ) -> tuple[Tensor, VideoState]:
+    ) -> tuple[Tensor, StateT]:
         """One step of the window contract (see the module docstring).
 
         Args:
@@ -307,5 +315,5 @@ class VideoModel(nn.Module):
         state.frames_seen = max(state.frames_seen, indices[-1] + 1)
         return logits, state
 
-    def step(self, clip: Tensor, state: VideoState, indices: list[int], anchor: Tensor | None) -> Tensor:
+    def step(self, clip: Tensor, state: StateT, indices: list[int], anchor: Tensor | None) -> Tensor:
         raise NotImplementedError

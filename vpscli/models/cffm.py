@@ -148,7 +148,7 @@ class CFFMHead(nn.Module):
         """Per-frame (auxiliary) prediction at stride 4: ``(N, E, h4, w4)`` → ``(N, out, h4, w4)``."""
         return self.linear_pred(self.dropout(fused))
 
-    def predict_clip(self, clip8: Tensor, size4: tuple[int, int]) -> Tensor:
+    def predict_clip(self, clip8: Tensor, size4: Sequence[int]) -> Tensor:
         """CFFM prediction for the last frame of ``clip8`` ``(N, 4, E, h8, w8)`` → ``(N, out, h4, w4)``."""
         enhanced = self.decoder_focal(clip8)[:, -1]
         x = self.linear_pred2(self.dropout(torch.cat([clip8[:, -1], enhanced], 1)))
@@ -174,7 +174,7 @@ class CFFMFeatures(NamedTuple):
 
 
 @register_model(CFFM_SPEC, rank=30, key_prefix="decode_head.decoder_focal.")
-class CFFM(VideoModel):
+class CFFM(VideoModel[CFFMState]):
     """CFFM for one class.
 
     Args:
@@ -213,7 +213,7 @@ class CFFM(VideoModel):
         embeds, fused, fused8 = self.decode_head.embed(stages)
         return CFFMFeatures(stages, embeds, fused, fused8)
 
-    def predict(self, enc: "CFFMFeatures", state: VideoState, indices: list[int], batch: int) -> Tensor:
+    def predict(self, enc: "CFFMFeatures", state: CFFMState, indices: list[int], batch: int) -> Tensor:
         """Stride-4 logits for every clip frame, reading references from the cache.
 
         Updates the cache with the clip's stride-8 features and evicts frames older than
@@ -231,7 +231,7 @@ class CFFM(VideoModel):
             )
         available = {**state.feature_cache, **here}
         size4 = tuple(fused.shape[-2:])
-        out = [None] * t
+        out: dict[int, Tensor] = {}  # clip position → its logits
         with_refs, stacks = [], []
         for j, idx in enumerate(indices):
             earlier = sorted(i for i in available if i < idx)
@@ -261,9 +261,9 @@ class CFFM(VideoModel):
         state.feature_cache.update({i: f.detach() for i, f in here.items()})
         for i in [i for i in state.feature_cache if i < newest - self.cache_frames]:
             del state.feature_cache[i]
-        return torch.stack(out, 1).flatten(0, 1)
+        return torch.stack([out[j] for j in range(t)], 1).flatten(0, 1)
 
-    def step(self, clip: Tensor, state: VideoState, indices: list[int], anchor: Tensor | None) -> Tensor:
+    def step(self, clip: Tensor, state: CFFMState, indices: list[int], anchor: Tensor | None) -> Tensor:
         b, t = clip.shape[:2]
         enc = self.encode(clip, state)
         logits = F.interpolate(

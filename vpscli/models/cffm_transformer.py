@@ -42,7 +42,7 @@ def _windows(x: Tensor, size: int) -> Tensor:
     return x.reshape(-1, size * size, c)
 
 
-def _pool_windows(x: Tensor, size: int, pool: nn.Linear) -> Tensor:
+def _pool_windows(x: Tensor, size: int, pool: nn.Module) -> Tensor:
     """Pool each ``size×size`` window to one token with a learned Linear(size²→1):
     ``(B, H, W, C)`` → ``(B, H/size, W/size, C)``."""
     b, h, w, c = x.shape
@@ -101,6 +101,11 @@ class CFFMAttention(nn.Module):
         - pooled_refs: per reference k, ``(B, l_k·Hp/7, l_k·Wp/7, C)``.
         - Output: ``(B·nW, window², C)``.
     """
+
+    # non-persistent buffers (registered in __init__; relative_position_index_clips_i too)
+    relative_position_index: Tensor
+    relative_position_index_0: Tensor
+    valid_ind_rolled: Tensor
 
     def __init__(
         self,

@@ -23,6 +23,7 @@ import torch
 from torch import Tensor, nn
 
 from vpscli.errors import InputError
+from vpscli.models.base import VideoModel
 from vpscli.models.registry import model_of_keys
 
 __all__ = ["LoadReport", "read_state_dict", "load_checkpoint", "save_checkpoint", "OFFICIAL_UNUSED_PREFIXES"]
@@ -203,7 +204,7 @@ def load_checkpoint(model: nn.Module, path: str | Path, *, legacy_norm: bool | N
             legacy_norm = name in ("pns-net", "pns-plus")
         else:
             legacy_norm = metadata.get("legacy_norm", "false") == "true"
-    if hasattr(model, "legacy_norm"):
+    if isinstance(model, VideoModel):
         model.legacy_norm = bool(legacy_norm)
     return LoadReport(
         path=str(path),

@@ -10,12 +10,14 @@ instead of Res2Net's 512 and 1024; everything after them is the same.
 
 from __future__ import annotations
 
+from typing import Sequence
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from vpscli.models.backbone import DEFAULT_BACKBONE, build_backbone, stage_sizes
-from vpscli.models.base import PNS_MEAN, PNS_STD, ModelSpec, VideoModel, VideoState
+from vpscli.models.base import PNS_MEAN, PNS_STD, ModelSpec, StateT, VideoModel, VideoState
 from vpscli.models.ns import NSBlock
 from vpscli.models.pns_parts import LightRFB, PNSDecoder
 from vpscli.models.registry import register_model
@@ -36,7 +38,7 @@ PNS_NET_SPEC = ModelSpec(
 )
 
 
-class PNSTrunk(VideoModel):
+class PNSTrunk(VideoModel[StateT]):
     """What PNS-Net and PNS+ share: backbone to stride 16, LightRFBs, decoder and SegNIN head.
 
     Args:
@@ -77,7 +79,7 @@ class PNSTrunk(VideoModel):
         high = F.interpolate(high, size=low.shape[-2:], mode="bilinear", align_corners=False)
         return self.decoder(low, high)
 
-    def head(self, decoded: Tensor, size: tuple[int, int]) -> Tensor:
+    def head(self, decoded: Tensor, size: Sequence[int]) -> Tensor:
         """SegNIN logits upsampled to ``size``: ``(N, 16, h8, w8)`` → ``(N, C, H, W)``.
 
         The official network applies the sigmoid after this upsampling, so upsampled logits
@@ -100,7 +102,7 @@ def _memory_format(x: Tensor) -> torch.memory_format:
 
 
 @register_model(PNS_NET_SPEC, rank=50, key_prefix="NSB_1.")
-class PNSNet(PNSTrunk):
+class PNSNet(PNSTrunk[VideoState]):
     """PNS-Net: two NS self-attention blocks (dilations 1, 3, 5, 7) over the clip's
     stride-16 features.
 

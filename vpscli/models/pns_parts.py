@@ -126,7 +126,7 @@ class DilatedParallelConvBlockD2(nn.Module):
         self.bn = nn.BatchNorm2d(n_out)
 
     def forward(self, x: Tensor) -> Tensor:
-        a, b = torch.split(self.conv0(x), self.split, dim=1)
+        a, b = self.conv0(x).split(self.split, dim=1)
         return self.bn(torch.cat([self.conv1(a), self.conv2(b)], dim=1))
 
 

@@ -67,7 +67,7 @@ class PNSPlusFeatures(NamedTuple):
 
 
 @register_model(PNS_PLUS_SPEC, rank=40, key_prefix="NSB_global.")
-class PNSPlus(PNSTrunk):
+class PNSPlus(PNSTrunk[PNSPlusState]):
     """PNS+ network.
 
     Args:
@@ -99,7 +99,7 @@ class PNSPlus(PNSTrunk):
         self.NSB_global = NSBlock(32, size, dilation=(3, 4, 3, 4))
         self.NSB_local = NSBlock(32, size, dilation=(1, 2, 1, 2))
 
-    def features(self, clip: Tensor, state: VideoState, anchor: Tensor | None) -> "PNSPlusFeatures":
+    def features(self, clip: Tensor, state: PNSPlusState, anchor: Tensor | None) -> "PNSPlusFeatures":
         """Every intermediate the PNS+ forward computes (AEN+PNS+ reads them): :class:`PNSPlusFeatures`."""
         b, t = clip.shape[:2]
         frames = clip.flatten(0, 1)
@@ -135,7 +135,7 @@ class PNSPlus(PNSTrunk):
         decoded = self.decode(low, high)
         return PNSPlusFeatures(stages, low, high, decoded)
 
-    def step(self, clip: Tensor, state: VideoState, indices: list[int], anchor: Tensor | None) -> Tensor:
+    def step(self, clip: Tensor, state: PNSPlusState, indices: list[int], anchor: Tensor | None) -> Tensor:
         b, t = clip.shape[:2]
         logits = self.head(self.features(clip, state, anchor).decoded, clip.shape[-2:])
         return logits.view(b, t, *logits.shape[1:])

@@ -18,12 +18,14 @@ from __future__ import annotations
 import importlib.util
 import re
 from pathlib import Path
+from typing import cast
 
 import torch
 from torch import nn
 
 from vpscli.errors import InputError, UsageError
 from vpscli.models.backbone import backbone_info, find_backbone
+from vpscli.models.base import ModelSpec
 from vpscli.models.efficientnet_lite import EfficientNetLite
 
 __all__ = ["IMAGENET_FILES", "imagenet_file", "load_imagenet", "imagenet_available"]
@@ -107,7 +109,7 @@ def load_imagenet(model: nn.Module, backbone_name: str | None = None) -> int:
         UsageError: no installable or no installed ImageNet weights for the backbone.
         InputError: the file is not the expected one or does not fit the backbone.
     """
-    name = backbone_name or model.spec.backbone
+    name = backbone_name or cast(ModelSpec, model.spec).backbone
     path = imagenet_file(name)
     backbone = model if isinstance(model, EfficientNetLite) else find_backbone(model)
     state = torch.load(str(path), map_location="cpu", weights_only=True)

@@ -103,7 +103,7 @@ class Bottle2neck(nn.Module):
             pieces.append(sp)
         if self.scale != 1:
             last = groups[self.nums]
-            pieces.append(self.pool(last) if self.stage else last)
+            pieces.append(self.pool(last) if self.pool is not None else last)
         out = self.bn3(self.conv3(torch.cat(pieces, 1)))
         residual = x if self.downsample is None else self.downsample(x)
         return self.relu(out + residual)

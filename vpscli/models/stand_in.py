@@ -23,7 +23,7 @@ from vpscli.models.base import ModelSpec, VideoModel, VideoState
 __all__ = ["StandInModel"]
 
 
-class StandInModel(VideoModel):
+class StandInModel(VideoModel[VideoState]):
     """Logits of a drifting ellipse, at no cost.
 
     Args:
