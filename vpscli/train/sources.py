@@ -20,11 +20,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from vpscli.errors import InputError
+from vpscli.io.frame_folder import IMAGE_EXTENSIONS
 from vpscli.io.naming import natural_sorted
 
-__all__ = ["IMAGE_EXTENSIONS", "Sequence", "DataSource", "discover_source", "synth_source"]
+__all__ = ["Sequence", "DataSource", "discover_source", "synth_source"]
 
-IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"})
+
 KINDS = ("video", "image", "negative")
 
 
