@@ -25,7 +25,7 @@ T = TypeVar("T")
 
 
 #: ``vps segment --min-persistence``'s default, chosen on the validation clips (``benchmarks/bench_persistence.py``,
-#: table in the README)
+#: table in docs/guides/polyp-free-video.md)
 DEFAULT_MIN_PERSISTENCE = 6
 
 

@@ -42,8 +42,8 @@ class VideoFileSource:
     :attr:`truncation` after a full iteration.
 
     Why PyAV and not OpenCV (which decoded before): measured by ``benchmarks/bench_io.py``
-    on the same H.264 files, RGB output, PyAV decodes as fast or faster (table in the
-    README, "Inputs vps reads"), and its timestamps are the stream's own instead of
+    on the same H.264 files, RGB output, PyAV decodes as fast or faster (table in
+    docs/explanation/pipeline.md, "Why PyAV decodes"), and its timestamps are the stream's own instead of
     OpenCV's millisecond estimate. FFmpeg's decoders give bit-identical frames whatever
     the number of threads, so threading never changes a result.
     """

@@ -111,7 +111,7 @@ def segment(
         "empty masks (probs/ and max_prob stay the model's raw output). 1 keeps every detection. Default 6, "
         "chosen on the validation clips with the bundled weights: it lost 4 of 116 detected GT-positive "
         "frames (3.4 %) of the CVC-ClinicDB valid clips and no polyp, and raised the clean PolypGen "
-        "polyp-free frames from 23.6 % to 37.2 % (README: persistence table).",
+        "polyp-free frames from 23.6 % to 37.2 % (docs/guides/polyp-free-video.md).",
     ),
     presence: Optional[float] = typer.Option(
         None,
