@@ -6,11 +6,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from vpscli.batch.events import BatchEvents
 from vpscli.batch.manifest import ManifestEntry, take_shard
 from vpscli.engine.options import ModelConfig, SegmentOptions
 from vpscli.errors import UsageError, VpsError
+
+if TYPE_CHECKING:
+    from vpscli.io.sources import FrameSource
 
 #: each manifest column (:data:`~vpscli.batch.manifest.CSV_OPTION_COLUMNS`) and the configuration field it sets
 MANIFEST_FIELDS = {
@@ -24,7 +28,7 @@ MANIFEST_FIELDS = {
 class VideoJob:
     """One video of a batch: its source (already given its output name) and how it is segmented."""
 
-    source: object
+    source: FrameSource
     model: ModelConfig
     options: SegmentOptions
 
@@ -61,7 +65,11 @@ def gather_jobs(
     from vpscli.io.sources import discover_sources, distinct_names
 
     events = events or BatchEvents()
-    sources, settings, failures, origin = [], {}, {}, {}
+    sources: list[FrameSource] = []
+    failures: dict[str, VpsError] = {}
+    # per video (its resolved path): its settings, and where they were given
+    settings: dict[Path, tuple[ModelConfig, SegmentOptions]] = {}
+    origin: dict[Path, str] = {}
     given = [(t, {}, "the command line") for t in inputs] + [
         (e.path, e.options, e.where or "the manifest") for e in entries
     ]

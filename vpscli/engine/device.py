@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import os
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
@@ -52,7 +53,7 @@ class Placement:
     ) -> "Placement":
         """The placement ``vps train`` uses: channels-last on the CPU as well. oneDNN's backward
         convolutions are faster in NHWC (measured on a 2-core AVX2 CPU, ``benchmarks/bench_train.py``:
-        see the README), while at inference the CPU gains nothing measurable from it."""
+        see benchmarks/README.md), while at inference the CPU gains nothing measurable from it."""
         return cls(device, dtype, note, channels_last=device.type in ("cuda", "cpu"))
 
     @property
@@ -127,6 +128,7 @@ def resolve_placement(device: str = "auto", precision: str = "auto") -> Placemen
     precision = (precision or "auto").lower()
     if precision not in PRECISIONS:
         raise UsageError(f"--precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    dtype: torch.dtype | None  # None: float32, no autocast
     if precision == "auto":
         if dev.type == "cuda":
             dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
@@ -192,7 +194,8 @@ def place_model(
     if not compile and mode is None:
         return model, model
     check_compile_mode(mode)
-    options = {} if compile in (True, None, False) else {"backend": compile}
+    # keyword arguments of torch.compile, of several types
+    options: dict[str, Any] = {} if compile in (True, None, False) else {"backend": compile}
     if mode not in (None, "default"):
         options["mode"] = mode
     return model, torch.compile(model, **options)

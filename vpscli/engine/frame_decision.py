@@ -40,9 +40,16 @@ class DecidedFrame:
     on_disk: bool
 
 
+def predicted_mask(result: FrameResult) -> np.ndarray:
+    """The frame's mask at the threshold. Only a frame finished by an earlier run and not predicted again
+    lacks one, and its row stands for it: no decision reads its mask."""
+    assert result.mask is not None, f"frame {result.name} was not predicted"
+    return result.mask
+
+
 def has_mask(result: FrameResult) -> bool:
     """The frame's mask at the threshold has a pixel."""
-    return result.mask_area > 0 if result.mask_area is not None else bool(result.mask.any())
+    return result.mask_area > 0 if result.mask_area is not None else bool(predicted_mask(result).any())
 
 
 def model_flagged(result: FrameResult, presence: float | None) -> bool:
@@ -75,7 +82,7 @@ def frame_row(result: FrameResult, flagged: bool | None = None) -> dict:
     """The ``frames.csv`` row of one frame (bounding box of the mask, empty when no polyp); the
     engine's box and area are used when it gives them (a 1080p mask is not scanned again).
     ``flagged``: the model flagged the frame (default: its mask is not empty, i.e. not suppressed)."""
-    mask = result.mask
+    mask = predicted_mask(result)
     if result.mask_area is not None:
         area, box = result.mask_area, result.mask_box
     else:
@@ -86,7 +93,10 @@ def frame_row(result: FrameResult, flagged: bool | None = None) -> dict:
             box = (int(xs[0]), int(ys[0]), int(xs[-1] - xs[0] + 1), int(ys[-1] - ys[0] + 1))
     present = area > 0
     flagged = present if flagged is None else bool(flagged)
-    box = box if present else ("", "", "", "")
+    bbox: tuple[int, int, int, int] | tuple[str, str, str, str] = ("", "", "", "")
+    if present:
+        assert box is not None, "a mask with pixels has a bounding box"
+        bbox = box
     return {
         "index": result.index,
         "name": result.name,
@@ -94,10 +104,10 @@ def frame_row(result: FrameResult, flagged: bool | None = None) -> dict:
         "present": int(present),
         "area_fraction": f"{area / mask.size:.6f}",
         "max_prob": f"{result.max_prob:.6f}",
-        "bbox_x": box[0],
-        "bbox_y": box[1],
-        "bbox_w": box[2],
-        "bbox_h": box[3],
+        "bbox_x": bbox[0],
+        "bbox_y": bbox[1],
+        "bbox_w": bbox[2],
+        "bbox_h": bbox[3],
         "flagged": int(flagged),
         "suppressed": int(flagged and not present),
     }

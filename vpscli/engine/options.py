@@ -33,7 +33,7 @@ class ModelConfig:
     #: default model
     model: str | None = None
     #: a checkpoint file; ``None``: the model's verified bundled weights
-    weights: Path | None = None
+    weights: str | Path | None = None
     #: ``auto``, ``cpu``, ``cuda``, ``cuda:N``
     device: str = "auto"
     #: ``auto``, ``fp32``, ``bf16``, ``fp16`` (autocast)

@@ -57,12 +57,13 @@ class OverlaySink(Sink):
         )
 
     def write(self, frame: DecidedFrame) -> None:
-        self.writer.put(
-            self.plan.with_saved_mask(frame.result)
-        )  # a finished frame is drawn from its mask on disk
+        assert self.writer is not None, "OverlaySink used before open()"
+        # a finished frame is drawn from its mask on disk
+        self.writer.put(self.plan.with_saved_mask(frame.result))
 
     def close(self) -> None:
         writer, self.writer = self.writer, None
+        assert writer is not None, "OverlaySink closed before open() or twice"
         writer.close()
 
     def abort(self, error: BaseException | None = None) -> None:

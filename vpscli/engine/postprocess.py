@@ -163,7 +163,9 @@ class SourceUpsampler:
             cells = p >= self._bound(peak)[:, None, None]
             # one wait for the device per clip: which cells matter, and each frame's cell peak
             row_any, col_any, peaks = (t.cpu().numpy() for t in (cells.any(dim=2), cells.any(dim=1), peak))
-            regions, pieces = [], []
+            # per frame: its (rows, columns) spans that can be non-zero, None when nothing can
+            regions: list[tuple[tuple[int, int], tuple[int, int]] | None] = []
+            pieces: list[Tensor] = []
             for j in range(p.shape[0]):
                 rows_hit, cols_hit = np.flatnonzero(row_any[j]), np.flatnonzero(col_any[j])
                 empty = peaks[j] < min(1.0 / 255.0, self.threshold) or not len(rows_hit)

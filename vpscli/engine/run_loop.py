@@ -79,7 +79,10 @@ def segment_video(
         mode, earlier = final.decide(identity, resume=opts.resume, overwrite=opts.overwrite)
         if mode == "skip":
             return VideoReport(source.name, final.path, "skipped")
-        opts, inherited = _inherit_outputs(opts, earlier) if mode == "resume" else (opts, None)
+        inherited = None
+        if mode == "resume":
+            assert earlier is not None, "a resumed run has the record it continues"
+            opts, inherited = _inherit_outputs(opts, earlier)
         probe = source.probe()  # unreadable inputs fail here, before any folder is made
         folder = final.writing(mode, opts.save_prob)
         run = segmenter.init_state(source)
@@ -180,7 +183,7 @@ def _inherit_outputs(opts: SegmentOptions, earlier: RunRecord) -> tuple[SegmentO
     """A resumed run writes every output the run it continues was writing (``probs/``, the overlay), so
     that its outputs cover every frame whatever flags the resuming command was given; the note says so."""
     outputs = earlier.outputs
-    kept = []
+    kept: list[str] = []
     if outputs.get("probs") and not opts.save_prob:
         opts, kept = replace(opts, save_prob=True), kept + ["--save-prob"]
     if outputs.get("overlay") and not opts.overlay:

@@ -291,7 +291,7 @@ class Segmenter:
         t0 = time.perf_counter()
         owned = window.owned
         frames = [window.items[i].frame for i in owned]
-        preds: list[FramePrediction | None] = [None] * len(frames)
+        preds: dict[int, FramePrediction] = {}  # by position in frames, every one filled below
         by_size: dict[tuple[int, int], list[int]] = defaultdict(list)  # frame folders may mix sizes
         for k, frame in enumerate(frames):
             by_size[frame.image.shape[:2]].append(k)
@@ -304,7 +304,8 @@ class Segmenter:
             ):
                 preds[k] = pred
         run.timings.add("upsample", time.perf_counter() - t0)
-        for frame, pred in zip(frames, preds):
+        for k, frame in enumerate(frames):
+            pred = preds[k]
             run.frames_out += 1
             yield FrameResult(
                 frame.index,

@@ -13,17 +13,19 @@ from abc import ABC, abstractmethod
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
 
-from vpscli.engine.frame_decision import DecidedFrame
+from vpscli.engine.frame_decision import DecidedFrame, predicted_mask
 from vpscli.errors import VpsError
 from vpscli.io.masks import write_levels, write_mask
 from vpscli.io.run_folder import RowWriter, RunFolder
 
 if TYPE_CHECKING:
     from vpscli.engine.video_run import Timings
+
+_Part = TypeVar("_Part", ThreadPoolExecutor, RowWriter)
 
 
 class Sink(ABC):
@@ -81,11 +83,11 @@ class FrameFilesSink(Sink):
         self._flush(wait=False)
 
     def _write_pngs(self, frame: DecidedFrame) -> Future:
-        result, folder = frame.result, self.folder
-        job = self.pool.submit(
+        result, folder, pool = frame.result, self.folder, self._opened(self.pool)
+        job = pool.submit(
             _write_pngs,
             folder.mask_path(result.name),
-            result.mask,
+            predicted_mask(result),
             folder.prob_path(result.name) if self.save_prob else None,
             result.prob,
             self.timings,
@@ -102,14 +104,20 @@ class FrameFilesSink(Sink):
             job, row = pending.popleft()
             if job is not None:
                 job.result()  # re-raises a failed write (disk full) at once
-            self.rows.write(row)
+            self._opened(self.rows).write(row)
 
     def close(self) -> None:
         while self.in_flight:
             self.in_flight.popleft().result()
-        self.pool.shutdown(wait=True)
+        self._opened(self.pool).shutdown(wait=True)
         self._flush(wait=True)
-        self.rows.commit()
+        self._opened(self.rows).commit()
+
+    @staticmethod
+    def _opened(part: _Part | None) -> _Part:
+        """The PNG pool or row writer, which :meth:`open` made: frames come only between it and :meth:`close`."""
+        assert part is not None, "FrameFilesSink used before open()"
+        return part
 
     def abort(self, error: BaseException | None = None) -> None:
         """Stop the PNG writes, then keep the rows of the frames whose PNGs reached the disk (this run's and
@@ -136,10 +144,13 @@ def _salvage_rows(pending: deque, rows: RowWriter) -> None:
             break
 
 
-def _write_pngs(mask_path: Path, mask: np.ndarray, prob_path: Path | None, prob: np.ndarray, timings) -> None:
+def _write_pngs(
+    mask_path: Path, mask: np.ndarray, prob_path: Path | None, prob: np.ndarray | None, timings
+) -> None:
     """One frame's mask (and probability) PNGs; takes the arrays, not the frame, to hold less memory."""
     t0 = time.perf_counter()
     write_mask(mask_path, mask)
     if prob_path is not None:
+        assert prob is not None, "a predicted frame has its probabilities"
         write_levels(prob_path, prob)
     timings.add("png", time.perf_counter() - t0)

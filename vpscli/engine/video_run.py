@@ -57,7 +57,7 @@ class FrameResult:
 class Timings:
     """Seconds spent per stage, summed over threads."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self._lock = threading.Lock()
         self.seconds: dict[str, float] = defaultdict(float)
 
@@ -113,6 +113,7 @@ class StageClock:
         if self.cuda:
             self._end.synchronize()  # already passed in the pipeline: returns at once
             return self._start.elapsed_time(self._end) / 1000.0
+        assert self._t1 is not None, "StageClock.seconds() before stop()"
         return self._t1 - self._t0
 
 

@@ -50,7 +50,7 @@ def _exited(pid: int) -> bool:
     """The process has exited and only waits for its parent to collect it (a zombie: a killed Ray worker
     until the raylet reaps it), so it writes nothing any more."""
     fields = _stat_fields(pid)
-    return bool(fields) and fields[0] in ("Z", "X")  # field 3 of stat(5): the state
+    return fields[0] in ("Z", "X") if fields else False  # field 3 of stat(5): the state
 
 
 def _alive(holder: dict) -> bool:
@@ -95,14 +95,15 @@ class OutputLock:
         return data if isinstance(data, dict) else {}
 
     def acquire(self) -> "OutputLock":
-        me = {"pid": os.getpid(), "host": socket.gethostname(), "start": _start_time(os.getpid())}
+        host = socket.gethostname()
+        me = {"pid": os.getpid(), "host": host, "start": _start_time(os.getpid())}
         self._made_parent = not self.path.parent.exists()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         for _ in range(3):
             try:
                 fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
             except FileExistsError:
-                self._take_over_if_stale(me["host"])
+                self._take_over_if_stale(host)
                 continue
             except OSError as e:
                 raise OutputError(

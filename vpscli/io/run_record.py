@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import Any
 
 from vpscli.errors import OutputError
 
@@ -85,7 +86,8 @@ class RunResult:
     def from_json(cls, data: dict) -> "RunResult | None":
         if not any(f.name in data for f in fields(cls)):
             return None
-        return cls(**{f.name: data.get(f.name) for f in fields(cls)})
+        values: dict[str, Any] = {f.name: data.get(f.name) for f in fields(cls)}  # a key it lacks: None
+        return cls(**values)
 
     def to_json(self) -> dict:
         return {f.name: getattr(self, f.name) for f in fields(self)}
@@ -99,7 +101,8 @@ class RunRecord:
     then, once the run stopped, ``error`` (failed), ``frames``, the :class:`RunResult` (finished) and
     ``finished``. Keys a reader does not know are kept in ``other`` and written back after the setup."""
 
-    status: str
+    #: one of the module doc's statuses; ``None`` read from a ``run.json`` that has none
+    status: str | None
     started: str | None
     versions: dict | None
     #: what a bit-for-bit comparison of two runs depends on (torch build, kernels, threads, device, …)
@@ -159,7 +162,7 @@ class RunRecord:
             versions=data.get("versions"),
             numerics=data.get("numerics"),
             identity=identity,
-            **{k: data.get(k) for k in cls._SETUP if k != "outputs" and k in data},
+            **{k: data[k] for k in cls._SETUP if k != "outputs" and k in data},
             outputs=outputs if isinstance(outputs, dict) else {},
             error=data.get("error"),
             frames=data.get("frames"),
