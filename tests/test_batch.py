@@ -253,7 +253,7 @@ def test_manifest_model_without_weights_is_refused_before_any_video(archive, tmp
 
 
 def test_ray_requests_beyond_the_cluster_are_refused():
-    from vpscli.batch.ray_backend import check_cluster_resources
+    from vpscli.batch.ray_cluster import check_cluster_resources
 
     check_cluster_resources({"CPU": 16.0, "GPU": 2.0}, 0.5, 1)
     check_cluster_resources({"CPU": 2.0}, 0, 2)

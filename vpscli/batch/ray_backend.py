@@ -1,7 +1,7 @@
-"""``vps segment --ray`` and ``vps evaluate --ray``: one Ray task per video (per sequence for evaluate).
+"""``vps segment --ray``: one Ray task per video (joining the cluster: :mod:`vpscli.batch.ray_cluster`;
+``vps evaluate --ray``'s tasks: :mod:`vpscli.batch.ray_scoring`).
 
-Ray is an optional extra (``pip install 'vps[ray]'``), imported only here and only when ``--ray`` is
-used. What a task does is exactly what a local run does for that video (:func:`segment_video`, the same
+Ray is an optional extra (``pip install 'vps[ray]'``), imported only when ``--ray`` is used. What a task does is exactly what a local run does for that video (:func:`segment_video`, the same
 device resolver, the same resume rule), so shards, Ray workers and local runs can share one output root.
 
 - **Model per worker**: a worker process keeps the :class:`Segmenter`\\s it built (keyed by their
@@ -21,90 +21,21 @@ device resolver, the same resume rule), so shards, Ray workers and local runs ca
 
 from __future__ import annotations
 
-import logging
-import os
 import time
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
+from vpscli.batch.ray_cluster import cancel_tasks, import_ray
 from vpscli.errors import InputError, UsageError, VpsError
 
 if TYPE_CHECKING:
     from vpscli.engine.options import ModelConfig, SegmentOptions
+    from vpscli.io.sources import FrameSource
 
-RAY_FIX = "pip install 'vps[ray]'"
 #: how often a task reports its frame count to the progress view (seconds)
 PROGRESS_EVERY_S = 1.0
-
-
-def import_ray():
-    """The ``ray`` module, or a one-line error naming the extra to install."""
-    _token_auth_when_token_available()  # before Ray reads its configuration, at import
-    try:
-        import ray
-    except ImportError:
-        raise UsageError("--ray needs Ray, which is not installed", fix=RAY_FIX) from None
-    return ray
-
-
-def check_cluster_resources(resources: dict, gpus_per_video: float, cpus_per_video: float) -> None:
-    """Refuse a request no node of the cluster could ever grant (Ray would queue the tasks forever):
-    ``resources`` is ``ray.cluster_resources()``, the cluster's totals."""
-    gpus, cpus = float(resources.get("GPU", 0.0)), float(resources.get("CPU", 0.0))
-    if gpus_per_video > gpus:
-        raise UsageError(
-            f"--gpus-per-video {gpus_per_video:g} asks for more GPUs than the Ray cluster has "
-            f"({gpus:g}): its tasks would wait forever",
-            fix="leave out --gpus-per-video to run on CPUs, or join a cluster with GPUs",
-        )
-    if cpus_per_video > cpus:
-        raise UsageError(
-            f"--cpus-per-video {cpus_per_video:g} asks for more CPUs than the Ray cluster has ({cpus:g})",
-            fix=f"pass --cpus-per-video {max(cpus, 1):g} or less",
-        )
-
-
-def connect(address: str) -> bool:
-    """Join the Ray cluster ``address`` names; True when this call started Ray (and must shut it down).
-
-    ``auto``: the cluster ``RAY_ADDRESS`` or a ``ray start`` on this machine names, else a new Ray
-    instance on this machine; ``local``: a new instance on this machine; else a cluster address
-    (``HOST:6379``, ``ray://HOST:10001``). A process that already runs Ray (a notebook, the tests) keeps it.
-    """
-    ray = import_ray()
-    if ray.is_initialized():
-        return False
-    quiet = {"logging_level": logging.WARNING, "log_to_driver": True}
-    if address == "local":
-        ray.init(include_dashboard=False, **quiet)
-        return True
-    try:
-        ray.init(address=address, **quiet)
-    except ConnectionError as e:
-        if address != "auto":
-            raise InputError(
-                f"cannot reach the Ray cluster at {address} ({e})",
-                fix="start it with `ray start --head` and pass the address it prints (a cluster with "
-                "token authentication also needs its token here: ~/.ray/auth_token or "
-                "RAY_AUTH_TOKEN), or use --ray local for a Ray instance on this machine",
-            ) from None
-        ray.init(include_dashboard=False, **quiet)  # no cluster running: one on this machine
-    return True
-
-
-def _token_auth_when_token_available() -> None:
-    """Ray 2.5x clusters started by ``ray start`` use token authentication by default, but a driver given an
-    explicit address sends its token only in token mode, which Ray turns on by itself only for ``auto`` and
-    local instances (measured with Ray 2.60: ``--ray HOST:PORT`` was refused with InvalidAuthToken while
-    ``--ray auto`` joined the same instance). Where a token is available and the user chose no mode, use it;
-    Ray reads the mode when it is imported, so this runs before."""
-    if os.environ.get("RAY_AUTH_MODE"):
-        return
-    token_file = Path(os.environ.get("RAY_AUTH_TOKEN_PATH") or Path.home() / ".ray" / "auth_token")
-    if os.environ.get("RAY_AUTH_TOKEN") or token_file.is_file():
-        os.environ["RAY_AUTH_MODE"] = "token"
 
 
 def task_device(device: str, gpus_per_video: float) -> str:
@@ -150,7 +81,7 @@ def task_cpu_threads(threads: int | None, cpus_per_video: float) -> int:
 class SegmentTask:
     """What one video's task needs (pickled to the worker)."""
 
-    source: object
+    source: FrameSource
     #: the model, its ``device`` already the task's (:func:`task_device`) and its weights an absolute path
     model: ModelConfig
     options: SegmentOptions
@@ -181,11 +112,13 @@ def _finished_during_batch(out_dir: Path, batch_started: datetime) -> bool:
     from vpscli.io.run_record import RunRecord
 
     record = RunRecord.read(out_dir)
+    if record is None or not record.is_finished:
+        return False
     try:
-        started = datetime.fromisoformat(record.started or "") if record else None
+        started = datetime.fromisoformat(record.started or "")
     except (TypeError, ValueError):
         return False
-    return started is not None and record.is_finished and started >= batch_started.replace(microsecond=0)
+    return started >= batch_started.replace(microsecond=0)
 
 
 def run_segment_task(task: SegmentTask, attempt: int, counter) -> dict:
@@ -319,7 +252,7 @@ def segment_tasks(
                 on_result(i, result, None, attempt + 1, frames)
             on_tick(frames)
     except (KeyboardInterrupt, VpsError):
-        _cancel(ray, list(pending))
+        cancel_tasks(ray, list(pending))
         raise
 
 
@@ -357,51 +290,3 @@ def _frames_so_far(ray, counter, last: int) -> int:
         return ray.get(counter.total.remote(), timeout=5)
     except ray.exceptions.RayError:
         return last
-
-
-def _cancel(ray, refs: list) -> None:
-    """Stop running tasks as a local Ctrl-C stops a video (KeyboardInterrupt in the task: ``run.json`` says
-    ``interrupted``), and wait a little for them to record it. Finished tasks are left alone: cancelling
-    one races with Ray's own completion of it (a Ray core check failure, ray-project/ray#54527)."""
-    try:
-        _, refs = ray.wait(refs, num_returns=len(refs), timeout=0)
-    except Exception:
-        pass
-    for ref in refs:
-        try:
-            ray.cancel(ref)
-        except Exception:  # already finished or lost: nothing to stop
-            pass
-    try:
-        ray.wait(refs, num_returns=len(refs), timeout=15)
-    except Exception:
-        pass
-
-
-def score_sequences(keys: list, tasks: list):
-    """``vps evaluate --ray``'s scorer (:func:`~vpscli.metrics.runner.evaluate_plan`): one Ray task per
-    sequence (consecutive frames of one ``(split, case)``), each frame's scores yielded in the order given.
-    Tasks still running when the caller stops (an error, Ctrl-C) are cancelled."""
-    from vpscli.metrics.runner import score_frames
-
-    ray = import_ray()
-    remote = ray.remote(score_frames).options(num_cpus=1, max_retries=2)
-    tasks = [_absolute_task(t) for t in tasks]  # workers do not run in this folder
-    refs, start = [], 0
-    for end in range(1, len(tasks) + 1):
-        if end == len(tasks) or keys[end] != keys[start]:
-            refs.append(remote.remote(tasks[start:end]))
-            start = end
-    done = 0
-    try:
-        for ref in refs:
-            yield from ray.get(ref)
-            done += 1
-    finally:
-        if done < len(refs):
-            _cancel(ray, refs[done:])
-
-
-def _absolute_task(task: tuple) -> tuple:
-    gt_path, pred_paths, families = task
-    return Path(gt_path).absolute(), [None if p is None else Path(p).absolute() for p in pred_paths], families

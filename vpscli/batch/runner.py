@@ -49,7 +49,7 @@ class LocalBackend:
 
 @dataclass(frozen=True)
 class RayBackend:
-    """One Ray task per video on the cluster ``address`` names (:func:`~vpscli.batch.ray_backend.connect`),
+    """One Ray task per video on the cluster ``address`` names (:func:`~vpscli.batch.ray_cluster.connect`),
     each granted ``gpus_per_video`` GPUs and ``cpus_per_video`` CPUs, retried ``max_retries`` times when its
     worker is lost. ``frame_hook(name, result)`` runs in the worker for each decided frame (tests use it to
     make a worker fail); it must pickle."""
@@ -200,17 +200,20 @@ def _loaded_segmenter(model: ModelConfig, events: BatchEvents):
 def _run_on_ray(jobs: list[VideoJob], backend: RayBackend, report: BatchReport, events: BatchEvents) -> None:
     """Segment every job as a Ray task (:mod:`vpscli.batch.ray_backend`); Ctrl-C cancels them."""
     from vpscli.batch import ray_backend as rb
+    from vpscli.batch import ray_cluster
     from vpscli.weights.store import describe_weights
 
     for name, weights, tta in dict.fromkeys((j.model.model, j.model.weights, j.model.tta) for j in jobs):
         events.running(describe_weights(name, weights) + (", with test-time augmentation" if tta else ""))
     devices = [rb.task_device(job.model.device, backend.gpus_per_video) for job in jobs]
     threads = rb.task_cpu_threads(backend.threads, backend.cpus_per_video)
-    started = rb.connect(backend.address)
+    started = ray_cluster.connect(backend.address)
     try:
         import ray
 
-        rb.check_cluster_resources(ray.cluster_resources(), backend.gpus_per_video, backend.cpus_per_video)
+        ray_cluster.check_cluster_resources(
+            ray.cluster_resources(), backend.gpus_per_video, backend.cpus_per_video
+        )
     except VpsError:
         if started:
             ray.shutdown()

@@ -181,7 +181,7 @@ def _check_options(sort, json_path, csv_path, plot_path, threshold, fps, ray) ->
         if target is not None:
             check_file_target(target, option)
     if ray is not None:
-        from vpscli.batch.ray_backend import import_ray
+        from vpscli.batch.ray_cluster import import_ray
 
         import_ray()  # a one-line error naming the extra when Ray is missing
 
@@ -222,7 +222,8 @@ def _score(plan, keys, n_workers: int, extra, ray: str | None, show_progress: bo
     started = False
     scorer = None
     if ray is not None:
-        from vpscli.batch.ray_backend import connect, score_sequences
+        from vpscli.batch.ray_cluster import connect
+        from vpscli.batch.ray_scoring import score_sequences
 
         started, scorer = connect(ray), score_sequences
     try:

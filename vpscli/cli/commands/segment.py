@@ -333,7 +333,8 @@ def _check_ray_options(
 ) -> None:
     """--ray's options, checked on this machine (which may have no GPU: the tasks' devices are resolved in
     the tasks, by the same resolver); Ray itself must be importable."""
-    from vpscli.batch.ray_backend import import_ray, task_device
+    from vpscli.batch.ray_backend import task_device
+    from vpscli.batch.ray_cluster import import_ray
     from vpscli.engine.device import PRECISIONS, resolve_placement
 
     if task_device(device, gpus_per_video) == "cpu":
