@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 # would pull gigabytes of CUDA packages.
 TORCH  := torch==2.13.0
 
-.PHONY: install demo test clean
+.PHONY: install demo check test clean
 
 $(BIN)/vps: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -35,7 +35,15 @@ demo: install
 # compared across computations) again at a second thread count: 1, or 2 where the default is 1.
 SECOND_THREADS = $(shell $(PYTHON) -c "import os; print(2 if len(os.sched_getaffinity(0)) == 1 else 1)")
 
-test: install
+# Hygiene: lint and format (ruff), the types of the library's public modules (mypy, the files listed
+# in pyproject.toml), the documentation site built strictly (a warning fails it; no -q, which hides them).
+check: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/mkdocs build --strict -d build/site
+
+test: install check
 	$(BIN)/python -m pytest -q
 	OMP_NUM_THREADS=$(SECOND_THREADS) MKL_NUM_THREADS=$(SECOND_THREADS) $(BIN)/python -m pytest -q -m numerics
 
