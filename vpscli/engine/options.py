@@ -29,8 +29,7 @@ class ModelConfig:
     Example: ``Segmenter.from_config(ModelConfig("pns-plus", device="cpu", threshold=0.4))``.
     """
 
-    #: a registry name (``aen-cffm``, ``cffm``, ``pns-plus``, ``aen-pns-plus``, ``pns-net``); ``None``: the
-    #: default model
+    #: a registered model's name (``vps models`` lists them); ``None``: the default model
     model: str | None = None
     #: a checkpoint file; ``None``: the model's verified bundled weights
     weights: str | Path | None = None
