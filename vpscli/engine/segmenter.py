@@ -65,8 +65,8 @@ class Segmenter:
 
     Args:
         model: a :class:`~vpscli.weights.LoadedModel` (from :func:`~vpscli.weights.load_model`:
-            loaded once, shared by several segmenters), a registry name (``aen-cffm``, ``cffm``,
-            ``pns-plus``, ``aen-pns-plus``, ``pns-net``; ``None``: the default model) or a built
+            loaded once, shared by several segmenters), a registered model's name (``vps models``
+            lists them; ``None``: the default model) or a built
             :class:`~vpscli.models.base.VideoModel`.
         weights: with a name or a network, a checkpoint file (ours or an official ``.pth``);
             ``None`` uses the verified bundled weights of the model and refuses to run without them.
