@@ -145,9 +145,8 @@ def _run_local(jobs: list[VideoJob], backend: LocalBackend, report: BatchReport,
     first = jobs[0].model
     placement = resolve_placement(first.device, first.precision)
     model_threads = model_cpu_threads(backend.threads)
-    if (
-        backend.threads is None
-    ):  # videos segmented at once share the model's cores (--threads is taken as given)
+    # videos segmented at once share the model's cores (--threads is taken as given)
+    if backend.threads is None:
         model_threads = jobs_cpu_threads(model_threads, min(backend.jobs_at_once, len(jobs)))
     # deliberately, before the model runs: the model's threads and the pipeline's must not oversubscribe
     set_cpu_threads(model_threads if placement.device.type == "cpu" else None)

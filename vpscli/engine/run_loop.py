@@ -87,9 +87,8 @@ def segment_video(
         folder = final.writing(mode, opts.save_prob)
         run = segmenter.init_state(source)
         report = VideoReport(source.name, final.path, "complete", weights=weights_tag(segmenter))
-        if (
-            inherited
-        ):  # the outputs differ from what this command asked for: said on the console and in run.json
+        # the outputs differ from what this command asked for: said on the console and in run.json
+        if inherited:
             report.warnings.append(inherited)
         if lock.note:
             report.warnings.append(f"{final.path}: {lock.note}")

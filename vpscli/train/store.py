@@ -167,9 +167,8 @@ def _decode_into(
         masks[k] = 0
         return
     mask = read_binary_mask(seq.masks[i]).astype(np.uint8) * 255
-    if (
-        mask.shape != rgb.shape[:2]
-    ):  # an annotation of another image, or exported at another size: never guessed
+    # an annotation of another image, or exported at another size: never guessed
+    if mask.shape != rgb.shape[:2]:
         raise InputError(
             f"this mask is {mask.shape[1]}x{mask.shape[0]} but its frame {seq.frames[i].name} is "
             f"{rgb.shape[1]}x{rgb.shape[0]}",
