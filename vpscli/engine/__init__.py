@@ -18,12 +18,9 @@ Example::
         r.index, r.mask, r.max_prob
 """
 
-from vpscli.engine.many import segment_many
+import importlib
+
 from vpscli.engine.options import ModelConfig, SegmentOptions
-from vpscli.engine.run_loop import VideoReport, segment_video
-from vpscli.engine.segmenter import Segmenter
-from vpscli.engine.video_run import FrameResult, VideoRun
-from vpscli.engine.windows import Window, clip_windows
 
 __all__ = [
     "FrameResult",
@@ -37,3 +34,22 @@ __all__ = [
     "segment_many",
     "segment_video",
 ]
+
+#: where each name lives; the modules that need torch load on first use, so that the command line reads
+#: the options without loading it
+_HOMES = {
+    "segment_many": "many",
+    "VideoReport": "run_loop",
+    "segment_video": "run_loop",
+    "Segmenter": "segmenter",
+    "FrameResult": "video_run",
+    "VideoRun": "video_run",
+    "Window": "windows",
+    "clip_windows": "windows",
+}
+
+
+def __getattr__(name: str):
+    if name in _HOMES:
+        return getattr(importlib.import_module(f"vpscli.engine.{_HOMES[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

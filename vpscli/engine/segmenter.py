@@ -86,13 +86,13 @@ class Segmenter:
         model=None,
         weights: str | Path | None = None,
         *,
-        device: str = "auto",
-        precision: str = "auto",
-        threshold: float = 0.5,
-        batch: int = 1,
-        compile: bool = False,
-        compile_mode: str | None = None,
-        tta: bool = False,
+        device: str = ModelConfig.device,
+        precision: str = ModelConfig.precision,
+        threshold: float = ModelConfig.threshold,
+        batch: int = ModelConfig.batch,
+        compile: bool = ModelConfig.compile,
+        compile_mode: str | None = ModelConfig.compile_mode,
+        tta: bool = ModelConfig.tta,
     ):
         from vpscli.engine.tta import MirrorAveraged
         from vpscli.models import VideoModel

@@ -8,7 +8,7 @@ from typing import List, Optional
 import typer
 
 from vpscli.cli.console import notice, reports_errors, sigterm_as_interrupt
-from vpscli.episodes import DEFAULT_MIN_PERSISTENCE
+from vpscli.engine.options import ModelConfig, SegmentOptions
 from vpscli.errors import UsageError, VpsError
 from vpscli.zoo import model_names
 
@@ -54,33 +54,37 @@ def segment(
     weights: Optional[Path] = typer.Option(
         None, "--weights", "-w", help="Checkpoint file (default: bundled weights)."
     ),
-    out: Path = typer.Option(Path("vps-out"), "--out", "-o", help="Output root: OUT/<input name>/."),
+    out: Path = typer.Option(SegmentOptions.out_root, "--out", "-o", help="Output root: OUT/<input name>/."),
     threshold: float = typer.Option(
-        0.5, "--threshold", "-t", help="Probability at or above which a pixel is polyp."
+        ModelConfig.threshold, "--threshold", "-t", help="Probability at or above which a pixel is polyp."
     ),
-    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:N."),
-    precision: str = typer.Option("auto", "--precision", help="auto, fp32, bf16, fp16."),
+    device: str = typer.Option(ModelConfig.device, "--device", help="auto, cpu, cuda, cuda:N."),
+    precision: str = typer.Option(ModelConfig.precision, "--precision", help="auto, fp32, bf16, fp16."),
     batch: int = typer.Option(
-        1, "--batch", help="Clips per forward pass (models without clip-to-clip state)."
+        ModelConfig.batch, "--batch", help="Clips per forward pass (models without clip-to-clip state)."
     ),
     save_prob: bool = typer.Option(
-        False, "--save-prob", help="Also write probability maps floor(255·p) to probs/."
+        SegmentOptions.save_prob, "--save-prob", help="Also write probability maps floor(255·p) to probs/."
     ),
-    overlay: bool = typer.Option(True, "--overlay/--no-overlay", help="Write overlay.mp4."),
-    resume: bool = typer.Option(False, "--resume", help="Skip finished videos; continue unfinished ones."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Redo videos that already have outputs."),
+    overlay: bool = typer.Option(SegmentOptions.overlay, "--overlay/--no-overlay", help="Write overlay.mp4."),
+    resume: bool = typer.Option(
+        SegmentOptions.resume, "--resume", help="Skip finished videos; continue unfinished ones."
+    ),
+    overwrite: bool = typer.Option(
+        SegmentOptions.overwrite, "--overwrite", help="Redo videos that already have outputs."
+    ),
     compile_model: bool = typer.Option(
-        False, "--compile", help="torch.compile the model (slow start, faster run)."
+        ModelConfig.compile, "--compile", help="torch.compile the model (slow start, faster run)."
     ),
     compile_mode: Optional[str] = typer.Option(
-        None,
+        ModelConfig.compile_mode,
         "--compile-mode",
         help="torch.compile mode: default, "
         "reduce-overhead (CUDA graphs: batch-1 stateful models), max-autotune; "
         "implies --compile.",
     ),
     tta: bool = typer.Option(
-        False,
+        ModelConfig.tta,
         "--tta",
         help="Test-time augmentation: average each clip's probabilities with "
         "those of its mirror image (two forward passes per clip; gain and cost: the model "
@@ -104,7 +108,7 @@ def segment(
         "its own state and outputs; on CUDA each on its own stream).",
     ),
     min_persistence: int = typer.Option(
-        DEFAULT_MIN_PERSISTENCE,
+        SegmentOptions.min_persistence,
         "--min-persistence",
         metavar="N",
         help="Keep a detection only when it lasts N consecutive frames or more; shorter ones are written as "
@@ -114,7 +118,7 @@ def segment(
         "polyp-free frames from 23.6 % to 37.2 % (docs/guides/polyp-free-video.md).",
     ),
     presence: Optional[float] = typer.Option(
-        None,
+        SegmentOptions.presence,
         "--presence",
         metavar="LEVEL",
         help="Frame decision: a frame counts as showing a polyp (flagged, then filtered by --min-persistence) "
@@ -129,7 +133,7 @@ def segment(
         "open in a browser (as vps report does), and OUT/index.html for several videos.",
     ),
     expect_negative: bool = typer.Option(
-        False,
+        SegmentOptions.expect_negative,
         "--expect-negative",
         help="The videos are polyp-free: report every flagged frame as a false "
         "alarm (episodes per minute, longest episode) in the summary and run.json, with a warning when any is "
@@ -198,7 +202,6 @@ def segment(
         write_batch_summary,
         write_review_pages,
     )
-    from vpscli.engine import ModelConfig, SegmentOptions
     from vpscli.engine.device import check_compile_mode, model_cpu_threads, resolve_placement
     from vpscli.engine.options import check_options
     from vpscli.io.run_folder import check_output_root
