@@ -86,6 +86,15 @@ def write_text_atomic(path: str | Path, text: str, unique: bool = False) -> Path
     return Path(path)
 
 
+def nearest_existing(path: str | Path) -> Path:
+    """``path`` made absolute, or its nearest ancestor that exists: where writing there would start
+    (the folders in between are made by the writer)."""
+    folder = Path(path).absolute()
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    return folder
+
+
 def check_file_target(path: str | Path, option: str) -> None:
     """A file that a command will write at its end (``--json``, ``--csv``, ``--plot``) can be written there:
     its folder exists (or can be made) and takes files — checked before the work, without creating
@@ -93,9 +102,7 @@ def check_file_target(path: str | Path, option: str) -> None:
     target = Path(path)
     if target.is_dir():
         raise OutputError(f"{option} names a folder, not a file", path=target, fix="give a file name")
-    folder = target.absolute().parent
-    while not folder.exists() and folder != folder.parent:
-        folder = folder.parent
+    folder = nearest_existing(target.absolute().parent)
     if not folder.is_dir():
         raise OutputError(
             f"{option}: {folder} is a file, not a folder", path=target, fix="choose another path"

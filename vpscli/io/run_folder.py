@@ -37,7 +37,7 @@ import tempfile
 from pathlib import Path
 
 from vpscli.errors import OutputError, VpsError
-from vpscli.io.atomic import output_error, partial_path, write_text_atomic
+from vpscli.io.atomic import nearest_existing, output_error, partial_path, write_text_atomic
 from vpscli.io.masks import is_complete_png
 from vpscli.io.run_record import (
     RUN_JSON,
@@ -411,10 +411,7 @@ def check_writable(folder: Path, create: bool) -> None:
 def check_output_root(out_root: str | Path) -> None:
     """The output root (or, when it does not exist yet, the folder it will be made in) takes files:
     checked before a model is loaded, and without creating anything."""
-    folder = Path(out_root).absolute()
-    while not folder.exists() and folder != folder.parent:
-        folder = folder.parent
-    check_writable(folder, create=False)
+    check_writable(nearest_existing(out_root), create=False)
 
 
 class RowWriter:
