@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 
 from vpscli.io.atomic import partial_path
+from vpscli.io.frames_csv import CSV_COLUMNS
 from vpscli.io.masks import write_levels, write_mask
 from vpscli.io.run_folder import (
-    CSV_COLUMNS,
     RunFolder,
     index_name,
     is_index_name,

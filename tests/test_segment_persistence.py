@@ -19,8 +19,8 @@ from vpscli.cli import main
 from vpscli.engine import Segmenter, SegmentOptions, segment_many, segment_video
 from vpscli.engine.frame_decision import frame_row
 from vpscli.errors import OutputError
+from vpscli.io.frames_csv import CSV_COLUMNS
 from vpscli.io.masks import read_mask
-from vpscli.io.run_folder import CSV_COLUMNS
 from vpscli.io.sources import discover_sources, open_source
 from vpscli.synth import SynthConfig, write_clip
 

@@ -562,8 +562,9 @@ def test_an_interrupt_between_a_png_and_its_row_leaves_no_orphan(tmp_path):
     import numpy as np
 
     from vpscli.io.atomic import partial_path
+    from vpscli.io.frames_csv import CSV_COLUMNS
     from vpscli.io.masks import write_levels, write_mask
-    from vpscli.io.run_folder import CSV_COLUMNS, RunFolder
+    from vpscli.io.run_folder import RunFolder
 
     out = tmp_path / "run"
     for sub in ("masks", "probs"):

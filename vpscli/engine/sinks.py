@@ -19,8 +19,9 @@ import numpy as np
 
 from vpscli.engine.frame_decision import DecidedFrame, predicted_mask
 from vpscli.errors import VpsError
+from vpscli.io.frames_csv import RowWriter
 from vpscli.io.masks import write_levels, write_mask
-from vpscli.io.run_folder import RowWriter, RunFolder
+from vpscli.io.run_folder import RunFolder
 
 if TYPE_CHECKING:
     from vpscli.engine.video_run import Timings

@@ -11,6 +11,7 @@ from __future__ import annotations
 import errno
 import os
 import secrets
+import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
@@ -109,3 +110,26 @@ def check_file_target(path: str | Path, option: str) -> None:
         )
     if not os.access(folder, os.W_OK | os.X_OK):
         raise OutputError(f"{option}: cannot write in {folder}", path=target, fix="choose a writable folder")
+
+
+def check_writable(folder: Path, create: bool) -> None:
+    """``folder`` is a folder that takes files (made first when ``create``), or a one-line error."""
+    if folder.exists() and not folder.is_dir():
+        raise OutputError("is a file, not a folder", path=folder, fix="remove it, or choose another --out")
+    try:
+        if create:
+            folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as e:
+        raise OutputError(
+            f"cannot write in this folder ({e.strerror or e})",
+            path=folder,
+            fix="make it writable, or choose another --out",
+        ) from None
+
+
+def check_output_root(out_root: str | Path) -> None:
+    """The output root (or, when it does not exist yet, the folder it will be made in) takes files:
+    checked before a model is loaded, and without creating anything."""
+    check_writable(nearest_existing(out_root), create=False)

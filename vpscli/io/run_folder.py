@@ -1,11 +1,11 @@
-"""A ``vps segment`` output folder: the one definition of its layout, names, tables and status.
+"""A ``vps segment`` output folder: the one definition of its layout, names and status.
 
 ``OUT/<name>/``::
 
     masks/<frame>.png   8-bit 0/255 masks at the source resolution
     probs/<frame>.png   floor(255·p) probability maps (--save-prob)
     overlay.mp4         the overlay video (unless --no-overlay)
-    frames.csv          one row per written frame (CSV_COLUMNS)
+    frames.csv          one row per written frame (vpscli.io.frames_csv)
     run.json            the run's record and status (vpscli.io.run_record)
 
 ``<frame>`` is the frame's name: its 0-based index in 6 digits (``000123``) for a video, the image's
@@ -20,9 +20,6 @@ A run folder's life (:meth:`RunFolder.decide`): an empty folder gets a ``fresh``
 continued (``resume``) and a finished one left as it is (``skip``) under ``--resume``; ``--overwrite``
 writes the new run beside the old (``.<name>.overwrite/``, :meth:`RunFolder.staging`) and swaps it in
 only once it has finished (``replace``, :meth:`RunFolder.swap_in`), so a failed redo loses nothing.
-
-This module is longer than most: the layout, the tables, the record and the life of a run folder are one
-definition that the writer and every reader share.
 """
 
 from __future__ import annotations
@@ -33,11 +30,11 @@ import json
 import os
 import re
 import shutil
-import tempfile
 from pathlib import Path
 
 from vpscli.errors import OutputError, VpsError
-from vpscli.io.atomic import nearest_existing, output_error, partial_path, write_text_atomic
+from vpscli.io.atomic import check_writable, output_error, partial_path, write_text_atomic
+from vpscli.io.frames_csv import CSV_COLUMNS, RowWriter
 from vpscli.io.masks import is_complete_png
 from vpscli.io.run_record import (
     RUN_JSON,
@@ -53,21 +50,6 @@ PROBS = "probs"
 FRAMES_CSV = "frames.csv"
 OVERLAY = "overlay.mp4"
 
-#: the columns of ``frames.csv``, in order
-CSV_COLUMNS = (
-    "index",
-    "name",
-    "timestamp",
-    "present",
-    "area_fraction",
-    "max_prob",
-    "bbox_x",
-    "bbox_y",
-    "bbox_w",
-    "bbox_h",
-    "flagged",
-    "suppressed",
-)
 
 # ≥ 6 digits: a video past frame 999,999 gets longer names, still read as indices
 _INDEX_NAME = re.compile(r"^\d{6,}$")
@@ -389,61 +371,3 @@ class RunFolder:
             pass
         finally:
             partial_path(self.frames_csv).unlink(missing_ok=True)
-
-
-def check_writable(folder: Path, create: bool) -> None:
-    """``folder`` is a folder that takes files (made first when ``create``), or a one-line error."""
-    if folder.exists() and not folder.is_dir():
-        raise OutputError("is a file, not a folder", path=folder, fix="remove it, or choose another --out")
-    try:
-        if create:
-            folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=folder):
-            pass
-    except OSError as e:
-        raise OutputError(
-            f"cannot write in this folder ({e.strerror or e})",
-            path=folder,
-            fix="make it writable, or choose another --out",
-        ) from None
-
-
-def check_output_root(out_root: str | Path) -> None:
-    """The output root (or, when it does not exist yet, the folder it will be made in) takes files:
-    checked before a model is loaded, and without creating anything."""
-    check_writable(nearest_existing(out_root), create=False)
-
-
-class RowWriter:
-    """``frames.csv`` being written: under its temporary name, each row flushed as it is written,
-    renamed into place by :meth:`commit`. Every OS error is the one-line "disk full"/"cannot write"."""
-
-    def __init__(self, path: Path):
-        self.path = path
-        try:
-            self._fh = open(partial_path(path), "w", newline="")
-            self._csv = csv.DictWriter(self._fh, fieldnames=CSV_COLUMNS)
-            self._csv.writeheader()
-        except OSError as e:
-            raise output_error(path, e) from None
-
-    def write(self, row: dict) -> None:
-        try:
-            self._csv.writerow(row)
-            self._fh.flush()  # on disk (in the OS) now: a killed run keeps it
-        except OSError as e:
-            raise output_error(self.path, e) from None
-
-    def commit(self) -> None:
-        try:
-            self._fh.close()
-            os.replace(partial_path(self.path), self.path)
-        except OSError as e:
-            raise output_error(self.path, e) from None
-
-    def discard(self) -> None:
-        """Close after an error (the rows stay in the temporary file for :meth:`RunFolder.keep_finished_rows`)."""
-        try:
-            self._fh.close()
-        except OSError:
-            pass

@@ -129,7 +129,7 @@ def _check_out(out: Path) -> None:
     error after minutes of loading."""
     import shutil
 
-    from vpscli.io.run_folder import check_output_root
+    from vpscli.io.atomic import check_output_root
 
     check_output_root(out)
     folder = out.absolute()

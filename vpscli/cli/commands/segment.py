@@ -204,7 +204,7 @@ def segment(
     )
     from vpscli.engine.device import check_compile_mode, model_cpu_threads, resolve_placement
     from vpscli.engine.options import check_options
-    from vpscli.io.run_folder import check_output_root
+    from vpscli.io.atomic import check_output_root
 
     # every option is checked before any input is read, model loaded or file written
     if resume and overwrite:
