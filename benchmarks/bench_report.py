@@ -24,6 +24,9 @@ import numpy as np
 
 
 def make_run(folder: Path, minutes: float, episodes: int) -> int:
+    """A run folder as ``vps segment`` writes it for ``minutes`` of 25 fps video with ``episodes`` detection
+    episodes (no overlay); returns its frame count. ``tests/test_report.py`` builds its hour-long run here."""
+    from vpscli.io.frames_csv import CSV_COLUMNS
     from vpscli.io.masks import write_mask
 
     (folder / "masks").mkdir(parents=True)
@@ -36,22 +39,7 @@ def make_run(folder: Path, minutes: float, episodes: int) -> int:
     mask[100:160, 200:280] = 255
     with open(folder / "frames.csv", "w", newline="") as f:
         out = csv.writer(f)
-        out.writerow(
-            [
-                "index",
-                "name",
-                "timestamp",
-                "present",
-                "area_fraction",
-                "max_prob",
-                "bbox_x",
-                "bbox_y",
-                "bbox_w",
-                "bbox_h",
-                "flagged",
-                "suppressed",
-            ]
-        )
+        out.writerow(CSV_COLUMNS)
         for i in range(n):
             p = bool(present[i])
             out.writerow(

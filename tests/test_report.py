@@ -142,65 +142,10 @@ def test_segment_report_flag_writes_the_page(run_dir, tmp_path, monkeypatch):
 def test_an_hour_long_video_page_stays_small(tmp_path):
     """90,000 frames (1 hour at 25 fps), 300 episodes: the page (thumbnails inline) stays under 20 MB
     (its opening time in a browser is measured by benchmarks/bench_report.py)."""
-    from vpscli.io.masks import write_mask
+    from benchmarks.bench_report import make_run
 
     folder = tmp_path / "hour"
-    (folder / "masks").mkdir(parents=True)
-    n, h, w = 90_000, 270, 480
-    present = np.zeros(n, bool)
-    for k in range(300):
-        present[k * 300 + 10 : k * 300 + 10 + 20 + k % 30] = True
-    mask = np.zeros((h, w), np.uint8)
-    mask[100:160, 200:280] = 255
-    with open(folder / "frames.csv", "w", newline="") as f:
-        out = csv.writer(f)
-        out.writerow(
-            [
-                "index",
-                "name",
-                "timestamp",
-                "present",
-                "area_fraction",
-                "max_prob",
-                "bbox_x",
-                "bbox_y",
-                "bbox_w",
-                "bbox_h",
-                "flagged",
-                "suppressed",
-            ]
-        )
-        for i in range(n):
-            p = bool(present[i])
-            out.writerow(
-                [
-                    i,
-                    f"{i:06d}",
-                    f"{i / 25:.6f}",
-                    int(p),
-                    f"{0.037 if p else 0:.6f}",
-                    f"{0.99 if p else 0.1:.6f}",
-                    *([200, 100, 80, 60] if p else ["", "", "", ""]),
-                    int(p),
-                    0,
-                ]
-            )
-    for i in np.flatnonzero(present):
-        write_mask(folder / "masks" / f"{i:06d}.png", mask)
-    (folder / "run.json").write_text(
-        json.dumps(
-            {
-                "status": "complete",
-                "model": "pns-plus",
-                "backbone": "efficientnet-lite2",
-                "threshold": 0.5,
-                "min_persistence": 6,
-                "probe": {"kind": "video", "fps": 25.0, "frame_count": n, "width": w, "height": h},
-                "source": str(tmp_path / "gone.mp4"),
-                "frames": n,
-            }
-        )
-    )
+    assert make_run(folder, minutes=60, episodes=300) == 90_000
     page = write_report(folder)
     html = page.read_text()
     assert html.count('class="episode-row"') == 300 and html.count("data:image/jpeg") == 600
