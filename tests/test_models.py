@@ -294,6 +294,31 @@ def test_checkpoint_errors_name_the_file_and_the_fix(tmp_path):
         load_checkpoint(build_model("pns-net"), tmp_path / "absent.pth")
 
 
+def test_weights_from_another_input_size_start_a_run_with_resized_layernorms(tmp_path):
+    small = build_model("pns-net", input_size=(64, 96))
+    with torch.no_grad():
+        for name, p in small.named_parameters():
+            if name.startswith("NSB_") and p.ndim == 3:
+                # a ramp along the width: bilinear resizing keeps its ends and its monotony
+                p.copy_(torch.linspace(0.5, 1.5, p.shape[-1]).expand_as(p))
+    path = save_checkpoint(small, tmp_path / "small.safetensors")
+    large = build_model("pns-net", input_size=(96, 160))
+    with pytest.raises(InputError) as e:
+        load_checkpoint(large, path)
+    assert "shape mismatches" in e.value.message and "input size" in e.value.fix
+    load_checkpoint(large, path, resize_spatial=True)
+    norms = {n: p for n, p in large.named_parameters() if n.startswith("NSB_") and p.ndim == 3}
+    assert norms and all(tuple(p.shape[-2:]) != (2, 3) for p in norms.values())
+    for p in norms.values():
+        row = p[0, 0]
+        assert torch.all(row[1:] >= row[:-1] - 1e-6) and 0.5 <= row.min() and row.max() <= 1.5
+        assert row[-1] - row[0] > 0.8  # the ramp survives, not a constant
+    # every other weight is loaded unchanged
+    for (n, a), b in zip(small.state_dict().items(), large.state_dict().values()):
+        if n not in norms:
+            assert torch.equal(a, b), n
+
+
 def test_legacy_column_normalisation():
     model = build_model("pns-net", input_size=SMALL)
     x = torch.rand(1, 1, 3, *SMALL)

@@ -21,6 +21,7 @@ from typing import Mapping
 
 import torch
 from torch import Tensor, nn
+from torch.nn import functional as F
 
 from vpscli.errors import InputError
 from vpscli.models.base import VideoModel
@@ -146,7 +147,30 @@ def _list(keys: list[str], n: int = 4) -> str:
     return head + (f" (+{len(keys) - n} more)" if len(keys) > n else "")
 
 
-def load_checkpoint(model: nn.Module, path: str | Path, *, legacy_norm: bool | None = None) -> LoadReport:
+def _resize_spatial(state: dict, expected: Mapping[str, torch.Tensor]) -> list[str]:
+    """Resize, in place, each tensor of ``state`` that differs from ``expected`` only in its last two
+    (spatial) dimensions, bilinearly: the NS blocks' LayerNorm over ``(C, H, W)`` holds one affine
+    weight per feature-map position, so weights trained at one input size start a run at another.
+    Returns the resized keys."""
+    resized = []
+    for k, v in expected.items():
+        t = state.get(k)
+        if t is None or t.shape == v.shape or t.ndim != v.ndim or t.ndim < 3 or t.shape[:-2] != v.shape[:-2]:
+            continue
+        flat = t.float().reshape(1, -1, *t.shape[-2:])
+        out = F.interpolate(flat, size=tuple(v.shape[-2:]), mode="bilinear", align_corners=False)
+        state[k] = out.reshape(v.shape).to(t.dtype)
+        resized.append(k)
+    return resized
+
+
+def load_checkpoint(
+    model: nn.Module,
+    path: str | Path,
+    *,
+    legacy_norm: bool | None = None,
+    resize_spatial: bool = False,
+) -> LoadReport:
     """Load weights into ``model`` (strict: every parameter and buffer must be present).
 
     Args:
@@ -154,6 +178,8 @@ def load_checkpoint(model: nn.Module, path: str | Path, *, legacy_norm: bool | N
         path: ``.safetensors`` (ours) or an official ``.pth``.
         legacy_norm: force the legacy PNS column normalisation on/off; default: on for
             official PNS-Net/PNS+ files, as recorded in the metadata for ours.
+        resize_spatial: weights trained at another input size: resize the per-position
+            parameters (shape ``(..., H, W)``) bilinearly to the model's (fine-tuning at a new size).
 
     Raises:
         InputError: the file cannot be read safely, or does not fit the model (names the
@@ -170,6 +196,8 @@ def load_checkpoint(model: nn.Module, path: str | Path, *, legacy_norm: bool | N
             fix=f"build the model with backbone={recorded!r} (vps train --backbone {recorded})",
         )
     expected = model.state_dict()
+    if resize_spatial:
+        _resize_spatial(state, expected)
     skipped = [k for k in state if k not in expected and k.startswith(OFFICIAL_UNUSED_PREFIXES)]
     for k in skipped:
         del state[k]

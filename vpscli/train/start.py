@@ -254,7 +254,8 @@ def _initial_model(cfg: TrainConfig, size: tuple[int, int], snapshot: dict | Non
         bool(snapshot["config"].get("pretrained", False)) if snapshot is not None else _pretrained(cfg)
     )
     if cfg.init and snapshot is None:
-        load_checkpoint(model, cfg.init)
+        # Weights from another input size start the run with their per-position parameters resized.
+        load_checkpoint(model, cfg.init, resize_spatial=True)
     if pretrained:
         if snapshot is None:
             from vpscli.models.pretrained import load_imagenet
