@@ -12,7 +12,7 @@ $(BIN)/vps: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q $(TORCH)
-	$(BIN)/python -m pip install -q -e '.[dev,train,ray]'
+	$(BIN)/python -m pip install -q -e '.[dev,train,ray,fast,int8]'
 	touch $(BIN)/vps
 
 install: $(BIN)/vps

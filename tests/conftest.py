@@ -48,6 +48,22 @@ def _private_cache(tmp_path_factory):
         os.environ["VPS_CACHE"] = old
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _torch_backend_by_default():
+    """The suite runs its models on torch unless a test names a backend (``tests/test_backends.py``
+    compares the compiled backends with it, and runs ``--backend auto``): the other tests' exact
+    expectations are torch's numbers, with or without OpenVINO installed."""
+    import os
+
+    old = os.environ.get("VPS_BACKEND")
+    os.environ["VPS_BACKEND"] = "torch"
+    yield
+    if old is None:
+        os.environ.pop("VPS_BACKEND", None)
+    else:
+        os.environ["VPS_BACKEND"] = old
+
+
 @pytest.fixture(scope="session")
 def vps_data():
     """The public data folder (``VPS_DATA`` or ``../shared/data``); skips when absent."""

@@ -484,6 +484,7 @@ def test_run_json_records_the_numerics_and_a_resume_that_changes_them(weights, c
         "device": "cpu",
         "precision": "fp32",
         "batch": 1,
+        "backend": f"torch {torch.__version__} fp32",
     }
     opts = replace(opts, resume=True)
     segment_video(

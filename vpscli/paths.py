@@ -40,7 +40,7 @@ def data_dir() -> Path:
 
 
 def cache_dir() -> Path:
-    """Where vps keeps data it can rebuild (the decoded training data): ``$VPS_CACHE``, else
+    """Where vps keeps data it can rebuild (the decoded training data, converted models): ``$VPS_CACHE``, else
     ``$XDG_CACHE_HOME/vps``, else ``~/.cache/vps``. Deleting it only costs the time to rebuild."""
     env = os.environ.get("VPS_CACHE")
     if env:

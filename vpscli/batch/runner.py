@@ -137,13 +137,14 @@ def _groups(jobs: list[VideoJob]) -> dict[tuple, list[int]]:
 def _run_local(jobs: list[VideoJob], backend: LocalBackend, report: BatchReport, events: BatchEvents) -> None:
     """Segment the jobs in this process, one model per distinct configuration, ``jobs_at_once`` videos at a
     time sharing it."""
+    from vpscli.backends import choose_backend
     from vpscli.engine import segment_many
-    from vpscli.engine.device import jobs_cpu_threads, model_cpu_threads, resolve_placement, set_cpu_threads
+    from vpscli.engine.device import jobs_cpu_threads, model_cpu_threads, set_cpu_threads
 
     if not jobs:
         return
     first = jobs[0].model
-    placement = resolve_placement(first.device, first.precision)
+    placement = choose_backend(first.backend, first.device, first.precision).placement
     model_threads = model_cpu_threads(backend.threads)
     # videos segmented at once share the model's cores (--threads is taken as given)
     if backend.threads is None:
@@ -183,8 +184,14 @@ def _loaded_segmenter(model: ModelConfig, events: BatchEvents):
     seg = Segmenter.from_config(model)
     where = "the CPU" if seg.placement.device.type == "cpu" else str(seg.placement.device)
     events.running(
-        seg.loaded.describe() + (", with test-time augmentation" if model.tta else "") + f", on {where}"
+        seg.loaded.describe()
+        + (", with test-time augmentation" if model.tta else "")
+        + f", on {where} ({seg.backend_text})"
     )
+    if seg.graphs_built:
+        events.notice(
+            f"converted the model for {seg.backend} once, kept in {seg.graph_cache} (later runs load it)"
+        )
     if seg.batch_note:
         events.notice(seg.batch_note)
     if seg.compiled and seg.placement.device.type == "cpu":

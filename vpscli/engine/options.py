@@ -35,7 +35,7 @@ class ModelConfig:
     weights: str | Path | None = None
     #: ``auto``, ``cpu``, ``cuda``, ``cuda:N``
     device: str = "auto"
-    #: ``auto``, ``fp32``, ``bf16``, ``fp16`` (autocast)
+    #: ``auto``, ``fp32``, ``bf16``, ``fp16`` (torch autocast); ``int8`` with OpenVINO
     precision: str = "auto"
     #: probability at or above which a pixel is polyp
     threshold: float = 0.5
@@ -47,6 +47,12 @@ class ModelConfig:
     compile_mode: str | None = None
     #: test-time augmentation: each clip's probabilities averaged with those of its mirror image
     tta: bool = False
+    #: ``auto``, ``torch``, ``openvino``, ``onnxruntime`` (``None``: ``$VPS_BACKEND``, else ``auto``)
+    backend: str | None = None
+    #: where converted graphs are kept (``None``: ``$VPS_CACHE``, else ``~/.cache/vps``)
+    cache_dir: str | Path | None = None
+    #: ``precision="int8"``: a video or frame folder whose first frames calibrate the quantisation
+    calibration: str | Path | None = None
 
 
 @dataclass(frozen=True)

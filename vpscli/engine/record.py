@@ -54,7 +54,7 @@ def weights_tag(segmenter: Segmenter) -> str:
 
 def numerics(segmenter: Segmenter) -> dict:
     """What a bit-for-bit comparison of two runs depends on: torch build, CPU kernels, threads,
-    device, precision and batch. Outputs are bit-identical for equal records (same machine type);
+    device, precision, batch and the backend that ran the model. Outputs are bit-identical for equal records (same machine type);
     otherwise they agree to float rounding."""
     import torch
 
@@ -64,8 +64,9 @@ def numerics(segmenter: Segmenter) -> dict:
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "threads": torch.get_num_threads(),
         "device": str(segmenter.placement.device),
-        "precision": segmenter.placement.precision,
+        "precision": segmenter.precision,
         "batch": segmenter.batch,
+        "backend": segmenter.backend_text,
     }
 
 
@@ -138,7 +139,8 @@ def starting_record(
         window=spec.window_text(),
         weights=str(segmenter.weights_path) if segmenter.weights_path else None,
         device=str(segmenter.placement.device),
-        precision=segmenter.placement.precision,
+        precision=segmenter.precision,
+        backend=segmenter.backend_text,
         batch=segmenter.batch,
         compile=segmenter.compiled,
         source=str(source.path),

@@ -30,19 +30,23 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict, deque
+from dataclasses import replace
 from pathlib import Path
 from typing import Callable, Iterator
 
 import numpy as np
 import torch
 
-from vpscli.engine.device import Placement, check_compile_mode, place_model, resolve_placement
+from vpscli.engine.device import Placement, check_compile_mode, place_model
 from vpscli.engine.options import ModelConfig, check_options
 from vpscli.engine.postprocess import FramePrediction
 from vpscli.engine.video_run import FrameResult, ResizedFrame, StageClock, VideoRun
 from vpscli.engine.windows import Window, clip_windows
 from vpscli.errors import UsageError
 from vpscli.io.frames import Frame
+
+#: frames whose step inputs calibrate an int8 graph (NNCF's default subset is 300 samples)
+CALIBRATION_FRAMES = 300
 
 
 def _loaded_network(net, weights):
@@ -79,6 +83,11 @@ class Segmenter:
         compile_mode: a ``torch.compile`` mode (:data:`~vpscli.engine.device.COMPILE_MODES`; implies ``compile``).
         tta: test-time augmentation: average the probabilities of each clip and its mirror image
             (:class:`~vpscli.engine.tta.MirrorAveraged`; two forward passes per clip).
+        backend: ``auto`` (OpenVINO on a CPU where it is installed, else torch), ``torch``,
+            ``openvino``, ``onnxruntime`` (:mod:`vpscli.backends`; ``None``: ``$VPS_BACKEND`` or ``auto``).
+        cache_dir: where converted graphs are kept (default ``~/.cache/vps``).
+        calibration: ``precision="int8"``: a video or frame folder like the ones segmented, whose
+            first frames calibrate the quantisation.
     """
 
     def __init__(
@@ -93,14 +102,22 @@ class Segmenter:
         compile: bool = ModelConfig.compile,
         compile_mode: str | None = ModelConfig.compile_mode,
         tta: bool = ModelConfig.tta,
+        backend: str | None = ModelConfig.backend,
+        cache_dir: str | Path | None = ModelConfig.cache_dir,
+        calibration: str | Path | None = ModelConfig.calibration,
     ):
+        from vpscli.backends import choose_backend
         from vpscli.engine.tta import MirrorAveraged
         from vpscli.models import VideoModel
         from vpscli.weights.store import LoadedModel, load_model
 
         check_options(threshold=threshold, batch=batch)
         check_compile_mode(compile_mode)
-        self.placement: Placement = resolve_placement(device, precision)
+        choice = choose_backend(backend, device, precision, compiling=bool(compile or compile_mode))
+        #: what runs the model: ``torch``, ``openvino`` or ``onnxruntime``, at ``precision``
+        self.backend, self.precision = choice.backend, choice.precision
+        note = "; ".join(n for n in (choice.placement.note, choice.note) if n) or None
+        self.placement: Placement = replace(choice.placement, note=note)
         self.threshold = float(threshold)
         if isinstance(model, VideoModel):
             model = _loaded_network(model, weights)
@@ -112,9 +129,17 @@ class Segmenter:
         self.loaded = model
         net = model.net
         self.tta = bool(tta)
-        runs = MirrorAveraged(net) if self.tta else net
-        self.model, self._forward = place_model(runs, self.placement, compile=compile, mode=compile_mode)
         self.spec = net.spec
+        if self.backend != "torch":
+            from vpscli.backends.graphs import covers
+
+            if not covers(net):
+                if not choice.automatic:
+                    raise UsageError(
+                        f"--backend {self.backend} runs the registered models, not this {type(net).__name__}",
+                        fix="use --backend torch",
+                    )
+                self.backend, self.precision = "torch", self.placement.precision
         self.compiled = (compile_mode or "default") if (compile or compile_mode) else False
         stateful = bool(self.spec.ref_offsets) or self.spec.memory_clips > 0
         self.batch = 1 if stateful else batch
@@ -123,6 +148,53 @@ class Segmenter:
             if stateful and batch > 1
             else None
         )
+        #: the compiled backend's version, its graphs' cache folder, whether they were converted now
+        self.backend_version: str | None = None
+        self.graph_cache: Path | None = None
+        self.graphs_built = False
+        if self.backend == "torch":
+            runs = MirrorAveraged(net) if self.tta else net
+            self.model, self._forward = place_model(runs, self.placement, compile=compile, mode=compile_mode)
+        else:
+            compiled = self._compile(net, cache_dir, calibration)
+            self.backend_version = compiled.version
+            self.graph_cache, self.graphs_built = compiled.cache_entry, compiled.built
+            self.model = MirrorAveraged(compiled) if self.tta else compiled
+            self._forward = self.model
+
+    def _compile(self, net, cache_dir, calibration):
+        """``net`` compiled for the backend; for int8, calibrated first on ``calibration``'s frames run
+        through the fp32 graphs (:data:`CALIBRATION_FRAMES` of them)."""
+        from vpscli.backends import compile_model
+
+        sha = self.loaded.weights_sha256
+        if self.precision != "int8":
+            return compile_model(
+                net, self.backend, precision=self.precision, weights_sha256=sha, cache_dir=cache_dir
+            )
+        if calibration is None:
+            raise UsageError(
+                "--precision int8 needs calibration frames",
+                fix="pass --calibration with a video or frame folder like the ones you segment",
+            )
+        from vpscli.io.sources import open_source
+
+        fp32 = compile_model(net, self.backend, weights_sha256=sha, cache_dir=cache_dir)
+        samples: list = []
+        fp32.input_hook = samples.append
+        self.model, self._forward = fp32, fp32
+        for n, _ in enumerate(self.run(open_source(calibration))):
+            if n + 1 >= CALIBRATION_FRAMES:
+                break
+        return compile_model(
+            net, self.backend, precision="int8", weights_sha256=sha, cache_dir=cache_dir, calibration=samples
+        )
+
+    @property
+    def backend_text(self) -> str:
+        """``openvino 2026.4.1 fp32``, ``torch 2.13.0 bf16``: what computed the probabilities."""
+        version = self.backend_version or torch.__version__
+        return f"{self.backend} {version} {self.precision}"
 
     @classmethod
     def from_config(cls, config: ModelConfig) -> "Segmenter":
@@ -137,6 +209,9 @@ class Segmenter:
             compile=config.compile,
             compile_mode=config.compile_mode,
             tta=config.tta,
+            backend=config.backend,
+            cache_dir=config.cache_dir,
+            calibration=config.calibration,
         )
 
     @property

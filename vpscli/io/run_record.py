@@ -113,6 +113,8 @@ class RunRecord:
     weights: str | None = None
     device: str | None = None
     precision: str | None = None
+    #: what ran the model: ``openvino 2026.4.1 fp32``, ``torch 2.13.0 fp32``
+    backend: str | None = None
     batch: int | None = None
     #: ``False``, or the ``torch.compile`` mode
     compile: bool | str = False
@@ -134,6 +136,7 @@ class RunRecord:
         "weights",
         "device",
         "precision",
+        "backend",
         "batch",
         "compile",
         "source",

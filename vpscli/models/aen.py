@@ -53,7 +53,7 @@ from vpscli.models.aen_csa import CSA
 from vpscli.models.backbone import DEFAULT_BACKBONE, stage_sizes
 from vpscli.models.base import ModelSpec, VideoModel
 from vpscli.models.cffm import CFFM, CFFM_SPEC, CFFMState
-from vpscli.models.pns_plus import PNS_PLUS_SPEC, PNSPlus, PNSPlusState
+from vpscli.models.pns_plus import PNS_PLUS_SPEC, PNSPlus, PNSPlusFeatures, PNSPlusState
 from vpscli.models.registry import register_model
 
 __all__ = [
@@ -234,15 +234,29 @@ class AEN(nn.Module):
         proposals: Tensor,
         state: AENCFFMState | AENPNSPlusState,
     ) -> Tensor:
+        memory = torch.cat(state.memory, 1) if state.memory else None
+        logits, e3 = self.interact(backbone, pgn, proposals, memory)
+        state.memory = (state.memory + [e3.detach()])[-self.memory_clips :] if self.memory_clips else []
+        return logits
+
+    def interact(
+        self,
+        backbone: Sequence[Tensor],
+        pgn: Sequence[Tensor],
+        proposals: Tensor,
+        memory: Tensor | None,
+        valid: Tensor | None = None,
+    ) -> tuple[Tensor, Tensor]:
+        """The step on explicit tensors: ``(logits (B, L, c, h4, w4), e3 (B, L, c·q, D))`` for a
+        memory ``(B, M, c·q, D)`` of earlier clips' e3 (``None``: none yet; ``valid (B, M)`` marks
+        filled slots of a fixed-size memory, as exported graphs keep it)."""
         b, l = proposals.shape[:2]
         e2 = self.crl(backbone, pgn)
         e2 = e2.view(b, l, *e2.shape[1:])
-        memory = torch.cat(state.memory, 1) if state.memory else None
-        e3 = self.csa(e2, memory)
-        state.memory = (state.memory + [e3.detach()])[-self.memory_clips :] if self.memory_clips else []
-        e3 = e3.view(b, l, self.classes, self.proposals, -1)
-        logits = torch.einsum("blqhw,blcqd->blchw", proposals, e3.to(proposals.dtype))
-        return logits * self.interaction_scale
+        e3 = self.csa(e2, memory, valid)
+        mixed = e3.view(b, l, self.classes, self.proposals, -1)
+        logits = torch.einsum("blqhw,blcqd->blchw", proposals, mixed.to(proposals.dtype))
+        return logits * self.interaction_scale, e3
 
 
 @dataclass
@@ -298,8 +312,7 @@ class AENCFFM(VideoModel[AENCFFMState]):
         enc = self.pgn.encode(clip, state)
         e1 = self.pgn.predict(enc, state, indices, b)
         logits = self.aen(enc.stages, enc.embeds, e1.view(b, t, *e1.shape[1:]), state)
-        up = F.interpolate(logits.flatten(0, 1), size=clip.shape[-2:], mode="bilinear", align_corners=False)
-        return up.view(b, t, *up.shape[1:])
+        return upsample_clip(logits, clip.shape[-2:])
 
 
 @register_model(AEN_PNS_PLUS_SPEC, rank=20, key_prefix="pgn.NSB_global.")
@@ -343,15 +356,23 @@ class AENPNSPlus(VideoModel[AENPNSPlusState]):
 
     def step(self, clip: Tensor, state: AENPNSPlusState, indices: list[int], anchor: Tensor | None) -> Tensor:
         b, t = clip.shape[:2]
-        f = self.pgn.features(clip, state, anchor)
+        backbone, pgn, e1 = self.aen_inputs(self.pgn.features(clip, state, anchor), b, t)
+        return upsample_clip(self.aen(backbone, pgn, e1, state), clip.shape[-2:])
+
+    def aen_inputs(self, f: PNSPlusFeatures, b: int, t: int) -> tuple[list[Tensor], list[Tensor], Tensor]:
+        """The AEN's inputs from the PGN's intermediates: backbone features F, PGN features F' and the
+        proposals e1 ``(B, T, q, h4, w4)``."""
         x1, x2, x3 = f.stages
         x4 = F.avg_pool2d(x3, 2, ceil_mode=True)
         high4 = F.avg_pool2d(f.high, 2, ceil_mode=True)
         e1 = F.interpolate(
             self.pgn.SegNIN(f.decoded), size=x1.shape[-2:], mode="bilinear", align_corners=False
         )
-        logits = self.aen(
-            [x1, x2, x3, x4], [f.decoded, f.low, f.high, high4], e1.view(b, t, *e1.shape[1:]), state
-        )
-        up = F.interpolate(logits.flatten(0, 1), size=clip.shape[-2:], mode="bilinear", align_corners=False)
-        return up.view(b, t, *up.shape[1:])
+        return [x1, x2, x3, x4], [f.decoded, f.low, f.high, high4], e1.view(b, t, *e1.shape[1:])
+
+
+def upsample_clip(logits: Tensor, size: Sequence[int]) -> Tensor:
+    """Stride-4 logits ``(B, T, c, h4, w4)`` → ``(B, T, c, H, W)`` (bilinear)."""
+    b, t = logits.shape[:2]
+    up = F.interpolate(logits.flatten(0, 1), size=tuple(size), mode="bilinear", align_corners=False)
+    return up.view(b, t, *up.shape[1:])

@@ -103,7 +103,8 @@ class _PixelDecoder(nn.Module):
 class _MemoryRead(nn.Module):
     """Eq. 7: softmax-normalised dot products with the memory of earlier clips.
 
-    Shape: e_c ``(B, L, N, D)``, memory ``(B, M, N, D)`` (M stored frames) → ``(B, L, N, D)``.
+    Shape: e_c ``(B, L, N, D)``, memory ``(B, M, N, D)`` (M stored frames), optional valid ``(B, M)``
+    (1 for a stored frame, 0 for an empty slot) → ``(B, L, N, D)``.
     """
 
     def __init__(self, dim: int):
@@ -112,10 +113,16 @@ class _MemoryRead(nn.Module):
         self.key = nn.Linear(dim, dim)
         self.value = nn.Linear(dim, dim)
 
-    def forward(self, e_c: Tensor, memory: Tensor) -> Tensor:
+    def forward(self, e_c: Tensor, memory: Tensor, valid: Tensor | None = None) -> Tensor:
         q, k, v = self.query(e_c), self.key(memory.to(e_c.dtype)), self.value(memory.to(e_c.dtype))
         scores = torch.einsum("blnd,bmnd->blnm", q, k) / math.sqrt(q.shape[-1])
-        return e_c + torch.einsum("blnm,bmnd->blnd", scores.softmax(-1), v)
+        if valid is None:
+            return e_c + torch.einsum("blnm,bmnd->blnd", scores.softmax(-1), v)
+        # A fixed-size memory with empty slots (exported graphs have fixed shapes): empty slots get no
+        # weight, and an all-empty memory reads nothing, as when there is no memory yet.
+        scores = scores + (valid[:, None, None, :].to(scores.dtype) - 1) * 1e9
+        read = torch.einsum("blnm,bmnd->blnd", scores.softmax(-1), v)
+        return e_c + valid.amax(1).view(-1, 1, 1, 1).to(read.dtype) * read
 
 
 class _AlignLayer(nn.Module):
@@ -148,7 +155,8 @@ class CSA(nn.Module):
         align_iterations: 3 (the paper's m in eq. 8).
 
     Shape:
-        - e2: ``(B, L, N, D)``; memory: ``(B, M, N, D)`` or ``None``.
+        - e2: ``(B, L, N, D)``; memory: ``(B, M, N, D)`` or ``None``; valid: ``(B, M)`` marks the
+          memory's filled slots (``None``: all).
         - Output: e3 ``(B, L, N, D)``.
     """
 
@@ -186,7 +194,7 @@ class CSA(nn.Module):
             f"decoder_layers={len(self.decoder)}, align_iterations={len(self.align)}"
         )
 
-    def forward(self, e2: Tensor, memory: Tensor | None) -> Tensor:
+    def forward(self, e2: Tensor, memory: Tensor | None, valid: Tensor | None = None) -> Tensor:
         b, l, n, d = e2.shape
         pos = (self.frame_pos[:l, None, :] + self.token_pos[None]).reshape(1, l * n, d)
         tokens = e2.reshape(b, l * n, d)
@@ -198,7 +206,7 @@ class CSA(nn.Module):
         for layer in self.decoder:
             x = layer(x, pos, mem, pos)
         e_c = self.decoder_norm(x).view(b, l, n, d)
-        e3 = e_c if memory is None else self.memory_read(e_c, memory)
+        e3 = e_c if memory is None else self.memory_read(e_c, memory, valid)
         for layer in self.align:
             e3 = layer(e3, pos, e_c, self.frame_pos)
         return e3

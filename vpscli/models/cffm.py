@@ -24,7 +24,7 @@ access, sparse training clips) falls back to the nearest earlier frame available
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import NamedTuple, Sequence
+from typing import Iterable, NamedTuple, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -35,7 +35,16 @@ from vpscli.models.base import ModelSpec, VideoModel, VideoState
 from vpscli.models.cffm_transformer import CFFMTransformer
 from vpscli.models.registry import register_model
 
-__all__ = ["CFFM", "CFFMState", "CFFMFeatures", "CFFMHead", "reference_frames", "CFFM_SPEC"]
+__all__ = [
+    "CFFM",
+    "CFFMState",
+    "CFFMFeatures",
+    "CFFMHead",
+    "reference_frames",
+    "choose_references",
+    "cache_keeps",
+    "CFFM_SPEC",
+]
 
 CFFM_SPEC = ModelSpec(
     name="cffm",
@@ -61,6 +70,39 @@ def reference_frames(t: int, offsets: Sequence[int] = (-9, -6, -3)) -> tuple[int
         return _EARLY_REFS[t]
     refs = tuple(t + o for o in offsets)
     return refs if all(r >= 0 for r in refs) else ()
+
+
+def choose_references(
+    indices: Sequence[int], available: Iterable[int], offsets: Sequence[int]
+) -> list[tuple[int, ...] | None]:
+    """For each target of a clip, the frames its references are read from (farthest first), or
+    ``None`` when it has none (it takes the per-frame prediction).
+
+    Args:
+        indices: the clip's frame indices.
+        available: frames whose features exist (the cache's and the clip's own).
+        offsets: the model's ``ref_offsets``.
+
+    A reference missing from ``available`` (random access, sparse training clips) falls back to the
+    nearest earlier frame available.
+    """
+    present = sorted(set(available))
+    chosen: list[tuple[int, ...] | None] = []
+    for idx in indices:
+        earlier = [i for i in present if i < idx]
+        refs = reference_frames(idx, offsets) if offsets else ()
+        if not refs or not earlier:
+            chosen.append(None)
+            continue
+        chosen.append(
+            tuple(r if r in present else max([i for i in earlier if i <= r] or [earlier[0]]) for r in refs)
+        )
+    return chosen
+
+
+def cache_keeps(keys: Iterable[int], newest: int, cache_frames: int) -> list[int]:
+    """The cached frames kept once ``newest`` has been seen: the last ``cache_frames + 1`` indices."""
+    return [i for i in keys if i >= newest - cache_frames]
 
 
 class _LinearEmbed(nn.Module):
@@ -233,15 +275,11 @@ class CFFM(VideoModel[CFFMState]):
         size4 = tuple(fused.shape[-2:])
         out: dict[int, Tensor] = {}  # clip position → its logits
         with_refs, stacks = [], []
-        for j, idx in enumerate(indices):
-            earlier = sorted(i for i in available if i < idx)
-            refs = reference_frames(idx, self.spec.ref_offsets) if self.spec.ref_offsets else ()
-            if not refs or not earlier:
+        for j, (idx, chosen) in enumerate(
+            zip(indices, choose_references(indices, available, self.spec.ref_offsets))
+        ):
+            if chosen is None:
                 continue
-            # Fallback for frames missing from the cache: the nearest earlier frame available.
-            chosen = [
-                r if r in available else max([i for i in earlier if i <= r] or [earlier[0]]) for r in refs
-            ]
             with_refs.append(j)
             stacks.append(torch.stack([available[r] for r in chosen] + [here[idx]], 1))
         fused_bt = fused.view(batch, t, *fused.shape[1:])
@@ -259,8 +297,8 @@ class CFFM(VideoModel[CFFMState]):
         # (spelled without max(dict, default=…), which TorchDynamo cannot trace: a graph break per step)
         newest = max([*indices, *state.feature_cache.keys()])
         state.feature_cache.update({i: f.detach() for i, f in here.items()})
-        for i in [i for i in state.feature_cache if i < newest - self.cache_frames]:
-            del state.feature_cache[i]
+        kept = cache_keeps(state.feature_cache, newest, self.cache_frames)
+        state.feature_cache = {i: state.feature_cache[i] for i in kept}
         return torch.stack([out[j] for j in range(t)], 1).flatten(0, 1)
 
     def step(self, clip: Tensor, state: CFFMState, indices: list[int], anchor: Tensor | None) -> Tensor:

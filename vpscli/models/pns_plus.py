@@ -115,9 +115,8 @@ class PNSPlus(PNSTrunk[PNSPlusState]):
                 # carried the anchor: a resumed run (anchor + frames 15-19) then computes
                 # frames 15-19 exactly as an uninterrupted one (frames 15-19 alone). Batched
                 # matrix products are not bit-stable across batch sizes (MKL splits them by rows).
-                query = self.High_RFB(self.encode_stages(anchor)[2])
                 state.backbone_frames += anchor.shape[0]
-                state.anchor = query.unsqueeze(1).expand(b, -1, -1, -1, -1).contiguous()
+                state.anchor = self.encode_anchor(anchor).expand(b, -1, -1, -1, -1).contiguous()
         stages = self.encode_stages(frames)
         state.backbone_frames += frames.shape[0]
         low, high = self.Low_RFB(stages[1]), self.High_RFB(stages[2])
@@ -134,6 +133,10 @@ class PNSPlus(PNSTrunk[PNSPlusState]):
         high = (h2 + local).flatten(0, 1)
         decoded = self.decode(low, high)
         return PNSPlusFeatures(stages, low, high, decoded)
+
+    def encode_anchor(self, anchor: Tensor) -> Tensor:
+        """The global block's queries from the anchor frame: ``(B, 3, H, W)`` → ``(B, 1, 32, h16, w16)``."""
+        return self.High_RFB(self.encode_stages(anchor)[2]).unsqueeze(1)
 
     def step(self, clip: Tensor, state: PNSPlusState, indices: list[int], anchor: Tensor | None) -> Tensor:
         b, t = clip.shape[:2]

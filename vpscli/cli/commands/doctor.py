@@ -67,6 +67,16 @@ def doctor(
     t.add_row(
         "ffmpeg", f"{f['version']} — H.264 {_yes(f['h264'])} ({', '.join(f['h264_encoders']) or 'none'})"
     )
+    b = r["backends"]
+    t.add_row(
+        "backends",
+        ", ".join(
+            f"{n} {b[n]}" if b[n] else f"{n} [dim]not installed[/]"
+            for n in ("torch", "openvino", "onnxruntime")
+        )
+        + f" — --backend {escape(b['default'])} runs the CPU model on {b['auto_on_cpu'] if b['default'] == 'auto' else b['default']}",
+    )
+    t.add_row("model cache", escape(b["cache"]))
     w = r["weights"]
     if w["entries"]:
         for e in w["entries"]:

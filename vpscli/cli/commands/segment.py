@@ -24,6 +24,9 @@ MODEL_FLAGS = {
     "compile_model": "compile",
     "compile_mode": "compile_mode",
     "tta": "tta",
+    "backend": "backend",
+    "cache_dir": "cache_dir",
+    "calibration": "calibration",
 }
 #: … and of :class:`vpscli.engine.SegmentOptions` (what is written, and how earlier outputs are treated)
 OPTION_FLAGS = {
@@ -59,7 +62,28 @@ def segment(
         ModelConfig.threshold, "--threshold", "-t", help="Probability at or above which a pixel is polyp."
     ),
     device: str = typer.Option(ModelConfig.device, "--device", help="auto, cpu, cuda, cuda:N."),
-    precision: str = typer.Option(ModelConfig.precision, "--precision", help="auto, fp32, bf16, fp16."),
+    precision: str = typer.Option(
+        ModelConfig.precision,
+        "--precision",
+        help="auto, fp32, bf16, fp16 (torch, autocast); fp32, bf16, int8 (openvino).",
+    ),
+    backend: Optional[str] = typer.Option(
+        ModelConfig.backend,
+        "--backend",
+        help="auto, torch, openvino, onnxruntime (default: $VPS_BACKEND, else auto: OpenVINO on a CPU "
+        "where it is installed, else torch).",
+    ),
+    cache_dir: Optional[Path] = typer.Option(
+        ModelConfig.cache_dir,
+        "--cache-dir",
+        help="Where converted models are kept (default: $VPS_CACHE, else ~/.cache/vps).",
+    ),
+    calibration: Optional[Path] = typer.Option(
+        ModelConfig.calibration,
+        "--calibration",
+        help="--precision int8: a video or frame folder like the ones segmented; its first "
+        "300 frames calibrate the quantisation.",
+    ),
     batch: int = typer.Option(
         ModelConfig.batch, "--batch", help="Clips per forward pass (models without clip-to-clip state)."
     ),
@@ -189,6 +213,7 @@ def segment(
     inputs, --manifest, --shard or --ray) also writes OUT/batch.json (OUT/batch-shard-I-of-N.json).
     """
     flags = dict(locals())  # the options as given, mapped to the run's configuration by the tables below
+    from vpscli.backends import choose_backend
     from vpscli.batch.jobs import gather_jobs
     from vpscli.batch.manifest import parse_shard, read_manifest
     from vpscli.batch.record import batch_json_path
@@ -202,7 +227,7 @@ def segment(
         write_batch_summary,
         write_review_pages,
     )
-    from vpscli.engine.device import check_compile_mode, model_cpu_threads, resolve_placement
+    from vpscli.engine.device import check_compile_mode, model_cpu_threads
     from vpscli.engine.options import check_options
     from vpscli.io.atomic import check_output_root
 
@@ -221,9 +246,9 @@ def segment(
     model_cpu_threads(threads)  # checks --threads
     shard_index = parse_shard(shard)
     if ray is None:
-        resolve_placement(device, precision)
+        choose_backend(backend, device, precision, compiling=bool(compile_model or compile_mode))
     else:
-        _check_ray_options(device, precision, gpus_per_video, cpus_per_video, max_retries, jobs)
+        _check_ray_options(device, precision, backend, gpus_per_video, cpus_per_video, max_retries, jobs)
     entries = read_manifest(manifest) if manifest is not None else []
     if not inputs and not entries:
         raise UsageError("no inputs", fix="give videos, frame folders or globs, or --manifest FILE")
@@ -332,16 +357,23 @@ def _check_bundled_weights(model: str, entries: list, manifest) -> None:
 
 
 def _check_ray_options(
-    device: str, precision: str, gpus_per_video: float, cpus_per_video: float, max_retries: int, jobs: int
+    device: str,
+    precision: str,
+    backend: str | None,
+    gpus_per_video: float,
+    cpus_per_video: float,
+    max_retries: int,
+    jobs: int,
 ) -> None:
     """--ray's options, checked on this machine (which may have no GPU: the tasks' devices are resolved in
     the tasks, by the same resolver); Ray itself must be importable."""
+    from vpscli.backends import choose_backend
     from vpscli.batch.ray_backend import task_device
     from vpscli.batch.ray_cluster import import_ray
-    from vpscli.engine.device import PRECISIONS, resolve_placement
+    from vpscli.engine.device import PRECISIONS
 
     if task_device(device, gpus_per_video) == "cpu":
-        resolve_placement("cpu", precision)
+        choose_backend(backend, "cpu", precision)
     elif (precision or "auto").lower() not in PRECISIONS:
         raise UsageError(f"--precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     if not cpus_per_video > 0:

@@ -1,0 +1,276 @@
+"""Inference backends (``--backend``): every model's step as an exported graph, driven over whole videos,
+gives the model's answers — on torch itself (always), on OpenVINO and ONNX Runtime (where installed) —
+and the disk cache, the choice of backend and its errors behave as documented."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from tests._models import TINY, trained_like
+from vpscli.backends import choose_backend, compile_model
+from vpscli.backends.driver import CompiledModel
+from vpscli.backends.graphs import graph_set
+from vpscli.backends.runtimes import installed, run_torch_graph
+from vpscli.engine.windows import clip_windows
+from vpscli.errors import InputError, UsageError
+from vpscli.train.calibration import synthetic_frames
+
+MODELS = ["pns-net", "pns-plus", "cffm", "aen-cffm", "aen-pns-plus"]
+LITE = "efficientnet-lite2"
+#: one level of the 8-bit probability maps: the promise for every backend at fp32
+LEVEL = 1 / 255
+#: frames per test video: windows from frame 0 (CFFM's early-frame table), the cache's eviction, the AEN
+#: memory filling up, and an end-aligned tail window (22 is no multiple of 3 or 5)
+N = 22
+
+needs = {
+    name: pytest.mark.skipif(not installed(name), reason=f"{name} is not installed (pip install 'vps[fast]')")
+    for name in ("openvino", "onnxruntime")
+}
+
+
+@pytest.fixture(scope="module")
+def nets():
+    return {m: trained_like(m, TINY[m], backbone=LITE).eval() for m in MODELS}
+
+
+def _video(net, n: int = N, seed: int = 0) -> torch.Tensor:
+    frames = synthetic_frames(net.spec.input_size, n, seed=seed)  # (n, 3, H, W) uint8, a moving polyp
+    return net.preprocess(frames)
+
+
+def _drive(model, video: torch.Tensor, needs_anchor: bool) -> list[torch.Tensor]:
+    """Probabilities ``(1, T, 1, H, W)`` per window of ``video``, as the inference driver steps a model."""
+    wins = list(clip_windows(range(len(video)), model.spec.clip_length, index_of=lambda i: i))
+    state, out = model.init_state(), []
+    with torch.inference_mode():
+        for w in wins:
+            anchor = video[:1] if needs_anchor else None
+            logits, state = model(video[w.indices][None], state, frame_indices=w.indices, anchor=anchor)
+            out.append(torch.sigmoid(logits.float()))
+    return out
+
+
+def _max_diff(a: list[torch.Tensor], b: list[torch.Tensor]) -> float:
+    return max(float((x - y).abs().max()) for x, y in zip(a, b))
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_graphs_compute_what_the_model_computes_over_a_whole_video(nets, name):
+    """The graphs run by torch, their state kept by the driver, equal the model's own stepping: the
+    graphs are the model's computation, and the driver's index logic is the model's."""
+    net = nets[name]
+    video = _video(net)
+    want = _drive(net, video, net.spec.needs_anchor)
+    graphs = graph_set(net)
+    model = CompiledModel(
+        net, graphs, run_torch_graph(graphs.step), graphs.anchor and run_torch_graph(graphs.anchor), "torch"
+    )
+    got = _drive(model, video, net.spec.needs_anchor)
+    assert len(got) == len(want) == -(-N // net.spec.clip_length)
+    assert _max_diff(got, want) < 1e-5
+    # the probabilities are a trained model's: spread inside (0, 1), not saturated
+    p = torch.cat([w.flatten() for w in want])
+    assert 0.02 < float(p.std()) and float(p.min()) < 0.5 < float(p.max())
+
+
+def test_the_state_matters_so_the_comparison_can_fail(nets):
+    """Dropping CFFM's cache or the AEN's memory changes the answers by far more than the tolerance."""
+    net = nets["aen-cffm"]
+    video = _video(net)
+    want = _drive(net, video, False)
+    graphs = graph_set(net)
+    step = run_torch_graph(graphs.step)
+
+    def forgetful(inputs):
+        inputs = list(inputs)
+        inputs[4] = np.zeros_like(inputs[4])  # memory
+        inputs[5] = np.zeros_like(inputs[5])  # valid
+        return step(inputs)
+
+    got = _drive(CompiledModel(net, graphs, forgetful, None, "torch"), video, False)
+    assert _max_diff(got, want) > 10 * LEVEL
+
+
+@pytest.mark.parametrize("backend", [pytest.param(b, marks=needs[b]) for b in ("openvino", "onnxruntime")])
+@pytest.mark.parametrize("name", MODELS)
+def test_every_backend_gives_torchs_answers_on_every_model(nets, name, backend, tmp_path):
+    net = nets[name]
+    video = _video(net)
+    want = _drive(net, video, net.spec.needs_anchor)
+    model = compile_model(net, backend, cache_dir=tmp_path, threads=1)
+    got = _drive(model, video, net.spec.needs_anchor)
+    assert _max_diff(got, want) < LEVEL / 10  # far inside one 8-bit level
+    assert model.built and model.cache_entry.is_dir()
+
+
+@needs["onnxruntime"]
+def test_the_cache_is_reused_rebuilt_when_damaged_and_keyed_by_what_it_depends_on(nets, tmp_path):
+    net = nets["pns-plus"]
+    video = _video(net, 10)
+    first = compile_model(net, "onnxruntime", cache_dir=tmp_path, threads=1)
+    want = _drive(first, video, True)
+    again = compile_model(net, "onnxruntime", cache_dir=tmp_path, threads=1)
+    assert not again.built and again.cache_entry == first.cache_entry
+    # a damaged file: detected by its sha256, the entry converted again, the answers unchanged
+    graph = first.cache_entry / "step.onnx"
+    graph.write_bytes(graph.read_bytes()[:-100])
+    repaired = compile_model(net, "onnxruntime", cache_dir=tmp_path, threads=1)
+    assert repaired.built and repaired.cache_entry == first.cache_entry
+    assert _max_diff(_drive(repaired, video, True), want) == 0.0
+    # a record that does not match what the files are for is never trusted
+    record = first.cache_entry / "entry.json"
+    data = json.loads(record.read_text())
+    data["fields"]["weights_sha256"] = "0" * 64
+    record.write_text(json.dumps(data))
+    assert compile_model(net, "onnxruntime", cache_dir=tmp_path, threads=1).built
+    # other weights are another entry
+    other = trained_like("pns-plus", TINY["pns-plus"], seed=1, backbone=LITE).eval()
+    assert compile_model(other, "onnxruntime", cache_dir=tmp_path, threads=1).cache_entry != first.cache_entry
+    assert not list(tmp_path.glob("graphs/.staging-*"))
+
+
+def test_an_unwritable_cache_is_one_line_naming_the_fix(nets, tmp_path):
+    if not installed("onnxruntime"):
+        pytest.skip("onnxruntime is not installed")
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    with pytest.raises(InputError) as e:
+        compile_model(nets["pns-net"], "onnxruntime", cache_dir=blocker / "cache")
+    assert "--cache-dir" in e.value.fix and "\n" not in str(e.value)
+
+
+def test_backend_choices_and_their_errors(monkeypatch):
+    monkeypatch.delenv("VPS_BACKEND", raising=False)
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda n, *a: None if n == "openvino" else real(n, *a))
+    choice = choose_backend("auto", "cpu")
+    assert choice.backend == "torch" and "vps[fast]" in choice.note
+    monkeypatch.setattr(importlib.util, "find_spec", real)
+    if installed("openvino"):
+        choice = choose_backend(None, "cpu")
+        assert (choice.backend, choice.precision, choice.automatic) == ("openvino", "fp32", True)
+        assert choose_backend("auto", "cpu", compiling=True).backend == "torch"
+        assert choose_backend("openvino", "cpu", "bf16").precision == "bf16"
+    monkeypatch.setenv("VPS_BACKEND", "onnxruntime")
+    assert choose_backend(None, "cpu").backend == "onnxruntime"
+    for args, text in [
+        (("nonsense", "cpu"), "--backend must be one of"),
+        (("onnxruntime", "cpu", "bf16"), "fp32"),
+        (("openvino", "cpu", "fp16"), "fp32"),
+        (("torch", "cpu", "int8"), "--backend openvino"),
+    ]:
+        with pytest.raises(UsageError, match=text):
+            choose_backend(*args)
+    with pytest.raises(UsageError, match="--compile is torch's"):
+        choose_backend("openvino", "cpu", compiling=True)
+
+
+def test_a_missing_runtime_names_the_install(monkeypatch):
+    from vpscli.backends import runtimes
+
+    monkeypatch.setattr(runtimes, "version_of", lambda package: None)
+    monkeypatch.setattr(runtimes.importlib, "import_module", lambda n: (_ for _ in ()).throw(ImportError(n)))
+    with pytest.raises(UsageError) as e:
+        runtimes.runtime("openvino").require()
+    assert "not installed" in e.value.message and "pip install 'vps[fast]'" in e.value.fix
+    assert not runtimes.installed("onnxruntime")
+
+
+@needs["openvino"]
+def test_segment_records_the_backend_and_auto_runs_openvino(tmp_path, monkeypatch):
+    """``vps segment`` with the default ``--backend auto`` runs OpenVINO, records it in run.json, and its
+    masks equal torch's but where a probability sits within one level of the threshold."""
+    from typer.testing import CliRunner
+
+    from vpscli.cli import app
+    from vpscli.models import save_checkpoint
+    from vpscli.synth import SynthConfig, write_clip
+
+    write_clip(tmp_path, SynthConfig(frames=12, width=160, height=112, seed=4), "mp4", "v")
+    ckpt = save_checkpoint(
+        trained_like("pns-net", TINY["pns-net"], backbone=LITE), tmp_path / "w.safetensors"
+    )
+    base = ["segment", str(tmp_path / "v.mp4"), "-w", str(ckpt), "--no-overlay", "--save-prob", "-q"]
+    base += ["--cache-dir", str(tmp_path / "cache"), "--min-persistence", "1", "--threshold", "0.45"]
+    monkeypatch.delenv("VPS_BACKEND")
+    r = CliRunner().invoke(app, [*base, "-o", str(tmp_path / "auto")])
+    assert r.exit_code == 0, r.output
+    r = CliRunner().invoke(app, [*base, "-o", str(tmp_path / "torch"), "--backend", "torch"])
+    assert r.exit_code == 0, r.output
+    auto = json.loads((tmp_path / "auto" / "v" / "run.json").read_text())
+    assert auto["backend"].startswith("openvino ") and auto["backend"].endswith(" fp32")
+    assert auto["numerics"]["backend"] == auto["backend"]
+    ref = json.loads((tmp_path / "torch" / "v" / "run.json").read_text())
+    assert ref["backend"].startswith("torch ")
+    import cv2
+
+    def grey(path):
+        return cv2.imread(str(path), cv2.IMREAD_GRAYSCALE).astype(int)
+
+    near = differ = 0
+    probs = sorted((tmp_path / "torch" / "v" / "probs").glob("*.png"))
+    assert len(probs) == 12
+    for p in probs:
+        a, b = grey(p), grey(tmp_path / "auto" / "v" / "probs" / p.name)
+        assert np.abs(a - b).max() <= 1  # floor(255·p): one level at most
+        ma = grey(tmp_path / "torch" / "v" / "masks" / p.name) > 0
+        mb = grey(tmp_path / "auto" / "v" / "masks" / p.name) > 0
+        differ += int((ma != mb).sum())
+        near += int(((ma != mb) & (np.abs(a - 0.45 * 255) <= 1.5)).sum())
+    assert differ == near  # masks differ only where the probability is within a level of the threshold
+
+
+@needs["openvino"]
+def test_tta_and_batches_run_on_a_compiled_backend(tmp_path):
+    from vpscli.engine import Segmenter
+    from vpscli.io.sources import open_source
+    from vpscli.models import save_checkpoint
+    from vpscli.synth import SynthConfig, write_clip
+
+    write_clip(tmp_path, SynthConfig(frames=11, width=112, height=64, seed=5), "mp4", "v")
+    ckpt = save_checkpoint(
+        trained_like("pns-plus", TINY["pns-plus"], backbone=LITE), tmp_path / "w.safetensors"
+    )
+    for kw in ({"tta": True}, {"batch": 2}):
+        torch_run = Segmenter("pns-plus", ckpt, device="cpu", backend="torch", **kw)
+        ov_run = Segmenter("pns-plus", ckpt, device="cpu", backend="openvino", cache_dir=tmp_path / "c", **kw)
+        assert ov_run.backend == "openvino"
+        a = [r.prob for r in torch_run.run(open_source(tmp_path / "v.mp4"))]
+        b = [r.prob for r in ov_run.run(open_source(tmp_path / "v.mp4"))]
+        assert len(a) == len(b) == 11
+        assert max(np.abs(x.astype(int) - y.astype(int)).max() for x, y in zip(a, b)) <= 1
+
+
+@pytest.mark.skipif(
+    not installed("openvino") or importlib.util.find_spec("nncf") is None, reason="needs openvino and nncf"
+)
+def test_int8_is_calibrated_on_the_given_frames_and_recorded(tmp_path):
+    """The bundled default model quantised on one synthetic clip keeps its masks on another."""
+    from vpscli.engine import Segmenter
+    from vpscli.io.sources import open_source
+    from vpscli.synth import SynthConfig, write_clip
+
+    write_clip(tmp_path, SynthConfig(frames=6, width=224, height=160, seed=6), "mp4", "v")
+    write_clip(tmp_path, SynthConfig(frames=20, width=224, height=160, seed=7), "mp4", "calib")
+    kw = {"device": "cpu", "backend": "openvino", "cache_dir": tmp_path / "c"}
+    with pytest.raises(UsageError, match="--calibration"):
+        Segmenter(precision="int8", **kw)
+    fp32 = Segmenter(**kw)
+    int8 = Segmenter(precision="int8", calibration=tmp_path / "calib.mp4", **kw)
+    assert int8.precision == "int8" and int8.backend_text.endswith(" int8")
+    assert int8.graph_cache != fp32.graph_cache and "int8" in int8.graph_cache.name
+    a = np.stack([r.prob for r in fp32.run(open_source(tmp_path / "v.mp4"))]).astype(int)
+    b = np.stack([r.prob for r in int8.run(open_source(tmp_path / "v.mp4"))]).astype(int)
+    # quantised, so not the fp32 answers, but nearly the same masks
+    assert np.abs(a - b).max() > 0
+    assert np.corrcoef(a.ravel(), b.ravel())[0, 1] > 0.99
+    ma, mb = a >= 128, b >= 128
+    assert 2 * (ma & mb).sum() / (ma.sum() + mb.sum()) > 0.97

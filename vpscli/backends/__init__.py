@@ -1,0 +1,286 @@
+"""Inference backends: a model's steps compiled for OpenVINO or ONNX Runtime, or run by torch.
+
+``--backend auto`` (the default) runs OpenVINO on a CPU where it is installed, else torch; CUDA stays
+torch. :func:`compile_model` exports a model's step graphs (:mod:`vpscli.backends.graphs`), converts them
+once into the disk cache (:mod:`vpscli.backends.store`) and returns a
+:class:`~vpscli.backends.driver.CompiledModel` that the inference driver runs like the model itself.
+
+Example::
+
+    from vpscli.backends import compile_model
+    from vpscli.models import build_model
+
+    net = build_model("pns-net", backbone="efficientnet-lite2", input_size=(160, 224)).eval()
+    model = compile_model(net, "openvino")
+    logits, state = model(model.preprocess(frames)[None], model.init_state())
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import importlib.util
+import io
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Sequence
+
+import numpy as np
+
+from vpscli.errors import UsageError
+
+if TYPE_CHECKING:
+    from vpscli.engine.device import Placement
+
+__all__ = [
+    "BACKENDS",
+    "resolve_backend",
+    "compile_model",
+    "backend_report",
+    "default_backend",
+    "check_backend_precision",
+    "choose_backend",
+    "BackendChoice",
+]
+
+#: what ``--backend`` accepts
+BACKENDS = ("auto", "torch", "openvino", "onnxruntime")
+
+
+def default_backend() -> str:
+    """``$VPS_BACKEND`` when set (a deployment's or a test suite's choice), else ``auto``."""
+    return os.environ.get("VPS_BACKEND") or "auto"
+
+
+def resolve_backend(requested: str | None, device_type: str) -> tuple[str, str | None]:
+    """The backend a run uses, and a note when ``auto`` chose it: ``(name, note)``.
+
+    Raises:
+        UsageError: an unknown name, or a compiled backend asked for on a CUDA device.
+    """
+    name = (requested or default_backend()).lower()
+    if name not in BACKENDS:
+        raise UsageError(f"--backend must be one of {', '.join(BACKENDS)}, got {requested!r}")
+    if name == "auto":
+        if device_type != "cpu":
+            return "torch", None
+        if importlib.util.find_spec("openvino") is not None:  # found, not imported: a quick answer
+            return "openvino", None
+        return (
+            "torch",
+            "OpenVINO is not installed: running on torch (pip install 'vps[fast]' runs 2-3× faster)",
+        )
+    if name != "torch" and device_type != "cpu":
+        raise UsageError(
+            f"--backend {name} runs on the CPU, but the device is {device_type}",
+            fix="use --backend torch on a GPU (or --device cpu)",
+        )
+    return name, None
+
+
+def check_backend_precision(backend: str, precision: str) -> str:
+    """The precision a compiled backend runs at (``auto`` → ``fp32``); refuses what it cannot do."""
+    from vpscli.backends.runtimes import PRECISIONS
+
+    precision = (precision or "auto").lower()
+    if precision == "auto":
+        return "fp32"
+    allowed = PRECISIONS[backend]
+    if precision not in allowed:
+        raise UsageError(
+            f"--backend {backend} runs at {' or '.join(allowed)}, not {precision}",
+            fix=f"use --precision {allowed[0]}"
+            + (" (bf16 and int8: --backend openvino)" if backend != "openvino" else ""),
+        )
+    return precision
+
+
+@dataclass(frozen=True)
+class BackendChoice:
+    """What runs a model: ``backend``, the ``precision`` it computes at, the torch ``placement`` (the
+    device; its autocast applies to the torch backend only) and a ``note`` for the user."""
+
+    backend: str
+    precision: str
+    placement: Placement
+    note: str | None = None
+    #: ``--backend auto`` chose it (a network no graph covers then runs on torch instead)
+    automatic: bool = False
+
+
+def choose_backend(
+    backend: str | None, device: str = "auto", precision: str = "auto", compiling: bool = False
+) -> BackendChoice:
+    """Resolve ``--backend``, ``--device`` and ``--precision`` together, before anything is loaded.
+
+    ``torch.compile`` (``compiling``) is torch's, so ``auto`` then means torch.
+
+    Raises:
+        UsageError: a value that cannot work, or a combination (int8 on torch, --compile on OpenVINO).
+    """
+    from vpscli.engine.device import resolve_device, resolve_placement
+
+    requested = (backend or default_backend()).lower()
+    if compiling and requested == "auto":
+        requested = "torch"
+    name, note = resolve_backend(requested, resolve_device(device)[0].type)
+    automatic = requested == "auto"
+    if name != "torch" and automatic and (precision or "auto").lower() == "fp16":
+        name = "torch"  # fp16 autocast is torch's
+    if name == "torch":
+        if (precision or "").lower() == "int8":
+            raise UsageError("--precision int8 needs --backend openvino")
+        placement = resolve_placement(device, precision)
+        return BackendChoice(name, placement.precision, placement, note, automatic)
+    if compiling:
+        raise UsageError(f"--compile is torch's: use --backend torch, not {name}")
+    run_precision = check_backend_precision(name, precision)
+    placement = resolve_placement(device, "fp32")
+    return BackendChoice(name, run_precision, placement, note, automatic)
+
+
+def _state_sha256(net) -> str:
+    """sha256 over a network's parameters and buffers (a model built in memory has no weights file)."""
+    h = hashlib.sha256()
+    for name, tensor in net.state_dict().items():
+        h.update(name.encode())
+        h.update(tensor.detach().float().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+def compile_model(
+    net,
+    backend: str,
+    *,
+    precision: str = "fp32",
+    weights_sha256: str | None = None,
+    cache_dir: str | Path | None = None,
+    threads: int | None = None,
+    calibration: Sequence[list[np.ndarray]] | None = None,
+):
+    """``net`` (a :class:`~vpscli.models.base.VideoModel`, eval mode) compiled for ``backend``.
+
+    Args:
+        backend: ``openvino`` or ``onnxruntime``.
+        precision: ``fp32``; with OpenVINO also ``bf16`` (the CPU's bf16 units where it has them) and
+            ``int8`` (post-training quantisation with NNCF; needs ``calibration``).
+        weights_sha256: the weights file's sha256 (the cache key); default: a hash of ``net``'s state.
+        cache_dir: the cache's root (:func:`~vpscli.backends.store.cache_root`).
+        threads: the runtime's threads (default: torch's).
+        calibration: int8 only: step-graph inputs recorded from the fp32 graph on representative frames
+            (:meth:`CompiledModel.input_hook`).
+
+    Returns:
+        a :class:`~vpscli.backends.driver.CompiledModel`; its ``built`` says whether graphs were converted
+        now, ``cache_entry`` where they live.
+
+    Raises:
+        UsageError: the runtime is not installed, or cannot do ``precision``.
+        InputError: the cache cannot be written, or the model fails to convert.
+    """
+    import torch
+
+    from vpscli.backends.driver import CompiledModel
+    from vpscli.backends.graphs import graph_set
+    from vpscli.backends.runtimes import runtime, version_of
+    from vpscli.backends.store import cache_root, entry_fields, open_entry
+    from vpscli.errors import InputError
+
+    rt = runtime(backend)
+    version = rt.require()
+    precision = check_backend_precision(backend, precision)
+    if precision == "int8" and not calibration:
+        raise UsageError(
+            "--precision int8 needs calibration frames",
+            fix="pass --calibration with a video or frame folder like the ones you segment",
+        )
+    threads = int(threads or torch.get_num_threads())
+    net = net.eval()
+    graphs = graph_set(net)
+    spec = net.spec
+    fields = {
+        "model": spec.name,
+        "backbone": spec.backbone,
+        "input_size": list(spec.input_size),
+        "clip_length": spec.clip_length,
+        "weights_sha256": weights_sha256 or _state_sha256(net),
+        "backend": backend,
+        "backend_version": version,
+        # bf16 is a compile-time setting of the fp32 files; int8 files differ
+        "precision": "int8" if precision == "int8" else "fp32",
+    }
+    convert = rt.convert
+    if precision == "int8":
+        assert calibration is not None
+        fields["calibration"] = _calibration_sha256(calibration)
+        fields["nncf"] = version_of("nncf")
+        convert = _int8_convert(rt.convert, calibration)
+    try:
+        entry, built = open_entry(cache_root(cache_dir), entry_fields(**fields), graphs.graphs, convert)
+    except (UsageError, InputError):
+        raise
+    except Exception as e:  # noqa: BLE001 - a conversion failure is one line, not a traceback
+        raise InputError(
+            f"{spec.name} could not be converted for {backend} ({type(e).__name__}: {str(e)[:200]})",
+            fix="use --backend torch, and report the model and this message",
+        ) from None
+    run_precision = "bf16" if precision == "bf16" else "fp32"
+    step = rt.load(entry.folder, graphs.step, run_precision, threads)
+    anchor = rt.load(entry.folder, graphs.anchor, run_precision, threads) if graphs.anchor else None
+    model = CompiledModel(net, graphs, step, anchor, backend)
+    model.version, model.precision, model.built, model.cache_entry = version, precision, built, entry.folder
+    return model
+
+
+def _calibration_sha256(samples: Sequence[list[np.ndarray]]) -> str:
+    h = hashlib.sha256()
+    for inputs in samples:
+        for a in inputs:
+            h.update(np.ascontiguousarray(a).tobytes())
+    return h.hexdigest()
+
+
+def _int8_convert(convert, samples: Sequence[list[np.ndarray]]):
+    """OpenVINO conversion, then NNCF's post-training quantisation of the step graph on ``samples`` (the
+    anchor graph, run once a video, stays fp32)."""
+
+    def run(graph, folder: Path) -> list[str]:
+        if graph.name != "step":
+            return convert(graph, folder)
+        try:
+            import nncf
+        except ImportError:
+            raise UsageError(
+                "--precision int8 needs the nncf package, which is not installed",
+                fix="pip install 'vps[int8]'",
+            ) from None
+        import openvino as ov
+
+        # the fp32 files apart: OpenVINO maps a model's weights file, which must not be overwritten
+        fp32 = folder / "fp32"
+        fp32.mkdir()
+        names = convert(graph, fp32)
+        model = ov.Core().read_model(str(fp32 / f"{graph.name}.xml"))
+        with contextlib.redirect_stdout(io.StringIO()):  # NNCF's progress bars: not the user's output
+            quantized = nncf.quantize(model, nncf.Dataset(list(samples)), subset_size=len(samples))
+        ov.save_model(quantized, str(folder / f"{graph.name}.xml"), compress_to_fp16=False)
+        del model, quantized
+        shutil.rmtree(fp32)
+        return names
+
+    return run
+
+
+def backend_report() -> list[tuple[str, str | None, str]]:
+    """``(backend, version or None, what it is)`` for ``vps doctor``."""
+    import torch
+
+    from vpscli.backends.runtimes import installed, version_of
+
+    rows: list[tuple[str, str | None, str]] = [("torch", torch.__version__, "every model, every device")]
+    for name, what in (("openvino", "CPU: fp32, bf16, int8"), ("onnxruntime", "CPU: fp32")):
+        rows.append((name, version_of(name) if installed(name) else None, what))
+    rows.append(("nncf", version_of("nncf"), "int8 quantisation for OpenVINO"))
+    return rows

@@ -1,0 +1,183 @@
+"""The runtimes a step graph is compiled for: OpenVINO and ONNX Runtime (optional installs), and the
+graph modules run by torch itself (what the tests compare the others with).
+
+Each runtime converts a :class:`~vpscli.backends.graphs.StepGraph` to files in a folder (``convert``)
+and loads those files as a callable (``load``); :mod:`vpscli.backends.store` decides when to convert.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+
+from vpscli.backends.driver import RunGraph
+from vpscli.backends.graphs import StepGraph
+from vpscli.errors import UsageError
+
+__all__ = ["Runtime", "RUNTIMES", "runtime", "installed", "version_of", "run_torch_graph"]
+
+#: what each runtime's precision choices are called here
+PRECISIONS = {"openvino": ("fp32", "bf16", "int8"), "onnxruntime": ("fp32",)}
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """An inference runtime: its name, the Python package that provides it, what to install."""
+
+    name: str
+    package: str
+    install: str
+    convert: Callable[[StepGraph, Path], list[str]]
+    load: Callable[[Path, StepGraph, str, int], RunGraph]
+
+    def version(self) -> str | None:
+        return version_of(self.package)
+
+    def require(self) -> str:
+        """The installed version; refuses, naming the install command, when the package is missing
+        or cannot be imported."""
+        version = self.version()
+        try:
+            importlib.import_module(self.package)
+        except Exception as e:  # noqa: BLE001 - a broken install is reported, not raised through
+            raise UsageError(
+                f"--backend {self.name} needs the {self.package} package"
+                + (f" ({type(e).__name__}: {e})" if version else ", which is not installed"),
+                fix=f"pip install {self.install} (or use --backend torch)",
+            ) from None
+        return version or "unknown"
+
+
+def version_of(package: str) -> str | None:
+    """The installed distribution's version, or ``None``."""
+    dist = {"openvino": "openvino", "onnxruntime": "onnxruntime", "nncf": "nncf"}.get(package, package)
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def installed(name: str) -> bool:
+    """Whether runtime ``name`` can be imported (``vps doctor``, ``--backend auto``)."""
+    try:
+        runtime(name).require()
+    except UsageError:
+        return False
+    return True
+
+
+def _examples(graph: StepGraph) -> tuple[torch.Tensor, ...]:
+    return graph.examples()
+
+
+# -- OpenVINO -----------------------------------------------------------------------------------------
+
+_CORE = None
+
+
+def _ov_core():
+    global _CORE
+    if _CORE is None:
+        import openvino as ov
+
+        _CORE = ov.Core()
+    return _CORE
+
+
+def _ov_convert(graph: StepGraph, folder: Path) -> list[str]:
+    import openvino as ov
+
+    with torch.no_grad():
+        model = ov.convert_model(graph.module, example_input=_examples(graph))
+    xml = folder / f"{graph.name}.xml"
+    # fp16 compression of the weights would change the answers: the weights stay as trained (fp32)
+    ov.save_model(model, str(xml), compress_to_fp16=False)
+    return [xml.name, xml.with_suffix(".bin").name]
+
+
+def _ov_load(folder: Path, graph: StepGraph, precision: str, threads: int) -> RunGraph:
+    core = _ov_core()
+    model = core.read_model(str(folder / f"{graph.name}.xml"))
+    # OpenVINO's CPU plugin computes in bf16 by default where the CPU has it: ask for what was chosen
+    config = {
+        "INFERENCE_PRECISION_HINT": "bf16" if precision == "bf16" else "f32",
+        "INFERENCE_NUM_THREADS": int(threads),
+        "PERFORMANCE_HINT": "LATENCY",
+    }
+    request = core.compile_model(model, "CPU", config).create_infer_request()
+    n_out = len(graph.outputs)
+
+    def run(inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
+        request.infer(list(inputs))
+        return [np.array(request.get_output_tensor(i).data, copy=True) for i in range(n_out)]
+
+    return run
+
+
+# -- ONNX Runtime -------------------------------------------------------------------------------------
+
+
+def _ort_convert(graph: StepGraph, folder: Path) -> list[str]:
+    path = folder / f"{graph.name}.onnx"
+    with torch.no_grad():
+        torch.onnx.export(
+            graph.module,
+            _examples(graph),
+            str(path),
+            input_names=[i.name for i in graph.inputs],
+            output_names=list(graph.outputs),
+            opset_version=17,
+            dynamo=False,
+        )
+    return [path.name]
+
+
+def _ort_load(folder: Path, graph: StepGraph, precision: str, threads: int) -> RunGraph:
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = int(threads)
+    options.inter_op_num_threads = 1
+    session = ort.InferenceSession(
+        str(folder / f"{graph.name}.onnx"), options, providers=["CPUExecutionProvider"]
+    )
+    names = [i.name for i in session.get_inputs()]
+
+    def run(inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
+        return list(session.run(None, dict(zip(names, inputs))))
+
+    return run
+
+
+RUNTIMES = {
+    "openvino": Runtime("openvino", "openvino", "'vps[fast]'", _ov_convert, _ov_load),
+    "onnxruntime": Runtime("onnxruntime", "onnxruntime", "'vps[fast]'", _ort_convert, _ort_load),
+}
+
+
+def runtime(name: str) -> Runtime:
+    try:
+        return RUNTIMES[name]
+    except KeyError:
+        raise UsageError(
+            f"unknown backend {name!r}", fix="use one of: auto, torch, " + ", ".join(RUNTIMES)
+        ) from None
+
+
+def run_torch_graph(graph: StepGraph) -> RunGraph:
+    """The graph module itself, run by torch on numpy arrays (the reference the runtimes are compared with)."""
+    module = graph.module.eval()
+
+    def run(inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
+        with torch.inference_mode():
+            out = module(*[torch.from_numpy(np.asarray(a)) for a in inputs])
+        out = out if isinstance(out, tuple) else (out,)
+        return [o.float().numpy() for o in out]
+
+    return run
