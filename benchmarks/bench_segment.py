@@ -15,12 +15,19 @@ For each model (untrained weights with calibrated BatchNorm — a trained model'
 
     python benchmarks/bench_segment.py --model-free --size 1920x1080 --frames 30   # the pipeline alone
 
+    python benchmarks/bench_segment.py --models pns-net --bundled --backend torch,openvino,onnxruntime \
+        --size 1920x1080 --frames 25                  # the backends side by side, bundled weights
+
+``--backend`` takes a comma-separated list: every model runs on each backend in the same run (the
+models' graphs are converted before the timing starts, as a second ``vps segment`` finds them cached).
+``--bundled`` runs the bundled weights (at their input size) instead of untrained ones.
+
 ``--model-free`` replaces each model by a zero-cost stand-in with its windowing
 (:class:`vpscli.models.stand_in.StandInModel`), so what is left is the pipeline's own cost:
 decoding, resizing, post-processing, PNGs and the overlay, on any machine.
 
-Targets (issue 5): end to end ≥ 0.7× model alone on the CPU; RSS within 10 % between lengths.
-Issue 13: on a GPU, end to end ≥ 0.7× model alone; on a 2-core CPU, ``--model-free`` at 1080p
+Targets: end to end ≥ 0.7× model alone on the CPU and on a GPU; RSS within 10 % between lengths;
+on a 2-core CPU, ``--model-free`` at 1080p
 ≥ 2× the pipeline before it (measured 12.1 → see the README).
 """
 
@@ -73,6 +80,9 @@ def worker(
     model_free: bool = False,
     compile_mode: str | None = None,
     jobs: int = 1,
+    backend: str = "torch",
+    bundled: bool = False,
+    overlay: bool = True,
 ) -> dict:
     import torch
 
@@ -91,9 +101,11 @@ def worker(
         from vpscli.models.stand_in import StandInModel
 
         net = StandInModel.like(model)
+    elif bundled:
+        net = model  # the bundled weights, loaded by the segmenter
     else:
         net = calibrate_batchnorm(build_model(model))
-    seg = Segmenter(net, device=device, precision=precision, compile_mode=compile_mode)
+    seg = Segmenter(net, device=device, precision=precision, compile_mode=compile_mode, backend=backend)
     spec = seg.spec
     h, w = spec.input_size
     clip = torch.rand(1, spec.clip_length, 3, h, w, device=seg.placement.device)
@@ -131,7 +143,7 @@ def worker(
         reports, failures = segment_many(
             seg,
             [open_source(copies / f"v{k}.mp4") for k in range(jobs)],
-            SegmentOptions(out_root=Path(out) / "jobs", overwrite=True),
+            SegmentOptions(out_root=Path(out) / "jobs", overwrite=True, overlay=overlay),
             jobs=jobs,
         )
         wall = time.perf_counter() - t0
@@ -145,7 +157,10 @@ def worker(
         rep_frames, rep_seconds = frames, wall
     else:
         rep = segment_video(
-            seg, open_source(video), SegmentOptions(out_root=Path(out), overwrite=True), on_frame=sample_rss
+            seg,
+            open_source(video),
+            SegmentOptions(out_root=Path(out), overwrite=True, overlay=overlay),
+            on_frame=sample_rss,
         )
         stages = json.loads((Path(out) / Path(video).stem / "run.json").read_text())["timings_seconds"]
         rep_frames, rep_seconds = rep.frames, rep.seconds
@@ -153,7 +168,8 @@ def worker(
 
     return {
         "model": model,
-        "precision": seg.placement.precision,
+        "backend": seg.backend,
+        "precision": seg.precision,
         "png_workers": png_workers(),
         "jobs": jobs,
         "compile_mode": compile_mode,
@@ -190,6 +206,9 @@ def main() -> None:
         default=1,
         help="segment this many copies of the long clip at once (vps segment --jobs): aggregate frames/s",
     )
+    ap.add_argument("--backend", default="torch", help="comma-separated: torch,openvino,onnxruntime")
+    ap.add_argument("--bundled", action="store_true", help="the bundled weights instead of untrained ones")
+    ap.add_argument("--no-overlay", action="store_true", help="masks only (no overlay video)")
     ap.add_argument("--worker", nargs=3, metavar=("MODEL", "VIDEO", "OUT"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
@@ -204,6 +223,9 @@ def main() -> None:
                     args.model_free,
                     args.compile_mode,
                     args.jobs,
+                    args.backend,
+                    args.bundled,
+                    not args.no_overlay,
                 )
             )
         )
@@ -213,7 +235,7 @@ def main() -> None:
         short, long = Path(tmp) / "short.mp4", Path(tmp) / "long.mp4"
         make_video(short, args.frames, args.size)
         make_video(long, args.frames * 10, args.size)
-        for model in args.models.split(","):
+        for model, backend in [(m, b) for m in args.models.split(",") for b in args.backend.split(",")]:
             result = {}
             for label, video in (("short", short), ("long", long)):
                 proc = subprocess.run(
@@ -232,8 +254,12 @@ def main() -> None:
                         str(args.steps),
                         "--jobs",
                         str(args.jobs if label == "long" else 1),
+                        "--backend",
+                        backend,
                     ]
                     + (["--model-free"] if args.model_free else [])
+                    + (["--bundled"] if args.bundled else [])
+                    + (["--no-overlay"] if args.no_overlay else [])
                     + (["--compile-mode", args.compile_mode] if args.compile_mode else []),
                     capture_output=True,
                     text=True,
@@ -248,8 +274,9 @@ def main() -> None:
     kind = (
         "zero-cost stand-in models (--model-free: the pipeline alone)"
         if args.model_free
-        else "untrained calibrated weights"
+        else ("bundled weights" if args.bundled else "untrained calibrated weights")
     )
+    kind += "" if not args.no_overlay else "; masks only (no overlay)"
     if args.jobs > 1:
         kind += f"; the long run is {args.jobs} copies at once (--jobs {args.jobs}), frames/s summed"
     if args.compile_mode:
@@ -259,7 +286,7 @@ def main() -> None:
         f"frames, {kind}\n"
     )
     head = (
-        f"{'model':<14}{'prec':>6}{'alone f/s':>11}{'e2e f/s':>10}{'e2e/alone':>11}{'model/wall':>12}{'decode':>8}"
+        f"{'model':<14}{'backend':>12}{'prec':>6}{'alone f/s':>11}{'e2e f/s':>10}{'e2e/alone':>11}{'model/wall':>12}{'decode':>8}"
         f"{'model':>8}{'upsamp':>8}{'png':>7}{'overlay':>8}  {'bottleneck':<12}{'RSS short':>10}{'RSS long':>10}"
         f"{'warm→end':>15}"
     )
@@ -269,7 +296,7 @@ def main() -> None:
         s, lg = res["short"], res["long"]
         st = lg["stages"]
         print(
-            f"{lg['model']:<14}{lg['precision']:>6}{lg['model_alone_fps']:>11.1f}{lg['end_to_end_fps']:>10.2f}"
+            f"{lg['model']:<14}{lg['backend']:>12}{lg['precision']:>6}{lg['model_alone_fps']:>11.1f}{lg['end_to_end_fps']:>10.2f}"
             f"{lg['end_to_end_fps'] / lg['model_alone_fps']:>11.3f}{st.get('model', 0) / st['total']:>12.2f}"
             f"{st.get('decode', 0):>8.2f}{st.get('model', 0):>8.2f}{st.get('upsample', 0):>8.2f}"
             f"{st.get('png', 0):>7.2f}{st.get('overlay', 0):>8.2f}  {bottleneck(st, lg['png_workers'], lg['jobs']):<12}"

@@ -274,3 +274,22 @@ def test_int8_is_calibrated_on_the_given_frames_and_recorded(tmp_path):
     assert np.corrcoef(a.ravel(), b.ravel())[0, 1] > 0.99
     ma, mb = a >= 128, b >= 128
     assert 2 * (ma & mb).sum() / (ma.sum() + mb.sum()) > 0.97
+
+
+@needs["onnxruntime"]
+def test_training_validation_on_a_compiled_backend_equals_torchs(tmp_path):
+    """``vps train --val-backend``: the figures equal torch's (the maps within one 8-bit level), the model
+    is left in training mode and no converted graph is left behind."""
+    from vpscli.synth import SynthConfig, write_clip
+    from vpscli.train.sources import discover_source
+    from vpscli.train.validate import validate
+
+    write_clip(tmp_path / "data", SynthConfig(frames=8, width=176, height=96, seed=31), "frames", "case")
+    model = trained_like("pns-net", TINY["pns-net"], backbone=LITE).train()
+    sources = [discover_source(tmp_path / "data")]
+    want = validate(model, sources, torch.device("cpu")).metrics
+    got = validate(model, sources, torch.device("cpu"), backend="onnxruntime").metrics
+    assert set(got) == set(want) and model.training
+    for k in want:
+        assert got[k] == pytest.approx(want[k], abs=2e-3), k
+    assert 0.05 < want["maxDice"] < 0.999  # a real score, not a degenerate one

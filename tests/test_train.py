@@ -461,7 +461,7 @@ def test_best_checkpoint_follows_the_validation_metric(tmp_path, video_dir, monk
 
     scripted = iter([0.2, 0.6, 0.4])
 
-    def fake_validate(model, sources, device, amp, max_frames):
+    def fake_validate(model, sources, device, amp, max_frames, backend):
         v = next(scripted)
         return ValidationResult(
             {"maxDice": v, "meanDice": v, "Smeasure": v, "MAE": 1 - v, "maxIoU": v}, 10, 1

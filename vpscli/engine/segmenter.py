@@ -86,8 +86,9 @@ class Segmenter:
         backend: ``auto`` (OpenVINO on a CPU where it is installed, else torch), ``torch``,
             ``openvino``, ``onnxruntime`` (:mod:`vpscli.backends`; ``None``: ``$VPS_BACKEND`` or ``auto``).
         cache_dir: where converted graphs are kept (default ``~/.cache/vps``).
-        calibration: ``precision="int8"``: a video or frame folder like the ones segmented, whose
-            first frames calibrate the quantisation.
+        calibration: ``precision="int8"``: videos or frames like the ones segmented (any input of
+            ``vps segment``: a file, a frame folder, a SUN-SEG root), whose first
+            :data:`CALIBRATION_FRAMES` frames calibrate the quantisation.
     """
 
     def __init__(
@@ -177,14 +178,22 @@ class Segmenter:
                 "--precision int8 needs calibration frames",
                 fix="pass --calibration with a video or frame folder like the ones you segment",
             )
-        from vpscli.io.sources import open_source
+        from vpscli.io.sources import discover_sources
 
+        sources = discover_sources([str(calibration)])
+        if not sources:
+            raise UsageError(f"--calibration {calibration}: no video or frames found there")
         fp32 = compile_model(net, self.backend, weights_sha256=sha, cache_dir=cache_dir)
         samples: list = []
         fp32.input_hook = samples.append
         self.model, self._forward = fp32, fp32
-        for n, _ in enumerate(self.run(open_source(calibration))):
-            if n + 1 >= CALIBRATION_FRAMES:
+        seen = 0
+        for source in sources:  # each case (video) from its first frame, until enough frames
+            for _ in self.run(source):
+                seen += 1
+                if seen >= CALIBRATION_FRAMES:
+                    break
+            if seen >= CALIBRATION_FRAMES:
                 break
         return compile_model(
             net, self.backend, precision="int8", weights_sha256=sha, cache_dir=cache_dir, calibration=samples

@@ -51,6 +51,15 @@ def _compile_mode(flag: str, mode: str) -> None:
     check_compile_mode(mode)
 
 
+def _val_backend(flag: str, name: str) -> None:
+    if name not in ("torch", "openvino", "onnxruntime"):
+        raise UsageError(f"{flag} must be torch, openvino or onnxruntime, got {name!r}")
+    if name != "torch":
+        from vpscli.backends.runtimes import runtime
+
+        runtime(name).require()
+
+
 def _validation_metric(flag: str, name: str) -> None:
     from vpscli.train.validate import HIGHER_IS_BETTER
 
@@ -156,6 +165,13 @@ class TrainConfig:
         flag="--val-max-frames",
         help="Validate on the first N frames of each case only.",
         check=_at_least(3),
+    )
+    val_backend: str = _option(
+        "torch",
+        flag="--val-backend",
+        help="What runs validation on the CPU: torch, openvino or onnxruntime (the model converted "
+        "at each validation; probabilities within 1/255 of torch's).",
+        check=_val_backend,
     )
     log_every: int = _option(
         10,

@@ -37,7 +37,7 @@ def validate_run(run: TrainingRun, reporter: Reporter, started: float) -> None:
     """Score the validation folders, log them, keep the best weights (``started``: the
     :func:`time.monotonic` of this invocation's start, for the log's ``elapsed_s``)."""
     cfg = run.cfg
-    result = validate(run.model, run.val_sources, run.device, run.amp, cfg.val_max_frames)
+    result = validate(run.model, run.val_sources, run.device, run.amp, cfg.val_max_frames, cfg.val_backend)
     run.last_val = dict(result.metrics)
     run.log.add(
         kind="val",

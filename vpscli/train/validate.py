@@ -60,19 +60,38 @@ def _ordered(seq: Sequence) -> Sequence:
 
 
 def validate(
-    model, sources: list[DataSource], device: torch.device, amp: bool = False, max_frames: int | None = None
+    model,
+    sources: list[DataSource],
+    device: torch.device,
+    amp: bool = False,
+    max_frames: int | None = None,
+    backend: str = "torch",
+    segmenter=None,
 ) -> ValidationResult:
     """Score ``model`` on every case of ``sources`` (see the module doc).
 
     Args:
         max_frames: use only the first ``max_frames`` frames of each case (quick runs).
+        backend: what runs the model (``torch``; ``openvino``/``onnxruntime`` on the CPU convert the
+            weights as they are now, into a cache folder removed afterwards: they change every validation).
+        segmenter: a :class:`~vpscli.engine.segmenter.Segmenter` of ``model`` to run instead (another
+            backend or precision, as the benchmarks compare them).
     """
+    import tempfile
+
     from vpscli.engine.segmenter import Segmenter
     from vpscli.weights.store import LoadedModel
 
     was_training = model.training
+    graphs = tempfile.TemporaryDirectory(prefix="vps-val-") if backend != "torch" and not segmenter else None
     # the inference entry of `vps segment` itself: windows, anchor, upsampling and 8-bit maps by construction
-    segmenter = Segmenter(LoadedModel(model), device=str(device), precision="bf16" if amp else "fp32")
+    segmenter = segmenter or Segmenter(
+        LoadedModel(model),
+        device=str(device),
+        precision="bf16" if amp else "fp32",
+        backend=backend,
+        cache_dir=graphs.name if graphs else None,
+    )
     seqs, neg_total, neg_clean = [], 0, 0
     try:
         for src in sources:
@@ -89,6 +108,8 @@ def validate(
                 seqs.append(_score_case(f"{src.root.name}/{seq.name}", seq, n, results))
     finally:
         model.train(was_training)
+        if graphs is not None:
+            graphs.cleanup()
     result = ValidationResult()
     if seqs:
         split = aggregate_sequences(seqs)

@@ -81,8 +81,8 @@ def segment(
     calibration: Optional[Path] = typer.Option(
         ModelConfig.calibration,
         "--calibration",
-        help="--precision int8: a video or frame folder like the ones segmented; its first "
-        "300 frames calibrate the quantisation.",
+        help="--precision int8: videos or frames like the ones segmented (a file, a frame folder or "
+        "a SUN-SEG root); their first 300 frames calibrate the quantisation.",
     ),
     batch: int = typer.Option(
         ModelConfig.batch, "--batch", help="Clips per forward pass (models without clip-to-clip state)."
