@@ -247,6 +247,21 @@ def test_tta_and_batches_run_on_a_compiled_backend(tmp_path):
         b = [r.prob for r in ov_run.run(open_source(tmp_path / "v.mp4"))]
         assert len(a) == len(b) == 11
         assert max(np.abs(x.astype(int) - y.astype(int)).max() for x, y in zip(a, b)) <= 1
+    # two videos at once share the compiled model (`vps segment --jobs 2`): each as when run alone
+    from vpscli.engine import SegmentOptions, segment_many
+
+    write_clip(tmp_path, SynthConfig(frames=9, width=112, height=64, seed=8), "mp4", "w")
+    outs = {}
+    for jobs in (1, 2):
+        sources = [open_source(tmp_path / "v.mp4"), open_source(tmp_path / "w.mp4")]
+        opts = SegmentOptions(out_root=tmp_path / f"jobs{jobs}", overlay=False, save_prob=True)
+        reports, failures = segment_many(ov_run, sources, opts, jobs=jobs)
+        assert not failures and len(reports) == 2
+        outs[jobs] = {
+            p.relative_to(tmp_path / f"jobs{jobs}"): p.read_bytes()
+            for p in (tmp_path / f"jobs{jobs}").glob("*/probs/*.png")
+        }
+    assert len(outs[1]) == 20 and outs[1] == outs[2]
 
 
 @pytest.mark.skipif(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.metadata
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
@@ -110,10 +111,15 @@ def _ov_load(folder: Path, graph: StepGraph, precision: str, threads: int) -> Ru
         "INFERENCE_NUM_THREADS": int(threads),
         "PERFORMANCE_HINT": "LATENCY",
     }
-    request = core.compile_model(model, "CPU", config).create_infer_request()
+    compiled = core.compile_model(model, "CPU", config)
     n_out = len(graph.outputs)
+    # an infer request is not thread-safe: one per thread (``vps segment --jobs`` shares the model)
+    local = threading.local()
 
     def run(inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
+        request = getattr(local, "request", None)
+        if request is None:
+            request = local.request = compiled.create_infer_request()
         request.infer(list(inputs))
         return [np.array(request.get_output_tensor(i).data, copy=True) for i in range(n_out)]
 
