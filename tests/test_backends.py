@@ -171,6 +171,8 @@ def test_backend_choices_and_their_errors(monkeypatch):
             choose_backend(*args)
     with pytest.raises(UsageError, match="--compile is torch's"):
         choose_backend("openvino", "cpu", compiling=True)
+    with pytest.raises(UsageError, match="--calibration calibrates --precision int8 only"):
+        choose_backend("openvino", "cpu", "fp32", calibration="frames/")
 
 
 def test_a_missing_runtime_names_the_install(monkeypatch):

@@ -111,7 +111,11 @@ class BackendChoice:
 
 
 def choose_backend(
-    backend: str | None, device: str = "auto", precision: str = "auto", compiling: bool = False
+    backend: str | None,
+    device: str = "auto",
+    precision: str = "auto",
+    compiling: bool = False,
+    calibration: str | Path | None = None,
 ) -> BackendChoice:
     """Resolve ``--backend``, ``--device`` and ``--precision`` together, before anything is loaded.
 
@@ -122,6 +126,11 @@ def choose_backend(
     """
     from vpscli.engine.device import resolve_device, resolve_placement
 
+    if calibration is not None and (precision or "").lower() != "int8":
+        raise UsageError(
+            "--calibration calibrates --precision int8 only",
+            fix="add --precision int8, or drop --calibration",
+        )
     requested = (backend or default_backend()).lower()
     if compiling and requested == "auto":
         requested = "torch"

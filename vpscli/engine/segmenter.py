@@ -114,7 +114,9 @@ class Segmenter:
 
         check_options(threshold=threshold, batch=batch)
         check_compile_mode(compile_mode)
-        choice = choose_backend(backend, device, precision, compiling=bool(compile or compile_mode))
+        choice = choose_backend(
+            backend, device, precision, compiling=bool(compile or compile_mode), calibration=calibration
+        )
         #: what runs the model: ``torch``, ``openvino`` or ``onnxruntime``, at ``precision``
         self.backend, self.precision = choice.backend, choice.precision
         note = "; ".join(n for n in (choice.placement.note, choice.note) if n) or None

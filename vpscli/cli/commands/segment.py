@@ -246,7 +246,9 @@ def segment(
     model_cpu_threads(threads)  # checks --threads
     shard_index = parse_shard(shard)
     if ray is None:
-        choose_backend(backend, device, precision, compiling=bool(compile_model or compile_mode))
+        choose_backend(
+            backend, device, precision, compiling=bool(compile_model or compile_mode), calibration=calibration
+        )
     else:
         _check_ray_options(device, precision, backend, gpus_per_video, cpus_per_video, max_retries, jobs)
     entries = read_manifest(manifest) if manifest is not None else []

@@ -86,6 +86,7 @@ _FLAGS = (
     _Flag("save_every"),
     _Flag("val_every"),
     _Flag("val_max_frames"),
+    _Flag("val_backend"),
     _Flag("best_metric"),
     _Flag("log_every"),
     _Flag("synth_clips"),
