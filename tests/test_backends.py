@@ -4,6 +4,7 @@ and the disk cache, the choice of backend and its errors behave as documented.""
 
 from __future__ import annotations
 
+import importlib.metadata
 import importlib.util
 import json
 
@@ -310,3 +311,14 @@ def test_training_validation_on_a_compiled_backend_equals_torchs(tmp_path):
     for k in want:
         assert got[k] == pytest.approx(want[k], abs=2e-3), k
     assert 0.05 < want["maxDice"] < 0.999  # a real score, not a degenerate one
+
+
+def test_doctor_reports_the_backends_and_the_cache(monkeypatch, tmp_path):
+    from vpscli.doctor import collect
+
+    monkeypatch.setenv("VPS_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("VPS_BACKEND")
+    b = collect()["backends"]
+    assert b["torch"] == importlib.metadata.version("torch") and b["cache"] == str(tmp_path / "cache")
+    assert b["auto_on_cpu"] == ("openvino" if installed("openvino") else "torch") and b["default"] == "auto"
+    assert (b["openvino"] is not None) == installed("openvino")
