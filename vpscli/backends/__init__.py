@@ -146,6 +146,11 @@ def choose_backend(
     if compiling:
         raise UsageError(f"--compile is torch's: use --backend torch, not {name}")
     run_precision = check_backend_precision(name, precision)
+    if run_precision == "int8" and calibration is None:
+        raise UsageError(
+            "--precision int8 needs calibration frames",
+            fix="pass --calibration with videos or frames like the ones you segment",
+        )
     placement = resolve_placement(device, "fp32")
     return BackendChoice(name, run_precision, placement, note, automatic)
 

@@ -175,11 +175,7 @@ class Segmenter:
             return compile_model(
                 net, self.backend, precision=self.precision, weights_sha256=sha, cache_dir=cache_dir
             )
-        if calibration is None:
-            raise UsageError(
-                "--precision int8 needs calibration frames",
-                fix="pass --calibration with a video or frame folder like the ones you segment",
-            )
+        assert calibration is not None  # choose_backend refused int8 without it
         from vpscli.io.sources import discover_sources
 
         sources = discover_sources([str(calibration)])
