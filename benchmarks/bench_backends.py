@@ -4,6 +4,7 @@ each precision, and `vps segment`'s speed end to end.
     python benchmarks/bench_backends.py agreement [--models pns-net,pns-plus,aen-cffm]
     python benchmarks/bench_backends.py precision [--models pns-net]
     python benchmarks/bench_backends.py speed --size 1920x1080 --frames 250 [--no-overlay] [--models pns-net]
+        [--precisions fp32,bf16,int8]
 
 - ``agreement``: the demo clip (``vps synth``, seed 7000, 48 frames) and the CVC-ClinicDB valid clips, each
   bundled model on torch, OpenVINO and ONNX Runtime at fp32: the largest difference of the 8-bit
@@ -13,7 +14,7 @@ each precision, and `vps segment`'s speed end to end.
   seq2_neg and seq6_neg for the clean share) for torch fp32, OpenVINO fp32, bf16 and int8 (calibrated on
   the CVC-ClinicDB train clips' first 300 frames), with the seconds each validation took.
 - ``speed``: ``vps segment`` as a user runs it (a synthetic H.264 clip, the model's cache already warm,
-  start-up included), each backend in turn in one run; frames/s and the run's stage seconds from run.json.
+  start-up included; int8's calibration pass over 300 frames included), each backend in turn in one run; frames/s and the run's stage seconds from run.json.
 
 Data: ``$VPS_DATA`` (default ``../shared/data``).
 """
@@ -107,7 +108,8 @@ def precision(models: list[str]) -> None:
     )
     for model in models:
         for backend, prec in configs:
-            seg = Segmenter(model, device="cpu", backend=backend, precision=prec, calibration=calibration)
+            calib = calibration if prec == "int8" else None
+            seg = Segmenter(model, device="cpu", backend=backend, precision=prec, calibration=calib)
             t0 = time.perf_counter()
             m = validate(seg.loaded.net, sources, torch.device("cpu"), segmenter=seg).metrics
             sec = time.perf_counter() - t0
@@ -118,43 +120,32 @@ def precision(models: list[str]) -> None:
             )
 
 
-def speed(models: list[str], size: str, frames: int, overlay: bool) -> None:
+def speed(models: list[str], size: str, frames: int, overlay: bool, precisions: list[str]) -> None:
     sys.path.insert(0, str(Path(__file__).parent))
     from bench_segment import make_video
 
     with tempfile.TemporaryDirectory() as tmp:
         video = Path(tmp) / "clip.mp4"
         make_video(video, frames, size)
-        print(
-            f"vps segment, {frames} frames of {size} H.264, "
-            + ("masks + overlay" if overlay else "masks only")
-            + ", start-up included, the converted model already cached\n"
-        )
-        print(
-            f"{'model':<10}{'backend':<13}{'wall s':>8}{'frames/s':>10}   stages (s): " + "run.json timings"
-        )
+        what = "masks + overlay" if overlay else "masks only"
+        print(f"vps segment, {frames} frames of {size} H.264, {what}, start-up included, model cached\n")
+        print(f"{'model':<10}{'backend':<18}{'wall s':>8}{'frames/s':>10}   stages (s, run.json)")
+        runs = [("torch", "fp32"), *(("openvino", p) for p in precisions), ("onnxruntime", "fp32")]
         for model in models:
-            for backend in BACKENDS:
-                cmd = [
-                    "vps",
-                    "segment",
-                    str(video),
-                    "-o",
-                    str(Path(tmp) / backend),
-                    "--overwrite",
-                    "-q",
-                    "--model",
-                    model,
-                    "--backend",
-                    backend,
-                ] + ([] if overlay else ["--no-overlay"])
+            for backend, prec in runs:
+                out = Path(tmp) / f"{backend}-{prec}"
+                cmd = ["vps", "segment", str(video), "-o", str(out), "--overwrite", "-q", "--model", model]
+                cmd += ["--backend", backend, "--precision", prec] + ([] if overlay else ["--no-overlay"])
+                if prec == "int8":
+                    cmd += ["--calibration", str(DATA / "cvc-clinicdb" / "train")]
                 subprocess.run(cmd, check=True, capture_output=True)  # converts (once) and warms the cache
                 t0 = time.perf_counter()
                 subprocess.run(cmd, check=True, capture_output=True)
                 wall = time.perf_counter() - t0
-                record = json.loads((Path(tmp) / backend / "clip" / "run.json").read_text())
+                record = json.loads((out / "clip" / "run.json").read_text())
                 stages = ", ".join(f"{k} {v:.2f}" for k, v in record["timings_seconds"].items())
-                print(f"{model:<10}{backend:<13}{wall:>8.2f}{frames / wall:>10.1f}   {stages}", flush=True)
+                label = f"{backend} {prec}"
+                print(f"{model:<10}{label:<18}{wall:>8.2f}{frames / wall:>10.1f}   {stages}", flush=True)
 
 
 def main() -> None:
@@ -164,13 +155,20 @@ def main() -> None:
     ap.add_argument("--size", default="1920x1080")
     ap.add_argument("--frames", type=int, default=250)
     ap.add_argument("--no-overlay", action="store_true")
+    ap.add_argument("--precisions", default="fp32", help="speed: OpenVINO's precisions (fp32,bf16,int8)")
     args = ap.parse_args()
     if args.what == "agreement":
         agreement((args.models or "pns-net,pns-plus,aen-cffm").split(","))
     elif args.what == "precision":
         precision((args.models or "pns-net").split(","))
     else:
-        speed((args.models or "pns-net").split(","), args.size, args.frames, not args.no_overlay)
+        speed(
+            (args.models or "pns-net").split(","),
+            args.size,
+            args.frames,
+            not args.no_overlay,
+            args.precisions.split(","),
+        )
 
 
 if __name__ == "__main__":

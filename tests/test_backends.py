@@ -292,6 +292,18 @@ def test_int8_is_calibrated_on_the_given_frames_and_recorded(tmp_path):
     assert np.corrcoef(a.ravel(), b.ravel())[0, 1] > 0.99
     ma, mb = a >= 128, b >= 128
     assert 2 * (ma & mb).sum() / (ma.sum() + mb.sum()) > 0.97
+    # the command line reaches the same cached int8 model
+    from typer.testing import CliRunner
+
+    from vpscli.cli import app
+
+    args = ["segment", str(tmp_path / "v.mp4"), "-o", str(tmp_path / "out"), "--no-overlay", "-q"]
+    args += ["--backend", "openvino", "--precision", "int8", "--calibration", str(tmp_path / "calib.mp4")]
+    r = CliRunner().invoke(app, [*args, "--cache-dir", str(tmp_path / "c")])
+    assert r.exit_code == 0, r.output
+    record = json.loads((tmp_path / "out" / "v" / "run.json").read_text())
+    assert record["precision"] == "int8" and record["backend"].endswith(" int8")
+    assert len(list((tmp_path / "c" / "graphs").iterdir())) == 2  # fp32 and int8, nothing rebuilt
 
 
 @needs["onnxruntime"]
@@ -322,3 +334,18 @@ def test_doctor_reports_the_backends_and_the_cache(monkeypatch, tmp_path):
     assert b["torch"] == importlib.metadata.version("torch") and b["cache"] == str(tmp_path / "cache")
     assert b["auto_on_cpu"] == ("openvino" if installed("openvino") else "torch") and b["default"] == "auto"
     assert (b["openvino"] is not None) == installed("openvino")
+
+
+@needs["openvino"]
+def test_openvinos_compiled_blob_is_kept_in_the_entry_and_a_damaged_one_recompiled(nets, tmp_path):
+    net = nets["pns-net"]
+    video = _video(net, 10)
+    first = compile_model(net, "openvino", cache_dir=tmp_path, threads=1)
+    want = _drive(first, video, False)
+    blobs = list((first.cache_entry / "openvino-compiled").glob("*.blob"))
+    assert len(blobs) == 1
+    blobs[0].chmod(0o644)
+    blobs[0].write_bytes(b"damaged")
+    again = compile_model(net, "openvino", cache_dir=tmp_path, threads=1)
+    assert not again.built and _max_diff(_drive(again, video, False), want) == 0.0
+    assert blobs[0].stat().st_size > 1000  # OpenVINO wrote it again

@@ -144,7 +144,9 @@ def _run_local(jobs: list[VideoJob], backend: LocalBackend, report: BatchReport,
     if not jobs:
         return
     first = jobs[0].model
-    placement = choose_backend(first.backend, first.device, first.precision).placement
+    placement = choose_backend(
+        first.backend, first.device, first.precision, calibration=first.calibration
+    ).placement
     model_threads = model_cpu_threads(backend.threads)
     # videos segmented at once share the model's cores (--threads is taken as given)
     if backend.threads is None:
