@@ -349,3 +349,22 @@ def test_openvinos_compiled_blob_is_kept_in_the_entry_and_a_damaged_one_recompil
     again = compile_model(net, "openvino", cache_dir=tmp_path, threads=1)
     assert not again.built and _max_diff(_drive(again, video, False), want) == 0.0
     assert blobs[0].stat().st_size > 1000  # OpenVINO wrote it again
+
+
+@needs["onnxruntime"]
+def test_a_model_that_fails_to_convert_is_one_line_naming_the_fix(nets, tmp_path, monkeypatch):
+    from dataclasses import replace
+
+    from vpscli.backends import runtimes
+
+    def broken(graph, folder):
+        raise RuntimeError("unsupported operator aten::frobnicate\nwith a traceback below")
+
+    monkeypatch.setitem(
+        runtimes.RUNTIMES, "onnxruntime", replace(runtimes.RUNTIMES["onnxruntime"], convert=broken)
+    )
+    with pytest.raises(InputError) as e:
+        compile_model(nets["pns-net"], "onnxruntime", cache_dir=tmp_path)
+    assert "could not be converted" in e.value.message and "--backend torch" in e.value.fix
+    assert "frobnicate" in e.value.message and "\n" not in e.value.one_line()
+    assert not list((tmp_path / "graphs").iterdir())  # nothing half-written left

@@ -237,7 +237,8 @@ def compile_model(
         raise
     except Exception as e:  # noqa: BLE001 - a conversion failure is one line, not a traceback
         raise InputError(
-            f"{spec.name} could not be converted for {backend} ({type(e).__name__}: {str(e)[:200]})",
+            f"{spec.name} could not be converted for {backend} "
+            f"({type(e).__name__}: {(str(e).splitlines() or [''])[0][:200]})",
             fix="use --backend torch, and report the model and this message",
         ) from None
     run_precision = "bf16" if precision == "bf16" else "fp32"
