@@ -61,7 +61,7 @@ def test_segment_runs_the_cuda_branches_on_the_cpu(tmp_path, monkeypatch):
 
     reference = probs(Segmenter("pns-plus", device="cpu"))
     assert ((reference > 12) & (reference < 243)).any() and (reference >= 128).any()
-    monkeypatch.setattr("vpscli.engine.segmenter.resolve_placement", lambda device, precision: CPU_AS_CUDA)
+    monkeypatch.setattr("vpscli.engine.device.resolve_placement", lambda device, precision: CPU_AS_CUDA)
     seg = Segmenter("pns-plus")
     convs = [
         m.weight for m in seg.model.modules() if isinstance(m, torch.nn.Conv2d) and m.weight.shape[-1] > 1
@@ -69,7 +69,7 @@ def test_segment_runs_the_cuda_branches_on_the_cpu(tmp_path, monkeypatch):
     assert convs and all(w.is_contiguous(memory_format=torch.channels_last) for w in convs)
     assert np.abs(probs(seg) - reference).max() <= 1
     bf16 = Placement(torch.device("cpu"), torch.bfloat16, channels_last=True)
-    monkeypatch.setattr("vpscli.engine.segmenter.resolve_placement", lambda device, precision: bf16)
+    monkeypatch.setattr("vpscli.engine.device.resolve_placement", lambda device, precision: bf16)
     seg = Segmenter("pns-plus")
     assert seg.placement.precision == "bf16"
     half = probs(seg)
