@@ -169,14 +169,13 @@ class VideoWriter:
             if timestamp is not None:  # the same as self.timestamped (checked above)
                 self._mux(rgb, timestamp)
             else:
+                frame: np.ndarray = np.ascontiguousarray(rgb)
                 if self._yuv:
                     import cv2
 
-                    frame = cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2YUV_I420)
-                else:
-                    frame = np.ascontiguousarray(rgb)
+                    frame = np.ascontiguousarray(cv2.cvtColor(frame, cv2.COLOR_RGB2YUV_I420), dtype=np.uint8)
                 # the array's own buffer: a bytes copy would cost 2 ms a frame at 1080p on the overlay thread
-                self._stdin().write(memoryview(frame).cast("B"))
+                self._stdin().write(frame.data.cast("B"))
         except (OSError, av.error.FFmpegError):
             self._fail()
         self.frames_written += 1
