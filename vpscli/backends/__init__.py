@@ -38,7 +38,6 @@ __all__ = [
     "BACKENDS",
     "resolve_backend",
     "compile_model",
-    "backend_report",
     "default_backend",
     "check_backend_precision",
     "choose_backend",
@@ -286,16 +285,3 @@ def _int8_convert(convert, samples: Sequence[list[np.ndarray]]):
         return names
 
     return run
-
-
-def backend_report() -> list[tuple[str, str | None, str]]:
-    """``(backend, version or None, what it is)`` for ``vps doctor``."""
-    import torch
-
-    from vpscli.backends.runtimes import installed, version_of
-
-    rows: list[tuple[str, str | None, str]] = [("torch", torch.__version__, "every model, every device")]
-    for name, what in (("openvino", "CPU: fp32, bf16, int8"), ("onnxruntime", "CPU: fp32")):
-        rows.append((name, version_of(name) if installed(name) else None, what))
-    rows.append(("nncf", version_of("nncf"), "int8 quantisation for OpenVINO"))
-    return rows

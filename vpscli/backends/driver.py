@@ -83,9 +83,6 @@ class CompiledModel:
     def preprocess(self, frames: Tensor) -> Tensor:
         return self.net.preprocess(frames)
 
-    def eval(self) -> "CompiledModel":
-        return self
-
     def __call__(
         self,
         clip: Tensor,

@@ -73,10 +73,6 @@ def installed(name: str) -> bool:
     return True
 
 
-def _examples(graph: StepGraph) -> tuple[torch.Tensor, ...]:
-    return graph.examples()
-
-
 # -- OpenVINO -----------------------------------------------------------------------------------------
 
 _CORE = None
@@ -95,7 +91,7 @@ def _ov_convert(graph: StepGraph, folder: Path) -> list[str]:
     import openvino as ov
 
     with torch.no_grad():
-        model = ov.convert_model(graph.module, example_input=_examples(graph))
+        model = ov.convert_model(graph.module, example_input=graph.examples())
     xml = folder / f"{graph.name}.xml"
     # fp16 compression of the weights would change the answers: the weights stay as trained (fp32)
     ov.save_model(model, str(xml), compress_to_fp16=False)
@@ -137,7 +133,7 @@ def _ort_convert(graph: StepGraph, folder: Path) -> list[str]:
     with torch.no_grad():
         torch.onnx.export(
             graph.module,
-            _examples(graph),
+            graph.examples(),
             str(path),
             input_names=[i.name for i in graph.inputs],
             output_names=list(graph.outputs),

@@ -45,9 +45,6 @@ from vpscli.engine.windows import Window, clip_windows
 from vpscli.errors import UsageError
 from vpscli.io.frames import Frame
 
-#: frames whose step inputs calibrate an int8 graph (NNCF's default subset is 300 samples)
-CALIBRATION_FRAMES = 300
-
 
 def _loaded_network(net, weights):
     """A network built by the caller, with ``weights`` loaded into it when given."""
@@ -88,7 +85,7 @@ class Segmenter:
         cache_dir: where converted graphs are kept (default ``~/.cache/vps``).
         calibration: ``precision="int8"``: videos or frames like the ones segmented (any input of
             ``vps segment``: a file, a frame folder, a SUN-SEG root), whose first
-            :data:`CALIBRATION_FRAMES` frames calibrate the quantisation.
+            :data:`vpscli.engine.int8.CALIBRATION_FRAMES` frames calibrate the quantisation.
     """
 
     def __init__(
@@ -166,35 +163,16 @@ class Segmenter:
             self._forward = self.model
 
     def _compile(self, net, cache_dir, calibration):
-        """``net`` compiled for the backend; for int8, calibrated first on ``calibration``'s frames run
-        through the fp32 graphs (:data:`CALIBRATION_FRAMES` of them)."""
+        """``net`` compiled for the backend at the chosen precision (int8: :mod:`vpscli.engine.int8`)."""
         from vpscli.backends import compile_model
 
-        sha = self.loaded.weights_sha256
-        if self.precision != "int8":
-            return compile_model(
-                net, self.backend, precision=self.precision, weights_sha256=sha, cache_dir=cache_dir
-            )
-        assert calibration is not None  # choose_backend refused int8 without it
-        from vpscli.io.sources import discover_sources
+        if self.precision == "int8":
+            from vpscli.engine.int8 import calibrated_int8
 
-        sources = discover_sources([str(calibration)])
-        if not sources:
-            raise UsageError(f"--calibration {calibration}: no video or frames found there")
-        fp32 = compile_model(net, self.backend, weights_sha256=sha, cache_dir=cache_dir)
-        samples: list = []
-        fp32.input_hook = samples.append
-        self.model, self._forward = fp32, fp32
-        seen = 0
-        for source in sources:  # each case (video) from its first frame, until enough frames
-            for _ in self.run(source):
-                seen += 1
-                if seen >= CALIBRATION_FRAMES:
-                    break
-            if seen >= CALIBRATION_FRAMES:
-                break
+            return calibrated_int8(self, net, cache_dir, calibration)
+        sha = self.loaded.weights_sha256
         return compile_model(
-            net, self.backend, precision="int8", weights_sha256=sha, cache_dir=cache_dir, calibration=samples
+            net, self.backend, precision=self.precision, weights_sha256=sha, cache_dir=cache_dir
         )
 
     @property
