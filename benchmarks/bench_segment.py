@@ -310,7 +310,7 @@ def main() -> None:
         )
     print(
         "\nstage columns: seconds over the long clip, each stage's own time (decode+preprocess on the decoder thread;"
-        "\nmodel+upsample on the model thread; png on a pool; overlay drawing and feeding the encoder on its thread);"
+        "\nmodel on the model thread, upsample on the caller's; png on a pool; overlay drawing and feeding the encoder on its thread);"
         "\nmodel/wall: the share of the run the model computed (GPU utilisation on CUDA; with --jobs the videos'"
         "\nmodel seconds are summed, so overlapping streams can exceed 1); bottleneck: the busiest"
         "\nthread (the encoder process is not timed: it shows as overlay time when the overlay waits for it);"
@@ -323,7 +323,8 @@ def bottleneck(stages: dict, png_workers: int, jobs: int = 1) -> str:
     each stage's seconds are summed over the videos: per thread, a ``jobs``-th of it)."""
     busy = {
         "decode": stages.get("decode", 0) + stages.get("preprocess", 0),
-        "model": stages.get("model", 0) + stages.get("upsample", 0),
+        "model": stages.get("model", 0),  # on the CPU the model has its own thread
+        "upsample": stages.get("upsample", 0),
         "png": stages.get("png", 0) / max(png_workers, 1),
         "overlay": stages.get("overlay", 0),
     }

@@ -8,9 +8,9 @@ never share state.
 
 Pipeline (bounded queues, so memory does not grow with the video's length)::
 
-    decoder thread: decode → resize to the model's input → queue ──▶ model: windows → batch
-    → forward (autocast) → sigmoid → bilinear upsampling to the source size, threshold, only where
-    something can be non-zero (:mod:`vpscli.engine.postprocess`) ──▶ caller
+    decoder thread: decode → resize to the model's input → queue ──▶ model thread (CPU): windows → batch
+    → forward (autocast) → queue ──▶ caller's thread: sigmoid → bilinear upsampling to the source size,
+    threshold, only where something can be non-zero (:mod:`vpscli.engine.postprocess`) → results
 
 Windowing follows :func:`vpscli.engine.windows.clip_windows` for every model.
 
@@ -20,7 +20,9 @@ Where each stage runs, and why (measured at 1080p, ``benchmarks/bench_segment.py
   decoder thread: the device receives the small uint8 frames (0.3 MB instead of 6 MB at 1080p), and the
   CPU and CUDA models see the same input pixels;
 - normalisation, the model, sigmoid, upsampling and threshold on the model's device; the host waits for
-  the device twice per clip (:mod:`vpscli.engine.postprocess`), never per frame;
+  the device twice per clip (:mod:`vpscli.engine.postprocess`), never per frame. On the CPU the model runs
+  on its own thread (:class:`~vpscli.engine.ahead.Ahead`), so that upsampling a clip (~5 ms a 1080p frame)
+  overlaps the next clip's forward pass instead of delaying it; on CUDA the host only queues the work;
 - overlay drawing on the CPU, confined to the masks' bounding box (about 2 ms a frame): drawing on the
   device would need each full frame uploaded and the overlay downloaded (12 MB a frame);
 - PNG encoding on a pool and H.264 encoding in ffmpeg, over the machine's cores.
@@ -58,6 +60,10 @@ def _loaded_network(net, weights):
     return LoadedModel(net, Path(weights), sha256_file(weights))
 
 
+#: clips the model runs ahead of the post-processing on the CPU (each holds a clip's logits: ~1.5 MB)
+MODEL_QUEUE_CLIPS = 2
+
+
 class Segmenter:
     """A model placed on a device, ready to segment videos.
 
@@ -87,6 +93,10 @@ class Segmenter:
             ``vps segment``: a file, a frame folder, a SUN-SEG root), whose first
             :data:`vpscli.engine.int8.CALIBRATION_FRAMES` frames calibrate the quantisation.
     """
+
+    #: on the CPU, run the model on its own thread ahead of the post-processing (``False``: both on the
+    #: caller's thread, as on CUDA, where the host only queues the model's work)
+    model_thread = True
 
     def __init__(
         self,
@@ -291,40 +301,51 @@ class Segmenter:
         """
         run = state or self.init_state(source)
         run.start_decoding()
-        spec = self.spec
-        anchor, first = None, None
+        steps = self._steps(run, skip)
+        if self.placement.device.type == "cpu" and self.model_thread:
+            steps = run.ahead(steps, MODEL_QUEUE_CLIPS, "model")
         try:
-            for batch, mode in self._plan(self._batches(clip_windows(run.decoded(), spec.clip_length)), skip):
-                if first is None:
-                    first = batch[0].items[0]  # the video's frame 0 (the first window starts there)
-                if mode == "skip":
+            for batch, mode, logits, clock in steps:
+                if mode != "predict":
                     yield from self._skipped(run, batch)
                     continue
-                n_real = len(batch)
-                full = batch + [batch[-1]] * (self.batch - n_real)  # keep B constant (state shapes)
-                clock = StageClock(self.placement.device)
-                clip = torch.stack([self._tensor(w.items) for w in full])  # (B, T, 3, h, w)
-                if spec.needs_anchor and anchor is None:
-                    # frame 0, once for every clip of the batch (even when the clips that hold it
-                    # were skipped): the model encodes it alone and shares it across the batch
-                    anchor = self._tensor([first])
-                with torch.inference_mode(), self.placement.autocast():
-                    logits, run.model_state = self._forward(
-                        clip, run.model_state, frame_indices=full[0].indices, anchor=anchor
-                    )
-                clock.stop()
-                run.frames_computed += sum(len(w.owned) for w in batch)
-                if mode == "replay":
-                    yield from self._skipped(run, batch)
-                    continue
-                outputs = [
-                    list(self._postprocess(run, window, logits[b])) for b, window in enumerate(batch[:n_real])
-                ]
+                assert logits is not None and clock is not None, "a predicted batch has its logits"
+                outputs = [list(self._postprocess(run, window, logits[b])) for b, window in enumerate(batch)]
                 run.timings.add("model", clock.seconds())  # the post-processing waited for the device
                 for results in outputs:
                     yield from results
         finally:
             run.close()
+
+    def _steps(
+        self, run: VideoRun, skip: Callable[[Frame], bool] | None
+    ) -> Iterator[tuple[list[Window[ResizedFrame]], str, torch.Tensor | None, StageClock | None]]:
+        """The model over the video's batches of windows, in order: ``(batch, mode, logits, clock)`` with
+        ``logits`` ``(B, T, 1, h, w)`` of the batch's real windows (``None`` for a skipped batch) and the
+        clock of their computation; ``mode`` as :meth:`_plan`."""
+        spec = self.spec
+        anchor, first = None, None
+        for batch, mode in self._plan(self._batches(clip_windows(run.decoded(), spec.clip_length)), skip):
+            if first is None:
+                first = batch[0].items[0]  # the video's frame 0 (the first window starts there)
+            if mode == "skip":
+                yield batch, mode, None, None
+                continue
+            n_real = len(batch)
+            full = batch + [batch[-1]] * (self.batch - n_real)  # keep B constant (state shapes)
+            clock = StageClock(self.placement.device)
+            clip = torch.stack([self._tensor(w.items) for w in full])  # (B, T, 3, h, w)
+            if spec.needs_anchor and anchor is None:
+                # frame 0, once for every clip of the batch (even when the clips that hold it
+                # were skipped): the model encodes it alone and shares it across the batch
+                anchor = self._tensor([first])
+            with torch.inference_mode(), self.placement.autocast():
+                logits, run.model_state = self._forward(
+                    clip, run.model_state, frame_indices=full[0].indices, anchor=anchor
+                )
+            clock.stop()
+            run.frames_computed += sum(len(w.owned) for w in batch)
+            yield batch, mode, logits[:n_real], clock
 
     @staticmethod
     def _skipped(run: VideoRun, batch: list[Window[ResizedFrame]]) -> Iterator[FrameResult]:

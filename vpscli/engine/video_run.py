@@ -7,23 +7,23 @@ source frame's prediction; :class:`StageClock` times the work issued to a device
 
 from __future__ import annotations
 
-import queue
 import threading
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Iterator
+from typing import Iterator, TypeVar
 
 import numpy as np
 import torch
 
+from vpscli.engine.ahead import Ahead
 from vpscli.engine.postprocess import SourceUpsampler
 from vpscli.io.frames import Frame
 
 #: decoded-and-resized frames buffered ahead of the model (enough to hide decode jitter;
 #: each holds a full source frame, 6 MiB at 1080p, so more only costs memory)
 DECODE_QUEUE_FRAMES = 8
-_END = object()
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -131,9 +131,9 @@ class VideoRun:
         self.frames_out = 0
         #: frames the model ran on (owned frames of the clips computed; fewer than frames_out when resuming)
         self.frames_computed = 0
-        self._queue: queue.Queue = queue.Queue(maxsize=DECODE_QUEUE_FRAMES)
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        #: ends every stage of the video (decoding, the model): an error, an interrupt or the last frame
+        self.stop = threading.Event()
+        self._stages: list[Ahead] = []
         self._upsamplers: dict[tuple, SourceUpsampler] = {}
 
     def upsampler(self, out_hw, in_hw, threshold: float, device) -> SourceUpsampler:
@@ -143,52 +143,38 @@ class VideoRun:
             self._upsamplers[key] = SourceUpsampler(in_hw, out_hw, threshold, device)
         return self._upsamplers[key]
 
+    def ahead(self, items: Iterator[T], size: int, name: str) -> Ahead[T]:
+        """``items`` computed on their own thread, up to ``size`` ahead (:class:`Ahead`), stopped with the video."""
+        stage = Ahead(items, size, stop=self.stop, name=f"{name}:{self.source.name}")
+        self._stages.append(stage)
+        return stage
+
     def start_decoding(self) -> None:
-        self._thread = threading.Thread(target=self._decode, name=f"decode:{self.source.name}", daemon=True)
-        self._thread.start()
+        self._decoded = self.ahead(self._decode(), DECODE_QUEUE_FRAMES, "decode")
 
-    def _put(self, item) -> bool:
-        while not self._stop.is_set():
-            try:
-                self._queue.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def _decode(self) -> None:
+    def _decode(self) -> Iterator[ResizedFrame]:
         import cv2
 
         h, w = self.input_hw
-        try:
-            it = iter(self.source)
-            while not self._stop.is_set():
-                t0 = time.perf_counter()
-                try:
-                    frame = next(it)
-                except StopIteration:
-                    break
-                t1 = time.perf_counter()
-                resized = cv2.resize(frame.image, (w, h), interpolation=cv2.INTER_LINEAR)
-                self.timings.add("decode", t1 - t0)
-                self.timings.add("preprocess", time.perf_counter() - t1)
-                if not self._put(ResizedFrame(frame, resized)):
-                    return
-            self._put(_END)
-        except BaseException as e:  # handed to the consumer, which re-raises it
-            self._put(e)
+        it = iter(self.source)
+        while True:
+            t0 = time.perf_counter()
+            try:
+                frame = next(it)
+            except StopIteration:
+                return
+            t1 = time.perf_counter()
+            resized = cv2.resize(frame.image, (w, h), interpolation=cv2.INTER_LINEAR)
+            self.timings.add("decode", t1 - t0)
+            self.timings.add("preprocess", time.perf_counter() - t1)
+            yield ResizedFrame(frame, resized)
 
     def decoded(self) -> Iterator[ResizedFrame]:
-        while True:
-            item = self._queue.get()
-            if item is _END:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            yield item
+        """The decoded frames, in order (after :meth:`start_decoding`)."""
+        return self._decoded
 
     def close(self) -> None:
-        """Stop the decoder (after an error or an interrupt) and wait for it."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
+        """Stop every stage (after the last frame, an error or an interrupt) and wait for their threads."""
+        self.stop.set()
+        for stage in self._stages:
+            stage.close()
