@@ -368,3 +368,61 @@ def test_a_model_that_fails_to_convert_is_one_line_naming_the_fix(nets, tmp_path
     assert "could not be converted" in e.value.message and "--backend torch" in e.value.fix
     assert "frobnicate" in e.value.message and "\n" not in e.value.one_line()
     assert not list((tmp_path / "graphs").iterdir())  # nothing half-written left
+
+
+def _card(scores: dict | None):
+    from vpscli.weights.manifest import WeightsEntry
+
+    metrics = {"maxDice": 0.8} | ({"maxDice_by_precision": scores} if scores is not None else {})
+    return WeightsEntry("w.safetensors", "pns-net", "0" * 64, LITE, (64, 96), record={"metrics": metrics})
+
+
+@pytest.mark.parametrize(
+    "scores, native, expected",
+    [
+        ({"fp32": 0.8369, "bf16": 0.8364}, True, "bf16"),  # −0.0005: within the tolerance
+        ({"fp32": 0.7366, "bf16": 0.7394}, True, "bf16"),  # a gain
+        ({"fp32": 0.8369, "bf16": 0.8348}, True, "fp32"),  # −0.0021: loses more than 0.002
+        ({"fp32": 0.8369}, True, "fp32"),  # bf16 not measured
+        (None, True, "fp32"),  # no record at all
+        ({"fp32": 0.8369, "bf16": 0.8364}, False, "fp32"),  # the CPU would emulate bf16
+    ],
+)
+def test_auto_precision_follows_the_model_card_and_the_cpu(monkeypatch, scores, native, expected):
+    from dataclasses import replace
+
+    from vpscli.backends import PRECISION_TOLERANCE, card_precision, runtimes
+
+    assert PRECISION_TOLERANCE == 0.002
+    monkeypatch.setitem(
+        runtimes.RUNTIMES, "openvino", replace(runtimes.RUNTIMES["openvino"], native_bf16=lambda: native)
+    )
+    precision, note = card_precision("openvino", _card(scores))
+    assert precision == expected
+    assert (note is not None) == (expected == "bf16")
+    if note:
+        assert f"{scores['bf16']:.4f}" in note and f"{scores['fp32']:.4f}" in note and "--precision fp32" in note
+    assert card_precision("openvino", None) == ("fp32", None)  # weights without a model card
+    assert card_precision("onnxruntime", _card({"fp32": 0.8, "bf16": 0.8})) == ("fp32", None)
+
+
+@needs["openvino"]
+@pytest.mark.parametrize("native", [True, False])
+def test_a_segmenter_runs_the_card_precision_only_when_asked_for_auto(tmp_path, monkeypatch, native):
+    from dataclasses import replace
+
+    from vpscli.backends import runtimes
+    from vpscli.engine import Segmenter
+    from vpscli.weights.store import LoadedModel
+
+    monkeypatch.setitem(
+        runtimes.RUNTIMES, "openvino", replace(runtimes.RUNTIMES["openvino"], native_bf16=lambda: native)
+    )
+    net = trained_like("pns-net", TINY["pns-net"], backbone=LITE)
+    loaded = LoadedModel(net, entry=_card({"fp32": 0.81, "bf16": 0.809}))
+    auto = Segmenter(loaded, device="cpu", backend="openvino", cache_dir=tmp_path)
+    assert auto.precision == ("bf16" if native else "fp32") and auto.backend_text.endswith(auto.precision)
+    assert ("bf16: this CPU computes it natively" in (auto.placement.note or "")) == native
+    fixed = Segmenter(loaded, device="cpu", backend="openvino", precision="fp32", cache_dir=tmp_path)
+    assert fixed.precision == "fp32"
+    assert Segmenter(loaded, device="cpu", backend="torch").precision == "fp32"

@@ -1,7 +1,9 @@
 """Inference backends: a model's steps compiled for OpenVINO or ONNX Runtime, or run by torch.
 
 ``--backend auto`` (the default) runs OpenVINO on a CPU where it is installed, else torch; CUDA stays
-torch. :func:`compile_model` exports a model's step graphs (:mod:`vpscli.backends.graphs`), converts them
+torch. ``--precision auto`` on a compiled backend is fp32, or bf16 where the CPU computes bf16 natively and
+the weights' model card shows bf16 costing at most :data:`PRECISION_TOLERANCE` validation maxDice
+(:func:`card_precision`). :func:`compile_model` exports a model's step graphs (:mod:`vpscli.backends.graphs`), converts them
 once into the disk cache (:mod:`vpscli.backends.store`) and returns a
 :class:`~vpscli.backends.driver.CompiledModel` that the inference driver runs like the model itself.
 
@@ -40,6 +42,8 @@ __all__ = [
     "compile_model",
     "default_backend",
     "check_backend_precision",
+    "card_precision",
+    "PRECISION_TOLERANCE",
     "choose_backend",
     "BackendChoice",
 ]
@@ -79,6 +83,35 @@ def resolve_backend(requested: str | None, device_type: str) -> tuple[str, str |
     return name, None
 
 
+#: a precision other than fp32 becomes a model's default where its validation maxDice, as the weights' model
+#: card records it, is at most this much below fp32's
+PRECISION_TOLERANCE = 0.002
+
+
+def card_precision(backend: str, entry) -> tuple[str, str | None]:
+    """``--precision auto`` on a compiled backend, once the weights are known: ``(precision, note)``.
+
+    ``bf16`` where the runtime computes bf16 with this CPU's own instructions and the weights' manifest
+    entry (``entry``: a :class:`~vpscli.weights.WeightsEntry` or ``None``) records, under
+    ``metrics.maxDice_by_precision``, a bf16 validation maxDice at most :data:`PRECISION_TOLERANCE` below
+    fp32's; else ``fp32`` (weights without that record included: their bf16 cost is not known).
+    """
+    from vpscli.backends.runtimes import PRECISIONS, runtime
+
+    if "bf16" not in PRECISIONS.get(backend, ()) or entry is None:
+        return "fp32", None
+    scores = (entry.record.get("metrics") or {}).get("maxDice_by_precision") or {}
+    fp32, bf16 = scores.get("fp32"), scores.get("bf16")
+    if fp32 is None or bf16 is None or bf16 < fp32 - PRECISION_TOLERANCE:
+        return "fp32", None
+    if not runtime(backend).native_bf16():
+        return "fp32", None
+    return "bf16", (
+        f"bf16: this CPU computes it natively and {entry.file} validates at maxDice {bf16:.4f} in bf16 "
+        f"against {fp32:.4f} in fp32 (--precision fp32 for torch's answers to 1/255)"
+    )
+
+
 def check_backend_precision(backend: str, precision: str) -> str:
     """The precision a compiled backend runs at (``auto`` → ``fp32``); refuses what it cannot do."""
     from vpscli.backends.runtimes import PRECISIONS
@@ -107,6 +140,9 @@ class BackendChoice:
     note: str | None = None
     #: ``--backend auto`` chose it (a network no graph covers then runs on torch instead)
     automatic: bool = False
+    #: ``--precision auto`` on a compiled backend: ``precision`` (fp32) until the weights are known
+    #: (:func:`card_precision`)
+    auto_precision: bool = False
 
 
 def choose_backend(
@@ -151,7 +187,8 @@ def choose_backend(
             fix="pass --calibration with videos or frames like the ones you segment",
         )
     placement = resolve_placement(device, "fp32")
-    return BackendChoice(name, run_precision, placement, note, automatic)
+    auto = (precision or "auto").lower() == "auto"
+    return BackendChoice(name, run_precision, placement, note, automatic, auto_precision=auto)
 
 
 def _state_sha256(net) -> str:

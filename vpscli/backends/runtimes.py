@@ -36,6 +36,9 @@ class Runtime:
     install: str
     convert: Callable[[StepGraph, Path], list[str]]
     load: Callable[[Path, StepGraph, str, int], RunGraph]
+    #: whether the runtime computes bf16 with this CPU's own bf16 instructions (else it has no bf16, or
+    #: emulates it, slower than fp32)
+    native_bf16: Callable[[], bool] = lambda: False
 
     def version(self) -> str | None:
         return version_of(self.package)
@@ -85,6 +88,14 @@ def _ov_core():
 
         _CORE = ov.Core()
     return _CORE
+
+
+def _ov_native_bf16() -> bool:
+    """OpenVINO lists ``BF16`` among the CPU's capabilities where it has bf16 units (AVX-512 BF16, AMX)."""
+    try:
+        return "BF16" in _ov_core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+    except Exception:  # noqa: BLE001 - a runtime that cannot say runs fp32
+        return False
 
 
 def _ov_convert(graph: StepGraph, folder: Path) -> list[str]:
@@ -161,7 +172,7 @@ def _ort_load(folder: Path, graph: StepGraph, precision: str, threads: int) -> R
 
 
 RUNTIMES = {
-    "openvino": Runtime("openvino", "openvino", "'vps[fast]'", _ov_convert, _ov_load),
+    "openvino": Runtime("openvino", "openvino", "'vps[fast]'", _ov_convert, _ov_load, _ov_native_bf16),
     "onnxruntime": Runtime("onnxruntime", "onnxruntime", "'vps[fast]'", _ort_convert, _ort_load),
 }
 

@@ -150,6 +150,12 @@ class Segmenter:
                         fix="use --backend torch",
                     )
                 self.backend, self.precision = "torch", self.placement.precision
+        if self.backend != "torch" and choice.auto_precision:
+            from vpscli.backends import card_precision
+
+            self.precision, why = card_precision(self.backend, model.entry)
+            if why:
+                self.placement = replace(self.placement, note="; ".join(n for n in (note, why) if n))
         self.compiled = (compile_mode or "default") if (compile or compile_mode) else False
         stateful = bool(self.spec.ref_offsets) or self.spec.memory_clips > 0
         self.batch = 1 if stateful else batch
