@@ -401,7 +401,9 @@ def test_auto_precision_follows_the_model_card_and_the_cpu(monkeypatch, scores, 
     assert precision == expected
     assert (note is not None) == (expected == "bf16")
     if note:
-        assert f"{scores['bf16']:.4f}" in note and f"{scores['fp32']:.4f}" in note and "--precision fp32" in note
+        assert (
+            f"{scores['bf16']:.4f}" in note and f"{scores['fp32']:.4f}" in note and "--precision fp32" in note
+        )
     assert card_precision("openvino", None) == ("fp32", None)  # weights without a model card
     assert card_precision("onnxruntime", _card({"fp32": 0.8, "bf16": 0.8})) == ("fp32", None)
 
