@@ -126,3 +126,21 @@ def test_compile_on_the_cpu_says_it_takes_minutes(clip, weights, tmp_path, capsy
     assert code == 0
     err = " ".join(capsys.readouterr().err.split())
     assert "--compile: torch.compile builds the model's kernels" in err and "takes minutes on a CPU" in err
+
+
+def test_a_bundled_file_named_by_its_path_keeps_its_model_card(tmp_path):
+    """``-w weights/<bundled file>`` (or a copy of it) is the bundled weights: same card, same description."""
+    import shutil
+
+    default = load_model()
+    copy = tmp_path / "copy.safetensors"
+    shutil.copy(default.weights_path, copy)
+    for path in (default.weights_path, copy):
+        loaded = load_model(weights=path)
+        assert loaded.entry is not None and loaded.entry.file == default.entry.file
+        assert loaded.describe().endswith(f"validation maxDice {default.entry.record['metrics']['maxDice']:.3f}")
+        assert describe_weights(weights=path) == loaded.describe()
+    other = save_checkpoint(
+        trained_like("pns-net", (64, 112), backbone="efficientnet-lite2"), tmp_path / "w.safetensors"
+    )
+    assert load_model(weights=other).entry is None

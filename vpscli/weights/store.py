@@ -160,12 +160,13 @@ def describe_weights(
     name = choose_model(model, weights, folder)
     if weights is not None:
         meta = read_metadata(weights)
+        sha = sha256_file(weights)
         return weights_line(
             name,
             meta.get("backbone") or UNRECORDED_BACKBONE,
             Path(weights),
-            sha256_file(weights),
-            _validation_maxdice(None, Path(weights)),
+            sha,
+            _validation_maxdice(bundled_card(sha, folder), Path(weights)),
         )
     entry = find_entry(name, folder)
     if entry is None:
@@ -210,7 +211,14 @@ def load_model(
         )
     net = build_model(name, **build_options(meta))
     load_checkpoint(net, weights)
-    return LoadedModel(net, Path(weights), sha256_file(weights))
+    sha = sha256_file(weights)
+    return LoadedModel(net, Path(weights), sha, bundled_card(sha, folder))
+
+
+def bundled_card(sha256: str, folder: str | Path | None = None) -> WeightsEntry | None:
+    """The manifest entry of the bundled file with this sha256: a bundled file named by its path (or copied
+    elsewhere) keeps its model card — validation, precisions, frame decision."""
+    return next((e for e in bundled_entries(folder_or_default(folder)) if e.sha256 == sha256), None)
 
 
 def _load_bundled(name: str, folder: str | Path | None) -> LoadedModel:
