@@ -138,7 +138,9 @@ def test_a_bundled_file_named_by_its_path_keeps_its_model_card(tmp_path):
     for path in (default.weights_path, copy):
         loaded = load_model(weights=path)
         assert loaded.entry is not None and loaded.entry.file == default.entry.file
-        assert loaded.describe().endswith(f"validation maxDice {default.entry.record['metrics']['maxDice']:.3f}")
+        assert loaded.describe().endswith(
+            f"validation maxDice {default.entry.record['metrics']['maxDice']:.3f}"
+        )
         assert describe_weights(weights=path) == loaded.describe()
     other = save_checkpoint(
         trained_like("pns-net", (64, 112), backbone="efficientnet-lite2"), tmp_path / "w.safetensors"
