@@ -15,9 +15,7 @@ keeping each frame's peak probability, and reports for each level τ:
 - **clean polyp-free frames**: held-out polyp-free frames left without a mask after the filter;
 - the AUC of the peak probability as a polyp-frame score (valid frames against polyp-free frames).
 
-τ = threshold is the mask rule (a mask has a pixel exactly when its peak reaches the threshold). The last
-line names the calibrated level a model card records (``frame_decision.presence``, the default of
-``vps segment --presence``): :func:`calibrated_level`. The
+τ = threshold is the mask rule (a mask has a pixel exactly when its peak reaches the threshold). The
 levels are measured on the validation data that also picks the level, so the clean share is an
 optimistic estimate; the held-out figures of the model card are the team's.
 """
@@ -97,24 +95,6 @@ def table(p: dict, levels: list[float], n: int) -> list[dict]:
     return rows
 
 
-def calibrated_level(rows: list[dict]) -> float | None:
-    """The level a model card records as its frame decision (``frame_decision.presence``): among the levels
-    whose frame sensitivity, before and after the filter, equals the mask rule's (the first row: no polyp
-    frame lost), the one that leaves the most polyp-free frames clean after the filter, the lowest of equals;
-    ``None`` when none clears more than the mask rule."""
-    rule = rows[0]
-    keeps = [
-        r
-        for r in rows[1:]
-        if r["sensitivity_before"] == rule["sensitivity_before"]
-        and r["sensitivity_after"] == rule["sensitivity_after"]
-    ]
-    best = max((r["clean_after"] for r in keeps), default=rule["clean_after"])
-    if best <= rule["clean_after"]:
-        return None
-    return min(r["level"] for r in keeps if r["clean_after"] == best)
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model")
@@ -134,8 +114,7 @@ def main() -> int:
     neg = np.concatenate([np.array(v) for v in p["negative"].values()])
     scores = {"peak": auc(pos[:, 0], neg[:, 0]), "area": auc(pos[:, 1], neg[:, 1])}
     if args.json:
-        doc = {"model": p["model"], "sha256": p["sha256"], "auc": scores, "rows": rows}
-        print(json.dumps(doc | {"calibrated_level": calibrated_level(rows)}, indent=2))
+        print(json.dumps({"model": p["model"], "sha256": p["sha256"], "auc": scores, "rows": rows}, indent=2))
         return 0
     print(
         f"{p['model']} (sha256 {str(p['sha256'])[:12]}{', TTA' if args.tta else ''}): {len(pos)} valid frames, "
@@ -153,11 +132,6 @@ def main() -> int:
             f"| peak ≥ {r['level']:.2f} | {r['sensitivity_before']:.3f} | {r['sensitivity_after']:.3f} | "
             f"{100 * r['clean_before']:.1f} % | {100 * r['clean_after']:.1f} % |"
         )
-    level = calibrated_level(rows)
-    print(
-        "calibrated level (the mask rule's sensitivity kept, the most clean frames after the filter): "
-        + (f"{level:.2f}" if level is not None else "none (no level clears more frames without losing any)")
-    )
     return 0
 
 

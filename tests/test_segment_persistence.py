@@ -437,35 +437,3 @@ def test_presence_below_the_threshold_is_refused(v24, tmp_path):
     assert not (tmp_path / "v24").exists()
     code = main(["segment", str(v24), "-o", str(tmp_path / "cli"), "--presence", "1.5"])
     assert code == 2 and not (tmp_path / "cli").exists()
-
-
-def test_the_model_cards_calibrated_presence_is_the_default(v24, tmp_path):
-    """Weights whose model card records a calibrated presence level decide frames by it when --presence is
-    not given (recorded as such); --presence at the threshold asks for the mask rule; a threshold above the
-    level leaves the mask rule; a resume keeps the level."""
-    from vpscli.weights.manifest import WeightsEntry
-    from vpscli.weights.store import LoadedModel
-
-    peaks = "HHHlHHHHllll....HHHHHHH."
-    entry = WeightsEntry("w.safetensors", "pns-plus", "0" * 64, record={"frame_decision": {"presence": 0.9}})
-    seg = Segmenter(LoadedModel(_peaked_stand_in(peaks), entry=entry), device="cpu")
-    card = segment_video(seg, open_source(v24), SegmentOptions(out_root=tmp_path / "card", min_persistence=3))
-    rows = read_csv(tmp_path / "card" / "v24" / "frames.csv")
-    assert column(rows, "flagged") == "###.####........#######." and card.frames_with_polyp == 14
-    record = json.loads((tmp_path / "card" / "v24" / "run.json").read_text())
-    assert record["presence"] == 0.9 and record["presence_source"] == "model card"
-    assert any("calibrated for these weights" in n and "--presence 0.5" in n for n in record["notes"])
-
-    rule = SegmentOptions(out_root=tmp_path / "rule", min_persistence=3, presence=0.5)
-    assert segment_video(seg, open_source(v24), rule).frames_with_polyp == 19
-    record = json.loads((tmp_path / "rule" / "v24" / "run.json").read_text())
-    assert record["presence"] == 0.5 and record["presence_source"] == "--presence"
-    assert column(read_csv(tmp_path / "rule" / "v24" / "frames.csv"), "present") == "############....#######."
-
-    high = Segmenter(LoadedModel(_peaked_stand_in(peaks), entry=entry), device="cpu", threshold=0.95)
-    segment_video(high, open_source(v24), SegmentOptions(out_root=tmp_path / "high", min_persistence=3))
-    record = json.loads((tmp_path / "high" / "v24" / "run.json").read_text())
-    assert record["presence"] is None and record["presence_source"] is None
-
-    again = SegmentOptions(out_root=tmp_path / "card", min_persistence=3, resume=True)
-    assert segment_video(seg, open_source(v24), again).status == "skipped"  # the same level: nothing to redo

@@ -1,9 +1,7 @@
 """The frame decision: what each frame's outputs say, once the persistence filter has decided it.
 
 A frame is *flagged* when the model's mask at the threshold has a pixel and, with a presence level, its
-peak probability reaches it. The level is ``--presence`` when given, else the one calibrated on the weights'
-validation data where their model card records it (``frame_decision.presence`` in the manifest: the level
-that keeps every polyp frame the mask rule keeps and clears more polyp-free frames), else none. A flagged frame keeps its mask only when it belongs to a run of at least
+peak probability reaches it. A flagged frame keeps its mask only when it belongs to a run of at least
 ``min_persistence`` consecutive flagged frames (:class:`~vpscli.episodes.PersistenceFilter`); otherwise,
 and for a frame that is not flagged, its mask is written empty (``suppressed`` when the model flagged
 it). Probability maps and ``max_prob`` stay the model's raw output.
@@ -15,7 +13,6 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from vpscli.engine.options import SegmentOptions
 from vpscli.engine.resume import ResumePlan
 from vpscli.engine.video_run import FrameResult
 
@@ -53,22 +50,6 @@ def predicted_mask(result: FrameResult) -> np.ndarray:
 def has_mask(result: FrameResult) -> bool:
     """The frame's mask at the threshold has a pixel."""
     return result.mask_area > 0 if result.mask_area is not None else bool(predicted_mask(result).any())
-
-
-def card_presence(entry) -> float | None:
-    """The presence level calibrated for bundled weights (``entry``: their
-    :class:`~vpscli.weights.WeightsEntry`, or ``None``), ``None`` when their model card has none."""
-    level = ((entry.record.get("frame_decision") or {}) if entry is not None else {}).get("presence")
-    return float(level) if level is not None else None
-
-
-def with_card_presence(opts: SegmentOptions, entry, threshold: float) -> SegmentOptions:
-    """``opts`` with the weights' calibrated presence level (:func:`card_presence`) when ``--presence`` was
-    not given and the level lies above ``threshold`` (a higher threshold already clears those frames)."""
-    level = card_presence(entry)
-    if opts.presence is not None or level is None or level <= threshold:
-        return opts
-    return replace(opts, presence=level, presence_from_card=True)
 
 
 def model_flagged(result: FrameResult, presence: float | None) -> bool:

@@ -72,12 +72,8 @@ class SegmentOptions:
     #: the user says the videos are polyp-free: flagged frames are false alarms (the summary's rates)
     expect_negative: bool = False
     #: the frame decision: a frame is flagged when its peak probability reaches this level (at least the
-    #: threshold; a frame below it gets an empty mask); ``None``: the level calibrated on the weights'
-    #: validation data where their model card records one (:func:`~vpscli.engine.frame_decision.with_card_presence`),
-    #: else when its mask at the threshold has a pixel. The threshold itself asks for the mask rule.
+    #: threshold; a frame below it gets an empty mask); ``None``: when its mask at the threshold has a pixel
     presence: float | None = None
-    #: ``presence`` is the model card's calibrated level (set by the engine, recorded in ``run.json``)
-    presence_from_card: bool = False
 
 
 def check_options(

@@ -152,17 +152,7 @@ def starting_record(
             "frames_csv": FRAMES_CSV,
         },
         overlay_preset=overlay_preset() if opts.overlay else None,
-        presence_source=None
-        if opts.presence is None
-        else "model card"
-        if opts.presence_from_card
-        else "--presence",
     )
-    if opts.presence_from_card:
-        notes.append(
-            f"frame decision: a frame counts when its peak probability reaches {opts.presence:g}, the level "
-            f"calibrated for these weights (model card); --presence {segmenter.threshold:g} for the mask rule"
-        )
     return record, notes
 
 

@@ -38,7 +38,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Callable
 
-from vpscli.engine.frame_decision import decide, model_flagged, with_card_presence
+from vpscli.engine.frame_decision import decide, model_flagged
 from vpscli.engine.options import SegmentOptions, check_options
 from vpscli.engine.overlay_sink import OverlaySink
 from vpscli.engine.record import RecordKeeper, VideoReport, run_identity, starting_record, weights_tag
@@ -73,7 +73,6 @@ def segment_video(
     other commands go by it.
     """
     check_options(min_persistence=opts.min_persistence, threshold=segmenter.threshold, presence=opts.presence)
-    opts = with_card_presence(opts, segmenter.weights_entry, segmenter.threshold)
     final = RunFolder(Path(opts.out_root) / source.name)
     identity = run_identity(segmenter, source, opts)
     with OutputLock(final.path) as lock:  # one writer per video folder, decided and written under the lock

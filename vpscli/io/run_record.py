@@ -123,8 +123,6 @@ class RunRecord:
     #: ``masks``, ``probs``, ``overlay``, ``frames_csv``: what the run writes (``None``: not written)
     outputs: dict = field(default_factory=dict)
     overlay_preset: str | None = None
-    #: where ``presence`` came from: ``--presence``, ``model card`` (the weights' calibrated level), ``None``
-    presence_source: str | None = None
     error: str | None = None
     frames: int | None = None
     result: RunResult | None = None
@@ -145,7 +143,6 @@ class RunRecord:
         "probe",
         "outputs",
         "overlay_preset",
-        "presence_source",
     )
 
     @property

@@ -105,7 +105,6 @@ def _facts(run: RunReport) -> list[tuple[str, str]]:
         (
             "frame decision",
             f"peak probability ≥ {presence}"
-            + (" (the weights' calibrated level)" if rec.get("presence_source") == "model card" else "")
             if presence is not None
             else "the mask at the threshold has a pixel",
         ),

@@ -217,7 +217,7 @@ def load_model(
 
 def bundled_card(sha256: str, folder: str | Path | None = None) -> WeightsEntry | None:
     """The manifest entry of the bundled file with this sha256: a bundled file named by its path (or copied
-    elsewhere) keeps its model card — validation, precisions, frame decision."""
+    elsewhere) keeps its model card — validation figures and precisions."""
     return next((e for e in bundled_entries(folder_or_default(folder)) if e.sha256 == sha256), None)
 
 

@@ -147,9 +147,8 @@ def segment(
         metavar="LEVEL",
         help="Frame decision: a frame counts as showing a polyp (flagged, then filtered by --min-persistence) "
         "only when its peak probability reaches LEVEL (between the threshold and 1); frames below it get "
-        "an empty mask. Default: the level calibrated for the weights where their model card records one, "
-        "else a frame counts when its mask has a pixel (--presence equal to the threshold asks for that "
-        "rule). Measured trade-off per model: the model card.",
+        "an empty mask. Default: a frame counts when its mask has a pixel. Measured trade-off per model: "
+        "the model card.",
     ),
     report: bool = typer.Option(
         False,
