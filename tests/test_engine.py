@@ -79,6 +79,23 @@ def test_windows_predict_every_frame_exactly_once(n, clip_length):
         )
 
 
+def test_batches_and_the_resume_plan():
+    """Windows of 3 in batches of 2; frames 0–10 finished: the batches whose owned frames are all finished are
+    skipped, except the last ones a predicted batch needs (6 frames replayed) to rebuild the model's state."""
+    from vpscli.engine.windows import batched, plan_batches
+
+    windows = list(clip_windows([_I(i) for i in range(20)], 3))  # 7 windows, the last owns frames 18–19
+    batches = list(batched(windows, 2))
+    assert [len(b) for b in batches] == [2, 2, 2, 1]
+    done = set(range(12))
+    plan = list(plan_batches(batches, lambda item: item.index in done, replay=6))
+    assert [mode for _, mode in plan] == ["skip", "replay", "predict", "predict"]
+    assert [b for b, _ in plan] == batches  # in order, none lost
+    assert [m for _, m in plan_batches(batches, None, replay=6)] == ["predict"] * 4
+    assert [m for _, m in plan_batches(batches, lambda item: True, replay=None)] == ["predict"] * 4
+    assert [m for _, m in plan_batches(batches, lambda item: True, replay=0)] == ["skip"] * 4
+
+
 @pytest.mark.parametrize("n", [1, 2, 3, 4, 5, 6, 7, 11, 12])
 def test_segmenter_outputs_one_result_per_frame_at_source_size(tmp_path, n):
     model = Probe(clip_length=5)

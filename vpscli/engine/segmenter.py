@@ -31,7 +31,7 @@ Where each stage runs, and why (measured at 1080p, ``benchmarks/bench_segment.py
 from __future__ import annotations
 
 import time
-from collections import defaultdict, deque
+from collections import defaultdict
 from dataclasses import replace
 from pathlib import Path
 from typing import Callable, Iterator
@@ -43,7 +43,7 @@ from vpscli.engine.device import Placement, check_compile_mode, place_model
 from vpscli.engine.options import ModelConfig, check_options
 from vpscli.engine.postprocess import FramePrediction
 from vpscli.engine.video_run import FrameResult, ResizedFrame, StageClock, VideoRun
-from vpscli.engine.windows import Window, clip_windows
+from vpscli.engine.windows import Window, batched, clip_windows, plan_batches
 from vpscli.errors import UsageError
 from vpscli.io.frames import Frame
 
@@ -58,6 +58,11 @@ def _loaded_network(net, weights):
         return LoadedModel(net)
     load_checkpoint(net, weights)
     return LoadedModel(net, Path(weights), sha256_file(weights))
+
+
+def _frame_of(skip: Callable[[Frame], bool]) -> Callable[[ResizedFrame], bool]:
+    """``skip`` of a decoded frame, asked of the window item that holds it."""
+    return lambda item: skip(item.frame)
 
 
 #: clips the model runs ahead of the post-processing on the CPU (each holds a clip's logits: ~1.5 MB)
@@ -155,7 +160,9 @@ class Segmenter:
 
             self.precision, why = card_precision(self.backend, model.entry)
             if why:
-                self.placement = replace(self.placement, note="; ".join(n for n in (note, why) if n))
+                self.placement = replace(
+                    self.placement, note="; ".join(n for n in (self.placement.note, why) if n)
+                )
         self.compiled = (compile_mode or "default") if (compile or compile_mode) else False
         stateful = bool(self.spec.ref_offsets) or self.spec.memory_clips > 0
         self.batch = 1 if stateful else batch
@@ -248,51 +255,6 @@ class Segmenter:
         )
         return self.model.preprocess(x.permute(0, 3, 1, 2))
 
-    def _batches(self, windows: Iterator[Window[ResizedFrame]]) -> Iterator[list[Window[ResizedFrame]]]:
-        batch: list[Window[ResizedFrame]] = []
-        for w in windows:
-            batch.append(w)
-            if len(batch) == self.batch:
-                yield batch
-                batch = []
-        if batch:
-            yield batch
-
-    def _plan(
-        self, batches: Iterator[list[Window[ResizedFrame]]], skip: Callable[[Frame], bool] | None
-    ) -> Iterator[tuple[list[Window[ResizedFrame]], str]]:
-        """Tag each batch ``predict``, ``replay`` (run only to rebuild the state for a later batch)
-        or ``skip`` (every owned frame is in ``skip`` and no later batch needs it).
-
-        Batches are formed before skipping, so a resumed run groups clips exactly as an
-        uninterrupted one and computes bit-identical outputs.
-        """
-        replay = self.spec.replay_frames()
-        if skip is None or replay is None:
-            for batch in batches:
-                yield batch, "predict"
-            return
-
-        def owned(batch):
-            return sum(len(w.owned) for w in batch)
-
-        held: deque[list[Window[ResizedFrame]]] = deque()  # skippable batches a later batch may still need
-        held_frames = 0
-        for batch in batches:
-            if all(skip(w.items[i].frame) for w in batch for i in w.owned):
-                held.append(batch)
-                held_frames += owned(batch)
-                while held and held_frames - owned(held[0]) >= replay:
-                    held_frames -= owned(held[0])
-                    yield held.popleft(), "skip"
-            else:
-                while held:
-                    yield held.popleft(), "replay"
-                held_frames = 0
-                yield batch, "predict"
-        while held:
-            yield held.popleft(), "skip"
-
     def run(
         self, source, state: VideoRun | None = None, skip: Callable[[Frame], bool] | None = None
     ) -> Iterator[FrameResult]:
@@ -328,10 +290,13 @@ class Segmenter:
     ) -> Iterator[tuple[list[Window[ResizedFrame]], str, torch.Tensor | None, StageClock | None]]:
         """The model over the video's batches of windows, in order: ``(batch, mode, logits, clock)`` with
         ``logits`` ``(B, T, 1, h, w)`` of the batch's real windows (``None`` for a skipped batch) and the
-        clock of their computation; ``mode`` as :meth:`_plan`."""
+        clock of their computation; ``mode`` as :func:`~vpscli.engine.windows.plan_batches`."""
         spec = self.spec
         anchor, first = None, None
-        for batch, mode in self._plan(self._batches(clip_windows(run.decoded(), spec.clip_length)), skip):
+        windows = clip_windows(run.decoded(), spec.clip_length)
+        for batch, mode in plan_batches(
+            batched(windows, self.batch), None if skip is None else _frame_of(skip), spec.replay_frames()
+        ):
             if first is None:
                 first = batch[0].items[0]  # the video's frame 0 (the first window starts there)
             if mode == "skip":

@@ -1,4 +1,5 @@
-"""Clip windows over a stream of frames: the one windowing rule for every model.
+"""Clip windows over a stream of frames: the one windowing rule for every model, and how windows are
+batched and planned when a run resumes (:func:`batched`, :func:`plan_batches`).
 
 A model declares its clip length ``L`` (:class:`~vpscli.models.base.ModelSpec`). Frames are
 grouped into consecutive, non-overlapping windows of ``L`` frames, each owning all its
@@ -16,7 +17,7 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass
-from typing import Generic, Iterable, Iterator, TypeVar
+from typing import Callable, Generic, Iterable, Iterator, TypeVar
 
 T = TypeVar("T")
 
@@ -63,3 +64,55 @@ def clip_windows(
         padded = window + [window[-1]] * (clip_length - r)
         indices = [index_of(i) for i in window] + list(range(last + 1, last + 1 + clip_length - r))
         yield Window(padded, indices, list(range(r)))
+
+
+def batched(windows: Iterable[Window[T]], size: int) -> Iterator[list[Window[T]]]:
+    """Consecutive windows in groups of ``size`` (the last group may be shorter): one forward pass each."""
+    batch: list[Window[T]] = []
+    for w in windows:
+        batch.append(w)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def plan_batches(
+    batches: Iterable[list[Window[T]]], skip: Callable[[T], bool] | None, replay: int | None
+) -> Iterator[tuple[list[Window[T]], str]]:
+    """Tag each batch ``predict``, ``replay`` (run only to rebuild the model's state for a later batch) or
+    ``skip`` (every owned item is in ``skip`` and no later batch needs it), for resuming a run.
+
+    Args:
+        skip: the items whose outputs the caller already has (``None``: none).
+        replay: owned frames the model must see again before a predicted batch to rebuild its state
+            (:meth:`~vpscli.models.base.ModelSpec.replay_frames`; ``None``: every batch is computed).
+
+    Batches are formed before skipping, so a resumed run groups clips exactly as an uninterrupted one
+    and computes bit-identical outputs.
+    """
+    if skip is None or replay is None:
+        for batch in batches:
+            yield batch, "predict"
+        return
+
+    def owned(batch: list[Window[T]]) -> int:
+        return sum(len(w.owned) for w in batch)
+
+    held: deque[list[Window[T]]] = deque()  # skippable batches a later batch may still need
+    held_frames = 0
+    for batch in batches:
+        if all(skip(w.items[i]) for w in batch for i in w.owned):
+            held.append(batch)
+            held_frames += owned(batch)
+            while held and held_frames - owned(held[0]) >= replay:
+                held_frames -= owned(held[0])
+                yield held.popleft(), "skip"
+        else:
+            while held:
+                yield held.popleft(), "replay"
+            held_frames = 0
+            yield batch, "predict"
+    while held:
+        yield held.popleft(), "skip"
