@@ -70,12 +70,12 @@ def _status_text(run: RunReport) -> str:
 
 
 def _weights_facts(rec: dict) -> list[tuple[str, str]]:
-    from vpscli.weights.manifest import bundled_entries
+    from vpscli.weights.manifest import bundled_card
 
     sha = str(rec.get("weights_sha256") or "")
     if not sha:
         return [("weights", "none: a network run without trained weights (its masks mean nothing)")]
-    entry = next((e for e in bundled_entries() if e.sha256 == sha), None) if sha else None
+    entry = bundled_card(sha)
     facts = [("weights", f"{Path(str(rec.get('weights') or '(none)')).name} (sha256 {sha[:12] or '?'})")]
     if entry is not None:
         metrics = entry.record.get("metrics") or {}

@@ -167,6 +167,12 @@ def bundled_entries(folder: str | Path | None = None) -> list[WeightsEntry]:
     return [e for e in read_manifest(folder) if e.present]
 
 
+def bundled_card(sha256: str, folder: str | Path | None = None) -> WeightsEntry | None:
+    """The present entry whose file has this sha256: a bundled file named by its path (or copied elsewhere)
+    keeps its model card — validation figures and precisions."""
+    return next((e for e in bundled_entries(folder) if e.sha256 == sha256), None)
+
+
 def default_entry(folder: str | Path | None = None) -> WeightsEntry | None:
     """The present entry the manifest names as its ``default`` (``None`` when it names none)."""
     name = read_default(folder)

@@ -23,6 +23,7 @@ from vpscli.models.registry import build_model, get_spec
 from vpscli.weights.manifest import (
     UNRECORDED_BACKBONE,
     WeightsEntry,
+    bundled_card,
     bundled_entries,
     default_model,
     find_entry,
@@ -213,12 +214,6 @@ def load_model(
     load_checkpoint(net, weights)
     sha = sha256_file(weights)
     return LoadedModel(net, Path(weights), sha, bundled_card(sha, folder))
-
-
-def bundled_card(sha256: str, folder: str | Path | None = None) -> WeightsEntry | None:
-    """The manifest entry of the bundled file with this sha256: a bundled file named by its path (or copied
-    elsewhere) keeps its model card — validation figures and precisions."""
-    return next((e for e in bundled_entries(folder_or_default(folder)) if e.sha256 == sha256), None)
 
 
 def _load_bundled(name: str, folder: str | Path | None) -> LoadedModel:
