@@ -26,7 +26,10 @@ def test_items_come_in_order_and_no_more_than_size_ahead():
             yield i
 
     ahead = Ahead(items(), size=3, name="t-order")
-    time.sleep(0.3)  # the producer fills the queue, then waits
+    deadline = time.monotonic() + 10
+    while len(made) < 4 and time.monotonic() < deadline:  # the producer fills the queue ...
+        time.sleep(0.01)
+    time.sleep(0.3)  # ... then waits, however long the consumer takes
     assert len(made) == 4  # 3 in the queue, 1 made and waiting to be put
     assert list(ahead) == list(range(20))
     ahead.close()
@@ -73,7 +76,7 @@ def test_a_shared_stop_ends_a_waiting_consumer():
 
     def slow():
         yield 0
-        time.sleep(30)  # a stage that never delivers its next item
+        time.sleep(5)  # a stage that does not deliver its next item in time
         yield 1
 
     ahead = Ahead(slow(), size=2, stop=stop, name="t-stop")
