@@ -8,15 +8,9 @@
 #     VPS_DATA=../shared/data PYTHONPATH=/tmp/vps-train-src nohup bash benchmarks/train_pnsnet_448.sh > runs/w-pnsnet448.log 2>&1 &
 #     VPS_DATA=../shared/data PYTHONPATH=/tmp/vps-train-src RESUME=--resume nohup bash benchmarks/train_pnsnet_448.sh >> runs/w-pnsnet448.log 2>&1 &
 #
-# Data and validation as benchmarks/train_default.sh.
+# Data, validation and the rest of the recipe as benchmarks/train_pnsnet_320.sh, which this runs.
 set -euo pipefail
-RUN=${RUN:-runs/w-pnsnet448}
-INIT=${INIT:-runs/w-pnsnet320/best.safetensors}
-source "$(dirname "$0")/neg_split.sh"
-OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} vps train \
-    --data "$DATA/kvasir-seg" --data "$DATA/cvc-clinicdb/train" --data "$SPLIT/neg-train/Frame" \
-    --val "$DATA/cvc-clinicdb/valid" --val "$SPLIT/neg-val/Frame" \
-    --out "$RUN" --model pns-net --backbone efficientnet-lite2 --size 448x256 \
-    --init "$INIT" --iters 1200 --batch 2 --lr 1.5e-4 --warmup 50 --val-every 150 --log-every 25 \
-    --synth 30 --synth-frames 16 --seed 3 --time-limit ${TIME_LIMIT:-110} ${RESUME:-}
+RUN=${RUN:-runs/w-pnsnet448} INIT=${INIT:-runs/w-pnsnet320/best.safetensors} \
+    SIZE=448x256 ITERS=1200 LR=1.5e-4 VAL_EVERY=150 SEED=3 TIME_LIMIT=${TIME_LIMIT:-110} \
+    bash "$(dirname "$0")/train_pnsnet_320.sh"
 # then: vps weights import "$RUN/best.safetensors" --half --name pns-net-lite2-448 --note "…"
