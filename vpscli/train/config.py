@@ -205,6 +205,12 @@ class TrainConfig:
         True, flag="--no-augment", help="Resize only (no flips, jitter, blur, highlights)."
     )
     init: str | None = _option(None, flag="--init", help="Start from these weights (fine-tuning).")
+    init_backbone: str | None = _option(
+        None,
+        flag="--init-backbone",
+        help="Start the backbone from the backbone of these weights (any model on the same backbone; "
+        "parts it lacks from ImageNet) and the rest from the seed.",
+    )
     resume: bool = _option(False, flag="--resume", help="Continue the run in --out from its snapshot.")
     stop_after: int | None = _option(
         None, help="Stop (with a snapshot) after this many steps in this invocation."
@@ -234,7 +240,12 @@ class TrainConfig:
                 "--pretrained and --init exclude each other (--init sets every weight, backbone included)",
                 fix="drop --pretrained",
             )
-        if self.pretrained:
+        if self.init_backbone and (self.init or self.pretrained is False):
+            raise UsageError(
+                "--init-backbone starts a pretrained backbone: it excludes --init and --no-pretrained",
+                fix="drop one of them",
+            )
+        if self.pretrained or self.init_backbone:
             from vpscli.models.pretrained import imagenet_file
 
             imagenet_file(self.backbone)  # before any data is read: is it installable, installed, intact?

@@ -65,8 +65,9 @@ def _improves(value: float | None, metric: str, best: dict) -> bool:
 def weights_metadata(run: TrainingRun, metrics: dict) -> dict:
     """What ``last``/``best.safetensors`` record (``vps weights import`` reads it into the model card)."""
     cfg = run.cfg
+    origin = f"the backbone of {Path(cfg.init_backbone).name}" if cfg.init_backbone else "ImageNet"
     start = (
-        f"from ImageNet (backbone lr × {run.lr_mult}, frozen BN statistics)"
+        f"from {origin} (backbone lr × {run.lr_mult}, frozen BN statistics)"
         if run.pretrained
         else f"from {Path(cfg.init).name}"
         if cfg.init
@@ -77,7 +78,9 @@ def weights_metadata(run: TrainingRun, metrics: dict) -> dict:
         "data": json.dumps([str(s.root) for s in run.sources]),
         "val_data": json.dumps(cfg.val),
         "val_metrics": json.dumps(metrics),
-        "pretrained": "imagenet" if run.pretrained else "none",
+        "pretrained": ("backbone of " + Path(cfg.init_backbone).name if cfg.init_backbone else "imagenet")
+        if run.pretrained
+        else "none",
         "recipe": f"{cfg.backbone} {start}, AdamW lr {cfg.lr} wd {cfg.weight_decay}, poly 0.9 + {run.warmup} "
         f"warm-up steps, 5·BCE+2·Dice, batch {cfg.batch}, {run.total} steps, seed {cfg.seed}",
     }

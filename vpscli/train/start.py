@@ -164,7 +164,7 @@ def _pretrained(cfg: TrainConfig) -> bool:
         return cfg.pretrained
     from vpscli.models.backbone import backbone_info
 
-    return backbone_info(cfg.backbone).imagenet and not cfg.init
+    return bool(cfg.init_backbone) or (backbone_info(cfg.backbone).imagenet and not cfg.init)
 
 
 def _read_data(
@@ -261,8 +261,14 @@ def _initial_model(cfg: TrainConfig, size: tuple[int, int], snapshot: dict | Non
             from vpscli.models.pretrained import load_imagenet
 
             load_imagenet(model)
+            start = "ImageNet"
+            if cfg.init_backbone:
+                from vpscli.models.pretrained import load_backbone_of
+
+                copied, total = load_backbone_of(model, cfg.init_backbone)
+                start = f"{Path(cfg.init_backbone).name} ({copied} of {total} tensors; the rest ImageNet)"
             reporter.message(
-                f"backbone: {cfg.backbone} from ImageNet (learning rate × {cfg.backbone_lr_mult}, "
+                f"backbone: {cfg.backbone} from {start} (learning rate × {cfg.backbone_lr_mult}, "
                 f"BatchNorm statistics frozen)"
             )
         freeze_batchnorm_statistics(model)

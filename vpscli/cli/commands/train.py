@@ -94,6 +94,7 @@ _FLAGS = (
     _Flag("aen_clips"),
     _Flag("augment", bool, operator.not_, default=False),  # --no-augment
     _Flag("init", Optional[Path], _when_given(str)),
+    _Flag("init_backbone", Optional[Path], _when_given(str)),
     _Flag("resume"),
     _Flag("time_limit_s", Optional[float], _when_given(lambda minutes: minutes * 60)),  # --time-limit minutes
 )
