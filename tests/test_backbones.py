@@ -222,6 +222,71 @@ def test_train_starts_lite2_from_imagenet_by_default(tmp_path, video_dir):
         train(TrainConfig(out=str(tmp_path / "a"), **{**cfg, "backbone": "res2net50"}, resume=True))
 
 
+@needs_imagenet
+def test_a_backbone_starts_from_another_models_backbone(tmp_path):
+    """aen-cffm's four-stage trunk takes the three stages a PNS-Net file has (270 tensors) and keeps
+    ImageNet's fourth; its head is untouched; a file on another backbone is refused."""
+    from vpscli.models.pretrained import imagenet_file, load_backbone_of, load_imagenet
+
+    torch.manual_seed(3)
+    donor = build_model("pns-net", backbone=LITE, input_size=(64, 96))
+    for p in donor.parameters():
+        p.data.normal_()
+    path = save_checkpoint(donor, tmp_path / "donor.safetensors")
+    model = build_model("aen-cffm", backbone=LITE, input_size=(96, 128))
+    load_imagenet(model)
+    head_before = {k: v.clone() for k, v in model.state_dict().items() if not k.startswith("pgn.backbone.")}
+    assert load_backbone_of(model, path) == (270, 378)
+    got = find_backbone(model).state_dict()
+    imagenet = torch.load(str(imagenet_file(LITE)), map_location="cpu", weights_only=True)
+    given = find_backbone(donor).state_dict()
+    assert torch.equal(got["_blocks.14._project_conv.weight"], given["_blocks.14._project_conv.weight"])
+    assert torch.equal(got["_conv_stem.weight"], given["_conv_stem.weight"])
+    assert torch.equal(got["_blocks.15._project_conv.weight"], imagenet["_blocks.15._project_conv.weight"])
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in head_before.items())
+    res2net = save_checkpoint(trained_like("pns-net", (64, 96)), tmp_path / "res2net.safetensors")
+    with pytest.raises(InputError, match="on backbone res2net50, not efficientnet-lite2"):
+        load_backbone_of(model, res2net)
+
+
+@needs_imagenet
+def test_train_records_a_backbone_from_another_model(tmp_path, video_dir):
+    from safetensors.torch import load_file
+
+    from vpscli.train import TrainConfig, train
+    from vpscli.weights.store import read_metadata
+
+    donor = save_checkpoint(
+        build_model("pns-net", backbone=LITE, input_size=(64, 64)), tmp_path / "d.safetensors"
+    )
+    cfg = dict(
+        model="pns-plus",
+        backbone=LITE,
+        data=[str(video_dir)],
+        input_size=(64, 64),
+        batch=1,
+        device="cpu",
+        iters=1,
+        warmup=0,
+        log_every=1,
+        save_every=1000,
+    )
+    train(TrainConfig(out=str(tmp_path / "run"), init_backbone=str(donor), **cfg))
+    meta = read_metadata(tmp_path / "run" / "last.safetensors")
+    assert (
+        meta["pretrained"] == "backbone of d.safetensors"
+        and "from the backbone of d.safetensors" in meta["recipe"]
+    )
+    trained = build_model("pns-plus", backbone=LITE, input_size=(64, 64))
+    load_checkpoint(trained, tmp_path / "run" / "last.safetensors")
+    # the donor's BatchNorm statistics stay (frozen, as ImageNet's are)
+    key = "_blocks.5._bn1.running_var"
+    donor_state = load_file(str(donor))
+    assert torch.equal(find_backbone(trained).state_dict()[key], donor_state["feature_extractor." + key])
+    with pytest.raises(UsageError, match="--init-backbone"):
+        TrainConfig(out=str(tmp_path / "x"), init_backbone=str(donor), init=str(donor), **cfg).check()
+
+
 def test_train_option_errors(tmp_path, video_dir):
     r = vps("train", "--data", video_dir, "--out", tmp_path / "run", "--backbone", "vgg")
     assert r.returncode == 2 and "unknown backbone 'vgg'" in r.stderr and "Traceback" not in r.stderr
