@@ -287,6 +287,41 @@ def test_train_records_a_backbone_from_another_model(tmp_path, video_dir):
         TrainConfig(out=str(tmp_path / "x"), init_backbone=str(donor), init=str(donor), **cfg).check()
 
 
+def test_a_res2net_backbone_starts_from_another_model_without_imagenet(tmp_path, video_dir):
+    """Res2Net-50 has no installable ImageNet weights: what the donor lacks stays as the seed drew it."""
+    from vpscli.train import TrainConfig, train
+
+    donor_model = trained_like("pns-net", (64, 64))
+    keys = ("layer1.0.conv1.weight", "layer3.0.bn1.running_var")
+    with torch.no_grad():  # a backbone unlike the one the seed draws
+        for key in keys:
+            find_backbone(donor_model).state_dict()[key].add_(0.01)
+    donor = save_checkpoint(donor_model, tmp_path / "d.safetensors")
+    cfg = TrainConfig(
+        model="pns-plus",
+        data=[str(video_dir)],
+        out=str(tmp_path / "run"),
+        input_size=(64, 64),
+        batch=1,
+        device="cpu",
+        iters=1,
+        warmup=0,
+        lr=1e-9,
+        log_every=1,
+        save_every=1000,
+        init_backbone=str(donor),
+    )
+    cfg.check()
+    train(cfg)
+    trained = build_model("pns-plus", input_size=(64, 64))
+    load_checkpoint(trained, tmp_path / "run" / "last.safetensors")
+    got, given = find_backbone(trained).state_dict(), find_backbone(donor_model).state_dict()
+    torch.manual_seed(0)
+    fresh = find_backbone(build_model("pns-plus", input_size=(64, 64))).state_dict()
+    for key in keys:
+        assert torch.allclose(got[key], given[key], atol=1e-6) and not torch.allclose(fresh[key], given[key])
+
+
 def test_train_option_errors(tmp_path, video_dir):
     r = vps("train", "--data", video_dir, "--out", tmp_path / "run", "--backbone", "vgg")
     assert r.returncode == 2 and "unknown backbone 'vgg'" in r.stderr and "Traceback" not in r.stderr

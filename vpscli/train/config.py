@@ -209,7 +209,7 @@ class TrainConfig:
         None,
         flag="--init-backbone",
         help="Start the backbone from the backbone of these weights (any model on the same backbone; "
-        "parts it lacks from ImageNet) and the rest from the seed.",
+        "parts it lacks from ImageNet where it has ImageNet weights) and the rest from the seed.",
     )
     resume: bool = _option(False, flag="--resume", help="Continue the run in --out from its snapshot.")
     stop_after: int | None = _option(
@@ -227,6 +227,7 @@ class TrainConfig:
         that need no data: the model and backbone exist, values are in range, ImageNet weights are
         installed when asked for)."""
         from vpscli.models import get_spec
+        from vpscli.models.backbone import backbone_info
 
         get_spec(self.model, self.backbone)  # UsageError for an unknown model or backbone
         if not self.data:
@@ -245,7 +246,7 @@ class TrainConfig:
                 "--init-backbone starts a pretrained backbone: it excludes --init and --no-pretrained",
                 fix="drop one of them",
             )
-        if self.pretrained or self.init_backbone:
+        if self.pretrained or (self.init_backbone and backbone_info(self.backbone).imagenet):
             from vpscli.models.pretrained import imagenet_file
 
             imagenet_file(self.backbone)  # before any data is read: is it installable, installed, intact?

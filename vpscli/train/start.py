@@ -258,23 +258,30 @@ def _initial_model(cfg: TrainConfig, size: tuple[int, int], snapshot: dict | Non
         load_checkpoint(model, cfg.init, resize_spatial=True)
     if pretrained:
         if snapshot is None:
-            from vpscli.models.pretrained import load_imagenet
-
-            load_imagenet(model)
-            start = "ImageNet"
-            if cfg.init_backbone:
-                from vpscli.models.pretrained import load_backbone_of
-
-                copied, total = load_backbone_of(model, cfg.init_backbone)
-                start = f"{Path(cfg.init_backbone).name} ({copied} of {total} tensors; the rest ImageNet)"
             reporter.message(
-                f"backbone: {cfg.backbone} from {start} (learning rate × {cfg.backbone_lr_mult}, "
-                f"BatchNorm statistics frozen)"
+                f"backbone: {cfg.backbone} from {_load_backbone(model, cfg)} (learning rate × "
+                f"{cfg.backbone_lr_mult}, BatchNorm statistics frozen)"
             )
         freeze_batchnorm_statistics(model)
     elif snapshot is None and not cfg.init:
         reporter.message(f"backbone: {cfg.backbone} from random initialisation")
     return model, pretrained
+
+
+def _load_backbone(model: torch.nn.Module, cfg: TrainConfig) -> str:
+    """Start ``model``'s backbone from ImageNet (where its weights can be installed) and then from
+    ``--init-backbone``; returns where it came from, in words."""
+    from vpscli.models.backbone import backbone_info
+    from vpscli.models.pretrained import load_backbone_of, load_imagenet
+
+    imagenet = backbone_info(cfg.backbone).imagenet
+    if imagenet:
+        load_imagenet(model)
+    if not cfg.init_backbone:
+        return "ImageNet"
+    copied, total = load_backbone_of(model, cfg.init_backbone)
+    rest = "" if copied == total else f"; the rest from {'ImageNet' if imagenet else 'the seed'}"
+    return f"{Path(cfg.init_backbone).name} ({copied} of {total} tensors{rest})"
 
 
 def _restore(
