@@ -71,7 +71,8 @@ def agreement(models: list[str]) -> None:
         for model in models:
             ref = Segmenter(model, device="cpu", backend="torch")
             for backend in BACKENDS[1:]:
-                seg = Segmenter(model, device="cpu", backend=backend)
+                # fp32: the promise is torch's answers; ``auto`` may pick bf16 (measured by ``precision``)
+                seg = Segmenter(model, device="cpu", backend=backend, precision="fp32")
                 for label, sources in sets.items():
                     frames = worst = differ = near = pixels = 0
                     for source in sources:
