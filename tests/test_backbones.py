@@ -40,6 +40,12 @@ def vps(*args, env=None, cwd=None):
     )
 
 
+def _short_run(video_dir, **options) -> dict:
+    """:class:`TrainConfig` options of a one-step run on the CPU at 64×64 (``options`` override)."""
+    base = dict(data=[str(video_dir)], input_size=(64, 64), batch=1, device="cpu", iters=1, warmup=0)
+    return {**base, "log_every": 1, "save_every": 1000, **options}
+
+
 # ---------------------------------------------------------------- the EfficientNet-Lite2 module
 
 
@@ -190,19 +196,7 @@ def test_train_starts_lite2_from_imagenet_by_default(tmp_path, video_dir):
     from vpscli.train import TrainConfig, train
     from vpscli.weights.store import read_metadata
 
-    cfg = dict(
-        model="pns-net",
-        backbone=LITE,
-        data=[str(video_dir)],
-        input_size=(64, 64),
-        batch=1,
-        device="cpu",
-        iters=2,
-        lr=1e-3,
-        warmup=0,
-        log_every=1,
-        save_every=1000,
-    )
+    cfg = _short_run(video_dir, model="pns-net", backbone=LITE, iters=2, lr=1e-3)
     train(TrainConfig(out=str(tmp_path / "a"), **cfg))
     meta = read_metadata(tmp_path / "a" / "last.safetensors")
     assert meta["backbone"] == LITE and meta["pretrained"] == "imagenet" and "from ImageNet" in meta["recipe"]
@@ -259,18 +253,7 @@ def test_train_records_a_backbone_from_another_model(tmp_path, video_dir):
     donor = save_checkpoint(
         build_model("pns-net", backbone=LITE, input_size=(64, 64)), tmp_path / "d.safetensors"
     )
-    cfg = dict(
-        model="pns-plus",
-        backbone=LITE,
-        data=[str(video_dir)],
-        input_size=(64, 64),
-        batch=1,
-        device="cpu",
-        iters=1,
-        warmup=0,
-        log_every=1,
-        save_every=1000,
-    )
+    cfg = _short_run(video_dir, model="pns-plus", backbone=LITE)
     train(TrainConfig(out=str(tmp_path / "run"), init_backbone=str(donor), **cfg))
     meta = read_metadata(tmp_path / "run" / "last.safetensors")
     assert (
@@ -298,18 +281,9 @@ def test_a_res2net_backbone_starts_from_another_model_without_imagenet(tmp_path,
             find_backbone(donor_model).state_dict()[key].add_(0.01)
     donor = save_checkpoint(donor_model, tmp_path / "d.safetensors")
     cfg = TrainConfig(
-        model="pns-plus",
-        data=[str(video_dir)],
         out=str(tmp_path / "run"),
-        input_size=(64, 64),
-        batch=1,
-        device="cpu",
-        iters=1,
-        warmup=0,
-        lr=1e-9,
-        log_every=1,
-        save_every=1000,
         init_backbone=str(donor),
+        **_short_run(video_dir, model="pns-plus", lr=1e-9),
     )
     cfg.check()
     train(cfg)

@@ -17,7 +17,6 @@ file left over are those of parts the backbone does not build (the classifier
 from __future__ import annotations
 
 import importlib.util
-import json
 import re
 from pathlib import Path
 from typing import cast
@@ -148,25 +147,27 @@ def load_backbone_of(model: nn.Module, path: str | Path) -> tuple[int, int]:
             no tensor with ``model``'s backbone.
     """
     from vpscli.models import build_model
-    from vpscli.models.checkpoint import load_checkpoint, read_state_dict
+    from vpscli.models.checkpoint import load_checkpoint
+    from vpscli.weights.store import build_options, read_metadata
 
-    _state, metadata, _official = read_state_dict(path)
+    metadata = read_metadata(path)
     name = cast(ModelSpec, model.spec).backbone
-    source = metadata.get("model")
-    if not source:
+    if not metadata.get("model"):
+        if not Path(path).is_file():
+            raise InputError("checkpoint not found", path=path, fix="check the path")
         raise InputError(
             "these weights do not record their model, so their backbone cannot be found",
             path=path,
             fix="pass weights written by vps train or vps weights import",
         )
-    if metadata.get("backbone", "res2net50") != name:
+    options = build_options(metadata)
+    if options["backbone"] != name:
         raise InputError(
-            f"these weights are on backbone {metadata.get('backbone', 'res2net50')}, not {name}",
+            f"these weights are on backbone {options['backbone']}, not {name}",
             path=path,
             fix=f"pass weights of a model on {name}",
         )
-    size = tuple(json.loads(metadata["input_size"])) if metadata.get("input_size") else None
-    other = build_model(source, backbone=name, input_size=size)
+    other = build_model(metadata["model"], **options)
     load_checkpoint(other, path)
     given = find_backbone(other).state_dict()
     target = find_backbone(model)
