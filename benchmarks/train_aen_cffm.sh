@@ -21,7 +21,7 @@ source "$(dirname "$0")/neg_split.sh"
 OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} vps train \
     --data "$DATA/kvasir-seg" --data "$DATA/cvc-clinicdb/train" --data "$SPLIT/neg-train/Frame" \
     --val "$DATA/cvc-clinicdb/valid" --val "$SPLIT/neg-val/Frame" \
-    --out "$RUN" --model aen-cffm --backbone efficientnet-lite2 --size 224x160 --aen-clips 2 \
-    --iters ${ITERS:-1400} --batch 2 --lr ${LR:-4e-4} --val-every 100 --log-every 10 \
-    --synth 30 --synth-frames 16 --seed ${SEED:-0} --time-limit ${TIME_LIMIT:-110} ${INIT_BACKBONE:+--init-backbone "$INIT_BACKBONE"} ${RESUME:-}
+    --out "$RUN" --model aen-cffm --backbone efficientnet-lite2 --size ${SIZE:-224x160} --aen-clips 2 \
+    --iters ${ITERS:-1400} --batch 2 --lr ${LR:-4e-4} --val-every ${VAL_EVERY:-100} --log-every 10 \
+    --synth 30 --synth-frames 16 --seed ${SEED:-0} --time-limit ${TIME_LIMIT:-110} ${INIT_BACKBONE:+--init-backbone "$INIT_BACKBONE"} ${INIT:+--init "$INIT"} ${RESUME:-}
 # then: vps weights import "$RUN/best.safetensors" --half --name aen-cffm-lite2 --note "…"

@@ -319,6 +319,38 @@ def test_weights_from_another_input_size_start_a_run_with_resized_layernorms(tmp
             assert torch.equal(a, b), n
 
 
+def test_aen_region_mlps_resize_their_per_position_weights_to_a_new_input_size(tmp_path):
+    """AEN's region MLPs read one column per map position, flattened: weights from another input size
+    resize each row as a map and scale it by the ratio of positions, so a smooth region map gets the
+    same response as before, and a row that ramps across the map still does."""
+    small = build_model("aen-cffm", input_size=(64, 96))
+    stage = small.aen.crl.stages[1]  # stride 8: 8×12 maps
+    h, w = stage.map_size
+    with torch.no_grad():
+        ramp = torch.linspace(-1.0, 1.0, w).expand(h, w).reshape(-1)
+        stage.mlp[0].weight.copy_(ramp.expand_as(stage.mlp[0].weight) + 0.25)
+    path = save_checkpoint(small, tmp_path / "small.safetensors")
+    large = build_model("aen-cffm", input_size=(96, 160))
+    with pytest.raises(InputError):
+        load_checkpoint(large, path)
+    load_checkpoint(large, path, resize_spatial=True)
+    resized = large.aen.crl.stages[1]
+    assert resized.map_size == (12, 20)
+
+    # the response to a smooth region map (a gradient along the height) is kept, up to interpolation
+    def smooth(size):
+        return torch.linspace(0.0, 2.0, size[0]).unsqueeze(1).expand(*size).reshape(1, -1)
+
+    before = stage.mlp[0](smooth(stage.map_size))
+    after = resized.mlp[0](smooth(resized.map_size))
+    assert torch.allclose(after, before, rtol=0.05, atol=0.05)
+    scale = (8 * 12) / (12 * 20)  # positions before / after
+    row = resized.mlp[0].weight[0].reshape(12, 20)[6]
+    assert torch.all(row[1:] >= row[:-1] - 1e-6) and row[-1] - row[0] > 0.8 * 2.0 * scale
+    # layers that do not read positions load as saved
+    assert torch.equal(large.aen.crl.stages[1].mlp[2].weight, stage.mlp[2].weight)
+
+
 def test_legacy_column_normalisation():
     model = build_model("pns-net", input_size=SMALL)
     x = torch.rand(1, 1, 3, *SMALL)

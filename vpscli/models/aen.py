@@ -43,7 +43,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Sequence, cast
 
 import torch
 import torch.nn.functional as F
@@ -144,6 +144,22 @@ class CRLStage(nn.Module):
     def extra_repr(self) -> str:
         return f"regions={self.regions}, map_size={self.map_size}, dim={self.mlp[-1].out_features}"
 
+    def resize_map_weights(self, state: dict[str, Tensor], prefix: str, from_map: tuple[int, int]) -> None:
+        """Resize, in ``state``, the first MLP layer's weight trained on ``from_map`` maps to this stage's.
+
+        The layer holds one input column per map position, flattened; each output's row is resized as an
+        ``h×w`` map, bilinearly, and scaled by the ratio of position counts, so that its response to a
+        smooth region map stays what it was (the sum runs over more or fewer positions)."""
+        key = prefix + "mlp.0.weight"
+        weight = state.get(key)
+        h, w = self.map_size
+        old = from_map[0] * from_map[1]
+        if weight is None or weight.ndim != 2 or weight.shape[1] != old or tuple(from_map) == self.map_size:
+            return
+        maps = weight.float().reshape(weight.shape[0], 1, *from_map)
+        resized = F.interpolate(maps, size=self.map_size, mode="bilinear", align_corners=False)
+        state[key] = (resized * (old / (h * w))).reshape(weight.shape[0], h * w).to(weight.dtype)
+
     def forward(self, backbone: Tensor, pgn: Tensor) -> Tensor:
         if pgn.shape[-2:] != backbone.shape[-2:]:
             pgn = F.interpolate(pgn, size=backbone.shape[-2:], mode="bilinear", align_corners=False)
@@ -182,6 +198,13 @@ class CRL(nn.Module):
 
     def extra_repr(self) -> str:
         return f"classes={self.classes}, regions={self.regions}, scales={len(self.stages)}"
+
+    def resize_positions(self, state: dict[str, Tensor], prefix: str, input_size: tuple[int, int]) -> None:
+        """Resize, in ``state``, the region MLPs' per-position weights trained at ``input_size`` ``(H, W)``
+        to this model's maps (fine-tuning at a new size); see :meth:`CRLStage.resize_map_weights`."""
+        for i, old in enumerate(stage_sizes(*input_size)):
+            stage = cast(CRLStage, self.stages[i])
+            stage.resize_map_weights(state, f"{prefix}stages.{i}.", old)
 
     def forward(self, backbone: Sequence[Tensor], pgn: Sequence[Tensor]) -> Tensor:
         per_scale = [stage(f, fp) for stage, f, fp in zip(self.stages, backbone, pgn)]

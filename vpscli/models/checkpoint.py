@@ -164,6 +164,19 @@ def _resize_spatial(state: dict, expected: Mapping[str, torch.Tensor]) -> list[s
     return resized
 
 
+def _resize_flat_positions(model: nn.Module, state: dict, metadata: Mapping[str, str]) -> None:
+    """Let each module whose weights hold flattened per-position columns (AEN's region MLPs, which
+    alone know their maps' shapes) resize them from the input size recorded in the weights' metadata."""
+    recorded = metadata.get("input_size")
+    if not recorded:
+        return
+    input_size = tuple(json.loads(recorded))
+    for name, module in model.named_modules():
+        resize = getattr(module, "resize_positions", None)
+        if callable(resize):
+            resize(state, f"{name}." if name else "", input_size)
+
+
 def load_checkpoint(
     model: nn.Module,
     path: str | Path,
@@ -198,6 +211,7 @@ def load_checkpoint(
     expected = model.state_dict()
     if resize_spatial:
         _resize_spatial(state, expected)
+        _resize_flat_positions(model, state, metadata)
     skipped = [k for k in state if k not in expected and k.startswith(OFFICIAL_UNUSED_PREFIXES)]
     for k in skipped:
         del state[k]
