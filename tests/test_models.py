@@ -678,6 +678,43 @@ def test_cffm_fuse_per_stage_equals_the_concatenated_conv():
     assert (head.embed(stages)[1] - reference).abs().max().item() > 1e-2
 
 
+def test_import_at_another_size_resizes_the_weights_and_drops_the_training_figures(tmp_path):
+    """`vps weights import --size` runs weights at another input size: the file holds the resized
+    per-position parameters, records the new size and where it came from, and does not claim the
+    validation figures measured at the training size."""
+    from typer.testing import CliRunner
+
+    from vpscli.cli import app
+    from vpscli.weights import read_manifest
+
+    net = trained_like("aen-cffm", (64, 96), backbone="efficientnet-lite2")
+    ckpt = save_checkpoint(
+        net, tmp_path / "best.safetensors", {"val_metrics": json.dumps({"maxDice": 0.7}), "steps": "5"}
+    )
+    folder = tmp_path / "weights"
+    r = CliRunner().invoke(
+        app, ["weights", "import", str(ckpt), "--size", "160x96", "--name", "a", "--weights-dir", str(folder)]
+    )
+    assert r.exit_code == 0, r.output
+    assert "at 160×96 (W×H)" in r.output
+    (entry,) = read_manifest(folder)
+    assert entry.input_size == (96, 160) and entry.record["metrics"] == {}
+    assert entry.record["recipe"].endswith(
+        "trained at 96×64, run at 160×96 (W×H) with the per-position weights resized"
+    )
+    large = build_model("aen-cffm", backbone="efficientnet-lite2", input_size=(96, 160))
+    load_checkpoint(large, entry.path)  # loads strictly at the new size
+    reference = build_model("aen-cffm", backbone="efficientnet-lite2", input_size=(96, 160))
+    load_checkpoint(reference, ckpt, resize_spatial=True)
+    for (k, a), b in zip(large.state_dict().items(), reference.state_dict().values()):
+        assert torch.equal(a, b), k
+    # at its own size, an import keeps the training's figures
+    same = CliRunner().invoke(
+        app, ["weights", "import", str(ckpt), "--size", "96x64", "--name", "b", "--weights-dir", str(folder)]
+    )
+    assert same.exit_code == 0 and read_manifest(folder)[1].record["metrics"]["maxDice"] == 0.7
+
+
 def test_import_never_changes_the_default_nor_replaces_a_file(tmp_path):
     """The manifest's ``default`` is an explicit choice: importing other weights of the same model (or of a
     model earlier in the preference list) leaves it, an existing name is refused without ``overwrite`` and

@@ -12,10 +12,11 @@ from pathlib import Path
 
 from vpscli.errors import InputError, OutputError, UsageError
 from vpscli.models.checkpoint import load_checkpoint, save_checkpoint
-from vpscli.models.registry import build_model
+from vpscli.models.registry import build_model, get_spec
 from vpscli.weights.manifest import (
     WeightsEntry,
     folder_or_default,
+    format_size,
     read_default,
     read_manifest,
     sha256_file,
@@ -73,6 +74,7 @@ def import_weights(
     metrics: dict | None = None,
     note: str = "",
     overwrite: bool = False,
+    size: tuple[int, int] | None = None,
 ) -> WeightsEntry:
     """Register a checkpoint in the weights folder: ours from ``vps train`` or an official ``.pth``.
 
@@ -86,6 +88,10 @@ def import_weights(
         half: store parameters as float16 (the form vps bundles: half the size).
         note: a line for the model card, e.g. what the weights are good for.
         overwrite: replace a file of the same name (never the folder's default weights).
+        size: ``(H, W)`` to run the weights at instead of their training size: the per-position
+            parameters are resized as for fine-tuning at a new size, and the training's validation
+            metrics, measured at the training size, are not carried over (``metrics`` gives the ones
+            measured at ``size``).
 
     Importing never changes which weights ``vps segment`` runs by default (:func:`set_default`).
 
@@ -97,8 +103,11 @@ def import_weights(
     source = Path(source)
     meta = read_metadata(source)
     model = _model_of(source, model, meta)
-    net = build_model(model, **build_options(meta))
-    report = load_checkpoint(net, source)
+    options = build_options(meta)
+    trained_size = tuple(options.get("input_size") or get_spec(model).input_size)
+    resized = size is not None and tuple(size) != trained_size
+    net = build_model(model, **{**options, "input_size": tuple(size)} if resized and size else options)
+    report = load_checkpoint(net, source, resize_spatial=resized)
     root = folder_or_default(folder)
     try:
         root.mkdir(parents=True, exist_ok=True)
@@ -112,6 +121,10 @@ def import_weights(
     _check_target(root, file, overwrite)
     origin = f"{source.name} ({'official' if report.official else 'vps'}, sha256 {sha256_file(source)[:12]})"
     trained_on, trained_metrics, recipe = _summary_of_training(meta)
+    if resized:
+        trained_metrics = {}
+        at = f"trained at {format_size(trained_size)}, run at {format_size(net.spec.input_size)} (W×H)"
+        recipe = (f"{recipe}; " if recipe else "") + at + " with the per-position weights resized"
     training_data = training_data or trained_on
     save_checkpoint(net, root / file, {"source": origin, "training_data": training_data}, half=half)
     record = {

@@ -35,15 +35,30 @@ def import_(
     overwrite: bool = typer.Option(
         False, "--overwrite", help="Replace a file of the same name (never the default)."
     ),
+    size: str = typer.Option(
+        None,
+        "--size",
+        help="Run the weights at this input size, WIDTHxHEIGHT, instead of their training size: "
+        "per-position parameters are resized as for fine-tuning at a new size; validate the result "
+        "(the training's validation figures are not carried over).",
+    ),
 ) -> None:
     """Convert a checkpoint to safetensors and register it in manifest.json (sha256, model, input size, dtype,
     training data and validation metrics from vps train's record). The default weights stay as they are
     (`vps weights default` changes them)."""
+    from vpscli.cli.options import parse_size
     from vpscli.weights import format_size
     from vpscli.weights.importer import import_weights
 
     entry = import_weights(
-        file, model, folder=weights_dir, name=name, half=half, note=note, overwrite=overwrite
+        file,
+        model,
+        folder=weights_dir,
+        name=name,
+        half=half,
+        note=note,
+        overwrite=overwrite,
+        size=parse_size(size) if size else None,
     )
     legacy = ", legacy PNS normalisation" if entry.record.get("legacy_norm") else ""
     err_console.print(
