@@ -713,6 +713,10 @@ def test_import_at_another_size_resizes_the_weights_and_drops_the_training_figur
         app, ["weights", "import", str(ckpt), "--size", "96x64", "--name", "b", "--weights-dir", str(folder)]
     )
     assert same.exit_code == 0 and read_manifest(folder)[1].record["metrics"]["maxDice"] == 0.7
+    bad = CliRunner().invoke(
+        app, ["weights", "import", str(ckpt), "--size", "100x0", "--name", "c", "--weights-dir", str(folder)]
+    )
+    assert bad.exit_code == 2 and "multiples of 32" in bad.output and len(read_manifest(folder)) == 2
 
 
 def test_import_never_changes_the_default_nor_replaces_a_file(tmp_path):

@@ -28,6 +28,7 @@ __all__ = [
     "available_models",
     "model_of_keys",
     "get_spec",
+    "check_network_size",
     "build_model",
     "count_parameters",
     "gflops_per_frame",
@@ -113,6 +114,22 @@ def get_spec(name: str, backbone: str = DEFAULT_BACKBONE) -> ModelSpec:
         UsageError: unknown model or backbone.
     """
     return _registered(name).spec.with_backbone(backbone)
+
+
+def check_network_size(size: Iterable[int]) -> tuple[int, int]:
+    """A network input ``(H, W)`` that training and a weights import accept: both multiples of 32 (every
+    stride-32 map has whole cells) and at least 64.
+
+    Raises:
+        UsageError: another size, written as ``--size`` takes it (WIDTHxHEIGHT).
+    """
+    hw = tuple(int(s) for s in size)
+    if len(hw) != 2 or any(s < 64 or s % 32 for s in hw):
+        given = f"{hw[1]}x{hw[0]}" if len(hw) == 2 else str(hw)
+        raise UsageError(
+            f"--size must be WIDTHxHEIGHT with both multiples of 32 and at least 64, got {given}"
+        )
+    return hw[0], hw[1]
 
 
 def build_model(name: str | None = None, backbone: str = DEFAULT_BACKBONE, **kwargs) -> VideoModel:

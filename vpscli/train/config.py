@@ -258,11 +258,6 @@ class TrainConfig:
         """The network input ``(H, W)``: ``input_size``, else the model's; :class:`UsageError` unless
         both are multiples of 32 and at least 64."""
         from vpscli.models import get_spec
+        from vpscli.models.registry import check_network_size
 
-        size = tuple(self.input_size or get_spec(self.model, self.backbone).input_size)
-        if len(size) != 2 or any(s < 64 or s % 32 for s in size):
-            given = f"{size[1]}x{size[0]}" if len(size) == 2 else str(size)
-            raise UsageError(
-                f"--size must be WIDTHxHEIGHT with both multiples of 32 and at least 64, got {given}"
-            )
-        return int(size[0]), int(size[1])
+        return check_network_size(self.input_size or get_spec(self.model, self.backbone).input_size)

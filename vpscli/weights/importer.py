@@ -12,7 +12,7 @@ from pathlib import Path
 
 from vpscli.errors import InputError, OutputError, UsageError
 from vpscli.models.checkpoint import load_checkpoint, save_checkpoint
-from vpscli.models.registry import build_model, get_spec
+from vpscli.models.registry import build_model, check_network_size, get_spec
 from vpscli.weights.manifest import (
     WeightsEntry,
     folder_or_default,
@@ -97,7 +97,8 @@ def import_weights(
 
     Raises:
         InputError: the file cannot be read or does not fit ``model``.
-        UsageError: no model given for a file that does not record one, or an unknown name.
+        UsageError: no model given for a file that does not record one, an unknown name, or a ``size``
+            that is not two multiples of 32 of at least 64.
         OutputError: the weights folder cannot be written.
     """
     source = Path(source)
@@ -105,8 +106,9 @@ def import_weights(
     model = _model_of(source, model, meta)
     options = build_options(meta)
     trained_size = tuple(options.get("input_size") or get_spec(model).input_size)
-    resized = size is not None and tuple(size) != trained_size
-    net = build_model(model, **{**options, "input_size": tuple(size)} if resized and size else options)
+    size = check_network_size(size) if size is not None else None
+    resized = size is not None and size != trained_size
+    net = build_model(model, **{**options, "input_size": size} if resized else options)
     report = load_checkpoint(net, source, resize_spatial=resized)
     root = folder_or_default(folder)
     try:
