@@ -167,10 +167,11 @@ def _resize_spatial(state: dict, expected: Mapping[str, torch.Tensor]) -> list[s
 def _resize_flat_positions(model: nn.Module, state: dict, metadata: Mapping[str, str]) -> None:
     """Let each module whose weights hold flattened per-position columns (AEN's region MLPs, which
     alone know their maps' shapes) resize them from the input size recorded in the weights' metadata."""
-    recorded = metadata.get("input_size")
-    if not recorded:
+    from vpscli.weights.store import metadata_input_size  # the one parser of the recorded size
+
+    input_size = metadata_input_size(dict(metadata))
+    if input_size is None:
         return
-    input_size = tuple(json.loads(recorded))
     for name, module in model.named_modules():
         resize = getattr(module, "resize_positions", None)
         if callable(resize):
