@@ -164,11 +164,22 @@ def _resize_spatial(state: dict, expected: Mapping[str, torch.Tensor]) -> list[s
     return resized
 
 
+def metadata_input_size(meta: dict[str, str]) -> tuple[int, int] | None:
+    """The ``(H, W)`` a checkpoint records: ``"[H, W]"`` (JSON, as vps writes it now), or ``"HxW"`` as
+    checkpoints before it wrote it (the one place an ``AxB`` string means height first)."""
+    text = meta.get("input_size")
+    if not text:
+        return None
+    try:
+        h, w = json.loads(text) if text.lstrip().startswith("[") else text.lower().split("x")
+        return int(h), int(w)
+    except (ValueError, TypeError):
+        return None
+
+
 def _resize_flat_positions(model: nn.Module, state: dict, metadata: Mapping[str, str]) -> None:
     """Let each module whose weights hold flattened per-position columns (AEN's region MLPs, which
     alone know their maps' shapes) resize them from the input size recorded in the weights' metadata."""
-    from vpscli.weights.store import metadata_input_size  # the one parser of the recorded size
-
     input_size = metadata_input_size(dict(metadata))
     if input_size is None:
         return

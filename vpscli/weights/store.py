@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from vpscli.errors import InputError
-from vpscli.models.checkpoint import load_checkpoint
+from vpscli.models.checkpoint import load_checkpoint, metadata_input_size
 from vpscli.models.registry import build_model, get_spec
 from vpscli.weights.manifest import (
     UNRECORDED_BACKBONE,
@@ -58,19 +58,6 @@ def read_metadata(path: str | Path) -> dict[str, str]:
             return dict(f.metadata() or {})
     except Exception:  # safetensors raises its own error types
         return {}
-
-
-def metadata_input_size(meta: dict[str, str]) -> tuple[int, int] | None:
-    """The ``(H, W)`` a checkpoint records: ``"[H, W]"`` (JSON, as vps writes it now), or ``"HxW"`` as
-    checkpoints before it wrote it (the one place an ``AxB`` string means height first)."""
-    text = meta.get("input_size")
-    if not text:
-        return None
-    try:
-        h, w = json.loads(text) if text.lstrip().startswith("[") else text.lower().split("x")
-        return int(h), int(w)
-    except (ValueError, TypeError):
-        return None
 
 
 def build_options(source: WeightsEntry | dict[str, str]) -> dict:
