@@ -19,5 +19,5 @@ OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} vps train \
     --val "$DATA/cvc-clinicdb/valid" --val "$SPLIT/neg-val/Frame" \
     --out "$RUN" --model pns-net --backbone efficientnet-lite2 --size "$SIZE" \
     --init "$INIT" --iters "$ITERS" --batch 2 --lr "$LR" --warmup 50 --val-every "$VAL_EVERY" --log-every 25 \
-    --synth 30 --synth-frames 16 --seed "$SEED" --time-limit ${TIME_LIMIT:-150} ${RESUME:-}
+    --synth 30 --synth-frames 16 --seed "$SEED" --time-limit ${TIME_LIMIT:-150} ${RESUME:-} "$@"
 # then: vps weights import "$RUN/best.safetensors" --half --name pns-net-lite2-320 --note "…"
