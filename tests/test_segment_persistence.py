@@ -425,6 +425,83 @@ def test_presence_level_decides_frames_before_the_filter(v24, tmp_path):
         )
 
 
+def test_the_weights_calibrated_level_decides_when_presence_is_left_out(v24, tmp_path, monkeypatch):
+    """Weights whose model card calibrates a presence level (0.9) get it without --presence: the same
+    frames as --presence 0.9, recorded in run.json; --presence at the threshold gives back the mask rule,
+    and a threshold above the card's level leaves the mask rule at that threshold."""
+    peaks = "HHHlHHHHllll....HHHHHHH."
+    monkeypatch.setattr(Segmenter, "card_presence", property(lambda self: 0.9))
+    seg = Segmenter(_peaked_stand_in(peaks), device="cpu")
+    segment_video(seg, open_source(v24), SegmentOptions(out_root=tmp_path / "card", min_persistence=3))
+    segment_video(
+        seg, open_source(v24), SegmentOptions(out_root=tmp_path / "rule", min_persistence=3, presence=0.5)
+    )
+    card = read_csv(tmp_path / "card" / "v24" / "frames.csv")
+    assert column(card, "present") == "###.####........#######."
+    assert column(read_csv(tmp_path / "rule" / "v24" / "frames.csv"), "present") == "############....#######."
+    assert json.loads((tmp_path / "card" / "v24" / "run.json").read_text())["presence"] == 0.9
+    assert json.loads((tmp_path / "rule" / "v24" / "run.json").read_text())["presence"] == 0.5
+    strict = Segmenter(_peaked_stand_in(peaks), device="cpu", threshold=0.95)
+    segment_video(strict, open_source(v24), SegmentOptions(out_root=tmp_path / "strict", min_persistence=3))
+    assert json.loads((tmp_path / "strict" / "v24" / "run.json").read_text())["presence"] is None
+    assert (
+        column(read_csv(tmp_path / "strict" / "v24" / "frames.csv"), "present") == "###.####........#######."
+    )
+
+
+def test_cli_says_when_the_model_card_sets_the_frame_decision(v24, tmp_path, capsys, monkeypatch):
+    """`vps segment` with weights whose card calibrates a level: one line says which level decides and how
+    to get the mask rule; --presence given, nothing to say."""
+    import vpscli.weights.store
+    from vpscli.weights import WeightsEntry
+    from vpscli.weights.store import LoadedModel
+
+    card = WeightsEntry.from_json(
+        {"file": "carded.safetensors", "model": "pns-plus", "sha256": "0" * 64, "presence": 0.9}, tmp_path
+    )
+    monkeypatch.setattr(
+        vpscli.weights.store,
+        "load_model",
+        lambda model=None, weights=None: LoadedModel(
+            _peaked_stand_in("HHHlHHHHllll....HHHHHHH."), entry=card
+        ),
+    )
+    assert (
+        main(["segment", str(v24), "-o", str(tmp_path / "a"), "--min-persistence", "3", "--no-overlay"]) == 0
+    )
+    err = capsys.readouterr().err
+    assert "peak probability reaches 0.9, the level calibrated for carded.safetensors" in err
+    assert "--presence 0.5: every frame whose mask has a pixel" in err
+    record = json.loads((tmp_path / "a" / "v24" / "run.json").read_text())
+    assert record["presence"] == 0.9 and record["frames_with_polyp"] == 14
+    args = ["segment", str(v24), "-o", str(tmp_path / "b"), "--min-persistence", "3", "--no-overlay"]
+    assert main([*args, "--presence", "0.5"]) == 0
+    assert "level calibrated" not in capsys.readouterr().err
+    assert json.loads((tmp_path / "b" / "v24" / "run.json").read_text())["frames_with_polyp"] == 19
+
+
+def test_bundled_presence_levels_are_probabilities_above_the_threshold(tmp_path):
+    """The manifest's calibrated levels: the default weights carry one, each lies above the default
+    threshold, and a level that is not a probability is a malformed manifest, not a silent mask rule."""
+    from vpscli.engine.options import ModelConfig
+    from vpscli.errors import InputError
+    from vpscli.weights import WeightsEntry, bundled_entries
+    from vpscli.weights.manifest import default_entry
+
+    default = default_entry()
+    if default is None:
+        pytest.skip("no weights bundled")
+    assert default.presence is not None and ModelConfig.threshold < default.presence <= 1.0
+    for entry in bundled_entries():
+        assert entry.presence is None or ModelConfig.threshold < entry.presence <= 1.0, entry.file
+    base = {"file": "x.safetensors", "model": "pns-net", "sha256": "0" * 64}
+    assert WeightsEntry.from_json(base, tmp_path).presence is None
+    assert WeightsEntry.from_json({**base, "presence": 0.85}, tmp_path).presence == 0.85
+    for bad in ("high", 1.5, 0, float("nan")):
+        with pytest.raises(InputError, match="presence level"):
+            _ = WeightsEntry.from_json({**base, "presence": bad}, tmp_path).presence
+
+
 def test_presence_below_the_threshold_is_refused(v24, tmp_path):
     from vpscli.errors import UsageError
 

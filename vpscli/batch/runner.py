@@ -33,7 +33,7 @@ from vpscli.batch.record import (
     this_worker,
     write_batch_json,
 )
-from vpscli.engine.options import ModelConfig
+from vpscli.engine.options import ModelConfig, SegmentOptions
 from vpscli.errors import VpsError
 
 
@@ -156,6 +156,7 @@ def _run_local(jobs: list[VideoJob], backend: LocalBackend, report: BatchReport,
     worker = this_worker()
     for (model, options), indices in _groups(jobs).items():
         seg = _loaded_segmenter(model, events)
+        _note_frame_decision(seg, options, events)
         index_of = {id(jobs[i].source): i for i in indices}
 
         def on_done(source, video, error, seg=seg, index_of=index_of):
@@ -203,6 +204,19 @@ def _loaded_segmenter(model: ModelConfig, events: BatchEvents):
             "video earns it back; a short clip does not)"
         )
     return seg
+
+
+def _note_frame_decision(seg, options: SegmentOptions, events: BatchEvents) -> None:
+    """Say so when the weights' model card, not ``--presence``, sets the frame decision."""
+    from vpscli.engine.frame_decision import frame_presence
+
+    level = frame_presence(options.presence, seg.card_presence, seg.threshold)
+    if options.presence is None and level is not None:
+        events.notice(
+            f"frame decision: a frame counts as showing a polyp when its peak probability reaches {level:g}, "
+            f"the level calibrated for {seg.weights_entry.file} on its model card (--presence "
+            f"{seg.threshold:g}: every frame whose mask has a pixel)"
+        )
 
 
 def _run_on_ray(jobs: list[VideoJob], backend: RayBackend, report: BatchReport, events: BatchEvents) -> None:

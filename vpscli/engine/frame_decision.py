@@ -1,7 +1,8 @@
 """The frame decision: what each frame's outputs say, once the persistence filter has decided it.
 
 A frame is *flagged* when the model's mask at the threshold has a pixel and, with a presence level, its
-peak probability reaches it. A flagged frame keeps its mask only when it belongs to a run of at least
+peak probability reaches it. The level is ``--presence`` when given, else the one calibrated for the
+weights on their model card (:func:`frame_presence`). A flagged frame keeps its mask only when it belongs to a run of at least
 ``min_persistence`` consecutive flagged frames (:class:`~vpscli.episodes.PersistenceFilter`); otherwise,
 and for a frame that is not flagged, its mask is written empty (``suppressed`` when the model flagged
 it). Probability maps and ``max_prob`` stay the model's raw output.
@@ -50,6 +51,19 @@ def predicted_mask(result: FrameResult) -> np.ndarray:
 def has_mask(result: FrameResult) -> bool:
     """The frame's mask at the threshold has a pixel."""
     return result.mask_area > 0 if result.mask_area is not None else bool(predicted_mask(result).any())
+
+
+def frame_presence(explicit: float | None, card: float | None, threshold: float) -> float | None:
+    """The presence level the frame decision uses: ``explicit`` (``--presence``) when given; else the
+    weights' calibrated level (``card``, from their model card) when it lies above the threshold; else
+    ``None``, and a frame counts when its mask has a pixel. ``--presence`` at the threshold is that rule too.
+
+    >>> frame_presence(None, 0.9, 0.5), frame_presence(0.5, 0.9, 0.5), frame_presence(None, 0.9, 0.95)
+    (0.9, 0.5, None)
+    """
+    if explicit is not None:
+        return explicit
+    return card if card is not None and card > threshold else None
 
 
 def model_flagged(result: FrameResult, presence: float | None) -> bool:

@@ -72,7 +72,8 @@ class SegmentOptions:
     #: the user says the videos are polyp-free: flagged frames are false alarms (the summary's rates)
     expect_negative: bool = False
     #: the frame decision: a frame is flagged when its peak probability reaches this level (at least the
-    #: threshold; a frame below it gets an empty mask); ``None``: when its mask at the threshold has a pixel
+    #: threshold; a frame below it gets an empty mask); ``None``: the level calibrated for the weights on
+    #: their model card, or, without one, when its mask at the threshold has a pixel
     presence: float | None = None
 
 
@@ -90,7 +91,8 @@ def check_options(
         raise UsageError(
             f"--presence must lie between the threshold ({threshold:g}) and 1, got {presence}",
             fix="give the peak probability a frame needs to count as showing a polyp, e.g. "
-            "--presence 0.9 (leave it out: a frame counts when its mask has a pixel)",
+            "--presence 0.9 (leave it out for the level calibrated for the weights, or give the threshold: a frame "
+            "counts when its mask has a pixel)",
         )
 
     if not 1 <= min_persistence <= MAX_MIN_PERSISTENCE:

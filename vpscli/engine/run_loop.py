@@ -38,7 +38,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Callable
 
-from vpscli.engine.frame_decision import decide, model_flagged
+from vpscli.engine.frame_decision import decide, frame_presence, model_flagged
 from vpscli.engine.options import SegmentOptions, check_options
 from vpscli.engine.overlay_sink import OverlaySink
 from vpscli.engine.record import RecordKeeper, VideoReport, run_identity, starting_record, weights_tag
@@ -73,6 +73,8 @@ def segment_video(
     other commands go by it.
     """
     check_options(min_persistence=opts.min_persistence, threshold=segmenter.threshold, presence=opts.presence)
+    # one frame decision from here on (identity, run.json, flags): the weights' calibrated level unless given
+    opts = replace(opts, presence=frame_presence(opts.presence, segmenter.card_presence, segmenter.threshold))
     final = RunFolder(Path(opts.out_root) / source.name)
     identity = run_identity(segmenter, source, opts)
     with OutputLock(final.path) as lock:  # one writer per video folder, decided and written under the lock

@@ -236,6 +236,12 @@ class Segmenter:
         return self.loaded.entry
 
     @property
+    def card_presence(self) -> float | None:
+        """The bundled weights' calibrated frame-decision level (their model card's), else ``None``."""
+        entry = self.loaded.entry
+        return entry.presence if entry is not None else None
+
+    @property
     def weights_note(self) -> str | None:
         """The bundled weights' model-card line (what they are good for), if they carry one."""
         return self.loaded.note

@@ -105,6 +105,26 @@ class WeightsEntry:
     def note(self) -> str:
         return str(self.record.get("note") or "")
 
+    @property
+    def presence(self) -> float | None:
+        """The frame-decision level calibrated for these weights (their model card's ``presence``): a frame
+        counts as showing a polyp when its peak probability reaches it. ``None`` when the card has none."""
+        level = self.record.get("presence")
+        if level is None:
+            return None
+        try:
+            level = float(level)
+        except (TypeError, ValueError):
+            level = float("nan")
+        if not 0.0 < level <= 1.0:  # nan included
+            raise InputError(
+                f"malformed weights manifest: {self.file}'s presence level {self.record.get('presence')!r} "
+                "is not a probability",
+                path=self.folder / MANIFEST_NAME,
+                fix="restore weights/manifest.json from the repository",
+            )
+        return level
+
     def matches_file(self) -> bool:
         """The file is there and its sha256 is the registered one (reads the whole file)."""
         return self.present and sha256_file(self.path) == self.sha256

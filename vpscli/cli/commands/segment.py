@@ -147,8 +147,9 @@ def segment(
         metavar="LEVEL",
         help="Frame decision: a frame counts as showing a polyp (flagged, then filtered by --min-persistence) "
         "only when its peak probability reaches LEVEL (between the threshold and 1); frames below it get "
-        "an empty mask. Default: a frame counts when its mask has a pixel. Measured trade-off per model: "
-        "the model card.",
+        "an empty mask. Default: the level calibrated for the weights on their model card (the default "
+        "weights: 0.85), else a frame counts when its mask has a pixel (as --presence at the threshold does). "
+        "Measured trade-off per model: the model card.",
     ),
     report: bool = typer.Option(
         False,
