@@ -2,10 +2,10 @@
 
 A frame is *flagged* when the model's mask at the threshold has a pixel and, with a presence level, its
 peak probability reaches it. The level is ``--presence`` when given, else the one calibrated for the
-weights on their model card (:func:`frame_presence`). A flagged frame keeps its mask only when it belongs to a run of at least
-``min_persistence`` consecutive flagged frames (:class:`~vpscli.episodes.PersistenceFilter`); otherwise,
-and for a frame that is not flagged, its mask is written empty (``suppressed`` when the model flagged
-it). Probability maps and ``max_prob`` stay the model's raw output.
+weights on their model card (:func:`frame_presence`). A flagged frame keeps its mask only when it belongs
+to a run of at least ``min_persistence`` consecutive flagged frames
+(:class:`~vpscli.episodes.PersistenceFilter`); otherwise, and for a frame that is not flagged, its mask is
+written empty (``suppressed`` when the model flagged it). Probability maps and ``max_prob`` stay the model's raw output.
 """
 
 from __future__ import annotations
