@@ -294,11 +294,15 @@ def test_weights_table_piped_at_80_columns():
         "sha256",
         "trained on",
         "validation",
+        "frame decision",
     ]
     for line, entry in zip(lines[1:], entries):
         values = cells(line)
         assert values[0].removesuffix(" (default)") == entry.file and values[5] == entry.sha256[:12] + "…"
         assert values[2] == entry.backbone and values[6] == entry.record["training_data"]
+        assert values[8] == (
+            f"peak ≥ {entry.presence:g}" if entry.presence is not None else "mask has a pixel"
+        )
 
 
 def test_doctor_piped_at_80_columns():

@@ -147,8 +147,8 @@ def segment(
         metavar="LEVEL",
         help="Frame decision: a frame counts as showing a polyp (flagged, then filtered by --min-persistence) "
         "only when its peak probability reaches LEVEL (between the threshold and 1); frames below it get "
-        "an empty mask. Default: the level calibrated for the weights on their model card (the default "
-        "weights: 0.85), else a frame counts when its mask has a pixel (as --presence at the threshold does). "
+        "an empty mask. Default: the level calibrated for the weights on their model card (vps weights list, "
+        "'frame decision'), else a frame counts when its mask has a pixel (as --presence at the threshold does). "
         "Measured trade-off per model: the model card.",
     ),
     report: bool = typer.Option(

@@ -109,7 +109,17 @@ def list_(
     from vpscli.weights.manifest import read_default
 
     chosen = read_default(root)
-    t = Table("file", "model", "backbone", "input (W×H)", "dtype", "sha256", "trained on", "validation")
+    t = Table(
+        "file",
+        "model",
+        "backbone",
+        "input (W×H)",
+        "dtype",
+        "sha256",
+        "trained on",
+        "validation",
+        "frame decision",
+    )
     for e in entries:
         metrics = e.record.get("metrics") or {}
         val = ", ".join(
@@ -128,6 +138,7 @@ def list_(
             e.sha256[:12] + "…",
             str(e.record.get("training_data") or "-"),
             val or "-",
+            f"peak ≥ {e.presence:g}" if e.presence is not None else "mask has a pixel",
         )
     print_table(t)
 
