@@ -238,8 +238,7 @@ class Segmenter:
     @property
     def card_presence(self) -> float | None:
         """The bundled weights' calibrated frame-decision level (their model card's), else ``None``."""
-        entry = self.loaded.entry
-        return entry.presence if entry is not None else None
+        return self.weights_entry.presence if self.weights_entry is not None else None
 
     @property
     def weights_note(self) -> str | None:
