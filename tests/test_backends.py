@@ -351,6 +351,27 @@ def test_openvinos_compiled_blob_is_kept_in_the_entry_and_a_damaged_one_recompil
     assert blobs[0].stat().st_size > 1000  # OpenVINO wrote it again
 
 
+@needs["openvino"]
+@pytest.mark.parametrize("name", ["pns-plus", "aen-cffm"])
+def test_openvino_runs_each_graph_at_the_fixed_shapes_the_driver_feeds(nets, name, tmp_path):
+    from vpscli.backends.runtimes import ov_read
+
+    net = nets[name]
+    model = compile_model(net, "openvino", cache_dir=tmp_path, threads=1)
+    graphs = graph_set(net).graphs
+    assert len(graphs) == (2 if name == "pns-plus" else 1)
+    for graph in graphs:
+        read = ov_read(model.cache_entry, graph)
+        shapes = [tuple(p.get_partial_shape().to_shape()) for p in read.inputs]
+        assert all(p.get_partial_shape().is_static for p in read.inputs)
+        assert shapes == [i.shape for i in graph.inputs]
+    # the converted file itself stays dynamic: the fixed shapes are applied when it is read
+    import openvino as ov
+
+    raw = ov.Core().read_model(str(model.cache_entry / "step.xml"))
+    assert not all(p.get_partial_shape().is_static for p in raw.inputs)
+
+
 @needs["onnxruntime"]
 def test_a_model_that_fails_to_convert_is_one_line_naming_the_fix(nets, tmp_path, monkeypatch):
     from dataclasses import replace
