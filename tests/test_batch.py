@@ -239,6 +239,8 @@ def test_task_device_and_threads():
         task_device("cpu", 0.5)
     assert task_cpu_threads(None, 1) == 1 and task_cpu_threads(None, 4) == 3 and task_cpu_threads(2, 8) == 2
     assert task_cpu_threads(None, 0.5) == 1
+    assert task_cpu_threads(None, 4, "openvino") == 4 and task_cpu_threads(None, 4, "onnxruntime") == 3
+    assert task_cpu_threads(2, 8, "openvino") == 2 and task_cpu_threads(None, 0.5, "openvino") == 1
 
 
 def test_manifest_model_without_weights_is_refused_before_any_video(archive, tmp_path):

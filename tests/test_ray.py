@@ -9,6 +9,7 @@ as a command on a cluster's head node would; the runs whose worker must die call
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -280,3 +281,27 @@ def test_workers_running_another_vps_stop_the_batch_with_one_line(cluster):
     with pytest.raises(InputError) as e:
         _check_worker_version(ray, ray.put("0.0.1"))
     assert "the Ray workers run vps 0.0.1" in e.value.one_line() and "on every node" in e.value.one_line()
+
+
+def test_a_ray_task_gives_openvino_its_whole_cpu_share_and_torch_all_but_one(cluster, clips, tmp_path):
+    d, _ = clips
+    for backend, want in (("openvino", 2), ("torch", 1)):
+        if backend == "openvino" and importlib.util.find_spec("openvino") is None:
+            continue
+        out = tmp_path / backend
+        r = vps(
+            "segment",
+            d / "c0.mp4",
+            "-o",
+            out,
+            "--ray",
+            cluster,
+            "--cpus-per-video",
+            "2",
+            "--backend",
+            backend,
+            "-q",
+        )
+        assert r.returncode == 0, r.stderr
+        numerics = json.loads((out / "c0" / "run.json").read_text())["numerics"]
+        assert numerics["backend"].startswith(backend) and numerics["threads"] == want

@@ -509,8 +509,12 @@ def test_model_threads_leave_a_cpu_to_the_pipeline(monkeypatch):
     assert model_cpu_threads() == 15 and model_cpu_threads(4) == 4
     monkeypatch.setattr("vpscli.engine.device.usable_cpus", lambda: 1)
     assert model_cpu_threads() == 1
+    assert model_cpu_threads(runtime="openvino") == 1
+    monkeypatch.setattr("vpscli.engine.device.usable_cpus", lambda: 2)
+    assert model_cpu_threads() == 1 and model_cpu_threads(runtime="onnxruntime") == 1
+    assert model_cpu_threads(runtime="openvino") == 2 and model_cpu_threads(3, "openvino") == 3
     monkeypatch.setenv("OMP_NUM_THREADS", "3")
-    assert model_cpu_threads() is None  # the user's choice stands
+    assert model_cpu_threads() is None and model_cpu_threads(runtime="openvino") is None  # the user's choice
     with pytest.raises(UsageError, match="--threads must be at least 1"):
         model_cpu_threads(0)
 
@@ -541,9 +545,10 @@ def test_cli_records_the_threads_it_chose(weights, clip, tmp_path):
         timeout=300,
     )
     assert r.returncode == 0, r.stderr
-    assert json.loads((tmp_path / "a" / "vid" / "run.json").read_text())["numerics"]["threads"] == max(
-        1, usable_cpus() - 1
-    )
+    numerics = json.loads((tmp_path / "a" / "vid" / "run.json").read_text())["numerics"]
+    # torch keeps a CPU for the pipeline; OpenVINO (what --backend auto runs where installed) shares them all
+    on_openvino = numerics["backend"].startswith("openvino")
+    assert numerics["threads"] == (usable_cpus() if on_openvino else max(1, usable_cpus() - 1))
     r = subprocess.run(
         [sys.executable, *args, "--threads", "3", "-o", str(tmp_path / "b")],
         capture_output=True,

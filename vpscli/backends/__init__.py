@@ -218,7 +218,7 @@ def compile_model(
             ``int8`` (post-training quantisation with NNCF; needs ``calibration``).
         weights_sha256: the weights file's sha256 (the cache key); default: a hash of ``net``'s state.
         cache_dir: the cache's root (:func:`~vpscli.backends.store.cache_root`).
-        threads: the runtime's threads (default: torch's).
+        threads: the runtime's threads (default: :func:`~vpscli.engine.device.compiled_cpu_threads`).
         calibration: int8 only: step-graph inputs recorded from the fp32 graph on representative frames
             (:meth:`CompiledModel.input_hook`).
 
@@ -230,12 +230,11 @@ def compile_model(
         UsageError: the runtime is not installed, or cannot do ``precision``.
         InputError: the cache cannot be written, or the model fails to convert.
     """
-    import torch
-
     from vpscli.backends.driver import CompiledModel
     from vpscli.backends.graphs import graph_set
     from vpscli.backends.runtimes import runtime, version_of
     from vpscli.backends.store import cache_root, entry_fields, open_entry
+    from vpscli.engine.device import compiled_cpu_threads
     from vpscli.errors import InputError
 
     rt = runtime(backend)
@@ -246,7 +245,7 @@ def compile_model(
             "--precision int8 needs calibration frames",
             fix="pass --calibration with a video or frame folder like the ones you segment",
         )
-    threads = int(threads or torch.get_num_threads())
+    threads = int(threads or compiled_cpu_threads())
     net = net.eval()
     graphs = graph_set(net)
     spec = net.spec
@@ -282,6 +281,7 @@ def compile_model(
     anchor = rt.load(entry.folder, graphs.anchor, run_precision, threads) if graphs.anchor else None
     model = CompiledModel(net, graphs, step, anchor, backend)
     model.version, model.precision, model.built, model.cache_entry = version, precision, built, entry.folder
+    model.threads = threads
     return model
 
 

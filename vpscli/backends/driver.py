@@ -63,10 +63,11 @@ class CompiledModel:
         self.cache_frames = max((-o for o in self.spec.ref_offsets), default=0)
         #: called with each step's input arrays before the step runs (int8 calibration records them)
         self.input_hook: Callable[[list[np.ndarray]], None] | None = None
-        #: set by :func:`~vpscli.backends.compile_model`: the runtime's version, the precision, the cache
-        #: entry's folder and whether its graphs were converted now
+        #: set by :func:`~vpscli.backends.compile_model`: the runtime's version, the precision, its threads,
+        #: the cache entry's folder and whether its graphs were converted now
         self.version: str | None = None
         self.precision = "fp32"
+        self.threads = 1
         self.cache_entry: Path | None = None
         self.built = False
 

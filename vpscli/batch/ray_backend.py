@@ -68,13 +68,13 @@ def task_device(device: str, gpus_per_video: float) -> str:
     return "cpu"
 
 
-def task_cpu_threads(threads: int | None, cpus_per_video: float) -> int:
-    """Model threads of a task on the CPU: ``--threads`` if given, else its CPU share minus one kept for
-    decoding and writing (the local rule, :func:`~vpscli.engine.device.model_cpu_threads`, applied to the
-    share), at least 1."""
+def task_cpu_threads(threads: int | None, cpus_per_video: float, runtime: str = "torch") -> int:
+    """Model threads of a task on the CPU: ``--threads`` if given, else the local rule
+    (:func:`~vpscli.engine.device.model_cpu_threads`: torch keeps one CPU for decoding and writing,
+    OpenVINO shares them all) applied to its CPU share, at least 1."""
     if threads is not None:
         return threads
-    return max(1, int(cpus_per_video) - 1)
+    return max(1, int(cpus_per_video) - (0 if runtime == "openvino" else 1))
 
 
 @dataclass(frozen=True)
@@ -87,6 +87,8 @@ class SegmentTask:
     options: SegmentOptions
     threads: int
     batch_started: datetime
+    #: a compiled runtime's model threads (:func:`~vpscli.engine.device.set_cpu_threads`)
+    compiled_threads: int | None = None
     #: called with the video's name and each decided frame, in the worker (a test's failure hook)
     frame_hook: Callable | None = None
 
@@ -134,7 +136,8 @@ def run_segment_task(task: SegmentTask, attempt: int, counter) -> dict:
         return {"report": VideoReport(task.source.name, out_dir, "skipped"), "device": None, "worker": worker}
     if attempt > 0 and not opts.overwrite:
         opts = replace(opts, resume=True)  # the attempt before left frames: continue from them
-    set_cpu_threads(task.threads if task.model.device == "cpu" else None)
+    on_cpu = task.model.device == "cpu"
+    set_cpu_threads(task.threads if on_cpu else None, task.compiled_threads if on_cpu else None)
     on_frame = _FrameReporter(counter, task.frame_hook, task.source.name)
     try:
         seg = _segmenter(task.model)

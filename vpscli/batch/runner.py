@@ -144,15 +144,17 @@ def _run_local(jobs: list[VideoJob], backend: LocalBackend, report: BatchReport,
     if not jobs:
         return
     first = jobs[0].model
-    placement = choose_backend(
-        first.backend, first.device, first.precision, calibration=first.calibration
-    ).placement
+    choice = choose_backend(first.backend, first.device, first.precision, calibration=first.calibration)
     model_threads = model_cpu_threads(backend.threads)
+    compiled_threads = model_cpu_threads(backend.threads, choice.backend)
     # videos segmented at once share the model's cores (--threads is taken as given)
     if backend.threads is None:
-        model_threads = jobs_cpu_threads(model_threads, min(backend.jobs_at_once, len(jobs)))
+        at_once = min(backend.jobs_at_once, len(jobs))
+        model_threads = jobs_cpu_threads(model_threads, at_once)
+        compiled_threads = jobs_cpu_threads(compiled_threads, at_once)
     # deliberately, before the model runs: the model's threads and the pipeline's must not oversubscribe
-    set_cpu_threads(model_threads if placement.device.type == "cpu" else None)
+    on_cpu = choice.placement.device.type == "cpu"
+    set_cpu_threads(model_threads if on_cpu else None, compiled_threads if on_cpu else None)
     worker = this_worker()
     for (model, options), indices in _groups(jobs).items():
         seg = _loaded_segmenter(model, events)
@@ -221,6 +223,7 @@ def _note_frame_decision(seg, options: SegmentOptions, events: BatchEvents) -> N
 
 def _run_on_ray(jobs: list[VideoJob], backend: RayBackend, report: BatchReport, events: BatchEvents) -> None:
     """Segment every job as a Ray task (:mod:`vpscli.batch.ray_backend`); Ctrl-C cancels them."""
+    from vpscli.backends import choose_backend
     from vpscli.batch import ray_backend as rb
     from vpscli.batch import ray_cluster
     from vpscli.weights.store import describe_weights
@@ -229,6 +232,13 @@ def _run_on_ray(jobs: list[VideoJob], backend: RayBackend, report: BatchReport, 
         events.running(describe_weights(name, weights) + (", with test-time augmentation" if tta else ""))
     devices = [rb.task_device(job.model.device, backend.gpus_per_video) for job in jobs]
     threads = rb.task_cpu_threads(backend.threads, backend.cpus_per_video)
+    # what runs each CPU task's model, as far as this machine can tell (CUDA stays torch)
+    runtimes = [
+        choose_backend(j.model.backend, "cpu", j.model.precision, calibration=j.model.calibration).backend
+        if d == "cpu"
+        else "torch"
+        for j, d in zip(jobs, devices)
+    ]
     started = ray_cluster.connect(backend.address)
     try:
         import ray
@@ -247,9 +257,10 @@ def _run_on_ray(jobs: list[VideoJob], backend: RayBackend, report: BatchReport, 
             replace(job.options, out_root=Path(job.options.out_root).absolute()),
             threads,
             report.started,
-            backend.frame_hook,
+            compiled_threads=rb.task_cpu_threads(backend.threads, backend.cpus_per_video, runtime),
+            frame_hook=backend.frame_hook,
         )
-        for job, device in zip(jobs, devices)
+        for job, device, runtime in zip(jobs, devices, runtimes)
     ]
     done = failed = 0
 

@@ -209,16 +209,25 @@ def usable_cpus() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def model_cpu_threads(requested: int | None = None) -> int | None:
+def model_cpu_threads(requested: int | None = None, runtime: str = "torch") -> int | None:
     """Intra-op threads for a model running on the CPU while vps streams a video, or ``None`` to
     leave torch's own choice (the user set ``OMP_NUM_THREADS``).
+
+    Args:
+        requested: ``--threads`` (taken as given).
+        runtime: what runs the model: ``torch``, ``openvino`` or ``onnxruntime``.
 
     Decoding, PNG writing and overlay encoding run beside the model. With torch's default (one
     OpenMP thread per core, spinning while it waits) the model's threads and the pipeline's
     oversubscribe the cores, and any other load on the machine makes it collapse: measured on a
     2-core CPU (``benchmarks/bench_contention.py``, 720p, bundled weights), 7.60 → 1.18 frames/s
     with two busy processes beside it. Keeping one core for the pipeline costs 19 % alone (6.13)
-    and holds 4.11 frames/s under that load (3.5× the default).
+    and holds 4.11 frames/s under that load (3.5× the default). ONNX Runtime's threads spin too.
+
+    OpenVINO's threads sleep when they have no work, so its model takes every core and shares them
+    with the pipeline: measured on the same CPU (``vps segment``, bf16), aen-cffm-lite2 at 720p 8.5–8.9
+    → 12.4–13.0 frames/s, the default at 720p 23.6–24.6 → 26.4–31.8, and under load no collapse (pns-net
+    at 720p with two busy processes beside it: 20.9 frames/s on one thread, 18.7 on two).
     """
     if requested is not None:
         if requested < 1:
@@ -226,14 +235,29 @@ def model_cpu_threads(requested: int | None = None) -> int | None:
         return requested
     if os.environ.get("OMP_NUM_THREADS"):
         return None
-    return max(1, usable_cpus() - 1)
+    return usable_cpus() if runtime == "openvino" else max(1, usable_cpus() - 1)
 
 
-def set_cpu_threads(threads: int | None) -> None:
-    """Apply :func:`model_cpu_threads` to this process: torch's intra-op threads, and one thread for
-    OpenCV (it runs inside the pipeline's own stages, which must not fan out over every core)."""
+#: a compiled runtime's model threads in this process (:func:`set_cpu_threads`); ``None``: torch's count
+_compiled_threads: int | None = None
+
+
+def set_cpu_threads(threads: int | None, compiled: int | None = None) -> None:
+    """Apply :func:`model_cpu_threads` to this process: torch's intra-op threads (``threads``), a compiled
+    runtime's (``compiled``, read by :func:`compiled_cpu_threads`; ``None``: torch's), and one thread
+    for OpenCV (it runs inside the pipeline's own stages, which must not fan out over every core).
+
+    torch keeps its own count when the model runs on OpenVINO: the pipeline's upsampling computes in
+    torch, and its OpenMP threads must not spin on the cores OpenVINO's model uses."""
     import cv2
 
+    global _compiled_threads
     if threads is not None:
         torch.set_num_threads(threads)
+    _compiled_threads = compiled
     cv2.setNumThreads(1)
+
+
+def compiled_cpu_threads() -> int:
+    """The threads a compiled runtime's model gets: what :func:`set_cpu_threads` set, else torch's."""
+    return _compiled_threads or torch.get_num_threads()

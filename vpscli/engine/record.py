@@ -53,7 +53,7 @@ def weights_tag(segmenter: Segmenter) -> str:
 
 
 def numerics(segmenter: Segmenter) -> dict:
-    """What a bit-for-bit comparison of two runs depends on: torch build, CPU kernels, threads,
+    """What a bit-for-bit comparison of two runs depends on: torch build, CPU kernels, the model's threads,
     device, precision, batch and the backend that ran the model. Outputs are bit-identical for equal records (same machine type);
     otherwise they agree to float rounding."""
     import torch
@@ -62,7 +62,7 @@ def numerics(segmenter: Segmenter) -> dict:
         "torch": torch.__version__,
         "cuda": torch.version.cuda,
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),
-        "threads": torch.get_num_threads(),
+        "threads": segmenter.compiled_threads or torch.get_num_threads(),
         "device": str(segmenter.placement.device),
         "precision": segmenter.precision,
         "batch": segmenter.batch,

@@ -173,6 +173,8 @@ class Segmenter:
         )
         #: the compiled backend's version, its graphs' cache folder, whether they were converted now
         self.backend_version: str | None = None
+        #: a compiled backend's CPU threads (``None``: torch runs the model, on torch's threads)
+        self.compiled_threads: int | None = None
         self.graph_cache: Path | None = None
         self.graphs_built = False
         if self.backend == "torch":
@@ -181,6 +183,7 @@ class Segmenter:
         else:
             compiled = self._compile(net, cache_dir, calibration)
             self.backend_version = compiled.version
+            self.compiled_threads = compiled.threads
             self.graph_cache, self.graphs_built = compiled.cache_entry, compiled.built
             self.model = MirrorAveraged(compiled) if self.tta else compiled
             self._forward = self.model

@@ -118,8 +118,8 @@ def segment(
         None,
         "--threads",
         help="CPU threads of the model on the CPU (default: "
-        "the usable CPUs minus one, kept for decoding and writing; "
-        "OMP_NUM_THREADS if set).",
+        "the usable CPUs minus one, kept for decoding and writing, on torch; "
+        "all of them on OpenVINO; OMP_NUM_THREADS if set).",
     ),
     fps: Optional[float] = typer.Option(
         None, "--fps", help="Frame rate of frame-folder inputs (default 25)."
@@ -195,7 +195,7 @@ def segment(
         1.0,
         "--cpus-per-video",
         help="With --ray: CPUs per video task; the model gets this minus one thread "
-        "(at least 1) unless --threads says otherwise.",
+        "on torch, all of them on OpenVINO (at least 1) unless --threads says otherwise.",
     ),
     max_retries: int = typer.Option(
         2,
