@@ -283,25 +283,24 @@ def test_workers_running_another_vps_stop_the_batch_with_one_line(cluster):
     assert "the Ray workers run vps 0.0.1" in e.value.one_line() and "on every node" in e.value.one_line()
 
 
-def test_a_ray_task_gives_openvino_its_whole_cpu_share_and_torch_all_but_one(cluster, clips, tmp_path):
+def test_a_ray_task_gets_the_local_thread_rule_and_the_driver_says_the_frame_decision(
+    cluster, clips, tmp_path
+):
+    """Within --cpus-per-video 2 the model gets both CPUs on OpenVINO and one on torch; the default weights'
+    card sets the frame decision in the workers, and the driver says so once, as a local run does."""
+    from vpscli.weights.manifest import default_entry
+
     d, _ = clips
     for backend, want in (("openvino", 2), ("torch", 1)):
         if backend == "openvino" and importlib.util.find_spec("openvino") is None:
             continue
         out = tmp_path / backend
-        r = vps(
-            "segment",
-            d / "c0.mp4",
-            "-o",
-            out,
-            "--ray",
-            cluster,
-            "--cpus-per-video",
-            "2",
-            "--backend",
-            backend,
-            "-q",
-        )
+        args = ("segment", d / "c0.mp4", d / "c1.mp4", "-o", out, "--ray", cluster, "--backend", backend)
+        r = vps(*args, "--cpus-per-video", "2")
         assert r.returncode == 0, r.stderr
-        numerics = json.loads((out / "c0" / "run.json").read_text())["numerics"]
-        assert numerics["backend"].startswith(backend) and numerics["threads"] == want
+        for name in ("c0", "c1"):
+            record = json.loads((out / name / "run.json").read_text())
+            numerics = record["numerics"]
+            assert numerics["backend"].startswith(backend) and numerics["threads"] == want
+            assert record["presence"] == default_entry().presence
+        assert r.stderr.count(f"the level calibrated for {default_entry().file}") == 1, r.stderr

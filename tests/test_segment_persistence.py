@@ -502,6 +502,25 @@ def test_bundled_presence_levels_are_probabilities_above_the_threshold(tmp_path)
             _ = WeightsEntry.from_json({**base, "presence": bad}, tmp_path).presence
 
 
+def test_the_card_a_run_carries_is_found_without_loading_the_model(tmp_path):
+    """What a Ray batch's driver reads to say which level decides: the card of the bundled weights a model
+    name runs, of a bundled file named by its path or copied elsewhere, and none for other weights."""
+    import shutil
+
+    from vpscli.weights.manifest import default_entry
+    from vpscli.weights.store import weights_card
+
+    default = default_entry()
+    if default is None:
+        pytest.skip("no weights bundled")
+    assert weights_card(default.model) == default and weights_card() == default
+    copy = shutil.copy(default.path, tmp_path / "renamed.safetensors")
+    assert weights_card(default.model, copy) == default
+    other = tmp_path / "other.safetensors"
+    other.write_bytes(default.path.read_bytes()[:-1] + b"x")  # another sha256
+    assert weights_card(default.model, other) is None
+
+
 def test_presence_below_the_threshold_is_refused(v24, tmp_path):
     from vpscli.errors import UsageError
 

@@ -33,7 +33,7 @@ from vpscli.batch.record import (
     this_worker,
     write_batch_json,
 )
-from vpscli.engine.options import ModelConfig, SegmentOptions
+from vpscli.engine.options import ModelConfig
 from vpscli.errors import VpsError
 
 
@@ -158,7 +158,7 @@ def _run_local(jobs: list[VideoJob], backend: LocalBackend, report: BatchReport,
     worker = this_worker()
     for (model, options), indices in _groups(jobs).items():
         seg = _loaded_segmenter(model, events)
-        _note_frame_decision(seg, options, events)
+        _note_frame_decision(seg.weights_entry, seg.threshold, options.presence, events)
         index_of = {id(jobs[i].source): i for i in indices}
 
         def on_done(source, video, error, seg=seg, index_of=index_of):
@@ -208,16 +208,17 @@ def _loaded_segmenter(model: ModelConfig, events: BatchEvents):
     return seg
 
 
-def _note_frame_decision(seg, options: SegmentOptions, events: BatchEvents) -> None:
-    """Say so when the weights' model card, not ``--presence``, sets the frame decision."""
+def _note_frame_decision(card, threshold: float, presence: float | None, events: BatchEvents) -> None:
+    """Say so when the weights' model card (``card``, a :class:`~vpscli.weights.WeightsEntry` or ``None``),
+    not ``--presence``, sets the frame decision."""
     from vpscli.engine.frame_decision import frame_presence
 
-    level = frame_presence(options.presence, seg.card_presence, seg.threshold)
-    if options.presence is None and level is not None:
+    level = frame_presence(presence, card.presence if card is not None else None, threshold)
+    if presence is None and level is not None:
         events.notice(
             f"frame decision: a frame counts as showing a polyp when its peak probability reaches {level:g}, "
-            f"the level calibrated for {seg.weights_entry.file} on its model card (--presence "
-            f"{seg.threshold:g}: every frame whose mask has a pixel)"
+            f"the level calibrated for {card.file} on its model card (--presence "
+            f"{threshold:g}: every frame whose mask has a pixel)"
         )
 
 
@@ -226,10 +227,14 @@ def _run_on_ray(jobs: list[VideoJob], backend: RayBackend, report: BatchReport, 
     from vpscli.backends import choose_backend
     from vpscli.batch import ray_backend as rb
     from vpscli.batch import ray_cluster
-    from vpscli.weights.store import describe_weights
+    from vpscli.weights.store import describe_weights, weights_card
 
     for name, weights, tta in dict.fromkeys((j.model.model, j.model.weights, j.model.tta) for j in jobs):
         events.running(describe_weights(name, weights) + (", with test-time augmentation" if tta else ""))
+    # the workers decide each frame as a local run does (segment_video); the notice is said here, once
+    decisions = ((j.model.model, j.model.weights, j.model.threshold, j.options.presence) for j in jobs)
+    for name, weights, threshold, presence in dict.fromkeys(decisions):
+        _note_frame_decision(weights_card(name, weights), threshold, presence, events)
     devices = [rb.task_device(job.model.device, backend.gpus_per_video) for job in jobs]
     threads = rb.task_cpu_threads(backend.threads, backend.cpus_per_video)
     # what runs each CPU task's model, as far as this machine can tell (CUDA stays torch)

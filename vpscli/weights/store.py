@@ -36,6 +36,7 @@ __all__ = [
     "LoadedModel",
     "load_model",
     "choose_model",
+    "weights_card",
     "read_metadata",
     "verify_weights",
     "build_options",
@@ -160,6 +161,16 @@ def describe_weights(
     if entry is None:
         _load_bundled(name, folder)  # raises the one-line "no trained weights" error
     return weights_line(name, entry.backbone, entry.path, entry.sha256, _validation_maxdice(entry, None))
+
+
+def weights_card(
+    model: str | None = None, weights: str | Path | None = None, folder: str | Path | None = None
+) -> WeightsEntry | None:
+    """The model card a run of ``model``/``weights`` carries (:attr:`LoadedModel.entry`), without loading
+    anything: the bundled entry the run would load, or the one whose file has the sha256 of ``weights``."""
+    if weights is not None:
+        return bundled_card(sha256_file(weights), folder)
+    return find_entry(choose_model(model, weights, folder), folder)
 
 
 def choose_model(
