@@ -1,14 +1,15 @@
 """Each bundled weights file end to end: `vps segment` frames/s on a synthetic H.264 clip (masks + overlay), on
 each backend, with and without `--tta`, all in one run on this machine — the speed column of the model card.
 
-    python benchmarks/bench_bundled.py [--size 1280x720] [--frames 60] [--threads 1] [--backends auto,torch]
+    python benchmarks/bench_bundled.py [--size 1280x720] [--frames 60] [--threads N] [--backends auto,torch]
         [--no-tta]
 
 Weights: every entry of the bundled manifest, each run by its file (`-w`), at the input size it was trained
 at, with its model card (so `--backend auto`'s precision is the card's). Two rates per run: run.json's
 ``frames_per_second`` (the video's frames over the run's wall time, start-up excluded) and the frames over
 the whole command's wall time (start-up included: Python, torch, loading and the converted model's cache);
-``--threads`` is the model's CPU threads (`vps segment --threads`).
+``--threads`` is the model's CPU threads (`vps segment --threads`; default: vps's own choice, as a user runs
+it — the usable CPUs minus one on torch, all of them on OpenVINO).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--size", default="1280x720")
     ap.add_argument("--frames", type=int, default=60)
-    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--backends", default="auto,torch", help="comma-separated --backend values")
     ap.add_argument("--no-tta", action="store_true", help="without the --tta runs")
     args = ap.parse_args()
@@ -81,8 +82,7 @@ def main() -> int:
                     "-o",
                     str(out),
                     "-q",
-                    "--threads",
-                    str(args.threads),
+                    *(["--threads", str(args.threads)] if args.threads else []),
                     *extra,
                 ],
                 check=True,

@@ -1,12 +1,13 @@
 """`vps segment` throughput when the machine is busy: thread settings under CPU contention.
 
 Renders a synthetic clip (default 60 frames of 1280×720), then runs `vps segment` (bundled weights,
-masks + overlay, CPU) with 0, 1, … N busy processes beside it (N = the usable CPUs), once with torch's
-own thread count (one spinning OpenMP thread per CPU: `--threads N`) and once with vps's default (the
-usable CPUs minus one, OpenCV single-threaded). Prints frames/s per setting and load, and the ratio of
-each to the same setting alone. Each run is a fresh process, as a user's would be.
+masks + overlay, CPU) with 0, 1, … N busy processes beside it (N = the usable CPUs), with torch's own
+thread count (one thread per CPU: `--threads N`), with one CPU kept for the pipeline (`--threads N-1`)
+and with vps's default (on torch N-1, on OpenVINO N; OpenCV single-threaded). Prints frames/s per setting
+and load, and the ratio of each to the same setting alone. Each run is a fresh process, as a user's
+would be.
 
-    python benchmarks/bench_contention.py [--frames 60] [--size 1280x720] [--repeat 1]
+    python benchmarks/bench_contention.py [--frames 60] [--size 1280x720] [--repeat 1] [--backend auto]
 """
 
 from __future__ import annotations
@@ -31,10 +32,11 @@ def burn(stop) -> None:
             x += 1
 
 
-def segment(video: Path, out: Path, threads: int | None) -> float:
+def segment(video: Path, out: Path, threads: int | None, backend: str) -> float:
     """frames/s that `vps segment` reports in run.json."""
     shutil.rmtree(out, ignore_errors=True)
     args = [sys.executable, "-m", "vpscli", "segment", str(video), "-o", str(out), "--device", "cpu", "-q"]
+    args += ["--backend", backend]
     if threads is not None:
         args += ["--threads", str(threads)]
     env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}
@@ -47,6 +49,7 @@ def main() -> None:
     ap.add_argument("--frames", type=int, default=60)
     ap.add_argument("--size", default="1280x720")
     ap.add_argument("--repeat", type=int, default=1, help="runs per cell (the best is kept)")
+    ap.add_argument("--backend", default="auto", help="vps segment --backend")
     args = ap.parse_args()
     from vpscli.engine.device import usable_cpus
     from vpscli.synth import SynthConfig, write_clip
@@ -54,8 +57,9 @@ def main() -> None:
     cpus = usable_cpus()
     w, h = (int(v) for v in args.size.split("x"))
     settings = {
-        f"torch default (--threads {cpus})": cpus,
-        f"vps default ({max(1, cpus - 1)} + pipeline)": None,
+        f"one thread per CPU (--threads {cpus})": cpus,
+        f"one CPU kept for the pipeline (--threads {max(1, cpus - 1)})": max(1, cpus - 1),
+        "vps default": None,
     }
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -70,13 +74,19 @@ def main() -> None:
             try:
                 for name, threads in settings.items():
                     table[name].append(
-                        max(segment(tmp / "clip.mp4", tmp / "out", threads) for _ in range(args.repeat))
+                        max(
+                            segment(tmp / "clip.mp4", tmp / "out", threads, args.backend)
+                            for _ in range(args.repeat)
+                        )
                     )
             finally:
                 stop.set()
                 for p in burners:
                     p.join()
-    print(f"vps segment, {args.frames} frames {w}x{h}, bundled weights, masks + overlay, {cpus} usable CPUs")
+    print(
+        f"vps segment --backend {args.backend}, {args.frames} frames {w}x{h}, bundled weights, masks + overlay, "
+        f"{cpus} usable CPUs"
+    )
     print(
         "| setting | "
         + " | ".join(f"{b} busy process{'es' if b != 1 else ''}" for b in range(cpus + 1))
