@@ -95,8 +95,8 @@ def worker(
     from vpscli.models import build_model
     from vpscli.train.calibration import calibrate_batchnorm
 
-    if device == "cpu":
-        set_cpu_threads(model_cpu_threads())  # what `vps segment` does on the CPU
+    if device == "cpu":  # what `vps segment` does on the CPU
+        set_cpu_threads(model_cpu_threads(), model_cpu_threads(None, backend))
     if model_free:  # the pipeline alone: a stand-in with the model's windowing, at no cost
         from vpscli.models.stand_in import StandInModel
 

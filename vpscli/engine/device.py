@@ -226,8 +226,8 @@ def model_cpu_threads(requested: int | None = None, runtime: str = "torch") -> i
 
     OpenVINO's threads sleep when they have no work, so its model takes every core and shares them
     with the pipeline: measured on the same CPU (``vps segment``, bf16), aen-cffm-lite2 at 720p 8.5–8.9
-    → 12.4–13.0 frames/s, the default at 720p 23.6–24.6 → 26.4–31.8, and under load no collapse (pns-net
-    at 720p with two busy processes beside it: 20.9 frames/s on one thread, 18.7 on two).
+    → 12.4–13.0 frames/s, the default at 720p 28.3 → 37.7, and under load no collapse (the default at 720p
+    with two busy processes beside it: 15.4 frames/s on one thread, 15.1 on two).
     """
     if requested is not None:
         if requested < 1:
