@@ -222,28 +222,56 @@ def _note_frame_decision(card, threshold: float, presence: float | None, events:
         )
 
 
-def _run_on_ray(jobs: list[VideoJob], backend: RayBackend, report: BatchReport, events: BatchEvents) -> None:
-    """Segment every job as a Ray task (:mod:`vpscli.batch.ray_backend`); Ctrl-C cancels them."""
-    from vpscli.backends import choose_backend
-    from vpscli.batch import ray_backend as rb
-    from vpscli.batch import ray_cluster
+def _say_what_runs_on_ray(jobs: list[VideoJob], events: BatchEvents) -> None:
+    """The "running" line of each model and weights, and the frame decision a model card sets, once each:
+    the workers decide each frame as a local run does (``segment_video``) but print nothing."""
     from vpscli.weights.store import describe_weights, weights_card
 
     for name, weights, tta in dict.fromkeys((j.model.model, j.model.weights, j.model.tta) for j in jobs):
         events.running(describe_weights(name, weights) + (", with test-time augmentation" if tta else ""))
-    # the workers decide each frame as a local run does (segment_video); the notice is said here, once
     decisions = ((j.model.model, j.model.weights, j.model.threshold, j.options.presence) for j in jobs)
     for name, weights, threshold, presence in dict.fromkeys(decisions):
         _note_frame_decision(weights_card(name, weights), threshold, presence, events)
-    devices = [rb.task_device(job.model.device, backend.gpus_per_video) for job in jobs]
+
+
+def _ray_tasks(jobs: list[VideoJob], backend: RayBackend, report: BatchReport) -> list:
+    """One :class:`~vpscli.batch.ray_backend.SegmentTask` per job: its device, absolute paths, and the model's
+    threads by the local rule within ``--cpus-per-video`` (the runtime as far as this machine can tell;
+    CUDA stays torch)."""
+    from vpscli.backends import choose_backend
+    from vpscli.batch import ray_backend as rb
+
     threads = rb.task_cpu_threads(backend.threads, backend.cpus_per_video)
-    # what runs each CPU task's model, as far as this machine can tell (CUDA stays torch)
-    runtimes = [
-        choose_backend(j.model.backend, "cpu", j.model.precision, calibration=j.model.calibration).backend
-        if d == "cpu"
-        else "torch"
-        for j, d in zip(jobs, devices)
-    ]
+    tasks = []
+    for job in jobs:
+        model = job.model
+        device = rb.task_device(model.device, backend.gpus_per_video)
+        runtime = "torch"
+        if device == "cpu":
+            runtime = choose_backend(
+                model.backend, "cpu", model.precision, calibration=model.calibration
+            ).backend
+        tasks.append(
+            rb.SegmentTask(
+                job.source,
+                replace(model, device=device, weights=str(model.weights) if model.weights else None),
+                replace(job.options, out_root=Path(job.options.out_root).absolute()),
+                threads,
+                report.started,
+                compiled_threads=rb.task_cpu_threads(backend.threads, backend.cpus_per_video, runtime),
+                frame_hook=backend.frame_hook,
+            )
+        )
+    return tasks
+
+
+def _run_on_ray(jobs: list[VideoJob], backend: RayBackend, report: BatchReport, events: BatchEvents) -> None:
+    """Segment every job as a Ray task (:mod:`vpscli.batch.ray_backend`); Ctrl-C cancels them."""
+    from vpscli.batch import ray_backend as rb
+    from vpscli.batch import ray_cluster
+
+    _say_what_runs_on_ray(jobs, events)
+    tasks = _ray_tasks(jobs, backend, report)
     started = ray_cluster.connect(backend.address)
     try:
         import ray
@@ -255,18 +283,6 @@ def _run_on_ray(jobs: list[VideoJob], backend: RayBackend, report: BatchReport, 
         if started:
             ray.shutdown()
         raise
-    tasks = [
-        rb.SegmentTask(
-            job.source,
-            replace(job.model, device=device, weights=str(job.model.weights) if job.model.weights else None),
-            replace(job.options, out_root=Path(job.options.out_root).absolute()),
-            threads,
-            report.started,
-            compiled_threads=rb.task_cpu_threads(backend.threads, backend.cpus_per_video, runtime),
-            frame_hook=backend.frame_hook,
-        )
-        for job, device, runtime in zip(jobs, devices, runtimes)
-    ]
     done = failed = 0
 
     def on_result(i: int, result: dict | None, error, attempts: int, frames: int) -> None:

@@ -166,14 +166,11 @@ class Segmenter:
         self.compiled = (compile_mode or "default") if (compile or compile_mode) else False
         stateful = bool(self.spec.ref_offsets) or self.spec.memory_clips > 0
         self.batch = 1 if stateful else batch
-        self.batch_note = (
-            f"--batch {batch} ignored: {self.spec.name} carries state from clip to clip"
-            if stateful and batch > 1
-            else None
-        )
-        #: the compiled backend's version, its graphs' cache folder, whether they were converted now
+        ignored = f"--batch {batch} ignored: {self.spec.name} carries state from clip to clip"
+        self.batch_note = ignored if stateful and batch > 1 else None
+        #: the compiled backend's version, CPU threads, graphs' cache folder, whether they were converted
+        #: now (``None`` … ``False`` when torch runs the model, on torch's threads)
         self.backend_version: str | None = None
-        #: a compiled backend's CPU threads (``None``: torch runs the model, on torch's threads)
         self.compiled_threads: int | None = None
         self.graph_cache: Path | None = None
         self.graphs_built = False
@@ -182,8 +179,7 @@ class Segmenter:
             self.model, self._forward = place_model(runs, self.placement, compile=compile, mode=compile_mode)
         else:
             compiled = self._compile(net, cache_dir, calibration)
-            self.backend_version = compiled.version
-            self.compiled_threads = compiled.threads
+            self.backend_version, self.compiled_threads = compiled.version, compiled.threads
             self.graph_cache, self.graphs_built = compiled.cache_entry, compiled.built
             self.model = MirrorAveraged(compiled) if self.tta else compiled
             self._forward = self.model
