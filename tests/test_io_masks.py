@@ -32,6 +32,30 @@ def test_write_read_round_trip_is_8bit_0_255(tmp_path, blob):
     assert not list(tmp_path.glob(".*partial*"))
 
 
+def test_empty_masks_of_each_size_are_whole_8bit_pngs(tmp_path, blob):
+    """Empty masks (most frames) are the bytes of one encoding per size; every mask stores its rows
+    unfiltered (filter type 0), which keeps 0/255 rows small."""
+    import zlib
+
+    for name, shape in (("a", (30, 40)), ("b", (30, 40)), ("c", (7, 5)), ("d", (30, 40))):
+        write_mask(tmp_path / f"{name}.png", np.zeros(shape, np.uint8) if name != "d" else blob)
+        with Image.open(tmp_path / f"{name}.png") as im:
+            assert im.mode == "L" and im.size == shape[::-1]
+        assert (read_mask(tmp_path / f"{name}.png").array == (255 * blob if name == "d" else 0)).all()
+    assert (tmp_path / "a.png").read_bytes() == (tmp_path / "b.png").read_bytes()
+    for name, (h, w) in (("a", (30, 40)), ("d", (30, 40))):
+        data = (tmp_path / f"{name}.png").read_bytes()
+        at, idat = 8, b""
+        while at < len(data):  # the IDAT chunks' bytes, in order
+            size = int.from_bytes(data[at : at + 4], "big")
+            idat += data[at + 8 : at + 8 + size] if data[at + 4 : at + 8] == b"IDAT" else b""
+            at += 12 + size
+        rows = zlib.decompress(idat)
+        assert len(rows) == h * (w + 1) and rows[:: w + 1] == bytes(
+            h
+        )  # each row: filter byte 0, then w bytes
+
+
 def test_probability_is_floor_255p(tmp_path):
     p = np.array([[0.0, 0.5, 0.999, 1.0], [0.25, 0.1, 1.5, -0.2]])
     np.testing.assert_array_equal(probability_to_uint8(p), [[0, 127, 254, 255], [63, 25, 255, 0]])

@@ -34,16 +34,22 @@ def _whole(up: SourceUpsampler, logits: torch.Tensor):
     return (p * 255).to(torch.uint8).numpy(), (p >= up.threshold).numpy(), p.amax(dim=(1, 2)).tolist()
 
 
+@pytest.mark.parametrize("probs", [True, False])
 @pytest.mark.parametrize("threshold", [0.5, 0.02, 1 / 255, 0.0, 1.0])
 @pytest.mark.parametrize("out_hw", [(240, 352), (101, 75), (64, 112), (1080, 1920)])
-def test_region_results_equal_the_whole_frame(threshold, out_hw):
+def test_region_results_equal_the_whole_frame(threshold, out_hw, probs):
     in_hw = (64, 112)
-    logits = _logits(3, *in_hw, seed=int(threshold * 100) + out_hw[0])
+    logits = _logits(5, *in_hw, seed=int(threshold * 100) + out_hw[0])
     logits[2] = -12.0  # a clean frame
-    up = SourceUpsampler(in_hw, out_hw, threshold)
-    probs, masks, peaks = _whole(up, logits)
+    logits[3] = _logits(1, *in_hw, seed=1)[0] + 6.0  # a haze of levels 1 to 10 with a peak under 0.5
+    logits[4] = logits[3] - 2.6  # a faint haze around levels 1 and 2
+    up = SourceUpsampler(in_hw, out_hw, threshold, probs=probs)
+    probs_, masks, peaks = _whole(up, logits)
     for j, pred in enumerate(up(logits)):
-        assert np.array_equal(pred.prob, probs[j]), j
+        if probs:
+            assert np.array_equal(pred.prob, probs_[j]), j
+        else:
+            assert pred.prob is None
         assert np.array_equal(pred.mask, masks[j]), j
         assert pred.area == masks[j].sum()
         if pred.area:
@@ -52,11 +58,38 @@ def test_region_results_equal_the_whole_frame(threshold, out_hw):
             assert pred.max_prob == pytest.approx(peaks[j], abs=0)
         else:
             assert pred.box is None
-        if probs[j].any() or masks[j].any():
+        if probs_[j].any() or masks[j].any():
             assert pred.max_prob == peaks[j]
         else:  # nothing reaches 1/255 nor the threshold: the model map's own peak, an upper bound (to float
             # rounding) below 1/255
             assert peaks[j] <= pred.max_prob * (1 + 1e-6) and pred.max_prob < 1 / 255
+
+
+def test_without_probability_maps_a_hazy_frame_costs_only_its_peak():
+    """A model's faint haze over a polyp-free frame (levels 1 to 30 of 255 everywhere) is computed for the
+    probability maps; without them only the few cells near the peak are, and the mask, box, area and peak
+    come out the same bit for bit."""
+    in_hw, out_hw = (64, 112), (1080, 1920)
+    haze = torch.full((2, 1, *in_hw), -4.0)  # p ≈ 0.018: level 4 everywhere
+    haze[0, 0, 30:33, 50:53] = -1.0  # a faint spot, p ≈ 0.27: no mask
+    haze[1, 0, 10:20, 20:40] = 3.0  # a polyp
+    regions = {}
+    for probs in (True, False):
+        up = SourceUpsampler(in_hw, out_hw, 0.5, probs=probs)
+        calls = []
+        real = up.upsample
+        up.upsample = lambda *a, _r=real, _c=calls, **k: _c.append(a[1:]) or _r(*a, **k)
+        regions[probs] = (up(haze), [(r1 - r0) * (c1 - c0) for (r0, r1), (c0, c1) in calls])
+    (with_maps, area_maps), (without, area_masks) = regions[True], regions[False]
+    assert area_maps == [1080 * 1920] * 2  # the haze reaches level 1 everywhere
+    cell = (1080 / 64) * (1920 / 112)  # output pixels per model cell
+    assert area_masks[0] <= 5 * 5 * cell  # the spot's 3×3 cells and their neighbours: 0.3 % of the frame
+    assert area_masks[1] <= 12 * 22 * cell  # the polyp's 10×20 cells and their neighbours
+    for a, b in zip(with_maps, without):
+        assert b.prob is None and a.prob is not None and a.prob.max() > 4
+        assert np.array_equal(a.mask, b.mask) and (a.box, a.area) == (b.box, b.area)
+        assert a.max_prob == b.max_prob  # the upsampled peak, exactly
+    assert without[0].area == 0 and 0.2 < without[0].max_prob < 0.3 and without[1].area > 0
 
 
 def test_a_region_is_computed_bit_for_bit_as_in_the_whole_frame():
@@ -87,6 +120,11 @@ def test_bilinear_axis_weights():
     assert np.allclose(ax.w1.numpy(), [0, 0.25, 0.75, 0.25, 0.75, 0.25, 0.75, 0])
     assert ax.span(2, 2) == (3, 7)  # output positions reading input cell 2
     assert ax.span(0, 3) == (0, 8)
+    assert ax.min_cell_weight == 0.75  # cells 1 and 2 get at most 0.75 from any position, 0 and 3 get 1
+    assert bilinear_axis(8, 4).min_cell_weight == 0.5  # halving: every cell shares a position equally
+    assert bilinear_axis(9, 3).min_cell_weight == 0.0  # a third: cell 0 is read by no position
+    # upsampling: some output position lies within half a position of each cell's centre
+    assert 1 - 0.5 * 256 / 1080 <= bilinear_axis(256, 1080).min_cell_weight < 1
 
 
 def test_a_clean_frame_costs_no_upsampling():

@@ -188,10 +188,11 @@ def test_a_library_sink_replaces_the_frame_outputs(clip, weights, tmp_path):
 
     class Collect(Sink):
         def __init__(self):
-            self.names, self.closed = [], False
+            self.names, self.closed, self.with_probs = [], False, []
 
         def write(self, frame):
             self.names.append(frame.result.name)
+            self.with_probs.append(frame.result.prob is not None)
 
         def close(self):
             self.closed = True
@@ -203,6 +204,12 @@ def test_a_library_sink_replaces_the_frame_outputs(clip, weights, tmp_path):
     run = RunFolder(tmp_path / "only" / "vid")
     assert collect.names == [index_name(i) for i in range(11)] and collect.closed
     assert report.frames == 11 and run.status() == "complete" and not any(run.masks_dir.iterdir())
+    assert all(collect.with_probs)  # a sink gets the probability maps unless it says it does not use them
+    masks_only = Collect()
+    masks_only.uses_probs = False
+    opts = SegmentOptions(out_root=tmp_path / "masks-only", overlay=False, min_persistence=1)
+    segment_video(seg, open_source(clip / "vid.mp4"), opts, sinks=lambda *args: [masks_only])
+    assert masks_only.names == collect.names and not any(masks_only.with_probs)
     # extending the defaults writes the usual folder as well
     both = Collect()
     opts = SegmentOptions(out_root=tmp_path / "both", overlay=False, min_persistence=1)

@@ -27,6 +27,26 @@ def read_csv(path):
         return list(csv.DictReader(f))
 
 
+def test_masks_and_rows_are_the_same_without_the_probability_maps(clip, weights, tmp_path):
+    """Without ``--save-prob`` the run computes no probability map (only the regions around the masks and
+    peaks): the masks and frames.csv are the same bytes as a run that writes them."""
+    seg = Segmenter("pns-plus", weights["pns-plus"], device="cpu", threshold=0.5)
+    seen = []
+    for save_prob in (True, False):
+        opts = SegmentOptions(out_root=tmp_path / str(save_prob), save_prob=save_prob, overlay=not save_prob)
+        segment_video(
+            seg, open_source(clip / "vid.mp4"), opts, on_frame=lambda r: seen.append(r.prob is None)
+        )
+    assert seen == [False] * 11 + [True] * 11
+    a, b = tmp_path / "True" / "vid", tmp_path / "False" / "vid"
+    assert (a / "frames.csv").read_bytes() == (b / "frames.csv").read_bytes()
+    rows = read_csv(b / "frames.csv")
+    assert sum(int(r["present"]) for r in rows) > 0 and len({r["max_prob"] for r in rows}) > 5
+    for name in sorted(p.name for p in (a / "masks").iterdir()):
+        assert (a / "masks" / name).read_bytes() == (b / "masks" / name).read_bytes(), name
+    assert not (b / "probs").exists() and (b / "overlay.mp4").exists()
+
+
 @pytest.mark.parametrize("model", ["pns-plus", "aen-cffm"])
 def test_outputs_agree_with_each_other(clip, weights, tmp_path, model):
     seg = Segmenter(model, weights[model], device="cpu", threshold=0.5)

@@ -39,6 +39,8 @@ class OverlaySink(Sink):
     """``overlay.mp4``: every frame drawn with its mask and HUD, encoded on its own thread (frames finished
     by an earlier run included: their masks are read back, :meth:`ResumePlan.with_saved_mask`)."""
 
+    uses_probs = False  # the mask, its box and the peak
+
     def __init__(self, folder: RunFolder, plan: ResumePlan, model: str, threshold: float, timings: Timings):
         self.path, self.plan, self.model, self.threshold = folder.overlay_path, plan, model, threshold
         self.timings = timings

@@ -66,7 +66,7 @@ def segment_video(
 
     ``on_frame`` is called after each frame's outputs are queued (progress bars) — with the
     persistence filter's decision applied, so up to ``min_persistence − 1`` frames after the model
-    produced it.
+    produced it; its ``prob`` is ``None`` unless a sink uses the probability maps (``Sink.uses_probs``).
 
     ``sinks(folder, segmenter, run, opts, plan) -> list[Sink]`` makes the frame outputs (default
     :func:`default_sinks`); ``run.json`` is always written, since ``--resume``, ``--overwrite`` and the
@@ -102,6 +102,7 @@ def segment_video(
         try:
             plan = ResumePlan(folder, opts.save_prob, resume=mode == "resume")
             frame_sinks = (sinks or default_sinks)(folder, segmenter, run, opts, plan)
+            run.probs = any(sink.uses_probs for sink in frame_sinks)  # probability maps only if written
             stream(segmenter, source, run, plan, frame_sinks, opts, probe, report, on_frame)
         except BaseException as e:
             record.abort(e)

@@ -248,9 +248,11 @@ class Segmenter:
     def input_size(self) -> tuple[int, int]:
         return tuple(self.spec.input_size)
 
-    def init_state(self, source) -> VideoRun:
-        """A fresh per-video state for ``source`` (a :mod:`vpscli.io.sources` source)."""
-        return VideoRun(source, self.model.init_state(), self.input_size)
+    def init_state(self, source, probs: bool = True) -> VideoRun:
+        """A fresh per-video state for ``source`` (a :mod:`vpscli.io.sources` source); ``probs=False``:
+        the frames carry no probability map (``FrameResult.prob`` is ``None``), which makes the upsampling
+        to the source size cheaper (:class:`VideoRun`)."""
+        return VideoRun(source, self.model.init_state(), self.input_size, probs)
 
     def _tensor(self, items: list[ResizedFrame]) -> torch.Tensor:
         """Window frames → ``(T, 3, h, w)`` normalised float on the device."""

@@ -33,7 +33,13 @@ class Sink(ABC):
     """Where decided frames go: :meth:`open` before the first, :meth:`write` each in frame order, then
     :meth:`close` after the last — or :meth:`abort` after an error or interrupt (possibly before
     :meth:`open`, or after :meth:`close`). Example: ``segment_video(seg, src, opts, sinks=lambda *a:
-    default_sinks(*a) + [MySink()])``."""
+    default_sinks(*a) + [MySink()])``.
+
+    ``uses_probs``: whether :meth:`write` reads the frames' probability maps (``frame.result.prob``); a
+    video's maps are computed only when one of its sinks does (they cost more than the masks).
+    """
+
+    uses_probs: bool = True
 
     def open(self, probe) -> None:  # noqa: B027 - optional hook
         """Before the first frame; ``probe`` is the source's :class:`~vpscli.io.probe.Probe`."""
@@ -68,6 +74,7 @@ class FrameFilesSink(Sink):
 
     def __init__(self, folder: RunFolder, save_prob: bool, timings: Timings):
         self.folder, self.save_prob, self.timings = folder, save_prob, timings
+        self.uses_probs = save_prob
         self.workers = png_workers()
         self.pool: ThreadPoolExecutor | None = None
         self.in_flight: deque[Future] = deque()

@@ -33,7 +33,8 @@ class FrameResult:
     Attributes:
         index, name, timestamp: from the source frame (name is the mask file stem).
         image: the source frame ``(H, W, 3)`` uint8 RGB (for overlays).
-        prob: probability ``(H, W)`` uint8, ``floor(255·p)`` (the benchmark format).
+        prob: probability ``(H, W)`` uint8, ``floor(255·p)`` (the benchmark format); ``None`` when the
+            run leaves the probability maps out (:attr:`VideoRun.probs`).
         mask: ``(H, W)`` bool, ``p ≥ threshold``.
         max_prob: the frame's largest probability in [0, 1].
         predicted: false for frames the caller asked to skip (resuming): ``prob`` and ``mask``
@@ -120,13 +121,17 @@ class StageClock:
 class VideoRun:
     """Per-video inference state: the source, the model's state, the decoder thread, timings.
 
-    Made by :meth:`Segmenter.init_state`; consumed by :meth:`Segmenter.run`.
+    Made by :meth:`Segmenter.init_state`; consumed by :meth:`Segmenter.run`. ``probs``: whether each
+    :class:`FrameResult` carries its probability map; without them the upsampling computes only the
+    region around the mask and the peak (:mod:`vpscli.engine.postprocess`), and masks, boxes, areas and
+    peaks are the same bit for bit. It may be changed until the run starts.
     """
 
-    def __init__(self, source, model_state, input_hw: tuple[int, int]):
+    def __init__(self, source, model_state, input_hw: tuple[int, int], probs: bool = True):
         self.source = source
         self.model_state = model_state
         self.input_hw = input_hw
+        self.probs = probs
         self.timings = Timings()
         self.frames_out = 0
         #: frames the model ran on (owned frames of the clips computed; fewer than frames_out when resuming)
@@ -138,9 +143,9 @@ class VideoRun:
 
     def upsampler(self, out_hw, in_hw, threshold: float, device) -> SourceUpsampler:
         """The :class:`SourceUpsampler` for one source size (made once per video and size)."""
-        key = (tuple(out_hw), tuple(in_hw))
+        key = (tuple(out_hw), tuple(in_hw), self.probs)
         if key not in self._upsamplers:
-            self._upsamplers[key] = SourceUpsampler(in_hw, out_hw, threshold, device)
+            self._upsamplers[key] = SourceUpsampler(in_hw, out_hw, threshold, device, probs=self.probs)
         return self._upsamplers[key]
 
     def ahead(self, items: Iterator[T], size: int, name: str) -> Ahead[T]:
