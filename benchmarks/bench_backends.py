@@ -4,7 +4,7 @@ each precision, and `vps segment`'s speed end to end.
     python benchmarks/bench_backends.py agreement [--models pns-net,pns-plus,aen-cffm]
     python benchmarks/bench_backends.py precision [--models pns-net]
     python benchmarks/bench_backends.py speed --size 1920x1080 --frames 250 [--no-overlay] [--models pns-net]
-        [--precisions fp32,bf16,int8]
+        [--precisions fp32,bf16,int8] [--clip testsrc|polyp]
 
 - ``agreement``: the demo clip (``vps synth``, seed 7000, 48 frames) and the CVC-ClinicDB valid clips, each
   bundled model on torch, OpenVINO and ONNX Runtime at fp32: the largest difference of the 8-bit
@@ -13,8 +13,10 @@ each precision, and `vps segment`'s speed end to end.
 - ``precision``: validation as ``vps train`` scores it (CVC-ClinicDB valid; the held-out PolypGen negatives
   seq2_neg and seq6_neg for the clean share) for torch fp32, OpenVINO fp32, bf16 and int8 (calibrated on
   the CVC-ClinicDB train clips' first 300 frames), with the seconds each validation took.
-- ``speed``: ``vps segment`` as a user runs it (a synthetic H.264 clip, the model's cache already warm,
-  start-up included; int8's calibration pass over 300 frames included), each backend in turn in one run; frames/s and the run's stage seconds from run.json.
+- ``speed``: ``vps segment`` as a user runs it (a synthetic H.264 clip: ffmpeg's testsrc2, which the model
+  finds polyp-free, or ``--clip polyp``, ``vps synth``'s clip with a polyp in every frame; the model's cache
+  already warm), each backend in turn in one run: frames/s with start-up (int8's calibration pass over 300
+  frames included) and without it (``run.json``), and the run's stage seconds.
 
 Data: ``$VPS_DATA`` (default ``../shared/data``).
 """
@@ -121,16 +123,26 @@ def precision(models: list[str]) -> None:
             )
 
 
-def speed(models: list[str], size: str, frames: int, overlay: bool, precisions: list[str]) -> None:
+def speed(
+    models: list[str], size: str, frames: int, overlay: bool, precisions: list[str], clip: str = "testsrc"
+) -> None:
     sys.path.insert(0, str(Path(__file__).parent))
     from bench_segment import make_video
 
     with tempfile.TemporaryDirectory() as tmp:
         video = Path(tmp) / "clip.mp4"
-        make_video(video, frames, size)
+        if clip == "polyp":  # a polyp in every frame: the upsampling, mask PNGs and overlay at their dearest
+            synth = ["vps", "synth", tmp, "--frames", str(frames), "--size", size, "--seed", "7000"]
+            subprocess.run(synth + ["--name", "clip", "--quiet"], check=True, capture_output=True)
+        else:
+            make_video(video, frames, size)
         what = "masks + overlay" if overlay else "masks only"
-        print(f"vps segment, {frames} frames of {size} H.264, {what}, start-up included, model cached\n")
-        print(f"{'model':<10}{'backend':<18}{'wall s':>8}{'frames/s':>10}   stages (s, run.json)")
+        print(
+            f"vps segment, {frames} frames of {size} H.264 ({clip}), {what}, start-up included, model cached\n"
+        )
+        print(
+            f"{'model':<10}{'backend':<18}{'wall s':>8}{'frames/s':>10}{'run f/s':>10}   stages (s, run.json)"
+        )
         runs = [("torch", "fp32"), *(("openvino", p) for p in precisions), ("onnxruntime", "fp32")]
         for model in models:
             for backend, prec in runs:
@@ -146,7 +158,11 @@ def speed(models: list[str], size: str, frames: int, overlay: bool, precisions: 
                 record = json.loads((out / "clip" / "run.json").read_text())
                 stages = ", ".join(f"{k} {v:.2f}" for k, v in record["timings_seconds"].items())
                 label = f"{backend} {prec}"
-                print(f"{model:<10}{label:<18}{wall:>8.2f}{frames / wall:>10.1f}   {stages}", flush=True)
+                own = record["frames_per_second"]  # start-up excluded
+                print(
+                    f"{model:<10}{label:<18}{wall:>8.2f}{frames / wall:>10.1f}{own:>10.1f}   {stages}",
+                    flush=True,
+                )
 
 
 def main() -> None:
@@ -156,6 +172,12 @@ def main() -> None:
     ap.add_argument("--size", default="1920x1080")
     ap.add_argument("--frames", type=int, default=250)
     ap.add_argument("--no-overlay", action="store_true")
+    ap.add_argument(
+        "--clip",
+        choices=["testsrc", "polyp"],
+        default="testsrc",
+        help="speed: ffmpeg's testsrc2, or vps synth",
+    )
     ap.add_argument("--precisions", default="fp32", help="speed: OpenVINO's precisions (fp32,bf16,int8)")
     args = ap.parse_args()
     if args.what == "agreement":
@@ -169,6 +191,7 @@ def main() -> None:
             args.frames,
             not args.no_overlay,
             args.precisions.split(","),
+            args.clip,
         )
 
 

@@ -159,6 +159,6 @@ def _write_pngs(
     t0 = time.perf_counter()
     write_mask(mask_path, mask)
     if prob_path is not None:
-        assert prob is not None, "a predicted frame has its probabilities"
+        assert prob is not None, "a run that writes probs/ computes the probability maps"
         write_levels(prob_path, prob)
     timings.add("png", time.perf_counter() - t0)
