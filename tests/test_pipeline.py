@@ -214,6 +214,8 @@ def test_stand_in_model_marks_a_moving_ellipse(clip, tmp_path):
     centres = [np.argwhere(r.mask).mean(axis=0) for r in results]
     assert np.linalg.norm(centres[0] - centres[-1]) > 2  # it moves
     assert all(r.max_prob > 0.99 for r in results)
+    for r in results:  # outside the ellipse a haze of level 2, rising to the mask's edge
+        assert r.prob.min() == 2 and (r.prob == 2).mean() > 0.5 and r.prob[~r.mask].max() <= 127
 
 
 def _run_dirs(root):

@@ -2,7 +2,7 @@
 
 :class:`StandInModel` takes the windowing of a real model (clip length, input size, anchor,
 stateless) and returns, for each frame, the logits of an ellipse that drifts with the frame
-index — a polyp-sized region with a soft edge, so masks, probability maps, contours and
+index — a polyp-sized region with a soft edge in a faint haze, so masks, probability maps, contours and
 overlays cost what they cost with a trained model, while the "forward pass" costs nothing.
 ``benchmarks/bench_segment.py --model-free`` uses it to measure decoding, resizing,
 post-processing, PNG writing and overlay encoding on any machine.
@@ -33,7 +33,7 @@ class StandInModel(VideoModel[VideoState]):
     Shape:
         - clip: ``(B, T, 3, H, W)`` → logits ``(B, T, 1, H, W)``; frame ``i``'s ellipse is centred
           at ``(0.5 + 0.2·sin(i/15), 0.5 + 0.2·cos(i/20))`` of the frame, semi-axes 18 % × 14 %,
-          logit 8 at the centre falling to −8 outside.
+          logit 8 at the centre falling to −4.5 outside (a trained model's faint haze: level 2 of 255).
     """
 
     def __init__(self, spec: ModelSpec):
@@ -69,5 +69,6 @@ class StandInModel(VideoModel[VideoState]):
         y = torch.linspace(0, 1, h, device=clip.device)[None, :, None]
         x = torch.linspace(0, 1, w, device=clip.device)[None, None, :]
         r = ((y - cy) / 0.18) ** 2 + ((x - cx) / 0.14) ** 2  # (T, H, W): 1 on the ellipse's edge
-        logits = (8.0 * (1.0 - r)).clamp(-8.0, 8.0) * self.scale
+        # outside the ellipse a faint haze (p ≈ 0.011, level 2 of 255), as a trained model leaves over a frame
+        logits = (8.0 * (1.0 - r)).clamp(-4.5, 8.0) * self.scale
         return logits[None, :, None].expand(b, t, 1, h, w).to(clip.dtype)
