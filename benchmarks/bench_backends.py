@@ -15,8 +15,9 @@ each precision, and `vps segment`'s speed end to end.
   the CVC-ClinicDB train clips' first 300 frames), with the seconds each validation took.
 - ``speed``: ``vps segment`` as a user runs it (a synthetic H.264 clip: ffmpeg's testsrc2, which the model
   finds polyp-free, or ``--clip polyp``, ``vps synth``'s clip with a polyp in every frame; the model's cache
-  already warm), each backend in turn in one run: frames/s with start-up (int8's calibration pass over 300
-  frames included) and without it (``run.json``), and the run's stage seconds.
+  already warm, int8's too: its calibration pass over 300 frames runs in the untimed first run), each
+  backend in turn in one run: frames/s with start-up and without it (``run.json``), and the run's stage
+  seconds.
 
 Data: ``$VPS_DATA`` (default ``../shared/data``).
 """

@@ -270,7 +270,7 @@ def test_tta_and_batches_run_on_a_compiled_backend(tmp_path):
 @pytest.mark.skipif(
     not installed("openvino") or importlib.util.find_spec("nncf") is None, reason="needs openvino and nncf"
 )
-def test_int8_is_calibrated_on_the_given_frames_and_recorded(tmp_path):
+def test_int8_is_calibrated_on_the_given_frames_and_recorded(tmp_path, monkeypatch):
     """The bundled default model quantised on one synthetic clip keeps its masks on another."""
     from vpscli.engine import Segmenter
     from vpscli.io.sources import open_source
@@ -304,6 +304,16 @@ def test_int8_is_calibrated_on_the_given_frames_and_recorded(tmp_path):
     record = json.loads((tmp_path / "out" / "v" / "run.json").read_text())
     assert record["precision"] == "int8" and record["backend"].endswith(" int8")
     assert len(list((tmp_path / "c" / "graphs").iterdir())) == 2  # fp32 and int8, nothing rebuilt
+    # a later run finds the int8 graphs by the calibration files' fingerprints, without a pass over them
+    passes = []
+    real_run = Segmenter.run
+    monkeypatch.setattr(Segmenter, "run", lambda self, *a, **k: passes.append(1) or real_run(self, *a, **k))
+    again = Segmenter(precision="int8", calibration=tmp_path / "calib.mp4", **kw)
+    assert passes == [] and again.graph_cache == int8.graph_cache and not again.graphs_built
+    # other calibration frames make another entry, calibrated on them
+    write_clip(tmp_path, SynthConfig(frames=20, width=224, height=160, seed=8), "mp4", "other")
+    other = Segmenter(precision="int8", calibration=tmp_path / "other.mp4", **kw)
+    assert passes == [1] and other.graphs_built and other.graph_cache != int8.graph_cache
 
 
 @needs["onnxruntime"]

@@ -27,7 +27,7 @@ import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 import numpy as np
 
@@ -208,7 +208,8 @@ def compile_model(
     weights_sha256: str | None = None,
     cache_dir: str | Path | None = None,
     threads: int | None = None,
-    calibration: Sequence[list[np.ndarray]] | None = None,
+    calibration: Sequence[list[np.ndarray]] | Callable[[], Sequence[list[np.ndarray]]] | None = None,
+    calibration_key: str | None = None,
 ):
     """``net`` (a :class:`~vpscli.models.base.VideoModel`, eval mode) compiled for ``backend``.
 
@@ -220,7 +221,10 @@ def compile_model(
         cache_dir: the cache's root (:func:`~vpscli.backends.store.cache_root`).
         threads: the runtime's threads (default: :func:`~vpscli.engine.device.compiled_cpu_threads`).
         calibration: int8 only: step-graph inputs recorded from the fp32 graph on representative frames
-            (:meth:`CompiledModel.input_hook`).
+            (:meth:`CompiledModel.input_hook`), or a function that records them, called only when the int8
+            graphs are not cached yet (it needs ``calibration_key``).
+        calibration_key: int8 only: what names the calibration frames in the cache key (default: a hash
+            of the recorded inputs).
 
     Returns:
         a :class:`~vpscli.backends.driver.CompiledModel`; its ``built`` says whether graphs were converted
@@ -263,7 +267,12 @@ def compile_model(
     convert = rt.convert
     if precision == "int8":
         assert calibration is not None
-        fields["calibration"] = _calibration_sha256(calibration)
+        if callable(calibration) and not calibration_key:
+            raise ValueError("a calibration function needs its calibration_key")
+        key = (
+            calibration_key if callable(calibration) else calibration_key or _calibration_sha256(calibration)
+        )
+        fields["calibration"] = key
         fields["nncf"] = version_of("nncf")
         convert = _int8_convert(rt.convert, calibration)
     try:
@@ -293,9 +302,9 @@ def _calibration_sha256(samples: Sequence[list[np.ndarray]]) -> str:
     return h.hexdigest()
 
 
-def _int8_convert(convert, samples: Sequence[list[np.ndarray]]):
-    """OpenVINO conversion, then NNCF's post-training quantisation of the step graph on ``samples`` (the
-    anchor graph, run once a video, stays fp32)."""
+def _int8_convert(convert, samples):
+    """OpenVINO conversion, then NNCF's post-training quantisation of the step graph on ``samples`` (or
+    on what ``samples()`` records; the anchor graph, run once a video, stays fp32)."""
 
     def run(graph, folder: Path) -> list[str]:
         if graph.name != "step":
@@ -314,8 +323,9 @@ def _int8_convert(convert, samples: Sequence[list[np.ndarray]]):
         fp32.mkdir()
         names = convert(graph, fp32)
         model = ov.Core().read_model(str(fp32 / f"{graph.name}.xml"))
+        data = list(samples() if callable(samples) else samples)
         with contextlib.redirect_stdout(io.StringIO()):  # NNCF's progress bars: not the user's output
-            quantized = nncf.quantize(model, nncf.Dataset(list(samples)), subset_size=len(samples))
+            quantized = nncf.quantize(model, nncf.Dataset(data), subset_size=len(data))
         ov.save_model(quantized, str(folder / f"{graph.name}.xml"), compress_to_fp16=False)
         del model, quantized
         shutil.rmtree(fp32)
