@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Digest of what vps writes, for checking that a change to the code leaves outputs unchanged: segments
 # the demo clip and the CVC-ClinicDB valid clips with each bundled model (one thread; MODELS to choose), scores
-# them, and prints one sha256 per mask PNG, probability PNG, frames.csv and evaluate JSON. Compare two
+# them, and prints one sha256 per mask PNG, probability PNG (of its decoded pixels: the same image encoded
+# with other PNG settings has the same digest), frames.csv and evaluate JSON. Compare two
 # runs with diff (the same WORKDIR both times: evaluate's JSON names the folders it read):
 #     bash benchmarks/outputs_digest.sh /tmp/digest > /tmp/before.txt
 #     bash benchmarks/outputs_digest.sh /tmp/digest > /tmp/after.txt
@@ -20,4 +21,14 @@ for m in ${MODELS:-pns-net pns-plus aen-cffm}; do
 done
 cd "$OUT"
 find . \( -name '*.png' -o -name frames.csv -o -name 'eval-*.json' \) -path '*/*/*' -not -path './demo/*' -type f \
-    | sort | xargs sha256sum
+    | sort | python -c '
+import hashlib, sys
+import cv2
+for name in sys.stdin.read().split():
+    if name.endswith(".png"):
+        a = cv2.imread(name, cv2.IMREAD_UNCHANGED)
+        data = f"{a.shape} {a.dtype}".encode() + a.tobytes()
+    else:
+        data = open(name, "rb").read()
+    print(hashlib.sha256(data).hexdigest(), "", name)
+'
