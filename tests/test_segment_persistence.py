@@ -521,6 +521,50 @@ def test_the_card_a_run_carries_is_found_without_loading_the_model(tmp_path):
     assert weights_card(default.model, other) is None
 
 
+def test_a_ray_driver_hashes_each_weights_file_once(tmp_path, monkeypatch):
+    """The driver's "running" line and frame-decision notes of a batch whose videos share one weights file
+    at two thresholds: the file is hashed once, and the card is still found for both."""
+    import shutil
+
+    import vpscli.weights.manifest as manifest
+    import vpscli.weights.store as store
+    from vpscli.batch.events import BatchEvents
+    from vpscli.batch.jobs import VideoJob
+    from vpscli.batch.runner import _say_what_runs_on_ray
+    from vpscli.engine import ModelConfig, SegmentOptions
+    from vpscli.weights.manifest import default_entry
+
+    default = default_entry()
+    if default is None:
+        pytest.skip("no weights bundled")
+    copy = shutil.copy(default.path, tmp_path / "renamed.safetensors")
+    hashed = []
+    real = manifest.sha256_file
+    counting = lambda path, *a: hashed.append(str(path)) or real(path, *a)  # noqa: E731
+    monkeypatch.setattr(manifest, "sha256_file", counting)
+    monkeypatch.setattr(store, "sha256_file", counting)
+
+    class Said(BatchEvents):
+        def __init__(self):
+            self.lines = []
+
+        def running(self, message):
+            self.lines.append(message)
+
+        def notice(self, message):
+            self.lines.append(message)
+
+    jobs = [
+        VideoJob(None, ModelConfig(weights=copy, threshold=t), SegmentOptions())  # type: ignore[arg-type]
+        for t in (0.5, 0.4)
+    ]
+    said = Said()
+    _say_what_runs_on_ray(jobs, said)
+    assert hashed == [str(copy)]
+    assert len(said.lines) == 3 and said.lines[0].startswith(f"{default.model} on ")
+    assert all(f"the level calibrated for {default.file}" in line for line in said.lines[1:])
+
+
 def test_presence_below_the_threshold_is_refused(v24, tmp_path):
     from vpscli.errors import UsageError
 

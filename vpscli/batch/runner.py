@@ -225,13 +225,21 @@ def _note_frame_decision(card, threshold: float, presence: float | None, events:
 def _say_what_runs_on_ray(jobs: list[VideoJob], events: BatchEvents) -> None:
     """The "running" line of each model and weights, and the frame decision a model card sets, once each:
     the workers decide each frame as a local run does (``segment_video``) but print nothing."""
+    from vpscli.weights.manifest import sha256_file
     from vpscli.weights.store import describe_weights, weights_card
 
+    # each weights file hashed once, for its "running" line and its model card alike
+    shas: dict[str | Path | None, str] = {
+        w: sha256_file(w) for w in dict.fromkeys(j.model.weights for j in jobs) if w is not None
+    }
     for name, weights, tta in dict.fromkeys((j.model.model, j.model.weights, j.model.tta) for j in jobs):
-        events.running(describe_weights(name, weights) + (", with test-time augmentation" if tta else ""))
+        line = describe_weights(name, weights, sha256=shas.get(weights))
+        events.running(line + (", with test-time augmentation" if tta else ""))
     decisions = ((j.model.model, j.model.weights, j.model.threshold, j.options.presence) for j in jobs)
     for name, weights, threshold, presence in dict.fromkeys(decisions):
-        _note_frame_decision(weights_card(name, weights), threshold, presence, events)
+        _note_frame_decision(
+            weights_card(name, weights, sha256=shas.get(weights)), threshold, presence, events
+        )
 
 
 def _ray_tasks(jobs: list[VideoJob], backend: RayBackend, report: BatchReport) -> list:

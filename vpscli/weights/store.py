@@ -141,15 +141,20 @@ def _validation_maxdice(entry: WeightsEntry | None, path: Path | None) -> float 
 
 
 def describe_weights(
-    model: str | None = None, weights: str | Path | None = None, folder: str | Path | None = None
+    model: str | None = None,
+    weights: str | Path | None = None,
+    folder: str | Path | None = None,
+    *,
+    sha256: str | None = None,
 ) -> str:
     """:meth:`LoadedModel.describe` without loading anything into a network (for the machine that hands
     videos to Ray workers): the weights a run of ``model``/``weights`` would load, from the manifest or the
-    file's metadata. Raises as :func:`load_model` does when there are none."""
+    file's metadata (``sha256``: the file's, when the caller has hashed it already). Raises as
+    :func:`load_model` does when there are none."""
     name = choose_model(model, weights, folder)
     if weights is not None:
         meta = read_metadata(weights)
-        sha = sha256_file(weights)
+        sha = sha256 or sha256_file(weights)
         return weights_line(
             name,
             meta.get("backbone") or UNRECORDED_BACKBONE,
@@ -164,12 +169,17 @@ def describe_weights(
 
 
 def weights_card(
-    model: str | None = None, weights: str | Path | None = None, folder: str | Path | None = None
+    model: str | None = None,
+    weights: str | Path | None = None,
+    folder: str | Path | None = None,
+    *,
+    sha256: str | None = None,
 ) -> WeightsEntry | None:
     """The model card a run of ``model``/``weights`` carries (:attr:`LoadedModel.entry`), without loading
-    anything: the bundled entry the run would load, or the one whose file has the sha256 of ``weights``."""
+    anything: the bundled entry the run would load, or the one whose file has the sha256 of ``weights``
+    (``sha256``: the file's, when the caller has hashed it already)."""
     if weights is not None:
-        return bundled_card(sha256_file(weights), folder)
+        return bundled_card(sha256 or sha256_file(weights), folder)
     return find_entry(choose_model(model, weights, folder), folder)
 
 
