@@ -153,16 +153,11 @@ def describe_weights(
     :func:`load_model` does when there are none."""
     name = choose_model(model, weights, folder)
     if weights is not None:
-        meta = read_metadata(weights)
         sha = sha256 or sha256_file(weights)
-        return weights_line(
-            name,
-            meta.get("backbone") or UNRECORDED_BACKBONE,
-            Path(weights),
-            sha,
-            _validation_maxdice(bundled_card(sha, folder), Path(weights)),
-        )
-    entry = find_entry(name, folder)
+        card = weights_card(name, weights, folder, sha256=sha)
+        backbone = read_metadata(weights).get("backbone") or UNRECORDED_BACKBONE
+        return weights_line(name, backbone, Path(weights), sha, _validation_maxdice(card, Path(weights)))
+    entry = weights_card(name, None, folder)
     if entry is None:
         _load_bundled(name, folder)  # raises the one-line "no trained weights" error
     return weights_line(name, entry.backbone, entry.path, entry.sha256, _validation_maxdice(entry, None))
