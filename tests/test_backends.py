@@ -206,7 +206,10 @@ def test_segment_records_the_backend_and_auto_runs_openvino(tmp_path, monkeypatc
     monkeypatch.delenv("VPS_BACKEND")
     r = CliRunner().invoke(app, [*base, "-o", str(tmp_path / "auto")])
     assert r.exit_code == 0, r.output
-    r = CliRunner().invoke(app, [*base, "-o", str(tmp_path / "torch"), "--backend", "torch"])
+    # torch's own `auto` is bf16 on a CPU with AMX: the reference is fp32, as OpenVINO's graph computes it here
+    r = CliRunner().invoke(
+        app, [*base, "-o", str(tmp_path / "torch"), "--backend", "torch", "--precision", "fp32"]
+    )
     assert r.exit_code == 0, r.output
     auto = json.loads((tmp_path / "auto" / "v" / "run.json").read_text())
     assert auto["backend"].startswith("openvino ") and auto["backend"].endswith(" fp32")
@@ -243,7 +246,7 @@ def test_tta_and_batches_run_on_a_compiled_backend(tmp_path):
         trained_like("pns-plus", TINY["pns-plus"], backbone=LITE), tmp_path / "w.safetensors"
     )
     for kw in ({"tta": True}, {"batch": 2}):
-        torch_run = Segmenter("pns-plus", ckpt, device="cpu", backend="torch", **kw)
+        torch_run = Segmenter("pns-plus", ckpt, device="cpu", backend="torch", precision="fp32", **kw)
         ov_run = Segmenter("pns-plus", ckpt, device="cpu", backend="openvino", cache_dir=tmp_path / "c", **kw)
         assert ov_run.backend == "openvino"
         a = [r.prob for r in torch_run.run(open_source(tmp_path / "v.mp4"))]
@@ -451,6 +454,8 @@ def test_a_segmenter_runs_the_card_precision_only_when_asked_for_auto(tmp_path, 
     monkeypatch.setitem(
         runtimes.RUNTIMES, "openvino", replace(runtimes.RUNTIMES["openvino"], native_bf16=lambda: native)
     )
+    # torch's `auto` follows its own rule (bf16 only with AMX), never the card: a CPU without AMX here
+    monkeypatch.setattr("vpscli.engine.device.cpu_has_amx", lambda: False)
     net = trained_like("pns-net", TINY["pns-net"], backbone=LITE)
     loaded = LoadedModel(net, entry=_card({"fp32": 0.81, "bf16": 0.809}))
     auto = Segmenter(loaded, device="cpu", backend="openvino", cache_dir=tmp_path)

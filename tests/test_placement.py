@@ -59,7 +59,7 @@ def test_segment_runs_the_cuda_branches_on_the_cpu(tmp_path, monkeypatch):
     def probs(seg):
         return np.stack([r.prob for r in seg.run(open_source(tmp_path / "vid.mp4"))]).astype(int)
 
-    reference = probs(Segmenter("pns-plus", device="cpu"))
+    reference = probs(Segmenter("pns-plus", device="cpu", precision="fp32"))  # `auto`: bf16 with AMX
     assert ((reference > 12) & (reference < 243)).any() and (reference >= 128).any()
     monkeypatch.setattr("vpscli.engine.device.resolve_placement", lambda device, precision: CPU_AS_CUDA)
     seg = Segmenter("pns-plus")
@@ -196,3 +196,11 @@ def test_segment_refuses_an_unknown_compile_mode(clip, tmp_path):
         app, ["segment", str(clip / "vid.mp4"), "-o", str(tmp_path / "o"), "--compile-mode", "x"]
     )
     assert r.exit_code == 2 and "--compile-mode must be one of" in r.output and not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("amx", [True, False])
+def test_torchs_auto_precision_on_the_cpu_is_bf16_only_with_amx(monkeypatch, amx):
+    """The suite's CPUs differ: both branches of the rule, whichever this CPU takes."""
+    monkeypatch.setattr("vpscli.engine.device.cpu_has_amx", lambda: amx)
+    assert resolve_placement("cpu", "auto").precision == ("bf16" if amx else "fp32")
+    assert resolve_placement("cpu", "fp32").precision == "fp32"

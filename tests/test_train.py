@@ -677,8 +677,8 @@ def test_validation_scores_what_segment_and_evaluate_give(tmp_path, n):
     write_clip(tmp_path / "data", SynthConfig(frames=n, width=176, height=96, seed=31), "frames", "case")
     model = trained_like("pns-net", (64, 112))
     validated = validate(model, [discover_source(tmp_path / "data")], torch.device("cpu")).metrics
-    segment_video(
-        Segmenter(model, device="cpu"),
+    segment_video(  # validation computes in fp32; torch's `auto` would be bf16 on a CPU with AMX
+        Segmenter(model, device="cpu", precision="fp32"),
         FrameFolderSource(tmp_path / "data" / "Frame" / "case"),
         SegmentOptions(out_root=tmp_path / "out", save_prob=True, overlay=False),
     )
