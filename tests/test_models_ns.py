@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from vpscli.models.ns import NSBlock, ns_aggregate, ns_relevance
+from vpscli.models.ns import NSBlock, ns_aggregate, ns_relevance, window_taps
 
 
 def loop_relevance(q: np.ndarray, k: np.ndarray, r: int, dil: int) -> np.ndarray:
@@ -123,8 +123,10 @@ def loop_block(
     return out.expand(x.shape[0], x.shape[1], *out.shape[2:]) if out.shape[1] != x.shape[1] else out
 
 
+@pytest.mark.parametrize("grad", [False, True], ids=["gathered", "unfolded"])
 @pytest.mark.parametrize("dilation,tq", [((1, 3, 5, 7), 3), ((3, 4, 3, 4), 1), ((1, 2, 1, 2), 3)])
-def test_ns_block_matches_loops_and_catches_both_traps(dilation, tq):
+def test_ns_block_matches_loops_and_catches_both_traps(dilation, tq, grad):
+    """Both formulations (gathered without a gradient, unfolded with one) against the kernels' loops."""
     torch.manual_seed(0)
     h, w = 5, 7  # smaller than the dilated windows of the PNS-Net heads
     block = NSBlock(16, (4, h, w)[1:], heads=4, dilation=dilation).double()
@@ -133,8 +135,9 @@ def test_ns_block_matches_loops_and_catches_both_traps(dilation, tq):
         block.bn.bias.normal_(0, 0.2)
     x = torch.randn(1, 3, 16, h, w, dtype=torch.float64)
     first = x if tq == 3 else torch.randn(1, 1, 16, h, w, dtype=torch.float64)
+    with torch.set_grad_enabled(grad):
+        ours = block(first, x).detach()
     with torch.no_grad():
-        ours = block(first, x)
         ref = loop_block(block, first, x).detach()
     assert ours.shape == (1, 3, 16, h, w)
     torch.testing.assert_close(ours, ref, rtol=0, atol=1e-10)
@@ -155,3 +158,26 @@ def test_pnsplus_global_block_is_frame_invariant_and_equals_repeated_anchor():
         repeated = block(anchor.repeat(1, 5, 1, 1, 1), local)  # what the official code computes
     torch.testing.assert_close(once, repeated, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(once[:, 0], once[:, 4])
+
+
+def test_window_taps_index_the_unfolded_slots():
+    """Tap j of pixel p is the neighbour ns_relevance puts in slot j (−1 where that slot reads padding)."""
+    h, w, r, dil = 5, 6, 2, 2
+    taps = window_taps((h, w), r, dil)
+    ids = torch.arange(1.0, h * w + 1).view(1, 1, 1, h, w)  # pixel p holds p + 1, padding 0
+    unfolded = ns_relevance(torch.ones(1, 1, 1, h, w), ids, r, dil)[0, 0].reshape(-1, h * w).t() - 1
+    assert taps.shape == (h * w, (2 * r + 1) ** 2)
+    assert torch.equal(taps, unfolded.long())
+
+
+def test_gathered_and_unfolded_blocks_agree_in_float32_at_the_default_size():
+    """The default's 16×28 map and five frames: the two orders of the same sums agree to float rounding,
+    the gate included (a pixel's output is its aggregated values times the gate)."""
+    torch.manual_seed(3)
+    block = NSBlock(32, (16, 28), dilation=(1, 3, 5, 7))
+    x = torch.randn(2, 5, 32, 16, 28)
+    with torch.no_grad():
+        gathered = block(x, x)
+    with torch.enable_grad():
+        unfolded = block(x, x).detach()
+    torch.testing.assert_close(gathered, unfolded, rtol=1e-4, atol=1e-5 * unfolded.abs().max().item())

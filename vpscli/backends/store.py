@@ -25,8 +25,9 @@ from vpscli.errors import InputError
 
 __all__ = ["GRAPH_FORMAT", "cache_root", "entry_fields", "GraphEntry", "open_entry"]
 
-#: the graphs' own version: raised whenever :mod:`vpscli.backends.graphs` computes something new
-GRAPH_FORMAT = 1
+#: the graphs' own version: raised whenever an exported graph computes something new (its graphs or the
+#: modules they trace: 2 gathers the NS blocks' window taps)
+GRAPH_FORMAT = 2
 _RECORD = "entry.json"
 
 
