@@ -72,9 +72,10 @@ def agreement(models: list[str]) -> None:
             f"{'of which near thr':>19}{'pixels':>13}"
         )
         for model in models:
-            ref = Segmenter(model, device="cpu", backend="torch")
+            # fp32 on both sides: the promise is torch's fp32 answers; ``auto`` may pick bf16 on either (torch:
+            # a CPU with AMX; the compiled backends: the model card), measured by ``precision``
+            ref = Segmenter(model, device="cpu", backend="torch", precision="fp32")
             for backend in BACKENDS[1:]:
-                # fp32: the promise is torch's answers; ``auto`` may pick bf16 (measured by ``precision``)
                 seg = Segmenter(model, device="cpu", backend=backend, precision="fp32")
                 for label, sources in sets.items():
                     frames = worst = differ = near = pixels = 0
