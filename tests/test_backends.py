@@ -110,6 +110,36 @@ def test_every_backend_gives_torchs_answers_on_every_model(nets, name, backend, 
     assert model.built and model.cache_entry.is_dir()
 
 
+@pytest.mark.skipif(
+    not installed("openvino") or importlib.util.find_spec("nncf") is None, reason="needs openvino and nncf"
+)
+def test_int8_from_recorded_step_inputs_is_keyed_by_them(nets, tmp_path):
+    """`compile_model(calibration=[...])` as the Python API documents it: the step inputs recorded through
+    `input_hook` calibrate the int8 graph, the entry is named by their hash, and other inputs make another."""
+    net = nets["pns-net"]
+    fp32 = compile_model(net, "openvino", cache_dir=tmp_path, threads=1)
+    samples: list = []
+    fp32.input_hook = samples.append
+    want = _drive(fp32, _video(net, 10), False)
+    assert len(samples) == 2
+    int8 = compile_model(
+        net, "openvino", precision="int8", cache_dir=tmp_path, threads=1, calibration=samples
+    )
+    assert int8.built and int8.cache_entry != fp32.cache_entry
+    got = _drive(int8, _video(net, 10), False)
+    # quantised on two clips' inputs of a small untrained network: not fp32's answers, but nearer to them
+    # than their own spread (the bundled model's int8 masks: test_int8_is_calibrated_on_the_given_frames…)
+    g, w = torch.cat([t.flatten() for t in got]), torch.cat([t.flatten() for t in want])
+    assert _max_diff(got, want) > 0 and float((g - w).abs().mean()) < float(w.std())
+    again = compile_model(
+        net, "openvino", precision="int8", cache_dir=tmp_path, threads=1, calibration=samples
+    )
+    assert not again.built and again.cache_entry == int8.cache_entry
+    other = [[a + 0.5 for a in inputs] for inputs in samples]
+    moved = compile_model(net, "openvino", precision="int8", cache_dir=tmp_path, threads=1, calibration=other)
+    assert moved.built and moved.cache_entry != int8.cache_entry
+
+
 @needs["onnxruntime"]
 def test_the_cache_is_reused_rebuilt_when_damaged_and_keyed_by_what_it_depends_on(nets, tmp_path):
     net = nets["pns-plus"]

@@ -267,14 +267,16 @@ def compile_model(
     convert = rt.convert
     if precision == "int8":
         assert calibration is not None
-        if callable(calibration) and not calibration_key:
-            raise ValueError("a calibration function needs its calibration_key")
-        key = (
-            calibration_key if callable(calibration) else calibration_key or _calibration_sha256(calibration)
-        )
-        fields["calibration"] = key
+        if callable(calibration):
+            if not calibration_key:
+                raise ValueError("a calibration function needs its calibration_key")
+            record = calibration
+        else:
+            samples = calibration
+            calibration_key, record = calibration_key or _calibration_sha256(samples), lambda: samples
+        fields["calibration"] = calibration_key
         fields["nncf"] = version_of("nncf")
-        convert = _int8_convert(rt.convert, calibration)
+        convert = _int8_convert(rt.convert, record)
     try:
         entry, built = open_entry(cache_root(cache_dir), entry_fields(**fields), graphs.graphs, convert)
     except (UsageError, InputError):
@@ -302,9 +304,10 @@ def _calibration_sha256(samples: Sequence[list[np.ndarray]]) -> str:
     return h.hexdigest()
 
 
-def _int8_convert(convert, samples):
-    """OpenVINO conversion, then NNCF's post-training quantisation of the step graph on ``samples`` (or
-    on what ``samples()`` records; the anchor graph, run once a video, stays fp32)."""
+def _int8_convert(convert, record: Callable[[], Sequence[list[np.ndarray]]]):
+    """OpenVINO conversion, then NNCF's post-training quantisation of the step graph on the inputs
+    ``record()`` gives (called only here, when the graphs are built; the anchor graph, run once a video,
+    stays fp32)."""
 
     def run(graph, folder: Path) -> list[str]:
         if graph.name != "step":
@@ -323,7 +326,7 @@ def _int8_convert(convert, samples):
         fp32.mkdir()
         names = convert(graph, fp32)
         model = ov.Core().read_model(str(fp32 / f"{graph.name}.xml"))
-        data = list(samples() if callable(samples) else samples)
+        data = list(record())
         with contextlib.redirect_stdout(io.StringIO()):  # NNCF's progress bars: not the user's output
             quantized = nncf.quantize(model, nncf.Dataset(data), subset_size=len(data))
         ov.save_model(quantized, str(folder / f"{graph.name}.xml"), compress_to_fp16=False)
