@@ -75,6 +75,10 @@ def test_graphs_compute_what_the_model_computes_over_a_whole_video(nets, name):
     got = _drive(model, video, net.spec.needs_anchor)
     assert len(got) == len(want) == -(-N // net.spec.clip_length)
     assert _max_diff(got, want) < 1e-5
+    # the graph stops at the model's own prediction; the driver upsamples it to the input size
+    h, w = net.spec.input_size
+    coarse = run_torch_graph(graphs.step)([x.numpy() for x in graphs.step.examples()])[0]
+    assert coarse.shape[-2:] == (h // net.spec.output_stride, w // net.spec.output_stride)
     # the probabilities are a trained model's: spread inside (0, 1), not saturated
     p = torch.cat([w.flatten() for w in want])
     assert 0.02 < float(p.std()) and float(p.min()) < 0.5 < float(p.max())

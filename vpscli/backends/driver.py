@@ -19,7 +19,7 @@ import torch
 from torch import Tensor
 
 from vpscli.backends.graphs import GraphSet
-from vpscli.models.base import ModelSpec, VideoModel, VideoState
+from vpscli.models.base import ModelSpec, VideoModel, VideoState, upsample_clip
 from vpscli.models.cffm import cache_keeps, choose_references
 
 __all__ = ["CompiledModel", "GraphState", "RunGraph"]
@@ -48,7 +48,9 @@ class CompiledModel:
         step: the compiled step graph; anchor: the compiled anchor graph (PNS+ models).
         backend: the runtime's name, for messages and records.
 
-    Shape: clip ``(B, T, 3, H, W)`` with T the model's clip length → logits ``(B, T, 1, H, W)`` (float32).
+    Shape: clip ``(B, T, 3, H, W)`` with T the model's clip length → logits ``(B, T, 1, H, W)`` (float32:
+    the graphs' logits at the model's output stride, upsampled here as the model does it,
+    :func:`~vpscli.models.base.upsample_clip`).
     Models with a cache or memory take B = 1; the others run the B clips one after another.
     """
 
@@ -111,7 +113,7 @@ class CompiledModel:
         logits = [self._one(np.ascontiguousarray(x[i : i + 1]), state, indices) for i in range(b)]
         state.frames_seen = max(state.frames_seen, indices[-1] + 1)
         state.backbone_frames += b * t
-        return torch.from_numpy(np.concatenate(logits, 0)), state
+        return upsample_clip(torch.from_numpy(np.concatenate(logits, 0)), clip.shape[-2:]), state
 
     def _one(self, clip: np.ndarray, state: GraphState, indices: list[int]) -> np.ndarray:
         inputs: list[np.ndarray] = [clip]

@@ -15,7 +15,9 @@ aen-cffm      clip, cache, ref_idx, has_refs, memory, valid          logits, fus
 aen-pns-plus  clip, anchor, memory, valid                            logits, e3
 ============  =====================================================  ==============================
 
-with ``clip (1, T, 3, H, W)`` preprocessed frames (T = the model's clip length), ``anchor (1, 1, 32, h16,
+with ``clip (1, T, 3, H, W)`` preprocessed frames, ``logits (1, T, 1, H/s, W/s)`` the model's own prediction
+at its output stride s (:meth:`~vpscli.models.base.VideoModel.coarse_step`: the driver upsamples it to
+H×W, in float32 on the host, where a graph at a lower precision would compute a one-channel map slowly), (T = the model's clip length), ``anchor (1, 1, 32, h16,
 w16)`` the PNS+ global queries (a second graph, ``anchor``, makes them from frame 0), ``cache (1, S, E,
 h8, w8)`` the stride-8 features of the last S = 10 frames (empty slots are never read), ``ref_idx (T,
 3)`` where each target's references sit in ``cache`` followed by the clip's own frames, ``has_refs (T,)``
@@ -34,7 +36,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from vpscli.models.aen import AENCFFM, AENPNSPlus, upsample_clip
+from vpscli.models.aen import AENCFFM, AENPNSPlus
 from vpscli.models.base import VideoModel, VideoState
 from vpscli.models.cffm import CFFM, CFFMFeatures, CFFMHead
 from vpscli.models.pns_net import PNSNet
@@ -109,7 +111,7 @@ class _Plain(nn.Module):
         self.net = net
 
     def forward(self, clip: Tensor) -> Tensor:
-        return self.net.step(clip, VideoState(), list(range(clip.shape[1])), None)
+        return self.net.coarse_step(clip, VideoState(), list(range(clip.shape[1])), None)
 
 
 class _Anchor(nn.Module):
@@ -129,7 +131,7 @@ class _PNSPlusStep(nn.Module):
         self.net = net
 
     def forward(self, clip: Tensor, anchor: Tensor) -> Tensor:
-        return self.net.step(clip, PNSPlusState(anchor=anchor), list(range(clip.shape[1])), None)
+        return self.net.coarse_step(clip, PNSPlusState(anchor=anchor), list(range(clip.shape[1])), None)
 
 
 class _CFFMStep(nn.Module):
@@ -143,7 +145,7 @@ class _CFFMStep(nn.Module):
         t = clip.shape[1]
         enc = self.net.encode(clip, VideoState())
         pred = _gathered_predict(self.net.decode_head, enc, cache, ref_idx, has_refs, t)
-        return upsample_clip(pred, clip.shape[-2:]), enc.fused8.view(1, t, *enc.fused8.shape[1:])
+        return pred, enc.fused8.view(1, t, *enc.fused8.shape[1:])
 
 
 class _AENCFFMStep(nn.Module):
@@ -159,7 +161,7 @@ class _AENCFFMStep(nn.Module):
         enc = pgn.encode(clip, VideoState())
         e1 = _gathered_predict(pgn.decode_head, enc, cache, ref_idx, has_refs, t)
         logits, e3 = self.net.aen.interact(enc.stages, enc.embeds, e1, memory, valid)
-        return upsample_clip(logits, clip.shape[-2:]), enc.fused8.view(1, t, *enc.fused8.shape[1:]), e3
+        return logits, enc.fused8.view(1, t, *enc.fused8.shape[1:]), e3
 
 
 class _AENPNSPlusStep(nn.Module):
@@ -172,7 +174,7 @@ class _AENPNSPlusStep(nn.Module):
         f = self.net.pgn.features(clip, PNSPlusState(anchor=anchor), None)
         backbone, pgn, e1 = self.net.aen_inputs(f, 1, t)
         logits, e3 = self.net.aen.interact(backbone, pgn, e1, memory, valid)
-        return upsample_clip(logits, clip.shape[-2:]), e3
+        return logits, e3
 
 
 def covers(net) -> bool:

@@ -330,12 +330,13 @@ class AENCFFM(VideoModel[AENCFFMState]):
             **aen_kw,
         )
 
-    def step(self, clip: Tensor, state: AENCFFMState, indices: list[int], anchor: Tensor | None) -> Tensor:
+    def coarse_step(
+        self, clip: Tensor, state: AENCFFMState, indices: list[int], anchor: Tensor | None
+    ) -> Tensor:
         b, t = clip.shape[:2]
         enc = self.pgn.encode(clip, state)
         e1 = self.pgn.predict(enc, state, indices, b)
-        logits = self.aen(enc.stages, enc.embeds, e1.view(b, t, *e1.shape[1:]), state)
-        return upsample_clip(logits, clip.shape[-2:])
+        return self.aen(enc.stages, enc.embeds, e1.view(b, t, *e1.shape[1:]), state)
 
 
 @register_model(AEN_PNS_PLUS_SPEC, rank=20, key_prefix="pgn.NSB_global.")
@@ -377,10 +378,12 @@ class AENPNSPlus(VideoModel[AENPNSPlusState]):
             **aen_kw,
         )
 
-    def step(self, clip: Tensor, state: AENPNSPlusState, indices: list[int], anchor: Tensor | None) -> Tensor:
+    def coarse_step(
+        self, clip: Tensor, state: AENPNSPlusState, indices: list[int], anchor: Tensor | None
+    ) -> Tensor:
         b, t = clip.shape[:2]
         backbone, pgn, e1 = self.aen_inputs(self.pgn.features(clip, state, anchor), b, t)
-        return upsample_clip(self.aen(backbone, pgn, e1, state), clip.shape[-2:])
+        return self.aen(backbone, pgn, e1, state)
 
     def aen_inputs(self, f: PNSPlusFeatures, b: int, t: int) -> tuple[list[Tensor], list[Tensor], Tensor]:
         """The AEN's inputs from the PGN's intermediates: backbone features F, PGN features F' and the
@@ -392,10 +395,3 @@ class AENPNSPlus(VideoModel[AENPNSPlusState]):
             self.pgn.SegNIN(f.decoded), size=x1.shape[-2:], mode="bilinear", align_corners=False
         )
         return [x1, x2, x3, x4], [f.decoded, f.low, f.high, high4], e1.view(b, t, *e1.shape[1:])
-
-
-def upsample_clip(logits: Tensor, size: Sequence[int]) -> Tensor:
-    """Stride-4 logits ``(B, T, c, h4, w4)`` → ``(B, T, c, H, W)`` (bilinear)."""
-    b, t = logits.shape[:2]
-    up = F.interpolate(logits.flatten(0, 1), size=tuple(size), mode="bilinear", align_corners=False)
-    return up.view(b, t, *up.shape[1:])

@@ -26,7 +26,10 @@ Rules of the contract:
   size when ``spec.fixed_input_size`` is false) and normalised by :meth:`VideoModel.preprocess`.
   ``B`` is a batch of *different videos* advancing in lockstep (one state holds all B).
 - **Output**: pre-sigmoid logits ``(B, T, 1, H, W)`` at the input size, one per clip frame:
-  every step owns all of its frames. The driver upsamples to the source resolution.
+  every step owns all of its frames. The driver upsamples to the source resolution. The zoo's
+  models predict at ``spec.output_stride`` (:meth:`VideoModel.coarse_step`) and their step is that
+  prediction upsampled by :func:`upsample_clip`; exported graphs stop before the upsampling, which the
+  backend's driver applies (:mod:`vpscli.backends.driver`).
 - **Frames per step**: ``spec.clip_length`` is what the model was designed/trained for;
   PNS-Net/PNS+ and CFFM accept any ``T ≥ 1``; AEN models accept ``1 ≤ T ≤ clip_length``.
   Videos shorter than a window: pad by repeating the last frame and drop padded outputs.
@@ -46,6 +49,7 @@ from dataclasses import dataclass, fields, replace
 from typing import Generic, Sequence, TypeVar, cast
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 __all__ = [
@@ -57,6 +61,7 @@ __all__ = [
     "PNS_MEAN",
     "PNS_STD",
     "legacy_column_normalize",
+    "upsample_clip",
 ]
 
 #: ImageNet statistics (RGB, [0, 1] scale): our normalisation for every Res2Net model we train.
@@ -231,7 +236,8 @@ class VideoModel(nn.Module, Generic[StateT]):
 
     Example: ``model = build_model("pns-plus"); logits, state = model(clip, model.init_state(), frame_indices=[0, 1])``.
 
-    Subclasses implement :meth:`step`; ``forward`` checks the input against the spec. The type
+    Subclasses implement :meth:`coarse_step` (their prediction at ``spec.output_stride``, which
+    :meth:`step` upsamples) or :meth:`step` itself; ``forward`` checks the input against the spec. The type
     parameter is the model's state type (``VideoModel[CFFMState]``), the class that ``state_type`` names.
 
     Attributes:
@@ -316,4 +322,19 @@ class VideoModel(nn.Module, Generic[StateT]):
         return logits, state
 
     def step(self, clip: Tensor, state: StateT, indices: list[int], anchor: Tensor | None) -> Tensor:
+        """Logits ``(B, T, 1, H, W)`` at the clip's size: :meth:`coarse_step` upsampled (:func:`upsample_clip`)."""
+        return upsample_clip(self.coarse_step(clip, state, indices, anchor), clip.shape[-2:])
+
+    def coarse_step(self, clip: Tensor, state: StateT, indices: list[int], anchor: Tensor | None) -> Tensor:
+        """The network's own prediction, logits ``(B, T, 1, H/s, W/s)`` with ``s = spec.output_stride``
+        (rounded as the backbone rounds its strides); the state is updated as by :meth:`step`."""
         raise NotImplementedError
+
+
+def upsample_clip(logits: Tensor, size: Sequence[int]) -> Tensor:
+    """Bilinear upsampling (half-pixel centres, ``align_corners=False``) of every frame of a clip:
+    ``(B, T, c, h, w)`` → ``(B, T, c, H, W)``. How every zoo model brings its prediction to its input size,
+    inside the model (torch) or after an exported graph (:mod:`vpscli.backends.driver`)."""
+    b, t = logits.shape[:2]
+    up = F.interpolate(logits.flatten(0, 1), size=tuple(size), mode="bilinear", align_corners=False)
+    return up.view(b, t, *up.shape[1:])

@@ -301,10 +301,9 @@ class CFFM(VideoModel[CFFMState]):
         state.feature_cache = {i: state.feature_cache[i] for i in kept}
         return torch.stack([out[j] for j in range(t)], 1).flatten(0, 1)
 
-    def step(self, clip: Tensor, state: CFFMState, indices: list[int], anchor: Tensor | None) -> Tensor:
+    def coarse_step(
+        self, clip: Tensor, state: CFFMState, indices: list[int], anchor: Tensor | None
+    ) -> Tensor:
         b, t = clip.shape[:2]
-        enc = self.encode(clip, state)
-        logits = F.interpolate(
-            self.predict(enc, state, indices, b), size=clip.shape[-2:], mode="bilinear", align_corners=False
-        )
+        logits = self.predict(self.encode(clip, state), state, indices, b)
         return logits.view(b, t, *logits.shape[1:])

@@ -10,8 +10,6 @@ instead of Res2Net's 512 and 1024; everything after them is the same.
 
 from __future__ import annotations
 
-from typing import Sequence
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -79,21 +77,15 @@ class PNSTrunk(VideoModel[StateT]):
         high = F.interpolate(high, size=low.shape[-2:], mode="bilinear", align_corners=False)
         return self.decoder(low, high)
 
-    def head(self, decoded: Tensor, size: Sequence[int]) -> Tensor:
-        """SegNIN logits upsampled to ``size``: ``(N, 16, h8, w8)`` → ``(N, C, H, W)``.
-
-        The official network applies the sigmoid after this upsampling, so upsampled logits
-        are exactly its pre-sigmoid output.
-        """
-        return F.interpolate(self.SegNIN(decoded), size=size, mode="bilinear", align_corners=False)
-
     def forward_images(self, images: Tensor) -> Tensor:
         """Image mode (PNS-Net's pre-training stage): no NS blocks.
 
-        Shape: ``(N, 3, H, W)`` → logits ``(N, 1, H, W)``.
+        Shape: ``(N, 3, H, W)`` → logits ``(N, 1, H, W)``: SegNIN's stride-8 logits upsampled (the
+        official network applies the sigmoid after this upsampling, so these are its pre-sigmoid output).
         """
         _, low, high = self.encode(images)
-        return self.head(self.decode(low, high), images.shape[-2:])
+        logits = self.SegNIN(self.decode(low, high))
+        return F.interpolate(logits, size=images.shape[-2:], mode="bilinear", align_corners=False)
 
 
 def _memory_format(x: Tensor) -> torch.memory_format:
@@ -122,7 +114,9 @@ class PNSNet(PNSTrunk[VideoState]):
         self.NSB_1 = NSBlock(32, size, dilation=(1, 3, 5, 7))
         self.NSB_2 = NSBlock(32, size, dilation=(1, 3, 5, 7))
 
-    def step(self, clip: Tensor, state: VideoState, indices: list[int], anchor: Tensor | None) -> Tensor:
+    def coarse_step(
+        self, clip: Tensor, state: VideoState, indices: list[int], anchor: Tensor | None
+    ) -> Tensor:
         b, t = clip.shape[:2]
         _, low, high = self.encode(clip.flatten(0, 1))
         state.backbone_frames += b * t
@@ -130,5 +124,5 @@ class PNSNet(PNSTrunk[VideoState]):
         h1 = self.NSB_1(h, h) + h
         h2 = self.NSB_2(h1, h1) + h1
         h = (h + h2).flatten(0, 1)
-        logits = self.head(self.decode(low, h), clip.shape[-2:])
+        logits = self.SegNIN(self.decode(low, h))
         return logits.view(b, t, *logits.shape[1:])

@@ -138,7 +138,9 @@ class PNSPlus(PNSTrunk[PNSPlusState]):
         """The global block's queries from the anchor frame: ``(B, 3, H, W)`` → ``(B, 1, 32, h16, w16)``."""
         return self.High_RFB(self.encode_stages(anchor)[2]).unsqueeze(1)
 
-    def step(self, clip: Tensor, state: PNSPlusState, indices: list[int], anchor: Tensor | None) -> Tensor:
+    def coarse_step(
+        self, clip: Tensor, state: PNSPlusState, indices: list[int], anchor: Tensor | None
+    ) -> Tensor:
         b, t = clip.shape[:2]
-        logits = self.head(self.features(clip, state, anchor).decoded, clip.shape[-2:])
+        logits = self.SegNIN(self.features(clip, state, anchor).decoded)
         return logits.view(b, t, *logits.shape[1:])
