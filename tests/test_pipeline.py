@@ -103,6 +103,10 @@ def test_a_region_is_computed_bit_for_bit_as_in_the_whole_frame():
         r0, c0 = int(rng.integers(0, 260)), int(rng.integers(0, 470))
         r1, c1 = int(rng.integers(r0 + 1, 271)), int(rng.integers(c0 + 1, 482))
         assert torch.equal(up.upsample(p, (r0, r1), (c0, c1)), whole[:, r0:r1, c0:c1]), (r0, r1, c0, c1)
+    for r0, c0 in ((0, 0), (269, 480)):  # regions at the edges read the first and the last input rows
+        assert torch.equal(up.upsample(p, (r0, -1), (c0, -1)), whole[:, r0:, c0:])
+        assert torch.equal(up.upsample(p, (0, r0 + 1), (0, c0 + 1)), whole[:, : r0 + 1, : c0 + 1])
+    assert up.upsample(p, (7, 7), (0, 10)).shape == (2, 0, 10)  # an empty region
 
 
 def test_upsampling_is_the_half_pixel_bilinear_of_torch():

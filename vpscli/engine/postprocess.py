@@ -165,16 +165,20 @@ class SourceUpsampler:
         the whole-frame result.
 
         Columns first, on the transposed map, so that both passes gather whole rows (``index_select``)
-        and blend them with one ``lerp`` each: as fast as ``F.interpolate`` on a whole frame.
+        and blend them with one ``lerp`` each: as fast as ``F.interpolate`` on a whole frame. The first
+        pass reads only the input rows the output rows ``[r0, r1)`` read.
         """
         r0, r1 = rows[0], self.out_hw[0] if rows[1] < 0 else rows[1]
         c0, c1 = cols[0], self.out_hw[1] if cols[1] < 0 else cols[1]
+        if r1 <= r0 or c1 <= c0:
+            return p.new_zeros((p.shape[0], max(r1 - r0, 0), max(c1 - c0, 0)))
         ry, rx = self.rows, self.cols
-        pt = p.transpose(1, 2).contiguous()  # (k, w, h)
+        lo, hi = int(ry.i0_host[r0]), int(ry.i1_host[r1 - 1]) + 1  # the input rows read (indices non-decreasing)
+        pt = p[:, lo:hi].transpose(1, 2).contiguous()  # (k, w, hi − lo)
         x = torch.lerp(pt.index_select(1, rx.i0[c0:c1]), pt.index_select(1, rx.i1[c0:c1]), rx.w1[c0:c1, None])
-        xt = x.transpose(1, 2).contiguous()  # (k, h, c1 − c0)
+        xt = x.transpose(1, 2).contiguous()  # (k, hi − lo, c1 − c0)
         return torch.lerp(
-            xt.index_select(1, ry.i0[r0:r1]), xt.index_select(1, ry.i1[r0:r1]), ry.w1[r0:r1, None]
+            xt.index_select(1, ry.i0[r0:r1] - lo), xt.index_select(1, ry.i1[r0:r1] - lo), ry.w1[r0:r1, None]
         )
 
     def __call__(self, logits: Tensor) -> list[FramePrediction]:
