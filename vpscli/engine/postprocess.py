@@ -173,7 +173,8 @@ class SourceUpsampler:
         if r1 <= r0 or c1 <= c0:
             return p.new_zeros((p.shape[0], max(r1 - r0, 0), max(c1 - c0, 0)))
         ry, rx = self.rows, self.cols
-        lo, hi = int(ry.i0_host[r0]), int(ry.i1_host[r1 - 1]) + 1  # the input rows read (indices non-decreasing)
+        # the input rows read (the indices do not decrease)
+        lo, hi = int(ry.i0_host[r0]), int(ry.i1_host[r1 - 1]) + 1
         pt = p[:, lo:hi].transpose(1, 2).contiguous()  # (k, w, hi − lo)
         x = torch.lerp(pt.index_select(1, rx.i0[c0:c1]), pt.index_select(1, rx.i1[c0:c1]), rx.w1[c0:c1, None])
         xt = x.transpose(1, 2).contiguous()  # (k, hi − lo, c1 − c0)
