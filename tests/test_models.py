@@ -365,6 +365,22 @@ def test_legacy_column_normalisation():
         torch.testing.assert_close(legacy[..., i], (x[..., i] - model.spec.mean[i]) / model.spec.std[i])
 
 
+def test_uint8_frames_are_normalised_as_their_float_copies_and_inputs_stay_unchanged():
+    """uint8 frames (what the inference driver feeds, channels last) give exactly the values of the
+    float formula, in a contiguous tensor; neither a uint8 nor a float input is modified."""
+    model = build_model("pns-net", input_size=SMALL)
+    raw = torch.randint(0, 256, (2, *SMALL, 3), dtype=torch.uint8)
+    frames = raw.permute(0, 3, 1, 2)  # (T, 3, H, W), a channels-last view
+    got = model.preprocess(frames)
+    mean = torch.tensor(model.spec.mean)[:, None, None]
+    std = torch.tensor(model.spec.std)[:, None, None]
+    assert torch.equal(got, (frames.float() / 255.0 - mean) / std) and got.is_contiguous()
+    as_float = frames.float() / 255.0
+    kept = as_float.clone()
+    assert torch.equal(model.preprocess(as_float), got)
+    assert torch.equal(as_float, kept) and torch.equal(raw.permute(0, 3, 1, 2), frames)
+
+
 def test_weights_folder_import_list_verify(tmp_path):
     from vpscli.weights import bundled_entries, load_model, read_manifest
     from vpscli.weights.importer import import_weights

@@ -311,7 +311,9 @@ class Segmenter:
             n_real = len(batch)
             full = batch + [batch[-1]] * (self.batch - n_real)  # keep B constant (state shapes)
             clock = StageClock(self.placement.device)
-            clip = torch.stack([self._tensor(w.items) for w in full])  # (B, T, 3, h, w)
+            clips = [self._tensor(w.items) for w in full]
+            # (B, T, 3, h, w); a single clip is not copied
+            clip = clips[0][None] if len(clips) == 1 else torch.stack(clips)
             if spec.needs_anchor and anchor is None:
                 # frame 0, once for every clip of the batch (even when the clips that hold it
                 # were skipped): the model encodes it alone and shares it across the batch
