@@ -15,14 +15,15 @@ aen-cffm      clip, cache, ref_idx, has_refs, memory, valid          logits, fus
 aen-pns-plus  clip, anchor, memory, valid                            logits, e3
 ============  =====================================================  ==============================
 
-with ``clip (1, T, 3, H, W)`` preprocessed frames, ``logits (1, T, 1, H/s, W/s)`` the model's own prediction
-at its output stride s (:meth:`~vpscli.models.base.VideoModel.coarse_step`: the driver upsamples it to
-H×W, in float32 on the host, where a graph at a lower precision would compute a one-channel map slowly), (T = the model's clip length), ``anchor (1, 1, 32, h16,
-w16)`` the PNS+ global queries (a second graph, ``anchor``, makes them from frame 0), ``cache (1, S, E,
-h8, w8)`` the stride-8 features of the last S = 10 frames (empty slots are never read), ``ref_idx (T,
-3)`` where each target's references sit in ``cache`` followed by the clip's own frames, ``has_refs (T,)``
-1 where a target has references (else its per-frame prediction is taken), ``memory (1, M, q, D)`` the
-AEN's last M = 9 frame embeddings and ``valid (1, M)`` 1 for a filled slot.
+with ``clip (1, T, 3, H, W)`` preprocessed frames (T = the model's clip length), ``logits (1, T, 1, H/s,
+W/s)`` the model's own prediction at its output stride s (:meth:`~vpscli.models.base.VideoModel.coarse_step`;
+the driver upsamples it to H×W in float32 on the host, where a graph at a lower precision computed the
+one-channel map slowly), ``anchor (1, 1, 32, h16, w16)`` the PNS+ global queries (a second graph,
+``anchor``, makes them from frame 0), ``cache (1, S, E, h8, w8)`` the stride-8 features of the last S = 10
+frames (empty slots are never read), ``ref_idx (T, 3)`` where each target's references sit in ``cache``
+followed by the clip's own frames, ``has_refs (T,)`` 1 where a target has references (else its per-frame
+prediction is taken), ``memory (1, M, q, D)`` the AEN's last M = 9 frame embeddings and ``valid (1, M)`` 1
+for a filled slot.
 
 Every graph calls the model's own modules (:meth:`CFFMHead.predict_clip`, :meth:`AEN.interact`, …), so a
 graph computes what the model computes; ``tests/test_backends.py`` drives each one over whole videos and
