@@ -28,7 +28,9 @@ pytestmark = pytest.mark.ray
 
 @pytest.fixture(scope="module")
 def cluster():
-    """A local Ray instance with 2 CPUs; its address, for the CLI to join."""
+    """A local Ray instance with 2 CPUs, without usage statistics, as vps starts its own; its address, for
+    the CLI to join."""
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR")
     try:
         yield ray.get_runtime_context().gcs_address

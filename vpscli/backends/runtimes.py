@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.metadata
+import sys
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,14 @@ __all__ = ["Runtime", "RUNTIMES", "runtime", "installed", "version_of", "run_tor
 
 #: what each runtime's precision choices are called here
 PRECISIONS = {"openvino": ("fp32", "bf16", "int8"), "onnxruntime": ("fp32",)}
+
+#: the telemetry package OpenVINO's converter (loaded by ``import openvino``) and NNCF send usage statistics
+#: with, to Google Analytics, unless the user has opted out: a forked process and a connection on every run.
+#: vps uses no network at run time, so the package is made unimportable in its processes before vps imports
+#: either (every import of them in vps goes through this module); both then fall back to their own no-op
+#: stubs, as when it is not installed. A process that loaded OpenVINO before vps keeps its own setting.
+TELEMETRY_PACKAGE = "openvino_telemetry"
+sys.modules.setdefault(TELEMETRY_PACKAGE, None)  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True)

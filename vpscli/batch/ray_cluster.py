@@ -13,7 +13,12 @@ RAY_FIX = "pip install 'vps[ray]'"
 
 
 def import_ray():
-    """The ``ray`` module, or a one-line error naming the extra to install."""
+    """The ``ray`` module, or a one-line error naming the extra to install.
+
+    Ray reports usage statistics from the clusters it starts unless told not to; vps uses no network at
+    run time, so it turns them off (``RAY_USAGE_STATS_ENABLED=0``, inherited by the Ray processes it
+    starts) unless the user set that variable."""
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     _token_auth_when_token_available()  # before Ray reads its configuration, at import
     try:
         import ray
