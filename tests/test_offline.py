@@ -49,6 +49,9 @@ def test_ray_starts_without_usage_statistics_unless_the_user_chose(monkeypatch):
     pytest.importorskip("ray")
     from vpscli.batch.ray_cluster import import_ray
 
+    # a chosen auth mode keeps import_ray's token rule from changing the environment the later tests'
+    # Ray instances start with (monkeypatch restores both variables)
+    monkeypatch.setenv("RAY_AUTH_MODE", os.environ.get("RAY_AUTH_MODE") or "disabled")
     monkeypatch.delenv("RAY_USAGE_STATS_ENABLED", raising=False)
     import_ray()
     assert os.environ["RAY_USAGE_STATS_ENABLED"] == "0"  # inherited by the Ray processes vps starts
