@@ -270,3 +270,26 @@ def test_doctor_does_not_call_missing_public_data_a_problem(tmp_path, monkeypatc
     assert main(["doctor"]) == 0
     out = " ".join(capsys.readouterr().out.split())
     assert "none (only vps train and the test suite read public data" in out and "nowhere" not in out
+
+
+def test_the_process_entry_tunes_the_garbage_collector_and_main_does_not():
+    """`vps` as a process (`run`): the youngest generation collected every GC_YOUNG_THRESHOLD new objects,
+    and the objects alive at exit frozen before the interpreter's last collections; its exit code kept.
+    `main`, which tests and other programs call in their own process, leaves the collector as it is."""
+    import gc
+
+    code = (
+        "import atexit, gc, sys\n"
+        "from vpscli.cli import run\n"
+        "atexit.register(lambda: print('at exit', gc.get_threshold()[0], gc.get_freeze_count() > 0))\n"
+        "sys.argv = ['vps', 'models', '--bogus-option']\n"
+        "run()\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2, r.stderr  # Typer's usage error, passed through
+    from vpscli.cli import GC_YOUNG_THRESHOLD, main
+
+    assert r.stdout.strip().splitlines()[-1] == f"at exit {GC_YOUNG_THRESHOLD} True", r.stdout[-500:]
+    before, frozen = gc.get_threshold(), gc.get_freeze_count()
+    assert main(["--version"]) == 0
+    assert (gc.get_threshold(), gc.get_freeze_count()) == (before, frozen)

@@ -8,6 +8,7 @@ that ``vps --help`` and ``vps --version`` stay instant.
 
 from __future__ import annotations
 
+import gc
 import importlib
 import pkgutil
 import sys
@@ -92,5 +93,23 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def run() -> None:  # pragma: no cover - used by ``python -m vpscli``
-    sys.exit(main())
+#: new container objects between two collections of the youngest generation in a ``vps`` process (Python's
+#: default: 700)
+GC_YOUNG_THRESHOLD = 10_000
+
+
+def run() -> None:
+    """Entry point of the ``vps`` console script and ``python -m vpscli``: :func:`main` as a process of its own.
+
+    Two settings of the cyclic garbage collector that only a whole process may make (so not :func:`main`,
+    which tests and other programs call in theirs). Importing torch and OpenVINO creates about 170,000
+    container objects: with the default threshold the collector ran 389 times during the imports (0.18 s
+    of start-up), with :data:`GC_YOUNG_THRESHOLD` 27 times (0.08 s). And at exit the interpreter's last
+    collections walked every one of those objects (0.3 s after every command): the objects still alive
+    when the command returns are frozen first, so they are not walked. Garbage is still collected while a
+    command runs, a few thousand objects later than by default; memory stays flat with a video's length.
+    """
+    gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
+    code = main()
+    gc.freeze()
+    sys.exit(code)
