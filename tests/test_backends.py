@@ -384,12 +384,34 @@ def test_doctor_reports_the_backends_and_the_cache(monkeypatch, tmp_path):
 
 
 @needs["openvino"]
+@pytest.mark.parametrize("name", ["pns-net", "aen-cffm"])
+def test_each_precision_keeps_its_own_compiled_blob(nets, name, tmp_path):
+    """OpenVINO names its compiled blobs by the model, not by the precision hint: an fp32 run and a bf16 run
+    of one entry keep theirs apart, and the bf16 run after the fp32 one computes what a bf16 run alone does
+    (on a CPU without bf16 units OpenVINO runs the hint in fp32: the same rule, equal answers)."""
+    from vpscli.backends.runtimes import compiled_cache
+
+    net = nets[name]
+    video = _video(net, 10)
+    alone = _drive(
+        compile_model(net, "openvino", precision="bf16", cache_dir=tmp_path / "a", threads=1), video, False
+    )
+    fp32 = compile_model(net, "openvino", precision="fp32", cache_dir=tmp_path / "b", threads=1)
+    _drive(fp32, video, False)
+    after = compile_model(net, "openvino", precision="bf16", cache_dir=tmp_path / "b", threads=1)
+    assert not after.built  # the converted graph is shared; only the compiled form is not
+    assert _max_diff(_drive(after, video, False), alone) == 0.0
+    blobs = sorted((after.cache_entry / "openvino-compiled").rglob("*.blob"))
+    assert [b.parent for b in blobs] == sorted(compiled_cache(after.cache_entry, p) for p in ("bf16", "fp32"))
+
+
+@needs["openvino"]
 def test_openvinos_compiled_blob_is_kept_in_the_entry_and_a_damaged_one_recompiled(nets, tmp_path):
     net = nets["pns-net"]
     video = _video(net, 10)
     first = compile_model(net, "openvino", cache_dir=tmp_path, threads=1)
     want = _drive(first, video, False)
-    blobs = list((first.cache_entry / "openvino-compiled").glob("*.blob"))
+    blobs = list((first.cache_entry / "openvino-compiled" / "fp32").glob("*.blob"))
     assert len(blobs) == 1
     blobs[0].chmod(0o644)
     blobs[0].write_bytes(b"damaged")

@@ -131,6 +131,11 @@ def ov_read(folder: Path, graph: StepGraph):
     return model
 
 
+def compiled_cache(folder: Path, precision: str) -> Path:
+    """Where OpenVINO keeps its compiled form of the entry ``folder``'s graphs run at ``precision``."""
+    return folder / "openvino-compiled" / precision
+
+
 def _ov_load(folder: Path, graph: StepGraph, precision: str, threads: int) -> RunGraph:
     core = _ov_core()
     model = ov_read(folder, graph)
@@ -140,8 +145,10 @@ def _ov_load(folder: Path, graph: StepGraph, precision: str, threads: int) -> Ru
         "INFERENCE_NUM_THREADS": int(threads),
         "PERFORMANCE_HINT": "LATENCY",
         # OpenVINO's own cache of the compiled model (1 s → 0.1 s at start-up), inside the entry: removed
-        # with it; OpenVINO recompiles a blob it cannot read
-        "CACHE_DIR": str(folder / "openvino-compiled"),
+        # with it; OpenVINO recompiles a blob it cannot read. One folder per precision: OpenVINO names a
+        # blob by the model and not by the precision hint, so an fp32 blob was loaded for a bf16 run (and
+        # gave aen-cffm-lite2 a validation maxDice of 0.095 instead of 0.835)
+        "CACHE_DIR": str(compiled_cache(folder, precision)),
     }
     compiled = core.compile_model(model, "CPU", config)
     n_out = len(graph.outputs)
