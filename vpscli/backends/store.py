@@ -26,8 +26,9 @@ from vpscli.errors import InputError
 __all__ = ["GRAPH_FORMAT", "cache_root", "entry_fields", "GraphEntry", "open_entry"]
 
 #: the graphs' own version: raised whenever an exported graph computes something new (its graphs or the
-#: modules they trace: 2 gathers the NS blocks' window taps, 3 ends at the models' output stride)
-GRAPH_FORMAT = 3
+#: modules they trace: 2 gathers the NS blocks' window taps, 3 ends at the models' output stride, 4 gathers
+#: the CFFM attention's keys)
+GRAPH_FORMAT = 4
 _RECORD = "entry.json"
 
 
