@@ -20,7 +20,7 @@ and its 289 keys and values from one table of tokens with a constant index
 (:func:`~vpscli.models.cffm_keys.window_key_index`; an all-zero row for unfold's padding). Both copy the same numbers into the same
 order, so the attention's results are the same bit for bit in torch (tested). A converted graph runs the
 gathers instead of about forty slow (reference) transposes, four rolls and two im2cols per block: the
-aen-cffm-lite2 step on OpenVINO bf16, 3 frames of 320×224, 218 → 172 ms on one thread, 124 → 105 ms on two.
+aen-cffm-lite2 step on OpenVINO bf16, 3 frames of 320×224, 218 → 175 ms on one thread, 125 → 104 ms on two.
 """
 
 from __future__ import annotations
