@@ -146,8 +146,8 @@ def _ov_load(folder: Path, graph: StepGraph, precision: str, threads: int) -> Ru
         "PERFORMANCE_HINT": "LATENCY",
         # OpenVINO's own cache of the compiled model (1 s → 0.1 s at start-up), inside the entry: removed
         # with it; OpenVINO recompiles a blob it cannot read. One folder per precision: OpenVINO names a
-        # blob by the model and not by the precision hint, so an fp32 blob was loaded for a bf16 run (and
-        # gave aen-cffm-lite2 a validation maxDice of 0.095 instead of 0.835)
+        # blob by the model and not by the precision hint, so a bf16 run would load an fp32 run's blob
+        # (measured on aen-cffm-lite2: validation maxDice 0.095 instead of 0.835)
         "CACHE_DIR": str(compiled_cache(folder, precision)),
     }
     compiled = core.compile_model(model, "CPU", config)
