@@ -627,7 +627,7 @@ def test_custom_modules_describe_themselves_and_refuse_bad_arguments():
     CSA depth); constructors refuse arguments that cannot build a working block."""
     from vpscli.models.aen import CRL, CRLStage
     from vpscli.models.aen_csa import CSA
-    from vpscli.models.cffm_transformer import CFFMAttention
+    from vpscli.models.cffm_attention import CFFMAttention
     from vpscli.models.ns import NSBlock
 
     pns = repr(build_model("pns-plus", input_size=(64, 64)))
