@@ -181,3 +181,26 @@ def test_gathered_and_unfolded_blocks_agree_in_float32_at_the_default_size():
     with torch.enable_grad():
         unfolded = block(x, x).detach()
     torch.testing.assert_close(gathered, unfolded, rtol=1e-4, atol=1e-5 * unfolded.abs().max().item())
+
+
+@pytest.mark.parametrize("warm", [False, True], ids=["fresh", "index-cached"])
+def test_a_traced_block_is_the_eager_one(warm):
+    """The exported graphs trace the gathered block: its constant tap index must be the same in torch's two
+    traced invocations (torch's own check fails otherwise), and the traced block computes the eager answers."""
+
+    class SelfAttending(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.block = NSBlock(32, (6, 8), dilation=(1, 2, 1, 2))
+
+        def forward(self, t):
+            return self.block(t, t)
+
+    torch.manual_seed(4)
+    model = SelfAttending().eval()
+    x = torch.randn(1, 5, 32, 6, 8)
+    with torch.no_grad():
+        if warm:
+            model(x)  # the index made before tracing (a fresh block makes it in the first traced invocation)
+        traced = torch.jit.trace(model, (x,), check_inputs=[(x,), (x + 1,)])
+        assert torch.equal(traced(x + 2), model(x + 2))

@@ -27,8 +27,8 @@ __all__ = ["GRAPH_FORMAT", "cache_root", "entry_fields", "GraphEntry", "open_ent
 
 #: the graphs' own version: raised whenever an exported graph computes something new (its graphs or the
 #: modules they trace: 2 gathers the NS blocks' window taps, 3 ends at the models' output stride, 4 gathers
-#: the CFFM attention's keys)
-GRAPH_FORMAT = 4
+#: the CFFM attention's keys, 5 gathers the NS taps of every key frame in one row)
+GRAPH_FORMAT = 5
 _RECORD = "entry.json"
 
 

@@ -25,9 +25,11 @@ Two formulations of the same op, chosen by whether a gradient is needed:
   batch 4, two threads: 229 against 366 ms for the gathered one).
 - **gathered** (inference and the exported graphs): every pixel's window taps read from a table of keys
   (and values) with one constant index (:func:`window_taps`), an all-zero row standing for the taps
-  outside the map, and both products as batched matrix products. The same sums in another order (float
+  outside the map, and both products as batched matrix products. A table row holds one pixel's values in
+  every key frame, so one gathered row serves all of them. The same sums in another order (float
   rounding apart); on the default's 16×28 map, one block, two threads: torch 25 → 13 ms, OpenVINO
-  33 → 7 ms, which runs unfold's im2col as reference transposes.
+  33 → 5.3 ms (unfold's im2col runs there as reference transposes; one row per pixel and frame instead
+  of per pixel took 6.5 ms, its gathers five times as many rows of a fifth the length).
 """
 
 from __future__ import annotations
@@ -148,7 +150,7 @@ class NSBlock(nn.Module):
         self.output_Linear = nn.Conv3d(channels, channels, 1, bias=False)
         # One LayerNorm shared by all heads (the official "self-adapting layer normalisation").
         self.bn = nn.LayerNorm([self.head_dim, *feature_size])
-        self._tap_index: dict[tuple[int, str], Tensor] = {}  # (key frames, device) → (heads, H·W, Tk·D²)
+        self._tap_index: dict[str, Tensor] = {}  # device → (heads, H·W, D²)
 
     def extra_repr(self) -> str:
         return (
@@ -200,15 +202,17 @@ class NSBlock(nn.Module):
         tk, n, hd, hw = key.shape[1], self.heads, self.head_dim, h * w
         q = self.bn(query.reshape(b, tq, n, hd, h, w)) * (1.0 / math.sqrt(hd))
         q = q.reshape(b, tq, n, hd, hw).permute(0, 2, 4, 1, 3)  # B, n, hw, Tq, hd
-        index = self._taps(tk, key.device)
-        slots = index.shape[-1]
+        index = self._taps(key.device)
+        slots = index.shape[-1] * tk
 
-        def taps(t: Tensor) -> Tensor:  # (B, Tk, C, h, w) → (B, n, hw, Tk·D², hd); out of the map: 0
-            rows = t.reshape(b, tk, n, hd, hw).permute(0, 2, 1, 4, 3).reshape(b, n * tk * hw, hd)
-            rows = torch.cat([rows, rows.new_zeros(b, 1, hd)], 1)
+        # one table row per (head, pixel) with its values in every key frame (module doc); the slots come
+        # out tap-major (tap·Tk + frame): ns_relevance's frame-major products, summed in another order
+        def taps(t: Tensor) -> Tensor:  # (B, Tk, C, h, w) → (B, n, hw, D²·Tk, hd); out of the map: 0
+            rows = t.reshape(b, tk, n, hd, hw).permute(0, 2, 4, 1, 3).reshape(b, n * hw, tk * hd)
+            rows = torch.cat([rows, rows.new_zeros(b, 1, tk * hd)], 1)
             return torch.index_select(rows, 1, index.reshape(-1)).view(b, n, hw, slots, hd)
 
-        logits = torch.matmul(q, taps(key).transpose(-1, -2))  # B, n, hw, Tq, Tk·D²
+        logits = torch.matmul(q, taps(key).transpose(-1, -2))  # B, n, hw, Tq, D²·Tk
         # Gate: max over heads and slots of softmax = 1 / min over heads of Σ exp(x − max) (in ≥ float32)
         wide = logits.to(torch.promote_types(logits.dtype, torch.float32))
         spread = torch.exp(wide - wide.amax(-1, keepdim=True)).sum(-1)  # B, n, hw, Tq
@@ -216,17 +220,16 @@ class NSBlock(nn.Module):
         mixed = torch.matmul(logits, taps(value))  # B, n, hw, Tq, hd
         return mixed.permute(0, 3, 1, 4, 2).reshape(b, tq, c, h, w), gate
 
-    def _taps(self, tk: int, device: torch.device) -> Tensor:
-        """``(heads, H·W, Tk·D²)`` rows of :meth:`_gathered`'s table (head, key frame, pixel), ordered
-        as :func:`ns_relevance`'s slots; taps outside the map point at the zero row at the end."""
-        cache_key = (tk, str(device))
-        if cache_key not in self._tap_index:
+    def _taps(self, device: torch.device) -> Tensor:
+        """``(heads, H·W, D²)`` rows of :meth:`_gathered`'s table (head, pixel), in :func:`window_taps`'
+        order; taps outside the map point at the zero row at the end. Made once per device, and anew while
+        tracing, so that every traced invocation records the same constant."""
+        cache_key = str(device)
+        if cache_key not in self._tap_index or torch.jit.is_tracing():
             hw = self.feature_size[0] * self.feature_size[1]
-            frames = torch.arange(tk).view(1, tk, 1) * hw
             heads = []
             for i in range(self.heads):
-                taps = window_taps(self.feature_size, self.radius[i], self.dilation[i]).unsqueeze(1)
-                rows = torch.where(taps >= 0, i * tk * hw + frames + taps, self.heads * tk * hw)
-                heads.append(rows.reshape(hw, -1))
+                taps = window_taps(self.feature_size, self.radius[i], self.dilation[i])
+                heads.append(torch.where(taps >= 0, i * hw + taps, self.heads * hw))
             self._tap_index[cache_key] = torch.stack(heads).to(device)
         return self._tap_index[cache_key]
