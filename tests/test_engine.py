@@ -114,6 +114,27 @@ def test_segmenter_outputs_one_result_per_frame_at_source_size(tmp_path, n):
         assert r.mask[-1, 20] == (expected >= 0.5)
 
 
+def test_each_result_carries_its_mask_rows(tmp_path):
+    """The mask PNGs are encoded from the rows of the engine's box (no scan of the mask): those rows are the
+    mask's own, from its first to past its last foreground row, (0, 0) when it is empty."""
+    from vpscli.engine.frame_decision import mask_rows
+
+    folder = tmp_path / "clip"
+    folder.mkdir()
+    for i in range(12):  # black frames (no mask) between frames with a red band (p ≈ 0.98 there)
+        img = np.zeros((30, 40, 3), np.uint8)
+        img[4 + i : 9 + i, 5:30, 2] = 255 if i % 3 else 0
+        cv2.imwrite(str(folder / f"f{i:02d}.png"), img)
+    seg = Segmenter(Probe(clip_length=5), device="cpu", precision="fp32")
+    results = list(seg.run(FrameFolderSource(folder)))
+    kinds = set()
+    for r in results:
+        hit = np.flatnonzero(r.mask.any(axis=1))
+        assert mask_rows(r) == ((int(hit[0]), int(hit[-1]) + 1) if len(hit) else (0, 0))
+        kinds.add(len(hit) > 0)
+    assert kinds == {True, False}  # both empty and non-empty masks were checked
+
+
 def test_state_is_fresh_per_video_and_carried_within_one(tmp_path):
     model = Probe(clip_length=3, stateful=True)
     seg = Segmenter(model, device="cpu", batch=4)

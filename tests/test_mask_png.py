@@ -75,8 +75,8 @@ def test_only_the_foreground_rows_are_deflated(monkeypatch):
     deflated: list[int] = []
     segment = mask_png._segment
 
-    def counting(raw: bytes) -> bytes:
-        deflated.append(len(raw))
+    def counting(raw) -> bytes:
+        deflated.append(memoryview(raw).nbytes)
         return segment(raw)
 
     monkeypatch.setattr(mask_png, "_segment", counting)
@@ -91,3 +91,24 @@ def test_refuses_what_is_not_a_bool_image():
         mask_png_bytes(np.zeros((4, 4), np.uint8))
     with pytest.raises(ValueError, match="pixel"):
         mask_png_bytes(np.zeros((0, 4), bool))
+
+
+@pytest.mark.parametrize("name,mask", list(_masks()), ids=[n for n, _ in _masks()])
+def test_known_rows_make_the_same_file_without_a_scan(name, mask, monkeypatch):
+    """The engine passes the rows of its mask box: the same bytes as scanning the mask, which is not done."""
+    hit = np.flatnonzero(mask.any(axis=1))
+    rows = (int(hit[0]), int(hit[-1]) + 1) if len(hit) else (0, 0)
+    scanned = mask_png_bytes(mask)
+
+    class Unscanned(np.ndarray):
+        def any(self, *args, **kwargs):
+            raise AssertionError("the mask was scanned")
+
+    assert mask_png_bytes(mask.view(Unscanned), rows) == scanned
+
+
+def test_refuses_rows_outside_the_mask():
+    with pytest.raises(ValueError, match="rows"):
+        mask_png_bytes(np.zeros((4, 4), bool), (3, 5))
+    with pytest.raises(ValueError, match="rows"):
+        mask_png_bytes(np.zeros((4, 4), bool), (2, 1))

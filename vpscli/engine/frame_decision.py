@@ -48,6 +48,17 @@ def predicted_mask(result: FrameResult) -> np.ndarray:
     return result.mask
 
 
+def mask_rows(result: FrameResult) -> tuple[int, int] | None:
+    """The rows from the first to past the last one of the frame's mask (equal when it is empty), from the
+    engine's box and area; ``None`` when the frame does not carry them."""
+    if result.mask_area is None:
+        return None
+    if result.mask_area == 0 or result.mask_box is None:
+        return (0, 0)
+    _, y, _, h = result.mask_box
+    return (y, y + h)
+
+
 def has_mask(result: FrameResult) -> bool:
     """The frame's mask at the threshold has a pixel."""
     return result.mask_area > 0 if result.mask_area is not None else bool(predicted_mask(result).any())

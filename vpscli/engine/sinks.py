@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
 
-from vpscli.engine.frame_decision import DecidedFrame, predicted_mask
+from vpscli.engine.frame_decision import DecidedFrame, mask_rows, predicted_mask
 from vpscli.errors import VpsError
 from vpscli.io.frames_csv import RowWriter
 from vpscli.io.masks import write_levels, write_mask
@@ -96,6 +96,7 @@ class FrameFilesSink(Sink):
             _write_pngs,
             folder.mask_path(result.name),
             predicted_mask(result),
+            mask_rows(result),
             folder.prob_path(result.name) if self.save_prob else None,
             result.prob,
             self.timings,
@@ -153,11 +154,16 @@ def _salvage_rows(pending: deque, rows: RowWriter) -> None:
 
 
 def _write_pngs(
-    mask_path: Path, mask: np.ndarray, prob_path: Path | None, prob: np.ndarray | None, timings
+    mask_path: Path,
+    mask: np.ndarray,
+    rows: tuple[int, int] | None,
+    prob_path: Path | None,
+    prob: np.ndarray | None,
+    timings,
 ) -> None:
     """One frame's mask (and probability) PNGs; takes the arrays, not the frame, to hold less memory."""
     t0 = time.perf_counter()
-    write_mask(mask_path, mask)
+    write_mask(mask_path, mask, rows)
     if prob_path is not None:
         assert prob is not None, "a run that writes probs/ computes the probability maps"
         write_levels(prob_path, prob)

@@ -36,9 +36,13 @@ def _chunk(kind: bytes, data: bytes) -> bytes:
     return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
 
-def _segment(raw: bytes) -> bytes:
-    """``raw`` as deflate blocks ending on a byte boundary (not final), referring to nothing before them."""
-    deflate = zlib.compressobj(1, zlib.DEFLATED, -15, 9, zlib.Z_RLE)
+def _segment(raw) -> bytes:
+    """``raw`` (bytes-like) as deflate blocks ending on a byte boundary (not final), referring to nothing
+    before them."""
+    # memory level 4 (a 2,048-entry hash table, 1,024-symbol blocks) instead of 9: run-length matching needs
+    # no hash table, and setting up the larger one was half the time (1080p masks with a polyp: 0.67 → 0.36
+    # ms a mask, within 3 % of the size)
+    deflate = zlib.compressobj(1, zlib.DEFLATED, -15, 4, zlib.Z_RLE)
     return deflate.compress(raw) + deflate.flush(zlib.Z_SYNC_FLUSH)
 
 
@@ -61,8 +65,11 @@ def _adler_after_zeros(adler: int, count: int) -> int:
     return ((b + count * a) % _ADLER_MOD) << 16 | a
 
 
-def mask_png_bytes(mask: np.ndarray) -> bytes:
+def mask_png_bytes(mask: np.ndarray, rows: tuple[int, int] | None = None) -> bytes:
     """An ``(H, W)`` bool mask as the bytes of an 8-bit greyscale PNG of 0 and 255.
+
+    ``rows``: ``(top, stop)``, the rows from the first to past the last one with a foreground pixel (equal
+    for an empty mask), when the caller knows them (the engine's mask box); otherwise the mask is scanned.
 
     >>> import cv2
     >>> m = np.zeros((4, 6), bool); m[1:3, 2:5] = True
@@ -74,15 +81,18 @@ def mask_png_bytes(mask: np.ndarray) -> bytes:
     height, width = mask.shape
     if height == 0 or width == 0:
         raise ValueError(f"a PNG has at least one pixel, got a {height}×{width} mask")
-    hit = np.flatnonzero(mask.any(axis=1))
-    top, stop = (int(hit[0]), int(hit[-1]) + 1) if len(hit) else (height, height)
+    if rows is None:
+        hit = np.flatnonzero(mask.any(axis=1))
+        rows = (int(hit[0]), int(hit[-1]) + 1) if len(hit) else (height, height)
+    top, stop = rows
+    if not 0 <= top <= stop <= height:
+        raise ValueError(f"rows {rows} do not lie within the mask's {height} rows")
     row_bytes = width + 1  # the filter byte ("none") and the pixels
     segments = _zero_rows(width, top)
     adler = _adler_after_zeros(1, top * row_bytes)
     if stop > top:
-        rows = np.zeros((stop - top, row_bytes), np.uint8)
-        np.multiply(mask[top:stop], np.uint8(255), out=rows[:, 1:])
-        raw = rows.tobytes()
+        raw = np.zeros((stop - top, row_bytes), np.uint8)
+        np.multiply(mask[top:stop], np.uint8(255), out=raw[:, 1:])
         segments.append(_segment(raw))
         adler = zlib.adler32(raw, adler)
     segments += _zero_rows(width, height - stop)

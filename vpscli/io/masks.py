@@ -196,13 +196,14 @@ def is_complete_png(path: str | Path) -> bool:
         return False
 
 
-def write_mask(path: str | Path, mask: np.ndarray) -> None:
+def write_mask(path: str | Path, mask: np.ndarray, rows: tuple[int, int] | None = None) -> None:
     """Write a binary mask (bool or 0/nonzero, ``(H, W)``) as an 8-bit 0/255 PNG
-    (:func:`~vpscli.io.mask_png.mask_png_bytes`: only its foreground rows cost anything to encode)."""
+    (:func:`~vpscli.io.mask_png.mask_png_bytes`: only its foreground rows cost anything to encode; ``rows``,
+    their span when the caller knows it, spares a scan of the mask)."""
     mask = np.asarray(mask)
     if mask.ndim != 2:
         raise ValueError(f"mask must be 2-D, got shape {mask.shape}")
-    write_bytes_atomic(Path(path), mask_png_bytes(mask if mask.dtype == bool else mask > 0))
+    write_bytes_atomic(Path(path), mask_png_bytes(mask if mask.dtype == bool else mask > 0, rows))
 
 
 def probability_to_uint8(prob: np.ndarray) -> np.ndarray:
