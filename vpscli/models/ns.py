@@ -28,8 +28,8 @@ Two formulations of the same op, chosen by whether a gradient is needed:
   outside the map, and both products as batched matrix products. A table row holds one pixel's values in
   every key frame, so one gathered row serves all of them. The same sums in another order (float
   rounding apart); on the default's 16×28 map, one block, two threads: torch 25 → 13 ms, OpenVINO
-  33 → 5.3 ms (unfold's im2col runs there as reference transposes; one row per pixel and frame instead
-  of per pixel took 6.5 ms, its gathers five times as many rows of a fifth the length).
+  33 → 5.3 ms (unfold's im2col runs there as reference transposes; a row per pixel and key frame took
+  6.5 ms: five times as many gathered rows, each a fifth as long).
 """
 
 from __future__ import annotations
