@@ -23,12 +23,12 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from vpscli.models.cffm_keys import (
-    constant_rows,
     ring_positions,
     roll_shifts,
     window_key_index,
     window_positions,
 )
+from vpscli.models.constant_index import constant_rows
 
 __all__ = ["CFFMAttention", "gathering"]
 

@@ -9,14 +9,11 @@ window partitions and ``F.unfold``, tested against them.
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from typing import Sequence
 
 import numpy as np
-import torch
-from torch import Tensor
 
 __all__ = [
-    "constant_rows",
     "ring_positions",
     "roll_shifts",
     "unfold_positions",
@@ -49,19 +46,6 @@ def ring_positions(window: int, expand: int) -> np.ndarray:
         cols = slice(None, -expand) if sx < 0 else slice(expand, None)
         keep[k, rows, cols] = False
     return np.flatnonzero(keep)
-
-
-#: constant row indices of the gathered formulation, by what they index and the device
-_ROWS: dict[tuple, Tensor] = {}
-
-
-def constant_rows(key: tuple, make: Callable[[], np.ndarray], device) -> Tensor:
-    """``make()`` (a numpy array of row indices) as a tensor on ``device``, made once per ``key`` and device —
-    and anew while tracing, so that every traced invocation records the same constant."""
-    at = (key, str(device))
-    if at not in _ROWS or torch.jit.is_tracing():
-        _ROWS[at] = torch.as_tensor(make(), device=device)
-    return _ROWS[at]
 
 
 def unfold_positions(h: int, w: int, kernel: int, stride: int) -> np.ndarray:

@@ -37,9 +37,12 @@ from __future__ import annotations
 import math
 from typing import Sequence
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from vpscli.models.constant_index import constant_rows
 
 __all__ = ["ns_relevance", "ns_aggregate", "window_taps", "NSBlock"]
 
@@ -150,7 +153,6 @@ class NSBlock(nn.Module):
         self.output_Linear = nn.Conv3d(channels, channels, 1, bias=False)
         # One LayerNorm shared by all heads (the official "self-adapting layer normalisation").
         self.bn = nn.LayerNorm([self.head_dim, *feature_size])
-        self._tap_index: dict[str, Tensor] = {}  # device → (heads, H·W, D²)
 
     def extra_repr(self) -> str:
         return (
@@ -222,14 +224,14 @@ class NSBlock(nn.Module):
 
     def _taps(self, device: torch.device) -> Tensor:
         """``(heads, H·W, D²)`` rows of :meth:`_gathered`'s table (head, pixel), in :func:`window_taps`'
-        order; taps outside the map point at the zero row at the end. Made once per device, and anew while
-        tracing, so that every traced invocation records the same constant."""
-        cache_key = str(device)
-        if cache_key not in self._tap_index or torch.jit.is_tracing():
+        order; taps outside the map point at the zero row at the end."""
+
+        def make() -> np.ndarray:
             hw = self.feature_size[0] * self.feature_size[1]
             heads = []
             for i in range(self.heads):
-                taps = window_taps(self.feature_size, self.radius[i], self.dilation[i])
-                heads.append(torch.where(taps >= 0, i * hw + taps, self.heads * hw))
-            self._tap_index[cache_key] = torch.stack(heads).to(device)
-        return self._tap_index[cache_key]
+                taps = window_taps(self.feature_size, self.radius[i], self.dilation[i]).numpy()
+                heads.append(np.where(taps >= 0, i * hw + taps, self.heads * hw))
+            return np.stack(heads)
+
+        return constant_rows(("ns-taps", self.feature_size, self.radius, self.dilation), make, device)
