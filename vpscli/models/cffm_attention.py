@@ -28,9 +28,9 @@ from vpscli.models.cffm_keys import (
     window_key_index,
     window_positions,
 )
-from vpscli.models.constant_index import constant_rows
+from vpscli.models.gathered import constant_rows, gathering
 
-__all__ = ["CFFMAttention", "gathering"]
+__all__ = ["CFFMAttention"]
 
 
 def _relative_position_index(q_size: int, k_size: int) -> Tensor:
@@ -40,11 +40,6 @@ def _relative_position_index(q_size: int, k_size: int) -> Tensor:
     kc = torch.stack(torch.meshgrid(torch.arange(k_size), torch.arange(k_size), indexing="ij")).flatten(1)
     rel = (qc[:, :, None] - kc[:, None, :]).permute(1, 2, 0) + (k_size - 1)
     return rel[..., 0] * (q_size + k_size - 1) + rel[..., 1]
-
-
-def gathering() -> bool:
-    """Whether the gathered formulation runs (module doc): whenever no gradient is needed."""
-    return not torch.is_grad_enabled()
 
 
 def _windows(x: Tensor, size: int) -> Tensor:

@@ -42,7 +42,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from vpscli.models.constant_index import constant_rows
+from vpscli.models.gathered import constant_rows, gathering
 
 __all__ = ["ns_relevance", "ns_aggregate", "window_taps", "NSBlock"]
 
@@ -172,7 +172,7 @@ class NSBlock(nn.Module):
         key = self._pointwise(self.key_conv, x)
         value = self._pointwise(self.value_conv, x)
         # the same op either way (module doc): unfold's backward is the faster, gathering the faster forward
-        mixed, gate = (self._unfolded if torch.is_grad_enabled() else self._gathered)(query, key, value)
+        mixed, gate = (self._gathered if gathering() else self._unfolded)(query, key, value)
         out = self._pointwise(self.output_Linear, mixed) * gate.to(x.dtype).unsqueeze(2)
         if out.shape[1] != tk:
             out = out.expand(b, tk, *out.shape[2:])
