@@ -174,6 +174,20 @@ def test_hud_details_and_toggles():
     assert np.all(blank == 90)
 
 
+@pytest.mark.parametrize("alpha", [0.6, 0.35])
+def test_hud_panel_darkens_by_the_float32_formula(alpha):
+    from vpscli.render.hud import _panel
+
+    rng = np.random.default_rng(3)
+    image = rng.integers(0, 256, (90, 120, 3), dtype=np.uint8)
+    out = image.copy()
+    _panel(out, (100, -5, 40, 30), alpha)  # partly outside the frame: the inside part only
+    expected = image.copy()
+    expected[0:25, 100:120] = np.rint(image[0:25, 100:120].astype(np.float32) * (1 - alpha)).astype(np.uint8)
+    assert np.array_equal(out, expected)
+    assert not np.array_equal(out[0:25, 100:120], image[0:25, 100:120])
+
+
 def test_legend_lists_three_entries_with_gt_one_without():
     assert len(DEFAULT.legend_entries(True)) == 3 and len(DEFAULT.legend_entries(False)) == 1
     img = np.zeros((240, 320, 3), np.uint8)

@@ -59,11 +59,16 @@ def text_scale(height: int, width: int) -> tuple[float, int]:
 
 
 def _panel(image: np.ndarray, rect: Rect, alpha: float = 0.6) -> None:
+    """In place: the part of ``rect`` inside ``image`` blended toward black at ``alpha`` (the overlay's fill
+    rule, :func:`~vpscli.render.overlay.blend_table`)."""
+    import cv2
+
+    from vpscli.render.overlay import blend_table
+
     x, y, w, h = rect
     x0, y0, x1, y1 = max(x, 0), max(y, 0), min(x + w, image.shape[1]), min(y + h, image.shape[0])
     if x1 > x0 and y1 > y0:
-        region = image[y0:y1, x0:x1].astype(np.float32)
-        image[y0:y1, x0:x1] = np.rint(region * (1 - alpha)).astype(np.uint8)
+        image[y0:y1, x0:x1] = cv2.LUT(image[y0:y1, x0:x1], blend_table((0, 0, 0), alpha))
 
 
 def _text_lines(

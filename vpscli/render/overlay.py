@@ -18,21 +18,26 @@ from vpscli.render.strokes import box_strokes, contour_strokes, line_width_for
 STYLES = ("fill", "contour", "both", "box")
 
 
-def blend(image: np.ndarray, where: np.ndarray, colour, alpha: float) -> None:
-    """In place: ``image[where] = round((1 - alpha) * image + alpha * colour)`` (float32 arithmetic).
+def blend_table(colour, alpha: float) -> np.ndarray:
+    """``(1, 256, 3)`` uint8 for ``cv2.LUT``: ``round((1 - alpha) * v + alpha * colour)`` in float32 arithmetic
+    for every level ``v`` of each channel.
 
-    A pixel's result depends only on its own value, so it is read from a 256-entry table per
-    channel computed with that formula (the same numbers, a fraction of the work on a large region).
+    A blended pixel depends only on its own value, so a region is blended by reading this table: the
+    formula's own numbers, a fraction of its work on a large region (the mask fill, the HUD's panels).
     """
+    levels = np.arange(256, dtype=np.float32)[:, None]
+    table = np.clip(np.rint((1.0 - alpha) * levels + alpha * np.asarray(colour, np.float32)), 0, 255)
+    return table.astype(np.uint8).reshape(1, 256, 3)
+
+
+def blend(image: np.ndarray, where: np.ndarray, colour, alpha: float) -> None:
+    """In place: ``image[where] = round((1 - alpha) * image + alpha * colour)`` (float32 arithmetic,
+    :func:`blend_table`)."""
     import cv2
 
     if not where.any():
         return
-    levels = np.arange(256, dtype=np.float32)[:, None]
-    table = np.clip(np.rint((1.0 - alpha) * levels + alpha * np.asarray(colour, np.float32)), 0, 255).astype(
-        np.uint8
-    )
-    blended = cv2.LUT(image, table.reshape(1, 256, 3))
+    blended = cv2.LUT(image, blend_table(colour, alpha))
     if image.flags.c_contiguous:
         cv2.copyTo(blended, np.ascontiguousarray(where).view(np.uint8), image)  # in place, by mask
     else:
