@@ -83,6 +83,21 @@ def test_writer_keeps_per_frame_timestamps(tmp_path):
     assert 0 < data.find(b"moov") < data.find(b"mdat") and not list(tmp_path.glob(".*partial*"))
 
 
+@pytest.mark.parametrize("threads", [1, 2])
+def test_writer_runs_the_encoder_on_the_threads_asked(tmp_path, threads):
+    """libx264 writes its settings into the stream (an SEI message): the thread count given is the one it ran."""
+    import re
+
+    path = tmp_path / "t.mp4"
+    with VideoWriter(path, 25, (96, 64), preset="ultrafast", threads=threads) as w:
+        for f in smooth_frames(4, 96, 64):
+            w.write(f)
+    if w.encoder != "libx264":
+        pytest.skip("the settings are libx264's SEI")
+    found = re.search(rb"(?<![_a-z])threads=(\d+)", path.read_bytes())
+    assert found is not None and int(found.group(1)) == threads
+
+
 def test_writer_timestamps_all_or_none(tmp_path):
     w = VideoWriter(tmp_path / "x.mp4", 25, (32, 32))
     w.write(np.zeros((32, 32, 3), np.uint8), timestamp=0.0)

@@ -306,7 +306,7 @@ def test_job_placement_helpers_on_the_cpu(monkeypatch):
 
     from vpscli.engine import device
     from vpscli.engine.device import Placement, job_stream, jobs_cpu_threads
-    from vpscli.engine.overlay_sink import overlay_preset
+    from vpscli.engine.overlay_sink import overlay_preset, overlay_threads
     from vpscli.engine.sinks import png_workers
 
     assert isinstance(job_stream(Placement.on(torch.device("cpu"))), contextlib.nullcontext)
@@ -322,11 +322,11 @@ def test_job_placement_helpers_on_the_cpu(monkeypatch):
     assert ctx[0] == "stream-context" and made == [torch.device("cuda", 1)]  # its own stream on its device
     assert jobs_cpu_threads(7, 1) == 7 and jobs_cpu_threads(7, 2) == 3 and jobs_cpu_threads(1, 8) == 1
     monkeypatch.setattr(device, "usable_cpus", lambda: 2)
-    assert png_workers() == 2 and overlay_preset() == "ultrafast"
+    assert png_workers() == 2 and overlay_preset() == "ultrafast" and overlay_threads() == 1
     monkeypatch.setattr(device, "usable_cpus", lambda: 6)
-    assert png_workers() == 3 and overlay_preset() == "superfast"
+    assert png_workers() == 3 and overlay_preset() == "superfast" and overlay_threads() is None
     monkeypatch.setattr(device, "usable_cpus", lambda: 16)
-    assert png_workers() == 8 and overlay_preset() == "veryfast"
+    assert png_workers() == 8 and overlay_preset() == "veryfast" and overlay_threads() is None
 
 
 def test_cli_refuses_zero_jobs(clip, tmp_path):

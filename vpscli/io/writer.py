@@ -49,6 +49,7 @@ class VideoWriter:
         size: ``(width, height)`` of the frames to come.
         crf: libx264 quality (lower is better; 18 is visually lossless for overlays).
         preset: libx264 speed/size trade-off.
+        threads: the encoder's threads (``None``: its own choice).
 
     Use as a context manager; :attr:`frames_written` counts frames, :attr:`padded` says
     whether an odd size was padded. Give every frame a timestamp, or none (module doc).
@@ -61,6 +62,7 @@ class VideoWriter:
         size: tuple[int, int],
         crf: int = 18,
         preset: str = "medium",
+        threads: int | None = None,
     ):
         self.path = Path(path)
         self.width, self.height = int(size[0]), int(size[1])
@@ -82,6 +84,8 @@ class VideoWriter:
             )
         self.encoder = encoders[0]
         self._quality = ["-crf", str(crf), "-preset", preset] if self.encoder == "libx264" else ["-b:v", "8M"]
+        #: the encoder's threads (``None``: its own choice, 1.5 per core for libx264)
+        self.threads = threads
         #: ``True``/``False`` once the first frame said whether frames carry timestamps
         self.timestamped: bool | None = None
         self._yuv = False
@@ -124,6 +128,7 @@ class VideoWriter:
             "-c:v",
             self.encoder,
             *self._quality,
+            *([] if self.threads is None else ["-threads", str(int(self.threads))]),
             "-pix_fmt",
             "yuv420p",
             # RGB → YUV 4:2:0 with bilinear chroma filtering: swscale's default (bicubic) costs more than
