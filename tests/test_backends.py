@@ -148,10 +148,15 @@ def test_int8_from_recorded_step_inputs_is_keyed_by_them(nets, tmp_path):
 def test_the_cache_is_reused_rebuilt_when_damaged_and_keyed_by_what_it_depends_on(nets, tmp_path):
     net = nets["pns-plus"]
     video = _video(net, 10)
-    first = compile_model(net, "onnxruntime", cache_dir=tmp_path, threads=1)
+    said: list[str] = []
+    first = compile_model(net, "onnxruntime", cache_dir=tmp_path, threads=1, on_convert=said.append)
     want = _drive(first, video, True)
-    again = compile_model(net, "onnxruntime", cache_dir=tmp_path, threads=1)
-    assert not again.built and again.cache_entry == first.cache_entry
+    # the conversion is announced before it starts (it takes seconds), naming where the entry goes
+    assert said == [
+        f"converting the model for onnxruntime once, into {first.cache_entry} (later runs load it)"
+    ]
+    again = compile_model(net, "onnxruntime", cache_dir=tmp_path, threads=1, on_convert=said.append)
+    assert not again.built and again.cache_entry == first.cache_entry and len(said) == 1
     # a damaged file: detected by its sha256, the entry converted again, the answers unchanged
     graph = first.cache_entry / "step.onnx"
     graph.write_bytes(graph.read_bytes()[:-100])
@@ -168,6 +173,41 @@ def test_the_cache_is_reused_rebuilt_when_damaged_and_keyed_by_what_it_depends_o
     other = trained_like("pns-plus", TINY["pns-plus"], seed=1, backbone=LITE).eval()
     assert compile_model(other, "onnxruntime", cache_dir=tmp_path, threads=1).cache_entry != first.cache_entry
     assert not list(tmp_path.glob("graphs/.staging-*"))
+
+
+@needs["onnxruntime"]
+def test_segment_says_it_converts_the_model_before_it_does(tmp_path):
+    """``vps segment``'s runner prints the conversion note before the conversion (so a first run's pause of
+    seconds is explained while it lasts) and before the running line; a later run loads it silently."""
+    from vpscli.batch.events import BatchEvents
+    from vpscli.batch.runner import _loaded_segmenter
+    from vpscli.engine.options import ModelConfig
+    from vpscli.models import save_checkpoint
+
+    ckpt = save_checkpoint(
+        trained_like("pns-net", TINY["pns-net"], backbone=LITE), tmp_path / "w.safetensors"
+    )
+    lines: list[str] = []
+
+    class Events(BatchEvents):
+        def notice(self, message):
+            built = list((tmp_path / "cache" / "graphs").glob("pns-net-*"))
+            lines.append(f"note: {message} [entries: {len(built)}]")
+
+        def running(self, message):
+            lines.append(f"running: {message}")
+
+    config = ModelConfig("pns-net", ckpt, device="cpu", backend="onnxruntime", cache_dir=tmp_path / "cache")
+    seg = _loaded_segmenter(config, Events())
+    assert seg.graphs_built
+    assert lines[0] == (
+        f"note: converting the model for onnxruntime once, into {seg.graph_cache} (later runs load it) "
+        "[entries: 0]"  # said before the entry exists
+    )
+    assert lines[1].startswith("running: pns-net")  # the running line after it
+    lines.clear()
+    again = _loaded_segmenter(config, Events())
+    assert not again.graphs_built and not [ln for ln in lines if "converting" in ln]
 
 
 def test_an_unwritable_cache_is_one_line_naming_the_fix(nets, tmp_path):
@@ -349,8 +389,14 @@ def test_int8_is_calibrated_on_the_given_frames_and_recorded(tmp_path, monkeypat
     assert passes == [] and again.graph_cache == int8.graph_cache and not again.graphs_built
     # other calibration frames make another entry, calibrated on them
     write_clip(tmp_path, SynthConfig(frames=20, width=224, height=160, seed=8), "mp4", "other")
-    other = Segmenter(precision="int8", calibration=tmp_path / "other.mp4", **kw)
+    said: list[str] = []
+    other = Segmenter(precision="int8", calibration=tmp_path / "other.mp4", on_convert=said.append, **kw)
     assert passes == [1] and other.graphs_built and other.graph_cache != int8.graph_cache
+    # announced before the pass over the calibration frames (the fp32 model it runs is cached: no other note)
+    assert said == [
+        "building the int8 model (the calibration frames through the fp32 model, then quantisation) for "
+        f"openvino once, into {other.graph_cache} (later runs load it)"
+    ]
 
 
 @needs["onnxruntime"]

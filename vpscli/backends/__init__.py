@@ -210,6 +210,7 @@ def compile_model(
     threads: int | None = None,
     calibration: Sequence[list[np.ndarray]] | Callable[[], Sequence[list[np.ndarray]]] | None = None,
     calibration_key: str | None = None,
+    on_convert: Callable[[str], None] | None = None,
 ):
     """``net`` (a :class:`~vpscli.models.base.VideoModel`, eval mode) compiled for ``backend``.
 
@@ -225,6 +226,8 @@ def compile_model(
             graphs are not cached yet (it needs ``calibration_key``).
         calibration_key: int8 only: what names the calibration frames in the cache key (default: a hash
             of the recorded inputs).
+        on_convert: called with a one-line message before the graphs are converted (seconds; int8: a
+            pass over the calibration frames too), not when they are loaded from the cache.
 
     Returns:
         a :class:`~vpscli.backends.driver.CompiledModel`; its ``built`` says whether graphs were converted
@@ -277,8 +280,20 @@ def compile_model(
         fields["calibration"] = calibration_key
         fields["nncf"] = version_of("nncf")
         convert = _int8_convert(rt.convert, record)
+
+    def announce(folder: Path) -> None:
+        if on_convert is not None:
+            what = (
+                "building the int8 model (the calibration frames through the fp32 model, then quantisation)"
+                if precision == "int8"
+                else "converting the model"
+            )
+            on_convert(f"{what} for {backend} once, into {folder} (later runs load it)")
+
     try:
-        entry, built = open_entry(cache_root(cache_dir), entry_fields(**fields), graphs.graphs, convert)
+        entry, built = open_entry(
+            cache_root(cache_dir), entry_fields(**fields), graphs.graphs, convert, before_build=announce
+        )
     except (UsageError, InputError):
         raise
     except Exception as e:  # noqa: BLE001 - a conversion failure is one line, not a traceback

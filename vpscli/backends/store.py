@@ -111,12 +111,19 @@ class GraphEntry:
 
 
 def open_entry(
-    root: Path, fields: dict, graphs: tuple[StepGraph, ...], convert: Callable[[StepGraph, Path], list[str]]
+    root: Path,
+    fields: dict,
+    graphs: tuple[StepGraph, ...],
+    convert: Callable[[StepGraph, Path], list[str]],
+    before_build: Callable[[Path], None] | None = None,
 ) -> tuple[GraphEntry, bool]:
-    """The entry for ``fields``, converted now unless a valid one is cached: ``(entry, built)``."""
+    """The entry for ``fields``, converted now unless a valid one is cached: ``(entry, built)``;
+    ``before_build(folder)`` is called first when it is built (a conversion takes seconds)."""
     entry = GraphEntry(root, fields)
     if entry.valid():
         return entry, False
+    if before_build is not None:
+        before_build(entry.folder)
 
     def write(folder: Path) -> list[str]:
         names: list[str] = []

@@ -186,17 +186,14 @@ def _loaded_segmenter(model: ModelConfig, events: BatchEvents):
     chosen for the user included; the model card's note stays in ``vps weights list``)."""
     from vpscli.engine import Segmenter
 
-    seg = Segmenter.from_config(model)
+    # a conversion takes seconds (int8: a pass over the calibration frames too): say so before it starts
+    seg = Segmenter.from_config(model, on_convert=events.notice)
     where = "the CPU" if seg.placement.device.type == "cpu" else str(seg.placement.device)
     events.running(
         seg.loaded.describe()
         + (", with test-time augmentation" if model.tta else "")
         + f", on {where} ({seg.backend_text})"
     )
-    if seg.graphs_built:
-        events.notice(
-            f"converted the model for {seg.backend} once, kept in {seg.graph_cache} (later runs load it)"
-        )
     if seg.batch_note:
         events.notice(seg.batch_note)
     if seg.compiled and seg.placement.device.type == "cpu":

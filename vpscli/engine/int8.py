@@ -42,7 +42,9 @@ def calibrated_int8(segmenter, net, cache_dir, calibration):
     sha = segmenter.loaded.weights_sha256
 
     def record() -> list:
-        fp32 = compile_model(net, segmenter.backend, weights_sha256=sha, cache_dir=cache_dir)
+        fp32 = compile_model(
+            net, segmenter.backend, weights_sha256=sha, cache_dir=cache_dir, on_convert=segmenter.on_convert
+        )
         samples: list = []
         fp32.input_hook = samples.append
         segmenter.model, segmenter._forward = fp32, fp32
@@ -58,4 +60,5 @@ def calibrated_int8(segmenter, net, cache_dir, calibration):
         cache_dir=cache_dir,
         calibration=record,
         calibration_key=calibration_key(sources),
+        on_convert=segmenter.on_convert,
     )

@@ -97,6 +97,8 @@ class Segmenter:
         calibration: ``precision="int8"``: videos or frames like the ones segmented (any input of
             ``vps segment``: a file, a frame folder, a SUN-SEG root), whose first
             :data:`vpscli.engine.int8.CALIBRATION_FRAMES` frames calibrate the quantisation.
+        on_convert: called with a one-line message before a compiled backend converts the model (seconds,
+            once per weights; ``vps segment`` prints it), never when the converted model is loaded.
     """
 
     #: on the CPU, run the model on its own thread ahead of the post-processing (``False``: both on the
@@ -118,6 +120,7 @@ class Segmenter:
         backend: str | None = ModelConfig.backend,
         cache_dir: str | Path | None = ModelConfig.cache_dir,
         calibration: str | Path | None = ModelConfig.calibration,
+        on_convert: Callable[[str], None] | None = None,
     ):
         from vpscli.backends import choose_backend
         from vpscli.engine.tta import MirrorAveraged
@@ -174,6 +177,7 @@ class Segmenter:
         self.compiled_threads: int | None = None
         self.graph_cache: Path | None = None
         self.graphs_built = False
+        self.on_convert = on_convert
         if self.backend == "torch":
             runs = MirrorAveraged(net) if self.tta else net
             self.model, self._forward = place_model(runs, self.placement, compile=compile, mode=compile_mode)
@@ -194,7 +198,12 @@ class Segmenter:
             return calibrated_int8(self, net, cache_dir, calibration)
         sha = self.loaded.weights_sha256
         return compile_model(
-            net, self.backend, precision=self.precision, weights_sha256=sha, cache_dir=cache_dir
+            net,
+            self.backend,
+            precision=self.precision,
+            weights_sha256=sha,
+            cache_dir=cache_dir,
+            on_convert=self.on_convert,
         )
 
     @property
@@ -204,8 +213,9 @@ class Segmenter:
         return f"{self.backend} {version} {self.precision}"
 
     @classmethod
-    def from_config(cls, config: ModelConfig) -> "Segmenter":
-        """The segmenter ``config`` describes (its model loaded with its weights, placed on its device)."""
+    def from_config(cls, config: ModelConfig, on_convert: Callable[[str], None] | None = None) -> "Segmenter":
+        """The segmenter ``config`` describes (its model loaded with its weights, placed on its device);
+        ``on_convert`` as in :class:`Segmenter`."""
         return cls(
             config.model,
             config.weights,
@@ -219,6 +229,7 @@ class Segmenter:
             backend=config.backend,
             cache_dir=config.cache_dir,
             calibration=config.calibration,
+            on_convert=on_convert,
         )
 
     @property
