@@ -280,19 +280,10 @@ def compile_model(
         fields["calibration"] = calibration_key
         fields["nncf"] = version_of("nncf")
         convert = _int8_convert(rt.convert, record)
-
-    def announce(folder: Path) -> None:
-        if on_convert is not None:
-            what = (
-                "building the int8 model (the calibration frames through the fp32 model, then quantisation)"
-                if precision == "int8"
-                else "converting the model"
-            )
-            on_convert(f"{what} for {backend} once, into {folder} (later runs load it)")
-
+    announce = _announcer(on_convert, precision, backend)
     try:
         entry, built = open_entry(
-            cache_root(cache_dir), entry_fields(**fields), graphs.graphs, convert, before_build=announce
+            cache_root(cache_dir), entry_fields(**fields), graphs.graphs, convert, announce
         )
     except (UsageError, InputError):
         raise
@@ -309,6 +300,20 @@ def compile_model(
     model.version, model.precision, model.built, model.cache_entry = version, precision, built, entry.folder
     model.threads = threads
     return model
+
+
+def _announcer(
+    on_convert: Callable[[str], None] | None, precision: str, backend: str
+) -> Callable[[Path], None] | None:
+    """``on_convert`` told in one line what a conversion into a cache entry's folder is about to do."""
+    if on_convert is None:
+        return None
+    what = (
+        "building the int8 model (the calibration frames through the fp32 model, then quantisation)"
+        if precision == "int8"
+        else "converting the model"
+    )
+    return lambda folder: on_convert(f"{what} for {backend} once, into {folder} (later runs load it)")
 
 
 def _calibration_sha256(samples: Sequence[list[np.ndarray]]) -> str:
