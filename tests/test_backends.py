@@ -389,13 +389,21 @@ def test_int8_is_calibrated_on_the_given_frames_and_recorded(tmp_path, monkeypat
     assert passes == [] and again.graph_cache == int8.graph_cache and not again.graphs_built
     # other calibration frames make another entry, calibrated on them
     write_clip(tmp_path, SynthConfig(frames=20, width=224, height=160, seed=8), "mp4", "other")
-    said: list[str] = []
-    other = Segmenter(precision="int8", calibration=tmp_path / "other.mp4", on_convert=said.append, **kw)
+    said: list[tuple[str, int]] = []  # each note with the passes over calibration frames made by then
+    other = Segmenter(
+        precision="int8",
+        calibration=tmp_path / "other.mp4",
+        on_convert=lambda message: said.append((message, len(passes))),
+        **kw,
+    )
     assert passes == [1] and other.graphs_built and other.graph_cache != int8.graph_cache
     # announced before the pass over the calibration frames (the fp32 model it runs is cached: no other note)
     assert said == [
-        "building the int8 model (the calibration frames through the fp32 model, then quantisation) for "
-        f"openvino once, into {other.graph_cache} (later runs load it)"
+        (
+            "building the int8 model (the calibration frames through the fp32 model, then quantisation) for "
+            f"openvino once, into {other.graph_cache} (later runs load it)",
+            0,
+        )
     ]
 
 
