@@ -7,7 +7,6 @@ version and CUDA build from its installed files and asks ``nvidia-smi`` for GPUs
 
 from __future__ import annotations
 
-import importlib.metadata as md
 import importlib.util
 import os
 import platform
@@ -19,6 +18,7 @@ from pathlib import Path
 
 from vpscli import __version__
 from vpscli.paths import data_dir, weights_dir
+from vpscli.versions import version_of
 
 PACKAGES = (
     "torch",
@@ -43,13 +43,6 @@ EXTRAS = (
     ("fast", "openvino", "--backend openvino: the model 2× faster on a CPU"),
     ("int8", "nncf", "--precision int8 with OpenVINO"),
 )
-
-
-def _pkg_version(name: str) -> str | None:
-    try:
-        return md.version(name)
-    except md.PackageNotFoundError:
-        return None
 
 
 def _torch_build() -> dict:
@@ -198,19 +191,35 @@ def _backends() -> dict:
 
     found = {name: importlib.util.find_spec(name) is not None for name in ("openvino", "onnxruntime")}
     return {
-        "torch": _pkg_version("torch"),
-        "openvino": _pkg_version("openvino") if found["openvino"] else None,
-        "onnxruntime": _pkg_version("onnxruntime") if found["onnxruntime"] else None,
-        "nncf": _pkg_version("nncf"),
+        "torch": version_of("torch"),
+        "openvino": version_of("openvino") if found["openvino"] else None,
+        "onnxruntime": version_of("onnxruntime") if found["onnxruntime"] else None,
+        "nncf": version_of("nncf"),
         "auto_on_cpu": "openvino" if found["openvino"] else "torch",
         "default": os.environ.get("VPS_BACKEND") or "auto",
         "cache": str(cache_root()),
+        "cache_contents": _cache_summary(cache_root()),
+    }
+
+
+def _cache_summary(root: Path) -> dict:
+    """How many models are converted in the cache, their bytes, and those this installation will never
+    load again (``vps weights cache --prune`` removes them)."""
+    from vpscli.backends.store import scan_cache
+
+    entries = scan_cache(root)
+    stale = [e for e in entries if e.stale]
+    return {
+        "count": len(entries),
+        "bytes": sum(e.size for e in entries),
+        "stale": len(stale),
+        "stale_bytes": sum(e.size for e in stale),
     }
 
 
 def collect(deep: bool = False) -> dict:
     """The full doctor report as a JSON-ready dict; ``problems`` lists what would break vps."""
-    packages = {name: _pkg_version(name) for name in PACKAGES}
+    packages = {name: version_of(name) for name in PACKAGES}
     report = {
         "vps": __version__,
         "python": platform.python_version(),
@@ -218,7 +227,7 @@ def collect(deep: bool = False) -> dict:
         "executable": sys.executable,
         "packages": packages,
         "extras": {
-            extra: {"package": pkg, "version": _pkg_version(pkg), "gives": gives}
+            extra: {"package": pkg, "version": version_of(pkg), "gives": gives}
             for extra, pkg, gives in EXTRAS
         },
         "torch_build": _torch_build(),

@@ -239,10 +239,11 @@ def compile_model(
     """
     from vpscli.backends.driver import CompiledModel
     from vpscli.backends.graphs import graph_set
-    from vpscli.backends.runtimes import runtime, version_of
+    from vpscli.backends.runtimes import runtime
     from vpscli.backends.store import cache_root, entry_fields, open_entry
     from vpscli.engine.device import compiled_cpu_threads
     from vpscli.errors import InputError
+    from vpscli.versions import version_of
 
     rt = runtime(backend)
     version = rt.require()
@@ -305,7 +306,9 @@ def compile_model(
 def _announcer(
     on_convert: Callable[[str], None] | None, precision: str, backend: str
 ) -> Callable[[Path], None] | None:
-    """``on_convert`` told in one line what a conversion into a cache entry's folder is about to do."""
+    """``on_convert`` told in one line what a conversion into a cache entry's folder is about to do, and
+    how to free the cache of older entries this installation will never load (a conversion is usually the
+    first run after an upgrade, which is what leaves them)."""
     if on_convert is None:
         return None
     what = (
@@ -313,7 +316,16 @@ def _announcer(
         if precision == "int8"
         else "converting the model"
     )
-    return lambda folder: on_convert(f"{what} for {backend} once, into {folder} (later runs load it)")
+
+    def announce(folder: Path) -> None:
+        from vpscli.backends.store import stale_note
+
+        # the entry's folder is <cache>/graphs/<entry>
+        on_convert(
+            f"{what} for {backend} once, into {folder} (later runs load it)" + stale_note(folder.parents[1])
+        )
+
+    return announce
 
 
 def _calibration_sha256(samples: Sequence[list[np.ndarray]]) -> str:

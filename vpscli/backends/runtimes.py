@@ -8,7 +8,6 @@ and loads those files as a callable (``load``); :mod:`vpscli.backends.store` dec
 from __future__ import annotations
 
 import importlib
-import importlib.metadata
 import sys
 import threading
 from dataclasses import dataclass
@@ -21,8 +20,9 @@ import torch
 from vpscli.backends.driver import RunGraph
 from vpscli.backends.graphs import StepGraph
 from vpscli.errors import UsageError
+from vpscli.versions import version_of
 
-__all__ = ["Runtime", "RUNTIMES", "runtime", "installed", "version_of", "run_torch_graph", "ov_read"]
+__all__ = ["Runtime", "RUNTIMES", "runtime", "installed", "run_torch_graph", "ov_read"]
 
 #: what each runtime's precision choices are called here
 PRECISIONS = {"openvino": ("fp32", "bf16", "int8"), "onnxruntime": ("fp32",)}
@@ -65,15 +65,6 @@ class Runtime:
                 fix=f"pip install {self.install} (or use --backend torch)",
             ) from None
         return version or "unknown"
-
-
-def version_of(package: str) -> str | None:
-    """The installed distribution's version, or ``None``."""
-    dist = {"openvino": "openvino", "onnxruntime": "onnxruntime", "nncf": "nncf"}.get(package, package)
-    try:
-        return importlib.metadata.version(dist)
-    except importlib.metadata.PackageNotFoundError:
-        return None
 
 
 def installed(name: str) -> bool:

@@ -8,28 +8,57 @@ and vps's version — so a changed input is a new entry, never a stale one. An e
 its record matches and every file's sha256 does; a damaged one is removed and built again. Entries are
 built in a staging folder and renamed into place, so an interrupted build leaves nothing behind, and two
 processes building the same entry both end with a complete one.
+
+Entries that this installation will never load again (made by another vps, another version of their
+runtime or an older graph format) stay on disk until removed: :func:`scan_cache` lists every entry with
+its size, last use and, for those, why (``vps weights cache``), :func:`remove_entries` deletes them
+(``vps weights cache --prune``). Loading an entry marks its last use (the record's modification time).
 """
 
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
+import os
 import shutil
+import time
 import uuid
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable, Iterable, Mapping
 
-from vpscli.backends.graphs import StepGraph
 from vpscli.errors import InputError
+from vpscli.versions import version_of
 
-__all__ = ["GRAPH_FORMAT", "cache_root", "entry_fields", "GraphEntry", "open_entry"]
+if TYPE_CHECKING:
+    from vpscli.backends.graphs import StepGraph
+
+__all__ = [
+    "GRAPH_FORMAT",
+    "cache_root",
+    "entry_fields",
+    "GraphEntry",
+    "open_entry",
+    "CachedEntry",
+    "installed_versions",
+    "stale_reason",
+    "scan_cache",
+    "remove_entries",
+    "stale_note",
+    "format_bytes",
+]
 
 #: the graphs' own version: raised whenever an exported graph computes something new (its graphs or the
 #: modules they trace: 2 gathers the NS blocks' window taps, 3 ends at the models' output stride, 4 gathers
 #: the CFFM attention's keys, 5 gathers the NS taps of every key frame in one row)
 GRAPH_FORMAT = 5
 _RECORD = "entry.json"
+_STAGING = ".staging-"
+#: a staging folder untouched this long was left by a conversion that was killed (a running one finishes
+#: within minutes): it is removed with the stale entries; a younger one may be a conversion in progress
+STAGING_EXPIRY_S = 24 * 3600
 
 
 def cache_root(cache_dir: str | Path | None = None) -> Path:
@@ -78,6 +107,14 @@ class GraphEntry:
         except (OSError, ValueError, TypeError, AttributeError):
             return False
 
+    def mark_used(self) -> None:
+        """Record this load as the entry's last use (the record's modification time); a cache that
+        cannot be written (a read-only mount) is still read."""
+        try:
+            os.utime(self.folder / _RECORD)
+        except OSError:
+            pass
+
     def build(self, write: Callable[[Path], list[str]]) -> None:
         """Write a fresh entry: ``write(staging)`` creates the files and returns their names."""
         root = self.folder.parent
@@ -89,7 +126,7 @@ class GraphEntry:
                 path=root,
                 fix="pass --cache-dir a writable folder (or set VPS_CACHE)",
             ) from None
-        staging = root / f".staging-{self.folder.name}-{uuid.uuid4().hex[:8]}"
+        staging = root / f"{_STAGING}{self.folder.name}-{uuid.uuid4().hex[:8]}"
         staging.mkdir()
         try:
             with warnings.catch_warnings():
@@ -121,6 +158,7 @@ def open_entry(
     ``before_build(folder)`` is called first when it is built (a conversion takes seconds)."""
     entry = GraphEntry(root, fields)
     if entry.valid():
+        entry.mark_used()
         return entry, False
     if before_build is not None:
         before_build(entry.folder)
@@ -133,3 +171,150 @@ def open_entry(
 
     entry.build(write)
     return entry, True
+
+
+# -- what the cache holds ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CachedEntry:
+    """A folder found in ``<cache>/graphs/``.
+
+    Attributes:
+        folder: the entry's folder.
+        fields: its record's key fields; ``None`` when it has no readable record.
+        size: bytes on disk, OpenVINO's compiled forms included.
+        last_used: when a run last loaded it (or it was converted), seconds since the epoch.
+        stale: why this installation will never load it; ``None`` when it may.
+    """
+
+    folder: Path
+    fields: dict | None
+    size: int
+    last_used: float
+    stale: str | None
+
+
+def installed_versions() -> dict[str, str | None]:
+    """What an entry's key is compared with: vps's version and each runtime's (``None``: not installed;
+    ``unknown``: importable without a version, as :meth:`~vpscli.backends.runtimes.Runtime.require` says)."""
+    from vpscli import __version__
+
+    versions: dict[str, str | None] = {"vps": __version__}
+    for package in ("openvino", "onnxruntime", "nncf"):
+        found = importlib.util.find_spec(package) is not None
+        versions[package] = (version_of(package) or "unknown") if found else None
+    return versions
+
+
+def stale_reason(fields: Mapping | None, installed: Mapping[str, str | None]) -> str | None:
+    """Why an entry with these key fields can never be loaded by an installation with these versions
+    (:func:`installed_versions`), or ``None``: its graph format, vps version, runtime version (and for
+    int8 the NNCF version) are what this installation would write into a new key."""
+    if fields is None:
+        return "no readable entry.json"
+    if fields.get("graph_format") != GRAPH_FORMAT:
+        return f"graph format {fields.get('graph_format')} (this vps makes {GRAPH_FORMAT})"
+    if fields.get("vps") != installed.get("vps"):
+        return f"made by vps {fields.get('vps')} (this is {installed.get('vps')})"
+    made_by = [(str(fields.get("backend")), fields.get("backend_version"))]
+    if "nncf" in fields:  # int8 entries: NNCF quantised them
+        made_by.append(("nncf", fields["nncf"]))
+    for package, version in made_by:
+        now = installed.get(package)
+        if now is None:
+            return f"{package} is not installed"
+        if version != now:
+            return f"made by {package} {version} (installed: {now})"
+    return None
+
+
+def _disk_size(folder: Path) -> int:
+    total = 0
+    for base, _dirs, files in os.walk(folder):
+        for name in files:
+            try:
+                total += (Path(base) / name).stat().st_size
+            except OSError:
+                pass
+    return total
+
+
+def _read_fields(folder: Path) -> tuple[dict | None, float]:
+    """The record's fields (``None``: none readable) and its modification time (else the folder's)."""
+    record = folder / _RECORD
+    try:
+        fields = json.loads(record.read_text()).get("fields")
+        return (fields if isinstance(fields, dict) else None), record.stat().st_mtime
+    except (OSError, ValueError, AttributeError):
+        try:
+            return None, folder.stat().st_mtime
+        except OSError:
+            return None, 0.0
+
+
+def scan_cache(root: Path, installed: Mapping[str, str | None] | None = None) -> list[CachedEntry]:
+    """Every entry under ``root/graphs`` (oldest use first), each with its size and staleness; staging
+    folders left by a conversion killed more than :data:`STAGING_EXPIRY_S` ago count as stale, younger ones
+    are left out (a conversion may be writing them). The files' sha256 are not checked here: a damaged
+    entry that is otherwise current is converted again when a run needs it."""
+    installed = installed_versions() if installed is None else installed
+    graphs = root / "graphs"
+    if not graphs.is_dir():
+        return []
+    found = []
+    for folder in graphs.iterdir():
+        if not folder.is_dir():
+            continue
+        fields, used = _read_fields(folder)
+        if folder.name.startswith(_STAGING):
+            if time.time() - used < STAGING_EXPIRY_S:
+                continue
+            reason: str | None = "left by an interrupted conversion"
+        else:
+            reason = stale_reason(fields, installed)
+        found.append(CachedEntry(folder, fields, _disk_size(folder), used, reason))
+    return sorted(found, key=lambda e: (e.last_used, e.folder.name))
+
+
+def remove_entries(entries: Iterable[CachedEntry]) -> int:
+    """Delete these entries' folders; returns the bytes freed. An entry removed while a run loads it is
+    converted again by that run (it is trusted only when every file hashes as recorded)."""
+    freed = removed = 0
+    for entry in entries:
+        try:
+            shutil.rmtree(entry.folder)
+        except FileNotFoundError:
+            continue
+        except OSError as e:
+            raise InputError(
+                f"the converted model cannot be removed ({e.strerror}); "
+                f"{removed} removed before it ({format_bytes(freed)})",
+                path=entry.folder,
+                fix="check the cache folder's permissions, or delete it by hand",
+            ) from None
+        freed += entry.size
+        removed += 1
+    return freed
+
+
+def stale_note(root: Path) -> str:
+    """What a conversion's note adds when the cache holds entries this installation will never load (after
+    an upgrade, the moment a user meets the cache): ``""`` when it holds none."""
+    stale = [e for e in scan_cache(root) if e.stale]
+    if not stale:
+        return ""
+    n = len(stale)
+    return (
+        f"; {n} older converted model{'s' * (n != 1)} ({format_bytes(sum(e.size for e in stale))}) in the "
+        f"cache will never be loaded again: vps weights cache --prune removes {'them' if n != 1 else 'it'}"
+    )
+
+
+def format_bytes(n: int) -> str:
+    """``812 KiB``, ``25 MiB``, ``1.2 GiB``: a size on disk for a person to read."""
+    for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if n >= scale:
+            value = n / scale
+            return f"{value:.1f} {unit}" if value < 10 else f"{value:.0f} {unit}"
+    return f"{n} B"

@@ -14,6 +14,21 @@ def _yes(flag: bool) -> str:
     return "[green]yes[/]" if flag else "[red]no[/]"
 
 
+def _cache_text(c: dict) -> str:
+    """`` — 24 converted models, 1.1 GiB (16 never loaded again, 813 MiB: vps weights cache --prune)``"""
+    from vpscli.backends.store import format_bytes
+
+    if not c["count"]:
+        return " — no converted models"
+    text = f" — {c['count']} converted model{'s' * (c['count'] != 1)}, {format_bytes(c['bytes'])}"
+    if c["stale"]:
+        text += (
+            f" ({c['stale']} never loaded again, {format_bytes(c['stale_bytes'])}: "
+            "vps weights cache --prune removes them)"
+        )
+    return text
+
+
 # long: one report row per check, in the order a user reads them
 @reports_errors
 def doctor(
@@ -76,7 +91,7 @@ def doctor(
         )
         + f" — --backend {escape(b['default'])} runs the CPU model on {b['auto_on_cpu'] if b['default'] == 'auto' else b['default']}",
     )
-    t.add_row("model cache", escape(b["cache"]))
+    t.add_row("model cache", escape(b["cache"]) + _cache_text(b["cache_contents"]))
     w = r["weights"]
     if w["entries"]:
         for e in w["entries"]:

@@ -1,4 +1,5 @@
-"""``vps weights import|list|verify``: the weights folder (``$VPS_WEIGHTS`` or ``weights/``)."""
+"""``vps weights import|list|verify|default``: the weights folder (``$VPS_WEIGHTS`` or ``weights/``);
+``vps weights cache``: the models converted from them for a faster backend (``$VPS_CACHE/graphs``)."""
 
 from __future__ import annotations
 
@@ -7,10 +8,18 @@ from pathlib import Path
 
 import typer
 
-from vpscli.cli.console import err_console, error_line, out_console, print_table, reports_errors
+from vpscli.cli.console import (
+    err_console,
+    error_line,
+    out_console,
+    print_table,
+    reports_errors,
+)
 
 weights_app = typer.Typer(
-    help="Import, list and verify model weights (never downloads anything).", no_args_is_help=True
+    help="Import, list and verify model weights (never downloads anything), and clean the models "
+    "converted from them.",
+    no_args_is_help=True,
 )
 
 
@@ -164,6 +173,93 @@ def verify(
             error_line(f"{r.entry.file} ({r.entry.model}): {r.problem}")
     if not all(r.ok for r in results):
         raise typer.Exit(1)
+
+
+@weights_app.command("cache")
+@reports_errors
+def cache(
+    prune: bool = typer.Option(
+        False, "--prune", help="Remove the converted models this installation will never load again."
+    ),
+    clear: bool = typer.Option(
+        False, "--clear", help="Remove every converted model (each is converted again when a run needs it)."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print the entries as JSON."),
+    cache_dir: Path = typer.Option(
+        None, "--cache-dir", help="The cache folder (default: $VPS_CACHE, else ~/.cache/vps)."
+    ),
+) -> None:
+    """List the models converted for OpenVINO or ONNX Runtime (size, last use, and which this installation
+    will never load again: made by another vps or runtime version); --prune removes those, --clear all."""
+    from vpscli.backends.store import cache_root, format_bytes, remove_entries, scan_cache
+    from vpscli.errors import UsageError
+
+    if prune and clear:
+        raise UsageError("--prune and --clear both remove entries", fix="give one of them")
+    root = cache_root(cache_dir)
+    entries = scan_cache(root)
+    if prune or clear:
+        gone = [e for e in entries if clear or e.stale]
+        freed = remove_entries(gone)
+        kept = [e for e in entries if e not in gone]
+        err_console.print(
+            f"removed {len(gone)} converted model{'s' * (len(gone) != 1)} ({format_bytes(freed)}) from "
+            f"{root / 'graphs'}; kept {len(kept)} ({format_bytes(sum(e.size for e in kept))})"
+        )
+        return
+    if as_json:
+        out_console.print_json(json.dumps([_entry_json(e) for e in entries]))
+        return
+    if not entries:
+        err_console.print(f"no converted models in {root / 'graphs'}")
+        return
+    _cache_table(entries)
+    stale = [e for e in entries if e.stale]
+    err_console.print(
+        f"{len(entries)} converted models in {root / 'graphs'}, {format_bytes(sum(e.size for e in entries))}"
+        + (
+            f"; {len(stale)} will never be loaded again ({format_bytes(sum(e.size for e in stale))}): "
+            "vps weights cache --prune removes them"
+            if stale
+            else ""
+        )
+    )
+
+
+def _entry_json(e) -> dict:
+    return {
+        "folder": str(e.folder),
+        "fields": e.fields,
+        "bytes": e.size,
+        "last_used": e.last_used,
+        "stale": e.stale,
+    }
+
+
+def _cache_table(entries) -> None:
+    import time
+
+    from rich.table import Table
+
+    from vpscli.backends.store import format_bytes
+    from vpscli.weights import format_size
+
+    t = Table("entry", "model", "backend", "precision", "input (W×H)", "size", "last used", "status")
+    for e in entries:
+        f = e.fields or {}
+        size = f.get("input_size")
+        made_by = " ".join(str(f[k]) for k in ("backend", "backend_version") if f.get(k))
+        t.add_row(
+            e.folder.name,
+            str(f.get("model", "-")),
+            made_by or "-",
+            str(f.get("precision", "-")),
+            format_size(size) if isinstance(size, list) and len(size) == 2 else "-",
+            format_bytes(e.size),
+            time.strftime("%Y-%m-%d %H:%M", time.localtime(e.last_used)),
+            f"never loaded again: {e.stale}" if e.stale else "current",
+        )
+    print_table(t)
 
 
 def register(app: typer.Typer) -> None:
