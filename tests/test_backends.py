@@ -7,6 +7,7 @@ from __future__ import annotations
 import importlib.metadata
 import importlib.util
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -472,6 +473,44 @@ def test_openvinos_compiled_blob_is_kept_in_the_entry_and_a_damaged_one_recompil
     again = compile_model(net, "openvino", cache_dir=tmp_path, threads=1)
     assert not again.built and _max_diff(_drive(again, video, False), want) == 0.0
     assert blobs[0].stat().st_size > 1000  # OpenVINO wrote it again
+
+
+@needs["openvino"]
+def test_an_entry_whose_compiled_folder_cannot_be_made_still_runs(nets, tmp_path):
+    """A cache on a read-only mount: OpenVINO refuses to compile when its CACHE_DIR cannot be created, so
+    vps compiles without it (from the entry's files, every run) and answers the same."""
+    net = nets["pns-net"]
+    video = _video(net, 10)
+    first = compile_model(net, "openvino", cache_dir=tmp_path, threads=1)
+    want = _drive(first, video, False)
+    compiled = first.cache_entry / "openvino-compiled"
+    shutil.rmtree(compiled)
+    compiled.write_text("in the way")  # any folder that cannot be made there, as on a read-only mount
+    again = compile_model(net, "openvino", cache_dir=tmp_path, threads=1)
+    assert not again.built and _max_diff(_drive(again, video, False), want) == 0.0
+    assert compiled.read_text() == "in the way"
+
+
+def test_a_cache_that_cannot_be_written_is_one_line_naming_the_fix(nets, tmp_path, monkeypatch):
+    from pathlib import Path
+
+    real_mkdir = Path.mkdir
+
+    def read_only(self, *args, **kwargs):
+        if self.name.startswith(".staging-"):
+            raise OSError(30, "Read-only file system")
+        return real_mkdir(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "mkdir", read_only)
+    backend = "openvino" if installed("openvino") else "onnxruntime"
+    if not installed(backend):
+        pytest.skip("neither OpenVINO nor ONNX Runtime is installed")
+    with pytest.raises(InputError) as failed:
+        compile_model(nets["pns-net"], backend, cache_dir=tmp_path, threads=1)
+    message = str(failed.value)
+    assert "the graph cache cannot be written (Read-only file system)" in message
+    assert "pass --cache-dir a writable folder" in message and str(tmp_path / "graphs") in message
+    assert list((tmp_path / "graphs").iterdir()) == []
 
 
 @needs["openvino"]

@@ -234,6 +234,29 @@ def test_a_conversion_note_says_when_older_entries_could_be_pruned(tmp_path):
     assert old.folder.is_dir()  # the note removes nothing
 
 
+def test_a_conversion_that_fails_on_a_full_disk_names_the_room_left_and_how_to_make_more(
+    tmp_path, monkeypatch
+):
+    import collections
+    import errno
+
+    from vpscli.backends.store import LOW_DISK_BYTES, conversion_error
+
+    what = "pns-net could not be converted for openvino"
+    usage = collections.namedtuple("usage", "total used free")
+    monkeypatch.setattr("vpscli.backends.store.shutil.disk_usage", lambda p: usage(10**9, 0, 2 * 2**20))
+    # OpenVINO reports a full disk as an iostream error; the free space says what happened
+    full = str(conversion_error(RuntimeError("basic_ios::clear: iostream error"), what, tmp_path))
+    assert full.startswith(f"{tmp_path}: {what}: too little room in the cache (2.0 MiB free)")
+    assert "vps weights cache --prune" in full and "--cache-dir a folder on another disk" in full
+    monkeypatch.setattr("vpscli.backends.store.shutil.disk_usage", lambda p: usage(10**12, 0, 10**11))
+    assert "too little room" in str(conversion_error(OSError(errno.ENOSPC, "No space left"), what, tmp_path))
+    other = str(conversion_error(RuntimeError("Unsupported operator aten::foo\nmore"), what, tmp_path))
+    assert other.startswith(f"{what} (RuntimeError: Unsupported operator aten::foo)")
+    assert "use --backend torch, and report" in other
+    assert LOW_DISK_BYTES > 200 * 2**20  # the largest bundled model's entry with its compiled form: 170 MB
+
+
 def test_sizes_read_as_a_person_writes_them():
     assert [format_bytes(n) for n in (512, 2048, 15 * 2**20 + 1, int(1.16 * 2**30), 25 * 2**30)] == [
         "512 B",

@@ -240,7 +240,7 @@ def compile_model(
     from vpscli.backends.driver import CompiledModel
     from vpscli.backends.graphs import graph_set
     from vpscli.backends.runtimes import runtime
-    from vpscli.backends.store import cache_root, entry_fields, open_entry
+    from vpscli.backends.store import cache_root, conversion_error, entry_fields, open_entry
     from vpscli.engine.device import compiled_cpu_threads
     from vpscli.errors import InputError
     from vpscli.versions import version_of
@@ -289,11 +289,8 @@ def compile_model(
     except (UsageError, InputError):
         raise
     except Exception as e:  # noqa: BLE001 - a conversion failure is one line, not a traceback
-        raise InputError(
-            f"{spec.name} could not be converted for {backend} "
-            f"({type(e).__name__}: {(str(e).splitlines() or [''])[0][:200]})",
-            fix="use --backend torch, and report the model and this message",
-        ) from None
+        what = f"{spec.name} could not be converted for {backend}"
+        raise conversion_error(e, what, cache_root(cache_dir)) from None
     run_precision = "bf16" if precision == "bf16" else "fp32"
     step = rt.load(entry.folder, graphs.step, run_precision, threads)
     anchor = rt.load(entry.folder, graphs.anchor, run_precision, threads) if graphs.anchor else None

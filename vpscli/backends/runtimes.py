@@ -127,6 +127,19 @@ def compiled_cache(folder: Path, precision: str) -> Path:
     return folder / "openvino-compiled" / precision
 
 
+def _cache_config(folder: Path, precision: str) -> dict[str, str]:
+    """OpenVINO's ``CACHE_DIR`` setting for the entry, or none where the folder cannot be made (a cache on
+    a read-only mount): OpenVINO would refuse to compile at all, while without it the model is compiled
+    from the entry's files on every run (about 1 s more at start-up). An existing folder that cannot be
+    written is kept: OpenVINO reads the blobs in it and writes none."""
+    cache = compiled_cache(folder, precision)
+    try:
+        cache.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return {}
+    return {"CACHE_DIR": str(cache)}
+
+
 def _ov_load(folder: Path, graph: StepGraph, precision: str, threads: int) -> RunGraph:
     core = _ov_core()
     model = ov_read(folder, graph)
@@ -139,7 +152,7 @@ def _ov_load(folder: Path, graph: StepGraph, precision: str, threads: int) -> Ru
         # with it; OpenVINO recompiles a blob it cannot read. One folder per precision: OpenVINO names a
         # blob by the model and not by the precision hint, so a bf16 run would load an fp32 run's blob
         # (measured on aen-cffm-lite2: validation maxDice 0.095 instead of 0.835)
-        "CACHE_DIR": str(compiled_cache(folder, precision)),
+        **_cache_config(folder, precision),
     }
     compiled = core.compile_model(model, "CPU", config)
     n_out = len(graph.outputs)

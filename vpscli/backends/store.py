@@ -17,6 +17,7 @@ its size, last use and, for those, why (``vps weights cache``), :func:`remove_en
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import importlib.util
 import json
@@ -48,6 +49,7 @@ __all__ = [
     "remove_entries",
     "stale_note",
     "format_bytes",
+    "conversion_error",
 ]
 
 #: the graphs' own version: raised whenever an exported graph computes something new (its graphs or the
@@ -118,16 +120,16 @@ class GraphEntry:
     def build(self, write: Callable[[Path], list[str]]) -> None:
         """Write a fresh entry: ``write(staging)`` creates the files and returns their names."""
         root = self.folder.parent
+        staging = root / f"{_STAGING}{self.folder.name}-{uuid.uuid4().hex[:8]}"
         try:
             root.mkdir(parents=True, exist_ok=True)
+            staging.mkdir()
         except OSError as e:
             raise InputError(
-                f"the graph cache cannot be created ({e.strerror})",
+                f"the graph cache cannot be written ({e.strerror})",
                 path=root,
                 fix="pass --cache-dir a writable folder (or set VPS_CACHE)",
             ) from None
-        staging = root / f"{_STAGING}{self.folder.name}-{uuid.uuid4().hex[:8]}"
-        staging.mkdir()
         try:
             with warnings.catch_warnings():
                 # the graphs are traced at one fixed size on purpose: the tracer's notes about
@@ -318,3 +320,29 @@ def format_bytes(n: int) -> str:
             value = n / scale
             return f"{value:.1f} {unit}" if value < 10 else f"{value:.0f} {unit}"
     return f"{n} B"
+
+
+#: free space under which a failed conversion is put down to the cache's disk (an entry takes 6–170 MB)
+LOW_DISK_BYTES = 256 * 2**20
+
+
+def conversion_error(e: Exception, what: str, root: Path) -> InputError:
+    """A failed conversion as one line: a full disk (OpenVINO reports one as an iostream error) names the
+    cache's free space and how to make room; anything else asks for a report."""
+    try:
+        free: int | None = shutil.disk_usage(root).free
+    except OSError:
+        free = None
+    full = isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT)
+    if full or (free is not None and free < LOW_DISK_BYTES):
+        return InputError(
+            f"{what}: too little room in the cache ({format_bytes(free) if free is not None else 'none'} free)",
+            path=root,
+            fix="make room there (vps weights cache --prune removes converted models this installation will "
+            "never load again) or pass --cache-dir a folder on another disk",
+        )
+    first_line = (str(e).splitlines() or [""])[0][:200]
+    return InputError(
+        f"{what} ({type(e).__name__}: {first_line})",
+        fix="use --backend torch, and report the model and this message",
+    )
