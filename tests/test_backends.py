@@ -466,13 +466,34 @@ def test_openvinos_compiled_blob_is_kept_in_the_entry_and_a_damaged_one_recompil
     video = _video(net, 10)
     first = compile_model(net, "openvino", cache_dir=tmp_path, threads=1)
     want = _drive(first, video, False)
-    blobs = list((first.cache_entry / "openvino-compiled" / "fp32").glob("*.blob"))
+    from vpscli.backends.runtimes import compiled_cache
+
+    blobs = list(compiled_cache(first.cache_entry, "fp32").glob("*.blob"))
     assert len(blobs) == 1
     blobs[0].chmod(0o644)
     blobs[0].write_bytes(b"damaged")
     again = compile_model(net, "openvino", cache_dir=tmp_path, threads=1)
     assert not again.built and _max_diff(_drive(again, video, False), want) == 0.0
     assert blobs[0].stat().st_size > 1000  # OpenVINO wrote it again
+
+
+@needs["openvino"]
+def test_each_cpu_keeps_its_own_compiled_blob(nets, tmp_path, monkeypatch):
+    """A cache shared by two machines whose CPUs OpenVINO names alike (a virtual machine's generic name)
+    keeps a compiled form per CPU: the second machine compiles its own and answers the same."""
+    from vpscli.backends import runtimes
+
+    net = nets["pns-net"]
+    video = _video(net, 10)
+    first = compile_model(net, "openvino", cache_dir=tmp_path, threads=1)
+    want = _drive(first, video, False)
+    here = runtimes.cpu_key()
+    assert len(here) == 12 and int(here, 16) >= 0
+    monkeypatch.setattr(runtimes, "cpu_key", lambda: "0123456789ab")
+    other = compile_model(net, "openvino", cache_dir=tmp_path, threads=1)
+    assert not other.built and _max_diff(_drive(other, video, False), want) == 0.0
+    folders = sorted(b.parent.name for b in (other.cache_entry / "openvino-compiled").rglob("*.blob"))
+    assert folders == sorted(["fp32-0123456789ab", f"fp32-{here}"])
 
 
 @needs["openvino"]

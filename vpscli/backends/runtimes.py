@@ -7,6 +7,8 @@ and loads those files as a callable (``load``); :mod:`vpscli.backends.store` dec
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import importlib
 import sys
 import threading
@@ -123,8 +125,29 @@ def ov_read(folder: Path, graph: StepGraph):
 
 
 def compiled_cache(folder: Path, precision: str) -> Path:
-    """Where OpenVINO keeps its compiled form of the entry ``folder``'s graphs run at ``precision``."""
-    return folder / "openvino-compiled" / precision
+    """Where OpenVINO keeps its compiled form of the entry ``folder``'s graphs run at ``precision`` on this
+    CPU (:func:`cpu_key`)."""
+    return folder / "openvino-compiled" / f"{precision}-{cpu_key()}"
+
+
+@functools.cache
+def cpu_key() -> str:
+    """12 hex digits naming the CPU a compiled form is made for: OpenVINO's name for it, the capabilities
+    OpenVINO reports and (on Linux) the vector instruction sets the kernel lists. OpenVINO keys its blobs by
+    the CPU's name alone, which a virtual machine often reduces to "Intel(R) Xeon(R) Processor" whatever the
+    host; a cache shared by several machines (a network home folder) keeps one compiled form per CPU."""
+    core = _ov_core()
+    parts = [
+        str(core.get_property("CPU", "FULL_DEVICE_NAME")),
+        " ".join(sorted(core.get_property("CPU", "OPTIMIZATION_CAPABILITIES"))),
+    ]
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = next((line for line in f if line.startswith("flags")), ":").split(":", 1)[1].split()
+        parts.append(" ".join(sorted(x for x in flags if x.startswith(("avx", "amx", "fma", "f16c", "sse")))))
+    except OSError:
+        pass
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:12]
 
 
 def _cache_config(folder: Path, precision: str) -> dict[str, str]:
