@@ -237,6 +237,12 @@ def test_backend_choices_and_their_errors(monkeypatch):
         assert choose_backend("openvino", "cpu", "bf16").precision == "bf16"
     monkeypatch.setenv("VPS_BACKEND", "onnxruntime")
     assert choose_backend(None, "cpu").backend == "onnxruntime"
+    monkeypatch.setenv("VPS_BACKEND", "OpenVino2")
+    with pytest.raises(UsageError, match=r"\$VPS_BACKEND is 'OpenVino2', not one of auto, torch") as bad_env:
+        choose_backend(None, "cpu")
+    assert "unset it" in bad_env.value.fix
+    assert choose_backend("torch", "cpu").backend == "torch"  # --backend overrides the variable
+    monkeypatch.setenv("VPS_BACKEND", "onnxruntime")
     for args, text in [
         (("nonsense", "cpu"), "--backend must be one of"),
         (("onnxruntime", "cpu", "bf16"), "fp32"),
@@ -436,6 +442,10 @@ def test_doctor_reports_the_backends_and_the_cache(monkeypatch, tmp_path):
     assert b["torch"] == importlib.metadata.version("torch") and b["cache"] == str(tmp_path / "cache")
     assert b["auto_on_cpu"] == ("openvino" if installed("openvino") else "torch") and b["default"] == "auto"
     assert (b["openvino"] is not None) == installed("openvino")
+    monkeypatch.setenv("VPS_BACKEND", "cuda")
+    report = collect()
+    assert not report["ok"] and report["backends"]["default"] == "cuda"
+    assert any(p.startswith("$VPS_BACKEND is 'cuda', not one of auto") for p in report["problems"])
 
 
 @needs["openvino"]

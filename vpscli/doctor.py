@@ -219,6 +219,8 @@ def _cache_summary(root: Path) -> dict:
 
 def collect(deep: bool = False) -> dict:
     """The full doctor report as a JSON-ready dict; ``problems`` lists what would break vps."""
+    from vpscli.backends import BACKENDS
+
     packages = {name: version_of(name) for name in PACKAGES}
     report = {
         "vps": __version__,
@@ -248,6 +250,11 @@ def collect(deep: bool = False) -> dict:
         for e in report["weights"]["entries"]
         if e["present"] and not e["verified"]
     ]
+    if report["backends"]["default"].lower() not in BACKENDS:
+        problems.append(
+            f"$VPS_BACKEND is {report['backends']['default']!r}, not one of {', '.join(BACKENDS)}: "
+            "vps segment refuses to run until it is set to one of them or unset"
+        )
     problems += [f"weights {e['file']} are missing" for e in report["weights"]["entries"] if not e["present"]]
     report["problems"] = problems
     report["ok"] = not problems

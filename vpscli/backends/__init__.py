@@ -53,8 +53,18 @@ BACKENDS = ("auto", "torch", "openvino", "onnxruntime")
 
 
 def default_backend() -> str:
-    """``$VPS_BACKEND`` when set (a deployment's or a test suite's choice), else ``auto``."""
-    return os.environ.get("VPS_BACKEND") or "auto"
+    """``$VPS_BACKEND`` when set (a deployment's or a test suite's choice), else ``auto``.
+
+    Raises:
+        UsageError: ``$VPS_BACKEND`` names no backend (the message names the variable, not ``--backend``).
+    """
+    name = (os.environ.get("VPS_BACKEND") or "auto").lower()
+    if name not in BACKENDS:
+        raise UsageError(
+            f"$VPS_BACKEND is {os.environ['VPS_BACKEND']!r}, not one of {', '.join(BACKENDS)}",
+            fix="set it to one of them, unset it, or pass --backend",
+        )
+    return name
 
 
 def resolve_backend(requested: str | None, device_type: str) -> tuple[str, str | None]:

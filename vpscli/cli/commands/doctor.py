@@ -14,6 +14,16 @@ def _yes(flag: bool) -> str:
     return "[green]yes[/]" if flag else "[red]no[/]"
 
 
+def _default_backend_text(b: dict) -> str:
+    """`` — --backend auto runs the CPU model on openvino``; what ``$VPS_BACKEND`` makes the default."""
+    from vpscli.backends import BACKENDS
+
+    default = b["default"]
+    if default.lower() not in BACKENDS:
+        return f" — $VPS_BACKEND ({escape(default)}) names no backend"
+    return f" — --backend {escape(default)} runs the CPU model on {b['auto_on_cpu'] if default == 'auto' else default}"
+
+
 def _cache_text(c: dict) -> str:
     """`` — 24 converted models, 1.1 GiB (16 never loaded again, 813 MiB: vps weights cache --prune)``"""
     from vpscli.backends.store import format_bytes
@@ -89,7 +99,7 @@ def doctor(
             f"{n} {b[n]}" if b[n] else f"{n} [dim]not installed[/]"
             for n in ("torch", "openvino", "onnxruntime")
         )
-        + f" — --backend {escape(b['default'])} runs the CPU model on {b['auto_on_cpu'] if b['default'] == 'auto' else b['default']}",
+        + _default_backend_text(b),
     )
     t.add_row("model cache", escape(b["cache"]) + _cache_text(b["cache_contents"]))
     w = r["weights"]
