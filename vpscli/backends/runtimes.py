@@ -153,8 +153,8 @@ def cpu_key() -> str:
 def _cache_config(folder: Path, precision: str) -> dict[str, str]:
     """OpenVINO's ``CACHE_DIR`` setting for the entry, or none where the folder cannot be made (a cache on
     a read-only mount): OpenVINO would refuse to compile at all, while without it the model is compiled
-    from the entry's files on every run (about 1 s more at start-up). An existing folder that cannot be
-    written is kept: OpenVINO reads the blobs in it and writes none."""
+    from the entry's files on every run (0.3–0.8 s more at start-up on 2 cores). An existing folder that
+    cannot be written is kept: OpenVINO reads the blobs in it and writes none."""
     cache = compiled_cache(folder, precision)
     try:
         cache.mkdir(parents=True, exist_ok=True)
