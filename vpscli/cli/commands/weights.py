@@ -8,13 +8,7 @@ from pathlib import Path
 
 import typer
 
-from vpscli.cli.console import (
-    err_console,
-    error_line,
-    out_console,
-    print_table,
-    reports_errors,
-)
+from vpscli.cli.console import err_console, error_line, out_console, print_table, reports_errors
 
 weights_app = typer.Typer(
     help="Import, list and verify model weights (never downloads anything), and clean the models "
