@@ -180,9 +180,20 @@ def test_loading_an_entry_marks_its_last_use(tmp_path):
 def test_vps_weights_cache_lists_prunes_and_clears(cache, capsys, monkeypatch):
     root, made, damaged, killed, running = cache
     monkeypatch.setattr("vpscli.backends.store.installed_versions", lambda: dict(INSTALLED))
-    assert main(["weights", "cache", "--cache-dir", str(root)]) == 0
+    registered = root / "weights"
+    registered.mkdir()
+    (registered / "manifest.json").write_text(
+        json.dumps(
+            {"format": 1, "weights": [{"file": "ours.safetensors", "model": "pns-net", "sha256": "ab" * 32}]}
+        )
+    )
+    assert main(["weights", "cache", "--cache-dir", str(root), "--weights-dir", str(registered)]) == 0
+    lines = {line.split()[0]: line for line in capsys.readouterr().out.splitlines() if line.strip()}
+    assert "ours.safetensors" in lines[made["current"].folder.name].split()
+    assert main(["weights", "cache", "--cache-dir", str(root), "--weights-dir", str(root / "none")]) == 0
     out, err = capsys.readouterr()
     lines = {line.split()[0]: line for line in out.splitlines() if line.strip()}
+    assert "sha256 abababababab…" in lines[made["current"].folder.name]
     assert "current" in lines[made["current"].folder.name].split()
     assert "never loaded again: made by vps 1.3.2 (this is 1.4.0)" in lines[made["old vps"].folder.name]
     assert (

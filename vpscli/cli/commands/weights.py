@@ -182,6 +182,11 @@ def cache(
     cache_dir: Path = typer.Option(
         None, "--cache-dir", help="The cache folder (default: $VPS_CACHE, else ~/.cache/vps)."
     ),
+    weights_dir: Path = typer.Option(
+        None,
+        "--weights-dir",
+        help="Where the weights are registered, to name them (default: $VPS_WEIGHTS or weights/).",
+    ),
 ) -> None:
     """List the models converted for OpenVINO or ONNX Runtime (size, last use, and which this installation
     will never load again: made by another vps or runtime version); --prune removes those, --clear all."""
@@ -207,7 +212,7 @@ def cache(
     if not entries:
         err_console.print(f"no converted models in {root / 'graphs'}")
         return
-    _cache_table(entries)
+    _cache_table(entries, _weights_names(weights_dir))
     stale = [e for e in entries if e.stale]
     err_console.print(
         f"{len(entries)} converted models in {root / 'graphs'}, {format_bytes(sum(e.size for e in entries))}"
@@ -230,7 +235,21 @@ def _entry_json(e) -> dict:
     }
 
 
-def _cache_table(entries) -> None:
+def _weights_names(weights_dir: Path | None) -> dict[str, str]:
+    """sha256 → the registered weights file it belongs to (none where the folder has no manifest)."""
+    from vpscli.errors import InputError
+    from vpscli.weights import read_manifest
+    from vpscli.weights.manifest import folder_or_default
+
+    try:
+        return {e.sha256: e.file for e in read_manifest(folder_or_default(weights_dir))}
+    except (OSError, InputError):  # a damaged manifest is vps weights verify's to report, not the cache's
+        return {}
+
+
+def _cache_table(entries, names: dict[str, str]) -> None:
+    """The entries as a table: ``names`` turns a weights sha256 into its registered file, else
+    ``sha256 <12 digits>…`` (weights given by path, or since replaced)."""
     import time
 
     from rich.table import Table
@@ -238,14 +257,18 @@ def _cache_table(entries) -> None:
     from vpscli.backends.store import format_bytes
     from vpscli.weights import format_size
 
-    t = Table("entry", "model", "backend", "precision", "input (W×H)", "size", "last used", "status")
+    t = Table(
+        "entry", "model", "weights", "backend", "precision", "input (W×H)", "size", "last used", "status"
+    )
     for e in entries:
         f = e.fields or {}
         size = f.get("input_size")
         made_by = " ".join(str(f[k]) for k in ("backend", "backend_version") if f.get(k))
+        sha = str(f.get("weights_sha256") or "")
         t.add_row(
             e.folder.name,
             str(f.get("model", "-")),
+            names.get(sha) or (f"sha256 {sha[:12]}…" if sha else "-"),
             made_by or "-",
             str(f.get("precision", "-")),
             format_size(size) if isinstance(size, list) and len(size) == 2 else "-",
