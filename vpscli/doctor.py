@@ -185,29 +185,28 @@ def _data() -> dict:
 def _backends() -> dict:
     """What can run a model here (versions, ``None``: not installed), what ``--backend auto`` picks on
     the CPU, and where converted models are kept — without importing the runtimes."""
-    import importlib.util
+    from vpscli.backends.store import cache_root, installed_versions
 
-    from vpscli.backends.store import cache_root
-
-    found = {name: importlib.util.find_spec(name) is not None for name in ("openvino", "onnxruntime")}
+    installed = installed_versions()  # the versions the cache's entries are judged by, too
+    root = cache_root()
     return {
         "torch": version_of("torch"),
-        "openvino": version_of("openvino") if found["openvino"] else None,
-        "onnxruntime": version_of("onnxruntime") if found["onnxruntime"] else None,
-        "nncf": version_of("nncf"),
-        "auto_on_cpu": "openvino" if found["openvino"] else "torch",
+        "openvino": installed["openvino"],
+        "onnxruntime": installed["onnxruntime"],
+        "nncf": installed["nncf"],
+        "auto_on_cpu": "openvino" if installed["openvino"] else "torch",
         "default": os.environ.get("VPS_BACKEND") or "auto",
-        "cache": str(cache_root()),
-        "cache_contents": _cache_summary(cache_root()),
+        "cache": str(root),
+        "cache_contents": _cache_summary(root, installed),
     }
 
 
-def _cache_summary(root: Path) -> dict:
+def _cache_summary(root: Path, installed: dict[str, str | None]) -> dict:
     """How many models are converted in the cache, their bytes, and those this installation will never
     load again (``vps weights cache --prune`` removes them)."""
     from vpscli.backends.store import scan_cache
 
-    entries = scan_cache(root)
+    entries = scan_cache(root, installed)
     stale = [e for e in entries if e.stale]
     return {
         "count": len(entries),
