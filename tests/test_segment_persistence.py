@@ -338,6 +338,12 @@ def test_edge_warning_names_what_the_edges_cleared():
         "the video has 5 frames, fewer than --min-persistence 6, so none of its 5 flagged "
         "frames can be kept: pass --min-persistence 5 (or 1) to keep them"
     )
+    # one frame: singular words, and one --min-persistence to name
+    assert warn("#", 6) == (
+        "the video has 1 frame, fewer than --min-persistence 6, so none of its 1 flagged frame can be kept: "
+        "pass --min-persistence 1 to keep them"
+    )
+    assert warn("#.####", 3).startswith("1 flagged frame at the start (1 frame) was cleared")
     assert warn("..#..####..", 3) is None  # a short run inside the video: the filter's ordinary work
     assert warn("##..####..###", 1) is None and warn(".....", 6) is None and warn("", 6) is None
 

@@ -83,21 +83,28 @@ def edge_warning(flagged: Sequence[bool], kept: Sequence[bool], min_frames: int)
     cleared = [r for r in runs(flagged) if not kept[r.start]]
     if n < min_frames and cleared:
         frames = sum(r.length for r in cleared)
+        fix = "1" if n == 1 else f"{n} (or 1)"
         return (
-            f"the video has {n} frames, fewer than --min-persistence {min_frames}, so none of its {frames} "
-            f"flagged frames can be kept: pass --min-persistence {max(1, n)} (or 1) to keep them"
+            f"the video has {_frames(n)}, fewer than --min-persistence {min_frames}, so none of its "
+            f"{_frames(frames, 'flagged ')} can be kept: pass --min-persistence {fix} to keep them"
         )
     edges = [r for r in cleared if r.start == 0 or r.start + r.length == n]
     if not edges:
         return None
     where = " and ".join(
-        ("at the start" if r.start == 0 else "at the end") + f" ({r.length} frames)" for r in edges
+        ("at the start" if r.start == 0 else "at the end") + f" ({_frames(r.length)})" for r in edges
     )
+    total = sum(r.length for r in edges)
     return (
-        f"{sum(r.length for r in edges)} flagged frames {where} were cleared: the video "
+        f"{_frames(total, 'flagged ')} {where} {'was' if total == 1 else 'were'} cleared: the video "
         f"{'starts or ends' if len(edges) > 1 else ('starts' if edges[0].start == 0 else 'ends')} within a "
         f"run shorter than --min-persistence {min_frames}; pass --min-persistence 1 to keep every detection"
     )
+
+
+def _frames(count: int, kind: str = "") -> str:
+    """``1 frame``, ``3 flagged frames``: a count of frames as a warning says it."""
+    return f"{count} {kind}frame{'' if count == 1 else 's'}"
 
 
 class PersistenceFilter(Generic[T]):
