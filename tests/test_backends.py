@@ -118,19 +118,31 @@ def test_every_backend_gives_torchs_answers_on_every_model(nets, name, backend, 
 @pytest.mark.skipif(
     not installed("openvino") or importlib.util.find_spec("nncf") is None, reason="needs openvino and nncf"
 )
-def test_int8_from_recorded_step_inputs_is_keyed_by_them(nets, tmp_path):
+def test_int8_from_recorded_step_inputs_is_keyed_by_them(nets, tmp_path, monkeypatch):
     """`compile_model(calibration=[...])` as the Python API documents it: the step inputs recorded through
-    `input_hook` calibrate the int8 graph, the entry is named by their hash, and other inputs make another."""
+    `input_hook` calibrate the int8 graph, the entry is named by their hash, and other inputs make another.
+    The int8 graph is quantised from the fp32 entry's graph: the model is converted once, not per build."""
+    from dataclasses import replace
+
+    from vpscli.backends.runtimes import RUNTIMES
+
+    converted: list[str] = []  # the graphs converted from torch, in order
+    ov_runtime = RUNTIMES["openvino"]
+    counting = replace(
+        ov_runtime, convert=lambda g, folder: converted.append(g.name) or ov_runtime.convert(g, folder)
+    )
+    monkeypatch.setitem(RUNTIMES, "openvino", counting)
     net = nets["pns-net"]
     fp32 = compile_model(net, "openvino", cache_dir=tmp_path, threads=1)
     samples: list = []
     fp32.input_hook = samples.append
     want = _drive(fp32, _video(net, 10), False)
-    assert len(samples) == 2
+    assert len(samples) == 2 and converted == ["step"]
     int8 = compile_model(
         net, "openvino", precision="int8", cache_dir=tmp_path, threads=1, calibration=samples
     )
     assert int8.built and int8.cache_entry != fp32.cache_entry
+    assert converted == ["step"]  # read from the fp32 entry
     got = _drive(int8, _video(net, 10), False)
     # quantised on two clips' inputs of a small untrained network: not fp32's answers, but nearer to them
     # than their own spread (the bundled model's int8 masks: test_int8_is_calibrated_on_the_given_frames…)
@@ -140,9 +152,12 @@ def test_int8_from_recorded_step_inputs_is_keyed_by_them(nets, tmp_path):
         net, "openvino", precision="int8", cache_dir=tmp_path, threads=1, calibration=samples
     )
     assert not again.built and again.cache_entry == int8.cache_entry
+    # other inputs make another entry; with the fp32 entry gone, it is converted again, once, beside it
+    shutil.rmtree(fp32.cache_entry)
     other = [[a + 0.5 for a in inputs] for inputs in samples]
     moved = compile_model(net, "openvino", precision="int8", cache_dir=tmp_path, threads=1, calibration=other)
-    assert moved.built and moved.cache_entry != int8.cache_entry
+    assert moved.built and moved.cache_entry != int8.cache_entry and converted == ["step", "step"]
+    assert fp32.cache_entry.is_dir()
 
 
 @needs["onnxruntime"]
