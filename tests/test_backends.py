@@ -41,6 +41,21 @@ def nets():
     return {m: trained_like(m, TINY[m], backbone=LITE).eval() for m in MODELS}
 
 
+@pytest.fixture(scope="module")
+def converted(tmp_path_factory):
+    """One cache of converted graphs for the tests that only read them (each model converted once per
+    runtime, by whichever test asks first); tests of the cache's own behaviour keep theirs."""
+    return tmp_path_factory.mktemp("converted")
+
+
+def _seeded(converted, cache, net, backend: str = "openvino"):
+    """``cache`` holding a copy of ``net``'s converted entry from ``converted``, without OpenVINO's compiled
+    forms: for tests of what happens around an entry, which need their own but not another conversion."""
+    entry = compile_model(net, backend, cache_dir=converted, threads=1).cache_entry
+    shutil.copytree(entry, cache / "graphs" / entry.name, ignore=shutil.ignore_patterns("openvino-compiled"))
+    return cache
+
+
 def _video(net, n: int = N, seed: int = 0) -> torch.Tensor:
     frames = synthetic_frames(net.spec.input_size, n, seed=seed)  # (n, 3, H, W) uint8, a moving polyp
     return net.preprocess(frames)
@@ -105,14 +120,14 @@ def test_the_state_matters_so_the_comparison_can_fail(nets):
 
 @pytest.mark.parametrize("backend", [pytest.param(b, marks=needs[b]) for b in ("openvino", "onnxruntime")])
 @pytest.mark.parametrize("name", MODELS)
-def test_every_backend_gives_torchs_answers_on_every_model(nets, name, backend, tmp_path):
+def test_every_backend_gives_torchs_answers_on_every_model(nets, name, backend, converted):
     net = nets[name]
     video = _video(net)
     want = _drive(net, video, net.spec.needs_anchor)
-    model = compile_model(net, backend, cache_dir=tmp_path, threads=1)
+    model = compile_model(net, backend, cache_dir=converted, threads=1)
     got = _drive(model, video, net.spec.needs_anchor)
     assert _max_diff(got, want) < LEVEL / 10  # far inside one 8-bit level
-    assert model.built and model.cache_entry.is_dir()
+    assert model.cache_entry.is_dir() and model.backend == backend
 
 
 @pytest.mark.skipif(
@@ -465,7 +480,7 @@ def test_doctor_reports_the_backends_and_the_cache(monkeypatch, tmp_path):
 
 @needs["openvino"]
 @pytest.mark.parametrize("name", ["pns-net", "aen-cffm"])
-def test_each_precision_keeps_its_own_compiled_blob(nets, name, tmp_path):
+def test_each_precision_keeps_its_own_compiled_blob(nets, name, converted, tmp_path):
     """OpenVINO names its compiled blobs by the model, not by the precision hint: an fp32 run and a bf16 run
     of one entry keep theirs apart, and the bf16 run after the fp32 one computes what a bf16 run alone does
     (on a CPU without bf16 units OpenVINO runs the hint in fp32: the same rule, equal answers)."""
@@ -473,16 +488,14 @@ def test_each_precision_keeps_its_own_compiled_blob(nets, name, tmp_path):
 
     net = nets[name]
     video = _video(net, 10)
-    first = compile_model(net, "openvino", precision="bf16", cache_dir=tmp_path / "a", threads=1)
+    # the same converted graph in two caches (a conversion each would only cost seconds)
+    a, b = _seeded(converted, tmp_path / "a", net), _seeded(converted, tmp_path / "b", net)
+    first = compile_model(net, "openvino", precision="bf16", cache_dir=a, threads=1)
     alone = _drive(first, video, False)
-    # the same converted graph in a second cache, without OpenVINO's compiled forms (converting it again
-    # would only cost seconds)
-    entry = tmp_path / "b" / "graphs" / first.cache_entry.name
-    shutil.copytree(first.cache_entry, entry, ignore=shutil.ignore_patterns("openvino-compiled"))
-    fp32 = compile_model(net, "openvino", precision="fp32", cache_dir=tmp_path / "b", threads=1)
-    assert not fp32.built and fp32.cache_entry == entry
+    fp32 = compile_model(net, "openvino", precision="fp32", cache_dir=b, threads=1)
+    assert not first.built and not fp32.built
     _drive(fp32, video, False)
-    after = compile_model(net, "openvino", precision="bf16", cache_dir=tmp_path / "b", threads=1)
+    after = compile_model(net, "openvino", precision="bf16", cache_dir=b, threads=1)
     assert not after.built  # the converted graph is shared; only the compiled form is not
     assert _max_diff(_drive(after, video, False), alone) == 0.0
     blobs = sorted((after.cache_entry / "openvino-compiled").rglob("*.blob"))
@@ -490,9 +503,10 @@ def test_each_precision_keeps_its_own_compiled_blob(nets, name, tmp_path):
 
 
 @needs["openvino"]
-def test_openvinos_compiled_blob_is_kept_in_the_entry_and_a_damaged_one_recompiled(nets, tmp_path):
+def test_openvinos_compiled_blob_is_kept_in_the_entry_and_a_damaged_one_recompiled(nets, converted, tmp_path):
     net = nets["pns-net"]
     video = _video(net, 10)
+    _seeded(converted, tmp_path, net)
     first = compile_model(net, "openvino", cache_dir=tmp_path, threads=1)
     want = _drive(first, video, False)
     from vpscli.backends.runtimes import compiled_cache
@@ -507,13 +521,14 @@ def test_openvinos_compiled_blob_is_kept_in_the_entry_and_a_damaged_one_recompil
 
 
 @needs["openvino"]
-def test_each_cpu_keeps_its_own_compiled_blob(nets, tmp_path, monkeypatch):
+def test_each_cpu_keeps_its_own_compiled_blob(nets, converted, tmp_path, monkeypatch):
     """A cache shared by two machines whose CPUs OpenVINO names alike (a virtual machine's generic name)
     keeps a compiled form per CPU: the second machine compiles its own and answers the same."""
     from vpscli.backends import runtimes
 
     net = nets["pns-net"]
     video = _video(net, 10)
+    _seeded(converted, tmp_path, net)
     first = compile_model(net, "openvino", cache_dir=tmp_path, threads=1)
     want = _drive(first, video, False)
     here = runtimes.cpu_key()
@@ -526,11 +541,12 @@ def test_each_cpu_keeps_its_own_compiled_blob(nets, tmp_path, monkeypatch):
 
 
 @needs["openvino"]
-def test_an_entry_whose_compiled_folder_cannot_be_made_still_runs(nets, tmp_path):
+def test_an_entry_whose_compiled_folder_cannot_be_made_still_runs(nets, converted, tmp_path):
     """A cache on a read-only mount: OpenVINO refuses to compile when its CACHE_DIR cannot be created, so
     vps compiles without it (from the entry's files, every run) and answers the same."""
     net = nets["pns-net"]
     video = _video(net, 10)
+    _seeded(converted, tmp_path, net)
     first = compile_model(net, "openvino", cache_dir=tmp_path, threads=1)
     want = _drive(first, video, False)
     compiled = first.cache_entry / "openvino-compiled"
@@ -565,11 +581,11 @@ def test_a_cache_that_cannot_be_written_is_one_line_naming_the_fix(nets, tmp_pat
 
 @needs["openvino"]
 @pytest.mark.parametrize("name", ["pns-plus", "aen-cffm"])
-def test_openvino_runs_each_graph_at_the_fixed_shapes_the_driver_feeds(nets, name, tmp_path):
+def test_openvino_runs_each_graph_at_the_fixed_shapes_the_driver_feeds(nets, name, converted):
     from vpscli.backends.runtimes import ov_read
 
     net = nets[name]
-    model = compile_model(net, "openvino", cache_dir=tmp_path, threads=1)
+    model = compile_model(net, "openvino", cache_dir=converted, threads=1)
     graphs = graph_set(net).graphs
     assert len(graphs) == (2 if name == "pns-plus" else 1)
     for graph in graphs:
