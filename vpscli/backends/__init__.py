@@ -370,7 +370,7 @@ def _int8_convert(convert, record: Callable[[], Sequence[list[np.ndarray]]], fp3
     fp32 entry, read, never written) on the inputs ``record()`` gives (called only here, when the graphs are
     built; the anchor graph, run once a video, is converted as at fp32). The fp32 entry is asked for after
     ``record()``, whose pass through the fp32 graphs has usually cached it: the model is not converted a
-    second time (the default model: about 8 s on 2 cores)."""
+    second time (the default model: about 7 s on 2 cores)."""
 
     def run(graph, folder: Path) -> list[str]:
         if graph.name != "step":
