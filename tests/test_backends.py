@@ -471,11 +471,19 @@ def test_doctor_reports_the_backends_and_the_cache(monkeypatch, tmp_path):
     b = collect()["backends"]
     assert b["torch"] == importlib.metadata.version("torch") and b["cache"] == str(tmp_path / "cache")
     assert b["auto_on_cpu"] == ("openvino" if installed("openvino") else "torch") and b["default"] == "auto"
-    assert (b["openvino"] is not None) == installed("openvino")
+    assert (b["openvino"] is not None) == installed("openvino") and b["default_error"] is None
     monkeypatch.setenv("VPS_BACKEND", "cuda")
     report = collect()
     assert not report["ok"] and report["backends"]["default"] == "cuda"
+    assert report["backends"]["default_error"].startswith("$VPS_BACKEND is 'cuda', not one of auto")
     assert any(p.startswith("$VPS_BACKEND is 'cuda', not one of auto") for p in report["problems"])
+    # the row says so in place of what auto would run
+    from typer.testing import CliRunner
+
+    from vpscli.cli import app
+
+    r = CliRunner().invoke(app, ["doctor"])
+    assert r.exit_code == 1 and "$VPS_BACKEND (cuda) names no backend" in r.output
 
 
 @needs["openvino"]

@@ -14,6 +14,7 @@ from vpscli.backends.store import (
     GRAPH_FORMAT,
     STAGING_EXPIRY_S,
     GraphEntry,
+    converted_models,
     entry_fields,
     format_bytes,
     open_entry,
@@ -268,7 +269,11 @@ def test_a_conversion_that_fails_on_a_full_disk_names_the_room_left_and_how_to_m
     assert LOW_DISK_BYTES > 200 * 2**20  # the largest bundled model's entry with its compiled form: 170 MB
 
 
-def test_sizes_read_as_a_person_writes_them():
+def test_sizes_and_counts_read_as_a_person_writes_them():
+    assert [converted_models(1), converted_models(16, "older ")] == [
+        "1 converted model",
+        "16 older converted models",
+    ]
     assert [format_bytes(n) for n in (512, 2048, 15 * 2**20 + 1, int(1.16 * 2**30), 25 * 2**30)] == [
         "512 B",
         "2.0 KiB",

@@ -185,10 +185,17 @@ def _data() -> dict:
 def _backends() -> dict:
     """What can run a model here (versions, ``None``: not installed), what ``--backend auto`` picks on
     the CPU, and where converted models are kept — without importing the runtimes."""
+    from vpscli.backends import default_backend
     from vpscli.backends.store import cache_root, installed_versions
+    from vpscli.errors import UsageError
 
     installed = installed_versions()  # the versions the cache's entries are judged by, too
     root = cache_root()
+    try:
+        default_backend()  # the rule vps segment applies to $VPS_BACKEND
+        default_error = None
+    except UsageError as e:
+        default_error = e.message
     return {
         "torch": version_of("torch"),
         "openvino": installed["openvino"],
@@ -196,6 +203,7 @@ def _backends() -> dict:
         "nncf": installed["nncf"],
         "auto_on_cpu": "openvino" if installed["openvino"] else "torch",
         "default": os.environ.get("VPS_BACKEND") or "auto",
+        "default_error": default_error,
         "cache": str(root),
         "cache_contents": _cache_summary(root, installed),
     }
@@ -218,8 +226,6 @@ def _cache_summary(root: Path, installed: dict[str, str | None]) -> dict:
 
 def collect(deep: bool = False) -> dict:
     """The full doctor report as a JSON-ready dict; ``problems`` lists what would break vps."""
-    from vpscli.backends import BACKENDS
-
     packages = {name: version_of(name) for name in PACKAGES}
     report = {
         "vps": __version__,
@@ -249,10 +255,10 @@ def collect(deep: bool = False) -> dict:
         for e in report["weights"]["entries"]
         if e["present"] and not e["verified"]
     ]
-    if report["backends"]["default"].lower() not in BACKENDS:
+    if report["backends"]["default_error"]:
         problems.append(
-            f"$VPS_BACKEND is {report['backends']['default']!r}, not one of {', '.join(BACKENDS)}: "
-            "vps segment refuses to run until it is set to one of them or unset"
+            f"{report['backends']['default_error']}: vps segment refuses to run until it is set to one of them "
+            "or unset"
         )
     problems += [f"weights {e['file']} are missing" for e in report["weights"]["entries"] if not e["present"]]
     report["problems"] = problems

@@ -48,6 +48,7 @@ __all__ = [
     "scan_cache",
     "remove_entries",
     "stale_note",
+    "converted_models",
     "format_bytes",
     "conversion_error",
 ]
@@ -308,9 +309,14 @@ def stale_note(root: Path) -> str:
         return ""
     n = len(stale)
     return (
-        f"; {n} older converted model{'s' * (n != 1)} ({format_bytes(sum(e.size for e in stale))}) in the "
+        f"; {converted_models(n, 'older ')} ({format_bytes(sum(e.size for e in stale))}) in the "
         f"cache will never be loaded again: vps weights cache --prune removes {'them' if n != 1 else 'it'}"
     )
+
+
+def converted_models(n: int, kind: str = "") -> str:
+    """``1 converted model``, ``16 older converted models``: a count of entries as the messages say it."""
+    return f"{n} {kind}converted model{'s' * (n != 1)}"
 
 
 def format_bytes(n: int) -> str:

@@ -16,21 +16,19 @@ def _yes(flag: bool) -> str:
 
 def _default_backend_text(b: dict) -> str:
     """`` — --backend auto runs the CPU model on openvino``; what ``$VPS_BACKEND`` makes the default."""
-    from vpscli.backends import BACKENDS
-
     default = b["default"]
-    if default.lower() not in BACKENDS:
+    if b["default_error"]:
         return f" — $VPS_BACKEND ({escape(default)}) names no backend"
     return f" — --backend {escape(default)} runs the CPU model on {b['auto_on_cpu'] if default == 'auto' else default}"
 
 
 def _cache_text(c: dict) -> str:
     """`` — 24 converted models, 1.1 GiB (16 never loaded again, 813 MiB: vps weights cache --prune)``"""
-    from vpscli.backends.store import format_bytes
+    from vpscli.backends.store import converted_models, format_bytes
 
     if not c["count"]:
         return " — no converted models"
-    text = f" — {c['count']} converted model{'s' * (c['count'] != 1)}, {format_bytes(c['bytes'])}"
+    text = f" — {converted_models(c['count'])}, {format_bytes(c['bytes'])}"
     if c["stale"]:
         text += (
             f" ({c['stale']} never loaded again, {format_bytes(c['stale_bytes'])}: "

@@ -190,7 +190,7 @@ def cache(
 ) -> None:
     """List the models converted for OpenVINO or ONNX Runtime (size, last use, and which this installation
     will never load again: made by another vps or runtime version); --prune removes those, --clear all."""
-    from vpscli.backends.store import cache_root, format_bytes, remove_entries, scan_cache
+    from vpscli.backends.store import cache_root, converted_models, format_bytes, remove_entries, scan_cache
     from vpscli.errors import UsageError
 
     if prune and clear:
@@ -198,11 +198,10 @@ def cache(
     root = cache_root(cache_dir)
     entries = scan_cache(root)
     if prune or clear:
-        gone = [e for e in entries if clear or e.stale]
-        freed = remove_entries(gone)
-        kept = [e for e in entries if e not in gone]
+        kept = [e for e in entries if not (clear or e.stale)]
+        freed = remove_entries(e for e in entries if clear or e.stale)
         err_console.print(
-            f"removed {len(gone)} converted model{'s' * (len(gone) != 1)} ({format_bytes(freed)}) from "
+            f"removed {converted_models(len(entries) - len(kept))} ({format_bytes(freed)}) from "
             f"{root / 'graphs'}; kept {len(kept)} ({format_bytes(sum(e.size for e in kept))})"
         )
         return
@@ -215,7 +214,7 @@ def cache(
     _cache_table(entries, _weights_names(weights_dir))
     stale = [e for e in entries if e.stale]
     err_console.print(
-        f"{len(entries)} converted models in {root / 'graphs'}, {format_bytes(sum(e.size for e in entries))}"
+        f"{converted_models(len(entries))} in {root / 'graphs'}, {format_bytes(sum(e.size for e in entries))}"
         + (
             f"; {len(stale)} will never be loaded again ({format_bytes(sum(e.size for e in stale))}): "
             "vps weights cache --prune removes them"
